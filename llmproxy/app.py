@@ -1,0 +1,168 @@
+"""The Starlette app: routes, and the lifespan that opens and closes everything the gateway uses."""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from . import pipeline
+from .auth import authenticate
+from .config import Settings
+from .context import RequestContext
+from .errors import GatewayError, MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
+from .logs import configure_logging
+from .providers.base import Transport
+from .registry import load_registry
+from .router import list_models, resolve
+from .store.sqlite import SQLiteStore
+from .usage import UsageRecorder
+
+log = logging.getLogger("llmproxy.app")
+JSON = "application/json"
+
+
+def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        listener = configure_logging(settings.log_level, settings.log_format) if configure_logs else None
+        registry = load_registry(settings.registry_path)
+        store = await SQLiteStore.open(settings.data_dir / "llmproxy.db")
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True),
+            auto_decompress=True, raise_for_status=False)
+        usage = UsageRecorder(store.insert_usage, interval_s=settings.usage_flush_interval_s,
+                              batch_size=settings.usage_batch_size, max_rows=settings.usage_queue_max)
+        usage.start()
+        app.state.gateway = pipeline.Gateway(settings, registry, Transport(session), usage, store)
+        log.info("llmproxy ready", extra={"models": len(registry.models), "registry_version": registry.version,
+                                          "data_dir": str(settings.data_dir)})
+        try:
+            yield
+        finally:
+            # uvicorn has drained in-flight requests and streams by now; write what they recorded.
+            await usage.stop()
+            await session.close()
+            await store.close()
+            log.info("llmproxy stopped", extra={"usage_rows_written": usage.written})
+            if listener is not None:
+                listener.stop()
+
+    routes = [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/models", models_list, methods=["GET"]),
+        Route("/v1/models/{model:path}", models_retrieve, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={HTTPException: http_error, Exception: internal_error})
+
+
+async def chat_completions(request: Request) -> Response:
+    gw: pipeline.Gateway = request.app.state.gateway
+    ctx = RequestContext(request_id=_request_id(request), body={})
+    try:
+        raw = await _read_body(request, gw.settings.max_body_bytes)
+    except GatewayError as exc:
+        return _error(exc, ctx.request_id)
+    outcome = await pipeline.chat_completions(gw, ctx, raw, request.headers.get("authorization"))
+    if outcome.stream is not None:
+        return StreamingResponse(outcome.stream, 200, headers=outcome.headers, media_type="text/event-stream")
+    return Response(outcome.body, outcome.status, headers=outcome.headers, media_type=JSON)
+
+
+async def models_list(request: Request) -> Response:
+    gw: pipeline.Gateway = request.app.state.gateway
+    rid = _request_id(request)
+    try:
+        authenticate(RequestContext(rid, {}), request.headers.get("authorization"), gw.settings)
+    except GatewayError as exc:
+        return _error(exc, rid)
+    data = {"object": "list", "data": list_models(gw.registry, gw.settings)}
+    return Response(orjson.dumps(data), headers={"x-request-id": rid}, media_type=JSON)
+
+
+async def models_retrieve(request: Request) -> Response:
+    gw: pipeline.Gateway = request.app.state.gateway
+    rid = _request_id(request)
+    name = request.path_params["model"]
+    try:
+        authenticate(RequestContext(rid, {}), request.headers.get("authorization"), gw.settings)
+        for item in list_models(gw.registry, gw.settings):
+            if item["id"] == name:
+                return Response(orjson.dumps(item), headers={"x-request-id": rid}, media_type=JSON)
+        provider, entry = resolve(name, gw.registry, gw.settings)[0]
+        item = {"id": name, "object": "model", "created": 0, "owned_by": provider.name}
+        if not entry.priced:
+            item["pricing"] = "unknown"
+        return Response(orjson.dumps(item), headers={"x-request-id": rid}, media_type=JSON)
+    except GatewayError as exc:
+        if not isinstance(exc, ModelNotFound) and exc.status == 400:
+            exc = ModelNotFound(exc.message, param="model")
+        return _error(exc, rid)
+
+
+async def healthz(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type=JSON)
+
+
+async def readyz(request: Request) -> Response:
+    gw: pipeline.Gateway | None = getattr(request.app.state, "gateway", None)
+    checks = {"database": bool(gw and await gw.store.ping()), "registry": bool(gw and gw.registry.models)}
+    ready = all(checks.values())
+    body = {"status": "ready" if ready else "not ready", "checks": checks,
+            "registry_version": gw.registry.version if gw else None}
+    return Response(orjson.dumps(body), 200 if ready else 503, media_type=JSON)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    rid = _request_id(request)
+    if exc.status_code == 404:
+        return _error(NotFound(f"no route for {request.method} {request.url.path}"), rid)
+    if exc.status_code == 405:
+        return _error(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"), rid)
+    return _error(GatewayError(str(exc.detail), status=exc.status_code), rid)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    rid = _request_id(request)
+    log.error("unhandled error", exc_info=exc, extra={"request_id": rid})
+    return _error(GatewayError(f"internal error in the gateway (request id {rid})"), rid)
+
+
+def _error(exc: GatewayError, request_id: str) -> Response:
+    headers = {"x-request-id": request_id, **exc.headers}
+    return Response(exc.to_json(), exc.status, headers=headers, media_type=JSON)
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id")
+    if given and len(given) <= 128 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is {int(declared)} bytes; this gateway accepts at most {limit}")
+    if declared is not None:
+        return await request.body()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body is over {limit} bytes, the most this gateway accepts")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,75 @@
+"""Command line: `llmproxy serve` (more subcommands join as their features land)."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from .config import ConfigError, Settings, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llmproxy", description="OpenAI-compatible LLM gateway")
+    parser.add_argument("--config", help="path to llmproxy.toml (default: $LLMPROXY_CONFIG or ./llmproxy.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--data-dir", help="directory for the SQLite file and other state (default ./data)")
+    serve.add_argument("--log-format", choices=("json", "text"), help="log line format (default json)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config, os.environ)
+    except ConfigError as exc:
+        print(f"llmproxy: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return serve_command(settings, args)
+    return 2
+
+
+def serve_command(settings: Settings, args: argparse.Namespace) -> int:
+    settings = replace(
+        settings,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        data_dir=Path(args.data_dir) if args.data_dir else settings.data_dir,
+        log_format=args.log_format or settings.log_format,
+    )
+    if settings.master_key is None and not is_loopback(settings.host):
+        print(f"llmproxy: refusing to listen on {settings.host} without a master key; "
+              "set LLMPROXY_MASTER_KEY or listen on 127.0.0.1", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from .app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, workers=1,
+                loop=_loop(), http="httptools", log_level="warning", access_log=False,
+                timeout_graceful_shutdown=int(settings.drain_timeout_s), server_header=False)
+    return 0
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

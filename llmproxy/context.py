@@ -1,0 +1,73 @@
+"""RequestContext: what the pipeline's stages read and write, and the payload type aliases.
+
+OpenAI payloads stay plain dicts inside the gateway; the aliases say which one a signature means.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import ProviderSettings
+    from .registry import ModelEntry
+
+ChatRequest = dict[str, Any]
+ChatCompletion = dict[str, Any]
+ChatChunk = dict[str, Any]
+Usage = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Principal:
+    """Who is calling: the master key, a virtual key or a JWT subject."""
+
+    kind: str                        # "anonymous" (loopback, no master key), "master", "key", "jwt"
+    key_id: str | None = None
+    user: str | None = None
+    role: str = "admin"
+    allowed_models: tuple[str, ...] | None = None   # None: every model
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try at one candidate, for the log line and fallback accounting."""
+
+    provider: str
+    model: str
+    status: int
+    error: str | None = None
+    ms: float = 0.0
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    body: ChatRequest
+    started: float = field(default_factory=time.perf_counter)
+    started_wall: float = field(default_factory=time.time)
+    client_headers: dict[str, str] = field(default_factory=dict)
+    principal: Principal | None = None
+    requested_model: str = ""
+    stream: bool = False
+    include_usage: bool = False      # what the client asked for; upstream is always asked
+    strategy: str | None = None
+    complexity: str | None = None
+    complexity_score: float | None = None
+    candidates: list[tuple[ProviderSettings, ModelEntry]] = field(default_factory=list)
+    model: ModelEntry | None = None  # the model that answered (or was last tried)
+    provider: ProviderSettings | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    cache_status: str = "bypass"
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    cost_usd: float | None = None
+    upstream_s: float = 0.0          # time spent waiting on the provider, excluded from overhead
+    first_token_s: float | None = None
+    status: int = 200
+    error_type: str | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+    def overhead_ms(self, now: float | None = None) -> float:
+        now = time.perf_counter() if now is None else now
+        return max(0.0, (now - self.started - self.upstream_s) * 1000.0)

@@ -1,0 +1,205 @@
+"""Shared upstream transport: one pooled aiohttp session, timeouts, and the edge where transport
+failures become gateway errors.
+
+Adapters are pure translations; this module is the only one that knows which HTTP client the
+gateway uses (aiohttp's, for the reasons and numbers in ARCHITECTURE.md). For streams it reads up
+to the first event before the caller commits to a response, so a provider that fails up front can
+still fall back to the next candidate.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import aiohttp
+
+from ..config import ProviderSettings
+from ..context import ChatCompletion, ChatRequest, Usage
+from ..errors import GatewayError, UpstreamConnectionError, UpstreamError, UpstreamTimeout
+from ..registry import ModelEntry
+from .sse import DONE, encode, iter_events
+
+Adapter = ModuleType   # a module with build_request, parse_response, map_error and a stream translator
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(slots=True)
+class StreamState:
+    """What the gateway learns from a stream while relaying it."""
+
+    include_usage: bool              # the client asked for the usage chunk
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    completed: bool = False          # the provider ended the stream properly
+
+
+@dataclass(slots=True)
+class UpstreamResult:
+    completion: ChatCompletion
+    status: int
+    seconds: float                   # time spent waiting on the provider
+
+
+class Transport:
+    """Sends upstream requests over one shared aiohttp.ClientSession (made in the app's lifespan)."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self._timeouts: dict[tuple[str, bool], aiohttp.ClientTimeout] = {}
+
+    def _timeout(self, provider: ProviderSettings, stream: bool) -> aiohttp.ClientTimeout:
+        key = (provider.name, stream)
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            # A stream may last long; what must not last is the silence between two chunks.
+            timeout = (aiohttp.ClientTimeout(total=None, sock_connect=provider.connect_timeout_s,
+                                             sock_read=provider.timeout_s) if stream else
+                       aiohttp.ClientTimeout(total=provider.timeout_s, sock_connect=provider.connect_timeout_s))
+            self._timeouts[key] = timeout
+        return timeout
+
+    async def complete(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
+                       request: ChatRequest) -> UpstreamResult:
+        up = adapter.build_request(request, model, provider, stream=False)
+        started = time.perf_counter()
+        try:
+            resp = await self.session.post(up.url, data=up.body, headers=up.headers,
+                                           timeout=self._timeout(provider, False))
+            try:
+                body = await resp.read()
+            finally:
+                resp.release()
+        except Exception as exc:  # noqa: BLE001 - every transport failure is translated right here
+            raise transport_error(provider, exc) from None
+        seconds = time.perf_counter() - started
+        if resp.status >= 400:
+            raise adapter.map_error(resp.status, body, resp.headers, provider=provider.name)
+        return UpstreamResult(adapter.parse_response(body, model), resp.status, seconds)
+
+    async def open_stream(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
+                          request: ChatRequest, state: StreamState) -> OpenStream:
+        """Start a stream and read up to its first output, so that a failure before any byte was
+        promised to the client is raised here (and can fall back)."""
+        up = adapter.build_request(request, model, provider, stream=True)
+        started = time.perf_counter()
+        try:
+            resp = await self.session.post(up.url, data=up.body, headers=up.headers,
+                                           timeout=self._timeout(provider, True))
+        except Exception as exc:  # noqa: BLE001
+            raise transport_error(provider, exc) from None
+        if resp.status >= 400:
+            try:
+                body = await resp.read()
+            except Exception as exc:  # noqa: BLE001
+                raise transport_error(provider, exc) from None
+            finally:
+                resp.release()
+            raise adapter.map_error(resp.status, body, resp.headers, provider=provider.name)
+        relay = adapter.relay_stream(_read(resp, provider), model, state)
+        try:
+            first = await relay.__anext__()
+        except StopAsyncIteration:
+            resp.close()
+            raise UpstreamError(f"{provider.name} ended the stream before sending anything") from None
+        except BaseException:
+            resp.close()
+            raise
+        return OpenStream(first, relay, resp, time.perf_counter() - started)
+
+
+class OpenStream:
+    """A started upstream stream: the first output already read, the rest still to come."""
+
+    __slots__ = ("first", "_relay", "_resp", "seconds")
+
+    def __init__(self, first: bytes, relay: AsyncIterator[bytes], resp: aiohttp.ClientResponse, seconds: float) -> None:
+        self.first, self._relay, self._resp, self.seconds = first, relay, resp, seconds
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        clean = False
+        try:
+            yield self.first
+            async for piece in self._relay:
+                yield piece
+            clean = True
+        finally:
+            # A client that went away (or any failure) drops the upstream connection at once, so
+            # the provider stops generating; a clean end returns it to the pool.
+            if clean:
+                self._resp.release()
+            else:
+                self._resp.close()
+            await _aclose(self._relay)
+
+    def close(self) -> None:
+        self._resp.close()
+
+
+async def _read(resp: aiohttp.ClientResponse, provider: ProviderSettings) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in resp.content.iter_any():
+            yield chunk
+    except (asyncio.CancelledError, GeneratorExit):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise transport_error(provider, exc) from None
+
+
+async def _aclose(agen: Any) -> None:
+    close: Callable[[], Any] | None = getattr(agen, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # noqa: BLE001 - closing a finished relay must not mask the real outcome
+            pass
+
+
+def transport_error(provider: ProviderSettings, exc: BaseException) -> GatewayError:
+    """The gateway error for an aiohttp failure; names the provider, never its key or full URL."""
+    if isinstance(exc, GatewayError):
+        return exc
+    name = provider.name
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return UpstreamTimeout(f"{name} did not answer in time (timeout {provider.timeout_s:g}s)")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamConnectionError(f"could not connect to {name} at {_host(provider.base_url)}: "
+                                       f"{exc.os_error.strerror or 'connection failed'}")
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError)):
+        return UpstreamConnectionError(f"the connection to {name} broke before the answer was complete")
+    return UpstreamError(f"request to {name} failed ({type(exc).__name__})")
+
+
+def _host(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0].rsplit("@", 1)[-1]
+
+
+def retry_after(headers: Mapping[str, str]) -> str | None:
+    return headers.get("retry-after") or headers.get("Retry-After")
+
+
+async def relay_translated(chunks: AsyncIterator[bytes], model: ModelEntry, state: StreamState,
+                           translate: Callable[..., AsyncIterator[dict[str, Any]]]) -> AsyncIterator[bytes]:
+    """Run a provider's stream translator (SSE events in, OpenAI chunk dicts out) and encode its
+    output as our SSE: `data: [DONE]` after a clean end, an OpenAI-style error event after a
+    provider error event or a dropped connection, never a hang."""
+    try:
+        async for chunk in translate(iter_events(chunks), model, state):
+            yield encode(chunk)
+    except GatewayError as exc:
+        yield encode(exc.to_dict())
+        return
+    if not state.completed:
+        yield encode(UpstreamError(f"{model.provider} stream ended before it was complete").to_dict())
+        return
+    yield DONE

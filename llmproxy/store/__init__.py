@@ -1,0 +1,1 @@
+"""Persistent state behind one interface; SQLite is the embedded default."""

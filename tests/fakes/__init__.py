@@ -1,0 +1,1 @@
+"""Fake providers: real HTTP servers on loopback that speak the providers' wire formats."""

@@ -1,0 +1,139 @@
+"""A fake OpenAI chat completions server that speaks the real wire format and rejects what the real
+API rejects (no key, wrong key, missing messages, unknown model).
+
+The model name picks a behaviour, so a test reaches it through the gateway as `openai/<name>`:
+  any known name     a normal answer (stream or not) echoing the last user message
+  fail-<status>      that HTTP status with OpenAI's error body (429 carries retry-after: 1)
+  slow-<ms>          answers after a delay
+  endless            a stream that never ends, for client-disconnect tests
+  cut-stream         a stream that breaks off before [DONE]
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+API_KEY = "sk-upstream-test-key-0123456789"
+MODELS = {"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-5", "gpt-5-mini",
+          "gpt-5-nano", "some-new-model", "fake-model", "llama3.3", "endless", "cut-stream"}
+
+
+@dataclass
+class FakeState:
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    disconnects: int = 0
+    chunk_delay_s: float = 0.0
+
+
+def _error(status: int, message: str, type_: str, code: str | None, param: str | None = None,
+           headers: dict[str, str] | None = None) -> Response:
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return Response(orjson.dumps(body), status, headers=headers, media_type="application/json")
+
+
+def create_app(state: FakeState) -> Starlette:
+    async def chat(request: Request) -> Response:
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer "):
+            return _error(401, "You didn't provide an API key.", "invalid_request_error", None)
+        if auth != f"Bearer {API_KEY}":
+            return _error(401, f"Incorrect API key provided: {auth[7:10]}***.", "invalid_request_error",
+                          "invalid_api_key")
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error", None)
+        state.requests.append(body)
+        state.headers.append(dict(request.headers))
+        model = body.get("model")
+        if not body.get("messages"):
+            return _error(400, "Missing required parameter: 'messages'.", "invalid_request_error",
+                          "missing_required_parameter", "messages")
+        if isinstance(model, str) and model.startswith("fail-"):
+            status = int(model.split("-")[1])
+            headers = {"retry-after": "1"} if status == 429 else None
+            type_ = "requests" if status == 429 else "server_error" if status >= 500 else "invalid_request_error"
+            return _error(status, f"fake failure {status}", type_, "rate_limit_exceeded" if status == 429 else None,
+                          headers=headers)
+        if isinstance(model, str) and model.startswith("slow-"):
+            await asyncio.sleep(int(model.split("-")[1]) / 1000)
+        elif model not in MODELS:
+            return _error(404, f"The model `{model}` does not exist or you do not have access to it.",
+                          "invalid_request_error", "model_not_found")
+        text = _reply(body)
+        if body.get("stream"):
+            return StreamingResponse(_stream(state, body, text), media_type="text/event-stream")
+        completion = {
+            "id": "chatcmpl-fake123", "object": "chat.completion", "created": int(time.time()), "model": f"{model}-2025-01-01",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None,
+                                                  "annotations": []},
+                         "logprobs": None, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19,
+                      "prompt_tokens_details": {"cached_tokens": 2, "audio_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                                    "accepted_prediction_tokens": 0,
+                                                    "rejected_prediction_tokens": 0}},
+            "service_tier": "default", "system_fingerprint": "fp_fake",
+        }
+        return Response(orjson.dumps(completion), media_type="application/json")
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+def _reply(body: dict[str, Any]) -> str:
+    for message in reversed(body["messages"]):
+        if message.get("role") == "user":
+            content = message.get("content")
+            return f"echo: {content}" if isinstance(content, str) else "echo: parts"
+    return "hello"
+
+
+async def _stream(state: FakeState, body: dict[str, Any], text: str):
+    model = body["model"]
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    base = {"id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": f"{model}-2025-01-01", "system_fingerprint": "fp_fake"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        payload = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        if include_usage:
+            payload["usage"] = None
+        return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+    try:
+        yield chunk({"role": "assistant", "content": "", "refusal": None})
+        if model == "endless":
+            while True:
+                yield chunk({"content": "tick "})
+                await asyncio.sleep(0.05)
+        words = text.split(" ")
+        parts = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+        for part in parts:
+            if state.chunk_delay_s:
+                await asyncio.sleep(state.chunk_delay_s)
+            yield chunk({"content": part})
+        if model == "cut-stream":
+            return
+        yield chunk({}, "stop")
+        if include_usage:
+            yield b"data: " + orjson.dumps({**base, "choices": [], "usage": {
+                "prompt_tokens": 12, "completion_tokens": len(parts), "total_tokens": 12 + len(parts),
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                              "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}}) + b"\n\n"
+        yield b"data: [DONE]\n\n"
+    except asyncio.CancelledError:
+        state.disconnects += 1
+        raise
+    except GeneratorExit:
+        state.disconnects += 1
+        raise
