@@ -25,7 +25,6 @@ KEY_ENV = {
     "anthropic": ("ANTHROPIC_API_KEY",),
     "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
 }
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ConfigError(ValueError):
@@ -61,7 +60,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("data")
-    registry_path: Path = REPO_ROOT / "registry" / "models.json"
+    registry_path: Path = Path("registry") / "models.json"   # falls back to the shipped copy
     master_key: Secret | None = None
     max_body_bytes: int = 10 * 1024 * 1024
     providers: tuple[ProviderSettings, ...] = ()

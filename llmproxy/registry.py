@@ -105,7 +105,7 @@ def parse_registry(data: bytes, *, path: str | None = None) -> Registry:
 def load_registry(path: Path) -> Registry:
     """The registry at `path`; if it is bad, its .bak; if that is bad too, the copy shipped with the
     package. Raises RegistryError only when none of them loads."""
-    candidates = [path, path.with_name(path.name + ".bak"), SHIPPED_REGISTRY]
+    candidates = [path, path.with_name(path.name + ".bak"), shipped_registry()]
     problems = []
     for candidate in dict.fromkeys(candidates):
         try:
@@ -123,7 +123,10 @@ def load_registry(path: Path) -> Registry:
     raise RegistryError("no usable registry: " + "; ".join(problems))
 
 
-SHIPPED_REGISTRY = Path(__file__).resolve().parent.parent / "registry" / "models.json"
+def shipped_registry() -> Path:
+    """The models.json that ships with the code: inside the wheel, or registry/ in a checkout."""
+    packaged = Path(__file__).resolve().parent / "_shipped" / "models.json"
+    return packaged if packaged.is_file() else Path(__file__).resolve().parent.parent / "registry" / "models.json"
 
 _NUM = (int, float)
 
