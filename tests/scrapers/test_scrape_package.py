@@ -1,0 +1,50 @@
+"""The package surface the scheduler relies on, and its independence from llmproxy."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+from pathlib import Path
+
+import pytest
+
+import scrapers
+from scrapers import SCRAPERS, FetchError, ParseError, PriceEntry
+
+
+def test_scrapers_registry_lists_the_three_providers() -> None:
+    assert set(SCRAPERS) == {"openai", "anthropic", "gemini"}
+    for name, module in SCRAPERS.items():
+        assert module.NAME == name
+        assert isinstance(module.PAGE_URLS, tuple) and module.PAGE_URLS
+        assert all(url.startswith("https://") for url in module.PAGE_URLS)
+        assert callable(module.parse)
+        assert inspect.iscoroutinefunction(module.fetch)
+        assert list(inspect.signature(module.fetch).parameters) == ["client", "url"]
+
+
+def test_errors_are_what_callers_catch() -> None:
+    assert issubclass(ParseError, ValueError)
+    assert not issubclass(FetchError, ParseError)
+
+
+def test_price_entry_is_frozen_with_defaults() -> None:
+    entry = PriceEntry(provider="openai", model="gpt-5.1", input_per_mtok=1.25, output_per_mtok=10.0)
+    assert entry.aliases == () and entry.source_url == "" and entry.cached_input_per_mtok is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.model = "x"  # type: ignore[misc]
+    assert not hasattr(entry, "__dict__")  # slots
+    assert hash(entry) == hash(dataclasses.replace(entry))
+
+
+def test_package_imports_nothing_from_llmproxy() -> None:
+    for path in Path(scrapers.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not any(n == "llmproxy" or n.startswith("llmproxy.") for n in names), path
