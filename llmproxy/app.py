@@ -1,10 +1,13 @@
 """The Starlette app: routes, and the lifespan that opens and closes everything the gateway uses."""
 from __future__ import annotations
 
+import itertools
 import logging
-import uuid
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import IO
 
 import aiohttp
 import orjson
@@ -19,7 +22,7 @@ from .auth import authenticate
 from .config import Settings
 from .context import RequestContext
 from .errors import GatewayError, MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
-from .logs import configure_logging
+from .logs import LineWriter, RequestLog, configure_logging
 from .providers.base import Transport
 from .registry import load_registry
 from .router import list_models, resolve
@@ -30,10 +33,28 @@ log = logging.getLogger("llmproxy.app")
 JSON = "application/json"
 
 
-def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
+class RequestIds:
+    """Unique request ids without a syscall each: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(6).hex()
+        self._next = itertools.count(1).__next__
+
+    def new(self) -> str:
+        return f"{self._prefix}{self._next():010x}"
+
+
+def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: IO[bytes] | None = None) -> Starlette:
+    """The gateway app. Logs go to stderr (or `log_stream`); `configure_logs=False` leaves logging
+    alone, for embedding and tests."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        listener = configure_logging(settings.log_level, settings.log_format) if configure_logs else None
+        writer = None
+        if configure_logs or log_stream is not None:
+            writer = LineWriter(log_stream or sys.stderr.buffer)
+            writer.start()
+            configure_logging(writer, settings.log_level, settings.log_format)
         registry = load_registry(settings.registry_path)
         store = await SQLiteStore.open(settings.data_dir / "llmproxy.db")
         session = aiohttp.ClientSession(
@@ -42,7 +63,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
         usage = UsageRecorder(store.insert_usage, interval_s=settings.usage_flush_interval_s,
                               batch_size=settings.usage_batch_size, max_rows=settings.usage_queue_max)
         usage.start()
-        app.state.gateway = pipeline.Gateway(settings, registry, Transport(session), usage, store)
+        request_log = RequestLog(writer, settings.log_level, settings.log_format)
+        app.state.gateway = pipeline.Gateway(settings, registry, Transport(session), usage, request_log, store)
         log.info("llmproxy ready", extra={"models": len(registry.models), "registry_version": registry.version,
                                           "data_dir": str(settings.data_dir)})
         try:
@@ -53,8 +75,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
             await session.close()
             await store.close()
             log.info("llmproxy stopped", extra={"usage_rows_written": usage.written})
-            if listener is not None:
-                listener.stop()
+            if writer is not None:
+                writer.stop()
 
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -64,8 +86,10 @@ def create_app(settings: Settings, *, configure_logs: bool = True) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan,
-                     exception_handlers={HTTPException: http_error, Exception: internal_error})
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error, Exception: internal_error})
+    app.state.ids = RequestIds()
+    return app
 
 
 async def chat_completions(request: Request) -> Response:
@@ -150,7 +174,7 @@ def _request_id(request: Request) -> str:
     given = request.headers.get("x-request-id")
     if given and len(given) <= 128 and given.isprintable():
         return given
-    return uuid.uuid4().hex
+    return request.app.state.ids.new()
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -18,6 +18,7 @@ from .config import Settings
 from .context import RequestContext
 from .errors import GatewayError
 from .execute import execute
+from .logs import RequestLog
 from .providers.base import OpenStream, StreamState, Transport
 from .registry import Registry
 from .router import route
@@ -35,6 +36,7 @@ class Gateway:
     registry: Registry
     transport: Transport
     usage: UsageRecorder
+    request_log: RequestLog
     store: Any = None
 
 
@@ -99,9 +101,9 @@ def record(gw: Gateway, ctx: RequestContext) -> None:
     if ctx.model is not None and ctx.status == 200:
         ctx.cost_usd = cost_usd(ctx.model, ctx.usage)
     gw.usage.add(usage_row(ctx, now))
-    if log.isEnabledFor(logging.INFO):
+    if gw.request_log.enabled:
         usage = ctx.usage or {}
-        log.info("request", extra={
+        gw.request_log.emit({
             "request_id": ctx.request_id, "status": ctx.status, "model": ctx.model.id if ctx.model else None,
             "requested_model": ctx.requested_model or None,
             "provider": ctx.provider.name if ctx.provider else None, "stream": ctx.stream,
