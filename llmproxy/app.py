@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import IO
 
 import aiohttp
@@ -18,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from . import pipeline
+from .admin import admin_routes
 from .auth import authenticate
 from .config import Settings
 from .context import RequestContext
@@ -26,6 +28,7 @@ from .logs import LineWriter, RequestLog, configure_logging
 from .providers.base import Transport
 from .registry import load_registry
 from .router import list_models, resolve
+from .store import usage_sql
 from .store.sqlite import SQLiteStore
 from .usage import UsageRecorder
 
@@ -60,7 +63,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True),
             auto_decompress=True, raise_for_status=False)
-        usage = UsageRecorder(store.insert_usage, interval_s=settings.usage_flush_interval_s,
+        usage = UsageRecorder(partial(usage_sql.insert_usage, store.db), interval_s=settings.usage_flush_interval_s,
                               batch_size=settings.usage_batch_size, max_rows=settings.usage_queue_max)
         usage.start()
         request_log = RequestLog(writer, settings.log_level, settings.log_format)
@@ -85,6 +88,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         Route("/v1/models/{model:path}", models_retrieve, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *admin_routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, Exception: internal_error})

@@ -1,52 +1,22 @@
-"""SQLite store (WAL, one file in the data directory): schema, migrations and the queries.
+"""SQLite store (WAL, one file in the data directory): the connection and the schema migrations.
 
-aiosqlite runs every statement on its own thread, so the event loop never waits on the disk.
+Each component (usage, keys, cache, ...) owns its tables and queries in its own module under
+store/ and registers its migrations in MIGRATIONS; versions are kept per component, so features
+can grow their schemas independently. aiosqlite runs every statement on its own thread, so the
+event loop never waits on the disk.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 
-# Each entry moves the schema one version forward (PRAGMA user_version); never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE usage (
-        id INTEGER PRIMARY KEY,
-        ts REAL NOT NULL,
-        request_id TEXT NOT NULL,
-        key_id TEXT,
-        user TEXT,
-        requested_model TEXT,
-        model TEXT,
-        provider TEXT,
-        strategy TEXT,
-        complexity TEXT,
-        prompt_tokens INTEGER,
-        completion_tokens INTEGER,
-        cached_tokens INTEGER,
-        reasoning_tokens INTEGER,
-        cost_usd REAL,
-        latency_ms REAL,
-        ttft_ms REAL,
-        overhead_ms REAL,
-        cache TEXT,
-        attempts INTEGER,
-        status INTEGER,
-        error_type TEXT
-    );
-    CREATE INDEX usage_ts ON usage (ts);
-    CREATE INDEX usage_key_ts ON usage (key_id, ts);
-    """,
-)
+from . import usage_sql
 
-USAGE_COLUMNS = ("ts", "request_id", "key_id", "user", "requested_model", "model", "provider", "strategy",
-                 "complexity", "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens",
-                 "cost_usd", "latency_ms", "ttft_ms", "overhead_ms", "cache", "attempts", "status", "error_type")
-_INSERT_USAGE = (f"INSERT INTO usage ({', '.join(USAGE_COLUMNS)}) "
-                 f"VALUES ({', '.join('?' for _ in USAGE_COLUMNS)})")
+# component -> ordered migration scripts; never edit a shipped one, append a new one.
+MIGRATIONS: dict[str, tuple[str, ...]] = {
+    "usage": usage_sql.MIGRATIONS,
+}
 
 
 class SQLiteStore:
@@ -66,10 +36,15 @@ class SQLiteStore:
         return store
 
     async def _migrate(self) -> None:
-        async with self.db.execute("PRAGMA user_version") as cur:
-            (version,) = await cur.fetchone()
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            await self.db.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+        await self.db.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+        for component, scripts in MIGRATIONS.items():
+            async with self.db.execute("SELECT version FROM schema_versions WHERE component = ?", (component,)) as cur:
+                row = await cur.fetchone()
+            version = row[0] if row else 0
+            for number, script in enumerate(scripts[version:], start=version + 1):
+                await self.db.executescript(
+                    f"BEGIN; {script}; INSERT INTO schema_versions (component, version) VALUES ('{component}', {number}) "
+                    f"ON CONFLICT (component) DO UPDATE SET version = excluded.version; COMMIT;")
 
     async def close(self) -> None:
         await self.db.close()
@@ -80,12 +55,3 @@ class SQLiteStore:
                 return (await cur.fetchone()) == (1,)
         except Exception:  # noqa: BLE001 - readiness only asks yes or no
             return False
-
-    async def insert_usage(self, rows: Sequence[Sequence[Any]]) -> None:
-        await self.db.executemany(_INSERT_USAGE, rows)
-        await self.db.commit()
-
-    async def count_usage(self) -> int:
-        async with self.db.execute("SELECT count(*) FROM usage") as cur:
-            (n,) = await cur.fetchone()
-        return int(n)

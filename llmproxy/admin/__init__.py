@@ -1,0 +1,11 @@
+"""Admin API under /admin: JSON endpoints for operators. Each area has its own module with a
+ROUTES list; this package only gathers them."""
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from . import system
+
+
+def admin_routes() -> list[BaseRoute]:
+    return [*system.ROUTES]

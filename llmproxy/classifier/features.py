@@ -1,0 +1,214 @@
+"""Featurize a chat request: bounded hashed word/char n-grams plus cheap whole-request structure.
+
+Shared, unchanged, by training and by the gateway, so both see exactly the same features.
+Cost is bounded whatever the prompt size: n-grams only look at the head and tail of the last
+user message (and short heads of the system prompt, the previous user turn and the tools);
+whole-text signals use C-speed `len` / `str.count` only.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+ChatRequest = dict[str, Any]
+Features = dict[int, float]
+
+DIM_BITS = 16
+DIM = 1 << DIM_BITS
+N_DENSE = 16  # indices [0, N_DENSE) are dense numeric features; hashed ones land above.
+
+ASK_HEAD = 1200  # chars of the last user message tokenized from the start...
+ASK_TAIL = 600  # ...and from the end (the ask is usually at one end of a pasted document)
+CHAR_HEAD = 240  # char 4-grams only over the opening and closing of the ask
+CHAR_TAIL = 160
+SYSTEM_HEAD = 300
+PREV_HEAD = 200
+TOOLS_HEAD = 300
+
+_WORD = re.compile(r"\w+")
+_NUMBERED = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s")
+_MATH = re.compile(r"\\frac|\\sum|\\int|\\sqrt|\\le|\\ge|[∑∫√≤≥∀∃∈π]|\^\d|\$")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestText:
+    """The parts of a request the classifier reads."""
+
+    ask: str  # last user message (text parts joined)
+    system: str  # system + developer messages joined
+    previous: str  # the user message before the ask, if any
+    tools: str  # tool names and descriptions
+    total_chars: int  # all message text
+    n_messages: int
+    n_user: int
+    n_images: int
+    n_tools: int
+    response_format: str  # "", "text", "json_object", "json_schema"
+    max_tokens: int  # 0 when absent
+
+
+def _content_text(content: Any) -> tuple[str, int]:
+    """Text of a message content (string or list of parts) and its image count."""
+    if isinstance(content, str):
+        return content, 0
+    if not isinstance(content, list):
+        return "", 0
+    texts: list[str] = []
+    images = 0
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind in ("image_url", "input_image", "image"):
+            images += 1
+    return "\n".join(texts), images
+
+
+def extract(request: ChatRequest) -> RequestText:
+    """Pull the classifier's view out of an OpenAI chat.completions request dict."""
+    messages = request.get("messages")
+    if not isinstance(messages, list):
+        messages = []
+    system: list[str] = []
+    users: list[str] = []
+    last_text = ""
+    total = images = 0
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        text, n_img = _content_text(message.get("content"))
+        total += len(text)
+        images += n_img
+        role = message.get("role")
+        if role in ("system", "developer"):
+            system.append(text)
+        elif role == "user":
+            users.append(text)
+        last_text = text
+    tools = request.get("tools") or request.get("functions") or []
+    if not isinstance(tools, list):
+        tools = []
+    tool_bits: list[str] = []
+    for tool in tools[:16]:
+        if isinstance(tool, dict):
+            fn = tool.get("function", tool)
+            if isinstance(fn, dict):
+                tool_bits.append(f"{fn.get('name', '')} {str(fn.get('description', ''))[:120]}")
+    fmt = request.get("response_format")
+    fmt_type = str(fmt.get("type", "")) if isinstance(fmt, dict) else ""
+    max_tokens = request.get("max_completion_tokens") or request.get("max_tokens") or 0
+    return RequestText(
+        ask=users[-1] if users else last_text,
+        system="\n".join(system),
+        previous=users[-2] if len(users) > 1 else "",
+        tools=" ".join(tool_bits)[:TOOLS_HEAD],
+        total_chars=total,
+        n_messages=len(messages),
+        n_user=len(users),
+        n_images=images,
+        n_tools=len(tools),
+        response_format=fmt_type,
+        max_tokens=max_tokens if isinstance(max_tokens, int) else 0,
+    )
+
+
+def _bucket(value: float) -> int:
+    """Log2 bucket: 0, 1, 2-3, 4-7, ... -> 0, 1, 2, 3, ..."""
+    return int(value).bit_length() if value > 0 else 0
+
+
+def _head_tail(text: str, head: int, tail: int) -> str:
+    if len(text) <= head + tail:
+        return text
+    return text[:head] + "\n" + text[-tail:]
+
+
+def _hash(token: str) -> int:
+    return N_DENSE + zlib.crc32(token.encode("utf-8", "surrogatepass")) % (DIM - N_DENSE)
+
+
+def _structure(rt: RequestText) -> tuple[list[float], list[str]]:
+    """Dense numeric features and bucketed structural tokens, all O(len) in C."""
+    ask = rt.ask
+    n = len(ask)
+    fences = ask.count("```")
+    lines = ask.count("\n")
+    first_para = ask.find("\n\n")
+    first_para = n if first_para < 0 else first_para
+    last_para = ask.rfind("\n\n")
+    last_para = n if last_para < 0 else n - last_para
+    window = _head_tail(ask, ASK_HEAD, ASK_TAIL)
+    numbered = len(_NUMBERED.findall(window))
+    math_marks = len(_MATH.findall(window))
+    questions = ask.count("?") + ask.count("¿")
+    dense = [
+        1.0,  # bias
+        math.log1p(n) / 10.0,
+        math.log1p(rt.total_chars) / 10.0,
+        math.log1p(len(rt.system)) / 10.0,
+        math.log1p(rt.n_messages) / 3.0,
+        math.log1p(rt.n_tools) / 3.0,
+        math.log1p(rt.n_images) / 2.0,
+        math.log1p(fences) / 3.0,
+        math.log1p(numbered) / 3.0,
+        math.log1p(math_marks) / 3.0,
+        math.log1p(min(first_para, last_para)) / 10.0,
+        math.log1p(questions) / 3.0,
+        math.log1p(rt.max_tokens) / 10.0,
+        math.log1p(lines) / 6.0,
+    ]
+    tokens = [
+        f"#ask_len={_bucket(n)}",
+        f"#total_len={_bucket(rt.total_chars)}",
+        f"#sys_len={_bucket(len(rt.system))}",
+        f"#msgs={min(rt.n_messages, 12)}",
+        f"#users={min(rt.n_user, 8)}",
+        f"#tools={min(rt.n_tools, 6)}",
+        f"#images={min(rt.n_images, 4)}",
+        f"#fences={min(fences, 8)}",
+        f"#numbered={min(numbered, 12)}",
+        f"#math={_bucket(math_marks)}",
+        f"#first_para={_bucket(first_para)}",
+        f"#last_para={_bucket(last_para)}",
+        f"#questions={min(questions, 6)}",
+        f"#rf={rt.response_format}",
+        f"#max_tokens={_bucket(rt.max_tokens)}",
+        f"#long_doc_short_ask={n > 1500 and min(first_para, last_para) < 200}",
+    ]
+    return dense, tokens
+
+
+def _text_tokens(rt: RequestText) -> list[str]:
+    """Word uni/bigrams and char 4-grams from bounded slices of the request."""
+    tokens: list[str] = []
+    words = _WORD.findall(_head_tail(rt.ask, ASK_HEAD, ASK_TAIL).lower())
+    tokens.extend(words)
+    tokens.extend([f"{a} {b}" for a, b in zip(words, words[1:])])
+    chars = _head_tail(rt.ask, CHAR_HEAD, CHAR_TAIL).lower()
+    chars = " ".join(chars.split())
+    tokens.extend([f"~{chars[i:i + 4]}" for i in range(max(len(chars) - 3, 0))])
+    tokens.extend([f"s:{w}" for w in _WORD.findall(rt.system[:SYSTEM_HEAD].lower())])
+    tokens.extend([f"p:{w}" for w in _WORD.findall(rt.previous[:PREV_HEAD].lower())])
+    tokens.extend([f"t:{w}" for w in _WORD.findall(rt.tools.lower())])
+    return tokens
+
+
+def featurize(request: ChatRequest) -> Features:
+    """Sparse feature vector {index: value} of a request; text block L2-normalised."""
+    rt = extract(request)
+    dense, struct_tokens = _structure(rt)
+    feats: Features = {i: v for i, v in enumerate(dense) if v}
+    for token in struct_tokens:
+        feats[_hash(token)] = 1.0
+    text_idx = {_hash(t) for t in _text_tokens(rt)}
+    if text_idx:
+        weight = 1.0 / math.sqrt(len(text_idx))
+        for i in text_idx:
+            feats[i] = feats.get(i, 0.0) + weight
+    return feats
