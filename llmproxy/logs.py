@@ -29,6 +29,24 @@ def timestamp(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z"
 
 
+class _Clock:
+    """ISO timestamps for request lines; the date-time part is formatted once per second."""
+
+    __slots__ = ("_second", "_prefix")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def now(self) -> str:
+        created = time.time()
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int(created % 1 * 1000):03d}Z"
+
+
 class LineWriter:
     """Lines appended from any thread, written by one background thread every `interval_s`."""
 
@@ -75,12 +93,13 @@ class RequestLog:
     def __init__(self, writer: LineWriter | None, level: str, fmt: str) -> None:
         self._writer = writer
         self._fmt = fmt
+        self._clock = _Clock()
         self.enabled = writer is not None and LEVELS.get(level, 20) <= 20
 
     def emit(self, fields: dict[str, Any]) -> None:
         if self._writer is None:
             return
-        line = {"ts": timestamp(time.time()), "level": "info", "logger": "llmproxy.request", "msg": "request"}
+        line = {"ts": self._clock.now(), "level": "info", "logger": "llmproxy.request", "msg": "request"}
         line.update(fields)
         self._writer.write(render(line, self._fmt))
 

@@ -31,6 +31,9 @@ class Capabilities:
     reasoning: bool = False
 
 
+DEFAULT_CAPABILITIES = Capabilities()   # immutable, so one instance serves every entry
+
+
 @dataclass(frozen=True, slots=True)
 class ModelEntry:
     id: str
@@ -41,7 +44,7 @@ class ModelEntry:
     cached_input_per_mtok: float | None = None
     context_window: int | None = None
     max_output_tokens: int | None = None
-    capabilities: Capabilities = field(default_factory=Capabilities)
+    capabilities: Capabilities = DEFAULT_CAPABILITIES
     quality: float | None = None
     quality_source: str | None = None
     aliases: tuple[str, ...] = ()

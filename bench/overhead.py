@@ -1,0 +1,195 @@
+"""What llmproxy adds to a request: the gateway against a fast local fake upstream, side by side.
+
+Starts a fake OpenAI upstream (aiohttp.web, fixed answer, SSE streams) and `python -m llmproxy
+serve` in front of it, then measures, for the upstream called directly and through the gateway:
+requests/s and latency at fixed concurrency, streaming time to first byte, and the gateway's own
+account of its overhead (the x-llmproxy-overhead-ms header). On a machine with taskset and 2+
+cores, the gateway gets its own core and the upstream and the load generator share the other.
+
+    .venv/bin/python bench/overhead.py                  # about a minute
+    .venv/bin/python bench/overhead.py --concurrency 1,16 --duration 5 --stream 10
+
+For the comparison with a minimal proxy and LiteLLM, use the team's shared harness (README).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+COMPLETION = orjson.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "fake-model",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the fake upstream."},
+                 "finish_reason": "stop", "logprobs": None}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}})
+REQUEST = orjson.dumps({"model": "fake-model", "messages": [{"role": "user", "content": "Say hello."}]})
+STREAM_REQUEST = orjson.dumps({"model": "fake-model", "stream": True,
+                               "messages": [{"role": "user", "content": "Say hello."}]})
+
+UPSTREAM_CODE = r'''
+import asyncio, sys, orjson
+from aiohttp import web
+COMPLETION = sys.argv[2].encode()
+def chunk(delta, finish=None, usage=False):
+    body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "fake-model",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    if usage:
+        body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "fake-model", "choices": [],
+                "usage": {"prompt_tokens": 12, "completion_tokens": 20, "total_tokens": 32}}
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+async def chat(request):
+    body = orjson.loads(await request.read())
+    if not body.get("stream"):
+        return web.Response(body=COMPLETION, content_type="application/json")
+    resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await resp.prepare(request)
+    await resp.write(chunk({"role": "assistant", "content": ""}))
+    for _ in range(20):
+        await asyncio.sleep(0.005)
+        await resp.write(chunk({"content": "tok "}))
+    await resp.write(chunk({}, "stop"))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        await resp.write(chunk({}, usage=True))
+    await resp.write(b"data: [DONE]\n\n")
+    return resp
+app = web.Application()
+app.router.add_post("/v1/chat/completions", chat)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+'''
+
+
+def pinned(cpus: str | None, cmd: list[str]) -> list[str]:
+    return ["taskset", "-c", cpus, *cmd] if cpus and shutil.which("taskset") else cmd
+
+
+async def wait_up(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            try:
+                async with s.get(url) as r:
+                    if r.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+async def load(url: str, body: bytes, concurrency: int, duration: float) -> dict[str, float]:
+    latencies: list[float] = []
+    overheads: list[float] = []
+    errors = 0
+    headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
+    stop = time.perf_counter() + duration
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as s:
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop:
+                t = time.perf_counter()
+                async with s.post(url, data=body, headers=headers) as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors += 1
+                    if "x-llmproxy-overhead-ms" in r.headers:
+                        overheads.append(float(r.headers["x-llmproxy-overhead-ms"]))
+                latencies.append((time.perf_counter() - t) * 1000)
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    latencies.sort()
+    result = {"rps": len(latencies) / duration, "p50": percentile(latencies, 50),
+              "p99": percentile(latencies, 99), "errors": errors}
+    if overheads:
+        overheads.sort()
+        result["overhead_p50"] = percentile(overheads, 50)
+        result["overhead_p99"] = percentile(overheads, 99)
+    return result
+
+
+async def ttfb(url: str, n: int) -> dict[str, float]:
+    firsts, totals = [], []
+    headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
+    async with aiohttp.ClientSession() as s:
+        for _ in range(n):
+            t = time.perf_counter()
+            async with s.post(url, data=STREAM_REQUEST, headers=headers) as r:
+                first = None
+                async for _chunk in r.content.iter_any():
+                    if first is None:
+                        first = time.perf_counter() - t
+            firsts.append(first * 1000)
+            totals.append((time.perf_counter() - t) * 1000)
+    return {"ttfb_p50": statistics.median(firsts), "total_p50": statistics.median(totals)}
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p / 100))]
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--concurrency", default="1,16,64")
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--stream", type=int, default=20, help="sequential streams to time (0 to skip)")
+    ap.add_argument("--upstream-port", type=int, default=18281)
+    ap.add_argument("--gateway-port", type=int, default=18282)
+    args = ap.parse_args()
+    multi = (os.cpu_count() or 1) >= 2
+    work = Path(tempfile.mkdtemp(prefix="llmproxy-bench-"))
+    (work / "llmproxy.toml").write_text(
+        f'[providers.bench]\nkind = "openai-compatible"\nbase_url = "http://127.0.0.1:{args.upstream_port}/v1"\n'
+        'models = ["fake-model"]\n[logging]\nlevel = "warning"\n')
+    up = subprocess.Popen(pinned("0" if multi else None, [sys.executable, "-c", UPSTREAM_CODE,
+                                                          str(args.upstream_port), COMPLETION.decode()]))
+    env = {**os.environ, "LLMPROXY_MASTER_KEY": "sk-bench"}
+    gw = subprocess.Popen(pinned("1" if multi else None, [
+        sys.executable, "-m", "llmproxy", "--config", str(work / "llmproxy.toml"), "serve",
+        "--port", str(args.gateway_port), "--data-dir", str(work / "data")]), cwd=REPO, env=env)
+    try:
+        direct = f"http://127.0.0.1:{args.upstream_port}/v1/chat/completions"
+        gateway = f"http://127.0.0.1:{args.gateway_port}/v1/chat/completions"
+        await wait_up(f"http://127.0.0.1:{args.upstream_port}/")
+        await wait_up(f"http://127.0.0.1:{args.gateway_port}/healthz")
+        await load(gateway, REQUEST, 4, 1.0)   # warm-up
+        print("| target | conc | RPS | p50 ms | p99 ms | added p50 ms | gateway overhead p50 / p99 ms | errors |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for c in [int(x) for x in args.concurrency.split(",") if x]:
+            d = await load(direct, REQUEST, c, args.duration)
+            g = await load(gateway, REQUEST, c, args.duration)
+            print(f"| direct | {c} | {d['rps']:.0f} | {d['p50']:.2f} | {d['p99']:.2f} | 0.00 | - | {d['errors']} |")
+            print(f"| llmproxy | {c} | {g['rps']:.0f} | {g['p50']:.2f} | {g['p99']:.2f} | {g['p50'] - d['p50']:.2f} "
+                  f"| {g.get('overhead_p50', float('nan')):.3f} / {g.get('overhead_p99', float('nan')):.3f} | {g['errors']} |")
+        if args.stream:
+            d, g = await ttfb(direct, args.stream), await ttfb(gateway, args.stream)
+            print(f"\nstreaming (20 chunks, 5 ms apart), median of {args.stream}: "
+                  f"TTFB direct {d['ttfb_p50']:.2f} ms, through llmproxy {g['ttfb_p50']:.2f} ms "
+                  f"(+{g['ttfb_p50'] - d['ttfb_p50']:.2f}); total {d['total_p50']:.1f} vs {g['total_p50']:.1f} ms")
+        print("\nThe load generator is Python and shares a core with the upstream: read the added latency and the "
+              "gateway's own overhead header, not absolute RPS.")
+    finally:
+        for proc in (gw, up):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (gw, up):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
