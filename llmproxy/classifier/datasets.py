@@ -21,10 +21,10 @@ DATA_DIR = Path("/work/shared/data/routing")
 HELDOUT_PERCENT = 30  # hash bucket < 30 -> held out, never trained on
 VALID_PERCENT = 10  # buckets [30, 40) -> validation (decision thresholds), the rest -> fit
 EVAL_ONLY_SOURCES = frozenset({"self-instruct-user"})
-SYNTH_TRAIN = ("train", 9000, 1)  # (family, n, seed): bank A, for fitting
-SYNTH_VALID = ("train", 1500, 2)  # bank A, another seed, for thresholds
-SYNTH_HELDOUT = ("heldout", 1800, 7)  # bank B: other templates, evaluation only
-SYNTH_SAME_TEMPLATES = ("train", 1500, 99)  # bank A, unseen seed: shows the template-recall gap
+SYNTH_TRAIN = ("train", 9000, 1, "fit")  # (family, n, seed, part): bank A minus its validation templates
+SYNTH_VALID = ("train", 1500, 2, "valid")  # bank A's validation templates (~1/5), for thresholds
+SYNTH_HELDOUT = ("heldout", 1800, 7, "all")  # bank B: other templates, evaluation only
+SYNTH_SAME_TEMPLATES = ("train", 1500, 99, "fit")  # fit templates, unseen seed: shows the template-recall gap
 
 Row = dict[str, Any]
 

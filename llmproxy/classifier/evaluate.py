@@ -23,7 +23,9 @@ from llmproxy.classifier.metrics import (LABELS, Prices, accuracy, gap_curve, ma
 from llmproxy.classifier.synth import generate
 
 RANDOM_SEEDS = range(20)
-DEFAULT_TIER = "medium"  # assumed router default for unsure predictions
+DEFAULT_TIER = "medium"  # router default for unsure predictions (config.RouterSettings.unsure_label)
+FLOORS = {"simple": 20.0, "medium": 40.0, "complex": 55.0}  # router's default quality floors per label
+REGISTRY = Path(__file__).resolve().parents[2] / "registry" / "models.json"
 Predictor = Callable[[Row], tuple[str, float, bool]]
 
 
@@ -57,6 +59,21 @@ def random_predictor(seed: int) -> Predictor:
     return predict
 
 
+def registry_prices(path: Path) -> tuple[Prices, str] | None:
+    """Tier prices as the `cost` strategy would pick them: the cheapest current model meeting each floor."""
+    if not path.is_file():
+        return None
+    models = [m for m in orjson.loads(path.read_bytes()).get("models", []) if not m.get("deprecated")]
+    picks: dict[str, dict] = {}
+    for label, floor in FLOORS.items():
+        ok = [m for m in models if (m.get("quality") or {}).get("score", 0) >= floor]
+        if not ok:
+            return None
+        picks[label] = min(ok, key=lambda m: 3 * m["input_per_mtok"] + m["output_per_mtok"])
+    prices = Prices(*((picks[k]["input_per_mtok"], picks[k]["output_per_mtok"]) for k in LABELS))
+    return prices, ", ".join(f"{k} = {picks[k]['id']} {prices.tier(k)}" for k in LABELS)
+
+
 def _fmt(x: float) -> str:
     return "–" if x != x else f"{x:.3f}"
 
@@ -72,22 +89,24 @@ def _groups(rows: list[Row]) -> dict[str, list[Row]]:
             groups["pooled: synthetic chat (bank B)" if r["source"] == "synth-heldout" else "pooled: synth A"].append(r)
         else:
             groups["pooled: benchmarks"].append(r)
+            groups[f"pooled: benchmarks, evidence={r['evidence']}"].append(r)
         if r["source"] != "synth-train":
             groups["pooled: all held-out"].append(r)
     return dict(sorted(groups.items(), key=lambda kv: (kv[0].startswith("pooled"), kv[0])))
 
 
 def three_class_table(rows: list[Row], preds: dict[str, dict[str, tuple[str, float, bool]]]) -> list[str]:
-    out = ["| source | n | model acc | model F1 | model under | confident | acc if confident "
+    out = ["| source | n | model acc | model F1 | model under | under as routed | confident | acc if confident "
            "| length acc | length F1 | length under | random acc | random F1 | frontier acc |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, group in _groups(rows).items():
         y = [r["label"] for r in group]
         cells = [name, str(len(group))]
         m = [preds["model"][r["id"]] for r in group]
         conf = [(r["label"], p[0]) for r, p in zip(group, m) if p[2]]
         cells += [_fmt(accuracy(y, [p[0] for p in m])), _fmt(macro_f1(y, [p[0] for p in m])),
-                  _fmt(under_routing(y, [p[0] for p in m])), _fmt(len(conf) / len(group)),
+                  _fmt(under_routing(y, [p[0] for p in m])),
+                  _fmt(under_routing(y, [p[0] if p[2] else DEFAULT_TIER for p in m])), _fmt(len(conf) / len(group)),
                   _fmt(accuracy([a for a, _ in conf], [b for _, b in conf]) if conf else float("nan"))]
         length = [preds["length"][r["id"]][0] for r in group]
         cells += [_fmt(accuracy(y, length)), _fmt(macro_f1(y, length)), _fmt(under_routing(y, length))]
@@ -106,13 +125,14 @@ def needs_strong_table(rows: list[Row], scorers: dict[str, Callable[[Row], float
         groups[r["source"]].append(r)
         groups["pooled"].append(r)
     for name, group in groups.items():
-        scale = 10.0 if name == "pooled" else 1.0
-        weak = [r["weak_score"] / (10.0 if r["source"] == "mt-bench" else 1.0) * scale / scale for r in group]
+        weak = [r["weak_score"] / (10.0 if r["source"] == "mt-bench" else 1.0) for r in group]
         strong = [r["strong_score"] / (10.0 if r["source"] == "mt-bench" else 1.0) for r in group]
         positive = [bool(r["needs_strong"]) for r in group]
         rate = sum(positive) / len(group)
         for router, scorer in scorers.items():
-            if router == "random":
+            if router == "always-frontier":
+                vals = [0.5, float("nan"), 1.0, 1.0, 1.0]  # PGR 1 only at 100% strong calls
+            elif router == "random":
                 curves = [gap_curve([random.Random(s * 7919 + i).random() for i in range(len(group))], weak, strong)
                           for s in RANDOM_SEEDS]
                 aucs = [roc_auc(positive, [random.Random(s * 7919 + i).random() for i in range(len(group))])
@@ -155,7 +175,7 @@ def cost_table(rows: list[Row], preds: dict[str, dict[str, tuple[str, float, boo
     return out
 
 
-def evaluate(weights: Path | None) -> str:
+def evaluate(weights: Path | None, registry: Path = REGISTRY) -> str:
     splits = load_splits()
     clf = Classifier.load(weights)
     rows = splits.heldout + generate(*SYNTH_SAME_TEMPLATES)
@@ -166,27 +186,35 @@ def evaluate(weights: Path | None) -> str:
         "model": lambda r: clf.classify(chat(r["prompt"])).score,
         "length-only": lambda r: float(len(r["prompt"])),
         "random": lambda r: 0.0,
-        "always-strong": lambda r: 1.0,
+        "always-frontier": lambda r: 1.0,
     }
-    prices = Prices()
     lines = ["### 3-class, held-out split (acc / macro-F1; under = complex sent to the small tier)", ""]
     lines += three_class_table(rows, preds)
-    lines += ["", "`synth-train` rows are bank A templates with an unseen seed: the gap to `synth-heldout` "
-              "(bank B, other templates) is the template-recall effect.", "",
+    lines += ["", "`synth-train` rows are bank A's fit templates with an unseen seed: the gap to `synth-heldout` "
+              "(bank B, other templates) is the template-recall effect. `under as routed`: unsure predictions "
+              f"go to the router default, assumed `{DEFAULT_TIER}`.", "",
               "### needs_strong_routellm.jsonl held-out rows (strong = routed to the strong model; "
               "mt-bench scores / 10 in the pooled row)", ""]
     lines += needs_strong_table(splits.needs_strong_heldout, scorers)
-    lines += ["", f"### Cost of routing versus always-frontier (prices per Mtok in/out: small {prices.small}, "
-              f"medium {prices.medium}, frontier {prices.frontier}; output tokens assumed by true label "
-              f"150/500/1000; input = request JSON bytes / 4)", ""]
-    lines += cost_table([r for r in rows if r["source"] != "synth-train"], preds, prices)
+    price_sets = [(Prices(), "assumed list prices, USD per Mtok in/out: small (0.15, 0.6), medium (1.25, 10.0), "
+                             "frontier (5.0, 25.0)")]
+    from_registry = registry_prices(registry)
+    if from_registry:
+        price_sets.append((from_registry[0], f"{registry.name}, cheapest current model meeting the router's "
+                                             f"default quality floors {FLOORS}: {from_registry[1]}"))
+    for prices, what in price_sets:
+        lines += ["", f"### Cost of routing versus always-frontier ({what}; output tokens assumed by true label "
+                  f"150/500/1000; input tokens = request JSON bytes / 4)", ""]
+        lines += cost_table([r for r in rows if r["source"] != "synth-train"], preds, prices)
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=None)
-    print(evaluate(parser.parse_args(argv).weights))
+    parser.add_argument("--registry", type=Path, default=REGISTRY, help="models.json for a second cost table")
+    args = parser.parse_args(argv)
+    print(evaluate(args.weights, args.registry))
 
 
 if __name__ == "__main__":

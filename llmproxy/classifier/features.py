@@ -19,18 +19,22 @@ Features = dict[int, float]
 
 DIM_BITS = 16
 DIM = 1 << DIM_BITS
-N_DENSE = 16  # indices [0, N_DENSE) are dense numeric features; hashed ones land above.
+N_DENSE = 20  # indices [0, N_DENSE) are dense numeric features; hashed ones land above.
 
-ASK_HEAD = 1200  # chars of the last user message tokenized from the start...
-ASK_TAIL = 600  # ...and from the end (the ask is usually at one end of a pasted document)
-CHAR_HEAD = 240  # char 4-grams only over the opening and closing of the ask
-CHAR_TAIL = 160
+ASK_HEAD = 1000  # chars of the last user message tokenized from the start...
+ASK_TAIL = 500  # ...and from the end (the ask is usually at one end of a pasted document)
+CHAR_HEAD = 200  # char 4-grams only over the opening and closing of the ask
+CHAR_TAIL = 120
 SYSTEM_HEAD = 300
 PREV_HEAD = 200
 TOOLS_HEAD = 300
+SCAN_HEAD = 8_000  # structural counts (code fences, lines, questions) over this much of a long ask...
+SCAN_TAIL = 2_000  # ...plus its end; str.count over 100 kB costs ~30 us a call, over 10 kB ~3 us
+PARA_SCAN = 4_000  # the first / last paragraph break is searched for this far from each end
 
 _WORD = re.compile(r"\w+")
 _NUMBERED = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?%?")
 _MATH = re.compile(r"\\frac|\\sum|\\int|\\sqrt|\\le|\\ge|[∑∫√≤≥∀∃∈π]|\^\d|\$")
 
 
@@ -137,16 +141,19 @@ def _structure(rt: RequestText) -> tuple[list[float], list[str]]:
     """Dense numeric features and bucketed structural tokens, all O(len) in C."""
     ask = rt.ask
     n = len(ask)
-    fences = ask.count("```")
-    lines = ask.count("\n")
-    first_para = ask.find("\n\n")
-    first_para = n if first_para < 0 else first_para
-    last_para = ask.rfind("\n\n")
-    last_para = n if last_para < 0 else n - last_para
+    scan = _head_tail(ask, SCAN_HEAD, SCAN_TAIL)
+    fences = scan.count("```")
+    lines = scan.count("\n")
+    first_para = ask.find("\n\n", 0, PARA_SCAN)
+    first_para = min(n, PARA_SCAN) if first_para < 0 else first_para
+    last_para = ask.rfind("\n\n", max(0, n - PARA_SCAN))
+    last_para = min(n, PARA_SCAN) if last_para < 0 else n - last_para
     window = _head_tail(ask, ASK_HEAD, ASK_TAIL)
     numbered = len(_NUMBERED.findall(window))
     math_marks = len(_MATH.findall(window))
-    questions = ask.count("?") + ask.count("¿")
+    questions = scan.count("?") + scan.count("¿")
+    numbers = len(_NUMBER.findall(window))
+    sentences = window.count(". ") + window.count("? ") + window.count(".\n")
     dense = [
         1.0,  # bias
         math.log1p(n) / 10.0,
@@ -162,6 +169,8 @@ def _structure(rt: RequestText) -> tuple[list[float], list[str]]:
         math.log1p(questions) / 3.0,
         math.log1p(rt.max_tokens) / 10.0,
         math.log1p(lines) / 6.0,
+        math.log1p(numbers) / 4.0,
+        math.log1p(sentences) / 4.0,
     ]
     tokens = [
         f"#ask_len={_bucket(n)}",
@@ -177,6 +186,8 @@ def _structure(rt: RequestText) -> tuple[list[float], list[str]]:
         f"#first_para={_bucket(first_para)}",
         f"#last_para={_bucket(last_para)}",
         f"#questions={min(questions, 6)}",
+        f"#numbers={_bucket(numbers)}",
+        f"#sentences={_bucket(sentences)}",
         f"#rf={rt.response_format}",
         f"#max_tokens={_bucket(rt.max_tokens)}",
         f"#long_doc_short_ask={n > 1500 and min(first_para, last_para) < 200}",
@@ -206,7 +217,7 @@ def featurize(request: ChatRequest) -> Features:
     feats: Features = {i: v for i, v in enumerate(dense) if v}
     for token in struct_tokens:
         feats[_hash(token)] = 1.0
-    text_idx = {_hash(t) for t in _text_tokens(rt)}
+    text_idx = set(map(_hash, set(_text_tokens(rt))))
     if text_idx:
         weight = 1.0 / math.sqrt(len(text_idx))
         for i in text_idx:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import zlib
 from types import ModuleType
 from typing import Any
 
@@ -26,8 +27,14 @@ def _pick_lang(rng: random.Random) -> str:
     return rng.choices([l for l, _ in LANG_WEIGHTS], [w for _, w in LANG_WEIGHTS])[0]
 
 
-def _pick(rng: random.Random, items: tuple[tuple[str, str], ...], lang: str) -> tuple[str, str]:
-    """A (lang, text) item in `lang`, falling back to English, then to anything."""
+def in_part(template: str, part: str) -> bool:
+    """Template-level split of a bank: "valid" holds ~1/5 of the templates, "fit" the rest, "all" everything."""
+    return part == "all" or (zlib.crc32(template.encode()) % 5 == 0) == (part == "valid")
+
+
+def _pick(rng: random.Random, items: tuple[tuple[str, str], ...], lang: str, part: str = "all") -> tuple[str, str]:
+    """A (lang, text) item of this part in `lang`, falling back to English, then to anything."""
+    items = tuple(it for it in items if in_part(it[1], part)) or items
     pool = [it for it in items if it[0] == lang] or [it for it in items if it[0] == "en"] or list(items)
     return rng.choice(pool)
 
@@ -57,7 +64,7 @@ def _document(rng: random.Random, bank: ModuleType, lang: str) -> str:
     return f"```\n{text}```" if kind != "prose" and rng.random() < 0.7 else text
 
 
-def _ask(rng: random.Random, bank: ModuleType, label: str, lang: str) -> tuple[str, str, str]:
+def _ask(rng: random.Random, bank: ModuleType, label: str, lang: str, part: str) -> tuple[str, str, str]:
     """(user text, kind, language actually used) for a final ask of `label`."""
     with_doc = rng.random() < 0.35
     pool = {
@@ -65,7 +72,7 @@ def _ask(rng: random.Random, bank: ModuleType, label: str, lang: str) -> tuple[s
         ("medium", False): bank.MEDIUM, ("medium", True): bank.MEDIUM_DOC,
         ("complex", False): bank.COMPLEX, ("complex", True): bank.COMPLEX_DOC,
     }[(label, with_doc)]
-    lang, template = _pick(rng, pool, lang)
+    lang, template = _pick(rng, pool, lang, part)
     ask = _fill(rng, bank, template)
     kind = "doc" if with_doc else "plain"
     if label == "medium" and not with_doc and rng.random() < 0.25:
@@ -86,10 +93,10 @@ def _ask(rng: random.Random, bank: ModuleType, label: str, lang: str) -> tuple[s
     return ask, kind, lang
 
 
-def _system(rng: random.Random, bank: ModuleType, lang: str) -> str | None:
+def _system(rng: random.Random, bank: ModuleType, lang: str, part: str) -> str | None:
     if rng.random() < 0.3:
         return None
-    _, text = _pick(rng, bank.APPS, lang)
+    _, text = _pick(rng, bank.APPS, lang, part)
     if rng.random() < 0.4:
         policies = rng.sample(bank.POLICY_LINES, rng.randint(1, len(bank.POLICY_LINES)))
         text += "\n\nRules:\n" + "\n".join(f"- {p}" for p in policies)
@@ -103,11 +110,11 @@ def _tools(rng: random.Random, bank: ModuleType) -> list[dict[str, Any]]:
             for name, desc in chosen]
 
 
-def _history(rng: random.Random, bank: ModuleType, lang: str) -> list[dict[str, Any]]:
+def _history(rng: random.Random, bank: ModuleType, lang: str, part: str) -> list[dict[str, Any]]:
     """One to three earlier user/assistant exchanges of any difficulty."""
     turns: list[dict[str, Any]] = []
     for _ in range(rng.randint(1, 3)):
-        text, _, _ = _ask(rng, bank, rng.choice(("simple", "medium", "complex")), lang)
+        text, _, _ = _ask(rng, bank, rng.choice(("simple", "medium", "complex")), lang, part)
         reply = rng.choice(bank.ASSISTANT_FILLER.get(lang, bank.ASSISTANT_FILLER["en"]))
         reply += "\n" + " ".join(rng.choice(bank.PROSE.get(lang) or bank.PROSE["en"]) for _ in range(rng.randint(1, 8)))
         turns += [{"role": "user", "content": text}, {"role": "assistant", "content": reply}]
@@ -115,24 +122,24 @@ def _history(rng: random.Random, bank: ModuleType, lang: str) -> list[dict[str, 
 
 
 def _final_turn(rng: random.Random, bank: ModuleType, label: str, lang: str,
-                has_history: bool) -> tuple[str, str, str]:
+                has_history: bool, part: str) -> tuple[str, str, str]:
     if has_history and rng.random() < 0.4:
         pool = {"simple": bank.FOLLOW_SIMPLE, "medium": bank.FOLLOW_MEDIUM, "complex": bank.FOLLOW_COMPLEX}[label]
-        lang, text = _pick(rng, pool, lang)
+        lang, text = _pick(rng, pool, lang, part)
         return text, "followup", lang
-    return _ask(rng, bank, label, lang)
+    return _ask(rng, bank, label, lang, part)
 
 
-def make_request(rng: random.Random, bank: ModuleType, label: str) -> Row:
+def make_request(rng: random.Random, bank: ModuleType, label: str, part: str = "all") -> Row:
     lang = _pick_lang(rng)
     messages: list[dict[str, Any]] = []
-    system = _system(rng, bank, lang)
+    system = _system(rng, bank, lang, part)
     if system:
         messages.append({"role": rng.choice(("system", "system", "developer")), "content": system})
     has_history = rng.random() < 0.25
     if has_history:
-        messages += _history(rng, bank, lang)
-    text, kind, lang = _final_turn(rng, bank, label, lang, has_history)
+        messages += _history(rng, bank, lang, part)
+    text, kind, lang = _final_turn(rng, bank, label, lang, has_history, part)
     content: Any = text
     if rng.random() < 0.05:
         content = [{"type": "text", "text": text},
@@ -150,13 +157,17 @@ def make_request(rng: random.Random, bank: ModuleType, label: str) -> Row:
     return {"request": request, "label": label, "lang": lang, "kind": kind + ("+history" if has_history else "")}
 
 
-def generate(family: str, n: int, seed: int) -> list[Row]:
-    """`n` labelled requests from bank `family` ("train" or "heldout"), balanced over labels."""
+def generate(family: str, n: int, seed: int, part: str = "all") -> list[Row]:
+    """`n` labelled requests from bank `family` ("train" or "heldout"), balanced over labels.
+
+    `part` restricts the bank's ask/app templates: "fit" and "valid" are disjoint (see in_part), so the
+    validation rows that set the decision thresholds come from templates the fit never saw.
+    """
     bank = FAMILIES[family]
-    rng = random.Random(f"{family}:{seed}")
+    rng = random.Random(f"{family}:{seed}:{part}")
     labels = ("simple", "medium", "complex")
-    rows = [make_request(rng, bank, labels[i % 3]) for i in range(n)]
+    rows = [make_request(rng, bank, labels[i % 3], part) for i in range(n)]
     for i, row in enumerate(rows):
-        row["id"] = f"synth-{family}-{seed}-{i}"
+        row["id"] = f"synth-{family}-{part}-{seed}-{i}"
         row["source"] = f"synth-{family}"
     return rows

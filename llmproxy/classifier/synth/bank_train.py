@@ -89,6 +89,12 @@ SIMPLE: tuple[tuple[str, str], ...] = (
     ("fr", "Écris un tweet pour annoncer notre nouveau {product}."),
     ("pt", "Escreva um tweet anunciando nosso novo {product}."),
     ("de", "Schreibe einen kurzen Dankesbrief an meine Schwester."),
+    ("fr", "Merci beaucoup, c'est parfait."),
+    ("fr", "Combien de jours y a-t-il en {month} ?"),
+    ("de", "Was ist die Hauptstadt von {country}?"),
+    ("de", "Danke, das hat funktioniert."),
+    ("pt", "Obrigado, funcionou!"),
+    ("pt", "Como se diz '{phrase}' em inglês?"),
 )
 
 SIMPLE_DOC: tuple[tuple[str, str], ...] = (
@@ -119,6 +125,8 @@ SIMPLE_DOC: tuple[tuple[str, str], ...] = (
     ("es", "Clasifica esta reseña como positiva, negativa o neutra."),
     ("es", "Resume esto en una sola frase."),
     ("es", "Sugiere un asunto para este correo."),
+    ("pt", "Corrija o erro de digitação neste texto."),
+    ("de", "Übersetze den ersten Satz ins Englische."),
 )
 
 MEDIUM: tuple[tuple[str, str], ...] = (
@@ -153,6 +161,14 @@ MEDIUM: tuple[tuple[str, str], ...] = (
     ("es", "Escribe un artículo de unas 800 palabras sobre {topic} con introducción, tres secciones y conclusión."),
     ("es", "Prepara preguntas de entrevista para un puesto de {job_es} con ejemplos de buenas respuestas."),
     ("es", "Crea un plan de clase sobre {topic} para adolescentes, con actividades y tiempos."),
+    ("fr", "Rédige un e-mail professionnel pour demander un rendez-vous la semaine prochaine."),
+    ("fr", "Explique la différence entre {concept_a} et {concept_b} avec un exemple."),
+    ("fr", "Écris une requête SQL qui calcule le chiffre d'affaires mensuel par région."),
+    ("de", "Erkläre den Unterschied zwischen {concept_a} und {concept_b} mit Beispielen."),
+    ("de", "Schreibe eine Python-Funktion, die eine CSV-Datei einliest und den Durchschnitt berechnet."),
+    ("de", "Erstelle einen Reiseplan für {n} Tage in {city}."),
+    ("pt", "Escreva uma função em Python que valide um endereço de e-mail."),
+    ("pt", "Crie um plano de estudos de {n} semanas para aprender {topic}."),
 )
 
 MEDIUM_DOC: tuple[tuple[str, str], ...] = (
@@ -168,6 +184,8 @@ MEDIUM_DOC: tuple[tuple[str, str], ...] = (
     ("es", "Reescribe este texto con un tono más profesional."),
     ("fr", "Résume ce document en cinq points."),
     ("pt", "Resuma este texto em tópicos."),
+    ("de", "Fasse dieses Dokument in fünf Stichpunkten zusammen, mit Aufgaben am Ende."),
+    ("fr", "Écris des tests unitaires pour ce code."),
 )
 
 COMPLEX: tuple[tuple[str, str], ...] = (
@@ -199,6 +217,15 @@ COMPLEX: tuple[tuple[str, str], ...] = (
     ("en", "What are the second-order effects of a central bank raising rates by 200 bp on emerging-market sovereign debt? Build a causal model and quantify the main channels."),
     ("es", "¿Es válido este argumento? Formalízalo en lógica de primer orden y comprueba cada paso."),
     ("es", "Diseña un sistema de pujas en tiempo real que responda en menos de 10 ms a 2 millones de consultas por segundo."),
+    ("fr", "Conçois une architecture distribuée de paiements avec cohérence forte entre régions et analyse les modes de panne."),
+    ("fr", "Démontre qu'il existe une infinité de nombres premiers de la forme 4k+3."),
+    ("fr", "Dérive la solution fermée de la régression ridge et démontre quand la hessienne est définie positive."),
+    ("de", "Entwirf ein verteiltes Ratenbegrenzungssystem mit exakten globalen Limits bei Netzwerkpartitionen und begründe die Konsistenzentscheidungen."),
+    ("de", "Zeige formal, dass dieses Zwei-Phasen-Commit-Protokoll nicht verklemmen kann, wenn der Koordinator abstürzt."),
+    ("de", "Leite die Laufzeit der Rekursion T(n) = 2T(n/2) + n log n her und beweise sie."),
+    ("pt", "Prove que todo grafo planar é 5-colorível."),
+    ("pt", "Analise os riscos jurídicos de treinar um modelo com dados coletados da web e proponha uma estratégia de conformidade."),
+    ("pt", "Derive a complexidade desta recorrência e prove: T(n) = 3T(n/3) + n."),
 )
 
 COMPLEX_DOC: tuple[tuple[str, str], ...] = (
@@ -210,6 +237,9 @@ COMPLEX_DOC: tuple[tuple[str, str], ...] = (
     ("es", "Este código tiene una condición de carrera. Encuéntrala, explica la intercalación que la provoca y propón una solución eficiente."),
     ("es", "Demuestra que el algoritmo siguiente es correcto o da un contraejemplo, con todo detalle."),
     ("es", "Analiza este contrato cláusula por cláusula y evalúa los riesgos legales con argumentos."),
+    ("fr", "Ce code a une condition de course sous charge. Trouve-la, explique l'entrelacement et propose un correctif."),
+    ("de", "Dieser Code hat unter Last eine Race Condition. Finde sie und erkläre die Verschränkung, die sie auslöst."),
+    ("pt", "Prove que o algoritmo abaixo sempre termina e retorna a resposta ótima, ou dê um contraexemplo."),
 )
 
 FOLLOW_SIMPLE: tuple[tuple[str, str], ...] = (
