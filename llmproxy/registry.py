@@ -1,21 +1,25 @@
-"""Model registry: load and validate registry/models.json, answer "which model is this name".
+"""Model registry: load and strictly check registry/models.json, answer "which model is this name".
 
 A Registry is immutable; the app swaps the whole object when a new file is loaded, so a request
-that took a reference never sees half of one.
+that took a reference never sees half of one. Writing the file (versions, backup, diff, rollback)
+is registry_versions.py; merging scraped prices into it is registry_merge.py.
 """
 from __future__ import annotations
 
 import difflib
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from . import registry_schema
+
 log = logging.getLogger("llmproxy.registry")
 PROVIDERS = ("openai", "anthropic", "gemini")
+Document = dict[str, Any]   # models.json as parsed JSON; writers keep every field of it
 
 
 class RegistryError(ValueError):
@@ -35,6 +39,16 @@ DEFAULT_CAPABILITIES = Capabilities()   # immutable, so one instance serves ever
 
 
 @dataclass(frozen=True, slots=True)
+class LongContext:
+    """Prices that apply when a prompt is longer than `threshold` tokens (Gemini Pro, GPT-5.4...)."""
+
+    threshold: int
+    input_per_mtok: float | None = None
+    output_per_mtok: float | None = None
+    cached_input_per_mtok: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ModelEntry:
     id: str
     provider: str
@@ -51,6 +65,9 @@ class ModelEntry:
     deprecated: bool = False
     source: str | None = None
     updated_at: str | None = None
+    stale: bool = False   # the provider's last scrape failed or was held back: the price may be old
+    cache_write_per_mtok: float | None = None   # Anthropic's prompt-cache write price
+    long_context: LongContext | None = None
 
     @property
     def priced(self) -> bool:
@@ -62,9 +79,10 @@ class Registry:
     version: int
     generated_at: str
     models: tuple[ModelEntry, ...]
-    providers: Mapping[str, Any]
+    providers: Mapping[str, Any]    # per provider: status, last_attempt, last_success, message, source
     by_name: Mapping[str, ModelEntry]
     path: str | None = None
+    unpriced: tuple[str, ...] = ()  # ids of models whose price is unknown (their cost is reported as unknown)
 
     def lookup(self, name: str) -> ModelEntry | None:
         return self.by_name.get(name)
@@ -84,35 +102,52 @@ def build_registry(models: Iterable[ModelEntry], *, version: int = 0, generated_
                 raise RegistryError(f"model name {name!r} is used twice ({by_name[name].id} and {m.id})")
             by_name[name] = m
     return Registry(version=version, generated_at=generated_at, models=models,
-                    providers=dict(providers or {}), by_name=by_name, path=path)
+                    providers=dict(providers or {}), by_name=by_name, path=path,
+                    unpriced=tuple(m.id for m in models if not m.priced))
 
 
-def parse_registry(data: bytes, *, path: str | None = None) -> Registry:
-    """A Registry from the bytes of models.json, or RegistryError naming the first problem."""
+def parse_document(data: bytes) -> Document:
+    """The document in the bytes of models.json after the strict format check; RegistryError
+    naming the problems (at most a few) otherwise."""
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise RegistryError(f"not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
-        raise RegistryError("expected an object with a 'models' list")
-    if not isinstance(doc.get("version"), int):
-        raise RegistryError("'version' must be an integer")
-    models = [_entry(raw, i) for i, raw in enumerate(doc["models"])]
-    unpriced = [m.id for m in models if not m.priced]
-    if unpriced:
-        log.warning("models without a known price (cost will be reported as unknown): %s", ", ".join(unpriced))
-    return build_registry(models, version=doc["version"], generated_at=str(doc.get("generated_at", "")),
+    found = registry_schema.problems(doc)
+    if found:
+        raise RegistryError("; ".join(found))
+    return doc
+
+
+def registry_from_document(doc: Document, *, path: str | None = None) -> Registry:
+    """A Registry from a checked document; RegistryError if two models claim the same name."""
+    return build_registry((_entry(raw) for raw in doc["models"]), version=doc["version"],
+                          generated_at=str(doc.get("generated_at") or ""),
                           providers=doc.get("providers") or {}, path=path)
 
 
-def load_registry(path: Path) -> Registry:
-    """The registry at `path`; if it is bad, its .bak; if that is bad too, the copy shipped with the
-    package. Raises RegistryError only when none of them loads."""
-    candidates = [path, path.with_name(path.name + ".bak"), shipped_registry()]
+def parse_registry(data: bytes, *, path: str | None = None) -> Registry:
+    """A Registry from the bytes of models.json, or RegistryError naming the first problems."""
+    return warn_unpriced(registry_from_document(parse_document(data), path=path))
+
+
+def warn_unpriced(registry: Registry) -> Registry:
+    """Loud on purpose: a model without a price must never be a silent $0."""
+    if registry.unpriced:
+        log.warning("models without a known price (cost will be reported as unknown): %s",
+                    ", ".join(registry.unpriced))
+    return registry
+
+
+def load_document(path: Path) -> tuple[Document, Path]:
+    """The document at `path`; if it is bad, its .bak; if that is bad too, the copy shipped with the
+    package. Returns the document and the file it came from. RegistryError only when none loads."""
+    candidates = [path, backup_path(path), shipped_registry()]
     problems = []
     for candidate in dict.fromkeys(candidates):
         try:
-            registry = parse_registry(candidate.read_bytes(), path=str(candidate))
+            doc = parse_document(candidate.read_bytes())
+            registry_from_document(doc)   # duplicate names are a problem of the file too
         except FileNotFoundError:
             problems.append(f"{candidate}: missing")
             continue
@@ -122,8 +157,18 @@ def load_registry(path: Path) -> Registry:
             continue
         if candidate != path:
             log.error("registry %s could not be used; fell back to %s", path, candidate)
-        return registry
+        return doc, candidate
     raise RegistryError("no usable registry: " + "; ".join(problems))
+
+
+def load_registry(path: Path) -> Registry:
+    """The registry at `path`, with the fallbacks of `load_document`, so the gateway always starts."""
+    doc, used = load_document(path)
+    return warn_unpriced(registry_from_document(doc, path=str(used)))
+
+
+def backup_path(path: Path) -> Path:
+    return path.with_name(path.name + ".bak")
 
 
 def shipped_registry() -> Path:
@@ -131,46 +176,31 @@ def shipped_registry() -> Path:
     packaged = Path(__file__).resolve().parent / "_shipped" / "models.json"
     return packaged if packaged.is_file() else Path(__file__).resolve().parent.parent / "registry" / "models.json"
 
-_NUM = (int, float)
+
+def _float(value: Any) -> float | None:
+    return float(value) if value is not None else None
 
 
-def _entry(raw: Any, index: int) -> ModelEntry:
-    where = f"models[{index}]"
-    if not isinstance(raw, dict):
-        raise RegistryError(f"{where} must be an object")
-    for key in ("id", "provider", "provider_model"):
-        if not isinstance(raw.get(key), str) or not raw[key]:
-            raise RegistryError(f"{where}.{key} must be a non-empty string")
-    where = f"model {raw['id']!r}"
-    prices = {}
-    for key in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok"):
-        value = raw.get(key)
-        if value is not None and (not isinstance(value, _NUM) or isinstance(value, bool) or value < 0):
-            raise RegistryError(f"{where}: {key} must be a non-negative number or null")
-        prices[key] = float(value) if value is not None else None
-    for key in ("context_window", "max_output_tokens"):
-        value = raw.get(key)
-        if value is not None and (not isinstance(value, int) or value <= 0):
-            raise RegistryError(f"{where}: {key} must be a positive integer or null")
-    caps = raw.get("capabilities") or {}
-    if not isinstance(caps, dict) or not all(isinstance(v, bool) for v in caps.values()):
-        raise RegistryError(f"{where}: capabilities must map names to true/false")
-    quality = raw.get("quality")
-    score, q_source = None, None
-    if isinstance(quality, dict):
-        score, q_source = quality.get("score"), quality.get("source")
-    elif quality is not None:
-        score = quality
-    if score is not None and (not isinstance(score, _NUM) or isinstance(score, bool)):
-        raise RegistryError(f"{where}: quality.score must be a number")
-    aliases = raw.get("aliases") or []
-    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-        raise RegistryError(f"{where}: aliases must be a list of strings")
-    known_caps = {k: v for k, v in caps.items() if k in Capabilities.__dataclass_fields__}
+def _entry(raw: Mapping[str, Any]) -> ModelEntry:
+    """A ModelEntry from a model object that passed the format check."""
+    caps = raw.get("capabilities")
+    quality = raw.get("quality") or {}
     return ModelEntry(
-        id=raw["id"], provider=raw["provider"], provider_model=raw["provider_model"], **prices,
+        id=raw["id"], provider=raw["provider"], provider_model=raw["provider_model"],
+        input_per_mtok=_float(raw.get("input_per_mtok")), output_per_mtok=_float(raw.get("output_per_mtok")),
+        cached_input_per_mtok=_float(raw.get("cached_input_per_mtok")),
         context_window=raw.get("context_window"), max_output_tokens=raw.get("max_output_tokens"),
-        capabilities=Capabilities(**known_caps), quality=float(score) if score is not None else None,
-        quality_source=q_source, aliases=tuple(aliases), deprecated=bool(raw.get("deprecated", False)),
-        source=raw.get("source"), updated_at=raw.get("updated_at"),
+        capabilities=Capabilities(**caps) if caps else DEFAULT_CAPABILITIES,
+        quality=_float(quality.get("score")), quality_source=quality.get("source"),
+        aliases=tuple(raw.get("aliases") or ()), deprecated=bool(raw.get("deprecated", False)),
+        source=raw.get("source"), updated_at=raw.get("updated_at"), stale=bool(raw.get("stale", False)),
+        cache_write_per_mtok=_float(raw.get("cache_write_per_mtok")), long_context=_long_context(raw.get("long_context")),
     )
+
+
+def _long_context(raw: Any) -> LongContext | None:
+    if not isinstance(raw, dict) or not raw.get("threshold"):
+        return None
+    return LongContext(threshold=int(raw["threshold"]), input_per_mtok=_float(raw.get("input_per_mtok")),
+                       output_per_mtok=_float(raw.get("output_per_mtok")),
+                       cached_input_per_mtok=_float(raw.get("cached_input_per_mtok")))
