@@ -1,13 +1,14 @@
 """What every admin endpoint shares: who is calling (and may they), JSON in and out, errors."""
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..auth import authenticate
 from ..context import Principal, RequestContext
 from ..errors import GatewayError, InvalidRequest, PermissionDenied
 
@@ -17,15 +18,25 @@ def gateway(request: Request) -> Any:
 
 
 async def caller(request: Request, *, role: str = "admin") -> Principal:
-    """The authenticated principal; PermissionDenied (403) when it lacks `role`."""
+    """The authenticated principal (master key, virtual key, login token or JWT); PermissionDenied
+    (403) when `role` is "admin" and the caller is not. role="user" admits any authenticated caller."""
     gw = gateway(request)
     ctx = RequestContext(request_id=request.headers.get("x-request-id") or "", body={})
-    authenticate(ctx, request.headers.get("authorization"), gw.settings)
+    gw.auth.authenticate(ctx, request.headers.get("authorization"))
     principal = ctx.principal
     assert principal is not None
     if role == "admin" and principal.role != "admin":
         raise PermissionDenied("this endpoint needs an admin")
     return principal
+
+
+def actor(principal: Principal) -> str:
+    """How the audit log names a caller (never a secret)."""
+    if principal.kind == "key":
+        return f"key:{principal.key_id}" + (f" ({principal.user})" if principal.user else "")
+    if principal.kind in ("login", "jwt"):
+        return f"{principal.kind}:{principal.user}"
+    return principal.kind
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -45,3 +56,14 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(exc: GatewayError) -> Response:
     return Response(exc.to_json(), exc.status, headers=exc.headers, media_type="application/json")
+
+
+def endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """An admin handler whose GatewayErrors become OpenAI-shaped error responses."""
+    @functools.wraps(fn)
+    async def run(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except GatewayError as exc:
+            return error_response(exc)
+    return run

@@ -1,0 +1,97 @@
+"""Access control wiring: builds the authenticator, the limiter and the vault at startup, and keeps
+them in step with the identity tables.
+
+The CLI writes those tables from another process, so a task polls one integer (the tables' change
+counter) every `auth.sync_interval_s` and reloads when it moves; writes made through the admin API
+reload at once. A reload builds new maps aside and swaps them in, and makes the vault's provider
+keys effective by swapping `gw.settings` for a copy (Settings is frozen).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from .auth import Authenticator
+from .ratelimit import Limiter, period_starts
+from .store import keys_sql, usage_sql
+from .store.keys_sql import KeysDB
+from .store.sqlite import SQLiteStore
+from .vault import Vault, load_key
+
+log = logging.getLogger("llmproxy.access")
+
+
+class Access:
+    """Identity state of one gateway: `auth`, `limits`, `vault`, the tables (`db`), and their sync."""
+
+    def __init__(self, gw: Any, store: SQLiteStore, auth: Authenticator, limits: Limiter, vault: Vault) -> None:
+        self._gw = gw
+        self._store = store
+        self.db = KeysDB(store.db)
+        self.auth = auth
+        self.limits = limits
+        self.vault = vault
+        self.generation = -1
+        self._reload_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, gw: Any) -> Access:
+        """Build everything from the gateway's store, hang `auth`, `limits` and `access` on `gw`, and
+        start watching for changes."""
+        settings = gw.settings
+        # A connection of its own: identity writes are whole transactions, never split by a usage
+        # batch committing on the shared connection.
+        store = await SQLiteStore.open(gw.store.path)
+        try:
+            want = await KeysDB(store.db).vault_key_id()
+            key = load_key(settings, want_id=want)
+            auth = Authenticator(settings, key.derive(b"llmproxy login tokens v1"))
+        except BaseException:
+            await store.close()
+            raise
+        access = cls(gw, store, auth, Limiter(), Vault(key, settings))
+        await access.reload()
+        await access._load_spend()
+        gw.auth, gw.limits, gw.access = access.auth, access.limits, access
+        access._task = asyncio.create_task(access._watch(settings.auth.sync_interval_s), name="access-sync")
+        return access
+
+    async def reload(self) -> None:
+        async with self._reload_lock:
+            generation = await self.db.generation()
+            keys, users = await self.db.keys(), await self.db.users()
+            self.auth.load(keys, users)
+            await self.vault.load(self.db)
+            self._gw.settings = self.vault.apply(self._gw.settings)
+            self.generation = generation
+
+    async def _watch(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                if await self.db.generation() != self.generation:
+                    await self.reload()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a locked or busy file: keep serving, try again
+                log.warning("could not reload keys and credentials: %s", exc)
+
+    async def _load_spend(self) -> None:
+        """Spend per key for today, this month and in total, once; the record stage keeps it current."""
+        spend_by_key = getattr(usage_sql, "spend_by_key", None) or keys_sql.spend_since
+        now = time.time()
+        day, month = period_starts(now)
+        self.limits.spend.load(await spend_by_key(self._store.db, day), await spend_by_key(self._store.db, month),
+                               await spend_by_key(self._store.db, 0.0), now)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self._store.close()

@@ -1,0 +1,196 @@
+"""Rate limits and budgets: requests/min and tokens/min per key, spend caps, and OpenAI-style
+x-ratelimit-* headers.
+
+Limits are sliding 60-second windows held in memory: a log of request times, and a log of token
+amounts whose entries are corrected once a response reports its real usage. Checking and
+reserving happen with no await in between, so concurrent requests on the event loop can never
+overshoot a limit. Spend per key is loaded from the usage log at startup and kept as a running
+total by the record stage, so a budget check never reads the database.
+
+One process holds these counters; the gateway runs one worker (`llmproxy serve` never starts more).
+"""
+from __future__ import annotations
+
+import calendar
+import math
+import time
+from collections import deque
+from collections.abc import Mapping
+
+from .context import Principal, RequestContext
+from .errors import QuotaExceeded, RateLimited
+
+WINDOW_S = 60.0
+BYTES_PER_TOKEN = 4     # the up-front prompt estimate; corrected with the real usage afterwards
+
+
+class _Window:
+    """Events of the last 60 s: [monotonic time, amount] pairs and their running sum."""
+
+    __slots__ = ("events", "total")
+
+    def __init__(self) -> None:
+        self.events: deque[list[float]] = deque()
+        self.total = 0.0
+
+    def expire(self, now: float) -> None:
+        events, edge = self.events, now - WINDOW_S
+        while events and events[0][0] <= edge:
+            self.total -= events.popleft()[1]
+
+
+class Spend:
+    """Running spend per key for the current UTC day, the current month, and in total."""
+
+    def __init__(self) -> None:
+        # key_id -> [day_start, day_usd, month_start, month_usd, total_usd]
+        self._by_key: dict[str, list[float]] = {}
+        self._day = self._month = 0.0
+        self._next_boundary = 0.0
+
+    def load(self, day: Mapping[str, float], month: Mapping[str, float], total: Mapping[str, float], now: float) -> None:
+        self._roll(now)
+        self._by_key = {k: [self._day, day.get(k, 0.0), self._month, month.get(k, 0.0), v] for k, v in total.items()}
+
+    def add(self, key_id: str, usd: float, now: float) -> None:
+        entry = self._current(key_id, now)
+        entry[1] += usd
+        entry[3] += usd
+        entry[4] += usd
+
+    def spent(self, key_id: str, period: str, now: float) -> float:
+        entry = self._current(key_id, now)
+        return entry[1] if period == "day" else entry[3] if period == "month" else entry[4]
+
+    def _current(self, key_id: str, now: float) -> list[float]:
+        if now >= self._next_boundary:
+            self._roll(now)
+        entry = self._by_key.get(key_id)
+        if entry is None:
+            entry = self._by_key[key_id] = [self._day, 0.0, self._month, 0.0, 0.0]
+        if entry[0] != self._day:
+            entry[0], entry[1] = self._day, 0.0
+        if entry[2] != self._month:
+            entry[2], entry[3] = self._month, 0.0
+        return entry
+
+    def _roll(self, now: float) -> None:
+        self._day, self._month = period_starts(now)
+        self._next_boundary = self._day + 86400.0
+
+
+def period_starts(now: float) -> tuple[float, float]:
+    """The UTC start of the day and of the month that `now` falls in."""
+    t = time.gmtime(now)
+    return float(now - now % 86400), float(calendar.timegm((t.tm_year, t.tm_mon, 1, 0, 0, 0)))
+
+
+class Limiter:
+    def __init__(self) -> None:
+        self._requests: dict[str, _Window] = {}
+        self._tokens: dict[str, _Window] = {}
+        self.spend = Spend()
+
+    def admit(self, ctx: RequestContext, body_bytes: int) -> None:
+        """The ratelimit stage: refuse a key over budget (insufficient_quota) or over its limits
+        (rate_limit_exceeded), else reserve one request and the prompt's estimated tokens."""
+        p = ctx.principal
+        if p is None:
+            return
+        if p.budget_usd is not None and p.key_id is not None:
+            spent = self.spend.spent(p.key_id, p.budget_period, time.time())
+            if spent >= p.budget_usd:
+                period = {"day": " today", "month": " this month"}.get(p.budget_period, "")
+                raise QuotaExceeded(f"this key has used its budget of ${p.budget_usd:.2f}{period} "
+                                    f"(spent ${spent:.4f}); ask an admin to raise it")
+        if p.rpm is None and p.tpm is None:
+            return
+        ident = _ident(p)
+        now = time.monotonic()
+        headers = ctx.response_headers
+        requests = tokens = None
+        if p.rpm is not None:
+            requests = self._requests.get(ident) or self._requests.setdefault(ident, _Window())
+            requests.expire(now)
+            if requests.total >= p.rpm:
+                _headers(headers, "requests", p.rpm, 0, requests, now)
+                wait = requests.events[0][0] + WINDOW_S - now if requests.events else WINDOW_S
+                raise RateLimited(f"rate limit reached: {p.rpm} requests per minute for this key; "
+                                  f"try again in {_duration(wait)}", headers={"retry-after": str(max(1, math.ceil(wait)))})
+        estimate = float(body_bytes // BYTES_PER_TOKEN)
+        if p.tpm is not None:
+            tokens = self._tokens.get(ident) or self._tokens.setdefault(ident, _Window())
+            tokens.expire(now)
+            if tokens.total + estimate > p.tpm:
+                if requests is not None:
+                    _headers(headers, "requests", p.rpm, p.rpm - requests.total, requests, now)   # type: ignore[arg-type]
+                _headers(headers, "tokens", p.tpm, max(0.0, p.tpm - tokens.total), tokens, now)
+                if estimate > p.tpm:
+                    raise RateLimited(f"this request (~{int(estimate)} tokens) is larger than the key's limit of "
+                                      f"{p.tpm} tokens per minute")
+                wait = _time_to_fit(tokens, p.tpm - estimate, now)
+                raise RateLimited(f"rate limit reached: {p.tpm} tokens per minute for this key; "
+                                  f"try again in {_duration(wait)}", headers={"retry-after": str(max(1, math.ceil(wait)))})
+        if requests is not None:
+            requests.events.append([now, 1.0])
+            requests.total += 1.0
+            _headers(headers, "requests", p.rpm, p.rpm - requests.total, requests, now)  # type: ignore[arg-type]
+        if tokens is not None:
+            entry = [now, estimate]
+            tokens.events.append(entry)
+            tokens.total += estimate
+            ctx.rate_hold = (tokens, entry)
+            _headers(headers, "tokens", p.tpm, max(0.0, p.tpm - tokens.total), tokens, now)  # type: ignore[arg-type]
+
+    def settle(self, ctx: RequestContext) -> None:
+        """In the record stage: swap the token estimate for the real usage, and add the cost to the
+        key's spend."""
+        hold = ctx.rate_hold
+        if hold is not None:
+            ctx.rate_hold = None
+            window, entry = hold
+            usage = ctx.usage
+            if usage is not None and isinstance(usage.get("total_tokens"), int):
+                actual = float(usage["total_tokens"])
+            elif ctx.status != 200:
+                actual = 0.0          # refused or failed before any tokens were spent
+            else:
+                actual = entry[1]
+            if window.events and window.events[0][0] <= entry[0]:   # still inside the window
+                window.total += actual - entry[1]
+                entry[1] = actual
+        p = ctx.principal
+        if ctx.cost_usd and p is not None and p.key_id is not None:
+            self.spend.add(p.key_id, ctx.cost_usd, time.time())
+
+
+def _ident(p: Principal) -> str:
+    return p.key_id or f"{p.kind}:{p.user}"
+
+
+def _headers(headers: dict[str, str], kind: str, limit: int, remaining: float, window: _Window, now: float) -> None:
+    headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+    headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, int(remaining)))
+    # OpenAI's meaning: the time until the limit is back to its initial (full) state.
+    reset = window.events[-1][0] + WINDOW_S - now if window.events else 0.0
+    headers[f"x-ratelimit-reset-{kind}"] = _duration(reset)
+
+
+def _time_to_fit(window: _Window, room: float, now: float) -> float:
+    """How long until the window's total drops to `room`."""
+    total = window.total
+    for ts, amount in window.events:
+        total -= amount
+        if total <= room:
+            return ts + WINDOW_S - now
+    return WINDOW_S
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's format: 20ms, 1.5s, 6m0s."""
+    if seconds < 1.0:
+        return f"{max(0, int(seconds * 1000))}ms"
+    if seconds < 60.0:
+        return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest}s"

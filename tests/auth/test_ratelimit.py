@@ -1,0 +1,142 @@
+"""Rate limits and budgets: RPM and TPM per key and by default, exact under concurrency, OpenAI's
+x-ratelimit-* headers, retry-after, the token estimate corrected by real usage, and budgets from the
+usage log (kept across a restart)."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import httpx
+import openai
+import pytest
+
+from llmproxy.config import LimitSettings
+from llmproxy.context import Principal, RequestContext
+from llmproxy.errors import QuotaExceeded, RateLimited
+from llmproxy.ratelimit import Limiter, _duration
+from tests.auth.conftest import Gw
+
+
+def make_key(gw: Gw, **fields: object) -> dict:
+    r = gw.admin("POST", "/admin/keys", json={"name": "limited", **fields})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_200_concurrent_requests_against_50_per_minute_exactly_50_pass(launch: Callable[..., Gw]) -> None:
+    gw = launch()
+    key = make_key(gw, rpm=50)["key"]
+
+    async def burst() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(base_url=gw.url, limits=limits, timeout=60,
+                                     headers={"authorization": f"Bearer {key}"}) as client:
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+            return await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in range(200)))
+
+    responses = asyncio.run(burst())
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == 50 and statuses.count(429) == 150
+    for r in responses:
+        assert r.headers["x-ratelimit-limit-requests"] == "50"
+        if r.status_code == 429:
+            err = r.json()["error"]
+            assert err["code"] == "rate_limit_exceeded" and err["type"] == "rate_limit_error"
+            assert 1 <= int(r.headers["retry-after"]) <= 60
+            assert r.headers["x-ratelimit-remaining-requests"] == "0"
+    remaining = sorted(int(r.headers["x-ratelimit-remaining-requests"]) for r in responses if r.status_code == 200)
+    assert remaining == list(range(50))
+
+
+def test_headers_on_every_response_and_the_sdk_sees_a_rate_limit_error(launch: Callable[..., Gw]) -> None:
+    gw = launch()
+    key = make_key(gw, rpm=2, tpm=10_000)["key"]
+    raw = gw.client(key).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    h = raw.headers
+    assert (h["x-ratelimit-limit-requests"], h["x-ratelimit-remaining-requests"]) == ("2", "1")
+    assert h["x-ratelimit-limit-tokens"] == "10000" and int(h["x-ratelimit-remaining-tokens"]) < 10_000
+    assert h["x-ratelimit-reset-requests"].endswith("s") and h["x-ratelimit-reset-tokens"].endswith("s")
+    gw.chat(key)
+    with pytest.raises(openai.RateLimitError) as err:
+        gw.client(key).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert err.value.code == "rate_limit_exceeded"
+    assert err.value.response.headers["retry-after"]
+    # another key has its own window
+    assert gw.chat(make_key(gw, rpm=2)["key"]).status_code == 200
+
+
+def test_tpm_counts_the_estimate_first_and_the_real_usage_after(launch: Callable[..., Gw]) -> None:
+    gw = launch()
+    key = make_key(gw, tpm=2000)["key"]
+    big = "word " * 2000                      # ~10 KB: an estimate of ~2,500 tokens, over the limit alone
+    r = gw.chat(key, content=big)
+    assert r.status_code == 429 and "larger than the key's limit" in r.json()["error"]["message"]
+    # a small request is estimated up front, then corrected to the fake's real usage (19 tokens)
+    first = gw.chat(key, content="x " * 400)
+    assert first.status_code == 200
+    second = gw.chat(key, content="hi")
+    assert int(second.headers["x-ratelimit-remaining-tokens"]) > 2000 - 19 - 19 - 60
+    assert int(first.headers["x-ratelimit-remaining-tokens"]) < int(second.headers["x-ratelimit-remaining-tokens"]) + 150
+
+
+def test_default_limits_apply_to_keys_without_their_own(launch: Callable[..., Gw]) -> None:
+    gw = launch(limits=LimitSettings(rpm=1))
+    default = make_key(gw)["key"]
+    own = make_key(gw, rpm=5)["key"]
+    assert gw.chat(default).status_code == 200 and gw.chat(default).status_code == 429
+    assert gw.chat(own).headers["x-ratelimit-limit-requests"] == "5"
+    # the master key is the operator's and is never limited
+    assert "x-ratelimit-limit-requests" not in gw.chat(gw.settings.master_key.value).headers
+
+
+def test_budget_over_is_insufficient_quota_and_survives_a_restart(launch: Callable[..., Gw]) -> None:
+    gw = launch()
+    created = make_key(gw, budget_usd=0.0000001, budget_period="day")
+    key = created["key"]
+    assert gw.chat(key).status_code == 200             # spend 0 so far; this request costs more than the budget
+    with pytest.raises(openai.RateLimitError) as err:
+        gw.client(key).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert err.value.code == "insufficient_quota" and err.value.type == "insufficient_quota"
+    gw.stop()
+    again = launch(gw.settings)                        # spend is read back from the usage log
+    r = again.chat(key)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "insufficient_quota"
+    # raising the budget lets it through again, at once
+    again.admin("PATCH", f"/admin/keys/{created['id']}", json={"budget_usd": 10.0})
+    assert again.chat(key).status_code == 200
+
+
+def test_limiter_window_slides_and_budget_periods_roll(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = SimpleNamespace(mono=1000.0, wall=1_800_000_000.0)
+    monkeypatch.setattr("llmproxy.ratelimit.time.monotonic", lambda: clock.mono)
+    monkeypatch.setattr("llmproxy.ratelimit.time.time", lambda: clock.wall)
+    limiter = Limiter()
+    p = Principal(kind="key", key_id="k", role="user", rpm=2, budget_usd=1.0, budget_period="day")
+
+    def admit() -> RequestContext:
+        ctx = RequestContext("r", {})
+        ctx.principal = p
+        limiter.admit(ctx, 100)
+        return ctx
+
+    admit(); clock.mono += 30; admit()
+    with pytest.raises(RateLimited) as err:
+        admit()
+    assert err.value.headers["retry-after"] == "30"
+    clock.mono += 30.5                     # the first request left the window
+    ctx = admit()
+    ctx.cost_usd, ctx.usage = 1.5, {"total_tokens": 10}
+    limiter.settle(ctx)
+    clock.mono += 61
+    with pytest.raises(QuotaExceeded):
+        admit()
+    clock.wall += 86400                    # a new UTC day: a daily budget starts over
+    admit()
+    assert limiter.spend.spent("k", "total", clock.wall) == 1.5
+
+
+def test_duration_format() -> None:
+    assert [_duration(s) for s in (0.02, 1.5, 59.25, 360.0)] == ["20ms", "1.5s", "59.25s", "6m0s"]
