@@ -1,0 +1,306 @@
+"""The cache's two tiers on a real SQLite file: TTL, the LRU's byte bound, persistence, tenants,
+controls, purge, and a slow or locked disk that must only ever cost a miss."""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from llmproxy.cache import ResponseCache
+from llmproxy.config import CacheKeySettings, CacheSettings
+from llmproxy.context import Principal, RequestContext
+from llmproxy.errors import InvalidRequest
+from llmproxy.store.cache_sql import SQLiteCacheStore
+from llmproxy.store.sqlite import SQLiteStore
+
+
+def request(text: str = "hi", **extra: Any) -> dict[str, Any]:
+    return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}], **extra}
+
+
+def context(body: dict[str, Any], key_id: str | None = "a", headers: dict[str, str] | None = None,
+            user: str | None = None) -> RequestContext:
+    ctx = RequestContext(request_id="r1", body=body, client_headers=dict(headers or {}))
+    ctx.principal = Principal(kind="key" if key_id else "jwt", key_id=key_id, user=user, role="user")
+    ctx.requested_model = body["model"]
+    return ctx
+
+
+def answer(text: str, pad: int = 0) -> bytes:
+    return orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+                         "choices": [{"index": 0, "message": {"role": "assistant", "content": text + "." * pad},
+                                      "finish_reason": "stop"}]})
+
+
+async def miss_then_store(cache: ResponseCache, ctx: RequestContext, body: bytes, cost: float = 0.001) -> None:
+    assert await cache.lookup(ctx) is None
+    ctx.cost_usd = cost
+    cache.store(ctx, body)
+
+
+@pytest.fixture
+async def opened(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Opens caches on one real database file (as the app does); closes them all at the end."""
+    store = await SQLiteStore.open(tmp_path / "llmproxy.db")
+    caches: list[ResponseCache] = []
+
+    async def open_cache(**changes: Any) -> ResponseCache:
+        settings = replace(CacheSettings(), **changes)
+        backend = await SQLiteCacheStore.open(store.path) if settings.persist else None
+        cache = ResponseCache(settings, backend)
+        await cache.start()
+        caches.append(cache)
+        return cache
+
+    open_cache.db_path = store.path   # type: ignore[attr-defined]
+    yield open_cache
+    for cache in caches:
+        if not cache._closing:
+            await cache.stop()
+    await store.close()
+
+
+async def test_identical_request_hits_with_zero_cost_and_the_saving(opened: Callable[..., Any]) -> None:
+    cache = await opened()
+    first = context(request())
+    await miss_then_store(cache, first, answer("hello"), cost=0.0042)
+    assert first.cache_status == "miss"
+    again = context(request())
+    entry = await cache.lookup(again)
+    assert entry is not None and entry.body == answer("hello")
+    assert (again.cache_status, again.cost_usd, again.saved_usd) == ("hit", 0.0, 0.0042)
+    assert again.response_headers["age"] == "0"
+    assert (cache.hits, cache.misses, cache.stores) == (1, 1, 1)
+    assert cache.saved_usd == pytest.approx(0.0042)
+
+
+async def test_entries_expire_after_their_ttl_in_memory_and_on_disk(opened: Callable[..., Any]) -> None:
+    cache = await opened(ttl_s=0.3)
+    await miss_then_store(cache, context(request()), answer("x"))
+    assert await cache.lookup(context(request())) is not None
+    await cache.stop()
+    reopened = await opened(ttl_s=0.3)
+    assert await reopened.lookup(context(request())) is not None      # from disk, still fresh
+    await asyncio.sleep(0.35)
+    assert await reopened.lookup(context(request())) is None          # expired in memory
+    await reopened.stop()
+    third = await opened(ttl_s=0.3)
+    assert await third.lookup(context(request())) is None             # and on disk
+
+
+async def test_per_request_ttl_header_overrides_and_is_capped(opened: Callable[..., Any]) -> None:
+    cache = await opened(ttl_s=3600, max_ttl_s=100)
+    ctx = context(request(), headers={"x-llmproxy-cache-ttl": "0.2"})
+    await miss_then_store(cache, ctx, answer("short"))
+    assert await cache.lookup(context(request())) is not None
+    await asyncio.sleep(0.25)
+    assert await cache.lookup(context(request())) is None
+    capped = context(request("b"), headers={"x-llmproxy-cache-ttl": "999999"})
+    await miss_then_store(cache, capped, answer("b"))
+    assert capped.cache_ttl_s == 100
+    with pytest.raises(InvalidRequest, match="x-llmproxy-cache-ttl"):
+        await cache.lookup(context(request(), headers={"x-llmproxy-cache-ttl": "soon"}))
+
+
+async def test_ttl_zero_is_served_but_not_stored(opened: Callable[..., Any]) -> None:
+    cache = await opened()
+    await miss_then_store(cache, context(request(), headers={"x-llmproxy-cache-ttl": "0"}), answer("x"))
+    assert cache.stores == 0
+
+
+async def test_lru_evicts_the_least_recently_used_under_the_byte_bound(opened: Callable[..., Any]) -> None:
+    size = len(answer("a", pad=1000)) + 256
+    cache = await opened(persist=False, max_memory_bytes=3 * size + 10)
+    for name in "abc":
+        await miss_then_store(cache, context(request(name)), answer(name, pad=1000))
+    assert len(cache.memory) == 3
+    assert await cache.lookup(context(request("a"))) is not None      # a is now the most recent
+    await miss_then_store(cache, context(request("d")), answer("d", pad=1000))
+    assert cache.memory.bytes <= cache.memory.max_bytes
+    assert (len(cache.memory), cache.memory.evictions) == (3, 1)
+    assert await cache.lookup(context(request("b"))) is None          # the least recently used went
+    for name in "acd":
+        assert await cache.lookup(context(request(name))) is not None
+
+
+async def test_an_entry_larger_than_memory_still_reaches_disk(opened: Callable[..., Any]) -> None:
+    cache = await opened(max_memory_bytes=600)
+    await miss_then_store(cache, context(request()), answer("big", pad=2000))
+    assert len(cache.memory) == 0
+    await cache._flush()
+    entry = await cache.lookup(context(request()))
+    assert entry is not None and cache.disk_hits == 1
+
+
+async def test_entries_outlive_a_restart_through_sqlite(opened: Callable[..., Any]) -> None:
+    cache = await opened()
+    await miss_then_store(cache, context(request()), answer("persisted"))
+    await cache.stop()                                   # flushes the write queue
+    reopened = await opened()
+    ctx = context(request())
+    entry = await reopened.lookup(ctx)
+    assert entry is not None and entry.body == answer("persisted")
+    assert reopened.disk_hits == 1 and ctx.cache_status == "hit"
+    assert await reopened.lookup(context(request())) is not None and reopened.disk_hits == 1   # now in memory
+
+
+async def test_tenants_never_see_each_others_entries(opened: Callable[..., Any]) -> None:
+    cache = await opened()
+    await miss_then_store(cache, context(request(), key_id="alice"), answer("alice's"))
+    assert await cache.lookup(context(request(), key_id="bob")) is None
+    assert await cache.lookup(context(request(), key_id=None, user="alice")) is None
+    assert await cache.lookup(context(request(), key_id="alice")) is not None
+    await cache.stop()
+    reopened = await opened()                            # the same holds on disk
+    assert await reopened.lookup(context(request(), key_id="bob")) is None
+    assert await reopened.lookup(context(request(), key_id="alice")) is not None
+
+
+async def test_shared_scope_serves_every_tenant(opened: Callable[..., Any]) -> None:
+    cache = await opened(scope="shared")
+    await miss_then_store(cache, context(request(), key_id="alice"), answer("shared"))
+    assert await cache.lookup(context(request(), key_id="bob")) is not None
+
+
+async def test_user_scope_shares_between_one_users_keys(opened: Callable[..., Any]) -> None:
+    cache = await opened(scope="user")
+    await miss_then_store(cache, context(request(), key_id="k1", user="ann"), answer("ann"))
+    assert await cache.lookup(context(request(), key_id="k2", user="ann")) is not None
+    assert await cache.lookup(context(request(), key_id="k3", user="bea")) is None
+
+
+async def test_cache_control_no_store_bypasses_and_no_cache_refreshes(opened: Callable[..., Any]) -> None:
+    cache = await opened()
+    await miss_then_store(cache, context(request()), answer("old"))
+    no_store = context(request(), headers={"cache-control": "no-store"})
+    assert await cache.lookup(no_store) is None
+    assert no_store.cache_status == "bypass" and no_store.cache_key is None
+    refresh = context(request(), headers={"cache-control": "No-Cache"})
+    await miss_then_store(cache, refresh, answer("new"))
+    assert refresh.cache_status == "miss"
+    entry = await cache.lookup(context(request()))
+    assert entry is not None and entry.body == answer("new")
+
+
+async def test_temperature_above_zero_follows_the_setting(opened: Callable[..., Any]) -> None:
+    default = await opened(persist=False)
+    ctx = context(request(temperature=0.9))
+    assert await default.lookup(ctx) is None and ctx.cache_status == "miss"
+    strict = await opened(persist=False, temperature_above_zero=False)
+    for body in (request(temperature=0.9), request()):             # absent means the provider's 1.0
+        ctx = context(body)
+        assert await strict.lookup(ctx) is None and ctx.cache_status == "bypass"
+    ctx = context(request(temperature=0))
+    assert await strict.lookup(ctx) is None and ctx.cache_status == "miss"
+
+
+async def test_per_key_settings_override_the_global_ones(opened: Callable[..., Any]) -> None:
+    cache = await opened(persist=False, enabled=False,
+                         keys={"on": CacheKeySettings(enabled=True, ttl_s=5), "off": CacheKeySettings(enabled=False)})
+    ctx = context(request(), key_id="on")
+    assert await cache.lookup(ctx) is None and ctx.cache_status == "miss" and ctx.cache_ttl_s == 5
+    for key_id in ("off", "other"):
+        ctx = context(request(), key_id=key_id)
+        assert await cache.lookup(ctx) is None and ctx.cache_status == "bypass"
+
+
+async def test_unsuccessful_answers_are_not_stored(opened: Callable[..., Any]) -> None:
+    cache = await opened()
+    ctx = context(request())
+    assert await cache.lookup(ctx) is None
+    ctx.status = 502
+    cache.store(ctx, answer("error"))
+    assert cache.stores == 0 and await cache.lookup(context(request())) is None
+
+
+async def test_purge_by_cache_key_model_tenant_and_all(opened: Callable[..., Any]) -> None:
+    cache = await opened()
+    first = context(request("1"))
+    await miss_then_store(cache, first, answer("1"))
+    await miss_then_store(cache, context(request("2", model="gpt-4o")), answer("2"))
+    await miss_then_store(cache, context(request("3"), key_id="b"), answer("3"))
+    await miss_then_store(cache, context(request("4")), answer("4"))
+    await cache._flush()
+    assert await cache.purge(key=first.cache_key) == 1
+    assert await cache.purge(model="gpt-4o") == 1
+    assert await cache.purge(tenant="key:b") == 1
+    assert (await cache.stats())["disk"]["entries"] == 1
+    assert await cache.purge() == 1
+    assert (await cache.stats())["disk"]["entries"] == 0
+    await cache.stop()
+    reopened = await opened()
+    for key_id, text in (("a", "1"), ("a", "4"), ("b", "3")):
+        assert await reopened.lookup(context(request(text), key_id=key_id)) is None
+
+
+class SlowBackend:
+    """The real SQLite backend, with reads that take too long or fail."""
+
+    def __init__(self, inner: SQLiteCacheStore, mode: str) -> None:
+        self.inner, self.mode = inner, mode
+
+    async def get(self, id_: int) -> Any:
+        if self.mode == "fail":
+            raise sqlite3.OperationalError("database is locked")
+        await asyncio.sleep(1.0)
+        return await self.inner.get(id_)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("mode", ["slow", "fail"])
+async def test_a_slow_or_failing_disk_is_a_quick_miss(opened: Callable[..., Any], mode: str) -> None:
+    cache = await opened()
+    await miss_then_store(cache, context(request()), answer("x"))
+    await cache.stop()
+    backend = SlowBackend(await SQLiteCacheStore.open(opened.db_path), mode)
+    slow = ResponseCache(CacheSettings(), backend)   # type: ignore[arg-type]
+    await slow.start()
+    try:
+        started = time.perf_counter()
+        ctx = context(request())
+        assert await slow.lookup(ctx) is None
+        assert time.perf_counter() - started < 0.2
+        assert ctx.cache_status == "miss" and slow.disk_errors == 1
+    finally:
+        await slow.stop()
+
+
+async def test_a_writer_holding_the_database_does_not_block_lookups(opened: Callable[..., Any]) -> None:
+    cache = await opened()
+    await miss_then_store(cache, context(request()), answer("x"))
+    await cache.stop()
+    reopened = await opened()
+    other = sqlite3.connect(opened.db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")                   # another process in the middle of a write
+    other.execute("DELETE FROM cache_entries")         # ...not committed
+    try:
+        started = time.perf_counter()
+        assert await reopened.lookup(context(request())) is not None   # WAL: readers see the last commit
+        assert time.perf_counter() - started < 0.1
+        await miss_then_store(reopened, context(request("new")), answer("new"))   # the write just queues
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+async def test_the_disk_is_trimmed_to_its_byte_bound_oldest_first(opened: Callable[..., Any]) -> None:
+    cache = await opened()
+    for name in "abcd":
+        await miss_then_store(cache, context(request(name)), answer(name, pad=1000))
+        await asyncio.sleep(0.01)
+    await cache._flush()
+    row_size = len(answer("a", pad=1000))
+    removed = await cache._backend.sweep(time.time(), 2 * row_size)   # type: ignore[union-attr]
+    assert removed == 2
+    cache.memory.purge(lambda e: True)
+    assert await cache.lookup(context(request("a"))) is None
+    assert await cache.lookup(context(request("d"))) is not None
