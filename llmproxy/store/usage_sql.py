@@ -1,11 +1,18 @@
-"""The usage log's tables and queries (SQLite)."""
+"""The usage log's tables and queries (SQLite): one narrow row per request, a daily roll-up kept
+by a trigger in the same transaction as each insert, retention in batches, and the aggregations
+the usage API and the budget check read.
+
+Budgets and whole-day reports read the roll-up (a few rows per key and day), never the raw log.
+"""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
 
+# Never edit a shipped migration; append a new one.
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE usage (
@@ -35,15 +42,88 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX usage_ts ON usage (ts);
     CREATE INDEX usage_key_ts ON usage (key_id, ts);
     """,
+    # 2: what a cache hit saved, cache writes (priced apart by Anthropic), and the daily roll-up.
+    # Roll-up keys are '' rather than NULL so that the upsert's conflict target matches them.
+    """
+    ALTER TABLE usage ADD COLUMN saved_usd REAL;
+    ALTER TABLE usage ADD COLUMN cache_write_tokens INTEGER;
+    CREATE INDEX usage_user_ts ON usage (user, ts);
+    CREATE TABLE usage_daily (
+        day TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        user TEXT NOT NULL,
+        model TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        requests INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        cache_hits INTEGER NOT NULL,
+        unpriced INTEGER NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cached_tokens INTEGER NOT NULL,
+        reasoning_tokens INTEGER NOT NULL,
+        cost_usd REAL NOT NULL,
+        saved_usd REAL NOT NULL,
+        PRIMARY KEY (day, key_id, user, model, provider)
+    ) WITHOUT ROWID;
+    CREATE INDEX usage_daily_key ON usage_daily (key_id, day);
+    CREATE INDEX usage_daily_user ON usage_daily (user, day);
+    CREATE TRIGGER usage_rollup AFTER INSERT ON usage BEGIN
+        INSERT INTO usage_daily VALUES (
+            date(NEW.ts, 'unixepoch'), coalesce(NEW.key_id, ''), coalesce(NEW.user, ''),
+            coalesce(NEW.model, ''), coalesce(NEW.provider, ''),
+            1, NEW.status >= 400, coalesce(NEW.cache, '') = 'hit',
+            NEW.cost_usd IS NULL AND NEW.status < 400 AND coalesce(NEW.cache, '') != 'hit',
+            coalesce(NEW.prompt_tokens, 0), coalesce(NEW.completion_tokens, 0),
+            coalesce(NEW.cached_tokens, 0), coalesce(NEW.reasoning_tokens, 0),
+            coalesce(NEW.cost_usd, 0), coalesce(NEW.saved_usd, 0))
+        ON CONFLICT (day, key_id, user, model, provider) DO UPDATE SET
+            requests = requests + excluded.requests, errors = errors + excluded.errors,
+            cache_hits = cache_hits + excluded.cache_hits, unpriced = unpriced + excluded.unpriced,
+            prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+            completion_tokens = completion_tokens + excluded.completion_tokens,
+            cached_tokens = cached_tokens + excluded.cached_tokens,
+            reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
+            cost_usd = cost_usd + excluded.cost_usd, saved_usd = saved_usd + excluded.saved_usd;
+    END;
+    INSERT INTO usage_daily
+    SELECT date(ts, 'unixepoch'), coalesce(key_id, ''), coalesce(user, ''), coalesce(model, ''),
+           coalesce(provider, ''), count(*), sum(status >= 400), sum(coalesce(cache, '') = 'hit'),
+           sum(cost_usd IS NULL AND status < 400 AND coalesce(cache, '') != 'hit'),
+           sum(coalesce(prompt_tokens, 0)), sum(coalesce(completion_tokens, 0)), sum(coalesce(cached_tokens, 0)),
+           sum(coalesce(reasoning_tokens, 0)), sum(coalesce(cost_usd, 0)), 0
+    FROM usage GROUP BY 1, 2, 3, 4, 5;
+    """,
 )
 
 COLUMNS = ("ts", "request_id", "key_id", "user", "requested_model", "model", "provider", "strategy",
            "complexity", "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens",
-           "cost_usd", "latency_ms", "ttft_ms", "overhead_ms", "cache", "attempts", "status", "error_type")
+           "cost_usd", "latency_ms", "ttft_ms", "overhead_ms", "cache", "attempts", "status", "error_type",
+           "saved_usd", "cache_write_tokens")
 _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+
+# The aggregation API: group names -> (raw log expression, roll-up column).
+GROUPS: dict[str, tuple[str, str]] = {
+    "day": ("date(ts, 'unixepoch')", "day"),
+    "key": ("coalesce(key_id, '')", "key_id"),
+    "user": ("coalesce(user, '')", "user"),
+    "model": ("coalesce(model, '')", "model"),
+    "provider": ("coalesce(provider, '')", "provider"),
+}
+OUTPUT_NAMES = {"day": "day", "key": "key_id", "user": "user", "model": "model", "provider": "provider"}
+MEASURES = ("requests", "errors", "cache_hits", "unpriced", "prompt_tokens", "completion_tokens",
+            "cached_tokens", "reasoning_tokens", "cost_usd", "saved_usd")
+_RAW_MEASURES = (
+    "count(*)", "sum(status >= 400)", "sum(coalesce(cache, '') = 'hit')",
+    "sum(cost_usd IS NULL AND status < 400 AND coalesce(cache, '') != 'hit')",
+    "sum(coalesce(prompt_tokens, 0))", "sum(coalesce(completion_tokens, 0))", "sum(coalesce(cached_tokens, 0))",
+    "sum(coalesce(reasoning_tokens, 0))", "sum(coalesce(cost_usd, 0))", "sum(coalesce(saved_usd, 0))",
+)
+DAY_S = 86_400
 
 
 async def insert_usage(db: aiosqlite.Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """One batch; the roll-up trigger runs inside the same statement, so the two never disagree."""
     await db.executemany(_INSERT, rows)
     await db.commit()
 
@@ -52,3 +132,114 @@ async def count_usage(db: aiosqlite.Connection) -> int:
     async with db.execute("SELECT count(*) FROM usage") as cur:
         (n,) = await cur.fetchone()
     return int(n)
+
+
+async def delete_before(db: aiosqlite.Connection, cutoff_ts: float, *, batch: int = 5_000) -> int:
+    """Delete raw rows older than `cutoff_ts`, `batch` rows per transaction so that writers are never
+    held up for long. The roll-up keeps the days it summarised."""
+    total = 0
+    while True:
+        cur = await db.execute(
+            "DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE ts < ? ORDER BY ts LIMIT ?)", (cutoff_ts, batch))
+        deleted = cur.rowcount
+        await cur.close()
+        await db.commit()
+        total += deleted
+        if deleted < batch:
+            return total
+        await asyncio.sleep(0)   # let the batch writer and the readers in between two deletes
+
+
+# `+column` keeps the planner on the primary key's day range (a few days of the roll-up) instead
+# of walking the whole roll-up in key order to save a sort.
+SPEND_BY_KEY = ("SELECT key_id, sum(cost_usd) FROM usage_daily WHERE day >= date(?, 'unixepoch') "
+                "AND +key_id != '' GROUP BY +key_id")
+SPEND_BY_USER = ("SELECT user, sum(cost_usd) FROM usage_daily WHERE day >= date(?, 'unixepoch') "
+                 "AND +user != '' GROUP BY +user")
+
+
+async def spend_by_key(db: aiosqlite.Connection, since_ts: float) -> dict[str, float]:
+    """USD spent per key from the start of the UTC day that holds `since_ts`, read from the roll-up.
+    Rows still in the in-memory queue (a fraction of a second of traffic) are not counted yet."""
+    async with db.execute(SPEND_BY_KEY, (since_ts,)) as cur:
+        return {key: float(total) for key, total in await cur.fetchall()}
+
+
+async def spend_by_user(db: aiosqlite.Connection, since_ts: float) -> dict[str, float]:
+    """As spend_by_key, per user."""
+    async with db.execute(SPEND_BY_USER, (since_ts,)) as cur:
+        return {user: float(total) for user, total in await cur.fetchall()}
+
+
+def whole_days(since: float | None, until: float | None) -> bool:
+    """A range the roll-up can answer exactly: open ends or UTC midnights."""
+    return all(t is None or t % DAY_S == 0 for t in (since, until))
+
+
+async def aggregate(db: aiosqlite.Connection, *, group_by: Sequence[str], since: float | None = None,
+                    until: float | None = None, key_id: str | None = None,
+                    user: str | None = None) -> tuple[list[dict[str, Any]], str]:
+    """Usage summed per group over [since, until) (unix seconds), optionally for one key or user.
+
+    Ranges on whole UTC days read the roll-up; any other range reads the raw log through its time
+    index. Returns the rows and which of the two answered ("rollup" or "log")."""
+    unknown = [g for g in group_by if g not in GROUPS]
+    if unknown:
+        raise ValueError(f"cannot group by {unknown[0]!r}; use {', '.join(GROUPS)}")
+    rollup = whole_days(since, until)
+    where: list[str] = []
+    params: list[Any] = []
+    if rollup:
+        table = "usage_daily"
+        if since is not None:
+            where.append("day >= date(?, 'unixepoch')")
+            params.append(since)
+        if until is not None:
+            where.append("day < date(?, 'unixepoch')")
+            params.append(until)
+        measures = [f"sum({m})" for m in MEASURES]
+        column = {g: GROUPS[g][1] for g in group_by}
+    else:
+        table = "usage"
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("ts < ?")
+            params.append(until)
+        measures = list(_RAW_MEASURES)
+        column = {g: GROUPS[g][0] for g in group_by}
+    if key_id is not None:
+        where.append("key_id = ?")
+        params.append(key_id)
+    if user is not None:
+        where.append("user = ?")
+        params.append(user)
+    groups = [column[g] for g in group_by]
+    sql = f"SELECT {', '.join([*groups, *measures])} FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if groups:
+        positions = ", ".join(str(i + 1) for i in range(len(groups)))
+        sql += f" GROUP BY {positions} ORDER BY {positions}"
+    async with db.execute(sql, params) as cur:
+        raw = await cur.fetchall()
+    out: list[dict[str, Any]] = []
+    for values in raw:
+        if values[len(groups)] in (None, 0):   # an empty range still yields one all-NULL row without groups
+            continue
+        row = {OUTPUT_NAMES[g]: values[i] for i, g in enumerate(group_by)}
+        for j, name in enumerate(MEASURES):
+            value = values[len(groups) + j] or 0
+            row[name] = float(value) if name.endswith("_usd") else int(value)
+        out.append(row)
+    return out, ("rollup" if rollup else "log")
+
+
+def totals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The sum of each measure over aggregated rows."""
+    out: dict[str, Any] = {name: (0.0 if name.endswith("_usd") else 0) for name in MEASURES}
+    for row in rows:
+        for name in MEASURES:
+            out[name] += row[name]
+    return out

@@ -1,0 +1,403 @@
+"""Metrics: Prometheus series for every request, and GET /metrics.
+
+Each app builds its own CollectorRegistry in its lifespan (no module-level registry, so two apps in
+one process never share series). The record stage calls Metrics.observe() once per request. That
+path only adds to plain numbers on a per-(route, model, provider, status) object bound once, and a
+histogram observation is one bisect: no locks (observe and the scrape both run on the event loop),
+no per-call label lookups. The Prometheus families are built from those numbers at scrape time.
+
+What other components know (registry version and scrape ages, circuit breakers, the cache's own
+counters, the usage queue) is read at scrape time too, through getattr with defaults, so those
+components never call this module and a missing one never breaks /metrics.
+
+Labels stay bounded: route, model (registry ids and configured models; anything else is "other"),
+provider, status. Never a key id, a user or a prompt.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import __version__
+from .context import RequestContext
+
+log = logging.getLogger("llmproxy.metrics")
+
+CHAT_ROUTE = "/v1/chat/completions"
+OTHER = "other"
+LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
+BREAKER_STATES = {"closed": 0.0, "half_open": 1.0, "half-open": 1.0, "open": 2.0}
+_LIMIT_REASONS = ("rate_limit_exceeded", "insufficient_quota")
+_MAX_BOUND = 4096   # raw keys remembered before the map is rebuilt (the label sets themselves stay bounded)
+
+
+class _Histogram:
+    """Bucket counts (not cumulative) and a sum; the +Inf bucket is the last one."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def merge(self, other: _Histogram) -> None:
+        for i, n in enumerate(other.counts):
+            self.counts[i] += n
+        self.sum += other.sum
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out, total = [], 0
+        for bound, n in zip((*map(str, self.bounds), "+Inf"), self.counts):
+            total += n
+            out.append((bound, total))
+        return out
+
+
+class _Series:
+    """Everything counted for one (route, model, provider, status)."""
+
+    __slots__ = ("route", "model", "provider", "status", "requests", "latency", "ttft", "prompt", "completion",
+                 "cached", "reasoning", "cost", "saved", "unpriced")
+
+    def __init__(self, route: str, model: str, provider: str, status: int) -> None:
+        self.route, self.model, self.provider, self.status = route, model, provider, status
+        self.requests = self.prompt = self.completion = self.cached = self.reasoning = self.unpriced = 0
+        self.cost = self.saved = 0.0
+        self.latency = _Histogram(LATENCY_BUCKETS)
+        self.ttft = _Histogram(TTFT_BUCKETS)
+
+
+class Metrics:
+    """The gateway's Prometheus series, in a registry of its own."""
+
+    def __init__(self, gateway: Any = None, *, process: bool = True) -> None:
+        self.gateway = gateway
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._series: dict[tuple[str, str, str, int], _Series] = {}    # by bounded labels
+        self._bound: dict[tuple[str, str, str, int], _Series] = {}     # by raw model id / provider name
+        self._overhead: dict[str, _Histogram] = {}
+        self.cache_results = {"hit": 0, "miss": 0, "bypass": 0}
+        self.fallbacks: dict[tuple[str, str], int] = {}
+        self.rejections: dict[tuple[str, str], int] = {}
+        self.registry.register(_RequestCollector(self))
+        self.registry.register(_StateCollector(self))
+        if process:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+
+    def observe(self, ctx: RequestContext, now: float, route: str = CHAT_ROUTE) -> None:
+        """The record stage's share: one finished request."""
+        model = ctx.model
+        provider = ctx.provider
+        model_id = model.id if model is not None else ""
+        provider_name = provider.name if provider is not None else ""
+        if model is None and ctx.cache_status == "hit":   # a hit names what it replays in its headers
+            model_id = ctx.response_headers.get("x-llmproxy-model", "")
+            provider_name = ctx.response_headers.get("x-llmproxy-provider", "")
+        status = ctx.status
+        series = self._bound.get((route, model_id, provider_name, status))
+        if series is None:
+            series = self._bind(route, model_id, provider_name, status)
+        series.requests += 1
+        series.latency.observe(now - ctx.started)
+        overhead = self._overhead.get(route)
+        if overhead is None:
+            overhead = self._overhead[route] = _Histogram(OVERHEAD_BUCKETS)
+        overhead.observe(ctx.overhead_ms(now) / 1000.0)
+        if ctx.stream and ctx.first_token_s is not None:
+            series.ttft.observe(ctx.first_token_s)
+        usage = ctx.usage
+        if usage:
+            series.prompt += usage.get("prompt_tokens") or 0
+            series.completion += usage.get("completion_tokens") or 0
+            details = usage.get("prompt_tokens_details")
+            if details:
+                series.cached += details.get("cached_tokens") or 0
+            details = usage.get("completion_tokens_details")
+            if details:
+                series.reasoning += details.get("reasoning_tokens") or 0
+        cost = ctx.cost_usd
+        if cost:
+            series.cost += cost
+        elif cost is None and status == 200 and model is not None:
+            series.unpriced += 1
+        if ctx.saved_usd:
+            series.saved += ctx.saved_usd
+        results = self.cache_results
+        if ctx.cache_status in results:
+            results[ctx.cache_status] += 1
+        attempts = ctx.attempts
+        if len(attempts) > 1:
+            for attempt in attempts[:-1]:
+                model_label, provider_label = self._labels(attempt.model, attempt.provider)
+                key = (provider_label, model_label)
+                self.fallbacks[key] = self.fallbacks.get(key, 0) + 1
+        if status == 429 and not attempts:
+            key = (route, ctx.error_type if ctx.error_type in _LIMIT_REASONS else OTHER)
+            self.rejections[key] = self.rejections.get(key, 0) + 1
+
+    def _bind(self, route: str, model_id: str, provider_name: str, status: int) -> _Series:
+        if len(self._bound) >= _MAX_BOUND:
+            self._bound.clear()
+        model_label, provider_label = self._labels(model_id, provider_name)
+        labels = (route, model_label, provider_label, status)
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = _Series(*labels)
+        self._bound[(route, model_id, provider_name, status)] = series
+        return series
+
+    def _labels(self, model_id: str, provider_name: str) -> tuple[str, str]:
+        """Bounded labels: a model the registry knows or the config declares, else "other"; a
+        configured provider, else "other"."""
+        gw = self.gateway
+        settings = getattr(gw, "settings", None)
+        registry = getattr(gw, "registry", None)
+        provider = settings.provider(provider_name) if settings is not None and provider_name else None
+        if provider_name and provider is None:
+            provider_name = OTHER
+        if not model_id:
+            return model_id, provider_name
+        if registry is not None and registry.lookup(model_id) is not None:
+            return model_id, provider_name
+        upstream = model_id.partition("/")[2]
+        if provider is not None and upstream in provider.models:
+            return model_id, provider_name
+        return OTHER, provider_name
+
+    def series(self) -> Iterable[_Series]:
+        return list(self._series.values())
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _RequestCollector:
+    """The per-request series, built from Metrics' numbers at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._m
+        requests = CounterMetricFamily("llmproxy_requests", "Requests answered, by route, model, provider and "
+                                       "HTTP status.", labels=["route", "model", "provider", "status"])
+        latency = HistogramMetricFamily("llmproxy_request_duration_seconds", "Time from request to the last "
+                                        "byte of the answer, by status class.",
+                                        labels=["route", "model", "provider", "status"])
+        ttft = HistogramMetricFamily("llmproxy_time_to_first_token_seconds", "Streams: time from request to "
+                                     "the first output sent to the client.", labels=["model", "provider"])
+        tokens = CounterMetricFamily("llmproxy_tokens", "Tokens by kind: prompt (all input), completion (all "
+                                     "output), cached (input read from a prompt cache), reasoning (part of "
+                                     "completion).", labels=["model", "provider", "type"])
+        cost = CounterMetricFamily("llmproxy_cost_usd", "Cost in USD at the registry prices of the moment.",
+                                   labels=["model", "provider"])
+        saved = CounterMetricFamily("llmproxy_cache_saved_usd", "USD that cache hits saved.",
+                                    labels=["model", "provider"])
+        unpriced = CounterMetricFamily("llmproxy_unpriced_requests", "Answered requests whose cost is unknown "
+                                       "(no registry price).", labels=["model", "provider"])
+        by_class: dict[tuple[str, str, str, str], _Histogram] = {}
+        by_model: dict[tuple[str, str], list[Any]] = {}
+        for s in m.series():
+            requests.add_metric([s.route, s.model, s.provider, str(s.status)], s.requests)
+            merged = by_class.setdefault((s.route, s.model, s.provider, f"{s.status // 100}xx"),
+                                         _Histogram(LATENCY_BUCKETS))
+            merged.merge(s.latency)
+            if not s.model:
+                continue
+            acc = by_model.setdefault((s.model, s.provider), [_Histogram(TTFT_BUCKETS), 0, 0, 0, 0, 0.0, 0.0, 0])
+            acc[0].merge(s.ttft)
+            for i, value in enumerate((s.prompt, s.completion, s.cached, s.reasoning, s.cost, s.saved, s.unpriced)):
+                acc[i + 1] += value
+        for labels, h in by_class.items():
+            latency.add_metric(list(labels), h.buckets(), h.sum)
+        for (model, provider), (h, prompt, completion, cached, reasoning, usd, saved_usd, unknown) in by_model.items():
+            if sum(h.counts):
+                ttft.add_metric([model, provider], h.buckets(), h.sum)
+            for kind, n in (("prompt", prompt), ("completion", completion), ("cached", cached),
+                            ("reasoning", reasoning)):
+                tokens.add_metric([model, provider, kind], n)
+            cost.add_metric([model, provider], usd)
+            saved.add_metric([model, provider], saved_usd)
+            unpriced.add_metric([model, provider], unknown)
+        yield from (requests, latency, ttft, tokens, cost, saved, unpriced)
+        overhead = HistogramMetricFamily("llmproxy_overhead_seconds", "The gateway's own time per request "
+                                         "(total minus waiting on the provider).", labels=["route"])
+        for route, h in list(m._overhead.items()):
+            overhead.add_metric([route], h.buckets(), h.sum)
+        yield overhead
+        cache = CounterMetricFamily("llmproxy_cache_requests", "Chat requests by response-cache result.",
+                                    labels=["result"])
+        for result, n in m.cache_results.items():
+            cache.add_metric([result], n)
+        yield cache
+        fallbacks = CounterMetricFamily("llmproxy_fallbacks", "Failed attempts the route moved on from, by the "
+                                        "provider and model that failed.", labels=["provider", "model"])
+        for (provider, model), n in list(m.fallbacks.items()):
+            fallbacks.add_metric([provider, model], n)
+        yield fallbacks
+        rejections = CounterMetricFamily("llmproxy_ratelimit_rejections", "Requests the gateway's own limits "
+                                         "refused (429 before any provider was called), by reason: "
+                                         "rate_limit_exceeded (requests or tokens per minute) or "
+                                         "insufficient_quota (budget).", labels=["route", "reason"])
+        for (route, reason), n in list(m.rejections.items()):
+            rejections.add_metric([route, reason], n)
+        yield rejections
+        info = GaugeMetricFamily("llmproxy_build_info", "Always 1; the version as a label.", labels=["version"])
+        info.add_metric([__version__], 1)
+        yield info
+
+
+class _StateCollector:
+    """Series read from the gateway's components at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return []   # dynamic: nothing to check at registration
+
+    def collect(self) -> Iterator[Metric]:
+        gw = self._metrics.gateway
+        if gw is None:
+            return
+        for collect in (_usage_queue, _registry, _cache, _breakers):
+            try:
+                yield from collect(gw)
+            except Exception as exc:  # noqa: BLE001 - one odd component must not break the scrape
+                log.warning("metrics: could not read %s: %s", collect.__name__.lstrip("_"), exc)
+
+
+def _usage_queue(gw: Any) -> Iterator[Metric]:
+    usage = getattr(gw, "usage", None)
+    if usage is None:
+        return
+    yield GaugeMetricFamily("llmproxy_usage_queue_depth", "Usage rows waiting to be written.",
+                            value=getattr(usage, "depth", 0))
+    yield CounterMetricFamily("llmproxy_usage_rows_written", "Usage rows written to the store.",
+                              value=getattr(usage, "written", 0))
+    yield CounterMetricFamily("llmproxy_usage_rows_dropped", "Usage rows dropped because the queue was full.",
+                              value=getattr(usage, "dropped", 0))
+    yield CounterMetricFamily("llmproxy_usage_write_failures", "Usage batch writes that failed (and were retried).",
+                              value=getattr(usage, "write_failures", 0))
+
+
+def _registry(gw: Any) -> Iterator[Metric]:
+    registry = getattr(gw, "registry", None)
+    if registry is None:
+        return
+    yield GaugeMetricFamily("llmproxy_registry_version", "Version of the model registry in use.",
+                            value=float(getattr(registry, "version", 0) or 0))
+    yield GaugeMetricFamily("llmproxy_registry_models", "Models in the registry in use.",
+                            value=len(getattr(registry, "models", ())))
+    providers = getattr(registry, "providers", None) or {}
+    age = GaugeMetricFamily("llmproxy_registry_last_success_age_seconds",
+                            "Seconds since each provider's prices were last scraped successfully "
+                            "(absent for a provider never scraped).", labels=["provider"])
+    stamp = GaugeMetricFamily("llmproxy_registry_last_success_timestamp_seconds",
+                              "Unix time of each provider's last successful price scrape.", labels=["provider"])
+    now = time.time()
+    for name, status in providers.items():
+        when = _unix(status.get("last_success") if isinstance(status, Mapping) else getattr(status, "last_success", None))
+        if when is None:
+            continue
+        age.add_metric([str(name)], max(0.0, now - when))
+        stamp.add_metric([str(name)], when)
+    yield age
+    yield stamp
+
+
+def _cache(gw: Any) -> Iterator[Metric]:
+    """The response cache's own counters (hits and misses as the cache counts them, memory use)."""
+    cache = getattr(gw, "cache", None)
+    if cache is None:
+        return
+    family = CounterMetricFamily("llmproxy_cache_lookups", "Response-cache lookups by result "
+                                 "(the cache's own count).", labels=["result"])
+    for attr, result in (("hits", "hit"), ("disk_hits", "disk_hit"), ("misses", "miss"), ("bypasses", "bypass")):
+        value = getattr(cache, attr, None)
+        if isinstance(value, (int, float)):
+            family.add_metric([result], value)
+    yield family
+    for attr, name, doc in (("stores", "llmproxy_cache_stores", "Responses stored in the cache."),
+                            ("dropped_writes", "llmproxy_cache_dropped_writes", "Cache writes dropped (queue full)."),
+                            ("disk_errors", "llmproxy_cache_disk_errors", "Cache store errors.")):
+        value = getattr(cache, attr, None)
+        if isinstance(value, (int, float)):
+            yield CounterMetricFamily(name, doc, value=value)
+    memory = getattr(cache, "memory", None)
+    if memory is not None:
+        if isinstance(getattr(memory, "bytes", None), (int, float)):
+            yield GaugeMetricFamily("llmproxy_cache_memory_bytes", "Bytes held by the in-memory cache.",
+                                    value=memory.bytes)
+        if hasattr(memory, "__len__"):
+            yield GaugeMetricFamily("llmproxy_cache_memory_entries", "Entries in the in-memory cache.",
+                                    value=len(memory))
+        if isinstance(getattr(memory, "evictions", None), (int, float)):
+            yield CounterMetricFamily("llmproxy_cache_evictions", "Entries evicted from the in-memory cache.",
+                                      value=memory.evictions)
+
+
+def _breakers(gw: Any) -> Iterator[Metric]:
+    """Circuit breakers (gw.health.breakers: provider -> breaker whose state(now) is closed, open or
+    half_open)."""
+    health = getattr(gw, "health", None)
+    breakers = getattr(health, "breakers", None)
+    if isinstance(breakers, Mapping):
+        family = GaugeMetricFamily("llmproxy_circuit_breaker_state", "Circuit breaker state per provider: "
+                                   "0 closed, 1 half-open, 2 open (providers never failed are absent).",
+                                   labels=["provider"])
+        now = time.monotonic()
+        for provider, breaker in list(breakers.items()):
+            state = getattr(breaker, "state", breaker)
+            state = state(now) if callable(state) else state
+            family.add_metric([str(provider)], BREAKER_STATES.get(str(state).lower(), math.nan))
+        yield family
+
+
+def _unix(value: Any) -> float | None:
+    """A time as unix seconds from what the registry stores (an ISO 8601 string or a number)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)   # the registry writes UTC
+    return parsed.timestamp()
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """GET /metrics: Prometheus text format. Open like /healthz: no secrets, keys or prompts in it."""
+    metrics: Metrics | None = getattr(getattr(request.app.state, "gateway", None), "metrics", None)
+    if metrics is None:
+        return Response(b"", 503, media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+ROUTES = [Route("/metrics", metrics_endpoint, methods=["GET"])]

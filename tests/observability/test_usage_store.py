@@ -1,0 +1,165 @@
+"""The usage tables on a real SQLite file: the roll-up kept by the insert, the aggregations (roll-up
+and raw log agree), retention in batches, spend by key, and the indexes the queries use."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmproxy.store import usage_sql
+from llmproxy.store.sqlite import SQLiteStore
+
+DAY = 86_400
+T0 = 1_780_000_000 // DAY * DAY   # a UTC midnight
+
+
+def row(ts: float, **kw: Any) -> tuple[Any, ...]:
+    values = {"ts": ts, "request_id": f"r{ts}", "key_id": "k1", "user": "alice", "requested_model": "gpt-4o",
+              "model": "gpt-4o", "provider": "openai", "prompt_tokens": 10, "completion_tokens": 5,
+              "cached_tokens": 2, "reasoning_tokens": 0, "cost_usd": 0.001, "latency_ms": 10.0, "overhead_ms": 0.2,
+              "cache": "miss", "attempts": 1, "status": 200}
+    values.update(kw)
+    return tuple(values.get(c) for c in usage_sql.COLUMNS)
+
+
+def sample() -> list[tuple[Any, ...]]:
+    rows = []
+    for day in range(3):
+        for i in range(10):
+            ts = T0 + day * DAY + i * 600
+            rows.append(row(ts, key_id="k1" if i % 2 else "k2", user="alice" if i % 2 else "bob",
+                            model="gpt-4o" if i < 7 else "claude-sonnet-4-5", provider="openai" if i < 7 else "anthropic",
+                            cost_usd=0.001 * (i + 1), prompt_tokens=100 + i))
+        rows.append(row(T0 + day * DAY + 7000, status=502, cost_usd=None, prompt_tokens=None, completion_tokens=None,
+                        cached_tokens=None, error_type="upstream_error"))
+        rows.append(row(T0 + day * DAY + 7100, cache="hit", cost_usd=0.0, saved_usd=0.004))
+        rows.append(row(T0 + day * DAY + 7200, model="ollama/llama3.3", provider="ollama", cost_usd=None))
+    return rows
+
+
+async def open_store(tmp_path: Path) -> SQLiteStore:
+    return await SQLiteStore.open(tmp_path / "llmproxy.db")
+
+
+async def test_rollup_is_kept_with_each_batch_and_matches_the_log(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    try:
+        rows = sample()
+        await usage_sql.insert_usage(store.db, rows[:17])
+        await usage_sql.insert_usage(store.db, rows[17:])
+        for groups in ((), ("day",), ("day", "key", "model", "provider"), ("user",), ("model",)):
+            from_rollup, source = await usage_sql.aggregate(store.db, group_by=groups, since=T0, until=T0 + 3 * DAY)
+            assert source == "rollup"
+            from_log, source = await usage_sql.aggregate(store.db, group_by=groups, since=T0, until=T0 + 3 * DAY - 0.5)
+            assert source == "log"
+            assert rounded(from_rollup) == rounded(from_log)
+        (total,), _ = await usage_sql.aggregate(store.db, group_by=())
+        assert total["requests"] == len(rows) == 39
+        assert total["errors"] == 3 and total["cache_hits"] == 3 and total["unpriced"] == 3
+        assert total["cost_usd"] == pytest.approx(3 * sum(0.001 * (i + 1) for i in range(10)))
+        assert total["saved_usd"] == pytest.approx(3 * 0.004)
+        assert total["prompt_tokens"] == 3 * sum(100 + i for i in range(10)) + 3 * 10 + 3 * 10
+    finally:
+        await store.close()
+
+
+async def test_time_filters_key_and_user(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    try:
+        await usage_sql.insert_usage(store.db, sample())
+        by_day, _ = await usage_sql.aggregate(store.db, group_by=("day",), since=T0 + DAY, until=T0 + 2 * DAY)
+        assert [r["day"] for r in by_day] == [_day(T0 + DAY)] and by_day[0]["requests"] == 13
+        # a range inside a day reads the log: the first hour of day 0 holds requests 0..5
+        hour, source = await usage_sql.aggregate(store.db, group_by=(), since=T0, until=T0 + 3600)
+        assert source == "log" and hour[0]["requests"] == 6
+        k2, _ = await usage_sql.aggregate(store.db, group_by=("key",), key_id="k2")
+        assert [r["key_id"] for r in k2] == ["k2"] and k2[0]["requests"] == 15
+        bob, _ = await usage_sql.aggregate(store.db, group_by=("user", "key"), user="bob")
+        assert [(r["user"], r["key_id"]) for r in bob] == [("bob", "k2")]
+        nothing, _ = await usage_sql.aggregate(store.db, group_by=(), since=T0 + 10 * DAY)
+        assert nothing == []
+        with pytest.raises(ValueError):
+            await usage_sql.aggregate(store.db, group_by=("prompt",))
+    finally:
+        await store.close()
+
+
+async def test_spend_by_key_reads_the_rollup_from_the_day_of_since(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    try:
+        await usage_sql.insert_usage(store.db, sample())
+        # k1 has the odd requests (0.002 + 0.004 + ... + 0.010) and the error, hit and unpriced rows (0 each)
+        per_day_k1 = sum(0.001 * (i + 1) for i in range(10) if i % 2)
+        spend = await usage_sql.spend_by_key(store.db, T0 + DAY + 5000)   # mid-day: counts that whole day
+        assert spend == pytest.approx({"k1": 2 * per_day_k1, "k2": 2 * sum(0.001 * (i + 1) for i in range(10) if not i % 2)})
+        users = await usage_sql.spend_by_user(store.db, T0)
+        assert set(users) == {"alice", "bob"}
+    finally:
+        await store.close()
+
+
+async def test_retention_deletes_old_rows_in_batches_and_keeps_the_rollup(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    try:
+        old = [row(T0 + i) for i in range(1200)]
+        new = [row(T0 + 5 * DAY + i) for i in range(30)]
+        await usage_sql.insert_usage(store.db, old + new)
+        before, _ = await usage_sql.aggregate(store.db, group_by=("day",))
+        deleted = await usage_sql.delete_before(store.db, T0 + 2 * DAY, batch=500)
+        assert deleted == 1200
+        assert await usage_sql.count_usage(store.db) == 30
+        after, _ = await usage_sql.aggregate(store.db, group_by=("day",))
+        assert after == before   # spend history outlives the raw rows
+    finally:
+        await store.close()
+
+
+async def test_migration_2_backfills_the_rollup_from_a_first_version_database(tmp_path: Path) -> None:
+    path = tmp_path / "llmproxy.db"
+    db = sqlite3.connect(path)
+    db.executescript(usage_sql.MIGRATIONS[0])
+    db.execute("CREATE TABLE schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    db.execute("INSERT INTO schema_versions VALUES ('usage', 1)")
+    v1 = usage_sql.COLUMNS[:21]
+    for i in range(5):
+        db.execute(f"INSERT INTO usage ({', '.join(v1)}) VALUES ({', '.join('?' for _ in v1)})",
+                   row(T0 + i, cost_usd=0.5)[:21])
+    db.commit()
+    db.close()
+    store = await SQLiteStore.open(path)
+    try:
+        assert await usage_sql.spend_by_key(store.db, T0) == {"k1": pytest.approx(2.5)}
+        await usage_sql.insert_usage(store.db, [row(T0 + 10, cost_usd=0.5, saved_usd=0.1)])
+        assert await usage_sql.spend_by_key(store.db, T0) == {"k1": pytest.approx(3.0)}
+    finally:
+        await store.close()
+
+
+async def test_queries_use_their_indexes_not_a_scan_of_the_log(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    try:
+        async def plan(sql: str, *params: Any) -> str:
+            async with store.db.execute("EXPLAIN QUERY PLAN " + sql, params) as cur:
+                return " | ".join(r[-1] for r in await cur.fetchall())
+
+        for sql in (usage_sql.SPEND_BY_KEY, usage_sql.SPEND_BY_USER):   # the budget check: a day range of the roll-up
+            assert (await plan(sql, T0)).startswith("SEARCH usage_daily USING PRIMARY KEY (day>?)")
+        by_key = await plan("SELECT count(*) FROM usage WHERE key_id = ? AND ts >= ?", "k1", T0)
+        assert "usage_key_ts" in by_key
+        in_range = await plan("SELECT count(*) FROM usage WHERE ts >= ? AND ts < ?", T0, T0 + 60)
+        assert "usage_ts" in in_range
+        retention = await plan("SELECT id FROM usage WHERE ts < ? ORDER BY ts LIMIT 10", T0)
+        assert "usage_ts" in retention
+    finally:
+        await store.close()
+
+
+def rounded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: round(v, 9) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+
+
+def _day(ts: float) -> str:
+    import time
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
