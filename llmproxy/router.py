@@ -1,22 +1,190 @@
 """Route: which provider and model answer a request, in order (first is used, the rest are fallbacks).
 
-A name is resolved as: a registry id or alias; `provider/model` for any model of a configured
-provider (unknown to the registry: its cost is then unknown, never zero); a model that an
-openai-compatible provider declares in the config. Anything else is a 404 with a suggestion.
+An explicit name is honoured: a registry id or alias; `provider/model` for any model of a
+configured provider (unknown to the registry: its cost is then unknown, never zero); a model an
+openai-compatible provider declares. Its configured fallbacks follow it. Anything else is a 404.
+
+"auto" (or auto:cost, auto:quality, auto:latency, or the x-llmproxy-strategy header) lets the
+router choose among the registry's models that can serve the request: those with the needed
+capabilities, a large enough context window, credentials, and that the key may use; ordered by
+the strategy against the quality floor of the request's complexity.
 """
 from __future__ import annotations
 
-from .config import DEFAULT_BASE_URLS, KEY_ENV, ProviderSettings, Settings
-from .context import RequestContext
-from .errors import InvalidRequest, ModelNotFound
+from .config import DEFAULT_BASE_URLS, KEY_ENV, STRATEGIES, ProviderSettings, Settings
+from .context import ChatRequest, RequestContext
+from .errors import GatewayError, InvalidRequest, ModelNotFound
+from .health import Candidate, Health
 from .registry import ModelEntry, Registry
 
-Candidate = tuple[ProviderSettings, ModelEntry]
+AUTO = "auto"
+AUTO_NAMES = (AUTO, *(f"{AUTO}:{s}" for s in STRATEGIES))
+_CHARS_PER_TOKEN = 4   # a cheap, deliberately generous prompt-size estimate; no tokenizer on the hot path
 
 
-def route(ctx: RequestContext, registry: Registry, settings: Settings) -> None:
-    """The route stage: fill ctx.candidates for the requested model."""
-    ctx.candidates = resolve(ctx.requested_model, registry, settings)
+def is_auto(name: str) -> bool:
+    return name == AUTO or name.startswith("auto:")
+
+
+def route(ctx: RequestContext, registry: Registry, settings: Settings, health: Health) -> None:
+    """The route stage: fill ctx.candidates (and ctx.strategy for auto requests)."""
+    name = ctx.requested_model
+    if not is_auto(name):
+        candidates = resolve(name, registry, settings)
+        for fallback in settings.router.fallbacks.get(name, ()):
+            try:
+                candidates += resolve(fallback, registry, settings)
+            except GatewayError:
+                continue   # a fallback that cannot be used now is skipped, not an error for the caller
+        ctx.candidates = health.order(candidates)[: max(1, settings.router.max_attempts)]
+        return
+    ctx.strategy = _strategy(ctx, settings)
+    ctx.candidates = choose(ctx.body, registry, settings, health, strategy=ctx.strategy,
+                            label=ctx.complexity if ctx.complexity_confident else settings.router.unsure_label,
+                            allowed=ctx.principal.allowed_models if ctx.principal else None,
+                            max_price=_max_price(ctx))
+
+
+def choose(body: ChatRequest, registry: Registry, settings: Settings, health: Health, *, strategy: str,
+           label: str | None, allowed: tuple[str, ...] | None = None, max_price: float | None = None) -> list[Candidate]:
+    need = requirements(body, settings.router.expected_output_tokens)
+    pool: list[Candidate] = []
+    dropped: dict[str, int] = {}
+    for entry in registry.models:
+        reason = _unfit(entry, need, settings, allowed)
+        if reason is None:
+            provider = ready_provider(settings, entry.provider)
+            if provider is not None:
+                pool.append((provider, entry))
+                continue
+            reason = "no provider credentials"
+        dropped[reason] = dropped.get(reason, 0) + 1
+    if not pool:
+        why = "; ".join(f"{n} {'model' if n == 1 else 'models'}: {r}" for r, n in sorted(dropped.items()))
+        raise InvalidRequest(f"no model can serve this request ({why or 'the registry is empty'})",
+                             code="no_model_available", param="model")
+    floor = settings.router.floors.get(label or "medium", 0.0)
+    meets = [c for c in pool if (c[1].quality or 0.0) >= floor]
+    rest = [c for c in pool if (c[1].quality or 0.0) < floor]
+    if strategy == "quality":
+        within = [c for c in pool if max_price is None or blended_price(c[1]) <= max_price] or pool
+        ordered = sorted(within, key=lambda c: (-(c[1].quality or 0.0), blended_price(c[1])))
+    elif strategy == "latency":
+        def latency(c: Candidate) -> float:
+            seen = health.latency_s.get(c[1].id)
+            return seen if seen is not None else 1.0   # unseen models get a neutral prior, so they get tried
+        ordered = sorted(meets, key=lambda c: (latency(c), estimated_cost(c[1], need))) + \
+            sorted(rest, key=lambda c: -(c[1].quality or 0.0))
+    else:
+        # cheapest that meets the floor; if none does, the best of the rest (quality beats price then)
+        ordered = sorted(meets, key=lambda c: (estimated_cost(c[1], need), -(c[1].quality or 0.0))) + \
+            sorted(rest, key=lambda c: -(c[1].quality or 0.0))
+    return health.order(_one_per_model(ordered))[: max(1, settings.router.max_attempts)]
+
+
+class Needs:
+    __slots__ = ("tools", "vision", "json_schema", "prompt_tokens", "output_tokens", "stream")
+
+    def __init__(self, tools: bool, vision: bool, json_schema: bool, prompt_tokens: int, output_tokens: int,
+                 stream: bool) -> None:
+        self.tools, self.vision, self.json_schema = tools, vision, json_schema
+        self.prompt_tokens, self.output_tokens, self.stream = prompt_tokens, output_tokens, stream
+
+
+def requirements(body: ChatRequest, default_output: int) -> Needs:
+    chars, vision = 0, False
+    for message in body.get("messages", ()):
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if part.get("type") == "text":
+                    chars += len(part.get("text") or "")
+                elif part.get("type") in ("image_url", "input_image"):
+                    vision = True
+    fmt = body.get("response_format")
+    json_schema = isinstance(fmt, dict) and fmt.get("type") == "json_schema"
+    requested = body.get("max_completion_tokens") or body.get("max_tokens")
+    output = requested if isinstance(requested, int) else default_output
+    return Needs(bool(body.get("tools")), vision, json_schema, chars // _CHARS_PER_TOKEN, output,
+                 body.get("stream") is True)
+
+
+def _unfit(entry: ModelEntry, need: Needs, settings: Settings, allowed: tuple[str, ...] | None) -> str | None:
+    caps = entry.capabilities
+    if entry.deprecated:
+        return "deprecated"
+    if not entry.priced:
+        return "price unknown"
+    if allowed is not None and not model_allowed(entry, allowed):
+        return "not allowed for this key"
+    if need.tools and not caps.tools:
+        return "no tool calling"
+    if need.vision and not caps.vision:
+        return "no image input"
+    if need.json_schema and not caps.json_schema:
+        return "no JSON schema output"
+    if need.stream and not caps.streaming:
+        return "no streaming"
+    if entry.context_window and need.prompt_tokens + need.output_tokens > entry.context_window:
+        return "context window too small"
+    if entry.max_output_tokens and need.output_tokens > entry.max_output_tokens:
+        return "max output too small"
+    return None
+
+
+def model_allowed(entry: ModelEntry, allowed: tuple[str, ...]) -> bool:
+    names = (entry.id, *entry.aliases)
+    return any(name == pattern or (pattern.endswith("*") and name.startswith(pattern[:-1]))
+               for pattern in allowed for name in names)
+
+
+def blended_price(entry: ModelEntry) -> float:
+    """USD per million tokens at a 3:1 input:output mix, the usual way to compare list prices."""
+    return (3 * (entry.input_per_mtok or 0.0) + (entry.output_per_mtok or 0.0)) / 4
+
+
+def estimated_cost(entry: ModelEntry, need: Needs) -> float:
+    return need.prompt_tokens * (entry.input_per_mtok or 0.0) + need.output_tokens * (entry.output_per_mtok or 0.0)
+
+
+def _one_per_model(candidates: list[Candidate]) -> list[Candidate]:
+    seen: set[str] = set()
+    out = []
+    for c in candidates:
+        if c[1].id not in seen:
+            seen.add(c[1].id)
+            out.append(c)
+    return out
+
+
+def _strategy(ctx: RequestContext, settings: Settings) -> str:
+    name = ctx.requested_model
+    if name.startswith("auto:"):
+        strategy = name[5:]
+        if strategy not in STRATEGIES:
+            raise ModelNotFound(f"the model '{name}' does not exist; use one of {', '.join(AUTO_NAMES)}", param="model")
+        return strategy
+    header = ctx.client_headers.get("x-llmproxy-strategy")
+    if header:
+        if header not in STRATEGIES:
+            raise InvalidRequest(f"x-llmproxy-strategy must be one of {', '.join(STRATEGIES)}, not {header!r}",
+                                 param="x-llmproxy-strategy")
+        return header
+    per_key = getattr(ctx.principal, "strategy", None)
+    return per_key if per_key in STRATEGIES else settings.router.default_strategy
+
+
+def _max_price(ctx: RequestContext) -> float | None:
+    raw = ctx.client_headers.get("x-llmproxy-max-price")
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidRequest("x-llmproxy-max-price must be a number (USD per million tokens, 3:1 blend)",
+                             param="x-llmproxy-max-price") from None
 
 
 def resolve(name: str, registry: Registry, settings: Settings) -> list[Candidate]:
@@ -51,32 +219,40 @@ def _by_upstream_name(registry: Registry, provider: ProviderSettings, model: str
     return None
 
 
-def _usable(settings: Settings, provider_name: str, requested: str) -> ProviderSettings:
-    provider = settings.provider(provider_name)
+def ready_provider(settings: Settings, name: str) -> ProviderSettings | None:
+    """The provider if it can be called now. A first-party provider at its public address needs a
+    key; one pointed elsewhere (a local mirror, a test server) may not."""
+    provider = settings.provider(name)
     if provider is None:
-        raise InvalidRequest(f"the model '{requested}' belongs to provider '{provider_name}', "
-                             "which this gateway does not configure", code="provider_not_configured", param="model")
-    # A first-party provider at its public address needs a key; one pointed elsewhere (a local
-    # mirror, a test server) may not.
+        return None
     if provider.api_key is None and provider.base_url == DEFAULT_BASE_URLS.get(provider.kind):
-        env = " or ".join(KEY_ENV.get(provider.kind, ()))
-        raise InvalidRequest(f"the model '{requested}' needs provider '{provider.name}', which has no API key "
-                             f"configured on this gateway (set {env})", code="provider_not_configured", param="model")
+        return None
     return provider
 
 
+def _usable(settings: Settings, provider_name: str, requested: str) -> ProviderSettings:
+    provider = ready_provider(settings, provider_name)
+    if provider is not None:
+        return provider
+    if settings.provider(provider_name) is None:
+        raise InvalidRequest(f"the model '{requested}' belongs to provider '{provider_name}', "
+                             "which this gateway does not configure", code="provider_not_configured", param="model")
+    env = " or ".join(KEY_ENV.get(provider_name, ()))
+    raise InvalidRequest(f"the model '{requested}' needs provider '{provider_name}', which has no API key "
+                         f"configured on this gateway (set {env})", code="provider_not_configured", param="model")
+
+
 def list_models(registry: Registry, settings: Settings) -> list[dict[str, object]]:
-    """GET /v1/models data: the registry's models and the ones compatible providers declare."""
-    created = 0
-    out: list[dict[str, object]] = []
+    """GET /v1/models data: auto and its strategies, the registry's models, the compatible providers'."""
+    out: list[dict[str, object]] = [{"id": name, "object": "model", "created": 0, "owned_by": "llmproxy"}
+                                    for name in AUTO_NAMES]
     for entry in registry.models:
-        item: dict[str, object] = {"id": entry.id, "object": "model", "created": created, "owned_by": entry.provider}
+        item: dict[str, object] = {"id": entry.id, "object": "model", "created": 0, "owned_by": entry.provider}
         if not entry.priced:
             item["pricing"] = "unknown"
         out.append(item)
     for provider in settings.providers:
         for model in provider.models:
-            out.append({"id": model, "object": "model", "created": created, "owned_by": provider.name,
+            out.append({"id": model, "object": "model", "created": 0, "owned_by": provider.name,
                         "pricing": "unknown"})
     return out
-

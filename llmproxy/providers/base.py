@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import aiohttp
+import orjson
 
 from ..config import ProviderSettings
 from ..context import ChatCompletion, ChatRequest, Usage
@@ -24,6 +25,11 @@ from ..registry import ModelEntry
 from .sse import DONE, encode, iter_events
 
 Adapter = ModuleType   # a module with build_request, parse_response, map_error and a stream translator
+
+# The header that carries our request id upstream, where the provider documents one: OpenAI logs
+# X-Client-Request-Id with the request; compatible servers (vLLM and others) take X-Request-Id.
+# Anthropic and Gemini document none, so they get nothing.
+REQUEST_ID_HEADERS = {"openai": "x-client-request-id", "openai-compatible": "x-request-id"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +75,10 @@ class Transport:
         return timeout
 
     async def complete(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
-                       request: ChatRequest) -> UpstreamResult:
+                       request: ChatRequest, request_id: str | None = None) -> UpstreamResult:
         up = adapter.build_request(request, model, provider, stream=False)
+        if request_id is not None:
+            _tag(up, provider, request_id)
         started = time.perf_counter()
         try:
             resp = await self.session.post(up.url, data=up.body, headers=up.headers,
@@ -87,10 +95,12 @@ class Transport:
         return UpstreamResult(adapter.parse_response(body, model), resp.status, seconds)
 
     async def open_stream(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
-                          request: ChatRequest, state: StreamState) -> OpenStream:
+                          request: ChatRequest, state: StreamState, request_id: str | None = None) -> OpenStream:
         """Start a stream and read up to its first output, so that a failure before any byte was
         promised to the client is raised here (and can fall back)."""
         up = adapter.build_request(request, model, provider, stream=True)
+        if request_id is not None:
+            _tag(up, provider, request_id)
         started = time.perf_counter()
         try:
             resp = await self.session.post(up.url, data=up.body, headers=up.headers,
@@ -106,15 +116,25 @@ class Transport:
                 resp.release()
             raise adapter.map_error(resp.status, body, resp.headers, provider=provider.name)
         relay = adapter.relay_stream(_read(resp, provider), model, state)
+        held: list[bytes] = []
         try:
-            first = await relay.__anext__()
-        except StopAsyncIteration:
-            resp.close()
-            raise UpstreamError(f"{provider.name} ended the stream before sending anything") from None
+            # Hold the opening events (role chunk, pings) until the first content: an error before
+            # it can still fall back, because the client has been promised nothing yet.
+            async for piece in relay:
+                held.append(piece)
+                opening = _opening(piece)
+                if opening is not None:
+                    if opening:
+                        break
+                    raise UpstreamError(f"{provider.name} failed at the start of the stream: {_message(piece)}")
         except BaseException:
             resp.close()
+            await _aclose(relay)
             raise
-        return OpenStream(first, relay, resp, time.perf_counter() - started)
+        if not held:
+            resp.close()
+            raise UpstreamError(f"{provider.name} ended the stream before sending anything")
+        return OpenStream(b"".join(held), relay, resp, time.perf_counter() - started)
 
 
 class OpenStream:
@@ -162,6 +182,56 @@ async def _aclose(agen: Any) -> None:
             await close()
         except Exception:  # noqa: BLE001 - closing a finished relay must not mask the real outcome
             pass
+
+
+def _tag(up: UpstreamRequest, provider: ProviderSettings, request_id: str) -> None:
+    name = REQUEST_ID_HEADERS.get(provider.kind)
+    if name is not None and request_id.isascii() and name not in up.headers:
+        up.headers[name] = request_id
+
+
+def _opening(piece: bytes) -> bool | None:
+    """True once `piece` carries content (or the end), False if it is an error event, None while
+    the stream is still opening."""
+    for block in piece.split(b"\n\n"):
+        if not block.startswith(b"data:"):
+            continue
+        data = block[5:].strip()
+        if data == b"[DONE]":
+            return True
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        if event.get("error"):
+            return False
+        choices = event.get("choices")
+        if not choices:
+            if event.get("usage"):
+                return True
+            continue
+        for choice in choices:
+            delta = choice.get("delta") or {}
+            if delta.get("content") or delta.get("tool_calls") or delta.get("refusal") or \
+                    delta.get("reasoning_content") or choice.get("finish_reason"):
+                return True
+    return None
+
+
+def _message(piece: bytes) -> str:
+    for block in piece.split(b"\n\n"):
+        if block.startswith(b"data:"):
+            try:
+                error = orjson.loads(block[5:]).get("error")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if isinstance(error, dict):
+                return str(error.get("message") or error.get("type") or "error event")
+            if error:
+                return str(error)
+    return "error event"
 
 
 def transport_error(provider: ProviderSettings, exc: BaseException) -> GatewayError:

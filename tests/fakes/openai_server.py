@@ -7,12 +7,16 @@ The model name picks a behaviour, so a test reaches it through the gateway as `o
   slow-<ms>          answers after a delay
   endless            a stream that never ends, for client-disconnect tests
   cut-stream         a stream that breaks off before [DONE]
+  error-first        a stream whose first event after the role chunk is an error event
+  error-after-text   a stream that sends content, then an error event
+The known names are the registry's OpenAI models plus a few test names.
 """
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,8 +26,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 API_KEY = "sk-upstream-test-key-0123456789"
-MODELS = {"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-5", "gpt-5-mini",
-          "gpt-5-nano", "some-new-model", "fake-model", "llama3.3", "endless", "cut-stream"}
+_REGISTRY = Path(__file__).resolve().parents[2] / "registry" / "models.json"
+MODELS = {m["provider_model"] for m in orjson.loads(_REGISTRY.read_bytes())["models"] if m["provider"] == "openai"} | {
+    "some-new-model", "fake-model", "llama3.3", "endless", "cut-stream", "error-first", "error-after-text"}
 
 
 @dataclass
@@ -115,6 +120,13 @@ async def _stream(state: FakeState, body: dict[str, Any], text: str):
             while True:
                 yield chunk({"content": "tick "})
                 await asyncio.sleep(0.05)
+        if model == "error-first":
+            yield b'data: {"error": {"message": "overloaded", "type": "server_error", "param": null, "code": null}}\n\n'
+            return
+        if model == "error-after-text":
+            yield chunk({"content": "partial "})
+            yield b'data: {"error": {"message": "broke mid-way", "type": "server_error", "param": null, "code": null}}\n\n'
+            return
         words = text.split(" ")
         parts = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
         for part in parts:

@@ -1,0 +1,83 @@
+"""Provider health as the router sees it: a circuit breaker per provider and an exponentially
+weighted latency per model, both learned from live traffic (one process, in memory)."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .config import ProviderSettings
+from .context import Attempt
+from .registry import ModelEntry
+
+Candidate = tuple[ProviderSettings, ModelEntry]
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+@dataclass(slots=True)
+class Breaker:
+    failures: int = 0               # consecutive retryable failures
+    open_until: float = 0.0         # monotonic time; 0 when closed
+    trial: bool = False             # a half-open trial request is under way
+
+    def state(self, now: float) -> str:
+        if self.open_until == 0.0:
+            return CLOSED
+        return OPEN if now < self.open_until or self.trial else HALF_OPEN
+
+
+class Health:
+    def __init__(self, *, failures: int = 5, cooldown_s: float = 30.0, alpha: float = 0.2) -> None:
+        self.failures = failures
+        self.cooldown_s = cooldown_s
+        self.alpha = alpha
+        self.breakers: dict[str, Breaker] = {}
+        self.latency_s: dict[str, float] = {}   # model id -> EWMA of time to first token
+        self.fallbacks = 0
+
+    def available(self, provider: str, now: float | None = None) -> bool:
+        breaker = self.breakers.get(provider)
+        if breaker is None:
+            return True
+        return breaker.state(time.monotonic() if now is None else now) != OPEN
+
+    def order(self, candidates: Sequence[Candidate]) -> list[Candidate]:
+        """Candidates whose provider's breaker is open go last: still tried if nothing else works."""
+        if not self.breakers:
+            return list(candidates)
+        now = time.monotonic()
+        good = [c for c in candidates if self.available(c[0].name, now)]
+        return good + [c for c in candidates if not self.available(c[0].name, now)]
+
+    def begin(self, provider: str) -> None:
+        """A request is about to go to `provider`: a half-open breaker lets this one through alone."""
+        breaker = self.breakers.get(provider)
+        if breaker is not None and breaker.state(time.monotonic()) == HALF_OPEN:
+            breaker.trial = True
+
+    def observe(self, attempts: Iterable[Attempt]) -> None:
+        now = time.monotonic()
+        for attempt in attempts:
+            breaker = self.breakers.get(attempt.provider)
+            if attempt.status < 400:
+                if breaker is not None:
+                    breaker.failures, breaker.open_until, breaker.trial = 0, 0.0, False
+                old = self.latency_s.get(attempt.model)
+                sample = attempt.ms / 1000.0
+                self.latency_s[attempt.model] = sample if old is None else old + self.alpha * (sample - old)
+                continue
+            if not attempt.retryable:
+                continue
+            if breaker is None:
+                breaker = self.breakers[attempt.provider] = Breaker()
+            breaker.failures += 1
+            breaker.trial = False
+            if attempt.retry_after_s:
+                # The provider said when to come back: believe it, even for a single 429.
+                breaker.open_until = max(breaker.open_until, now + attempt.retry_after_s)
+            elif breaker.failures >= self.failures or breaker.open_until:
+                breaker.open_until = now + self.cooldown_s
+
+    def states(self) -> dict[str, str]:
+        now = time.monotonic()
+        return {name: b.state(now) for name, b in self.breakers.items()}
