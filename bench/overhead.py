@@ -152,7 +152,8 @@ async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="llmproxy-bench-"))
     (work / "llmproxy.toml").write_text(
         f'[providers.bench]\nkind = "openai-compatible"\nbase_url = "http://127.0.0.1:{args.upstream_port}/v1"\n'
-        'models = ["fake-model"]\n[logging]\nlevel = "warning"\n')
+        'models = ["fake-model"]\n[logging]\nlevel = "warning"\n'
+        '[cache]\nenabled = false\n')   # one request repeated: with the cache on we would time cache hits
     up = subprocess.Popen(pinned("0" if multi else None, [sys.executable, "-c", UPSTREAM_CODE,
                                                           str(args.upstream_port), COMPLETION.decode()]))
     env = {**os.environ, "LLMPROXY_MASTER_KEY": "sk-bench"}

@@ -13,6 +13,9 @@ api_key_env = "OPENAI_API_KEY"
 models = ["${BENCH_MODEL:-fake-model}"]
 [logging]
 level = "${LLMPROXY_LOG_LEVEL:-info}"
+# The bench repeats one request: with the cache on it would measure cache hits, not the proxy.
+[cache]
+enabled = false
 TOML
 export LLMPROXY_MASTER_KEY="${BENCH_API_KEY:-sk-bench}"
 exec "${PYTHON:-$here/.venv/bin/python}" -m llmproxy --config "$workdir/llmproxy.toml" serve \

@@ -21,17 +21,25 @@ from starlette.routing import Route
 
 from . import pipeline
 from .admin import admin_routes
-from .auth import authenticate
+from .access import Access
+from .cache import ResponseCache
 from .config import Settings
 from .context import RequestContext
 from .errors import GatewayError, MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
 from .logs import LineWriter, RequestLog, configure_logging
+from .metrics import ROUTES as METRICS_ROUTES
+from .metrics import Metrics
 from .providers.base import Transport
+from .classifier import Classifier
+from .health import Health
 from .registry import load_registry
 from .router import list_models, resolve
+from .scheduler import start_updater, stop_updater
 from .store import usage_sql
+from .store.cache_sql import SQLiteCacheStore
 from .store.sqlite import SQLiteStore
 from .usage import UsageRecorder
+from .ui import ui_routes
 
 log = logging.getLogger("llmproxy.app")
 JSON = "application/json"
@@ -65,10 +73,21 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             auto_decompress=True, raise_for_status=False)
         usage = UsageRecorder(partial(usage_sql.insert_usage, store.db), interval_s=settings.usage_flush_interval_s,
-                              batch_size=settings.usage_batch_size, max_rows=settings.usage_queue_max)
+                              batch_size=settings.usage_batch_size, max_rows=settings.usage_queue_max,
+                              retain=partial(usage_sql.delete_before, store.db),
+                              retention_days=settings.usage_retention_days)
         usage.start()
-        request_log = RequestLog(writer, settings.log_level, settings.log_format)
+        request_log = RequestLog(writer, settings.log_level, settings.log_format, payloads=settings.log_payloads)
         app.state.gateway = pipeline.Gateway(settings, registry, Transport(session), usage, request_log, store)
+        cache = ResponseCache(settings.cache, await SQLiteCacheStore.open(store.path) if settings.cache.persist else None)
+        await cache.start()
+        app.state.gateway.cache = cache
+        app.state.gateway.metrics = Metrics(app.state.gateway)
+        app.state.gateway.health = Health(failures=settings.router.breaker_failures,
+                                          cooldown_s=settings.router.breaker_cooldown_s)
+        app.state.gateway.classifier = Classifier.load()
+        access = await Access.open(app.state.gateway)   # sets gateway.auth, .limits, .access
+        registry_task = start_updater(app.state.gateway)  # sets gateway.registry_updater; swaps gateway.registry
         # Everything built so far lives as long as the process: keep it out of the collector's
         # full passes, which otherwise walk it again and again under load.
         gc.freeze()
@@ -78,7 +97,10 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
             yield
         finally:
             # uvicorn has drained in-flight requests and streams by now; write what they recorded.
+            await stop_updater(registry_task)
             await usage.stop()
+            await access.close()
+            await cache.stop()
             await session.close()
             await store.close()
             log.info("llmproxy stopped", extra={"usage_rows_written": usage.written})
@@ -93,6 +115,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *admin_routes(),
+        *METRICS_ROUTES,
+        *ui_routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, Exception: internal_error})
@@ -103,6 +127,9 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
 async def chat_completions(request: Request) -> Response:
     gw: pipeline.Gateway = request.app.state.gateway
     ctx = RequestContext(request_id=_request_id(request), body={})
+    for name, value in request.headers.raw:
+        if name.startswith(b"x-llmproxy-") or name == b"cache-control":
+            ctx.client_headers[name.decode("latin-1")] = value.decode("latin-1")
     try:
         raw = await _read_body(request, gw.settings.max_body_bytes)
     except GatewayError as exc:
@@ -117,7 +144,7 @@ async def models_list(request: Request) -> Response:
     gw: pipeline.Gateway = request.app.state.gateway
     rid = _request_id(request)
     try:
-        authenticate(RequestContext(rid, {}), request.headers.get("authorization"), gw.settings)
+        gw.auth.authenticate(RequestContext(rid, {}), request.headers.get("authorization"))
     except GatewayError as exc:
         return _error(exc, rid)
     data = {"object": "list", "data": list_models(gw.registry, gw.settings)}
@@ -129,7 +156,7 @@ async def models_retrieve(request: Request) -> Response:
     rid = _request_id(request)
     name = request.path_params["model"]
     try:
-        authenticate(RequestContext(rid, {}), request.headers.get("authorization"), gw.settings)
+        gw.auth.authenticate(RequestContext(rid, {}), request.headers.get("authorization"))
         for item in list_models(gw.registry, gw.settings):
             if item["id"] == name:
                 return Response(orjson.dumps(item), headers={"x-request-id": rid}, media_type=JSON)

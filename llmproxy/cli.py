@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from . import cli_admin, registry_cli, usage_cli
 from .config import ConfigError, Settings, load_settings
 
 
@@ -21,6 +22,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--data-dir", help="directory for the SQLite file and other state (default ./data)")
     serve.add_argument("--log-format", choices=("json", "text"), help="log line format (default json)")
+    usage_cli.add_parser(sub)
+    registry_cli.add_parser(sub)
+    cli_admin.add_parsers(sub)
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config, os.environ)
@@ -29,6 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return serve_command(settings, args)
+    if args.command == "usage":
+        return usage_cli.run(settings, args)
+    if args.command == "registry":
+        return registry_cli.run(settings, args)
+    if args.command in cli_admin.COMMANDS:
+        return cli_admin.run(settings, args)
     return 2
 
 

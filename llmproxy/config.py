@@ -56,6 +56,87 @@ class ProviderSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """[auth]: the vault key, login tokens, key rotation and an external JWT identity provider."""
+
+    secret_key: Secret | None = None          # LLMPROXY_SECRET_KEY; else a key file made on first start
+    secret_key_file: Path | None = None       # default <data_dir>/secret.key
+    login_ttl_s: float = 900.0                # POST /admin/login access tokens
+    rotation_grace_s: float = 3600.0          # how long a rotated key's old value keeps working
+    sync_interval_s: float = 1.0              # how often the gateway looks for CLI changes in the database
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_secret: Secret | None = None          # HS256 (LLMPROXY_JWT_SECRET)
+    jwt_public_key: str | None = None         # PEM text (RS256 or ES256), read from jwt_public_key_file
+    jwt_jwks: str | None = None               # JWKS JSON text, read from jwt_jwks_file
+    jwt_algorithms: tuple[str, ...] = ()      # default: the one the key kind implies
+    jwt_leeway_s: float = 30.0
+    jwt_role_claim: str = "role"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """[limits]: the default requests/min and tokens/min of a key or JWT user without its own."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKeySettings:
+    """[cache.keys."<key id>"]: one key's own cache policy; None follows [cache]."""
+
+    enabled: bool | None = None
+    ttl_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """[cache]: the exact-match response cache (memory LRU in front of SQLite in the data dir)."""
+
+    enabled: bool = True
+    ttl_s: float = 3600.0
+    max_ttl_s: float = 7 * 86400.0        # the most a request's x-llmproxy-cache-ttl can ask for
+    max_memory_bytes: int = 64 * 1024 * 1024
+    max_disk_bytes: int = 1024 * 1024 * 1024
+    max_entry_bytes: int = 1024 * 1024    # larger answers are not cached
+    # Cached by default: an identical request is far more often a retry, reload or test re-run
+    # than a wish for a new sample; callers who want one send Cache-Control: no-cache.
+    temperature_above_zero: bool = True
+    scope: str = "key"                    # "key" (per API key), "user", or "shared" by all callers
+    persist: bool = True                  # False: memory only
+    keys: Mapping[str, CacheKeySettings] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSettings:
+    """How "auto" picks a model; the quality floors are on the registry's quality scale (0-100)."""
+
+    default_strategy: str = "cost"
+    floors: Mapping[str, float] = field(default_factory=lambda: {"simple": 20.0, "medium": 40.0, "complex": 55.0})
+    unsure_label: str = "medium"    # what an unsure classifier's request is treated as
+    expected_output_tokens: int = 500   # for cost estimates when max_tokens is not given
+    max_attempts: int = 3           # candidates tried per request, fallbacks included
+    fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)   # explicit model -> fallbacks
+    breaker_failures: int = 5       # consecutive retryable failures that open a provider's breaker
+    breaker_cooldown_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryUpdateSettings:
+    """[registry]: keeping models.json current from the providers' pricing pages (see README)."""
+
+    auto_update: bool = True        # run the scrapers on `cron` inside the gateway
+    cron: str = "17 4 * * *"        # croniter expression, UTC; default daily at 04:17
+    pages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)   # provider -> pricing page URLs
+    max_model_loss: float = 0.34    # a scrape dropping more of a provider's listed models is held back
+    max_price_factor: float = 4.0   # a scrape moving a price by more than this factor is held back
+    keep_versions: int = 365        # copies kept under versions/; 0 keeps them all
+    scrape_timeout_s: float = 60.0  # per provider
+    watch_interval_s: float = 15.0  # how often a gateway looks for a models.json written elsewhere
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -71,6 +152,12 @@ class Settings:
     usage_flush_interval_s: float = 0.25
     usage_batch_size: int = 500
     usage_queue_max: int = 100_000
+    usage_retention_days: float = 90.0   # raw usage rows older than this are deleted; 0 keeps them all
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    router: RouterSettings = field(default_factory=RouterSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    registry_update: RegistryUpdateSettings = field(default_factory=RegistryUpdateSettings)
 
     def provider(self, name: str) -> ProviderSettings | None:
         for p in self.providers:
@@ -82,8 +169,17 @@ class Settings:
 _SERVER_KEYS = {"host": str, "port": int, "data_dir": str, "master_key": str, "max_body_bytes": int,
                 "drain_timeout_s": float}
 _LOGGING_KEYS = {"level": str, "format": str, "payloads": bool}
-_REGISTRY_KEYS = {"path": str}
-_USAGE_KEYS = {"flush_interval_s": float, "batch_size": int, "queue_max": int}
+_REGISTRY_KEYS = {"path": str, "auto_update": bool, "cron": str, "pages": dict, "max_model_loss": float,
+                  "max_price_factor": float, "keep_versions": int, "scrape_timeout_s": float,
+                  "watch_interval_s": float}
+_USAGE_KEYS = {"flush_interval_s": float, "batch_size": int, "queue_max": int, "retention_days": float}
+_AUTH_KEYS = {"secret_key_file": str, "login_ttl_s": float, "rotation_grace_s": float, "sync_interval_s": float,
+              "jwt_issuer": str, "jwt_audience": str, "jwt_secret": str, "jwt_public_key_file": str,
+              "jwt_jwks_file": str, "jwt_algorithms": list, "jwt_leeway_s": float, "jwt_role_claim": str}
+_LIMITS_KEYS = {"rpm": int, "tpm": int}
+_CACHE_KEYS = {"enabled": bool, "ttl_s": float, "max_ttl_s": float, "max_memory_bytes": int, "max_disk_bytes": int,
+               "max_entry_bytes": int, "temperature_above_zero": bool, "scope": str, "persist": bool, "keys": dict}
+_CACHE_KEY_KEYS = {"enabled": bool, "ttl_s": float}
 _PROVIDER_KEYS = {"kind": str, "base_url": str, "api_key": str, "api_key_env": str, "models": list,
                   "headers": dict, "timeout_s": float, "connect_timeout_s": float}
 
@@ -102,7 +198,7 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
             raise ConfigError(f"config file {file_path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {file_path} is not valid TOML: {exc}") from None
-    unknown = set(doc) - {"server", "logging", "registry", "usage", "providers"}
+    unknown = set(doc) - {"server", "logging", "registry", "usage", "providers", "auth", "limits", "router", "cache"}
     if unknown:
         raise ConfigError(f"unknown section [{sorted(unknown)[0]}] in {file_path}")
     server = _section(doc, "server", _SERVER_KEYS)
@@ -132,6 +228,72 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
         usage_flush_interval_s=usage.get("flush_interval_s", defaults.usage_flush_interval_s),
         usage_batch_size=usage.get("batch_size", defaults.usage_batch_size),
         usage_queue_max=usage.get("queue_max", defaults.usage_queue_max),
+        usage_retention_days=float(usage.get("retention_days", defaults.usage_retention_days)),
+        auth=_auth(_section(doc, "auth", _AUTH_KEYS), env),
+        limits=LimitSettings(**_section(doc, "limits", _LIMITS_KEYS)),
+        router=_router(_section(doc, "router", _ROUTER_KEYS)),
+        cache=_cache(_section(doc, "cache", _CACHE_KEYS), env),
+        registry_update=_registry_update(registry, env),
+    )
+
+
+def _registry_update(raw: Mapping[str, Any], env: Mapping[str, str]) -> RegistryUpdateSettings:
+    """[registry] minus `path`, plus LLMPROXY_REGISTRY_CRON and LLMPROXY_REGISTRY_AUTO_UPDATE."""
+    from croniter import croniter   # the scheduler's parser: a bad expression fails here, at startup
+
+    defaults = RegistryUpdateSettings()
+    cron = env.get("LLMPROXY_REGISTRY_CRON") or raw.get("cron", defaults.cron)
+    if not croniter.is_valid(cron):
+        raise ConfigError(f"registry.cron is not a valid cron expression: {cron!r}")
+    pages: dict[str, tuple[str, ...]] = {}
+    for provider, urls in raw.get("pages", {}).items():
+        urls = [urls] if isinstance(urls, str) else urls
+        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u for u in urls):
+            raise ConfigError(f"registry.pages.{provider} must be a URL or a list of URLs")
+        pages[provider] = tuple(urls)
+    auto = env.get("LLMPROXY_REGISTRY_AUTO_UPDATE")
+    return RegistryUpdateSettings(
+        auto_update=_bool(auto) if auto else raw.get("auto_update", defaults.auto_update), cron=cron, pages=pages,
+        max_model_loss=float(raw.get("max_model_loss", defaults.max_model_loss)),
+        max_price_factor=float(raw.get("max_price_factor", defaults.max_price_factor)),
+        keep_versions=raw.get("keep_versions", defaults.keep_versions),
+        scrape_timeout_s=float(raw.get("scrape_timeout_s", defaults.scrape_timeout_s)),
+        watch_interval_s=float(raw.get("watch_interval_s", defaults.watch_interval_s)),
+    )
+
+
+def _auth(raw: Mapping[str, Any], env: Mapping[str, str]) -> AuthSettings:
+    """[auth] plus LLMPROXY_SECRET_KEY / LLMPROXY_JWT_SECRET; key files are read here, once."""
+    def text(key: str, var: str) -> str | None:
+        path = env.get(var) or raw.get(key)
+        if not path:
+            return None
+        try:
+            return Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"auth.{key}: cannot read {path}: {exc.strerror}") from None
+
+    secret = env.get("LLMPROXY_SECRET_KEY")
+    jwt_secret = env.get("LLMPROXY_JWT_SECRET") or raw.get("jwt_secret")
+    key_file = env.get("LLMPROXY_SECRET_KEY_FILE") or raw.get("secret_key_file")
+    algorithms = raw.get("jwt_algorithms", [])
+    if not all(isinstance(a, str) for a in algorithms):
+        raise ConfigError("auth.jwt_algorithms must be a list of algorithm names")
+    defaults = AuthSettings()
+    return AuthSettings(
+        secret_key=Secret(secret) if secret else None,
+        secret_key_file=Path(key_file) if key_file else None,
+        login_ttl_s=float(raw.get("login_ttl_s", defaults.login_ttl_s)),
+        rotation_grace_s=float(raw.get("rotation_grace_s", defaults.rotation_grace_s)),
+        sync_interval_s=float(raw.get("sync_interval_s", defaults.sync_interval_s)),
+        jwt_issuer=env.get("LLMPROXY_JWT_ISSUER") or raw.get("jwt_issuer"),
+        jwt_audience=env.get("LLMPROXY_JWT_AUDIENCE") or raw.get("jwt_audience"),
+        jwt_secret=Secret(jwt_secret) if jwt_secret else None,
+        jwt_public_key=text("jwt_public_key_file", "LLMPROXY_JWT_PUBLIC_KEY_FILE"),
+        jwt_jwks=text("jwt_jwks_file", "LLMPROXY_JWT_JWKS_FILE"),
+        jwt_algorithms=tuple(algorithms),
+        jwt_leeway_s=float(raw.get("jwt_leeway_s", defaults.jwt_leeway_s)),
+        jwt_role_claim=raw.get("jwt_role_claim", defaults.jwt_role_claim),
     )
 
 
@@ -167,6 +329,45 @@ def _providers(section: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Prov
             timeout_s=float(raw.get("timeout_s", 600.0)), connect_timeout_s=float(raw.get("connect_timeout_s", 10.0)),
         ))
     return tuple(result)
+
+
+def _cache(raw: dict[str, Any], env: Mapping[str, str]) -> CacheSettings:
+    """[cache] plus LLMPROXY_CACHE (on/off) and per-key tables [cache.keys."<key id>"]."""
+    keys = {str(key_id): CacheKeySettings(**_section({key_id: table}, key_id, _CACHE_KEY_KEYS,
+                                                      label=f"cache.keys.{key_id}"))
+            for key_id, table in raw.pop("keys", {}).items()}
+    if raw.get("scope", "key") not in ("key", "user", "shared"):
+        raise ConfigError("cache.scope must be 'key', 'user' or 'shared'")
+    for name in ("ttl_s", "max_ttl_s", "max_memory_bytes", "max_disk_bytes", "max_entry_bytes"):
+        if name in raw and raw[name] < 0:
+            raise ConfigError(f"cache.{name} must not be negative")
+    if env.get("LLMPROXY_CACHE"):
+        raw["enabled"] = _bool(env["LLMPROXY_CACHE"])
+    return CacheSettings(**raw, keys=keys)
+
+
+_ROUTER_KEYS = {"default_strategy": str, "floors": dict, "unsure_label": str, "expected_output_tokens": int,
+                "max_attempts": int, "fallbacks": dict, "breaker_failures": int, "breaker_cooldown_s": float}
+LABELS = ("simple", "medium", "complex")
+STRATEGIES = ("cost", "quality", "latency")
+
+
+def _router(raw: dict[str, Any]) -> RouterSettings:
+    if raw.get("default_strategy", "cost") not in STRATEGIES:
+        raise ConfigError(f"router.default_strategy must be one of {', '.join(STRATEGIES)}")
+    if raw.get("unsure_label", "medium") not in LABELS:
+        raise ConfigError(f"router.unsure_label must be one of {', '.join(LABELS)}")
+    floors = dict(RouterSettings().floors)
+    for label, value in raw.pop("floors", {}).items():
+        if label not in LABELS or not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"router.floors.{label} must be a number, for one of {', '.join(LABELS)}")
+        floors[label] = float(value)
+    fallbacks = {}
+    for model, chain in raw.pop("fallbacks", {}).items():
+        if not isinstance(chain, list) or not all(isinstance(m, str) for m in chain):
+            raise ConfigError(f"router.fallbacks.{model} must be a list of model names")
+        fallbacks[model] = tuple(chain)
+    return RouterSettings(floors=floors, fallbacks=fallbacks, **raw)
 
 
 def _section(doc: Mapping[str, Any], name: str, keys: Mapping[str, type], *, label: str | None = None) -> dict[str, Any]:

@@ -26,7 +26,11 @@ class Principal:
     key_id: str | None = None
     user: str | None = None
     role: str = "admin"
-    allowed_models: tuple[str, ...] | None = None   # None: every model
+    allowed_models: tuple[str, ...] | None = None   # None: every model; "prefix*" matches a prefix
+    rpm: int | None = None           # requests/min; None: unlimited
+    tpm: int | None = None           # tokens/min; None: unlimited
+    budget_usd: float | None = None  # spend cap of the key; None: none
+    budget_period: str = "total"     # "day", "month" (UTC) or "total"
 
 
 @dataclass(slots=True)
@@ -38,6 +42,8 @@ class Attempt:
     status: int
     error: str | None = None
     ms: float = 0.0
+    retryable: bool = False
+    retry_after_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -54,19 +60,24 @@ class RequestContext:
     strategy: str | None = None
     complexity: str | None = None
     complexity_score: float | None = None
+    complexity_confident: bool = True
     candidates: list[tuple[ProviderSettings, ModelEntry]] = field(default_factory=list)
     model: ModelEntry | None = None  # the model that answered (or was last tried)
     provider: ProviderSettings | None = None
     attempts: list[Attempt] = field(default_factory=list)
     cache_status: str = "bypass"
+    cache_key: str | None = None     # set by the cache stage when this request's answer may be stored
+    cache_ttl_s: float = 0.0         # ...and for how long
     usage: Usage | None = None
     finish_reason: str | None = None
     cost_usd: float | None = None
+    saved_usd: float | None = None   # what a cache hit saved (its cost_usd is 0)
     upstream_s: float = 0.0          # time spent waiting on the provider, excluded from overhead
     first_token_s: float | None = None
     status: int = 200
     error_type: str | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    rate_hold: Any = None            # the ratelimit stage's reservation, settled in record
 
     def overhead_ms(self, now: float | None = None) -> float:
         now = time.perf_counter() if now is None else now

@@ -13,15 +13,19 @@ from typing import Any
 
 import orjson
 
-from .auth import authenticate
+from .cache import Entry, ResponseCache
+from .cache_replay import replay
 from .config import Settings
 from .context import RequestContext
 from .errors import GatewayError
+from .classifier import Classifier
+from .classifier.stage import classify
 from .execute import execute
+from .health import Health
 from .logs import RequestLog
 from .providers.base import OpenStream, StreamState, Transport
 from .registry import Registry
-from .router import route
+from .router import is_auto, route
 from .usage import UsageRecorder, cost_usd, usage_row
 from .validation import parse_request
 
@@ -38,6 +42,14 @@ class Gateway:
     usage: UsageRecorder
     request_log: RequestLog
     store: Any = None
+    metrics: Any = None              # metrics.Metrics, built in the lifespan
+    cache: ResponseCache | None = None
+    health: Health = field(default_factory=Health)
+    classifier: Classifier | None = None
+    auth: Any = None                 # auth.Authenticator, built with the rest of access control (access.py)
+    limits: Any = None               # ratelimit.Limiter
+    access: Any = None               # access.Access: identity tables, vault, their sync
+    registry_updater: Any = None     # scheduler.RegistryUpdater: refresh, rollback, file watch
 
 
 @dataclass(slots=True)
@@ -50,14 +62,22 @@ class Outcome:
 
 async def chat_completions(gw: Gateway, ctx: RequestContext, raw: bytes, authorization: str | None) -> Outcome:
     try:
-        authenticate(ctx, authorization, gw.settings)
+        gw.auth.authenticate(ctx, authorization)
+        gw.limits.admit(ctx, len(raw))
         ctx.body = parse_request(raw)
         ctx.requested_model = ctx.body["model"]
         ctx.stream = ctx.body.get("stream") is True
         options = ctx.body.get("stream_options")
         ctx.include_usage = bool(ctx.stream and isinstance(options, dict) and options.get("include_usage"))
-        route(ctx, gw.registry, gw.settings)
-        result = await execute(ctx, gw.transport)
+        gw.auth.authorize_model(ctx, gw.registry)
+        hit = await gw.cache.lookup(ctx) if gw.cache is not None else None
+        if hit is not None:
+            return _cached(gw, ctx, hit)
+        if gw.classifier is not None and is_auto(ctx.requested_model):
+            classify(ctx, gw.classifier)
+        route(ctx, gw.registry, gw.settings, gw.health)
+        gw.auth.filter_candidates(ctx)
+        result = await execute(ctx, gw.transport, gw.health)
     except GatewayError as exc:
         return _failed(gw, ctx, exc)
     except Exception as exc:  # noqa: BLE001 - a bug must still answer in OpenAI's shape, without a trace
@@ -66,13 +86,25 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, raw: bytes, authori
     if isinstance(result, tuple):
         stream, state = result
         return Outcome(200, stream=_relay(gw, ctx, stream, state), headers=_headers(ctx))
-    record(gw, ctx)
+    record(gw, ctx, result)
     headers = _headers(ctx)
-    return Outcome(200, body=orjson.dumps(result), headers=headers)
+    body = orjson.dumps(result)
+    if gw.cache is not None:
+        gw.cache.store(ctx, body)
+    return Outcome(200, body=body, headers=headers)
+
+
+def _cached(gw: Gateway, ctx: RequestContext, hit: Entry) -> Outcome:
+    """A cache hit: recorded (cost 0, the saving noted) and answered without a provider."""
+    record(gw, ctx)
+    if ctx.stream:
+        return Outcome(200, stream=replay(hit.body, ctx.include_usage), headers=_headers(ctx))
+    return Outcome(200, body=hit.body, headers=_headers(ctx))
 
 
 async def _relay(gw: Gateway, ctx: RequestContext, stream: OpenStream, state: StreamState) -> AsyncIterator[bytes]:
     waited, finished = 0.0, False
+    collected = gw.cache.collector(ctx) if gw.cache is not None else None
     try:
         it = stream.__aiter__()
         while True:
@@ -83,6 +115,8 @@ async def _relay(gw: Gateway, ctx: RequestContext, stream: OpenStream, state: St
                 break
             finally:
                 waited += time.perf_counter() - t
+            if collected is not None:
+                collected.add(piece)
             yield piece
         finished = True
     finally:
@@ -93,26 +127,23 @@ async def _relay(gw: Gateway, ctx: RequestContext, stream: OpenStream, state: St
         elif not state.completed:
             ctx.status, ctx.error_type = 502, "upstream_stream_error"
         record(gw, ctx)
+        if collected is not None:
+            gw.cache.store_stream(ctx, collected, finished and state.completed)  # type: ignore[union-attr]
 
 
-def record(gw: Gateway, ctx: RequestContext) -> None:
-    """The record stage: cost, one usage row (written later, in a batch) and one log line."""
+def record(gw: Gateway, ctx: RequestContext, completion: dict[str, Any] | None = None) -> None:
+    """The record stage: cost, one usage row (written later, in a batch), metrics and one log line."""
     now = time.perf_counter()
     if ctx.model is not None and ctx.status == 200:
         ctx.cost_usd = cost_usd(ctx.model, ctx.usage)
+    gw.limits.settle(ctx)
     gw.usage.add(usage_row(ctx, now))
+    if ctx.attempts:
+        gw.health.observe(ctx.attempts)
+    if gw.metrics is not None:
+        gw.metrics.observe(ctx, now)
     if gw.request_log.enabled:
-        usage = ctx.usage or {}
-        gw.request_log.emit({
-            "request_id": ctx.request_id, "status": ctx.status, "model": ctx.model.id if ctx.model else None,
-            "requested_model": ctx.requested_model or None,
-            "provider": ctx.provider.name if ctx.provider else None, "stream": ctx.stream,
-            "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
-            "cost_usd": ctx.cost_usd, "latency_ms": round((now - ctx.started) * 1000.0, 2),
-            "overhead_ms": round(ctx.overhead_ms(now), 3), "cache": ctx.cache_status,
-            "attempts": [f"{a.provider}/{a.model}:{a.status}" for a in ctx.attempts] or None,
-            "error_type": ctx.error_type,
-        })
+        gw.request_log.request(ctx, now, completion)
 
 
 def _failed(gw: Gateway, ctx: RequestContext, exc: GatewayError) -> Outcome:
@@ -128,7 +159,13 @@ def _headers(ctx: RequestContext) -> dict[str, str]:
     if ctx.model is not None and ctx.provider is not None:
         headers["x-llmproxy-model"] = ctx.model.id
         headers["x-llmproxy-provider"] = ctx.provider.name
+    if ctx.complexity is not None:
+        headers["x-llmproxy-complexity"] = ctx.complexity
+    if ctx.strategy is not None:
+        headers["x-llmproxy-strategy"] = ctx.strategy
     if ctx.cost_usd is not None:
         headers["x-llmproxy-cost-usd"] = f"{ctx.cost_usd:.8f}"
+    if ctx.response_headers:
+        headers.update(ctx.response_headers)
     headers["x-llmproxy-overhead-ms"] = f"{ctx.overhead_ms():.3f}"
     return headers

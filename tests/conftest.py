@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llmproxy.app import create_app
-from llmproxy.config import ProviderSettings, Secret, Settings
+from llmproxy.config import CacheSettings, ProviderSettings, RegistryUpdateSettings, Secret, Settings
 from tests.fakes import openai_server
 from tests.fakes.serve import ServerThread
 
@@ -41,8 +41,11 @@ def base_settings(tmp_path: Path, openai_base: str, **changes: object) -> Settin
         ProviderSettings(name="ollama", kind="openai-compatible", base_url=openai_base,
                          api_key=Secret(openai_server.API_KEY), models=("llama3.3",)),
     )
+    # auto_update off: a test must never scrape the internet or write into the repo's registry/.
+    # The response cache off: most tests count what reaches the upstream; tests/cache turns it on.
     settings = Settings(data_dir=tmp_path / "data", registry_path=REPO / "registry" / "models.json",
-                        providers=providers, usage_flush_interval_s=0.05, log_level="warning")
+                        registry_update=RegistryUpdateSettings(auto_update=False),
+                        cache=CacheSettings(enabled=False), providers=providers, usage_flush_interval_s=0.05, log_level="warning")
     return replace(settings, **changes)
 
 

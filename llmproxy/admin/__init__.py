@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from . import system
+from . import audit, cache, keys, overview, providers, registry, system, usage, users
 
 
 def admin_routes() -> list[BaseRoute]:
-    return [*system.ROUTES]
+    return [*system.ROUTES, *usage.ROUTES, *cache.ROUTES, *registry.ROUTES, *keys.ROUTES, *users.ROUTES,
+            *providers.ROUTES, *audit.ROUTES, *overview.ROUTES]

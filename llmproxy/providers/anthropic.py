@@ -222,10 +222,14 @@ def usage(raw: Mapping[str, Any]) -> dict[str, Any]:
     """OpenAI usage from Anthropic's: Anthropic's input_tokens excludes cache reads and writes, so the
     prompt is the sum of the three; thinking is part of output_tokens, as reasoning is in OpenAI's."""
     cached = int(raw.get("cache_read_input_tokens") or 0)
-    prompt = int(raw.get("input_tokens") or 0) + cached + int(raw.get("cache_creation_input_tokens") or 0)
+    writes = int(raw.get("cache_creation_input_tokens") or 0)
+    prompt = int(raw.get("input_tokens") or 0) + cached + writes
     details = raw.get("output_tokens_details") or {}
-    return chat.usage(prompt, int(raw.get("output_tokens") or 0), cached=cached,
-                      reasoning=int(details.get("thinking_tokens") or 0))
+    out = chat.usage(prompt, int(raw.get("output_tokens") or 0), cached=cached,
+                     reasoning=int(details.get("thinking_tokens") or 0))
+    if writes:   # priced apart (above the input price), so the cost needs them
+        out["prompt_tokens_details"]["cache_creation_tokens"] = writes
+    return out
 
 
 def parse_response(body: bytes, model: ModelEntry) -> ChatCompletion:

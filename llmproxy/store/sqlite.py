@@ -11,11 +11,13 @@ from pathlib import Path
 
 import aiosqlite
 
-from . import usage_sql
+from . import cache_sql, keys_sql, usage_sql
 
 # component -> ordered migration scripts; never edit a shipped one, append a new one.
 MIGRATIONS: dict[str, tuple[str, ...]] = {
     "usage": usage_sql.MIGRATIONS,
+    "keys": keys_sql.MIGRATIONS,
+    "cache": cache_sql.MIGRATIONS,
 }
 
 

@@ -24,7 +24,7 @@ def test_parse_tool_call_response_with_thinking_and_cache_usage() -> None:
     assert choice["message"]["reasoning_content"].startswith("The user wants")
     assert choice["message"]["thinking_blocks"][0]["signature"]
     assert completion["usage"] == {"prompt_tokens": 472 + 2048 + 100, "completion_tokens": 159, "total_tokens": 2779,
-                                   "prompt_tokens_details": {"cached_tokens": 2048},
+                                   "prompt_tokens_details": {"cached_tokens": 2048, "cache_creation_tokens": 100},
                                    "completion_tokens_details": {"reasoning_tokens": 41}}
 
 
