@@ -1,64 +1,158 @@
 """Execute: call the route's candidates in order through their adapters until one answers.
 
-A retryable failure (429, 5xx, 529, timeout, broken connection, or an error event before a
-stream's first content) moves on to the next candidate, as long as nothing has been sent to the
-client; a stream commits only once its first content has arrived. A provider that asked us to
-come back later (429 with retry-after) is not tried again within the same request.
+A retryable failure (429, 5xx, 529, timeout, broken connection, an error event) moves on to the
+next candidate as long as the client has received no content. A stream is passed on from its
+first event, so time to first byte stays the provider's; if it fails before its first content
+(only the role chunk has gone out), the next candidate's stream continues it, its own opening
+events dropped. Once content has reached the client a failure ends the stream with an error
+event: never a silent retry. A provider that asked us to come back later (429 with retry-after)
+is not tried again within the same request.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 
 from .context import Attempt, ChatCompletion, RequestContext
-from .errors import GatewayError
-from .health import Health
+from .errors import GatewayError, UpstreamError
+from .health import Candidate, Health
 from .providers import ADAPTERS
-from .providers.base import OpenStream, StreamState, Transport
+from .providers.base import OpenStream, StreamState, Transport, error_message, stream_opening
+from .providers.sse import encode
 
 
 async def execute(ctx: RequestContext, transport: Transport,
-                  health: Health | None = None) -> ChatCompletion | tuple[OpenStream, StreamState]:
-    failure: GatewayError | None = None
-    resting: set[str] = set()
-    for provider, model in ctx.candidates:
-        if provider.name in resting:
-            continue
-        adapter = ADAPTERS[provider.kind]
-        ctx.provider, ctx.model = provider, model
-        if health is not None:
-            health.begin(provider.name)
-        started = time.perf_counter()
+                  health: Health | None = None) -> ChatCompletion | FallbackStream:
+    attempt = Attempts(ctx, transport, health)
+    if ctx.stream:
+        opened = await attempt.open_stream(list(ctx.candidates))
+        return FallbackStream(attempt, *opened)
+    return await attempt.complete(list(ctx.candidates))
+
+
+class Attempts:
+    """Tries candidates one after another, recording each attempt on the context."""
+
+    def __init__(self, ctx: RequestContext, transport: Transport, health: Health | None) -> None:
+        self.ctx, self.transport, self.health = ctx, transport, health
+        self.resting: set[str] = set()
+
+    def _start(self, candidate: Candidate) -> None:
+        provider, model = candidate
+        self.ctx.provider, self.ctx.model = provider, model
+        if self.health is not None:
+            self.health.begin(provider.name)
+
+    def failed(self, candidate: Candidate, exc: GatewayError, elapsed: float) -> None:
+        provider, model = candidate
+        self.ctx.upstream_s += elapsed
+        retry_after = _seconds(exc.headers.get("retry-after"))
+        self.ctx.attempts.append(Attempt(provider.name, model.id, exc.status, exc.code or exc.type,
+                                         elapsed * 1000.0, retryable=exc.retryable, retry_after_s=retry_after))
+        if retry_after:
+            self.resting.add(provider.name)
+
+    async def complete(self, candidates: list[Candidate]) -> ChatCompletion:
+        ctx, failure = self.ctx, None
+        for candidate in candidates:
+            if candidate[0].name in self.resting:
+                continue
+            self._start(candidate)
+            provider, model = candidate
+            started = time.perf_counter()
+            try:
+                result = await self.transport.complete(ADAPTERS[provider.kind], provider, model, ctx.body,
+                                                       ctx.request_id)
+            except GatewayError as exc:
+                self.failed(candidate, exc, time.perf_counter() - started)
+                if not exc.retryable:
+                    raise
+                failure = exc
+                continue
+            ctx.upstream_s += result.seconds
+            ctx.attempts.append(Attempt(provider.name, model.id, result.status, ms=result.seconds * 1000.0))
+            usage = result.completion.get("usage")
+            ctx.usage = usage if isinstance(usage, dict) else None
+            choices = result.completion.get("choices")
+            if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+                ctx.finish_reason = choices[0].get("finish_reason")
+            return result.completion
+        raise failure or UpstreamError("no provider left to try for this request")
+
+    async def open_stream(self, candidates: list[Candidate]) -> tuple[OpenStream, StreamState, list[Candidate]]:
+        """The first candidate whose stream starts, its state, and the candidates left after it."""
+        ctx, failure = self.ctx, None
+        for i, candidate in enumerate(candidates):
+            if candidate[0].name in self.resting:
+                continue
+            self._start(candidate)
+            provider, model = candidate
+            state = StreamState(include_usage=ctx.include_usage)
+            started = time.perf_counter()
+            try:
+                stream = await self.transport.open_stream(ADAPTERS[provider.kind], provider, model, ctx.body,
+                                                          state, ctx.request_id)
+            except GatewayError as exc:
+                self.failed(candidate, exc, time.perf_counter() - started)
+                if not exc.retryable:
+                    raise
+                failure = exc
+                continue
+            ctx.upstream_s += stream.seconds
+            return stream, state, candidates[i + 1:]
+        raise failure or UpstreamError("no provider left to try for this request")
+
+
+class FallbackStream:
+    """A started stream that can still hand over to the next candidate while it has sent no content.
+
+    `state` is the state of the stream that is answering now (usage, finish reason, completion)."""
+
+    def __init__(self, attempts: Attempts, stream: OpenStream, state: StreamState, rest: list[Candidate]) -> None:
+        self._attempts, self._stream, self.state, self._rest = attempts, stream, state, rest
+        self._opened_at = time.perf_counter()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
-            if ctx.stream:
-                state = StreamState(include_usage=ctx.include_usage)
-                stream = await transport.open_stream(adapter, provider, model, ctx.body, state, ctx.request_id)
-                ctx.upstream_s += stream.seconds
-                ctx.first_token_s = time.perf_counter() - ctx.started
-                ctx.attempts.append(Attempt(provider.name, model.id, 200, ms=stream.seconds * 1000.0))
-                return stream, state
-            result = await transport.complete(adapter, provider, model, ctx.body, ctx.request_id)
-        except GatewayError as exc:
-            elapsed = time.perf_counter() - started
-            ctx.upstream_s += elapsed
-            retry_after = _seconds(exc.headers.get("retry-after"))
-            ctx.attempts.append(Attempt(provider.name, model.id, exc.status, exc.code or exc.type, elapsed * 1000.0,
-                                        retryable=exc.retryable, retry_after_s=retry_after))
-            if not exc.retryable:
-                raise
-            if retry_after:
-                resting.add(provider.name)
-            failure = exc
-            continue
-        ctx.upstream_s += result.seconds
-        ctx.attempts.append(Attempt(provider.name, model.id, result.status, ms=result.seconds * 1000.0))
-        usage = result.completion.get("usage")
-        ctx.usage = usage if isinstance(usage, dict) else None
-        choices = result.completion.get("choices")
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-            ctx.finish_reason = choices[0].get("finish_reason")
-        return result.completion
-    assert failure is not None, "route produced no candidates"
-    raise failure
+            async for piece in self._pieces():
+                yield piece
+        finally:
+            self._stream.close()   # a client that left mid-stream stops the provider at once
+
+    async def _pieces(self) -> AsyncIterator[bytes]:
+        ctx = self._attempts.ctx
+        content, handed_over = False, False
+        while True:
+            candidate = (ctx.provider, ctx.model)
+            try:
+                async for piece in self._stream:
+                    if not content:
+                        opening = stream_opening(piece)
+                        if opening is False:
+                            raise UpstreamError(f"{ctx.provider.name} failed before its first content: "  # type: ignore[union-attr]
+                                                f"{error_message(piece)}")
+                        if opening:
+                            content = True
+                            now = time.perf_counter()
+                            ctx.first_token_s = now - ctx.started
+                            ctx.attempts.append(Attempt(ctx.provider.name, ctx.model.id, 200,  # type: ignore[union-attr]
+                                                        ms=(now - self._opened_at) * 1000.0))
+                        elif handed_over:
+                            continue   # the client already has an opening (role chunk) from the first stream
+                    yield piece
+                return
+            except GatewayError as exc:
+                if content or not exc.retryable:
+                    yield encode(exc.to_dict())
+                    return
+                self._stream.close()
+                self._attempts.failed(candidate, exc, time.perf_counter() - self._opened_at)  # type: ignore[arg-type]
+                try:
+                    self._stream, self.state, self._rest = await self._attempts.open_stream(self._rest)
+                except GatewayError:
+                    yield encode(exc.to_dict())
+                    return
+                self._opened_at, handed_over = time.perf_counter(), True
 
 
 def _seconds(value: str | None) -> float | None:

@@ -20,10 +20,10 @@ from .context import RequestContext
 from .errors import GatewayError
 from .classifier import Classifier
 from .classifier.stage import classify
-from .execute import execute
+from .execute import FallbackStream, execute
 from .health import Health
 from .logs import RequestLog
-from .providers.base import OpenStream, StreamState, Transport
+from .providers.base import Transport
 from .registry import Registry
 from .router import is_auto, route
 from .usage import UsageRecorder, cost_usd, usage_row
@@ -83,9 +83,8 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, raw: bytes, authori
     except Exception as exc:  # noqa: BLE001 - a bug must still answer in OpenAI's shape, without a trace
         log.exception("unhandled error", extra={"request_id": ctx.request_id})
         return _failed(gw, ctx, GatewayError(f"internal error in the gateway (request id {ctx.request_id})"))
-    if isinstance(result, tuple):
-        stream, state = result
-        return Outcome(200, stream=_relay(gw, ctx, stream, state), headers=_headers(ctx))
+    if isinstance(result, FallbackStream):
+        return Outcome(200, stream=_relay(gw, ctx, result), headers=_headers(ctx))
     record(gw, ctx, result)
     headers = _headers(ctx)
     body = orjson.dumps(result)
@@ -102,7 +101,7 @@ def _cached(gw: Gateway, ctx: RequestContext, hit: Entry) -> Outcome:
     return Outcome(200, body=hit.body, headers=_headers(ctx))
 
 
-async def _relay(gw: Gateway, ctx: RequestContext, stream: OpenStream, state: StreamState) -> AsyncIterator[bytes]:
+async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream) -> AsyncIterator[bytes]:
     waited, finished = 0.0, False
     collected = gw.cache.collector(ctx) if gw.cache is not None else None
     try:
@@ -121,6 +120,7 @@ async def _relay(gw: Gateway, ctx: RequestContext, stream: OpenStream, state: St
         finished = True
     finally:
         ctx.upstream_s += waited
+        state = stream.state
         ctx.usage, ctx.finish_reason = state.usage, state.finish_reason
         if not finished:
             ctx.status, ctx.error_type = 499, "client_disconnected"

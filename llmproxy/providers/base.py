@@ -96,8 +96,8 @@ class Transport:
 
     async def open_stream(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
                           request: ChatRequest, state: StreamState, request_id: str | None = None) -> OpenStream:
-        """Start a stream and read up to its first output, so that a failure before any byte was
-        promised to the client is raised here (and can fall back)."""
+        """Start a stream and read its first event, so that a provider that fails up front (an
+        error status, or an error event first) raises here and can fall back."""
         up = adapter.build_request(request, model, provider, stream=True)
         if request_id is not None:
             _tag(up, provider, request_id)
@@ -116,25 +116,18 @@ class Transport:
                 resp.release()
             raise adapter.map_error(resp.status, body, resp.headers, provider=provider.name)
         relay = adapter.relay_stream(_read(resp, provider), model, state)
-        held: list[bytes] = []
         try:
-            # Hold the opening events (role chunk, pings) until the first content: an error before
-            # it can still fall back, because the client has been promised nothing yet.
-            async for piece in relay:
-                held.append(piece)
-                opening = _opening(piece)
-                if opening is not None:
-                    if opening:
-                        break
-                    raise UpstreamError(f"{provider.name} failed at the start of the stream: {_message(piece)}")
+            first = await relay.__anext__()
+            if stream_opening(first) is False:
+                raise UpstreamError(f"{provider.name} failed at the start of the stream: {error_message(first)}")
+        except StopAsyncIteration:
+            resp.close()
+            raise UpstreamError(f"{provider.name} ended the stream before sending anything") from None
         except BaseException:
             resp.close()
             await _aclose(relay)
             raise
-        if not held:
-            resp.close()
-            raise UpstreamError(f"{provider.name} ended the stream before sending anything")
-        return OpenStream(b"".join(held), relay, resp, time.perf_counter() - started)
+        return OpenStream(first, relay, resp, time.perf_counter() - started)
 
 
 class OpenStream:
@@ -190,9 +183,9 @@ def _tag(up: UpstreamRequest, provider: ProviderSettings, request_id: str) -> No
         up.headers[name] = request_id
 
 
-def _opening(piece: bytes) -> bool | None:
-    """True once `piece` carries content (or the end), False if it is an error event, None while
-    the stream is still opening."""
+def stream_opening(piece: bytes) -> bool | None:
+    """What a relayed piece says about the stream: True if it carries content (or the end), False
+    if it is an error event, None while the stream is still opening (role chunk, pings)."""
     for block in piece.split(b"\n\n"):
         if not block.startswith(b"data:"):
             continue
@@ -220,7 +213,7 @@ def _opening(piece: bytes) -> bool | None:
     return None
 
 
-def _message(piece: bytes) -> str:
+def error_message(piece: bytes) -> str:
     for block in piece.split(b"\n\n"):
         if block.startswith(b"data:"):
             try:

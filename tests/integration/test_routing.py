@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from llmproxy.config import ProviderSettings, RouterSettings, Secret
@@ -50,7 +51,12 @@ def test_falls_back_on_each_retryable_failure(gateway_factory: Callable[..., str
     assert r.headers["x-llmproxy-provider"] == "ollama"
     assert upstream_models(state) == [failing, "llama3.3"]
     if stream:
+        # the role chunk of the failed stream went out at once; the fallback continues it
         assert "error" not in r.text and r.text.endswith("data: [DONE]\n\n")
+        events = [orjson.loads(line[6:]) for line in r.text.split("\n\n") if line.startswith("data: {")]
+        deltas = [e["choices"][0]["delta"] for e in events if e.get("choices")]
+        assert sum("role" in d for d in deltas) == 1
+        assert "".join(d.get("content") or "" for d in deltas) == "echo: hello"
 
 
 def test_falls_back_on_refused_connection(gateway_factory: Callable[..., str], tmp_path: Path,
