@@ -16,16 +16,17 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from . import pipeline
+from .endpoint import GatewayApp
 from .admin import admin_routes
 from .access import Access
 from .cache import ResponseCache
 from .config import Settings
 from .context import RequestContext
-from .errors import GatewayError, MethodNotAllowed, ModelNotFound, NotFound, PayloadTooLarge
+from .errors import GatewayError, MethodNotAllowed, ModelNotFound, NotFound
 from .logs import LineWriter, RequestLog, configure_logging
 from .metrics import ROUTES as METRICS_ROUTES
 from .metrics import Metrics
@@ -56,7 +57,7 @@ class RequestIds:
         return f"{self._prefix}{self._next():010x}"
 
 
-def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: IO[bytes] | None = None) -> Starlette:
+def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: IO[bytes] | None = None) -> GatewayApp:
     """The gateway app. Logs go to stderr (or `log_stream`); `configure_logs=False` leaves logging
     alone, for embedding and tests."""
 
@@ -108,8 +109,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
                 writer.stop()
 
     routes = [
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/chat/completions", served_by_endpoint, methods=["POST"]),
+        Route("/chat/completions", served_by_endpoint, methods=["POST"]),
         Route("/v1/models", models_list, methods=["GET"]),
         Route("/v1/models/{model:path}", models_retrieve, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -121,23 +122,13 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, Exception: internal_error})
     app.state.ids = RequestIds()
-    return app
+    return GatewayApp(app)
 
 
-async def chat_completions(request: Request) -> Response:
-    gw: pipeline.Gateway = request.app.state.gateway
-    ctx = RequestContext(request_id=_request_id(request), body={})
-    for name, value in request.headers.raw:
-        if name.startswith(b"x-llmproxy-") or name == b"cache-control":
-            ctx.client_headers[name.decode("latin-1")] = value.decode("latin-1")
-    try:
-        raw = await _read_body(request, gw.settings.max_body_bytes)
-    except GatewayError as exc:
-        return _error(exc, ctx.request_id)
-    outcome = await pipeline.chat_completions(gw, ctx, raw, request.headers.get("authorization"))
-    if outcome.stream is not None:
-        return StreamingResponse(outcome.stream, 200, headers=outcome.headers, media_type="text/event-stream")
-    return Response(outcome.body, outcome.status, headers=outcome.headers, media_type=JSON)
+async def served_by_endpoint(request: Request) -> Response:
+    """POST /v1/chat/completions is answered by endpoint.GatewayApp before this router is reached;
+    the route is here so that other methods on that path get a 405."""
+    raise HTTPException(405)
 
 
 async def models_list(request: Request) -> Response:
@@ -210,18 +201,3 @@ def _request_id(request: Request) -> str:
     if given and len(given) <= 128 and given.isprintable():
         return given
     return request.app.state.ids.new()
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the request body is {int(declared)} bytes; this gateway accepts at most {limit}")
-    if declared is not None:
-        return await request.body()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the request body is over {limit} bytes, the most this gateway accepts")
-        chunks.append(chunk)
-    return b"".join(chunks)

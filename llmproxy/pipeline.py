@@ -80,7 +80,7 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, raw: bytes, authori
         result = await execute(ctx, gw.transport, gw.health)
     except GatewayError as exc:
         return _failed(gw, ctx, exc)
-    except Exception as exc:  # noqa: BLE001 - a bug must still answer in OpenAI's shape, without a trace
+    except Exception:  # noqa: BLE001 - a bug must still answer in OpenAI's shape, without a trace
         log.exception("unhandled error", extra={"request_id": ctx.request_id})
         return _failed(gw, ctx, GatewayError(f"internal error in the gateway (request id {ctx.request_id})"))
     if isinstance(result, FallbackStream):

@@ -1,0 +1,134 @@
+"""POST /v1/chat/completions as a plain ASGI handler, in front of the Starlette app.
+
+The gateway's one hot endpoint skips Starlette's router, middleware and Request/Response objects:
+on the shared bench a raw ASGI proxy served 1.4-1.8x the requests/s of the same proxy written as a
+Starlette route (about 90 us less per request on these machines). Everything else (models, admin,
+metrics, UI, errors for other methods) stays in the Starlette app, which this wraps.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+from . import pipeline
+from .context import RequestContext
+from .errors import GatewayError, PayloadTooLarge
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+CHAT_PATHS = frozenset(("/v1/chat/completions", "/chat/completions"))
+_JSON = (b"content-type", b"application/json")
+_SSE = (b"content-type", b"text/event-stream")
+log = logging.getLogger("llmproxy.endpoint")
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body was complete."""
+
+
+class GatewayApp:
+    """The ASGI app uvicorn serves: the chat endpoint here, everything else to Starlette."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in CHAT_PATHS:
+            await chat_completions(self.state.gateway, self.state.ids.new, scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+async def chat_completions(gw: pipeline.Gateway, new_id: Callable[[], str], scope: Scope, receive: Receive,
+                           send: Send) -> None:
+    authorization = request_id = None
+    declared = -1
+    client_headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+        elif name == b"content-length":
+            declared = int(value) if value.isdigit() else -1
+        elif name == b"x-request-id":
+            given = value.decode("latin-1")
+            request_id = given if len(given) <= 128 and given.isprintable() else None
+        elif name.startswith(b"x-llmproxy-") or name == b"cache-control":
+            client_headers[name.decode("latin-1")] = value.decode("latin-1")
+    ctx = RequestContext(request_id=request_id or new_id(), body={}, client_headers=client_headers)
+    try:
+        raw = await read_body(receive, gw.settings.max_body_bytes, declared)
+    except GatewayError as exc:
+        headers = {"x-request-id": ctx.request_id, **exc.headers}
+        await respond(send, exc.status, headers, exc.to_json())
+        return
+    except ClientGone:
+        return
+    outcome = await pipeline.chat_completions(gw, ctx, raw, authorization)
+    if outcome.stream is None:
+        await respond(send, outcome.status, outcome.headers, outcome.body or b"")
+    else:
+        await stream(send, receive, outcome.headers, outcome.stream)
+
+
+async def read_body(receive: Receive, limit: int, declared: int) -> bytes:
+    if declared > limit:
+        raise PayloadTooLarge(f"the request body is {declared} bytes; this gateway accepts at most {limit}")
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        if chunk:
+            body = body + chunk if body else chunk
+            if len(body) > limit:
+                raise PayloadTooLarge(f"the request body is over {limit} bytes, the most this gateway accepts")
+        if not message.get("more_body", False):
+            return body
+
+
+async def respond(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
+    raw = [_JSON, (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def stream(send: Send, receive: Receive, headers: dict[str, str], pieces: AsyncIterator[bytes]) -> None:
+    """Send an SSE body as it comes; a client that disconnects cancels the relay at once (and so
+    closes the upstream request), even while the provider is silent."""
+    task = asyncio.current_task()
+    assert task is not None
+    finished = False
+
+    async def watch() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if not finished:
+                    task.cancel()
+                return
+
+    watcher = asyncio.ensure_future(watch())
+    raw = [_SSE] + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        async for piece in pieces:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        finished = True
+        watcher.cancel()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if finished or not watcher.done():
+            raise            # cancelled from outside (shutdown), not by the client leaving
+        task.uncancel()
+    finally:
+        watcher.cancel()
+        close = getattr(pieces, "aclose", None)
+        if close is not None:
+            await close()    # runs the relay's clean-up (record, close upstream) now, not at GC
