@@ -1,7 +1,8 @@
 """The request pipeline: the order of the stages for POST /v1/chat/completions, and nothing else.
 
-auth -> parse -> route -> execute -> record -> response. Stages talk through the RequestContext;
-only this module knows their order. Errors become an Outcome here so every request is recorded.
+auth -> rate limit -> parse -> model authorization -> cache -> classify (auto only) -> route ->
+execute (with fallback) -> record -> response. Stages talk through the RequestContext; only this
+module knows their order. Errors become an Outcome here so every request is recorded.
 """
 from __future__ import annotations
 
@@ -9,17 +10,17 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from .cache import Entry, ResponseCache
 from .cache_replay import replay
+from .classifier import Classifier
+from .classifier.stage import classify
 from .config import Settings
 from .context import RequestContext
 from .errors import GatewayError
-from .classifier import Classifier
-from .classifier.stage import classify
 from .execute import FallbackStream, execute
 from .health import Health
 from .logs import RequestLog
@@ -28,6 +29,13 @@ from .registry import Registry
 from .router import is_auto, route
 from .usage import UsageRecorder, cost_usd, usage_row
 from .validation import parse_request
+
+if TYPE_CHECKING:
+    from .access import Access
+    from .auth import Authenticator
+    from .metrics import Metrics
+    from .ratelimit import Limiter
+    from .scheduler import RegistryUpdater
 
 log = logging.getLogger("llmproxy.request")
 
@@ -41,15 +49,15 @@ class Gateway:
     transport: Transport
     usage: UsageRecorder
     request_log: RequestLog
-    store: Any = None
-    metrics: Any = None              # metrics.Metrics, built in the lifespan
+    store: Any = None                # store.sqlite.SQLiteStore
+    metrics: Metrics | None = None
     cache: ResponseCache | None = None
     health: Health = field(default_factory=Health)
     classifier: Classifier | None = None
-    auth: Any = None                 # auth.Authenticator, built with the rest of access control (access.py)
-    limits: Any = None               # ratelimit.Limiter
-    access: Any = None               # access.Access: identity tables, vault, their sync
-    registry_updater: Any = None     # scheduler.RegistryUpdater: refresh, rollback, file watch
+    auth: Authenticator = None       # type: ignore[assignment]  # built with the rest of access control
+    limits: Limiter = None           # type: ignore[assignment]
+    access: Access | None = None     # identity tables, vault and their sync
+    registry_updater: RegistryUpdater | None = None   # refresh, rollback, file watch
 
 
 @dataclass(slots=True)
