@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -38,10 +39,29 @@ class GatewayApp:
         self.state = app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in CHAT_PATHS:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif scope["method"] == "POST" and scope["path"] in CHAT_PATHS:
             await chat_completions(self.state.gateway, self.state.ids.new, scope, receive, send)
         else:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, with_ids(send, scope, self.state.ids.new))
+
+
+def with_ids(send: Send, scope: Scope, new_id: Callable[[], str]) -> Send:
+    """Every other response carries x-request-id (the client's or a new one) and the time it took."""
+    started = time.perf_counter()
+    given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+
+    async def send_with_ids(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            if not any(k == b"x-request-id" for k, _ in headers):
+                headers.append((b"x-request-id", given if given and len(given) <= 128 else new_id().encode()))
+            headers.append((b"x-llmproxy-overhead-ms", f"{(time.perf_counter() - started) * 1000:.3f}".encode()))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_with_ids
 
 
 async def chat_completions(gw: pipeline.Gateway, new_id: Callable[[], str], scope: Scope, receive: Receive,
@@ -63,7 +83,7 @@ async def chat_completions(gw: pipeline.Gateway, new_id: Callable[[], str], scop
     try:
         raw = await read_body(receive, gw.settings.max_body_bytes, declared)
     except GatewayError as exc:
-        headers = {"x-request-id": ctx.request_id, **exc.headers}
+        headers = {"x-request-id": ctx.request_id, **exc.headers, "x-llmproxy-overhead-ms": f"{ctx.overhead_ms():.3f}"}
         await respond(send, exc.status, headers, exc.to_json())
         return
     except ClientGone:

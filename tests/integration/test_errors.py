@@ -153,3 +153,16 @@ def test_master_key_required_when_set(gateway_factory: Callable[..., str]) -> No
     assert ok.status_code == 200
     assert httpx.get(base + "/v1/models").status_code == 401
     assert httpx.get(base + "/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/v1/models"), ("GET", "/v1/models/gpt-4o-mini"), ("GET", "/healthz"), ("GET", "/readyz"),
+    ("GET", "/metrics"), ("GET", "/admin/whoami"), ("GET", "/no/such/path"), ("GET", "/v1/chat/completions"),
+])
+def test_every_response_carries_request_id_and_overhead(gateway: str, method: str, path: str) -> None:
+    r = httpx.request(method, gateway + path, headers={"x-request-id": "trace-123"})
+    assert r.headers["x-request-id"] == "trace-123"
+    assert float(r.headers["x-llmproxy-overhead-ms"]) >= 0
+    assert r.headers.get_list("x-request-id") == ["trace-123"]
+    r = httpx.request(method, gateway + path)
+    assert len(r.headers["x-request-id"]) >= 16
