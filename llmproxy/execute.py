@@ -11,7 +11,7 @@ is not tried again within the same request.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from .context import Attempt, ChatCompletion, RequestContext
 from .errors import GatewayError, UpstreamError
@@ -37,11 +37,16 @@ class Attempts:
         self.ctx, self.transport, self.health = ctx, transport, health
         self.resting: set[str] = set()
 
-    def _start(self, candidate: Candidate) -> None:
-        provider, model = candidate
-        self.ctx.provider, self.ctx.model = provider, model
-        if self.health is not None:
-            self.health.begin(provider.name)
+    def _turns(self, candidates: list[Candidate]) -> Iterator[tuple[int, Candidate]]:
+        """The candidates to try, in order, each made the current one on the context as its turn comes."""
+        for i, candidate in enumerate(candidates):
+            provider, model = candidate
+            if provider.name in self.resting:
+                continue
+            self.ctx.provider, self.ctx.model = provider, model
+            if self.health is not None:
+                self.health.begin(provider.name)
+            yield i, candidate
 
     def failed(self, candidate: Candidate, exc: GatewayError, elapsed: float) -> None:
         provider, model = candidate
@@ -54,10 +59,7 @@ class Attempts:
 
     async def complete(self, candidates: list[Candidate]) -> ChatCompletion:
         ctx, failure = self.ctx, None
-        for candidate in candidates:
-            if candidate[0].name in self.resting:
-                continue
-            self._start(candidate)
+        for _, candidate in self._turns(candidates):
             provider, model = candidate
             started = time.perf_counter()
             try:
@@ -82,10 +84,7 @@ class Attempts:
     async def open_stream(self, candidates: list[Candidate]) -> tuple[OpenStream, StreamState, list[Candidate]]:
         """The first candidate whose stream starts, its state, and the candidates left after it."""
         ctx, failure = self.ctx, None
-        for i, candidate in enumerate(candidates):
-            if candidate[0].name in self.resting:
-                continue
-            self._start(candidate)
+        for i, candidate in self._turns(candidates):
             provider, model = candidate
             state = StreamState(include_usage=ctx.include_usage)
             started = time.perf_counter()

@@ -17,10 +17,8 @@ import re
 import httpx
 
 from scrapers.entry import PriceEntry
-from scrapers.errors import ParseError
 from scrapers.fetching import fetch_entries
-from scrapers.tables import html_tables, markdown_tables
-from scrapers.tabular import entries_from_tables
+from scrapers.tabular import parse_page
 
 NAME = "openai"
 PAGE_URLS: tuple[str, ...] = ("https://developers.openai.com/api/docs/pricing.md",)
@@ -30,14 +28,7 @@ _MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._:-]*$")
 
 def parse(text: str) -> list[PriceEntry]:
     """Price entries from the pricing page (Markdown, or HTML with plain tables)."""
-    tables = markdown_tables(text)
-    if "<table" in text.lower():
-        tables += html_tables(text)
-    entries = entries_from_tables(tables, NAME, model_ids)
-    if not entries:
-        raise ParseError(f"openai: no price table with Model, Input and Output columns in "
-                         f"{len(text)} characters of text; has the pricing page layout changed?")
-    return entries
+    return parse_page(text, NAME, model_ids, "price table")
 
 
 async def fetch(client: httpx.AsyncClient, url: str | None = None) -> list[PriceEntry]:

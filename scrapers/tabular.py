@@ -15,7 +15,8 @@ from types import MappingProxyType
 
 from scrapers.entry import PriceEntry
 from scrapers.prices import clean, context_threshold, read_cell, unit_factor
-from scrapers.tables import Table
+from scrapers.errors import ParseError
+from scrapers.tables import Table, html_tables, markdown_tables
 
 # A model cell read into the API id first, then the other names the row goes by.
 Namer = Callable[[str], Sequence[str]]
@@ -40,6 +41,19 @@ class Row:
     names: tuple[str, ...]
     prices: dict[str, float | int | None]
     tier: str
+
+
+def parse_page(text: str, provider: str, namer: Namer, expected: str) -> list[PriceEntry]:
+    """Price entries from a page of one-model-per-row tables (Markdown, or HTML with plain tables).
+    `expected` names the table in the error raised when none is found."""
+    tables = markdown_tables(text)
+    if "<table" in text.lower():
+        tables += html_tables(text)
+    entries = entries_from_tables(tables, provider, namer)
+    if not entries:
+        raise ParseError(f"{provider}: no {expected} with Model, Input and Output columns in {len(text)} "
+                         "characters of text; has the pricing page layout changed?")
+    return entries
 
 
 def entries_from_tables(tables: Iterable[Table], provider: str, namer: Namer) -> list[PriceEntry]:

@@ -20,7 +20,7 @@ from ..errors import GatewayError, UpstreamError, from_upstream_status
 from ..registry import ModelEntry
 from . import chat
 from .anthropic_messages import JSON_TOOL, convert_messages
-from .base import StreamState, UpstreamRequest, relay_translated, retry_after
+from .base import StreamState, UpstreamRequest, retry_after, translated
 from .sse import SSEEvent
 
 NAME = "anthropic"
@@ -361,9 +361,7 @@ async def translate_stream(events: AsyncIterator[SSEEvent], model: ModelEntry, s
         # ping and unknown event types are ignored, as the API versioning policy asks of clients
 
 
-async def relay_stream(chunks: AsyncIterator[bytes], model: ModelEntry, state: StreamState) -> AsyncIterator[bytes]:
-    async for piece in relay_translated(chunks, model, state, translate_stream):
-        yield piece
+relay_stream = translated(translate_stream)
 
 
 def error_from_body(payload: Mapping[str, Any], provider: str, status: int | None = None,

@@ -33,14 +33,14 @@ def convert_messages(messages: list[Any]) -> tuple[list[Block], list[dict[str, A
             if text.strip():
                 system.append({"type": "text", "text": text})
         elif role == "user":
-            _push(turns, "user", _user_blocks(msg.get("content"), where))
+            chat.push_turn(turns, "user", "content", _user_blocks(msg.get("content"), where))
         elif role == "assistant":
-            _push(turns, "assistant", _assistant_blocks(msg, where))
+            chat.push_turn(turns, "assistant", "content", _assistant_blocks(msg, where))
         elif role == "tool":
             call_id = msg.get("tool_call_id")
             if not isinstance(call_id, str) or not call_id:
                 raise InvalidRequest(f"{where}.tool_call_id is required", param=f"{where}.tool_call_id")
-            _push(turns, "user", [_tool_result(call_id, msg.get("content"), where)])
+            chat.push_turn(turns, "user", "content", [_tool_result(call_id, msg.get("content"), where)])
         elif role == "function":
             raise InvalidRequest(f"{where}: the legacy 'function' role is not supported; use tool messages",
                                  param=f"{where}.role")
@@ -66,15 +66,6 @@ def convert_messages(messages: list[Any]) -> tuple[list[Block], list[dict[str, A
             # tool_result blocks must open the user turn that answers a tool_use turn
             turn["content"].sort(key=lambda b: b.get("type") != "tool_result")
     return system, turns
-
-
-def _push(turns: list[dict[str, Any]], role: str, blocks: list[Block]) -> None:
-    if not blocks:
-        return
-    if turns and turns[-1]["role"] == role:
-        turns[-1]["content"].extend(blocks)
-    else:
-        turns.append({"role": role, "content": blocks})
 
 
 def _user_blocks(content: Any, where: str) -> list[Block]:

@@ -74,47 +74,44 @@ class Transport:
             self._timeouts[key] = timeout
         return timeout
 
-    async def complete(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
-                       request: ChatRequest, request_id: str | None = None) -> UpstreamResult:
-        up = adapter.build_request(request, model, provider, stream=False)
+    async def _send(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry, request: ChatRequest,
+                    request_id: str | None, *, stream: bool) -> aiohttp.ClientResponse:
+        """POST the adapter's request; an error status is read, released and raised as a gateway error."""
+        up = adapter.build_request(request, model, provider, stream=stream)
         if request_id is not None:
             _tag(up, provider, request_id)
-        started = time.perf_counter()
         try:
             resp = await self.session.post(up.url, data=up.body, headers=up.headers,
-                                           timeout=self._timeout(provider, False))
+                                           timeout=self._timeout(provider, stream))
+            if resp.status < 400:
+                return resp
             try:
                 body = await resp.read()
             finally:
                 resp.release()
         except Exception as exc:  # noqa: BLE001 - every transport failure is translated right here
             raise transport_error(provider, exc) from None
+        raise adapter.map_error(resp.status, body, resp.headers, provider=provider.name)
+
+    async def complete(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
+                       request: ChatRequest, request_id: str | None = None) -> UpstreamResult:
+        started = time.perf_counter()
+        resp = await self._send(adapter, provider, model, request, request_id, stream=False)
+        try:
+            body = await resp.read()
+        except Exception as exc:  # noqa: BLE001
+            raise transport_error(provider, exc) from None
+        finally:
+            resp.release()
         seconds = time.perf_counter() - started
-        if resp.status >= 400:
-            raise adapter.map_error(resp.status, body, resp.headers, provider=provider.name)
         return UpstreamResult(adapter.parse_response(body, model), resp.status, seconds)
 
     async def open_stream(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
                           request: ChatRequest, state: StreamState, request_id: str | None = None) -> OpenStream:
         """Start a stream and read its first event, so that a provider that fails up front (an
         error status, or an error event first) raises here and can fall back."""
-        up = adapter.build_request(request, model, provider, stream=True)
-        if request_id is not None:
-            _tag(up, provider, request_id)
         started = time.perf_counter()
-        try:
-            resp = await self.session.post(up.url, data=up.body, headers=up.headers,
-                                           timeout=self._timeout(provider, True))
-        except Exception as exc:  # noqa: BLE001
-            raise transport_error(provider, exc) from None
-        if resp.status >= 400:
-            try:
-                body = await resp.read()
-            except Exception as exc:  # noqa: BLE001
-                raise transport_error(provider, exc) from None
-            finally:
-                resp.release()
-            raise adapter.map_error(resp.status, body, resp.headers, provider=provider.name)
+        resp = await self._send(adapter, provider, model, request, request_id, stream=True)
         relay = adapter.relay_stream(_read(resp, provider), model, state)
         try:
             first = await relay.__anext__()
@@ -249,6 +246,13 @@ def _host(url: str) -> str:
 
 def retry_after(headers: Mapping[str, str]) -> str | None:
     return headers.get("retry-after") or headers.get("Retry-After")
+
+
+def translated(translate: Callable[..., AsyncIterator[dict[str, Any]]]) -> Callable[..., AsyncIterator[bytes]]:
+    """An adapter's relay_stream for a stream translator (provider SSE events in, OpenAI chunks out)."""
+    def relay_stream(chunks: AsyncIterator[bytes], model: ModelEntry, state: StreamState) -> AsyncIterator[bytes]:
+        return relay_translated(chunks, model, state, translate)
+    return relay_stream
 
 
 async def relay_translated(chunks: AsyncIterator[bytes], model: ModelEntry, state: StreamState,

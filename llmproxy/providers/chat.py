@@ -26,6 +26,17 @@ SAFE_MAX_TOKENS = 4096
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 
+def push_turn(turns: list[dict[str, Any]], role: str, key: str, items: list[Any]) -> None:
+    """Append a turn, merging it into the previous one of the same role: both providers require
+    user and assistant turns to alternate, where OpenAI allows several in a row."""
+    if not items:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})
+
+
 def new_id(prefix: str) -> str:
     return prefix + os.urandom(12).hex()
 

@@ -18,7 +18,7 @@ from ..context import ChatChunk, ChatCompletion, ChatRequest
 from ..errors import GatewayError, UpstreamError, from_upstream_status
 from ..registry import ModelEntry
 from . import chat
-from .base import StreamState, UpstreamRequest, relay_translated, retry_after
+from .base import StreamState, UpstreamRequest, retry_after, translated
 from .gemini_contents import convert_messages
 from .schema import gemini_schema
 from .sse import SSEEvent
@@ -277,16 +277,14 @@ async def translate_stream(events: AsyncIterator[SSEEvent], model: ModelEntry, s
         yield chat.chunk(id_, name, created, {"role": "assistant", "content": ""})
         yield chat.chunk(id_, name, created, {}, finish="content_filter")
     elif not started or started - finished:
-        return   # the connection ended before Gemini finished: relay_translated reports it
+        return   # the connection ended before Gemini finished: base.relay_translated reports it
     state.completed = True
     state.usage = usage(meta)
     if state.include_usage:
         yield chat.usage_chunk(id_, name, created, state.usage)
 
 
-async def relay_stream(chunks: AsyncIterator[bytes], model: ModelEntry, state: StreamState) -> AsyncIterator[bytes]:
-    async for piece in relay_translated(chunks, model, state, translate_stream):
-        yield piece
+relay_stream = translated(translate_stream)
 
 
 def error_from_body(payload: Mapping[str, Any], provider: str, status: int | None = None,

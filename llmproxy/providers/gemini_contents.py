@@ -38,15 +38,15 @@ def convert_messages(messages: list[Any], *, needs_signatures: bool) -> tuple[di
             if text.strip():
                 system.append({"text": text})
         elif role == "user":
-            _push(contents, "user", _user_parts(msg.get("content"), where))
+            chat.push_turn(contents, "user", "parts", _user_parts(msg.get("content"), where))
         elif role == "assistant":
-            _push(contents, "model", _model_parts(msg, where, needs_signatures))
+            chat.push_turn(contents, "model", "parts", _model_parts(msg, where, needs_signatures))
         elif role == "tool":
             call_id = msg.get("tool_call_id")
             if not isinstance(call_id, str) or call_id not in names:
                 raise InvalidRequest(f"{where}.tool_call_id must match a tool call of an earlier assistant message",
                                      param=f"{where}.tool_call_id")
-            _push(contents, "user", [{"functionResponse": {"name": names[call_id],
+            chat.push_turn(contents, "user", "parts", [{"functionResponse": {"name": names[call_id],
                                                            "response": _response(msg.get("content"), where)}}])
         elif role == "function":
             raise InvalidRequest(f"{where}: the legacy 'function' role is not supported; use tool messages",
@@ -59,15 +59,6 @@ def convert_messages(messages: list[Any], *, needs_signatures: bool) -> tuple[di
     if contents[0]["role"] != "user":
         contents.insert(0, {"role": "user", "parts": [{"text": _PLACEHOLDER}]})
     return ({"parts": system} if system else None), contents
-
-
-def _push(contents: list[dict[str, Any]], role: str, parts: list[Part]) -> None:
-    if not parts:
-        return
-    if contents and contents[-1]["role"] == role:
-        contents[-1]["parts"].extend(parts)
-    else:
-        contents.append({"role": role, "parts": parts})
 
 
 def _user_parts(content: Any, where: str) -> list[Part]:
