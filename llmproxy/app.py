@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import pipeline
-from .endpoint import GatewayApp
+from .endpoint import GatewayApp, client_request_id
 from .admin import admin_routes
 from .access import Access
 from .cache import ResponseCache
@@ -197,7 +197,4 @@ def _error(exc: GatewayError, request_id: str) -> Response:
 
 
 def _request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id")
-    if given and len(given) <= 128 and given.isprintable():
-        return given
-    return request.app.state.ids.new()
+    return client_request_id(request.headers.get("x-request-id")) or request.app.state.ids.new()

@@ -321,14 +321,18 @@ class ResponseCache:
         return None
 
     def _tenant(self, principal: Any) -> str:
+        # A caller restricted to some models shares answers only with callers of the same
+        # restriction, whatever the scope: a cached answer must not bring it a forbidden model.
+        allowed = getattr(principal, "allowed_models", None)
+        limited = "" if allowed is None else "|models:" + ",".join(sorted(allowed))
         scope = self.settings.scope
         if scope == "shared" or principal is None:
-            return "*"
+            return "*" + limited
         if scope == "user" and principal.user:
-            return f"user:{principal.user}"
+            return f"user:{principal.user}{limited}"
         if principal.key_id:
-            return f"key:{principal.key_id}"
-        return f"user:{principal.user}" if principal.user else principal.kind
+            return f"key:{principal.key_id}{limited}"
+        return (f"user:{principal.user}" if principal.user else principal.kind) + limited
 
     async def _read(self, key: str, id_: int, now: float) -> Entry | None:
         assert self._backend is not None

@@ -11,11 +11,12 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import Any
 
 from . import pipeline
 from .context import RequestContext
-from .errors import GatewayError, PayloadTooLarge
+from .errors import ClientDisconnected, PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -25,10 +26,6 @@ CHAT_PATHS = frozenset(("/v1/chat/completions", "/chat/completions"))
 _JSON = (b"content-type", b"application/json")
 _SSE = (b"content-type", b"text/event-stream")
 log = logging.getLogger("llmproxy.endpoint")
-
-
-class ClientGone(Exception):
-    """The client disconnected before its request body was complete."""
 
 
 class GatewayApp:
@@ -50,13 +47,13 @@ class GatewayApp:
 def with_ids(send: Send, scope: Scope, new_id: Callable[[], str]) -> Send:
     """Every other response carries x-request-id (the client's or a new one) and the time it took."""
     started = time.perf_counter()
-    given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+    given = client_request_id(next((v for k, v in scope["headers"] if k == b"x-request-id"), None))
 
     async def send_with_ids(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
             if not any(k == b"x-request-id" for k, _ in headers):
-                headers.append((b"x-request-id", given if given and len(given) <= 128 else new_id().encode()))
+                headers.append((b"x-request-id", (given or new_id()).encode("latin-1")))
             headers.append((b"x-llmproxy-overhead-ms", f"{(time.perf_counter() - started) * 1000:.3f}".encode()))
             message = {**message, "headers": headers}
         await send(message)
@@ -75,46 +72,56 @@ async def chat_completions(gw: pipeline.Gateway, new_id: Callable[[], str], scop
         elif name == b"content-length":
             declared = int(value) if value.isdigit() else -1
         elif name == b"x-request-id":
-            given = value.decode("latin-1")
-            request_id = given if len(given) <= 128 and given.isprintable() else None
+            request_id = client_request_id(value)
         elif name.startswith(b"x-llmproxy-") or name == b"cache-control":
             client_headers[name.decode("latin-1")] = value.decode("latin-1")
     ctx = RequestContext(request_id=request_id or new_id(), body={}, client_headers=client_headers)
-    try:
-        raw = await read_body(receive, gw.settings.max_body_bytes, declared)
-    except GatewayError as exc:
-        headers = {"x-request-id": ctx.request_id, **exc.headers, "x-llmproxy-overhead-ms": f"{ctx.overhead_ms():.3f}"}
-        await respond(send, exc.status, headers, exc.to_json())
-        return
-    except ClientGone:
-        return
-    outcome = await pipeline.chat_completions(gw, ctx, raw, authorization)
+    # The pipeline reads the body itself, after authentication: an anonymous caller gets its 401
+    # before the gateway buffers anything.
+    body = partial(read_body, receive, gw.settings.max_body_bytes, declared)
+    outcome = await pipeline.chat_completions(gw, ctx, body, authorization)
     if outcome.stream is None:
         await respond(send, outcome.status, outcome.headers, outcome.body or b"")
     else:
         await stream(send, receive, outcome.headers, outcome.stream)
 
 
+def client_request_id(value: bytes | str | None) -> str | None:
+    """The client's x-request-id, if it is one we may echo (short, printable)."""
+    if value is None:
+        return None
+    given = value.decode("latin-1") if isinstance(value, bytes) else value
+    return given if 0 < len(given) <= 128 and given.isprintable() else None
+
+
 async def read_body(receive: Receive, limit: int, declared: int) -> bytes:
     if declared > limit:
         raise PayloadTooLarge(f"the request body is {declared} bytes; this gateway accepts at most {limit}")
-    body = b""
+    first = b""
+    rest: list[bytes] | None = None   # only a body that comes in several pieces is joined, once
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise ClientGone
+            raise ClientDisconnected("the client closed the connection before sending the whole request")
         chunk = message.get("body", b"")
         if chunk:
-            body = body + chunk if body else chunk
-            if len(body) > limit:
+            size += len(chunk)
+            if size > limit:
                 raise PayloadTooLarge(f"the request body is over {limit} bytes, the most this gateway accepts")
+            if not first:
+                first = chunk
+            elif rest is None:
+                rest = [first, chunk]
+            else:
+                rest.append(chunk)
         if not message.get("more_body", False):
-            return body
+            return b"".join(rest) if rest is not None else first
 
 
 async def respond(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
     raw = [_JSON, (b"content-length", str(len(body)).encode())]
-    raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw += [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
@@ -135,9 +142,13 @@ async def stream(send: Send, receive: Receive, headers: dict[str, str], pieces: 
                 return
 
     watcher = asyncio.ensure_future(watch())
-    raw = [_SSE] + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw = [_SSE] + [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in headers.items()]
     try:
+        # Start the relay before anything can fail here, so its clean-up (usage row, limits,
+        # closing the upstream) runs whatever happens next; its first event is already in memory.
+        first = await pieces.__anext__()
         await send({"type": "http.response.start", "status": 200, "headers": raw})
+        await send({"type": "http.response.body", "body": first, "more_body": True})
         async for piece in pieces:
             await send({"type": "http.response.body", "body": piece, "more_body": True})
         finished = True

@@ -11,6 +11,7 @@
       RateLimited                     429 rate_limit_error       code=rate_limit_exceeded
       QuotaExceeded                   429 insufficient_quota     code=insufficient_quota
       ServiceUnavailable              503 api_error              (draining, not ready)
+      ClientDisconnected              499                        the client left before its request was read
       UpstreamError                   502 api_error              a provider failed; retryable by default
         UpstreamAuthError             502                        the gateway's provider key was refused
         UpstreamRateLimited           429 rate_limit_error       keeps the provider's retry-after
@@ -115,6 +116,11 @@ class ServiceUnavailable(GatewayError):
     default_code = "service_unavailable"
 
 
+class ClientDisconnected(GatewayError):
+    status = 499
+    default_code = "client_disconnected"
+
+
 class UpstreamError(GatewayError):
     status = 502
     default_code = "upstream_error"
@@ -122,8 +128,9 @@ class UpstreamError(GatewayError):
 
 
 class UpstreamAuthError(UpstreamError):
+    """Another provider may still answer: a bad key on one must not fail the whole route."""
+
     default_code = "upstream_auth_error"
-    retryable = False
 
 
 class UpstreamRateLimited(UpstreamError):

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 from .context import Attempt, ChatCompletion, RequestContext
-from .errors import GatewayError, UpstreamError
+from .errors import GatewayError, InvalidRequest, UpstreamError
 from .health import Candidate, Health
 from .providers import ADAPTERS
 from .providers.base import OpenStream, StreamState, Transport, error_message, stream_opening
@@ -67,9 +67,9 @@ class Attempts:
                                                        ctx.request_id)
             except GatewayError as exc:
                 self.failed(candidate, exc, time.perf_counter() - started)
-                if not exc.retryable:
+                if not _next_may_do(exc):
                     raise
-                failure = exc
+                failure = failure if _refused_here(failure) else exc
                 continue
             ctx.upstream_s += result.seconds
             ctx.attempts.append(Attempt(provider.name, model.id, result.status, ms=result.seconds * 1000.0))
@@ -93,9 +93,9 @@ class Attempts:
                                                           state, ctx.request_id)
             except GatewayError as exc:
                 self.failed(candidate, exc, time.perf_counter() - started)
-                if not exc.retryable:
+                if not _next_may_do(exc):
                     raise
-                failure = exc
+                failure = failure if _refused_here(failure) else exc
                 continue
             ctx.upstream_s += stream.seconds
             return stream, state, candidates[i + 1:]
@@ -152,6 +152,18 @@ class FallbackStream:
                     yield encode(exc.to_dict())
                     return
                 self._opened_at, handed_over = time.perf_counter(), True
+
+
+def _refused_here(exc: GatewayError | None) -> bool:
+    """The gateway's own translation refused the request for that provider (nothing was sent)."""
+    return isinstance(exc, InvalidRequest)
+
+
+def _next_may_do(exc: GatewayError) -> bool:
+    # A retryable failure, or a request this provider's translation cannot express (n > 1 on
+    # Anthropic, an audio part...) that the next candidate's may; if none can, the first refusal
+    # is the answer.
+    return exc.retryable or _refused_here(exc)
 
 
 def _seconds(value: str | None) -> float | None:

@@ -14,16 +14,19 @@ Candidate = tuple[ProviderSettings, ModelEntry]
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
+MAX_MODELS = 1000   # latency entries kept; ad-hoc model names from clients must not grow it forever
+
+
 @dataclass(slots=True)
 class Breaker:
     failures: int = 0               # consecutive retryable failures
     open_until: float = 0.0         # monotonic time; 0 when closed
-    trial: bool = False             # a half-open trial request is under way
+    trial_until: float = 0.0        # a half-open trial is under way until then (it may never report)
 
     def state(self, now: float) -> str:
         if self.open_until == 0.0:
             return CLOSED
-        return OPEN if now < self.open_until or self.trial else HALF_OPEN
+        return OPEN if now < self.open_until or now < self.trial_until else HALF_OPEN
 
 
 class Health:
@@ -52,31 +55,36 @@ class Health:
     def begin(self, provider: str) -> None:
         """A request is about to go to `provider`: a half-open breaker lets this one through alone."""
         breaker = self.breakers.get(provider)
-        if breaker is not None and breaker.state(time.monotonic()) == HALF_OPEN:
-            breaker.trial = True
+        now = time.monotonic()
+        if breaker is not None and breaker.state(now) == HALF_OPEN:
+            breaker.trial_until = now + self.cooldown_s
 
     def observe(self, attempts: Iterable[Attempt]) -> None:
         now = time.monotonic()
         for attempt in attempts:
             breaker = self.breakers.get(attempt.provider)
-            if attempt.status < 400:
+            if attempt.status < 400 or not attempt.retryable:
+                # An answer, or the caller's own mistake: either way the provider is up.
                 if breaker is not None:
-                    breaker.failures, breaker.open_until, breaker.trial = 0, 0.0, False
-                old = self.latency_s.get(attempt.model)
-                sample = attempt.ms / 1000.0
-                self.latency_s[attempt.model] = sample if old is None else old + self.alpha * (sample - old)
-                continue
-            if not attempt.retryable:
+                    breaker.failures, breaker.open_until, breaker.trial_until = 0, 0.0, 0.0
+                if attempt.status < 400:
+                    self._latency(attempt.model, attempt.ms / 1000.0)
                 continue
             if breaker is None:
                 breaker = self.breakers[attempt.provider] = Breaker()
             breaker.failures += 1
-            breaker.trial = False
+            breaker.trial_until = 0.0
             if attempt.retry_after_s:
                 # The provider said when to come back: believe it, even for a single 429.
                 breaker.open_until = max(breaker.open_until, now + attempt.retry_after_s)
             elif breaker.failures >= self.failures or breaker.open_until:
                 breaker.open_until = now + self.cooldown_s
+
+    def _latency(self, model: str, sample: float) -> None:
+        old = self.latency_s.get(model)
+        if old is None and len(self.latency_s) >= MAX_MODELS:
+            self.latency_s.pop(next(iter(self.latency_s)))   # forget the oldest-seen model
+        self.latency_s[model] = sample if old is None else old + self.alpha * (sample - old)
 
     def states(self) -> dict[str, str]:
         now = time.monotonic()

@@ -79,9 +79,11 @@ class _Clock:
 class LineWriter:
     """Lines appended from any thread, written by one background thread every `interval_s`."""
 
-    def __init__(self, stream: IO[bytes], interval_s: float = 0.05) -> None:
+    def __init__(self, stream: IO[bytes], interval_s: float = 0.05, max_lines: int = 100_000) -> None:
         self._stream = stream
         self._interval_s = interval_s
+        self.max_lines = max_lines
+        self.dropped = 0
         self._lines: deque[bytes] = deque()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="llmproxy-log-writer", daemon=True)
@@ -90,6 +92,9 @@ class LineWriter:
         self._thread.start()
 
     def write(self, line: bytes) -> None:
+        if len(self._lines) >= self.max_lines:   # stderr is stuck: drop, and say so once it moves
+            self.dropped += 1
+            return
         self._lines.append(line)
 
     def _run(self) -> None:
@@ -102,6 +107,11 @@ class LineWriter:
         lines = self._lines
         while lines:
             out.append(lines.popleft())
+        if self.dropped:
+            note = {"ts": timestamp(time.time()), "level": "error", "logger": "llmproxy.logs",
+                    "msg": "log lines dropped while stderr was not draining", "dropped": self.dropped}
+            out.append(orjson.dumps(note) + b"\n")
+            self.dropped = 0
         if out:
             try:
                 self._stream.write(b"".join(out))

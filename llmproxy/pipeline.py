@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -68,9 +68,11 @@ class Outcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-async def chat_completions(gw: Gateway, ctx: RequestContext, raw: bytes, authorization: str | None) -> Outcome:
+async def chat_completions(gw: Gateway, ctx: RequestContext, read_body: Callable[[], Awaitable[bytes]],
+                           authorization: str | None) -> Outcome:
     try:
         gw.auth.authenticate(ctx, authorization)
+        raw = await read_body()
         gw.limits.admit(ctx, len(raw))
         ctx.body = parse_request(raw)
         ctx.requested_model = ctx.body["model"]
@@ -92,7 +94,7 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, raw: bytes, authori
         log.exception("unhandled error", extra={"request_id": ctx.request_id})
         return _failed(gw, ctx, GatewayError(f"internal error in the gateway (request id {ctx.request_id})"))
     if isinstance(result, FallbackStream):
-        return Outcome(200, stream=_relay(gw, ctx, result), headers=_headers(ctx))
+        return Outcome(200, stream=_relay(gw, ctx, result, len(raw)), headers=_headers(ctx))
     record(gw, ctx, result)
     headers = _headers(ctx)
     body = orjson.dumps(result)
@@ -109,8 +111,8 @@ def _cached(gw: Gateway, ctx: RequestContext, hit: Entry) -> Outcome:
     return Outcome(200, body=hit.body, headers=_headers(ctx))
 
 
-async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream) -> AsyncIterator[bytes]:
-    waited, finished = 0.0, False
+async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream, request_bytes: int) -> AsyncIterator[bytes]:
+    waited, finished, events = 0.0, False, 0
     collected = gw.cache.collector(ctx) if gw.cache is not None else None
     try:
         it = stream.__aiter__()
@@ -124,6 +126,7 @@ async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream) -> As
                 waited += time.perf_counter() - t
             if collected is not None:
                 collected.add(piece)
+            events += piece.count(b"data:")
             yield piece
         finished = True
     finally:
@@ -134,6 +137,11 @@ async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream) -> As
             ctx.status, ctx.error_type = 499, "client_disconnected"
         elif not state.completed:
             ctx.status, ctx.error_type = 502, "upstream_stream_error"
+        if ctx.usage is None and ctx.first_token_s is not None:
+            # Cut before the usage chunk, yet the provider bills what it generated: charge a lower
+            # bound (prompt from its size, about a token per content event) rather than nothing.
+            ctx.usage = {"prompt_tokens": request_bytes // 4, "completion_tokens": max(0, events - 2),
+                         "total_tokens": request_bytes // 4 + max(0, events - 2), "estimated": True}
         record(gw, ctx)
         if collected is not None:
             gw.cache.store_stream(ctx, collected, finished and state.completed)  # type: ignore[union-attr]
@@ -142,8 +150,12 @@ async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream) -> As
 def record(gw: Gateway, ctx: RequestContext, completion: dict[str, Any] | None = None) -> None:
     """The record stage: cost, one usage row (written later, in a batch), metrics and one log line."""
     now = time.perf_counter()
-    if ctx.model is not None and ctx.status == 200:
-        ctx.cost_usd = cost_usd(ctx.model, ctx.usage)
+    if ctx.model is not None and ctx.usage is not None and ctx.cache_status != "hit":
+        try:
+            ctx.cost_usd = cost_usd(ctx.model, ctx.usage)
+        except (TypeError, ValueError):   # a provider's malformed usage must not fail the answer
+            log.warning("unreadable usage from %s", ctx.provider.name if ctx.provider else "?",
+                        extra={"request_id": ctx.request_id})
     gw.limits.settle(ctx)
     gw.usage.add(usage_row(ctx, now))
     if ctx.attempts:

@@ -20,6 +20,7 @@ from .registry import ModelEntry, Registry
 AUTO = "auto"
 AUTO_NAMES = (AUTO, *(f"{AUTO}:{s}" for s in STRATEGIES))
 _CHARS_PER_TOKEN = 4   # a cheap, deliberately generous prompt-size estimate; no tokenizer on the hot path
+_SINGLE_CHOICE = frozenset({"anthropic"})   # the Messages API has no `n`; its adapter refuses n > 1
 
 
 def is_auto(name: str) -> bool:
@@ -83,12 +84,13 @@ def choose(body: ChatRequest, registry: Registry, settings: Settings, health: He
 
 
 class Needs:
-    __slots__ = ("tools", "vision", "json_schema", "prompt_tokens", "output_tokens", "stream")
+    __slots__ = ("tools", "vision", "json_schema", "prompt_tokens", "output_tokens", "stream", "choices")
 
     def __init__(self, tools: bool, vision: bool, json_schema: bool, prompt_tokens: int, output_tokens: int,
-                 stream: bool) -> None:
+                 stream: bool, choices: int = 1) -> None:
         self.tools, self.vision, self.json_schema = tools, vision, json_schema
         self.prompt_tokens, self.output_tokens, self.stream = prompt_tokens, output_tokens, stream
+        self.choices = choices
 
 
 def requirements(body: ChatRequest, default_output: int) -> Needs:
@@ -107,8 +109,9 @@ def requirements(body: ChatRequest, default_output: int) -> Needs:
     json_schema = isinstance(fmt, dict) and fmt.get("type") == "json_schema"
     requested = body.get("max_completion_tokens") or body.get("max_tokens")
     output = requested if isinstance(requested, int) else default_output
+    n = body.get("n")
     return Needs(bool(body.get("tools")), vision, json_schema, chars // _CHARS_PER_TOKEN, output,
-                 body.get("stream") is True)
+                 body.get("stream") is True, n if isinstance(n, int) else 1)
 
 
 def _unfit(entry: ModelEntry, need: Needs, settings: Settings, allowed: tuple[str, ...] | None) -> str | None:
@@ -127,6 +130,8 @@ def _unfit(entry: ModelEntry, need: Needs, settings: Settings, allowed: tuple[st
         return "no JSON schema output"
     if need.stream and not caps.streaming:
         return "no streaming"
+    if need.choices > 1 and entry.provider in _SINGLE_CHOICE:
+        return "no n > 1"
     if entry.context_window and need.prompt_tokens + need.output_tokens > entry.context_window:
         return "context window too small"
     if entry.max_output_tokens and need.output_tokens > entry.max_output_tokens:

@@ -36,6 +36,9 @@ def check_request(body: ChatRequest) -> None:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a non-empty string", param="model")
+    if len(model) > 256 or not (model.isascii() and model.isprintable()):
+        # it goes into URLs, response headers and log lines: printable ASCII only
+        raise InvalidRequest("'model' must be at most 256 printable ASCII characters", param="model")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' is required and must be a non-empty array", param="messages")

@@ -47,6 +47,7 @@ class StreamState:
     usage: Usage | None = None
     finish_reason: str | None = None
     completed: bool = False          # the provider ended the stream properly
+    errored: bool = False            # the provider sent an error event (already passed on)
 
 
 @dataclass(slots=True)
@@ -81,9 +82,10 @@ class Transport:
         if request_id is not None:
             _tag(up, provider, request_id)
         try:
-            resp = await self.session.post(up.url, data=up.body, headers=up.headers,
+            # allow_redirects=False: a redirect would carry the provider key to wherever it points
+            resp = await self.session.post(up.url, data=up.body, headers=up.headers, allow_redirects=False,
                                            timeout=self._timeout(provider, stream))
-            if resp.status < 400:
+            if resp.status < 300:
                 return resp
             try:
                 body = await resp.read()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -44,7 +45,7 @@ _STATUS = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 
 
 
 def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool) -> UpstreamRequest:
-    name = model.provider_model.removeprefix("models/")
+    name = quote(model.provider_model.removeprefix("models/"), safe="")   # one path segment, whatever a client sent
     url = f"{creds.base_url}/{API_VERSION}/models/{name}:" + ("streamGenerateContent?alt=sse" if stream else "generateContent")
     headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}
     if creds.api_key is not None:

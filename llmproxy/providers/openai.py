@@ -68,7 +68,7 @@ async def relay_stream(chunks: AsyncIterator[bytes], model: ModelEntry, state: S
         out = _inspect(buf + b"\n\n", state)
         if out:
             yield out
-    if not state.completed:
+    if not state.completed and not state.errored:
         yield encode(UpstreamError(f"{model.provider} stream ended before it was complete").to_dict())
 
 
@@ -79,6 +79,8 @@ def _inspect(ready: bytes, state: StreamState) -> bytes:
         state.finish_reason = ready[start:ready.find(b'"', start)].decode()
     if DONE[:-2] in ready:
         state.completed = True
+    if b'data: {"error"' in ready:
+        state.errored = True
     if not any(m in ready for m in _USAGE_MARKERS):
         return ready
     kept = []

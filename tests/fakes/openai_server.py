@@ -9,6 +9,8 @@ The model name picks a behaviour, so a test reaches it through the gateway as `o
   cut-stream         a stream that breaks off before [DONE]
   error-first        a stream whose first event after the role chunk is an error event
   error-after-text   a stream that sends content, then an error event
+  redirect           a 307 to /v1/redirect-target, which counts who follows it
+A last user message "please cut" makes any model's stream break off before its usage and [DONE].
 The known names are the registry's OpenAI models plus a few test names.
 """
 from __future__ import annotations
@@ -36,6 +38,7 @@ class FakeState:
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     disconnects: int = 0
+    redirected: int = 0
     chunk_delay_s: float = 0.0
 
 
@@ -69,6 +72,8 @@ def create_app(state: FakeState) -> Starlette:
             type_ = "requests" if status == 429 else "server_error" if status >= 500 else "invalid_request_error"
             return _error(status, f"fake failure {status}", type_, "rate_limit_exceeded" if status == 429 else None,
                           headers=headers)
+        if model == "redirect":
+            return Response(status_code=307, headers={"location": "/v1/redirect-target"})
         if isinstance(model, str) and model.startswith("slow-"):
             await asyncio.sleep(int(model.split("-")[1]) / 1000)
         elif model not in MODELS:
@@ -91,7 +96,12 @@ def create_app(state: FakeState) -> Starlette:
         }
         return Response(orjson.dumps(completion), media_type="application/json")
 
-    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    async def redirect_target(request: Request) -> Response:
+        state.redirected += 1
+        return _error(418, "followed a redirect with the key", "invalid_request_error", None)
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
+                             Route("/v1/redirect-target", redirect_target, methods=["POST"])])
 
 
 def _reply(body: dict[str, Any]) -> str:
@@ -133,7 +143,7 @@ async def _stream(state: FakeState, body: dict[str, Any], text: str):
             if state.chunk_delay_s:
                 await asyncio.sleep(state.chunk_delay_s)
             yield chunk({"content": part})
-        if model == "cut-stream":
+        if model == "cut-stream" or text == "echo: please cut":
             return
         yield chunk({}, "stop")
         if include_usage:

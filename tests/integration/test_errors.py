@@ -41,6 +41,8 @@ MSG = [{"role": "user", "content": "hi"}]
     (b'{"model": "gpt-4o-mini", "messages": "hi"}', "messages"),
     (b'{"messages": [{"role": "user", "content": "hi"}]}', "model"),
     (b'{"model": 5, "messages": [{"role": "user", "content": "hi"}]}', "model"),
+    ('{"model": "openai/\u6a21\u578b", "messages": [{"role": "user", "content": "hi"}]}'.encode(), "model"),
+    (b'{"model": "gpt-4o-mini\\n", "messages": [{"role": "user", "content": "hi"}]}', "model"),
     (b'{"model": "gpt-4o-mini", "messages": [{"role": "robot", "content": "hi"}]}', "messages[0].role"),
     (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": 3}]}', "messages[0].content"),
     (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}', "temperature"),
@@ -166,3 +168,33 @@ def test_every_response_carries_request_id_and_overhead(gateway: str, method: st
     assert r.headers.get_list("x-request-id") == ["trace-123"]
     r = httpx.request(method, gateway + path)
     assert len(r.headers["x-request-id"]) >= 16
+
+
+def test_authentication_comes_before_reading_the_body(gateway_factory: Callable[..., str]) -> None:
+    from llmproxy.config import Secret as S
+    base = gateway_factory(master_key=S("sk-master-test-0123456789"), max_body_bytes=1000)
+    r = post(base, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 5000}]})
+    assert_openai_error(r, 401)              # not 413: an anonymous caller gets nothing buffered
+
+
+def test_redirects_are_not_followed_with_the_provider_key(gateway: str, openai_upstream: tuple[str, FakeState]) -> None:
+    r = post(gateway, {"model": "openai/redirect", "messages": MSG})
+    assert r.status_code >= 500
+    assert openai_upstream[1].redirected == 0
+
+
+def test_a_stream_cut_before_its_usage_is_still_charged(gateway: str, tmp_path) -> None:
+    import sqlite3
+    import time as _time
+    with httpx.stream("POST", gateway + "/v1/chat/completions",
+                      json={"model": "gpt-4o-mini", "stream": True,
+                            "messages": [{"role": "user", "content": "please cut"}]}) as r:
+        body = r.read()
+    assert b'"error"' in body
+    deadline = _time.monotonic() + 5
+    row = None
+    while row is None and _time.monotonic() < deadline:
+        row = sqlite3.connect(tmp_path / "data" / "llmproxy.db").execute(
+            "SELECT status, cost_usd, completion_tokens FROM usage WHERE status = 502").fetchone()
+        _time.sleep(0.05)
+    assert row is not None and row[1] > 0 and row[2] >= 1

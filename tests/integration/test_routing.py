@@ -80,6 +80,7 @@ def test_stream_that_sent_content_is_never_retried(gateway_factory: Callable[...
                  fallbacks={"openai/error-after-text": ["ollama/llama3.3"]})
     r = call(base, "openai/error-after-text", stream=True)
     assert "partial" in r.text and "broke mid-way" in r.text
+    assert r.text.count('"error"') == 1      # the provider's error event, not a second one of ours
     assert upstream_models(openai_upstream[1]) == ["error-after-text"]
     client = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0)
     with pytest.raises(openai.APIError):

@@ -127,3 +127,8 @@ def test_explicit_model_with_configured_fallbacks() -> None:
     ctx = RequestContext("r", MSG, requested_model="big")
     route(ctx, REGISTRY, s, Health())
     assert ids(ctx.candidates) == ["big", "mid", "small"]   # an unknown fallback is skipped, max 3 attempts
+
+
+def test_n_above_one_skips_providers_without_it() -> None:
+    assert "mid" in pick(MSG)
+    assert "mid" not in pick({**MSG, "n": 2})    # Anthropic's Messages API has no n

@@ -47,3 +47,30 @@ def test_latency_is_an_ewma() -> None:
     h.observe([Attempt("p", "m", 200, ms=100)])
     h.observe([Attempt("p", "m", 200, ms=300)])
     assert abs(h.latency_s["m"] - 0.2) < 1e-9
+
+
+def test_a_trial_that_never_reports_expires() -> None:
+    h = Health(failures=1, cooldown_s=0.1)
+    h.observe([fail()])
+    time.sleep(0.12)
+    h.begin("p")                              # the trial request's client leaves: nothing is observed
+    assert not h.available("p")
+    time.sleep(0.12)
+    assert h.states() == {"p": HALF_OPEN}     # another trial may go
+
+
+def test_a_callers_error_on_the_trial_closes_the_breaker() -> None:
+    h = Health(failures=1, cooldown_s=0.1)
+    h.observe([fail()])
+    time.sleep(0.12)
+    h.begin("p")
+    h.observe([Attempt("p", "m", 400, retryable=False)])
+    assert h.states() == {"p": CLOSED}
+
+
+def test_latency_map_is_bounded() -> None:
+    from llmproxy.health import MAX_MODELS
+    h = Health()
+    for i in range(MAX_MODELS + 50):
+        h.observe([Attempt("p", f"m{i}", 200, ms=1)])
+    assert len(h.latency_s) == MAX_MODELS and "m0" not in h.latency_s
