@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 
 from ..errors import InvalidRequest
 from . import chat
@@ -139,22 +138,8 @@ def _assistant_blocks(msg: dict[str, Any], where: str) -> list[Block]:
         if not isinstance(fn, dict) or not isinstance(call.get("id"), str) or not isinstance(fn.get("name"), str):
             raise InvalidRequest(f"{param} must have an id and a function name", param=param)
         blocks.append({"type": "tool_use", "id": anthropic_id(call["id"]), "name": fn["name"],
-                       "input": _arguments(fn.get("arguments"), f"{param}.function.arguments")})
+                       "input": chat.tool_arguments(fn.get("arguments"), f"{param}.function.arguments")})
     return blocks
-
-
-def _arguments(raw: Any, param: str) -> dict[str, Any]:
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, dict):
-        return raw
-    try:
-        value = orjson.loads(raw)
-    except (orjson.JSONDecodeError, TypeError):
-        raise InvalidRequest(f"{param} must be a JSON object string", param=param) from None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{param} must encode a JSON object", param=param)
-    return value
 
 
 def _tool_result(call_id: str, content: Any, where: str) -> Block:

@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
+
 from ..context import ChatChunk, ChatCompletion, ChatRequest, Usage
 from ..errors import InvalidRequest
 
@@ -35,6 +37,21 @@ def push_turn(turns: list[dict[str, Any]], role: str, key: str, items: list[Any]
         turns[-1][key].extend(items)
     else:
         turns.append({"role": role, key: items})
+
+
+def tool_arguments(raw: Any, param: str) -> dict[str, Any]:
+    """An assistant tool call's `arguments` (a JSON object string in OpenAI's format) as a dict."""
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError):
+        raise InvalidRequest(f"{param} must be a JSON object string", param=param) from None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{param} must encode a JSON object", param=param)
+    return value
 
 
 def new_id(prefix: str) -> str:

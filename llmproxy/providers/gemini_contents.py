@@ -120,7 +120,8 @@ def _model_parts(msg: dict[str, Any], where: str, needs_signatures: bool) -> lis
         fn = call.get("function") if isinstance(call, dict) else None
         if not isinstance(fn, dict) or not isinstance(call.get("id"), str) or not isinstance(fn.get("name"), str):
             raise InvalidRequest(f"{param} must have an id and a function name", param=param)
-        part: Part = {"functionCall": {"name": fn["name"], "args": _arguments(fn.get("arguments"), param)}}
+        args = chat.tool_arguments(fn.get("arguments"), f"{param}.function.arguments")
+        part: Part = {"functionCall": {"name": fn["name"], "args": args}}
         _, signature = split(call["id"])
         if signature:
             part["thoughtSignature"] = signature
@@ -130,22 +131,6 @@ def _model_parts(msg: dict[str, Any], where: str, needs_signatures: bool) -> lis
         first_call = False
         parts.append(part)
     return parts
-
-
-def _arguments(raw: Any, param: str) -> dict[str, Any]:
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, dict):
-        return raw
-    try:
-        value = orjson.loads(raw)
-    except (orjson.JSONDecodeError, TypeError):
-        raise InvalidRequest(f"{param}.function.arguments must be a JSON object string",
-                             param=f"{param}.function.arguments") from None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{param}.function.arguments must encode a JSON object",
-                             param=f"{param}.function.arguments")
-    return value
 
 
 def _response(content: Any, where: str) -> dict[str, Any]:
