@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from ..errors import InvalidRequest
 from . import chat
 from .images import image_part, parse_data_url
