@@ -15,7 +15,7 @@ from typing import Any
 
 from .auth import Authenticator
 from .ratelimit import Limiter, period_starts
-from .store import keys_sql, usage_sql
+from .store import usage_sql
 from .store.keys_sql import KeysDB
 from .store.sqlite import SQLiteStore
 from .vault import Vault, load_key
@@ -81,11 +81,11 @@ class Access:
 
     async def _load_spend(self) -> None:
         """Spend per key for today, this month and in total, once; the record stage keeps it current."""
-        spend_by_key = getattr(usage_sql, "spend_by_key", None) or keys_sql.spend_since
         now = time.time()
         day, month = period_starts(now)
-        self.limits.spend.load(await spend_by_key(self._store.db, day), await spend_by_key(self._store.db, month),
-                               await spend_by_key(self._store.db, 0.0), now)
+        db = self._store.db
+        self.limits.spend.load(await usage_sql.spend_by_key(db, day), await usage_sql.spend_by_key(db, month),
+                               await usage_sql.spend_by_key(db, 0.0), now)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from collections.abc import Iterable
@@ -25,8 +26,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from .config import AuthSettings, Settings
 from .context import Principal, RequestContext
-from .errors import AuthenticationFailed, PermissionDenied
-from .passwords import verify_password
+from .errors import AuthenticationFailed, PermissionDenied, RateLimited
+from .passwords import LoginGuard, verify_password
 from .registry import Registry
 from .store.keys_sql import KeyRecord, UserRecord
 
@@ -62,6 +63,7 @@ class Authenticator:
         self._by_hash: dict[str, _KeyEntry] = {}
         self._users: dict[str, UserRecord] = {}
         self._jwt_cache: dict[str, tuple[Principal, float]] = {}
+        self.login_guard = LoginGuard()
         self.open = self._master is None and self._external is None
 
     def load(self, keys: Iterable[KeyRecord], users: Iterable[UserRecord]) -> None:
@@ -75,7 +77,7 @@ class Authenticator:
             principal = Principal(kind="key", key_id=rec.id, user=rec.owner, role=rec.role, allowed_models=rec.models,
                                   rpm=rec.rpm if rec.rpm is not None else self._limits.rpm,
                                   tpm=rec.tpm if rec.tpm is not None else self._limits.tpm,
-                                  budget_usd=rec.budget_usd, budget_period=rec.budget_period)
+                                  budget_usd=rec.budget_usd, budget_period=rec.budget_period, strategy=rec.strategy)
             for secret in rec.secrets:
                 by_hash[secret.hash] = _KeyEntry(rec, principal, secret.expires_at, refusal)
         self._by_hash, self._users = by_hash, users_by_name
@@ -142,16 +144,27 @@ class Authenticator:
         raise _not_allowed(name, allowed)
 
     def filter_candidates(self, ctx: RequestContext) -> None:
-        """After routing: drop the candidates (fallbacks included) the caller may not use."""
+        """After routing: drop the candidates (fallbacks included) the caller may not use: models
+        outside its list, and, when it has a budget, models whose price is unknown (their cost
+        could not be counted against it)."""
         principal = ctx.principal
-        allowed = principal.allowed_models if principal is not None else None
-        if allowed is None:
+        if principal is None:
             return
-        kept = [(p, m) for p, m in ctx.candidates
-                if any(model_allowed(n, allowed) for n in (m.id, *m.aliases, f"{p.name}/{m.provider_model}"))
-                or (m.id == f"{p.name}/{m.provider_model}" and model_allowed(m.provider_model, allowed))]
-        if not kept:
-            raise _not_allowed(ctx.requested_model, allowed)
+        allowed = principal.allowed_models
+        kept = ctx.candidates
+        if allowed is not None:
+            kept = [(p, m) for p, m in kept
+                    if any(model_allowed(n, allowed) for n in (m.id, *m.aliases, f"{p.name}/{m.provider_model}"))
+                    or (m.id == f"{p.name}/{m.provider_model}" and model_allowed(m.provider_model, allowed))]
+            if not kept:
+                raise _not_allowed(ctx.requested_model, allowed)
+        if principal.budget_usd is not None:
+            priced = [(p, m) for p, m in kept if m.priced]
+            if kept and not priced:
+                raise PermissionDenied(
+                    f"this key has a budget, and the price of model '{kept[0][1].id}' is unknown; "
+                    "ask an admin to add it to the registry", code="model_price_unknown", param="model")
+            kept = priced
         ctx.candidates = kept
 
     # --- JWT ------------------------------------------------------------------------------------
@@ -202,11 +215,20 @@ class Authenticator:
 
     # --- logins ---------------------------------------------------------------------------------
 
-    async def login(self, name: str, password: str) -> UserRecord | None:
-        """The user when the password is right. A missing user costs the same time as a wrong password."""
-        user = self._users.get(name)
-        ok = await asyncio.to_thread(verify_password, password, user.password_hash if user else _DUMMY_HASH)
-        return user if ok and user is not None and not user.disabled else None
+    async def login(self, name: str, password: str, address: str) -> UserRecord | None:
+        """The user when the password is right; RateLimited after too many failures for this name or
+        from this address. A missing user costs the same time as a wrong password."""
+        wait = self.login_guard.admit(name, address)
+        if wait > 0:
+            raise RateLimited("too many failed logins for this user or from this address; "
+                              f"try again in {math.ceil(wait)}s", headers={"retry-after": str(max(1, math.ceil(wait)))})
+        async with self.login_guard.slots:
+            user = self._users.get(name)
+            ok = await asyncio.to_thread(verify_password, password, user.password_hash if user else _DUMMY_HASH)
+        if ok and user is not None and not user.disabled:
+            self.login_guard.succeeded(name, address)
+            return user
+        return None
 
     def issue_token(self, user: UserRecord) -> tuple[str, int]:
         now = int(time.time())

@@ -19,7 +19,7 @@ import orjson
 
 from .admin.keys import PERIODS, create_key, key_fields, rotate_key
 from .auth import ROLES
-from .config import Settings
+from .config import STRATEGIES, Settings
 from .errors import GatewayError
 from .passwords import check_strength, hash_password
 from .store.keys_sql import KeysDB
@@ -206,6 +206,8 @@ def _key_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-period", choices=PERIODS, help="the budget's period (default total)")
     p.add_argument("--expires-in", type=float, help="seconds until the key expires")
     p.add_argument("--metadata", help="a JSON object kept with the key")
+    p.add_argument("--strategy", choices=(*STRATEGIES, "default"),
+                   help="how \"auto\" routes this key's requests ('default': the [router] default_strategy)")
 
 
 def _key_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -217,6 +219,8 @@ def _key_body(args: argparse.Namespace) -> dict[str, Any]:
             body[field] = value
     if args.models is not None:
         body["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.strategy is not None:
+        body["strategy"] = None if args.strategy == "default" else args.strategy
     if args.metadata is not None:
         try:
             body["metadata"] = orjson.loads(args.metadata)

@@ -31,6 +31,7 @@ class Principal:
     tpm: int | None = None           # tokens/min; None: unlimited
     budget_usd: float | None = None  # spend cap of the key; None: none
     budget_period: str = "total"     # "day", "month" (UTC) or "total"
+    strategy: str | None = None      # the key's own "auto" strategy (cost, quality, latency); None: the default
 
 
 @dataclass(slots=True)

@@ -1,4 +1,5 @@
-"""Password hashing with scrypt (memory-hard, in the standard library): hash, verify, and the cost.
+"""Password hashing with scrypt (memory-hard, in the standard library): hash, verify, the cost,
+and the guard in front of verification (failed-login throttling, a cap on concurrent hashes).
 
 Stored as `scrypt$<log2 n>$<r>$<p>$<salt b64>$<hash b64>`, so the cost can rise later while old
 hashes still verify. Hashing takes ~50 ms and 16 MiB on purpose; callers on the event loop run it
@@ -6,14 +7,21 @@ in a thread.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import os
+import time
+from collections import deque
 
 LOG2_N, R, P = 14, 8, 1
 _DKLEN = 32
 MIN_LENGTH = 8
+FAILURE_WINDOW_S = 300.0
+MAX_FAILURES_PER_NAME = 5
+MAX_FAILURES_PER_ADDRESS = 20
+MAX_CONCURRENT_VERIFICATIONS = 4
 
 
 def hash_password(password: str, *, log2_n: int = LOG2_N) -> str:
@@ -48,3 +56,67 @@ def _scrypt(password: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
+
+
+class LoginGuard:
+    """Failed logins per user name and per client address over a sliding window, and a cap on the
+    scrypt verifications running at once (a login flood must not take every worker thread).
+
+    An attempt counts as a failure from the moment it is admitted, so a burst of concurrent guesses
+    cannot all slip in before the first one fails; a success takes its mark back and clears the
+    name's failures. Memory is bounded: each counter keeps at most its limit of timestamps, and
+    counters whose newest entry has left the window are swept once per window.
+    """
+
+    def __init__(self, *, per_name: int = MAX_FAILURES_PER_NAME, per_address: int = MAX_FAILURES_PER_ADDRESS,
+                 window_s: float = FAILURE_WINDOW_S, concurrency: int = MAX_CONCURRENT_VERIFICATIONS) -> None:
+        self._limits = (per_name, per_address)
+        self._window_s = window_s
+        self._by_name: dict[str, deque[float]] = {}
+        self._by_address: dict[str, deque[float]] = {}
+        self._next_sweep = 0.0
+        self.slots = asyncio.Semaphore(concurrency)
+
+    def admit(self, name: str, address: str, now: float | None = None) -> float:
+        """Reserve one attempt and return 0, or, when either counter is full, return the seconds
+        until the next attempt may be made."""
+        now = time.monotonic() if now is None else now
+        if now >= self._next_sweep:
+            self._sweep(now)
+        names = self._counter(self._by_name, name, self._limits[0], now)
+        addresses = self._counter(self._by_address, address, self._limits[1], now)
+        wait = max(self._wait(names, now), self._wait(addresses, now))
+        if wait > 0:
+            return wait
+        names.append(now)
+        addresses.append(now)
+        return 0.0
+
+    def succeeded(self, name: str, address: str) -> None:
+        self._by_name.pop(name, None)
+        addresses = self._by_address.get(address)
+        if addresses:
+            addresses.pop()   # one reservation back: the count is what matters, not which
+
+    def _counter(self, table: dict[str, deque[float]], ident: str, limit: int, now: float) -> deque[float]:
+        marks = table.get(ident)
+        if marks is None:
+            marks = table[ident] = deque(maxlen=limit)
+        edge = now - self._window_s
+        while marks and marks[0] <= edge:
+            marks.popleft()
+        return marks
+
+    def _wait(self, marks: deque[float], now: float) -> float:
+        return marks[0] + self._window_s - now if len(marks) == marks.maxlen else 0.0
+
+    def _sweep(self, now: float) -> None:
+        edge = now - self._window_s
+        for table in (self._by_name, self._by_address):
+            for ident in [k for k, marks in table.items() if not marks or marks[-1] <= edge]:
+                del table[ident]
+        self._next_sweep = now + self._window_s
+
+    def tracked(self) -> int:
+        """How many names and addresses are being counted (for tests of the memory bound)."""
+        return len(self._by_name) + len(self._by_address)

@@ -89,6 +89,7 @@ class Limiter:
     def __init__(self) -> None:
         self._requests: dict[str, _Window] = {}
         self._tokens: dict[str, _Window] = {}
+        self._next_sweep = 0.0
         self.spend = Spend()
 
     def admit(self, ctx: RequestContext, body_bytes: int) -> None:
@@ -107,6 +108,8 @@ class Limiter:
             return
         ident = _ident(p)
         now = time.monotonic()
+        if now >= self._next_sweep:
+            self._sweep(now)
         headers = ctx.response_headers
         requests = tokens = None
         if p.rpm is not None:
@@ -141,6 +144,18 @@ class Limiter:
             tokens.total += estimate
             ctx.rate_hold = (tokens, entry)
             _headers(headers, "tokens", p.tpm, max(0.0, p.tpm - tokens.total), tokens, now)  # type: ignore[arg-type]
+
+    def _sweep(self, now: float) -> None:
+        """Drop the windows that have emptied, once a minute: one per key or JWT subject seen would
+        otherwise stay for good. A reservation older than the window no longer counts either way."""
+        for table in (self._requests, self._tokens):
+            for ident in [k for k, w in table.items() if not w.events or w.events[-1][0] <= now - WINDOW_S]:
+                del table[ident]
+        self._next_sweep = now + WINDOW_S
+
+    def windows(self) -> int:
+        """How many windows are held (for tests of the memory bound)."""
+        return len(self._requests) + len(self._tokens)
 
     def settle(self, ctx: RequestContext) -> None:
         """In the record stage: swap the token estimate for the real usage, and add the cost to the

@@ -177,7 +177,7 @@ def _strategy(ctx: RequestContext, settings: Settings) -> str:
             raise InvalidRequest(f"x-llmproxy-strategy must be one of {', '.join(STRATEGIES)}, not {header!r}",
                                  param="x-llmproxy-strategy")
         return header
-    per_key = getattr(ctx.principal, "strategy", None)
+    per_key = ctx.principal.strategy if ctx.principal is not None else None
     return per_key if per_key in STRATEGIES else settings.router.default_strategy
 
 

@@ -1,31 +1,118 @@
 """Admin: virtual API keys. Create (the value is shown once), list (prefix only), read, update,
 revoke, rotate (the old value keeps working for a grace period).
 
-An admin manages every key. Any other caller manages the keys it owns (`owner` is its user name),
-and may set only their name, expiry and metadata: limits, budgets, models and roles are an admin's.
-The CLI (`llmproxy keys ...`) shares the validation and the operations below.
+An admin manages every key. Any other caller manages the keys it owns (`owner` is its user name)
+and never one of a higher role, and hands on no more than it holds: a key it creates inherits its
+models, limits, budget and expiry (it may narrow them, never widen them), and a change to a key may
+only tighten it. A key caller manages itself and those of its owner's keys that are no more
+powerful than itself (else it could rotate one and take its value). Owner, role and strategy are an
+admin's. The CLI (`llmproxy keys ...`) shares the validation and the operations below.
 """
 from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..auth import ROLES, new_key
+from ..auth import ROLES, model_allowed, new_key
+from ..config import STRATEGIES, LimitSettings
 from ..context import Principal
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..store.keys_sql import KeyRecord, KeysDB
 from .common import actor, caller, endpoint, gateway, json_body, json_response
 
 PERIODS = ("day", "month", "total")
-USER_FIELDS = frozenset(("name", "expires_at", "expires_in_s", "metadata"))
+ROLE_RANK = {"user": 0, "admin": 1}
+# What a non-admin may set, within its own scope (see _excess); owner, role and strategy are an admin's.
+USER_FIELDS = frozenset(("name", "expires_at", "expires_in_s", "metadata", "models", "rpm", "tpm", "budget_usd",
+                         "budget_period"))
 _FIELDS = frozenset(("name", "owner", "role", "models", "rpm", "tpm", "budget_usd", "budget_period",
-                     "expires_at", "expires_in_s", "metadata"))
+                     "expires_at", "expires_in_s", "metadata", "strategy"))
 _MAX_METADATA = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The most a key may be given by a non-admin: its own models, limits, budget and expiry
+    (None: no restriction of that kind)."""
+
+    models: tuple[str, ...] | None
+    rpm: int | None
+    tpm: int | None
+    budget_usd: float | None
+    budget_period: str
+    expires_at: float | None
+
+    def inherited(self) -> dict[str, Any]:
+        """The fields of a key a non-admin creates, before it narrows them."""
+        return {"models": self.models, "rpm": self.rpm, "tpm": self.tpm, "budget_usd": self.budget_usd,
+                "budget_period": self.budget_period, "expires_at": self.expires_at}
+
+
+def caller_scope(principal: Principal, caller_key: KeyRecord | None) -> Scope:
+    """A caller's own scope. Its principal already carries its limits: a key's own or the [limits]
+    default, a JWT's claims, a login user's [limits] default. A login or JWT caller has no expiry
+    (its token's short life is not the account's)."""
+    return Scope(principal.allowed_models, principal.rpm, principal.tpm, principal.budget_usd,
+                 principal.budget_period, caller_key.expires_at if caller_key is not None else None)
+
+
+def record_scope(record: KeyRecord, limits: LimitSettings) -> Scope:
+    """What a key holds now, with the [limits] defaults it follows resolved."""
+    return Scope(record.models, record.rpm if record.rpm is not None else limits.rpm,
+                 record.tpm if record.tpm is not None else limits.tpm, record.budget_usd, record.budget_period,
+                 record.expires_at)
+
+
+def excess(values: dict[str, Any], scope: Scope, limits: LimitSettings) -> tuple[str, str] | None:
+    """The first field of `values` that gives a key more than `scope`, and how; None when within.
+    Budget fields are judged together: pass both when either changes."""
+    if "models" in values and scope.models is not None:
+        models = values["models"]
+        outside = ["every model"] if models is None else [m for m in models if not _covered(m, scope.models)]
+        if outside:
+            return "models", f"may include only models within {', '.join(scope.models) or 'none'}, not {outside[0]!r}"
+    for name, default in (("rpm", limits.rpm), ("tpm", limits.tpm)):
+        cap = getattr(scope, name)
+        if name in values and cap is not None:
+            value = values[name] if values[name] is not None else default
+            if value is None or value > cap:
+                return name, f"may be at most {cap}"
+    if scope.budget_usd is not None and ("budget_usd" in values or "budget_period" in values):
+        if values.get("budget_usd") is None or values["budget_usd"] > scope.budget_usd:
+            return "budget_usd", f"may be at most {scope.budget_usd:g} USD"
+        if values.get("budget_period") != scope.budget_period:
+            return "budget_period", f"must be {scope.budget_period!r}"
+    if "expires_at" in values and scope.expires_at is not None:
+        if values["expires_at"] is None or values["expires_at"] > scope.expires_at:
+            return "expires_at", f"may be no later than {scope.expires_at:.0f} (unix seconds)"
+    return None
+
+
+def _covered(pattern: str, allowed: tuple[str, ...]) -> bool:
+    """Does the allow-list `allowed` admit every model `pattern` admits?"""
+    if pattern.endswith("*"):
+        prefix = pattern[:-1]
+        return any(a.endswith("*") and prefix.startswith(a[:-1]) for a in allowed)
+    return model_allowed(pattern, allowed)
+
+
+def _values(record: KeyRecord) -> dict[str, Any]:
+    return {"models": record.models, "rpm": record.rpm, "tpm": record.tpm, "budget_usd": record.budget_usd,
+            "budget_period": record.budget_period, "expires_at": record.expires_at}
+
+
+def _refuse_excess(values: dict[str, Any], scope: Scope, limits: LimitSettings, whose: str) -> None:
+    found = excess(values, scope, limits)
+    if found is not None:
+        name, how = found
+        raise PermissionDenied(f"{name} {how} ({whose}); ask an admin for more", code="exceeds_caller_scope",
+                               param=name)
 
 
 def key_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
@@ -66,6 +153,9 @@ def key_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         elif name == "metadata":
             _check(isinstance(value, dict) and len(str(value)) <= _MAX_METADATA, name,
                    f"a JSON object of at most {_MAX_METADATA} characters")
+        elif name == "strategy":
+            _check(value is None or value in STRATEGIES, name,
+                   f"one of {', '.join(STRATEGIES)} or null (the gateway's default for \"auto\")")
         out[name] = value
     return out
 
@@ -89,35 +179,57 @@ def _check(ok: bool, name: str, what: str) -> None:
         raise InvalidRequest(f"{name} must be {what}", param=name)
 
 
-def _may_manage(principal: Principal, record: KeyRecord) -> bool:
+def _may_manage(principal: Principal, record: KeyRecord, scope: Scope | None, limits: LimitSettings) -> bool:
+    """`scope` is the caller's own (None for an admin)."""
     if principal.role == "admin":
         return True
+    if ROLE_RANK.get(record.role, len(ROLE_RANK)) > ROLE_RANK.get(principal.role, 0):
+        return False
     if principal.kind == "key":
-        return record.id == principal.key_id or (principal.user is not None and record.owner == principal.user)
+        if record.id == principal.key_id:
+            return True
+        return (principal.user is not None and record.owner == principal.user and scope is not None
+                and excess(_values(record), scope, limits) is None)
     return principal.user is not None and record.owner == principal.user
 
 
-async def _owned(request: Request, principal: Principal) -> KeyRecord:
+async def _scope(request: Request, principal: Principal, records: list[KeyRecord] | None = None) -> Scope | None:
+    if principal.role == "admin":
+        return None
+    caller_key = None
+    if principal.kind == "key" and principal.key_id is not None:
+        if records is None:
+            caller_key = await gateway(request).access.db.key(principal.key_id)
+        else:
+            caller_key = next((r for r in records if r.id == principal.key_id), None)
+    return caller_scope(principal, caller_key)
+
+
+async def _owned(request: Request, principal: Principal, scope: Scope | None) -> KeyRecord:
     key_id = request.path_params["key_id"]
-    record = await gateway(request).access.db.key(key_id)
-    if record is None or not _may_manage(principal, record):
+    gw = gateway(request)
+    record = await gw.access.db.key(key_id)
+    if record is None or not _may_manage(principal, record, scope, gw.settings.limits):
         raise NotFound(f"no key '{key_id}'")   # the same answer whether it exists or is someone else's
     return record
 
 
-def _user_limits(principal: Principal, fields: dict[str, Any], body: dict[str, Any]) -> None:
+def _user_fields(principal: Principal, body: dict[str, Any]) -> None:
     if principal.role != "admin":
         forbidden = sorted(set(body) - USER_FIELDS)
         if forbidden:
-            raise PermissionDenied(f"only an admin may set '{forbidden[0]}' on a key")
+            raise PermissionDenied(f"only an admin may set '{forbidden[0]}' on a key", param=forbidden[0])
 
 
 @endpoint
 async def list_keys(request: Request) -> Response:
     principal = await caller(request, role="user")
-    records = await gateway(request).access.db.keys()
+    gw = gateway(request)
+    records = await gw.access.db.keys()
+    scope = await _scope(request, principal, records)
     owner = request.query_params.get("owner")
-    items = [r.public() for r in records if _may_manage(principal, r) and (owner is None or r.owner == owner)]
+    items = [r.public() for r in records
+             if _may_manage(principal, r, scope, gw.settings.limits) and (owner is None or r.owner == owner)]
     return json_response({"object": "list", "data": items})
 
 
@@ -126,12 +238,14 @@ async def create(request: Request) -> Response:
     principal = await caller(request, role="user")
     body = await json_body(request)
     fields = key_fields(body, creating=True)
-    _user_limits(principal, fields, body)
-    if principal.role != "admin":
+    _user_fields(principal, body)
+    gw = gateway(request)
+    scope = await _scope(request, principal)
+    if scope is not None:
         if principal.user is None:
             raise PermissionDenied("this key has no owner, so it cannot create keys; ask an admin")
-        fields["owner"] = principal.user
-    gw = gateway(request)
+        fields = {**scope.inherited(), **fields, "owner": principal.user}
+        _refuse_excess(fields, scope, gw.settings.limits, "your own")
     key_id, value = await create_key(gw.access.db, actor(principal), fields)
     await gw.access.reload()
     record = await gw.access.db.key(key_id)
@@ -142,17 +256,26 @@ async def create(request: Request) -> Response:
 @endpoint
 async def read(request: Request) -> Response:
     principal = await caller(request, role="user")
-    return json_response((await _owned(request, principal)).public())
+    return json_response((await _owned(request, principal, await _scope(request, principal))).public())
 
 
 @endpoint
 async def update(request: Request) -> Response:
     principal = await caller(request, role="user")
-    record = await _owned(request, principal)
+    scope = await _scope(request, principal)
+    record = await _owned(request, principal, scope)
     body = await json_body(request)
     fields = key_fields(body, creating=False)
-    _user_limits(principal, fields, body)
+    _user_fields(principal, body)
     gw = gateway(request)
+    if scope is not None:
+        values = dict(fields)
+        if "budget_usd" in values or "budget_period" in values:
+            values.setdefault("budget_usd", record.budget_usd)
+            values.setdefault("budget_period", record.budget_period)
+        _refuse_excess(values, scope, gw.settings.limits, "your own")
+        # Only tighten: an expiry may be brought forward, never removed or pushed back.
+        _refuse_excess(values, record_scope(record, gw.settings.limits), gw.settings.limits, "the key's current")
     try:
         await gw.access.db.update_key(actor(principal), record.id, fields)
     except LookupError:
@@ -166,7 +289,7 @@ async def update(request: Request) -> Response:
 @endpoint
 async def revoke(request: Request) -> Response:
     principal = await caller(request, role="user")
-    record = await _owned(request, principal)
+    record = await _owned(request, principal, await _scope(request, principal))
     gw = gateway(request)
     try:
         await gw.access.db.revoke_key(actor(principal), record.id)
@@ -181,7 +304,7 @@ async def revoke(request: Request) -> Response:
 @endpoint
 async def rotate(request: Request) -> Response:
     principal = await caller(request, role="user")
-    record = await _owned(request, principal)
+    record = await _owned(request, principal, await _scope(request, principal))
     body = await json_body(request)
     gw = gateway(request)
     grace = body.get("grace_s", gw.settings.auth.rotation_grace_s)

@@ -49,7 +49,10 @@ async def login(request: Request) -> Response:
     if not isinstance(name, str) or not isinstance(password, str):
         raise InvalidRequest("send {\"username\": ..., \"password\": ...}")
     access = gateway(request).access
-    user = await access.auth.login(name, password)
+    # The peer address, not X-Forwarded-For (anyone can write that); behind a reverse proxy every
+    # client shares the proxy's address and its per-address count.
+    address = request.client.host if request.client is not None else "unknown"
+    user = await access.auth.login(name[:200], password, address)
     if user is None:
         await access.db.audit(f"login:{name[:100]}", "login.failed")
         raise AuthenticationFailed("wrong user name or password", code="invalid_credentials")
@@ -117,11 +120,11 @@ async def delete(request: Request) -> Response:
     name = request.path_params["name"]
     access = gateway(request).access
     try:
-        await access.db.delete_user(actor(principal), name)
+        revoked = await access.db.delete_user(actor(principal), name)
     except LookupError:
         raise NotFound(f"no user '{name}'") from None
     await access.reload()
-    return json_response({"name": name, "deleted": True})
+    return json_response({"name": name, "deleted": True, "keys_revoked": revoked})
 
 
 ROUTES = [

@@ -74,9 +74,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_ts ON audit_log (ts);
     """,
+    # 2: a key's own routing strategy for "auto" requests (NULL: the gateway's default).
+    """
+    ALTER TABLE api_keys ADD COLUMN strategy TEXT;
+    """,
 )
 
-KEY_FIELDS = ("name", "owner", "role", "models", "rpm", "tpm", "budget_usd", "budget_period", "expires_at", "metadata")
+KEY_FIELDS = ("name", "owner", "role", "models", "rpm", "tpm", "budget_usd", "budget_period", "expires_at", "metadata",
+              "strategy")
 
 
 @dataclass(slots=True)
@@ -103,6 +108,7 @@ class KeyRecord:
     created_at: float
     updated_at: float
     revoked_at: float | None
+    strategy: str | None = None   # "auto" requests: cost, quality or latency; None: the default
     secrets: list[KeySecret] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
@@ -113,7 +119,7 @@ class KeyRecord:
             "models": list(self.models) if self.models is not None else None, "rpm": self.rpm, "tpm": self.tpm,
             "budget_usd": self.budget_usd, "budget_period": self.budget_period, "expires_at": self.expires_at,
             "metadata": self.metadata, "created_at": self.created_at, "updated_at": self.updated_at,
-            "revoked_at": self.revoked_at, "prefix": current[0].prefix if current else None,
+            "revoked_at": self.revoked_at, "strategy": self.strategy, "prefix": current[0].prefix if current else None,
             "previous": [{"prefix": s.prefix, "expires_at": s.expires_at} for s in self.secrets if s.expires_at is not None],
         }
 
@@ -282,11 +288,19 @@ class KeysDB:
             if cur.rowcount == 0:
                 raise LookupError(name)
 
-    async def delete_user(self, actor: str, name: str) -> None:
-        async with self.write(actor, "users.delete", name) as db:
+    async def delete_user(self, actor: str, name: str) -> int:
+        """Delete a user and revoke the keys they own, in one transaction (a later user of the same
+        name must not inherit them); returns how many keys were revoked."""
+        detail: dict[str, Any] = {}
+        async with self.write(actor, "users.delete", name, detail) as db:
             cur = await db.execute("DELETE FROM users WHERE name = ?", (name,))
             if cur.rowcount == 0:
                 raise LookupError(name)
+            now = time.time()
+            cur = await db.execute("UPDATE api_keys SET revoked_at = ?, updated_at = ? "
+                                   "WHERE owner = ? AND revoked_at IS NULL", (now, now, name))
+            detail["keys_revoked"] = cur.rowcount   # read by write() when it appends the audit row
+        return detail["keys_revoked"]
 
     # --- provider credentials -------------------------------------------------------------------
 
@@ -354,14 +368,6 @@ class KeysDB:
                      "detail": orjson.loads(r[5]) if r[5] else None} async for r in cur]
 
 
-async def spend_since(db: aiosqlite.Connection, since_ts: float) -> dict[str, float]:
-    """Spend per key since a moment, from the usage table's (key_id, ts) index; the fallback for when
-    store.usage_sql offers no roll-up."""
-    async with db.execute("SELECT key_id, sum(cost_usd) FROM usage WHERE key_id IS NOT NULL AND ts >= ? "
-                          "GROUP BY key_id", (since_ts,)) as cur:
-        return {k: float(v or 0.0) async for k, v in cur}
-
-
 async def _claim_vault_key(db: aiosqlite.Connection, vault_key_id: str) -> None:
     """The database remembers which vault key its credentials are under; a process holding another
     (an old one, after `secrets rotate`) must not mix a second key in."""
@@ -375,9 +381,11 @@ async def _claim_vault_key(db: aiosqlite.Connection, vault_key_id: str) -> None:
 
 
 def _key_record(row: tuple[Any, ...]) -> KeyRecord:
-    (key_id, name, owner, role, models, rpm, tpm, budget, period, expires, metadata, created, updated, revoked) = row
+    (key_id, name, owner, role, models, rpm, tpm, budget, period, expires, metadata, strategy,
+     created, updated, revoked) = row
     return KeyRecord(key_id, name, owner, role, tuple(orjson.loads(models)) if models is not None else None,
-                     rpm, tpm, budget, period, expires, orjson.loads(metadata or "{}"), created, updated, revoked)
+                     rpm, tpm, budget, period, expires, orjson.loads(metadata or "{}"), created, updated, revoked,
+                     strategy=strategy)
 
 
 def _key_values(fields: dict[str, Any]) -> dict[str, Any]:

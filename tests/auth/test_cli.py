@@ -90,3 +90,14 @@ def test_cli_errors_are_one_line_and_exit_2(settings: Callable[..., Settings], c
     assert cli.main(["keys", "create", "--name", "x", "--rpm", "0", "--data-dir", data]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and "8 characters" in err[0] and "key_missing" in err[1] and "rpm" in err[2]
+
+
+def test_cli_sets_and_clears_a_key_strategy(settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(settings().data_dir)
+    key = run_cli(monkeypatch, capsys, "keys", "create", "--name", "q", "--strategy", "quality", "--data-dir", data)
+    assert key["strategy"] == "quality"  # type: ignore[index]
+    updated = run_cli(monkeypatch, capsys, "keys", "update", key["id"], "--strategy", "latency", "--data-dir", data)  # type: ignore[index]
+    assert updated["strategy"] == "latency"  # type: ignore[index]
+    cleared = run_cli(monkeypatch, capsys, "keys", "update", key["id"], "--strategy", "default", "--data-dir", data)  # type: ignore[index]
+    assert cleared["strategy"] is None  # type: ignore[index]

@@ -125,12 +125,12 @@ def test_allowed_models_also_filter_fallbacks() -> None:
 
 def test_user_keys_see_only_their_own_and_no_admin_endpoints(launch: Callable[..., Gw]) -> None:
     gw = launch()
-    mine = make_key(gw, owner="bob", name="bob-1")
+    mine = make_key(gw, owner="bob", name="bob-1", rpm=100)
     make_key(gw, owner="carol", name="carol-1")
     listing = gw.admin("GET", "/admin/keys", token=mine["key"])
     assert listing.status_code == 200
     assert [k["name"] for k in listing.json()["data"]] == ["bob-1"]
-    # a user creates keys for themselves only, and may not give them limits
+    # a user creates keys for themselves only, and may not give them more than it holds
     own = gw.admin("POST", "/admin/keys", token=mine["key"], json={"name": "bob-2", "owner": "mallory"})
     assert own.status_code == 403
     own = gw.admin("POST", "/admin/keys", token=mine["key"], json={"name": "bob-2"})
@@ -196,3 +196,75 @@ def test_every_admin_action_is_audited_without_secrets(launch: Callable[..., Gw]
     assert created["key"] not in text and "correct horse" not in text and "sk-ant-secret-value-123456789" not in text
     rows = sqlite3.connect(gw.settings.data_dir / "llmproxy.db").execute("SELECT count(*) FROM audit_log").fetchone()
     assert rows == (5,)
+
+
+def test_a_budget_refuses_models_whose_price_is_unknown() -> None:
+    auth = Authenticator(Settings(master_key=Secret(MASTER)), b"k" * 32)
+    openai_p = ProviderSettings(name="openai", kind="openai", base_url="http://x")
+    priced = ModelEntry(id="gpt-4o-mini", provider="openai", provider_model="gpt-4o-mini",
+                        input_per_mtok=0.15, output_per_mtok=0.6)
+    unpriced = ModelEntry(id="openai/some-new-model", provider="openai", provider_model="some-new-model")
+    ctx = RequestContext("r", {})
+    ctx.requested_model = "openai/some-new-model"
+    ctx.principal = Principal(kind="key", key_id="k1", role="user", budget_usd=5.0)
+    ctx.candidates = [(openai_p, unpriced), (openai_p, priced)]
+    auth.filter_candidates(ctx)                       # an unpriced fallback is dropped, the priced one kept
+    assert [m.id for _, m in ctx.candidates] == ["gpt-4o-mini"]
+    ctx.candidates = [(openai_p, unpriced)]
+    with pytest.raises(PermissionDenied) as err:
+        auth.filter_candidates(ctx)
+    assert err.value.code == "model_price_unknown" and "openai/some-new-model" in err.value.message
+    ctx.principal = Principal(kind="key", key_id="k2", role="user")   # no budget: unknown prices are fine
+    auth.filter_candidates(ctx)
+    assert [m.id for _, m in ctx.candidates] == ["openai/some-new-model"]
+
+
+def test_a_key_with_a_budget_gets_403_on_an_unpriced_model(launch: Callable[..., Gw]) -> None:
+    gw = launch()
+    budgeted = make_key(gw, budget_usd=5.0)["key"]
+    with pytest.raises(openai.PermissionDeniedError) as err:
+        gw.client(budgeted).chat.completions.create(model="openai/some-new-model",
+                                                    messages=[{"role": "user", "content": "hi"}])
+    assert err.value.code == "model_price_unknown" and "ask an admin" in err.value.message
+    assert gw.chat(budgeted, "gpt-4o-mini").status_code == 200
+    assert gw.chat(make_key(gw)["key"], "openai/some-new-model").status_code == 200
+
+
+def test_deleting_a_user_revokes_their_keys_for_good(launch: Callable[..., Gw]) -> None:
+    gw = launch()
+    assert gw.admin("POST", "/admin/users", json={"name": "dave", "password": "dave-password-1"}).status_code == 201
+    theirs = make_key(gw, owner="dave")
+    other = make_key(gw, owner="erin")
+    assert gw.chat(theirs["key"]).status_code == 200
+    r = gw.admin("DELETE", "/admin/users/dave")
+    assert r.status_code == 200
+    assert gw.chat(theirs["key"]).status_code == 401
+    assert r.json()["keys_revoked"] == 1
+    assert gw.chat(other["key"]).status_code == 200
+    # a new user of the same name does not bring them back
+    assert gw.admin("POST", "/admin/users", json={"name": "dave", "password": "dave-password-2"}).status_code == 201
+    assert gw.chat(theirs["key"]).status_code == 401
+    audit = gw.admin("GET", "/admin/audit").json()["data"]
+    assert any(e["action"] == "users.delete" and e["detail"] == {"keys_revoked": 1} for e in audit)
+
+
+def test_a_key_strategy_routes_its_auto_requests(launch: Callable[..., Gw]) -> None:
+    gw = launch()
+    quality = make_key(gw, strategy="quality")
+    assert quality["strategy"] == "quality"
+    plain = make_key(gw)
+    assert plain["strategy"] is None
+    messages = [{"role": "user", "content": "hi"}]
+    raw = gw.client(quality["key"]).chat.completions.with_raw_response.create(model="auto", messages=messages)
+    assert raw.headers["x-llmproxy-strategy"] == "quality"
+    raw = gw.client(plain["key"]).chat.completions.with_raw_response.create(model="auto", messages=messages)
+    assert raw.headers["x-llmproxy-strategy"] == "cost"
+    r = gw.admin("PATCH", f"/admin/keys/{plain['id']}", json={"strategy": "latency"})
+    assert r.status_code == 200 and r.json()["strategy"] == "latency"
+    assert gw.chat(plain["key"], "auto").headers["x-llmproxy-strategy"] == "latency"
+    assert gw.admin("PATCH", f"/admin/keys/{plain['id']}", json={"strategy": "fast"}).json()["error"]["param"] == "strategy"
+    r = gw.admin("PATCH", f"/admin/keys/{plain['id']}", json={"strategy": None})
+    assert r.status_code == 200 and r.json()["strategy"] is None
+    # only an admin sets it, even on a user's own key
+    r = gw.admin("PATCH", f"/admin/keys/{plain['id']}", token=plain["key"], json={"strategy": "quality"})
+    assert r.status_code == 403 and r.json()["error"]["param"] == "strategy"

@@ -4,7 +4,6 @@ usage log (kept across a restart)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -140,3 +139,20 @@ def test_limiter_window_slides_and_budget_periods_roll(monkeypatch: pytest.Monke
 
 def test_duration_format() -> None:
     assert [_duration(s) for s in (0.02, 1.5, 59.25, 360.0)] == ["20ms", "1.5s", "59.25s", "6m0s"]
+
+
+def test_windows_of_callers_gone_quiet_are_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = SimpleNamespace(mono=1000.0)
+    monkeypatch.setattr("llmproxy.ratelimit.time.monotonic", lambda: clock.mono)
+    limiter = Limiter()
+    for i in range(500):                       # one window pair per JWT subject seen
+        ctx = RequestContext("r", {})
+        ctx.principal = Principal(kind="jwt", user=f"sub-{i}", role="user", rpm=10, tpm=1000)
+        limiter.admit(ctx, 40)
+    assert len(limiter._requests) == len(limiter._tokens) == 500
+    clock.mono += 61                            # all of them out of the window
+    ctx = RequestContext("r", {})
+    ctx.principal = Principal(kind="jwt", user="sub-new", role="user", rpm=10, tpm=1000)
+    limiter.admit(ctx, 40)
+    assert set(limiter._requests) == set(limiter._tokens) == {"jwt:sub-new"}
+    assert ctx.response_headers["x-ratelimit-remaining-requests"] == "9"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from llmproxy import cli
-from llmproxy.config import ProviderSettings, Secret, Settings
+from llmproxy.config import Secret, Settings
 from llmproxy.vault import VaultError, VaultKey, load_key
 from tests.auth.conftest import Gw
 from tests.fakes.openai_server import API_KEY
