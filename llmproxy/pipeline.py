@@ -26,7 +26,7 @@ from .health import Health
 from .logs import RequestLog
 from .providers.base import Transport
 from .registry import Registry
-from .router import is_auto, route
+from .router import Resolutions, is_auto, route
 from .usage import UsageRecorder, cost_usd, usage_row
 from .validation import parse_request
 
@@ -53,6 +53,7 @@ class Gateway:
     metrics: Metrics | None = None
     cache: ResponseCache | None = None
     health: Health = field(default_factory=Health)
+    resolutions: Resolutions = field(default_factory=Resolutions)
     classifier: Classifier | None = None
     auth: Authenticator = None       # type: ignore[assignment]  # built with the rest of access control
     limits: Limiter = None           # type: ignore[assignment]
@@ -85,7 +86,7 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, read_body: Callable
             return _cached(gw, ctx, hit)
         if gw.classifier is not None and is_auto(ctx.requested_model):
             classify(ctx, gw.classifier)
-        route(ctx, gw.registry, gw.settings, gw.health)
+        route(ctx, gw.registry, gw.settings, gw.health, gw.resolutions)
         gw.auth.filter_candidates(ctx)
         result = await execute(ctx, gw.transport, gw.health)
     except GatewayError as exc:

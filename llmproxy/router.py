@@ -27,16 +27,32 @@ def is_auto(name: str) -> bool:
     return name == AUTO or name.startswith("auto:")
 
 
-def route(ctx: RequestContext, registry: Registry, settings: Settings, health: Health) -> None:
+class Resolutions:
+    """Explicit model names already resolved against one registry and one settings object: most
+    traffic repeats a few names, and resolving is pure. Bounded; starts over when either changes."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._registry: Registry | None = None
+        self._settings: Settings | None = None
+        self._known: dict[str, tuple[Candidate, ...]] = {}
+
+    def get(self, name: str, registry: Registry, settings: Settings) -> tuple[Candidate, ...]:
+        if registry is not self._registry or settings is not self._settings or len(self._known) >= self.size:
+            self._registry, self._settings, self._known = registry, settings, {}
+        found = self._known.get(name)
+        if found is None:
+            found = self._known[name] = tuple(_explicit(name, registry, settings))
+        return found
+
+
+def route(ctx: RequestContext, registry: Registry, settings: Settings, health: Health,
+          resolutions: Resolutions | None = None) -> None:
     """The route stage: fill ctx.candidates (and ctx.strategy for auto requests)."""
     name = ctx.requested_model
     if not is_auto(name):
-        candidates = resolve(name, registry, settings)
-        for fallback in settings.router.fallbacks.get(name, ()):
-            try:
-                candidates += resolve(fallback, registry, settings)
-            except GatewayError:
-                continue   # a fallback that cannot be used now is skipped, not an error for the caller
+        candidates = (resolutions.get(name, registry, settings) if resolutions is not None
+                      else _explicit(name, registry, settings))
         ctx.candidates = health.order(candidates)[: max(1, settings.router.max_attempts)]
         return
     ctx.strategy = _strategy(ctx, settings)
@@ -44,6 +60,16 @@ def route(ctx: RequestContext, registry: Registry, settings: Settings, health: H
                             label=ctx.complexity if ctx.complexity_confident else settings.router.unsure_label,
                             allowed=ctx.principal.allowed_models if ctx.principal else None,
                             max_price=_max_price(ctx))
+
+
+def _explicit(name: str, registry: Registry, settings: Settings) -> list[Candidate]:
+    candidates = resolve(name, registry, settings)
+    for fallback in settings.router.fallbacks.get(name, ()):
+        try:
+            candidates += resolve(fallback, registry, settings)
+        except GatewayError:
+            continue   # a fallback that cannot be used now is skipped, not an error for the caller
+    return candidates
 
 
 def choose(body: ChatRequest, registry: Registry, settings: Settings, health: Health, *, strategy: str,

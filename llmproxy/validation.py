@@ -5,6 +5,7 @@ not drop or rewrite anything, so unknown fields still reach OpenAI-compatible pr
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -13,8 +14,6 @@ from .context import ChatRequest
 from .errors import InvalidRequest
 
 ROLES = frozenset(("system", "developer", "user", "assistant", "tool", "function"))
-_NUMBER_FIELDS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
-_INT_FIELDS = ("max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs")
 
 
 def parse_request(raw: bytes) -> ChatRequest:
@@ -44,36 +43,51 @@ def check_request(body: ChatRequest) -> None:
         raise InvalidRequest("'messages' is required and must be a non-empty array", param="messages")
     for i, message in enumerate(messages):
         _check_message(message, i)
-    stream = body.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise InvalidRequest("'stream' must be a boolean", param="stream")
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise InvalidRequest("'stream_options' must be an object", param="stream_options")
-    for name in _NUMBER_FIELDS:
-        value = body.get(name)
-        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
-            raise InvalidRequest(f"'{name}' must be a number", param=name)
-    for name in _INT_FIELDS:
-        value = body.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise InvalidRequest(f"'{name}' must be an integer", param=name)
-    for name in ("max_tokens", "max_completion_tokens", "n"):
-        value = body.get(name)
-        if value is not None and value < 1:
-            raise InvalidRequest(f"'{name}' must be at least 1", param=name)
-    stop = body.get("stop")
-    if stop is not None and not isinstance(stop, str) and not (
-            isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
+    # Only the fields the request has are looked at: most carry two or three of them.
+    for name, value in body.items():
+        check = _FIELD_CHECKS.get(name)
+        if check is not None and value is not None:
+            check(name, value)
+
+
+def _boolean(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"'{name}' must be a boolean", param=name)
+
+
+def _object(name: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"'{name}' must be an object", param=name)
+
+
+def _number(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise InvalidRequest(f"'{name}' must be a number", param=name)
+
+
+def _integer(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidRequest(f"'{name}' must be an integer", param=name)
+
+
+def _count(name: str, value: Any) -> None:
+    _integer(name, value)
+    if value < 1:
+        raise InvalidRequest(f"'{name}' must be at least 1", param=name)
+
+
+def _stop(name: str, value: Any) -> None:
+    if not isinstance(value, str) and not (isinstance(value, list) and all(isinstance(s, str) for s in value)):
         raise InvalidRequest("'stop' must be a string or an array of strings", param="stop")
-    tools = body.get("tools")
-    if tools is not None:
-        _check_tools(tools)
-    choice = body.get("tool_choice")
-    if choice is not None and not isinstance(choice, (str, dict)):
+
+
+def _tool_choice(name: str, value: Any) -> None:
+    if not isinstance(value, (str, dict)):
         raise InvalidRequest("'tool_choice' must be a string or an object", param="tool_choice")
-    fmt = body.get("response_format")
-    if fmt is not None and (not isinstance(fmt, dict) or not isinstance(fmt.get("type"), str)):
+
+
+def _response_format(name: str, value: Any) -> None:
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
         raise InvalidRequest("'response_format' must be an object with a 'type'", param="response_format")
 
 
@@ -111,7 +125,7 @@ def _check_message(message: Any, i: int) -> None:
                                      param=f"{where}.content[{j}].image_url")
 
 
-def _check_tools(tools: Any) -> None:
+def _check_tools(name: str, tools: Any) -> None:
     if not isinstance(tools, list):
         raise InvalidRequest("'tools' must be an array", param="tools")
     for i, tool in enumerate(tools):
@@ -121,3 +135,12 @@ def _check_tools(tools: Any) -> None:
             fn = tool.get("function")
             if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
                 raise InvalidRequest(f"tools[{i}].function.name is required", param=f"tools[{i}].function.name")
+
+
+_FIELD_CHECKS: dict[str, Callable[[str, Any], None]] = {
+    "stream": _boolean, "stream_options": _object,
+    "temperature": _number, "top_p": _number, "frequency_penalty": _number, "presence_penalty": _number,
+    "seed": _integer, "top_logprobs": _integer,
+    "max_tokens": _count, "max_completion_tokens": _count, "n": _count,
+    "stop": _stop, "tools": _check_tools, "tool_choice": _tool_choice, "response_format": _response_format,
+}
