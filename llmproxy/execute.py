@@ -112,46 +112,42 @@ class FallbackStream:
         self._opened_at = time.perf_counter()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for piece in self._pieces():
-                yield piece
-        finally:
-            self._stream.close()   # a client that left mid-stream stops the provider at once
-
-    async def _pieces(self) -> AsyncIterator[bytes]:
         ctx = self._attempts.ctx
         content, handed_over = False, False
-        while True:
-            candidate = (ctx.provider, ctx.model)
-            try:
-                async for piece in self._stream:
-                    if not content:
-                        opening = stream_opening(piece)
-                        if opening is False:
-                            raise UpstreamError(f"{ctx.provider.name} failed before its first content: "  # type: ignore[union-attr]
-                                                f"{error_message(piece)}")
-                        if opening:
-                            content = True
-                            now = time.perf_counter()
-                            ctx.first_token_s = now - ctx.started
-                            ctx.attempts.append(Attempt(ctx.provider.name, ctx.model.id, 200,  # type: ignore[union-attr]
-                                                        ms=(now - self._opened_at) * 1000.0))
-                        elif handed_over:
-                            continue   # the client already has an opening (role chunk) from the first stream
-                    yield piece
-                return
-            except GatewayError as exc:
-                if content or not exc.retryable:
-                    yield encode(exc.to_dict())
-                    return
-                self._stream.close()
-                self._attempts.failed(candidate, exc, time.perf_counter() - self._opened_at)  # type: ignore[arg-type]
+        try:
+            while True:
+                candidate = (ctx.provider, ctx.model)
                 try:
-                    self._stream, self.state, self._rest = await self._attempts.open_stream(self._rest)
-                except GatewayError:
-                    yield encode(exc.to_dict())
+                    async for piece in self._stream:
+                        if not content:
+                            opening = stream_opening(piece)
+                            if opening is False:
+                                raise UpstreamError(f"{ctx.provider.name} failed before its first content: "  # type: ignore[union-attr]
+                                                    f"{error_message(piece)}")
+                            if opening:
+                                content = True
+                                now = time.perf_counter()
+                                ctx.first_token_s = now - ctx.started
+                                ctx.attempts.append(Attempt(ctx.provider.name, ctx.model.id, 200,  # type: ignore[union-attr]
+                                                            ms=(now - self._opened_at) * 1000.0))
+                            elif handed_over:
+                                continue   # the client already has an opening (role chunk) from the first stream
+                        yield piece
                     return
-                self._opened_at, handed_over = time.perf_counter(), True
+                except GatewayError as exc:
+                    if content or not exc.retryable:
+                        yield encode(exc.to_dict())
+                        return
+                    self._stream.close()
+                    self._attempts.failed(candidate, exc, time.perf_counter() - self._opened_at)  # type: ignore[arg-type]
+                    try:
+                        self._stream, self.state, self._rest = await self._attempts.open_stream(self._rest)
+                    except GatewayError:
+                        yield encode(exc.to_dict())
+                        return
+                    self._opened_at, handed_over = time.perf_counter(), True
+        finally:
+            self._stream.close()   # a client that left mid-stream stops the provider at once
 
 
 def _refused_here(exc: GatewayError | None) -> bool:
