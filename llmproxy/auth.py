@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from .config import AuthSettings, Settings
-from .context import Principal, RequestContext
+from .context import Principal, RequestContext, model_allowed
 from .errors import AuthenticationFailed, PermissionDenied, RateLimited
 from .passwords import LoginGuard, verify_password
 from .registry import Registry
@@ -324,13 +324,6 @@ class _ExternalJWT:
 def _not_allowed(name: str, allowed: tuple[str, ...]) -> PermissionDenied:
     return PermissionDenied(f"this key may not use the model '{name}'; it may use: {', '.join(allowed) or 'none'}",
                             code="model_not_allowed", param="model")
-
-
-def model_allowed(name: str, allowed: tuple[str, ...]) -> bool:
-    for pattern in allowed:
-        if pattern == name or (pattern.endswith("*") and name.startswith(pattern[:-1])):
-            return True
-    return False
 
 
 def bearer_token(authorization: str | None) -> str | None:

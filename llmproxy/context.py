@@ -34,6 +34,14 @@ class Principal:
     strategy: str | None = None      # the key's own "auto" strategy (cost, quality, latency); None: the default
 
 
+def model_allowed(name: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a Principal's allowed_models admits `name`: an exact name, or "prefix*"."""
+    for pattern in allowed:
+        if pattern == name or (pattern.endswith("*") and name.startswith(pattern[:-1])):
+            return True
+    return False
+
+
 @dataclass(slots=True)
 class Attempt:
     """One try at one candidate, for the log line and fallback accounting."""

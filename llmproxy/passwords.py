@@ -116,7 +116,3 @@ class LoginGuard:
             for ident in [k for k, marks in table.items() if not marks or marks[-1] <= edge]:
                 del table[ident]
         self._next_sweep = now + self._window_s
-
-    def tracked(self) -> int:
-        """How many names and addresses are being counted (for tests of the memory bound)."""
-        return len(self._by_name) + len(self._by_address)

@@ -153,10 +153,6 @@ class Limiter:
                 del table[ident]
         self._next_sweep = now + WINDOW_S
 
-    def windows(self) -> int:
-        """How many windows are held (for tests of the memory bound)."""
-        return len(self._requests) + len(self._tokens)
-
     def settle(self, ctx: RequestContext) -> None:
         """In the record stage: swap the token estimate for the real usage, and add the cost to the
         key's spend."""

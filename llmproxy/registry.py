@@ -18,7 +18,6 @@ import orjson
 from . import registry_schema
 
 log = logging.getLogger("llmproxy.registry")
-PROVIDERS = ("openai", "anthropic", "gemini")
 Document = dict[str, Any]   # models.json as parsed JSON; writers keep every field of it
 
 

@@ -12,7 +12,7 @@ the strategy against the quality floor of the request's complexity.
 from __future__ import annotations
 
 from .config import DEFAULT_BASE_URLS, KEY_ENV, STRATEGIES, ProviderSettings, Settings
-from .context import ChatRequest, RequestContext
+from .context import ChatRequest, RequestContext, model_allowed
 from .errors import GatewayError, InvalidRequest, ModelNotFound
 from .health import Candidate, Health
 from .registry import ModelEntry, Registry
@@ -146,7 +146,7 @@ def _unfit(entry: ModelEntry, need: Needs, settings: Settings, allowed: tuple[st
         return "deprecated"
     if not entry.priced:
         return "price unknown"
-    if allowed is not None and not model_allowed(entry, allowed):
+    if allowed is not None and not entry_allowed(entry, allowed):
         return "not allowed for this key"
     if need.tools and not caps.tools:
         return "no tool calling"
@@ -165,10 +165,8 @@ def _unfit(entry: ModelEntry, need: Needs, settings: Settings, allowed: tuple[st
     return None
 
 
-def model_allowed(entry: ModelEntry, allowed: tuple[str, ...]) -> bool:
-    names = (entry.id, *entry.aliases)
-    return any(name == pattern or (pattern.endswith("*") and name.startswith(pattern[:-1]))
-               for pattern in allowed for name in names)
+def entry_allowed(entry: ModelEntry, allowed: tuple[str, ...]) -> bool:
+    return any(model_allowed(name, allowed) for name in (entry.id, *entry.aliases))
 
 
 def blended_price(entry: ModelEntry) -> float:

@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..auth import ROLES, model_allowed, new_key
+from ..auth import ROLES, new_key
 from ..config import STRATEGIES, LimitSettings
-from ..context import Principal
+from ..context import Principal, model_allowed
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..store.keys_sql import KeyRecord, KeysDB
 from .common import actor, caller, endpoint, gateway, json_body, json_response

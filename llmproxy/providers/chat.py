@@ -19,9 +19,6 @@ from ..errors import InvalidRequest
 
 log = logging.getLogger("llmproxy.providers")
 
-# Fields of an OpenAI request that only steer the gateway or the transport: never a reason to log.
-GATEWAY_FIELDS = frozenset({"model", "messages", "stream", "stream_options"})
-
 # Used when neither the client nor the registry gives an output limit and the provider needs one.
 SAFE_MAX_TOKENS = 4096
 

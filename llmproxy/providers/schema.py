@@ -15,11 +15,6 @@ from typing import Any
 
 from ..errors import InvalidRequest
 
-SCHEMA_FIELDS = frozenset({
-    "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties",
-    "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example", "anyOf",
-    "propertyOrdering", "default", "items", "minimum", "maximum",
-})
 _TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
 _MAX_DEPTH = 64   # a recursive $ref is cut here rather than expanded forever
 

@@ -251,11 +251,6 @@ class KeysDB:
                              (digest, key_id, prefix, now))
             await db.execute("UPDATE api_keys SET updated_at = ? WHERE id = ?", (now, key_id))
 
-    async def count_keys_and_users(self) -> int:
-        async with self.db.execute("SELECT (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM users)") as cur:
-            (n,) = await cur.fetchone()
-        return int(n)
-
     # --- users ----------------------------------------------------------------------------------
 
     async def users(self) -> list[UserRecord]:
