@@ -94,12 +94,13 @@ class Authenticator:
                 ctx.principal = ANONYMOUS
                 return
             raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <key>'")
-        entry = self._by_hash.get(hashlib.sha256(token.encode()).hexdigest())
+        raw = token.encode()
+        if self._master is not None and hmac.compare_digest(raw, self._master):
+            ctx.principal = MASTER
+            return
+        entry = self._by_hash.get(hashlib.sha256(raw).hexdigest())
         if entry is not None:
             ctx.principal = self._key_principal(entry, token)
-            return
-        if self._master is not None and hmac.compare_digest(token.encode(), self._master):
-            ctx.principal = MASTER
             return
         if token.startswith("eyJ") and token.count(".") == 2:
             cached = self._jwt_cache.get(token)

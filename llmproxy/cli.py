@@ -58,8 +58,10 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
 
     from .app import create_app
 
+    # proxy_headers=False: the gateway never reads the client's address, so X-Forwarded-* parsing
+    # would be work on every request for nothing.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, workers=1,
-                loop=_loop(), http="httptools", log_level="warning", access_log=False,
+                loop=_loop(), http="httptools", log_level="warning", access_log=False, proxy_headers=False,
                 timeout_graceful_shutdown=int(settings.drain_timeout_s), server_header=False)
     return 0
 

@@ -119,14 +119,13 @@ async def read_body(receive: Receive, limit: int, declared: int) -> bytes:
             return b"".join(rest) if rest is not None else first
 
 
-async def respond(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
-    raw = [_JSON, (b"content-length", str(len(body)).encode())]
-    raw += [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in headers.items()]
+async def respond(send: Send, status: int, headers: pipeline.Headers, body: bytes) -> None:
+    raw = [_JSON, (b"content-length", b"%d" % len(body)), *headers]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
 
-async def stream(send: Send, receive: Receive, headers: dict[str, str], pieces: AsyncIterator[bytes]) -> None:
+async def stream(send: Send, receive: Receive, headers: pipeline.Headers, pieces: AsyncIterator[bytes]) -> None:
     """Send an SSE body as it comes; a client that disconnects cancels the relay at once (and so
     closes the upstream request), even while the provider is silent."""
     task = asyncio.current_task()
@@ -142,7 +141,7 @@ async def stream(send: Send, receive: Receive, headers: dict[str, str], pieces: 
                 return
 
     watcher = asyncio.ensure_future(watch())
-    raw = [_SSE] + [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in headers.items()]
+    raw = [_SSE, *headers]
     try:
         # Start the relay before anything can fail here, so its clean-up (usage row, limits,
         # closing the upstream) runs whatever happens next; its first event is already in memory.

@@ -25,9 +25,9 @@ async def execute(ctx: RequestContext, transport: Transport,
                   health: Health | None = None) -> ChatCompletion | FallbackStream:
     attempt = Attempts(ctx, transport, health)
     if ctx.stream:
-        opened = await attempt.open_stream(list(ctx.candidates))
+        opened = await attempt.open_stream(ctx.candidates)
         return FallbackStream(attempt, *opened)
-    return await attempt.complete(list(ctx.candidates))
+    return await attempt.complete(ctx.candidates)
 
 
 class Attempts:

@@ -55,9 +55,10 @@ class Health:
     def begin(self, provider: str) -> None:
         """A request is about to go to `provider`: a half-open breaker lets this one through alone."""
         breaker = self.breakers.get(provider)
-        now = time.monotonic()
-        if breaker is not None and breaker.state(now) == HALF_OPEN:
-            breaker.trial_until = now + self.cooldown_s
+        if breaker is not None:
+            now = time.monotonic()
+            if breaker.state(now) == HALF_OPEN:
+                breaker.trial_until = now + self.cooldown_s
 
     def observe(self, attempts: Iterable[Attempt]) -> None:
         now = time.monotonic()

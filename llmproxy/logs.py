@@ -14,8 +14,10 @@ from typing import IO, Any
 import orjson
 
 from .context import ChatCompletion, RequestContext
+from .store.usage_sql import COLUMNS
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_ROW_FIELDS = COLUMNS[1:]   # a usage row starts with its request's start time; the line has its own ts
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 
@@ -27,12 +29,12 @@ def render(fields: dict[str, Any], fmt: str) -> bytes:
     return f"{head} {rest}".rstrip().encode() + b"\n"
 
 
-def render_request_text(ts: str, f: dict[str, Any]) -> bytes:
+def render_request_text(f: dict[str, Any]) -> bytes:
     """A request line for a person at a terminal: outcome, model, time, tokens, cost, then the ids."""
     model = f["model"] or f["requested_model"] or "-"
     via = f" via {f['provider']}" if f["provider"] else ""
-    parts = [ts, "INFO   ", str(f["status"]), model + via, f"{f['latency_ms']:.1f}ms"]
-    if f.get("ttft_ms") is not None:
+    parts = [f["ts"], "INFO   ", str(f["status"]), model + via, f"{f['latency_ms']:.1f}ms"]
+    if f["ttft_ms"] is not None:
         parts.append(f"ttft {f['ttft_ms']:.1f}ms")
     parts.append(f"overhead {f['overhead_ms']:.2f}ms")
     if f["prompt_tokens"] is not None:
@@ -40,12 +42,12 @@ def render_request_text(ts: str, f: dict[str, Any]) -> bytes:
     if f["cost_usd"] is not None:
         parts.append(f"${f['cost_usd']:.6f}")
     parts.append(f"cache {f['cache']}")
-    if f["attempts"] and len(f["attempts"]) > 1:
-        parts.append("attempts " + ",".join(f["attempts"]))
+    if "tried" in f:
+        parts.append("tried " + ",".join(f["tried"]))
     if f["error_type"]:
         parts.append(f"error {f['error_type']}")
     parts.append(f"id {f['request_id']}")
-    if f.get("key_id"):
+    if f["key_id"]:
         parts.append(f"key {f['key_id']}")
     line = "  ".join(parts)
     for name in ("messages", "choices"):
@@ -136,50 +138,31 @@ class RequestLog:
         self.payloads = payloads   # prompts and completions go in the line only when this is set
         self.enabled = writer is not None and LEVELS.get(level, 20) <= 20
 
-    def request(self, ctx: RequestContext, now: float, completion: ChatCompletion | None = None) -> None:
-        """The line for one finished request: ids, route, tokens, cost, timings, outcome. Never a
-        key or credential; the prompt and the completion only when payload logging is on."""
-        usage = ctx.usage or {}
-        principal = ctx.principal
-        fields: dict[str, Any] = {
-            "request_id": ctx.request_id, "status": ctx.status,
-            "model": ctx.model.id if ctx.model else ctx.response_headers.get("x-llmproxy-model"),
-            "requested_model": ctx.requested_model or None,
-            "provider": ctx.provider.name if ctx.provider else ctx.response_headers.get("x-llmproxy-provider"),
-            "stream": ctx.stream,
-            "key_id": principal.key_id if principal else None, "user": principal.user if principal else None,
-            "strategy": ctx.strategy, "complexity": ctx.complexity,
-            "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
-            "cost_usd": ctx.cost_usd, "latency_ms": round((now - ctx.started) * 1000.0, 2),
-            "overhead_ms": round(ctx.overhead_ms(now), 3), "cache": ctx.cache_status,
-            "attempts": [f"{a.provider}/{a.model}:{a.status}" for a in ctx.attempts] or None,
-            "error_type": ctx.error_type,
-        }
-        details = usage.get("prompt_tokens_details")
-        if details and details.get("cached_tokens"):
-            fields["cached_tokens"] = details["cached_tokens"]
-        details = usage.get("completion_tokens_details")
-        if details and details.get("reasoning_tokens"):
-            fields["reasoning_tokens"] = details["reasoning_tokens"]
-        if ctx.first_token_s is not None:
-            fields["ttft_ms"] = round(ctx.first_token_s * 1000.0, 2)
-        if ctx.saved_usd:
-            fields["saved_usd"] = ctx.saved_usd
+    def request(self, ctx: RequestContext, row: tuple[Any, ...], completion: ChatCompletion | None = None) -> None:
+        """The line for one finished request: its usage row (ids, route, tokens, cost, timings,
+        outcome; store.usage_sql.COLUMNS) plus the stream flag and, after a fallback, every try.
+        Never a key or credential; the prompt and the completion only when payload logging is on."""
+        fields: dict[str, Any] = {"ts": self._clock.now(), "level": "info", "logger": "llmproxy.request",
+                                  "msg": "request"}
+        fields.update(zip(_ROW_FIELDS, row[1:]))
+        fields["stream"] = ctx.stream
+        if len(ctx.attempts) > 1:
+            fields["tried"] = [f"{a.provider}/{a.model}:{a.status}" for a in ctx.attempts]
         if self.payloads:
             fields["messages"] = ctx.body.get("messages") if isinstance(ctx.body, dict) else None
             if completion is not None:
                 fields["choices"] = completion.get("choices")
         if self._fmt == "text":
-            self._writer.write(render_request_text(self._clock.now(), fields))  # type: ignore[union-attr]
+            self._writer.write(render_request_text(fields))  # type: ignore[union-attr]
         else:
-            self.emit(fields)
+            self._writer.write(_json_line(fields))  # type: ignore[union-attr]
 
-    def emit(self, fields: dict[str, Any]) -> None:
-        if self._writer is None:
-            return
-        line = {"ts": self._clock.now(), "level": "info", "logger": "llmproxy.request", "msg": "request"}
-        line.update(fields)
-        self._writer.write(render(line, self._fmt))
+
+def _json_line(fields: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:   # a payload field orjson does not know (payload logging only)
+        return orjson.dumps(fields, default=str, option=orjson.OPT_APPEND_NEWLINE)
 
 
 class LineHandler(logging.Handler):

@@ -107,8 +107,8 @@ class Metrics:
             PlatformCollector(registry=self.registry)
             GCCollector(registry=self.registry)
 
-    def observe(self, ctx: RequestContext, now: float, route: str = CHAT_ROUTE) -> None:
-        """The record stage's share: one finished request."""
+    def observe(self, ctx: RequestContext, latency_s: float, overhead_s: float, route: str = CHAT_ROUTE) -> None:
+        """The record stage's share: one finished request, its latency and the gateway's part of it."""
         model = ctx.model
         provider = ctx.provider
         model_id = model.id if model is not None else ""
@@ -121,11 +121,11 @@ class Metrics:
         if series is None:
             series = self._bind(route, model_id, provider_name, status)
         series.requests += 1
-        series.latency.observe(now - ctx.started)
+        series.latency.observe(latency_s)
         overhead = self._overhead.get(route)
         if overhead is None:
             overhead = self._overhead[route] = _Histogram(OVERHEAD_BUCKETS)
-        overhead.observe(ctx.overhead_ms(now) / 1000.0)
+        overhead.observe(overhead_s)
         if ctx.stream and ctx.first_token_s is not None:
             series.ttft.observe(ctx.first_token_s)
         usage = ctx.usage

@@ -61,12 +61,15 @@ class Gateway:
     registry_updater: RegistryUpdater | None = None   # refresh, rollback, file watch
 
 
+Headers = list[tuple[bytes, bytes]]
+
+
 @dataclass(slots=True)
 class Outcome:
     status: int
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Headers = field(default_factory=list)
 
 
 async def chat_completions(gw: Gateway, ctx: RequestContext, read_body: Callable[[], Awaitable[bytes]],
@@ -149,7 +152,8 @@ async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream, reque
 
 
 def record(gw: Gateway, ctx: RequestContext, completion: dict[str, Any] | None = None) -> None:
-    """The record stage: cost, one usage row (written later, in a batch), metrics and one log line."""
+    """The record stage: cost, one usage row (written later, in a batch), metrics and one log line
+    (made from the row)."""
     now = time.perf_counter()
     if ctx.model is not None and ctx.usage is not None and ctx.cache_status != "hit":
         try:
@@ -158,35 +162,42 @@ def record(gw: Gateway, ctx: RequestContext, completion: dict[str, Any] | None =
             log.warning("unreadable usage from %s", ctx.provider.name if ctx.provider else "?",
                         extra={"request_id": ctx.request_id})
     gw.limits.settle(ctx)
-    gw.usage.add(usage_row(ctx, now))
+    latency_s = now - ctx.started
+    overhead_s = max(0.0, latency_s - ctx.upstream_s)
+    row = usage_row(ctx, latency_s, overhead_s)
+    gw.usage.add(row)
     if ctx.attempts:
         gw.health.observe(ctx.attempts)
     if gw.metrics is not None:
-        gw.metrics.observe(ctx, now)
+        gw.metrics.observe(ctx, latency_s, overhead_s)
     if gw.request_log.enabled:
-        gw.request_log.request(ctx, now, completion)
+        gw.request_log.request(ctx, row, completion)
 
 
 def _failed(gw: Gateway, ctx: RequestContext, exc: GatewayError) -> Outcome:
     ctx.status, ctx.error_type = exc.status, exc.code or exc.type
     record(gw, ctx)
-    headers = _headers(ctx)
-    headers.update(exc.headers)
-    return Outcome(exc.status, body=exc.to_json(), headers=headers)
+    return Outcome(exc.status, body=exc.to_json(), headers=_headers(ctx, exc.headers))
 
 
-def _headers(ctx: RequestContext) -> dict[str, str]:
-    headers = {"x-request-id": ctx.request_id, "x-llmproxy-cache": ctx.cache_status}
+def _headers(ctx: RequestContext, extra: dict[str, str] | None = None) -> Headers:
+    """The response headers as ASGI pairs: the request id, what answered and at what cost, the
+    stages' own (rate limits, cache), then the gateway's time so far."""
+    headers = [(b"x-request-id", ctx.request_id.encode("latin-1")), (b"x-llmproxy-cache", _CACHE[ctx.cache_status])]
     if ctx.model is not None and ctx.provider is not None:
-        headers["x-llmproxy-model"] = ctx.model.id
-        headers["x-llmproxy-provider"] = ctx.provider.name
+        headers.append((b"x-llmproxy-model", ctx.model.id.encode("latin-1", "replace")))
+        headers.append((b"x-llmproxy-provider", ctx.provider.name.encode("latin-1", "replace")))
     if ctx.complexity is not None:
-        headers["x-llmproxy-complexity"] = ctx.complexity
+        headers.append((b"x-llmproxy-complexity", ctx.complexity.encode()))
     if ctx.strategy is not None:
-        headers["x-llmproxy-strategy"] = ctx.strategy
+        headers.append((b"x-llmproxy-strategy", ctx.strategy.encode()))
     if ctx.cost_usd is not None:
-        headers["x-llmproxy-cost-usd"] = f"{ctx.cost_usd:.8f}"
-    if ctx.response_headers:
-        headers.update(ctx.response_headers)
-    headers["x-llmproxy-overhead-ms"] = f"{ctx.overhead_ms():.3f}"
+        headers.append((b"x-llmproxy-cost-usd", b"%.8f" % ctx.cost_usd))
+    for more in (ctx.response_headers, extra):
+        if more:
+            headers += [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in more.items()]
+    headers.append((b"x-llmproxy-overhead-ms", b"%.3f" % ctx.overhead_ms()))
     return headers
+
+
+_CACHE = {status: status.encode() for status in ("hit", "miss", "bypass")}

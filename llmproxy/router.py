@@ -53,7 +53,9 @@ def route(ctx: RequestContext, registry: Registry, settings: Settings, health: H
     if not is_auto(name):
         candidates = (resolutions.get(name, registry, settings) if resolutions is not None
                       else _explicit(name, registry, settings))
-        ctx.candidates = health.order(candidates)[: max(1, settings.router.max_attempts)]
+        if len(candidates) > 1:
+            candidates = health.order(candidates)[: max(1, settings.router.max_attempts)]
+        ctx.candidates = list(candidates)
         return
     ctx.strategy = _strategy(ctx, settings)
     ctx.candidates = choose(ctx.body, registry, settings, health, strategy=ctx.strategy,

@@ -61,7 +61,7 @@ def _tier_value(tier: Any, name: str) -> Any:
     return float(value) if value is not None else None
 
 
-def usage_row(ctx: RequestContext, now: float) -> tuple[Any, ...]:
+def usage_row(ctx: RequestContext, latency_s: float, overhead_s: float) -> tuple[Any, ...]:
     """The usage log row of a finished request, in store.usage_sql.COLUMNS order: narrow, no copies
     of registry entries or payloads."""
     usage = ctx.usage or {}
@@ -82,9 +82,9 @@ def usage_row(ctx: RequestContext, now: float) -> tuple[Any, ...]:
         ctx.started_wall, ctx.request_id, principal.key_id if principal else None,
         principal.user if principal else None, ctx.requested_model, model, provider,
         ctx.strategy, ctx.complexity, usage.get("prompt_tokens"), usage.get("completion_tokens"),
-        cached, reasoning, ctx.cost_usd, round((now - ctx.started) * 1000.0, 3),
+        cached, reasoning, ctx.cost_usd, round(latency_s * 1000.0, 3),
         round(ctx.first_token_s * 1000.0, 3) if ctx.first_token_s is not None else None,
-        round(ctx.overhead_ms(now), 3), ctx.cache_status, len(ctx.attempts), ctx.status, ctx.error_type,
+        round(overhead_s * 1000.0, 3), ctx.cache_status, len(ctx.attempts), ctx.status, ctx.error_type,
         ctx.saved_usd, writes,
     )
 

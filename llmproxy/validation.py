@@ -92,37 +92,40 @@ def _response_format(name: str, value: Any) -> None:
 
 
 def _check_message(message: Any, i: int) -> None:
-    where = f"messages[{i}]"
+    # The common message (a known role, string content) costs two lookups; error text is built
+    # only for an error.
     if not isinstance(message, dict):
-        raise InvalidRequest(f"{where} must be an object with 'role' and 'content'", param=where)
+        raise InvalidRequest(f"messages[{i}] must be an object with 'role' and 'content'", param=f"messages[{i}]")
     role = message.get("role")
     if role not in ROLES:
-        raise InvalidRequest(f"{where}.role must be one of {', '.join(sorted(ROLES))}; got {role!r}",
-                             param=f"{where}.role")
+        raise InvalidRequest(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}; got {role!r}",
+                             param=f"messages[{i}].role")
     content = message.get("content")
+    if content.__class__ is str:
+        return
     if content is None:
-        if role == "assistant" and (message.get("tool_calls") or message.get("function_call")):
+        if role == "assistant" and (message.get("tool_calls") or message.get("function_call") or "content" in message):
             return
-        if role == "assistant" and "content" in message:
-            return
-        raise InvalidRequest(f"{where}.content is required for role '{role}'", param=f"{where}.content")
+        raise InvalidRequest(f"messages[{i}].content is required for role '{role}'", param=f"messages[{i}].content")
     if isinstance(content, str):
         return
     if not isinstance(content, list):
-        raise InvalidRequest(f"{where}.content must be a string or an array of content parts",
-                             param=f"{where}.content")
+        raise InvalidRequest(f"messages[{i}].content must be a string or an array of content parts",
+                             param=f"messages[{i}].content")
     for j, part in enumerate(content):
-        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-            raise InvalidRequest(f"{where}.content[{j}] must be an object with a 'type'",
-                                 param=f"{where}.content[{j}]")
-        if part["type"] == "text" and not isinstance(part.get("text"), str):
-            raise InvalidRequest(f"{where}.content[{j}].text must be a string", param=f"{where}.content[{j}].text")
-        if part["type"] == "image_url":
-            image = part.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else None
-            if not isinstance(url, str) or not url:
-                raise InvalidRequest(f"{where}.content[{j}].image_url.url must be a string",
-                                     param=f"{where}.content[{j}].image_url")
+        _check_part(part, f"messages[{i}].content[{j}]")
+
+
+def _check_part(part: Any, where: str) -> None:
+    if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+        raise InvalidRequest(f"{where} must be an object with a 'type'", param=where)
+    if part["type"] == "text" and not isinstance(part.get("text"), str):
+        raise InvalidRequest(f"{where}.text must be a string", param=f"{where}.text")
+    if part["type"] == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, dict) else None
+        if not isinstance(url, str) or not url:
+            raise InvalidRequest(f"{where}.image_url.url must be a string", param=f"{where}.image_url")
 
 
 def _check_tools(name: str, tools: Any) -> None:

@@ -155,14 +155,14 @@ def test_observe_bounds_labels_and_counts_fallbacks_and_rejections() -> None:
         ctx = RequestContext(request_id="r", body={})
         ctx.model, ctx.provider, ctx.status = entry(name), provider, 200   # type: ignore[assignment]
         ctx.attempts = [Attempt("openai", "o3", 503), Attempt("openai", name, 200)]
-        metrics.observe(ctx, time.perf_counter())
+        metrics.observe(ctx, 0.01, 0.0001)
     hit = RequestContext(request_id="r", body={})   # a cache hit: no provider call, named by its headers
     hit.cache_status, hit.cost_usd, hit.saved_usd = "hit", 0.0, 0.25
     hit.response_headers.update({"x-llmproxy-model": "gpt-4o", "x-llmproxy-provider": "openai"})
-    metrics.observe(hit, time.perf_counter())
+    metrics.observe(hit, 0.01, 0.0001)
     limited = RequestContext(request_id="r", body={})
     limited.status, limited.error_type = 429, "rate_limit_exceeded"
-    metrics.observe(limited, time.perf_counter())
+    metrics.observe(limited, 0.01, 0.0001)
     m = {f.name: f for f in text_string_to_metric_families(metrics.render().decode())}
     models = {s.labels["model"] for s in m["llmproxy_requests"].samples}
     assert models == {"gpt-4o", "other", ""}
@@ -179,6 +179,6 @@ def test_observe_bounds_labels_and_counts_fallbacks_and_rejections() -> None:
 def test_each_app_has_its_own_registry() -> None:
     a, b = Metrics(None, process=False), Metrics(None, process=False)
     ctx = RequestContext(request_id="r", body={})
-    a.observe(ctx, time.perf_counter())
+    a.observe(ctx, 0.01, 0.0001)
     assert b"llmproxy_requests_total{" in a.render()
     assert b"llmproxy_requests_total{" not in b.render()
