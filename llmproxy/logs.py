@@ -1,7 +1,8 @@
 """Structured logs: one JSON line per record (orjson), or a readable line for a terminal.
 
-Lines are formatted on the event loop (cheap) and written to stderr by a background thread in
-batches, so the loop never blocks on the terminal or a full pipe, and pays no thread wake-up per line.
+Lines are written to stderr by a background thread in batches, so the loop never blocks on the
+terminal or a full pipe and pays no thread wake-up per line. The per-request line is formatted on
+that thread too, from the request's usage row: the event loop only queues a tuple.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .store.usage_sql import COLUMNS
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 _ROW_FIELDS = COLUMNS[1:]   # a usage row starts with its request's start time; the line has its own ts
+_LATENCY_MS = COLUMNS.index("latency_ms")
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 
@@ -69,8 +71,7 @@ class _Clock:
         self._second = -1
         self._prefix = ""
 
-    def now(self) -> str:
-        created = time.time()
+    def at(self, created: float) -> str:
         second = int(created)
         if second != self._second:
             self._second = second
@@ -79,21 +80,24 @@ class _Clock:
 
 
 class LineWriter:
-    """Lines appended from any thread, written by one background thread every `interval_s`."""
+    """Lines appended from any thread, written by one background thread every `interval_s`.
+
+    An item is a ready line (bytes) or a record to format there, off the event loop: a tuple whose
+    first element renders it (`item[0](item)` gives the line)."""
 
     def __init__(self, stream: IO[bytes], interval_s: float = 0.05, max_lines: int = 100_000) -> None:
         self._stream = stream
         self._interval_s = interval_s
         self.max_lines = max_lines
         self.dropped = 0
-        self._lines: deque[bytes] = deque()
+        self._lines: deque[bytes | tuple[Any, ...]] = deque()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="llmproxy-log-writer", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def write(self, line: bytes) -> None:
+    def write(self, line: bytes | tuple[Any, ...]) -> None:
         if len(self._lines) >= self.max_lines:   # stderr is stuck: drop, and say so once it moves
             self.dropped += 1
             return
@@ -108,7 +112,14 @@ class LineWriter:
         out = []
         lines = self._lines
         while lines:
-            out.append(lines.popleft())
+            line = lines.popleft()
+            if line.__class__ is tuple:
+                try:
+                    line = line[0](line)
+                except Exception as exc:  # noqa: BLE001 - one bad record must not stop the log
+                    line = orjson.dumps({"ts": timestamp(time.time()), "level": "error", "logger": "llmproxy.logs",
+                                        "msg": "a log record could not be formatted", "error": repr(exc)}) + b"\n"
+            out.append(line)
         if self.dropped:
             note = {"ts": timestamp(time.time()), "level": "error", "logger": "llmproxy.logs",
                     "msg": "log lines dropped while stderr was not draining", "dropped": self.dropped}
@@ -139,23 +150,32 @@ class RequestLog:
         self.enabled = writer is not None and LEVELS.get(level, 20) <= 20
 
     def request(self, ctx: RequestContext, row: tuple[Any, ...], completion: ChatCompletion | None = None) -> None:
-        """The line for one finished request: its usage row (ids, route, tokens, cost, timings,
-        outcome; store.usage_sql.COLUMNS) plus the stream flag and, after a fallback, every try.
-        Never a key or credential; the prompt and the completion only when payload logging is on."""
-        fields: dict[str, Any] = {"ts": self._clock.now(), "level": "info", "logger": "llmproxy.request",
+        """Queue the line for one finished request: its usage row (ids, route, tokens, cost, timings,
+        outcome; store.usage_sql.COLUMNS), the stream flag and, after a fallback, every try. The
+        writer thread formats it. Never a key or credential; the prompt and the completion only
+        when payload logging is on."""
+        attempts = ctx.attempts
+        tried = [f"{a.provider}/{a.model}:{a.status}" for a in attempts] if len(attempts) > 1 else None
+        payload = None
+        if self.payloads:
+            payload = (ctx.body.get("messages") if isinstance(ctx.body, dict) else None,
+                       completion.get("choices") if completion is not None else None)
+        self._writer.write((self._render, row, ctx.stream, tried, payload))  # type: ignore[union-attr]
+
+    def _render(self, item: tuple[Any, ...]) -> bytes:
+        _, row, stream, tried, payload = item
+        finished = row[0] + row[_LATENCY_MS] / 1000.0
+        fields: dict[str, Any] = {"ts": self._clock.at(finished), "level": "info", "logger": "llmproxy.request",
                                   "msg": "request"}
         fields.update(zip(_ROW_FIELDS, row[1:]))
-        fields["stream"] = ctx.stream
-        if len(ctx.attempts) > 1:
-            fields["tried"] = [f"{a.provider}/{a.model}:{a.status}" for a in ctx.attempts]
-        if self.payloads:
-            fields["messages"] = ctx.body.get("messages") if isinstance(ctx.body, dict) else None
-            if completion is not None:
-                fields["choices"] = completion.get("choices")
-        if self._fmt == "text":
-            self._writer.write(render_request_text(fields))  # type: ignore[union-attr]
-        else:
-            self._writer.write(_json_line(fields))  # type: ignore[union-attr]
+        fields["stream"] = stream
+        if tried is not None:
+            fields["tried"] = tried
+        if payload is not None:
+            fields["messages"] = payload[0]
+            if payload[1] is not None:
+                fields["choices"] = payload[1]
+        return render_request_text(fields) if self._fmt == "text" else _json_line(fields)
 
 
 def _json_line(fields: dict[str, Any]) -> bytes:
