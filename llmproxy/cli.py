@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import os
 import sys
@@ -58,12 +59,24 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
 
     from .app import create_app
 
+    tune_gc()
     # proxy_headers=False: the gateway never reads the client's address, so X-Forwarded-* parsing
     # would be work on every request for nothing.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, workers=1,
                 loop=_loop(), http="httptools", log_level="warning", access_log=False, proxy_headers=False,
                 timeout_graceful_shutdown=int(settings.drain_timeout_s), server_header=False)
     return 0
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections for a long-running server. The modules loaded by now
+    are frozen out of every later collection, and the youngest generation is collected every
+    20,000 net allocations instead of 700: a request's objects are freed by reference counting
+    long before that, so collections stop sweeping in-flight requests. Cyclic garbage still goes,
+    just later (memory stays flat: bench/soak.py). Measured on the shared bench: about +2% req/s."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)
 
 
 def is_loopback(host: str) -> bool:
