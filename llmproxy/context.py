@@ -59,6 +59,7 @@ class Attempt:
 class RequestContext:
     request_id: str
     body: ChatRequest
+    raw_body: bytes | None = None    # the client's body as it came (adapters may send it on unchanged)
     started: float = field(default_factory=time.perf_counter)
     started_wall: float = field(default_factory=time.time)
     client_headers: dict[str, str] = field(default_factory=dict)
@@ -77,6 +78,7 @@ class RequestContext:
     cache_status: str = "bypass"
     cache_key: str | None = None     # set by the cache stage when this request's answer may be stored
     cache_ttl_s: float = 0.0         # ...and for how long
+    response_body: bytes | None = None   # the provider's answer as sent, when it goes to the client unchanged
     usage: Usage | None = None
     finish_reason: str | None = None
     cost_usd: float | None = None

@@ -64,7 +64,7 @@ class Attempts:
             started = time.perf_counter()
             try:
                 result = await self.transport.complete(ADAPTERS[provider.kind], provider, model, ctx.body,
-                                                       ctx.request_id)
+                                                       ctx.request_id, ctx.raw_body)
             except GatewayError as exc:
                 self.failed(candidate, exc, time.perf_counter() - started)
                 if not _next_may_do(exc):
@@ -73,6 +73,7 @@ class Attempts:
                 continue
             ctx.upstream_s += result.seconds
             ctx.attempts.append(Attempt(provider.name, model.id, result.status, ms=result.seconds * 1000.0))
+            ctx.response_body = result.body
             usage = result.completion.get("usage")
             ctx.usage = usage if isinstance(usage, dict) else None
             choices = result.completion.get("choices")
@@ -90,7 +91,7 @@ class Attempts:
             started = time.perf_counter()
             try:
                 stream = await self.transport.open_stream(ADAPTERS[provider.kind], provider, model, ctx.body,
-                                                          state, ctx.request_id)
+                                                          state, ctx.request_id, ctx.raw_body)
             except GatewayError as exc:
                 self.failed(candidate, exc, time.perf_counter() - started)
                 if not _next_may_do(exc):

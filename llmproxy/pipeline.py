@@ -79,6 +79,7 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, read_body: Callable
         raw = await read_body()
         gw.limits.admit(ctx, len(raw))
         ctx.body = parse_request(raw)
+        ctx.raw_body = raw
         ctx.requested_model = ctx.body["model"]
         ctx.stream = ctx.body.get("stream") is True
         options = ctx.body.get("stream_options")
@@ -101,7 +102,7 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, read_body: Callable
         return Outcome(200, stream=_relay(gw, ctx, result, len(raw)), headers=_headers(ctx))
     record(gw, ctx, result)
     headers = _headers(ctx)
-    body = orjson.dumps(result)
+    body = ctx.response_body if ctx.response_body is not None else orjson.dumps(result)
     if gw.cache is not None:
         gw.cache.store(ctx, body)
     return Outcome(200, body=body, headers=headers)

@@ -26,6 +26,7 @@ from .sse import SSEEvent
 NAME = "anthropic"
 DEFAULT_BASE_URL = "https://api.anthropic.com"   # host only, as the official SDK takes it
 API_VERSION = "2023-06-01"
+RELAYS_ANSWER = False   # the answer is translated
 
 _HANDLED = frozenset({
     "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
@@ -44,7 +45,8 @@ _ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "bil
                  "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529}
 
 
-def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool) -> UpstreamRequest:
+def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
+                  raw: bytes | None = None) -> UpstreamRequest:   # raw: unused, the body is always translated
     body = build_body(req, model)
     if stream:
         body["stream"] = True

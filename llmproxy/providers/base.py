@@ -55,6 +55,7 @@ class UpstreamResult:
     completion: ChatCompletion
     status: int
     seconds: float                   # time spent waiting on the provider
+    body: bytes | None = None        # the provider's answer as sent, when it is the completion unchanged
 
 
 class Transport:
@@ -76,9 +77,9 @@ class Transport:
         return timeout
 
     async def _send(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry, request: ChatRequest,
-                    request_id: str | None, *, stream: bool) -> aiohttp.ClientResponse:
+                    request_id: str | None, raw: bytes | None, *, stream: bool) -> aiohttp.ClientResponse:
         """POST the adapter's request; an error status is read, released and raised as a gateway error."""
-        up = adapter.build_request(request, model, provider, stream=stream)
+        up = adapter.build_request(request, model, provider, stream=stream, raw=raw)
         if request_id is not None:
             _tag(up, provider, request_id)
         try:
@@ -96,9 +97,10 @@ class Transport:
         raise adapter.map_error(resp.status, body, resp.headers, provider=provider.name)
 
     async def complete(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
-                       request: ChatRequest, request_id: str | None = None) -> UpstreamResult:
+                       request: ChatRequest, request_id: str | None = None, raw: bytes | None = None) -> UpstreamResult:
+        """`raw`: the client's body as it came, for an adapter that can send it on unchanged."""
         started = time.perf_counter()
-        resp = await self._send(adapter, provider, model, request, request_id, stream=False)
+        resp = await self._send(adapter, provider, model, request, request_id, raw, stream=False)
         try:
             body = await resp.read()
         except Exception as exc:  # noqa: BLE001
@@ -106,14 +108,16 @@ class Transport:
         finally:
             resp.release()
         seconds = time.perf_counter() - started
-        return UpstreamResult(adapter.parse_response(body, model), resp.status, seconds)
+        return UpstreamResult(adapter.parse_response(body, model), resp.status, seconds,
+                              body if adapter.RELAYS_ANSWER else None)
 
     async def open_stream(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
-                          request: ChatRequest, state: StreamState, request_id: str | None = None) -> OpenStream:
+                          request: ChatRequest, state: StreamState, request_id: str | None = None,
+                          raw: bytes | None = None) -> OpenStream:
         """Start a stream and read its first event, so that a provider that fails up front (an
         error status, or an error event first) raises here and can fall back."""
         started = time.perf_counter()
-        resp = await self._send(adapter, provider, model, request, request_id, stream=True)
+        resp = await self._send(adapter, provider, model, request, request_id, raw, stream=True)
         relay = adapter.relay_stream(_read(resp, provider), model, state)
         try:
             first = await relay.__anext__()

@@ -27,6 +27,7 @@ from .toolids import new_call_id
 
 NAME = "gemini"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"   # host only; the path carries v1beta
+RELAYS_ANSWER = False   # the answer is translated
 API_VERSION = "v1beta"
 
 _HANDLED = frozenset({
@@ -44,7 +45,8 @@ _STATUS = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 
            "INTERNAL": 500, "UNKNOWN": 500, "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504}
 
 
-def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool) -> UpstreamRequest:
+def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
+                  raw: bytes | None = None) -> UpstreamRequest:   # raw: unused, the body is always translated
     name = quote(model.provider_model.removeprefix("models/"), safe="")   # one path segment, whatever a client sent
     url = f"{creds.base_url}/{API_VERSION}/models/{name}:" + ("streamGenerateContent?alt=sse" if stream else "generateContent")
     headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}

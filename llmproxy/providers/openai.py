@@ -20,22 +20,31 @@ from .sse import DONE, encode
 NAME = "openai"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"   # ends in /v1, as the official SDK takes it
 
+RELAYS_ANSWER = True   # parse_response changes nothing: the provider's bytes can go to the client as they are
 _USAGE_MARKERS = (b'"usage":{', b'"usage": {')
 _FINISH = b'"finish_reason":"'
 
 
-def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool) -> UpstreamRequest:
-    body = dict(req)
-    body["model"] = model.provider_model
-    if stream:
-        options = body.get("stream_options")
-        body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
+def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
+                  raw: bytes | None = None) -> UpstreamRequest:
+    """`raw` is the client's body as it came: sent on untouched when the model name stays and the
+    stream already asks for usage, so upstream sees exactly what the client wrote."""
+    options = req.get("stream_options")
+    asks_usage = isinstance(options, dict) and options.get("include_usage") is True
+    if raw is not None and req["model"] == model.provider_model and (not stream or asks_usage):
+        payload = raw
+    else:
+        body = dict(req)
+        body["model"] = model.provider_model
+        if stream and not asks_usage:
+            body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
+        payload = orjson.dumps(body)
     headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}
     if creds.api_key is not None:
         headers["authorization"] = "Bearer " + creds.api_key.value
     if creds.headers:
         headers.update(creds.headers)
-    return UpstreamRequest(creds.base_url + "/chat/completions", headers, orjson.dumps(body))
+    return UpstreamRequest(creds.base_url + "/chat/completions", headers, payload)
 
 
 def parse_response(body: bytes, model: ModelEntry) -> ChatCompletion:

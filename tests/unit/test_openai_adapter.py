@@ -25,6 +25,21 @@ def test_build_request_swaps_model_keeps_unknown_fields_and_asks_for_usage() -> 
     assert req["model"] == "gpt-4o-mini" and "include_usage" not in req["stream_options"]
 
 
+def test_the_clients_bytes_go_upstream_untouched_when_nothing_changes() -> None:
+    same = ModelEntry(id="gpt-4o-mini", provider="openai", provider_model="gpt-4o-mini")
+    raw = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "temperature": 1.0e0}'
+    req = orjson.loads(raw)
+    assert openai.build_request(req, same, CREDS, stream=False, raw=raw).body is raw
+    # a stream that already asks for usage needs no change either
+    raw_stream = b'{"model":"gpt-4o-mini","messages":[],"stream":true,"stream_options":{"include_usage":true}}'
+    assert openai.build_request(orjson.loads(raw_stream), same, CREDS, stream=True, raw=raw_stream).body is raw_stream
+    # a renamed model, or a stream that must be asked for usage, is rewritten
+    assert orjson.loads(openai.build_request(req, MODEL, CREDS, stream=False, raw=raw).body)["model"] == MODEL.provider_model
+    plain_stream = b'{"model":"gpt-4o-mini","messages":[],"stream":true}'
+    rewritten = orjson.loads(openai.build_request(orjson.loads(plain_stream), same, CREDS, stream=True, raw=plain_stream).body)
+    assert rewritten["stream_options"] == {"include_usage": True}
+
+
 def _relay(chunks: list[bytes], include_usage: bool) -> tuple[bytes, StreamState]:
     state = StreamState(include_usage=include_usage)
 
