@@ -76,37 +76,41 @@ class Transport:
             self._timeouts[key] = timeout
         return timeout
 
-    async def _send(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry, request: ChatRequest,
-                    request_id: str | None, raw: bytes | None, *, stream: bool) -> aiohttp.ClientResponse:
-        """POST the adapter's request; an error status is read, released and raised as a gateway error."""
+    def _post(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry, request: ChatRequest,
+              request_id: str | None, raw: bytes | None, *, stream: bool) -> Any:
+        """The adapter's request, on its way: awaiting this gives the response, its headers read.
+        (Returned rather than awaited here: one coroutine frame less on every resume.)"""
         up = adapter.build_request(request, model, provider, stream=stream, raw=raw)
         if request_id is not None:
             _tag(up, provider, request_id)
+        # allow_redirects=False: a redirect would carry the provider key to wherever it points
+        return self.session.post(up.url, data=up.body, headers=up.headers, allow_redirects=False,
+                                 timeout=self._timeout(provider, stream))
+
+    @staticmethod
+    async def _refused(adapter: Adapter, provider: ProviderSettings, resp: aiohttp.ClientResponse) -> GatewayError:
+        """The gateway error for an error status, its body read and the connection released."""
         try:
-            # allow_redirects=False: a redirect would carry the provider key to wherever it points
-            resp = await self.session.post(up.url, data=up.body, headers=up.headers, allow_redirects=False,
-                                           timeout=self._timeout(provider, stream))
-            if resp.status < 300:
-                return resp
+            body = await resp.read()
+        finally:
+            resp.release()
+        return adapter.map_error(resp.status, body, resp.headers, provider=provider.name)
+
+    async def complete(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
+                       request: ChatRequest, request_id: str | None = None, raw: bytes | None = None) -> UpstreamResult:
+        """`raw`: the client's body as it came, for an adapter that can send it on unchanged."""
+        started = time.perf_counter()
+        sending = self._post(adapter, provider, model, request, request_id, raw, stream=False)
+        try:
+            resp = await sending
+            if resp.status >= 300:
+                raise await self._refused(adapter, provider, resp)
             try:
                 body = await resp.read()
             finally:
                 resp.release()
         except Exception as exc:  # noqa: BLE001 - every transport failure is translated right here
             raise transport_error(provider, exc) from None
-        raise adapter.map_error(resp.status, body, resp.headers, provider=provider.name)
-
-    async def complete(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
-                       request: ChatRequest, request_id: str | None = None, raw: bytes | None = None) -> UpstreamResult:
-        """`raw`: the client's body as it came, for an adapter that can send it on unchanged."""
-        started = time.perf_counter()
-        resp = await self._send(adapter, provider, model, request, request_id, raw, stream=False)
-        try:
-            body = await resp.read()
-        except Exception as exc:  # noqa: BLE001
-            raise transport_error(provider, exc) from None
-        finally:
-            resp.release()
         seconds = time.perf_counter() - started
         return UpstreamResult(adapter.parse_response(body, model), resp.status, seconds,
                               body if adapter.RELAYS_ANSWER else None)
@@ -117,7 +121,13 @@ class Transport:
         """Start a stream and read its first event, so that a provider that fails up front (an
         error status, or an error event first) raises here and can fall back."""
         started = time.perf_counter()
-        resp = await self._send(adapter, provider, model, request, request_id, raw, stream=True)
+        sending = self._post(adapter, provider, model, request, request_id, raw, stream=True)
+        try:
+            resp = await sending
+            if resp.status >= 300:
+                raise await self._refused(adapter, provider, resp)
+        except Exception as exc:  # noqa: BLE001
+            raise transport_error(provider, exc) from None
         relay = adapter.relay_stream(_read(resp, provider), model, state)
         try:
             first = await relay.__anext__()
