@@ -14,6 +14,8 @@ from typing import Any
 
 import aiosqlite
 
+from .transactions import write_transaction
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE cache_entries (
@@ -74,8 +76,8 @@ class SQLiteCacheStore:
         return tuple(row) if row is not None else None  # type: ignore[return-value]
 
     async def put_many(self, rows: Sequence[Row]) -> None:
-        await self._writer.executemany(_INSERT, rows)
-        await self._writer.commit()
+        async with write_transaction(self._writer):
+            await self._writer.executemany(_INSERT, rows)
 
     async def ids(self, now: float) -> list[int]:
         """The ids of the live entries, for the in-memory index of what the disk holds."""
@@ -86,17 +88,17 @@ class SQLiteCacheStore:
                     tenant: str | None = None) -> int:
         """Delete the entries matching every given filter (all entries when none is given)."""
         where, args = _where(key=key, model=model, tenant=tenant)
-        cur = await self._writer.execute(f"DELETE FROM cache_entries{where}", args)
-        await self._writer.commit()
+        async with write_transaction(self._writer):
+            cur = await self._writer.execute(f"DELETE FROM cache_entries{where}", args)
         return max(cur.rowcount, 0)
 
     async def sweep(self, now: float, max_bytes: int) -> int:
         """Drop expired entries, then the oldest ones while the table holds more than max_bytes."""
-        cur = await self._writer.execute("DELETE FROM cache_entries WHERE expires <= ?", (now,))
-        removed = max(cur.rowcount, 0)
-        cur = await self._writer.execute(_TRIM, (max_bytes,))
-        removed += max(cur.rowcount, 0)
-        await self._writer.commit()
+        async with write_transaction(self._writer):
+            cur = await self._writer.execute("DELETE FROM cache_entries WHERE expires <= ?", (now,))
+            removed = max(cur.rowcount, 0)
+            cur = await self._writer.execute(_TRIM, (max_bytes,))
+            removed += max(cur.rowcount, 0)
         return removed
 
     async def totals(self, now: float) -> tuple[int, int]:

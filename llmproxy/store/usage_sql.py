@@ -12,6 +12,8 @@ from typing import Any
 
 import aiosqlite
 
+from .transactions import write_transaction
+
 # Never edit a shipped migration; append a new one.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -129,11 +131,11 @@ DAY_S = 86_400
 
 async def insert_usage(db: aiosqlite.Connection, rows: Sequence[Sequence[Any]]) -> None:
     """One batch and its roll-up, in one transaction, so the two never disagree."""
-    async with db.execute("SELECT coalesce(max(id), 0) FROM usage") as cur:
-        (last,) = await cur.fetchone()
-    await db.executemany(_INSERT, rows)
-    await db.execute(_ROLL_UP, (last,))
-    await db.commit()
+    async with write_transaction(db):
+        async with db.execute("SELECT coalesce(max(id), 0) FROM usage") as cur:
+            (last,) = await cur.fetchone()
+        await db.executemany(_INSERT, rows)
+        await db.execute(_ROLL_UP, (last,))
 
 
 _ROLL_UP = """
@@ -166,11 +168,11 @@ async def delete_before(db: aiosqlite.Connection, cutoff_ts: float, *, batch: in
     held up for long. The roll-up keeps the days it summarised."""
     total = 0
     while True:
-        cur = await db.execute(
-            "DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE ts < ? ORDER BY ts LIMIT ?)", (cutoff_ts, batch))
-        deleted = cur.rowcount
-        await cur.close()
-        await db.commit()
+        async with write_transaction(db):
+            cur = await db.execute(
+                "DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE ts < ? ORDER BY ts LIMIT ?)", (cutoff_ts, batch))
+            deleted = cur.rowcount
+            await cur.close()
         total += deleted
         if deleted < batch:
             return total

@@ -163,3 +163,29 @@ def rounded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _day(ts: float) -> str:
     import time
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+async def test_a_write_that_met_a_lock_does_not_poison_the_next_ones(tmp_path: Path) -> None:
+    """A usage batch that fails on a locked database (another writer held it past the busy
+    timeout) must leave no transaction behind: once the lock is gone, the retry succeeds."""
+    store = await SQLiteStore.open(tmp_path / "llmproxy.db")
+    other = sqlite3.connect(tmp_path / "llmproxy.db", isolation_level=None)
+    try:
+        await store.db.execute("PRAGMA busy_timeout=50")
+        await usage_sql.insert_usage(store.db, [row(T0)])
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO usage (ts, request_id, status) VALUES (?, 'other', 200)", (T0 + 1,))
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await usage_sql.insert_usage(store.db, [row(T0 + 2)])
+        # left inside a transaction, the connection would keep a stale snapshot and fail every
+        # later write at once (SQLITE_BUSY_SNAPSHOT) whenever another connection commits first
+        assert not store.db.in_transaction
+        other.execute("COMMIT")
+        await usage_sql.insert_usage(store.db, [row(T0 + 3)])
+        assert await usage_sql.count_usage(store.db) == 3
+        # the roll-up counted each batch once, the one that failed not at all
+        total, = other.execute("SELECT sum(requests) FROM usage_daily").fetchone()
+        assert total == 2
+    finally:
+        other.close()
+        await store.close()
