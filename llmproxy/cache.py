@@ -9,10 +9,11 @@ miss. Writes go to a queue that a background task flushes in batches (and comple
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any, Protocol
@@ -141,6 +142,46 @@ class MemoryLRU:
         return len(doomed)
 
 
+class DiskIndex:
+    """Which entry ids the disk may hold, as a fixed-size bit set (a one-hash Bloom filter, the id
+    being a hash already): memory stays the same however many entries the disk keeps. "No" is
+    always right, so a miss never touches the disk; a wrong "maybe" costs one read that finds
+    nothing. Bits are only set; rebuild() starts over from what the disk holds."""
+
+    def __init__(self, max_disk_bytes: int) -> None:
+        # about 16 bits per KiB of disk budget: under 10% wrong "maybe"s with a million 1-KiB entries
+        bits = 1 << max(16, min(27, (16 * max(1, max_disk_bytes // 1024) - 1).bit_length()))
+        self._mask = bits - 1
+        self._bits = bytearray(bits // 8)
+        self._next: bytearray | None = None   # the set a rebuild is filling; adds go to both
+
+    def add(self, id_: int) -> None:
+        i = id_ & self._mask
+        bit = 1 << (i & 7)
+        self._bits[i >> 3] |= bit
+        if self._next is not None:
+            self._next[i >> 3] |= bit
+
+    def __contains__(self, id_: int) -> bool:
+        i = id_ & self._mask
+        return bool(self._bits[i >> 3] & (1 << (i & 7)))
+
+    async def rebuild(self, ids: Iterable[int]) -> None:
+        """Only these ids (and any added meanwhile); yields to the event loop now and then, as the
+        disk may hold millions."""
+        fresh = self._next = bytearray(len(self._bits))
+        mask = self._mask
+        try:
+            for n, id_ in enumerate(ids, 1):
+                i = id_ & mask
+                fresh[i >> 3] |= 1 << (i & 7)
+                if n % 50_000 == 0:
+                    await asyncio.sleep(0)
+            self._bits = fresh
+        finally:
+            self._next = None
+
+
 class ResponseCache:
     """The cache stage and its storage. Counters are plain attributes, for the metrics and the admin API."""
 
@@ -148,7 +189,7 @@ class ResponseCache:
         self.settings = settings
         self.memory = MemoryLRU(settings.max_memory_bytes)
         self._backend = backend
-        self._on_disk: set[int] = set()   # ids the backend holds (or is about to): a miss here skips the read
+        self._on_disk = DiskIndex(settings.max_disk_bytes)   # ids the backend may hold: a "no" skips the read
         self._pending: list[Entry] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -164,7 +205,7 @@ class ResponseCache:
         if self._backend is None:
             return
         try:
-            self._on_disk = set(await self._backend.ids(time.time()))
+            await self._on_disk.rebuild(await self._backend.ids(time.time()))
         except Exception as exc:  # noqa: BLE001 - a cache that cannot read its disk still serves from memory
             log.error("cache: could not read the persistent cache (%s); starting empty", exc)
         self._task = asyncio.create_task(self._run(), name="cache-writer")
@@ -287,10 +328,8 @@ class ResponseCache:
             return dropped
         on_disk = await self._backend.purge(key=key, model=model, tenant=tenant)
         if key is None and model is None and tenant is None:
-            self._on_disk = {e.id for e in self._pending}
-        elif key is not None and model is None and tenant is None:
-            self._on_disk.discard(entry_id(key))
-        # otherwise leftover ids are harmless: a read finds nothing, and drops the id then.
+            await self._on_disk.rebuild(e.id for e in self._pending)
+        # otherwise leftover ids are harmless: a read finds nothing
         return max(dropped, on_disk)
 
     async def stats(self) -> dict[str, Any]:
@@ -345,8 +384,6 @@ class ResponseCache:
                             type(exc).__name__, self.disk_errors)
             return None
         if row is None or row[1] != key or row[7] <= now:
-            if not any(e.id == id_ for e in self._pending):
-                self._on_disk.discard(id_)
             return None
         entry = Entry(key, id_, row[2], row[3], row[4], row[5], row[6], row[7], row[8], bytes(row[10]))
         self.memory.put(entry)
@@ -375,8 +412,6 @@ class ResponseCache:
             except Exception as exc:  # noqa: BLE001 - a lost cache write only costs a later miss
                 self.disk_errors += 1
                 self.dropped_writes += len(batch)
-                for e in batch:
-                    self._on_disk.discard(e.id)
                 log.warning("cache: %d entries could not be written: %s", len(batch), exc)
                 return
 
@@ -386,7 +421,7 @@ class ResponseCache:
             removed = await self._backend.sweep(time.time(), self.settings.max_disk_bytes)
             if removed:
                 ids = await self._backend.ids(time.time())
-                self._on_disk = set(ids) | {e.id for e in self._pending}
+                await self._on_disk.rebuild(itertools.chain(ids, [e.id for e in self._pending]))
         except Exception as exc:  # noqa: BLE001
             self.disk_errors += 1
             log.warning("cache: sweep failed: %s", exc)
