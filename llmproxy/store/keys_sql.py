@@ -18,6 +18,8 @@ from typing import Any
 import aiosqlite
 import orjson
 
+from .transactions import write_transaction
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE auth_state (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL,
@@ -161,27 +163,20 @@ class KeysDB:
     async def write(self, actor: str, action: str, target: str | None = None,
                     detail: dict[str, Any] | None = None) -> AsyncIterator[aiosqlite.Connection]:
         """One transaction: the caller's statements, the audit row and the generation bump."""
-        async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-                await self.db.execute("INSERT INTO audit_log (ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-                                      (time.time(), actor, action, target,
-                                       orjson.dumps(detail).decode() if detail else None))
-                await self.db.execute("UPDATE auth_state SET generation = generation + 1 WHERE id = 1")
-                await self.db.commit()
-            except BaseException:
-                await self.db.rollback()
-                raise
+        async with self._lock, write_transaction(self.db):
+            yield self.db
+            await self.db.execute("INSERT INTO audit_log (ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+                                  (time.time(), actor, action, target,
+                                   orjson.dumps(detail).decode() if detail else None))
+            await self.db.execute("UPDATE auth_state SET generation = generation + 1 WHERE id = 1")
 
     async def audit(self, actor: str, action: str, target: str | None = None,
                     detail: dict[str, Any] | None = None) -> None:
         """An audit row with no other change (a login, a refused login)."""
-        async with self._lock:
+        async with self._lock, write_transaction(self.db):
             await self.db.execute("INSERT INTO audit_log (ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
                                   (time.time(), actor, action, target,
                                    orjson.dumps(detail).decode() if detail else None))
-            await self.db.commit()
 
     async def generation(self) -> int:
         async with self.db.execute("SELECT generation FROM auth_state WHERE id = 1") as cur:
