@@ -222,11 +222,12 @@ class Authenticator:
     # --- logins ---------------------------------------------------------------------------------
 
     async def login(self, name: str, password: str, address: str) -> UserRecord | None:
-        """The user when the password is right; RateLimited after too many failures for this name or
-        from this address. A missing user costs the same time as a wrong password."""
+        """The user when the password is right; RateLimited after too many failures from this address
+        (for this name, or in all; see LoginGuard). A missing user costs the same time as a wrong
+        password."""
         wait = self.login_guard.admit(name, address)
         if wait > 0:
-            raise RateLimited("too many failed logins for this user or from this address; "
+            raise RateLimited("too many failed logins from this address; "
                               f"try again in {math.ceil(wait)}s", headers={"retry-after": str(max(1, math.ceil(wait)))})
         async with self.login_guard.slots:
             user = self._users.get(name)
