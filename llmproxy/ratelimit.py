@@ -144,8 +144,13 @@ class Limiter:
         p = ctx.principal
         if p is None:
             return
-        if p.key_id is not None and (p.budget_usd is not None or p.key_id in self._ancestors):
-            self._check_budgets(p.key_id, p.budget_usd, p.budget_period)
+        if p.budget_usd is not None and p.key_id is not None:
+            spent = self.spend.spent(p.key_id, p.budget_period, time.time())
+            if spent >= p.budget_usd:
+                raise QuotaExceeded(f"this key has used its budget of ${p.budget_usd:.2f}{_period(p.budget_period)} "
+                                    f"(spent ${spent:.4f}); ask an admin to raise it")
+        if self._ancestors and p.key_id in self._ancestors:
+            self._check_ancestors(p.key_id)
         if p.rpm is None and p.tpm is None:
             return
         ident = _ident(p)
@@ -187,15 +192,10 @@ class Limiter:
             ctx.rate_hold = (tokens, entry)
             _headers(headers, "tokens", p.tpm, max(0.0, p.tpm - tokens.total), tokens, now)  # type: ignore[arg-type]
 
-    def _check_budgets(self, key_id: str, budget_usd: float | None, budget_period: str) -> None:
-        """QuotaExceeded when this key, or a key above it, has used its budget."""
+    def _check_ancestors(self, key_id: str) -> None:
+        """QuotaExceeded when a key above this one has used its budget (its keys' spend included)."""
         now = time.time()
-        if budget_usd is not None:
-            spent = self.spend.spent(key_id, budget_period, now)
-            if spent >= budget_usd:
-                raise QuotaExceeded(f"this key has used its budget of ${budget_usd:.2f}{_period(budget_period)} "
-                                    f"(spent ${spent:.4f}); ask an admin to raise it")
-        for ancestor_id, usd, period in self._ancestors.get(key_id, ()):
+        for ancestor_id, usd, period in self._ancestors[key_id]:
             if usd is not None:
                 spent = self.spend.spent(ancestor_id, period, now)
                 if spent >= usd:
@@ -232,8 +232,9 @@ class Limiter:
         if ctx.cost_usd and p is not None and p.key_id is not None:
             now = time.time()
             self.spend.add(p.key_id, ctx.cost_usd, now)
-            for ancestor_id, _, _ in self._ancestors.get(p.key_id, ()):
-                self.spend.add(ancestor_id, ctx.cost_usd, now)
+            if self._ancestors:
+                for ancestor_id, _, _ in self._ancestors.get(p.key_id, ()):
+                    self.spend.add(ancestor_id, ctx.cost_usd, now)
 
 
 def _period(budget_period: str) -> str:
