@@ -67,8 +67,19 @@ def test_a_jwt_named_like_a_local_user_does_not_share_its_cache(launch: Callable
     question = "what is in alice's private notes"
     first = gw.chat(login(gw, "alice", "alice-password-1"), content=question)
     assert first.status_code == 200 and first.headers["x-llmproxy-cache"] == "miss"
-    again = gw.chat(idp_token("alice"), content=question)
+    outsider = idp_token("alice")
+    again = gw.chat(outsider, content=question)
     assert again.status_code == 200 and again.headers["x-llmproxy-cache"] == "miss"
+    # and its usage is its own: the local user's report does not hold it
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        users = {r["user"]: r["requests"] for r in gw.admin("GET", "/admin/usage?group_by=user").json()["data"]}
+        if len(users) == 2:
+            break
+        time.sleep(0.05)
+    assert users == {"alice": 1, f"{ISSUER}#alice": 1}
+    mine = gw.admin("GET", "/admin/usage?group_by=user", token=outsider).json()["data"]
+    assert [r["user"] for r in mine] == [f"{ISSUER}#alice"]
 
 
 async def _key_made_by_a_jwt_before_namespacing(db_path: Path) -> None:
