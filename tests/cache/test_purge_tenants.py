@@ -90,19 +90,21 @@ async def test_a_tenant_family_matches_its_restrictions_and_nothing_else(tmp_pat
     store = await SQLiteStore.open(tmp_path / "llmproxy.db")
     cache = ResponseCache(CacheSettings(), await SQLiteCacheStore.open(store.path))
     await cache.start()
-    tenants = ["key:ab", "key:ab|models:gpt-4o-mini", "key:abc", "key:abc|models:gpt-4o", "key:ab|modelsX",
-               "user:https://idp/#auth0|42", "user:https://idp/#auth0|42|models:a,b", "user:https://idp/#auth0"]
-    for i, tenant in enumerate(tenants):
-        key = f"{i + 1:016x}" + "0" * 16
-        entry = Entry(key, entry_id(key), tenant, "gpt-4o-mini", None, None, 0.0, time.time() + 60, None, b"{}")
-        cache.memory.put(entry)
-        cache._pending.append(entry)
-    await cache._flush()
-    families = {"key:ab", "user:https://idp/#auth0|42"}
-    assert await cache.purge(tenants=families) == 4
-    left = ["key:abc", "key:abc|models:gpt-4o", "key:ab|modelsX", "user:https://idp/#auth0"]
-    assert sorted(e.tenant for e in cache.memory._entries.values()) == sorted(left)
-    assert disk_tenants(store.path) == sorted(left)
-    assert await cache.purge(tenants=set()) == 0
-    await cache.stop()
-    await store.close()
+    try:
+        tenants = ["key:ab", "key:ab|models:gpt-4o-mini", "key:abc", "key:abc|models:gpt-4o", "key:ab|modelsX",
+                   "user:https://idp/#auth0|42", "user:https://idp/#auth0|42|models:a,b", "user:https://idp/#auth0"]
+        for i, tenant in enumerate(tenants):
+            key = f"{i + 1:016x}" + "0" * 16
+            entry = Entry(key, entry_id(key), tenant, "gpt-4o-mini", None, None, 0.0, time.time() + 60, None, b"{}")
+            cache.memory.put(entry)
+            cache._pending.append(entry)
+        await cache._flush()
+        families = {"key:ab", "user:https://idp/#auth0|42"}
+        assert await cache.purge(tenants=families) == 4
+        left = ["key:abc", "key:abc|models:gpt-4o", "key:ab|modelsX", "user:https://idp/#auth0"]
+        assert sorted(e.tenant for e in cache.memory._entries.values()) == sorted(left)
+        assert disk_tenants(store.path) == sorted(left)
+        assert await cache.purge(tenants=set()) == 0
+    finally:
+        await cache.stop()
+        await store.close()
