@@ -27,6 +27,9 @@ from ..errors import GatewayError, UpstreamConnectionError, UpstreamError, Upstr
 from ..registry import ModelEntry
 from .sse import DONE, encode, iter_events
 
+MAX_ERROR_BYTES = 64 * 1024               # of an error body: more than any provider's error JSON
+MAX_ANSWER_BYTES = 64 * 1024 * 1024       # of a whole (non-streamed) answer
+
 Adapter = ModuleType   # a module with build_request, parse_response, map_error and a stream translator
 
 # The header that carries our request id upstream, where the provider documents one: OpenAI logs
@@ -72,9 +75,11 @@ class Transport:
         key = (provider.name, stream)
         timeout = self._timeouts.get(key)
         if timeout is None:
-            # A stream may last long; what must not last is the silence between two chunks.
+            # A stream may last long; what must not last is the wait for its first event (bounded
+            # in open_stream) and the silence between two reads (sock_read, set to the idle
+            # timeout once the stream has opened).
             timeout = (aiohttp.ClientTimeout(total=None, sock_connect=provider.connect_timeout_s,
-                                             sock_read=provider.timeout_s) if stream else
+                                             sock_read=first_byte_s(provider)) if stream else
                        aiohttp.ClientTimeout(total=provider.timeout_s, sock_connect=provider.connect_timeout_s))
             self._timeouts[key] = timeout
         return timeout
@@ -92,9 +97,10 @@ class Transport:
 
     @staticmethod
     async def _refused(adapter: Adapter, provider: ProviderSettings, resp: aiohttp.ClientResponse) -> GatewayError:
-        """The gateway error for an error status, its body read and the connection released."""
+        """The gateway error for an error status, the start of its body read and the connection
+        released (closed, when a long error page was left unread)."""
         try:
-            body = await resp.read()
+            body = await _read_at_most(resp, MAX_ERROR_BYTES)
         finally:
             resp.release()
         return adapter.map_error(resp.status, body, resp.headers, provider=provider.name)
@@ -109,7 +115,13 @@ class Transport:
             if resp.status >= 300:
                 raise await self._refused(adapter, provider, resp)
             try:
-                body = await resp.read()
+                size = resp.content_length
+                if size is not None and size <= MAX_ANSWER_BYTES:
+                    body = await resp.read()
+                else:
+                    body = await _read_at_most(resp, MAX_ANSWER_BYTES + 1)
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise UpstreamError(f"{provider.name} sent an answer over {MAX_ANSWER_BYTES} bytes")
             finally:
                 resp.release()
         except Exception as exc:  # noqa: BLE001 - every transport failure is translated right here
@@ -125,24 +137,31 @@ class Transport:
         error status, or an error event first) raises here and can fall back."""
         started = time.perf_counter()
         sending = self._post(adapter, provider, model, request, request_id, raw, stream=True)
+        relay = None
         try:
-            resp = await sending
-            if resp.status >= 300:
-                raise await self._refused(adapter, provider, resp)
-        except Exception as exc:  # noqa: BLE001
-            raise transport_error(provider, exc) from None
-        relay = adapter.relay_stream(_read(resp, provider), model, state)
-        try:
-            first = await relay.__anext__()
-            if stream_opening(first) is False:
-                raise UpstreamError(f"{provider.name} failed at the start of the stream: {error_message(first)}")
-        except StopAsyncIteration:
-            resp.close()
-            raise UpstreamError(f"{provider.name} ended the stream before sending anything") from None
-        except BaseException:
-            resp.close()
-            await _aclose(relay)
+            async with asyncio.timeout(first_byte_s(provider)):
+                try:
+                    resp = await sending
+                    if resp.status >= 300:
+                        raise await self._refused(adapter, provider, resp)
+                except Exception as exc:  # noqa: BLE001
+                    raise transport_error(provider, exc) from None
+                relay = adapter.relay_stream(_read(resp, provider), model, state)
+                try:
+                    first = await relay.__anext__()
+                    if stream_opening(first) is False:
+                        raise UpstreamError(f"{provider.name} failed at the start of the stream: {error_message(first)}")
+                except StopAsyncIteration:
+                    raise UpstreamError(f"{provider.name} ended the stream before sending anything") from None
+        except BaseException as exc:
+            if relay is not None:
+                resp.close()
+                await _aclose(relay)
+            if isinstance(exc, TimeoutError):
+                raise UpstreamTimeout(f"{provider.name} sent no first event in time "
+                                      f"(first-byte timeout {first_byte_s(provider):g}s)") from None
             raise
+        _idle(resp, provider)
         return OpenStream(first, relay, resp, time.perf_counter() - started)
 
 
@@ -175,13 +194,47 @@ class OpenStream:
 
 
 async def _read(resp: aiohttp.ClientResponse, provider: ProviderSettings) -> AsyncIterator[bytes]:
+    limit = provider.stream_timeout_s
+    deadline = time.monotonic() + limit if limit is not None else None
     try:
         async for chunk in resp.content.iter_any():
+            # checked as bytes arrive: a silent stream is the idle timeout's to end
+            if deadline is not None and time.monotonic() > deadline:
+                raise UpstreamTimeout(f"{provider.name} stream ran past its limit of {limit:g}s")
             yield chunk
-    except (asyncio.CancelledError, GeneratorExit):
+    except (asyncio.CancelledError, GeneratorExit, GatewayError):
         raise
     except Exception as exc:  # noqa: BLE001
         raise transport_error(provider, exc) from None
+
+
+async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or its first `limit` bytes: a provider's 10 MB error page must not be held whole."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await resp.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def first_byte_s(provider: ProviderSettings) -> float:
+    return provider.first_byte_timeout_s or provider.timeout_s
+
+
+def _idle(resp: aiohttp.ClientResponse, provider: ProviderSettings) -> None:
+    """From the first event on, a stream may fall silent for the idle timeout, not the first-byte one."""
+    idle = provider.stream_idle_timeout_s or provider.timeout_s
+    connection = resp.connection
+    protocol = connection.protocol if connection is not None else None
+    if protocol is not None and idle != first_byte_s(provider):
+        protocol.read_timeout = idle
+        reschedule = getattr(protocol, "_reschedule_timeout", None)   # else the next gap still gets the old value
+        if reschedule is not None:
+            reschedule()
 
 
 async def _aclose(agen: Any) -> None:
