@@ -18,6 +18,7 @@ model's name, a last user message "fault: <name>"):
   no-done         a whole stream, usage included, without `data: [DONE]`
   drip            the answer (stream or not), one byte a second
   redirect        a 307 to another path, which counts who follows it
+  busy-until      a 429 whose Retry-After is an HTTP-date
   anything else   a normal answer, streamed or not
 
 Every fault stops by itself after LINGER_S at most; `state` counts the requests and the
@@ -26,6 +27,7 @@ connections that the client closed before the fault was done with them.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import socket
 import struct
@@ -275,6 +277,15 @@ async def _drip(state: FaultState, reader: asyncio.StreamReader, writer: asyncio
     await _client_gone(state, reader)
 
 
+async def _busy_until(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+    """A 429 whose Retry-After is an HTTP-date, 30 s from now (RFC 9110 allows either form)."""
+    body = json.dumps({"error": {"message": "Rate limit reached", "type": "requests", "param": None,
+                                 "code": "rate_limit_exceeded"}}).encode()
+    until = email.utils.formatdate(time.time() + 30, usegmt=True)
+    writer.write(_head(429, "application/json", len(body), f"retry-after: {until}\r\n") + body)
+    await writer.drain()
+
+
 async def _redirect(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
     writer.write(_head(307, "text/plain", 0, "location: /v1/redirect-target\r\n"))
     await writer.drain()
@@ -282,4 +293,4 @@ async def _redirect(state: FaultState, reader: asyncio.StreamReader, writer: asy
 
 FAULTS = {"reset-body": _reset_body, "reset-opening": _reset_opening, "reset-stream": _reset_stream,
           "silent": _silent, "silent-stream": _silent_stream, "thinking": _thinking, "bad-json": _bad_json, "big-error": _big_error,
-          "endless": _endless, "no-done": _no_done, "drip": _drip, "redirect": _redirect}
+          "endless": _endless, "no-done": _no_done, "drip": _drip, "redirect": _redirect, "busy-until": _busy_until}
