@@ -145,7 +145,7 @@ class Transport:
                     if resp.status >= 300:
                         raise await self._refused(adapter, provider, resp)
                 except Exception as exc:  # noqa: BLE001
-                    raise transport_error(provider, exc) from None
+                    raise transport_error(provider, exc, first_byte_s(provider)) from None
                 relay = adapter.relay_stream(_read(resp, provider), model, state)
                 try:
                     first = await relay.__anext__()
@@ -204,6 +204,8 @@ async def _read(resp: aiohttp.ClientResponse, provider: ProviderSettings) -> Asy
             yield chunk
     except (asyncio.CancelledError, GeneratorExit, GatewayError):
         raise
+    except aiohttp.ServerTimeoutError:
+        raise UpstreamTimeout(f"{provider.name} fell silent in the middle of the stream") from None
     except Exception as exc:  # noqa: BLE001
         raise transport_error(provider, exc) from None
 
@@ -296,13 +298,13 @@ def error_message(piece: bytes) -> str:
     return "error event"
 
 
-def transport_error(provider: ProviderSettings, exc: BaseException) -> GatewayError:
+def transport_error(provider: ProviderSettings, exc: BaseException, timeout_s: float | None = None) -> GatewayError:
     """The gateway error for an aiohttp failure; names the provider, never its key or full URL."""
     if isinstance(exc, GatewayError):
         return exc
     name = provider.name
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        return UpstreamTimeout(f"{name} did not answer in time (timeout {provider.timeout_s:g}s)")
+        return UpstreamTimeout(f"{name} did not answer in time (timeout {timeout_s or provider.timeout_s:g}s)")
     if isinstance(exc, aiohttp.ClientConnectorError):
         return UpstreamConnectionError(f"could not connect to {name} at {_host(provider.base_url)}: "
                                        f"{exc.os_error.strerror or 'connection failed'}")
