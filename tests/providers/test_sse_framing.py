@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmproxy.providers import openai
+from llmproxy.errors import UpstreamError
+from llmproxy.providers import openai, sse
 from llmproxy.providers.base import StreamState
 from llmproxy.providers.sse import SSEDecoder, SSEEvent, SSEFramer, parse_blocks
 from llmproxy.registry import ModelEntry
@@ -143,3 +145,11 @@ def test_error_event_with_spacing_marks_the_stream_errored() -> None:
     data = b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n'
     blocks, state = _relay([data])
     assert state.errored and len(blocks) == 1   # passed on, and no second "ended early" error after it
+
+
+def test_an_event_that_never_ends_is_an_upstream_error_not_unbounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sse, "MAX_PENDING_BYTES", 1000)
+    framer = SSEFramer()
+    framer.feed(b"data: " + b"x" * 500)
+    with pytest.raises(UpstreamError, match="without ending an event"):
+        framer.feed(b"x" * 600)
