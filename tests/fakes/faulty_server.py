@@ -19,6 +19,7 @@ model's name, a last user message "fault: <name>"):
   drip            the answer (stream or not), one byte a second
   redirect        a 307 to another path, which counts who follows it
   busy-until      a 429 whose Retry-After is an HTTP-date
+  huge-answer     a 200 with a 2 MB answer, chunked (no length up front)
   anything else   a normal answer, streamed or not
 
 Every fault stops by itself after LINGER_S at most; `state` counts the requests and the
@@ -246,6 +247,21 @@ async def _big_error(state: FaultState, reader: asyncio.StreamReader, writer: as
         state.client_closed += 1
 
 
+async def _huge_answer(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+    """A 200 whose body (chunked, so no length up front) is a 2 MB JSON answer."""
+    content = "x" * (2 * 1024 * 1024)
+    body = _completion().replace(b'"content": "fine"', b'"content": "' + content.encode() + b'"')
+    writer.write(_head(200, "application/json"))
+    try:
+        for start in range(0, len(body), 64 * 1024):
+            writer.write(_chunked(body[start:start + 64 * 1024]))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+    except ConnectionError:
+        state.client_closed += 1
+
+
 async def _endless(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
     writer.write(_head(200, "text/event-stream") + _chunked(_stream_events()[0]))
     try:
@@ -293,4 +309,4 @@ async def _redirect(state: FaultState, reader: asyncio.StreamReader, writer: asy
 
 FAULTS = {"reset-body": _reset_body, "reset-opening": _reset_opening, "reset-stream": _reset_stream,
           "silent": _silent, "silent-stream": _silent_stream, "thinking": _thinking, "bad-json": _bad_json, "big-error": _big_error,
-          "endless": _endless, "no-done": _no_done, "drip": _drip, "redirect": _redirect, "busy-until": _busy_until}
+          "endless": _endless, "no-done": _no_done, "drip": _drip, "redirect": _redirect, "busy-until": _busy_until, "huge-answer": _huge_answer}

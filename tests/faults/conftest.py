@@ -84,4 +84,4 @@ def fault_gateway(gateway_factory: Callable[..., str], tmp_path: Path, openai_up
 
 
 FAULT_NAMES = ("reset-body", "reset-opening", "reset-stream", "silent", "silent-stream", "thinking", "bad-json", "big-error",
-               "endless", "no-done", "drip", "redirect")
+               "endless", "no-done", "drip", "redirect", "huge-answer")

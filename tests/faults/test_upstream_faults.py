@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from llmproxy.config import RouterSettings
+from llmproxy.providers import base
 from tests.faults.conftest import TIMEOUTS, FaultGateway
 from tests.fakes.faulty_server import BIG_ERROR, FaultyServer
 from tests.fakes.serve import free_port
@@ -153,6 +154,14 @@ def test_a_10mb_error_page_is_not_read_whole(fault_gateway: Callable[..., FaultG
     # the gateway read the start of the page and hung up; kernel buffers hold a few MB at most
     assert faulty.state.client_closed == 1 and faulty.state.big_error_sent < len(BIG_ERROR) // 2
     expect_fallback(gw, "big-error", stream=stream, within_s=1.0)
+
+
+def test_an_answer_over_the_size_limit_is_an_upstream_error(fault_gateway: Callable[..., FaultGateway],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "MAX_ANSWER_BYTES", 1024 * 1024)   # the gateway runs in this process
+    gw = fault_gateway()
+    expect_error(gw, "faulty/huge-answer", 502, "upstream_error", within_s=1.0)
+    expect_fallback(gw, "huge-answer", within_s=1.0)
 
 
 def test_endless_stream_ends_at_the_stream_timeout(fault_gateway: Callable[..., FaultGateway],
