@@ -40,8 +40,10 @@ from typing import Any
 from tests.fakes.openai_server import API_KEY
 from tests.fakes.serve import free_port
 
+Reader, Writer = asyncio.StreamReader, asyncio.StreamWriter
 LINGER_S = 20.0
-BIG_ERROR = b"<html><body>" + b"<p>Internal error, please try again later.</p>" * (10 * 1024 * 1024 // 46) + b"</body></html>"
+BIG_ERROR = (b"<html><body>" + b"<p>Internal error, please try again later.</p>" * (10 * 1024 * 1024 // 46)
+             + b"</body></html>")   # 10 MB
 USAGE = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
 
 
@@ -91,7 +93,7 @@ class FaultyServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: Reader, writer: Writer) -> None:
         try:
             await asyncio.wait_for(self._handle(reader, writer), LINGER_S)
         except (ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError):
@@ -99,7 +101,7 @@ class FaultyServer:
         finally:
             writer.transport.abort()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle(self, reader: Reader, writer: Writer) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         request_line, *lines = head.decode("latin-1").split("\r\n")
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
@@ -130,7 +132,7 @@ def _last_user_text(request: dict[str, Any]) -> str:
     return ""
 
 
-async def _json(writer: asyncio.StreamWriter, status: int, payload: Any) -> None:
+async def _json(writer: Writer, status: int, payload: Any) -> None:
     body = json.dumps(payload).encode()
     writer.write(_head(status, "application/json", len(body)) + body)
     await writer.drain()
@@ -168,7 +170,7 @@ def _completion() -> bytes:
                        "usage": USAGE}).encode()
 
 
-async def _client_gone(state: FaultState, reader: asyncio.StreamReader) -> None:
+async def _client_gone(state: FaultState, reader: Reader) -> None:
     """Wait (up to LINGER_S) for the client to close the connection, and count it."""
     try:
         await asyncio.wait_for(reader.read(), LINGER_S)
@@ -177,7 +179,7 @@ async def _client_gone(state: FaultState, reader: asyncio.StreamReader) -> None:
         pass
 
 
-async def _reset(writer: asyncio.StreamWriter) -> None:
+async def _reset(writer: Writer) -> None:
     """A TCP reset, after what was written has had time to arrive."""
     await writer.drain()
     await asyncio.sleep(0.05)
@@ -186,7 +188,7 @@ async def _reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-async def _normal(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _normal(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     if stream:
         writer.write(_head(200, "text/event-stream") + b"".join(_chunked(e) for e in _stream_events()) + b"0\r\n\r\n")
     else:
@@ -195,47 +197,47 @@ async def _normal(state: FaultState, reader: asyncio.StreamReader, writer: async
     await writer.drain()
 
 
-async def _reset_body(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _reset_body(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     body = _completion()
     writer.write(_head(200, "application/json", len(body)) + body[:len(body) // 2])
     await _reset(writer)
 
 
-async def _reset_opening(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _reset_opening(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     writer.write(_head(200, "text/event-stream") + _chunked(_stream_events()[0]))
     await _reset(writer)
 
 
-async def _reset_stream(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _reset_stream(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     writer.write(_head(200, "text/event-stream") + b"".join(_chunked(e) for e in _stream_events()[:3]))
     await _reset(writer)
 
 
-async def _silent(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _silent(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     writer.write(_head(200, "text/event-stream" if stream else "application/json", None if stream else 400))
     await writer.drain()
     await _client_gone(state, reader)
 
 
-async def _thinking(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _thinking(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     writer.write(_head(200, "text/event-stream") + _chunked(_stream_events()[0]))
     await writer.drain()
     await _client_gone(state, reader)
 
 
-async def _silent_stream(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _silent_stream(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     writer.write(_head(200, "text/event-stream") + b"".join(_chunked(e) for e in _stream_events()[:3]))
     await writer.drain()
     await _client_gone(state, reader)
 
 
-async def _bad_json(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _bad_json(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     body = b'{"id": "chatcmpl-faulty", "choices": [{"index": 0, "message": {"content": "cut'
     writer.write(_head(200, "text/event-stream" if stream else "application/json", len(body)) + body)
     await writer.drain()
 
 
-async def _big_error(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _big_error(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     writer.transport.set_write_buffer_limits(high=64 * 1024)
     writer.write(_head(500, "text/html", len(BIG_ERROR)))
     try:
@@ -247,7 +249,7 @@ async def _big_error(state: FaultState, reader: asyncio.StreamReader, writer: as
         state.client_closed += 1
 
 
-async def _huge_answer(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _huge_answer(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     """A 200 whose body (chunked, so no length up front) is a 2 MB JSON answer."""
     content = "x" * (2 * 1024 * 1024)
     body = _completion().replace(b'"content": "fine"', b'"content": "' + content.encode() + b'"')
@@ -262,7 +264,7 @@ async def _huge_answer(state: FaultState, reader: asyncio.StreamReader, writer: 
         state.client_closed += 1
 
 
-async def _endless(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _endless(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     writer.write(_head(200, "text/event-stream") + _chunked(_stream_events()[0]))
     try:
         while True:
@@ -273,12 +275,12 @@ async def _endless(state: FaultState, reader: asyncio.StreamReader, writer: asyn
         state.client_closed += 1
 
 
-async def _no_done(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _no_done(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     writer.write(_head(200, "text/event-stream") + b"".join(_chunked(e) for e in _stream_events()[:-1]) + b"0\r\n\r\n")
     await writer.drain()
 
 
-async def _drip(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _drip(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     body = b"".join(_stream_events()) if stream else _completion()
     writer.write(_head(200, "text/event-stream" if stream else "application/json", len(body)))
     try:
@@ -293,7 +295,7 @@ async def _drip(state: FaultState, reader: asyncio.StreamReader, writer: asyncio
     await _client_gone(state, reader)
 
 
-async def _busy_until(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _busy_until(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     """A 429 whose Retry-After is an HTTP-date, 30 s from now (RFC 9110 allows either form)."""
     body = json.dumps({"error": {"message": "Rate limit reached", "type": "requests", "param": None,
                                  "code": "rate_limit_exceeded"}}).encode()
@@ -302,11 +304,12 @@ async def _busy_until(state: FaultState, reader: asyncio.StreamReader, writer: a
     await writer.drain()
 
 
-async def _redirect(state: FaultState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: bool) -> None:
+async def _redirect(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     writer.write(_head(307, "text/plain", 0, "location: /v1/redirect-target\r\n"))
     await writer.drain()
 
 
 FAULTS = {"reset-body": _reset_body, "reset-opening": _reset_opening, "reset-stream": _reset_stream,
-          "silent": _silent, "silent-stream": _silent_stream, "thinking": _thinking, "bad-json": _bad_json, "big-error": _big_error,
-          "endless": _endless, "no-done": _no_done, "drip": _drip, "redirect": _redirect, "busy-until": _busy_until, "huge-answer": _huge_answer}
+          "silent": _silent, "silent-stream": _silent_stream, "thinking": _thinking, "bad-json": _bad_json,
+          "big-error": _big_error, "endless": _endless, "no-done": _no_done, "drip": _drip, "redirect": _redirect,
+          "busy-until": _busy_until, "huge-answer": _huge_answer}

@@ -83,5 +83,5 @@ def fault_gateway(gateway_factory: Callable[..., str], tmp_path: Path, openai_up
     return start
 
 
-FAULT_NAMES = ("reset-body", "reset-opening", "reset-stream", "silent", "silent-stream", "thinking", "bad-json", "big-error",
-               "endless", "no-done", "drip", "redirect", "huge-answer")
+FAULT_NAMES = ("reset-body", "reset-opening", "reset-stream", "silent", "silent-stream", "thinking", "bad-json",
+               "big-error", "endless", "no-done", "drip", "redirect", "huge-answer")
