@@ -52,7 +52,7 @@ def cut(data: bytes, points: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in zip(edges, edges[1:])]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(streams(), st.lists(st.integers(0, 10_000), max_size=12))
 def test_any_split_of_a_stream_gives_the_same_events(stream: tuple[bytes, list[SSEEvent]], points: list[int]) -> None:
     data, expected = stream
@@ -61,7 +61,7 @@ def test_any_split_of_a_stream_gives_the_same_events(stream: tuple[bytes, list[S
     assert events == expected
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(streams(), st.lists(st.integers(0, 10_000), max_size=12))
 def test_framer_blocks_are_the_same_events_for_any_split(stream: tuple[bytes, list[SSEEvent]], points: list[int]) -> None:
     data, expected = stream
@@ -105,7 +105,7 @@ def python_sse(ending: str) -> bytes:
     return body.encode()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(ENDINGS, st.lists(st.integers(0, 10_000), max_size=10))
 def test_openai_relay_frames_like_the_decoder(ending: str, points: list[int]) -> None:
     data = python_sse(ending)
