@@ -335,7 +335,7 @@ def retry_after(headers: Mapping[str, str], delay_s: float | None = None) -> str
                 seconds = _until(value)
     if seconds is None:
         seconds = delay_s
-    if seconds is None or seconds < 0 or seconds != seconds:   # NaN from a hostile header
+    if seconds is None or seconds < 0:
         return None
     return str(math.ceil(min(seconds, 86400.0)))
 
@@ -348,6 +348,7 @@ def duration_s(value: object) -> float | None:
 
 
 def _number(text: str) -> float | None:
+    """A finite number, or None (for words, and for the nan and inf a hostile header may send)."""
     try:
         number = float(text.strip())
     except ValueError:
