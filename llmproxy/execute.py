@@ -171,4 +171,4 @@ def _seconds(value: str | None) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        return None   # the adapters give whole seconds (providers.base.retry_after); anything else: no rest
+        return None   # the adapters give whole seconds (providers.retry_after); anything else: no rest

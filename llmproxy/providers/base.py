@@ -9,11 +9,8 @@ still fall back to the next candidate.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import email.utils
-import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -137,32 +134,57 @@ class Transport:
         error status, or an error event first) raises here and can fall back."""
         started = time.perf_counter()
         sending = self._post(adapter, provider, model, request, request_id, raw, stream=True)
-        relay = None
         try:
-            async with asyncio.timeout(first_byte_s(provider)):
-                try:
-                    resp = await sending
-                    if resp.status >= 300:
-                        raise await self._refused(adapter, provider, resp)
-                except Exception as exc:  # noqa: BLE001
-                    raise transport_error(provider, exc, first_byte_s(provider)) from None
-                relay = adapter.relay_stream(_read(resp, provider), model, state)
-                try:
-                    first = await relay.__anext__()
-                    if stream_opening(first) is False:
-                        raise UpstreamError(f"{provider.name} failed at the start of the stream: {error_message(first)}")
-                except StopAsyncIteration:
-                    raise UpstreamError(f"{provider.name} ended the stream before sending anything") from None
-        except BaseException as exc:
-            if relay is not None:
-                resp.close()
-                await _aclose(relay)
-            if isinstance(exc, TimeoutError):
-                raise UpstreamTimeout(f"{provider.name} sent no first event in time "
-                                      f"(first-byte timeout {first_byte_s(provider):g}s)") from None
+            resp = await sending
+            if resp.status >= 300:
+                raise await self._refused(adapter, provider, resp)
+        except Exception as exc:  # noqa: BLE001
+            raise transport_error(provider, exc, first_byte_s(provider)) from None
+        deadline = Deadline(provider)
+        relay = adapter.relay_stream(_read(resp, provider, deadline), model, state)
+        try:
+            first = await relay.__anext__()
+            if stream_opening(first) is False:
+                raise UpstreamError(f"{provider.name} failed at the start of the stream: {error_message(first)}")
+        except StopAsyncIteration:
+            resp.close()
+            raise UpstreamError(f"{provider.name} ended the stream before sending anything") from None
+        except BaseException:
+            resp.close()
+            await _aclose(relay)
             raise
+        deadline.opened()
         _idle(resp, provider)
         return OpenStream(first, relay, resp, time.perf_counter() - started)
+
+
+class Deadline:
+    """When a stream must have got somewhere: its first event within the first-byte timeout, then
+    its end within stream_timeout_s (if set). Checked as bytes arrive, which costs no timer (a
+    provider that sends nothing at all is ended by aiohttp's read timeout instead)."""
+
+    __slots__ = ("at", "_start", "_provider", "_opening")
+
+    def __init__(self, provider: ProviderSettings) -> None:
+        self._provider, self._opening, self._start = provider, True, time.monotonic()
+        self.at: float | None = self._start + first_byte_s(provider)
+
+    def opened(self) -> None:
+        limit = self._provider.stream_timeout_s
+        self.at = self._start + limit if limit is not None else None
+        self._opening = False
+
+    def passed(self) -> UpstreamTimeout:
+        if self._opening:
+            return self.silent()
+        return UpstreamTimeout(f"{self._provider.name} stream ran past its limit "
+                               f"of {self._provider.stream_timeout_s:g}s")
+
+    def silent(self) -> UpstreamTimeout:
+        if self._opening:
+            return UpstreamTimeout(f"{self._provider.name} sent no first event in time "
+                                   f"(first-byte timeout {first_byte_s(self._provider):g}s)")
+        return UpstreamTimeout(f"{self._provider.name} fell silent in the middle of the stream")
 
 
 class OpenStream:
@@ -193,19 +215,16 @@ class OpenStream:
         self._resp.close()
 
 
-async def _read(resp: aiohttp.ClientResponse, provider: ProviderSettings) -> AsyncIterator[bytes]:
-    limit = provider.stream_timeout_s
-    deadline = time.monotonic() + limit if limit is not None else None
+async def _read(resp: aiohttp.ClientResponse, provider: ProviderSettings, deadline: Deadline) -> AsyncIterator[bytes]:
     try:
         async for chunk in resp.content.iter_any():
-            # checked as bytes arrive: a silent stream is the idle timeout's to end
-            if deadline is not None and time.monotonic() > deadline:
-                raise UpstreamTimeout(f"{provider.name} stream ran past its limit of {limit:g}s")
+            if deadline.at is not None and time.monotonic() > deadline.at:
+                raise deadline.passed()
             yield chunk
     except (asyncio.CancelledError, GeneratorExit, GatewayError):
         raise
     except aiohttp.ServerTimeoutError:
-        raise UpstreamTimeout(f"{provider.name} fell silent in the middle of the stream") from None
+        raise deadline.silent() from None
     except Exception as exc:  # noqa: BLE001
         raise transport_error(provider, exc) from None
 
@@ -316,55 +335,6 @@ def transport_error(provider: ProviderSettings, exc: BaseException, timeout_s: f
 def _host(url: str) -> str:
     rest = url.split("://", 1)[-1]
     return rest.split("/", 1)[0].rsplit("@", 1)[-1]
-
-
-def retry_after(headers: Mapping[str, str], delay_s: float | None = None) -> str | None:
-    """The provider's "come back later" as our retry-after: whole seconds, as HTTP's delta-seconds.
-
-    From the headers (`retry-after-ms`, which OpenAI sends, then `Retry-After` as seconds or as an
-    HTTP-date), else `delay_s` from the error body (Gemini's RetryInfo); None when nothing says."""
-    seconds = None
-    ms = headers.get("retry-after-ms")
-    if ms and (number := _number(ms)) is not None:
-        seconds = number / 1000.0
-    if seconds is None:
-        value = headers.get("retry-after") or headers.get("Retry-After")
-        if value:
-            seconds = _number(value)
-            if seconds is None:
-                seconds = _until(value)
-    if seconds is None:
-        seconds = delay_s
-    if seconds is None or seconds < 0:
-        return None
-    return str(math.ceil(min(seconds, 86400.0)))
-
-
-def duration_s(value: object) -> float | None:
-    """A protobuf Duration as JSON writes it ("12s", "0.5s", "1.000340012s") in seconds, else None."""
-    if isinstance(value, str) and value.endswith("s"):
-        return _number(value[:-1])
-    return None
-
-
-def _number(text: str) -> float | None:
-    """A finite number, or None (for words, and for the nan and inf a hostile header may send)."""
-    try:
-        number = float(text.strip())
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _until(http_date: str) -> float | None:
-    """Seconds from now until an HTTP-date (`Wed, 21 Oct 2015 07:28:00 GMT`), 0 if it is past."""
-    try:
-        when = email.utils.parsedate_to_datetime(http_date)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:    # the obsolete forms without a zone are GMT, as HTTP says
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    return max(0.0, when.timestamp() - time.time())
 
 
 def translated(translate: Callable[..., AsyncIterator[dict[str, Any]]]) -> Callable[..., AsyncIterator[bytes]]:

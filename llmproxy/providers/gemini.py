@@ -19,7 +19,8 @@ from ..context import ChatChunk, ChatCompletion, ChatRequest
 from ..errors import GatewayError, UpstreamError, from_upstream_status
 from ..registry import ModelEntry
 from . import chat
-from .base import StreamState, UpstreamRequest, duration_s, retry_after, translated
+from .base import StreamState, UpstreamRequest, translated
+from .retry_after import duration_s, retry_after
 from .gemini_contents import convert_messages
 from .schema import gemini_schema
 from .sse import SSEEvent

@@ -14,7 +14,8 @@ from ..config import ProviderSettings
 from ..context import ChatCompletion, ChatRequest
 from ..errors import GatewayError, UpstreamError, from_upstream_status
 from ..registry import ModelEntry
-from .base import StreamState, UpstreamRequest, retry_after
+from .base import StreamState, UpstreamRequest
+from .retry_after import retry_after
 from .sse import DONE, SSEFramer, encode
 
 NAME = "openai"

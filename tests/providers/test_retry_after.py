@@ -10,7 +10,7 @@ import pytest
 
 from llmproxy.errors import UpstreamRateLimited
 from llmproxy.providers import ADAPTERS
-from llmproxy.providers.base import duration_s, retry_after
+from llmproxy.providers.retry_after import duration_s, retry_after
 from tests.fakes import anthropic_server, gemini_server
 
 
