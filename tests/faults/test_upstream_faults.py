@@ -5,6 +5,7 @@ usage row."""
 from __future__ import annotations
 
 import time
+import tracemalloc
 import uuid
 from collections.abc import Callable
 
@@ -215,3 +216,19 @@ def test_every_fault_in_one_route_still_answers(fault_gateway: Callable[..., Fau
     r = gw.post("faulty/reset-body", request_id=request_id)
     assert r.status_code == 200 and r.headers["x-llmproxy-provider"] == "ollama"
     assert gw.row(request_id)["attempts"] == 4
+
+
+def test_memory_stays_bounded_whatever_the_provider_sends(fault_gateway: Callable[..., FaultGateway]) -> None:
+    """Traced in this process (gateway and fake alike): a 10 MB error page, streamed or not, and an
+    endless stream never add up to more than a few hundred KB held at once."""
+    gw = fault_gateway()
+    gw.post("faulty/anything", request_id=rid())     # warm up: pools, imports, first-request caches
+    tracemalloc.start()
+    try:
+        for stream in (False, True):
+            assert gw.post("faulty/big-error", stream=stream, request_id=rid()).status_code == 503
+        assert b"more" in gw.post("faulty/endless", stream=True, request_id=rid()).content
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
