@@ -49,7 +49,7 @@ def test_stream_cut_after_the_role_chunk_charges_the_prompt(fault_gateway: Calla
                       timeout=10) as r:
         first = next(r.iter_raw())
         assert b'"role": "assistant"' in first        # the role chunk, then the provider thinks
-    wait_for(lambda: faulty.state.client_closed == 1, 2.0)   # and the gateway hangs up on it
+    wait_for(lambda: faulty.state.client_closed == 1, 5.0)   # and the gateway hangs up on it
     row = gw.row(request_id)
     assert row["status"] == 499 and row["error_type"] == "client_disconnected"
     assert row["prompt_tokens"] >= 900 and row["cost_usd"] > 0
@@ -68,7 +68,7 @@ def test_stream_cut_charges_tokens_per_minute(fault_gateway: Callable[..., Fault
     with httpx.stream("POST", gw.url + "/v1/chat/completions", json=body("thinking", True), headers=auth,
                       timeout=10) as r:
         next(r.iter_raw())
-    wait_for(lambda: faulty.state.client_closed == 1, 2.0)
+    wait_for(lambda: faulty.state.client_closed == 1, 5.0)
     time.sleep(0.2)   # the relay's clean-up (record, settle) runs as the disconnect is noticed
     nxt = httpx.post(gw.url + "/v1/chat/completions", timeout=10, headers=auth,
                      json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "fault: normal"}]})
@@ -88,7 +88,7 @@ def test_client_leaving_while_the_provider_works_cancels_it(fault_gateway: Calla
                    headers={"x-request-id": request_id})
     left = time.monotonic()
     waited = wait_for(lambda: faulty.state.client_closed == 1, 5.0)
-    assert waited < 1.5, f"the upstream call ran on {waited:.1f}s after the client left"
+    assert waited < 3.0, f"the upstream call ran on {waited:.1f}s after the client left"
     row = gw.row(request_id)
     assert row["status"] == 499 and row["error_type"] == "client_disconnected"
     assert row["prompt_tokens"] >= 900 and row["cost_usd"] > 0
