@@ -53,6 +53,9 @@ class ProviderSettings:
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout_s: float = 600.0        # whole request, as the official SDKs default
     connect_timeout_s: float = 10.0
+    first_byte_timeout_s: float | None = None   # a stream's wait for its first event; None: timeout_s
+    stream_idle_timeout_s: float | None = None  # silence between two reads of a stream; None: timeout_s
+    stream_timeout_s: float | None = None       # a whole stream; None: no bound but the idle timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +186,8 @@ _CACHE_KEYS = {"enabled": bool, "ttl_s": float, "max_ttl_s": float, "max_memory_
                "max_entry_bytes": int, "temperature_above_zero": bool, "scope": str, "persist": bool, "keys": dict}
 _CACHE_KEY_KEYS = {"enabled": bool, "ttl_s": float}
 _PROVIDER_KEYS = {"kind": str, "base_url": str, "api_key": str, "api_key_env": str, "models": list,
-                  "headers": dict, "timeout_s": float, "connect_timeout_s": float}
+                  "headers": dict, "timeout_s": float, "connect_timeout_s": float, "first_byte_timeout_s": float,
+                  "stream_idle_timeout_s": float, "stream_timeout_s": float}
 
 
 def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
@@ -326,6 +330,9 @@ def _providers(section: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Prov
                 key = env[var]
                 break
         key = key or raw.get("api_key")
+        for timeout in ("timeout_s", "connect_timeout_s", "first_byte_timeout_s", "stream_idle_timeout_s", "stream_timeout_s"):
+            if timeout in raw and not raw[timeout] > 0:
+                raise ConfigError(f"providers.{name}.{timeout} must be more than 0 seconds")
         models = raw.get("models", [])
         if not all(isinstance(m, str) for m in models):
             raise ConfigError(f"providers.{name}.models must be a list of model names")
@@ -333,6 +340,7 @@ def _providers(section: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Prov
             name=name, kind=kind, base_url=base_url.rstrip("/"), api_key=Secret(key) if key else None,
             models=tuple(models), headers={str(k): str(v) for k, v in raw.get("headers", {}).items()},
             timeout_s=float(raw.get("timeout_s", 600.0)), connect_timeout_s=float(raw.get("connect_timeout_s", 10.0)),
+            **{k: float(raw[k]) for k in ("first_byte_timeout_s", "stream_idle_timeout_s", "stream_timeout_s") if k in raw},
         ))
     return tuple(result)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import pipeline
 from .context import RequestContext
+from .disconnects import Disconnects
 from .errors import ClientDisconnected, PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
@@ -34,12 +35,13 @@ class GatewayApp:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.state = app.state
+        self.disconnects = Disconnects()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
         elif scope["method"] == "POST" and scope["path"] in CHAT_PATHS:
-            await chat_completions(self.state.gateway, self.state.ids.new, scope, receive, send)
+            await chat_completions(self.state.gateway, self.state.ids.new, scope, receive, send, self.disconnects)
         else:
             await self.app(scope, receive, with_ids(send, scope, self.state.ids.new))
 
@@ -62,7 +64,7 @@ def with_ids(send: Send, scope: Scope, new_id: Callable[[], str]) -> Send:
 
 
 async def chat_completions(gw: pipeline.Gateway, new_id: Callable[[], str], scope: Scope, receive: Receive,
-                           send: Send) -> None:
+                           send: Send, disconnects: Disconnects) -> None:
     authorization = request_id = None
     declared = -1
     client_headers: dict[str, str] = {}
@@ -79,7 +81,17 @@ async def chat_completions(gw: pipeline.Gateway, new_id: Callable[[], str], scop
     # The pipeline reads the body itself, after authentication: an anonymous caller gets its 401
     # before the gateway buffers anything.
     body = partial(read_body, receive, gw.settings.max_body_bytes, declared)
-    outcome = await pipeline.chat_completions(gw, ctx, body, authorization)
+    watch = disconnects.start(receive, ctx)
+    try:
+        outcome = await pipeline.chat_completions(gw, ctx, body, authorization)
+    except asyncio.CancelledError:
+        if not watch.left:
+            raise            # cancelled from outside (shutdown), not by the client leaving
+        watch.task.uncancel()  # type: ignore[union-attr]
+        pipeline.abandoned(gw, ctx)
+        return
+    finally:
+        disconnects.stop(watch)
     if outcome.stream is None:
         await respond(send, outcome.status, outcome.headers, outcome.body or b"")
     else:

@@ -171,4 +171,4 @@ def _seconds(value: str | None) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        return None   # an HTTP-date retry-after: treat as "later", the breaker's cool-down decides
+        return None   # the adapters give whole seconds (providers.retry_after); anything else: no rest

@@ -142,14 +142,30 @@ async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream, reque
             ctx.status, ctx.error_type = 499, "client_disconnected"
         elif not state.completed:
             ctx.status, ctx.error_type = 502, "upstream_stream_error"
-        if ctx.usage is None and ctx.first_token_s is not None:
-            # Cut before the usage chunk, yet the provider bills what it generated: charge a lower
-            # bound (prompt from its size, about a token per content event) rather than nothing.
-            ctx.usage = {"prompt_tokens": request_bytes // 4, "completion_tokens": max(0, events - 2),
-                         "total_tokens": request_bytes // 4 + max(0, events - 2), "estimated": True}
+        if ctx.usage is None:
+            # Cut before the usage chunk, even right after the role chunk, yet the provider bills the
+            # prompt (and what it generated or thought): charge a lower bound rather than nothing.
+            ctx.usage = _estimate(request_bytes, max(0, events - 2))
         record(gw, ctx)
         if collected is not None:
             gw.cache.store_stream(ctx, collected, finished and state.completed)  # type: ignore[union-attr]
+
+
+def abandoned(gw: Gateway, ctx: RequestContext) -> None:
+    """Record a request whose client left while it waited on a provider (499); once it has gone
+    upstream the provider bills its prompt all the same, so that much is charged."""
+    ctx.status, ctx.error_type = 499, "client_disconnected"
+    if ctx.usage is None and ctx.model is not None and ctx.raw_body is not None:
+        ctx.usage = _estimate(len(ctx.raw_body), 0)
+    record(gw, ctx)
+
+
+def _estimate(request_bytes: int, completion_tokens: int) -> dict[str, Any]:
+    """Usage when the provider's own count never came: the prompt from its size (as the rate limit
+    estimates it), about a token per content event."""
+    prompt = request_bytes // 4
+    return {"prompt_tokens": prompt, "completion_tokens": completion_tokens,
+            "total_tokens": prompt + completion_tokens, "estimated": True}
 
 
 def record(gw: Gateway, ctx: RequestContext, completion: dict[str, Any] | None = None) -> None:

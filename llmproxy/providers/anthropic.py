@@ -20,7 +20,8 @@ from ..errors import GatewayError, UpstreamError, from_upstream_status
 from ..registry import ModelEntry
 from . import chat
 from .anthropic_messages import JSON_TOOL, convert_messages
-from .base import StreamState, UpstreamRequest, retry_after, translated
+from .base import StreamState, UpstreamRequest, translated
+from .retry_after import retry_after
 from .sse import SSEEvent
 
 NAME = "anthropic"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -23,6 +23,9 @@ from ..context import ChatCompletion, ChatRequest, Usage
 from ..errors import GatewayError, UpstreamConnectionError, UpstreamError, UpstreamTimeout
 from ..registry import ModelEntry
 from .sse import DONE, encode, iter_events
+
+MAX_ERROR_BYTES = 64 * 1024               # of an error body: more than any provider's error JSON
+MAX_ANSWER_BYTES = 64 * 1024 * 1024       # of a whole (non-streamed) answer
 
 Adapter = ModuleType   # a module with build_request, parse_response, map_error and a stream translator
 
@@ -69,9 +72,11 @@ class Transport:
         key = (provider.name, stream)
         timeout = self._timeouts.get(key)
         if timeout is None:
-            # A stream may last long; what must not last is the silence between two chunks.
+            # A stream may last long; what must not last is the wait for its first event (bounded
+            # in open_stream) and the silence between two reads (sock_read, set to the idle
+            # timeout once the stream has opened).
             timeout = (aiohttp.ClientTimeout(total=None, sock_connect=provider.connect_timeout_s,
-                                             sock_read=provider.timeout_s) if stream else
+                                             sock_read=first_byte_s(provider)) if stream else
                        aiohttp.ClientTimeout(total=provider.timeout_s, sock_connect=provider.connect_timeout_s))
             self._timeouts[key] = timeout
         return timeout
@@ -89,9 +94,10 @@ class Transport:
 
     @staticmethod
     async def _refused(adapter: Adapter, provider: ProviderSettings, resp: aiohttp.ClientResponse) -> GatewayError:
-        """The gateway error for an error status, its body read and the connection released."""
+        """The gateway error for an error status, the start of its body read and the connection
+        released (closed, when a long error page was left unread)."""
         try:
-            body = await resp.read()
+            body = await _read_at_most(resp, MAX_ERROR_BYTES)
         finally:
             resp.release()
         return adapter.map_error(resp.status, body, resp.headers, provider=provider.name)
@@ -106,7 +112,13 @@ class Transport:
             if resp.status >= 300:
                 raise await self._refused(adapter, provider, resp)
             try:
-                body = await resp.read()
+                size = resp.content_length
+                if size is not None and size <= MAX_ANSWER_BYTES:
+                    body = await resp.read()
+                else:
+                    body = await _read_at_most(resp, MAX_ANSWER_BYTES + 1)
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise UpstreamError(f"{provider.name} sent an answer over {MAX_ANSWER_BYTES} bytes")
             finally:
                 resp.release()
         except Exception as exc:  # noqa: BLE001 - every transport failure is translated right here
@@ -127,8 +139,9 @@ class Transport:
             if resp.status >= 300:
                 raise await self._refused(adapter, provider, resp)
         except Exception as exc:  # noqa: BLE001
-            raise transport_error(provider, exc) from None
-        relay = adapter.relay_stream(_read(resp, provider), model, state)
+            raise transport_error(provider, exc, first_byte_s(provider)) from None
+        deadline = Deadline(provider)
+        relay = adapter.relay_stream(_read(resp, provider, deadline), model, state)
         try:
             first = await relay.__anext__()
             if stream_opening(first) is False:
@@ -140,7 +153,38 @@ class Transport:
             resp.close()
             await _aclose(relay)
             raise
+        deadline.opened()
+        _idle(resp, provider)
         return OpenStream(first, relay, resp, time.perf_counter() - started)
+
+
+class Deadline:
+    """When a stream must have got somewhere: its first event within the first-byte timeout, then
+    its end within stream_timeout_s (if set). Checked as bytes arrive, which costs no timer (a
+    provider that sends nothing at all is ended by aiohttp's read timeout instead)."""
+
+    __slots__ = ("at", "_start", "_provider", "_opening")
+
+    def __init__(self, provider: ProviderSettings) -> None:
+        self._provider, self._opening, self._start = provider, True, time.monotonic()
+        self.at: float | None = self._start + first_byte_s(provider)
+
+    def opened(self) -> None:
+        limit = self._provider.stream_timeout_s
+        self.at = self._start + limit if limit is not None else None
+        self._opening = False
+
+    def passed(self) -> UpstreamTimeout:
+        if self._opening:
+            return self.silent()
+        return UpstreamTimeout(f"{self._provider.name} stream ran past its limit "
+                               f"of {self._provider.stream_timeout_s:g}s")
+
+    def silent(self) -> UpstreamTimeout:
+        if self._opening:
+            return UpstreamTimeout(f"{self._provider.name} sent no first event in time "
+                                   f"(first-byte timeout {first_byte_s(self._provider):g}s)")
+        return UpstreamTimeout(f"{self._provider.name} fell silent in the middle of the stream")
 
 
 class OpenStream:
@@ -171,14 +215,47 @@ class OpenStream:
         self._resp.close()
 
 
-async def _read(resp: aiohttp.ClientResponse, provider: ProviderSettings) -> AsyncIterator[bytes]:
+async def _read(resp: aiohttp.ClientResponse, provider: ProviderSettings, deadline: Deadline) -> AsyncIterator[bytes]:
     try:
         async for chunk in resp.content.iter_any():
+            if deadline.at is not None and time.monotonic() > deadline.at:
+                raise deadline.passed()
             yield chunk
-    except (asyncio.CancelledError, GeneratorExit):
+    except (asyncio.CancelledError, GeneratorExit, GatewayError):
         raise
+    except aiohttp.ServerTimeoutError:
+        raise deadline.silent() from None
     except Exception as exc:  # noqa: BLE001
         raise transport_error(provider, exc) from None
+
+
+async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or its first `limit` bytes: a provider's 10 MB error page must not be held whole."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await resp.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def first_byte_s(provider: ProviderSettings) -> float:
+    return provider.first_byte_timeout_s or provider.timeout_s
+
+
+def _idle(resp: aiohttp.ClientResponse, provider: ProviderSettings) -> None:
+    """From the first event on, a stream may fall silent for the idle timeout, not the first-byte one."""
+    idle = provider.stream_idle_timeout_s or provider.timeout_s
+    connection = resp.connection
+    protocol = connection.protocol if connection is not None else None
+    if protocol is not None and idle != first_byte_s(provider):
+        protocol.read_timeout = idle
+        reschedule = getattr(protocol, "_reschedule_timeout", None)   # else the next gap still gets the old value
+        if reschedule is not None:
+            reschedule()
 
 
 async def _aclose(agen: Any) -> None:
@@ -240,13 +317,13 @@ def error_message(piece: bytes) -> str:
     return "error event"
 
 
-def transport_error(provider: ProviderSettings, exc: BaseException) -> GatewayError:
+def transport_error(provider: ProviderSettings, exc: BaseException, timeout_s: float | None = None) -> GatewayError:
     """The gateway error for an aiohttp failure; names the provider, never its key or full URL."""
     if isinstance(exc, GatewayError):
         return exc
     name = provider.name
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        return UpstreamTimeout(f"{name} did not answer in time (timeout {provider.timeout_s:g}s)")
+        return UpstreamTimeout(f"{name} did not answer in time (timeout {timeout_s or provider.timeout_s:g}s)")
     if isinstance(exc, aiohttp.ClientConnectorError):
         return UpstreamConnectionError(f"could not connect to {name} at {_host(provider.base_url)}: "
                                        f"{exc.os_error.strerror or 'connection failed'}")
@@ -258,10 +335,6 @@ def transport_error(provider: ProviderSettings, exc: BaseException) -> GatewayEr
 def _host(url: str) -> str:
     rest = url.split("://", 1)[-1]
     return rest.split("/", 1)[0].rsplit("@", 1)[-1]
-
-
-def retry_after(headers: Mapping[str, str]) -> str | None:
-    return headers.get("retry-after") or headers.get("Retry-After")
 
 
 def translated(translate: Callable[..., AsyncIterator[dict[str, Any]]]) -> Callable[..., AsyncIterator[bytes]]:

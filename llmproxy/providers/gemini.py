@@ -19,7 +19,8 @@ from ..context import ChatChunk, ChatCompletion, ChatRequest
 from ..errors import GatewayError, UpstreamError, from_upstream_status
 from ..registry import ModelEntry
 from . import chat
-from .base import StreamState, UpstreamRequest, retry_after, translated
+from .base import StreamState, UpstreamRequest, translated
+from .retry_after import duration_s, retry_after
 from .gemini_contents import convert_messages
 from .schema import gemini_schema
 from .sse import SSEEvent
@@ -299,8 +300,17 @@ def error_from_body(payload: Mapping[str, Any], provider: str, status: int | Non
     message = str(err.get("message") or grpc or f"HTTP {status}")
     if status == 400 and "API key not valid" in message:
         status = 401   # Gemini answers a wrong key with 400 INVALID_ARGUMENT; it is the gateway's credential
-    return from_upstream_status(provider, status, message, retry_after=retry_after(headers or {}),
+    return from_upstream_status(provider, status, message, retry_after=retry_after(headers or {}, _retry_delay(err)),
                                 code=(grpc or None) if status != 429 else None)
+
+
+def _retry_delay(err: Mapping[str, Any]) -> float | None:
+    """The wait Gemini puts in the body of a 429: a google.rpc.RetryInfo among the error's details."""
+    details = err.get("details")
+    for detail in details if isinstance(details, list) else ():
+        if isinstance(detail, dict) and detail.get("@type") == "type.googleapis.com/google.rpc.RetryInfo":
+            return duration_s(detail.get("retryDelay"))
+    return None
 
 
 def map_error(status: int, body: bytes, headers: Mapping[str, str], *, provider: str = NAME) -> GatewayError:

@@ -14,15 +14,14 @@ from ..config import ProviderSettings
 from ..context import ChatCompletion, ChatRequest
 from ..errors import GatewayError, UpstreamError, from_upstream_status
 from ..registry import ModelEntry
-from .base import StreamState, UpstreamRequest, retry_after
-from .sse import DONE, encode
+from .base import StreamState, UpstreamRequest
+from .retry_after import retry_after
+from .sse import DONE, SSEFramer, encode
 
 NAME = "openai"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"   # ends in /v1, as the official SDK takes it
 
 RELAYS_ANSWER = True   # parse_response changes nothing: the provider's bytes can go to the client as they are
-_USAGE_MARKERS = (b'"usage":{', b'"usage": {')
-_FINISH = b'"finish_reason":"'
 
 
 def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
@@ -61,20 +60,16 @@ def parse_response(body: bytes, model: ModelEntry) -> ChatCompletion:
 
 async def relay_stream(chunks: AsyncIterator[bytes], model: ModelEntry, state: StreamState) -> AsyncIterator[bytes]:
     """Pass events through as they complete; learn usage and finish reason on the way."""
-    buf = b""
+    framer = SSEFramer()
     async for chunk in chunks:
-        buf = buf + chunk if buf else chunk
-        if b"\r" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
-        end = buf.rfind(b"\n\n")
-        if end < 0:
-            continue
-        ready, buf = buf[:end + 2], buf[end + 2:]
-        out = _inspect(ready, state)
-        if out:
-            yield out
-    if buf.strip():
-        out = _inspect(buf + b"\n\n", state)
+        ready = framer.feed(chunk)
+        if ready:
+            out = _inspect(ready, state)
+            if out:
+                yield out
+    rest = framer.flush()
+    if rest:
+        out = _inspect(rest, state)
         if out:
             yield out
     if not state.completed and not state.errored:
@@ -82,31 +77,63 @@ async def relay_stream(chunks: AsyncIterator[bytes], model: ModelEntry, state: S
 
 
 def _inspect(ready: bytes, state: StreamState) -> bytes:
-    pos = ready.rfind(_FINISH)
-    if pos >= 0:
-        start = pos + len(_FINISH)
-        state.finish_reason = ready[start:ready.find(b'"', start)].decode()
-    if DONE[:-2] in ready:
+    """Complete events in, the events to relay out; the state learns from them on the way.
+
+    The bytes are searched, not parsed (this runs for every event of every stream), for keys
+    followed by a colon with any JSON spacing: a string value can never be followed by a colon,
+    so `"usage" :` is always a key, never text inside the content."""
+    finish = _last_value(ready, b'"finish_reason"', _STRING)
+    if finish >= 0:
+        state.finish_reason = ready[finish + 1:ready.find(b'"', finish + 1)].decode()
+    if _DONE_EVENT in ready:
         state.completed = True
-    if b'data: {"error"' in ready:
-        state.errored = True
-    if not any(m in ready for m in _USAGE_MARKERS):
+    if _last_value(ready, b'"usage"', _OBJECT) < 0 and _last_value(ready, b'"error"', _OBJECT_OR_STRING) < 0:
         return ready
     kept = []
     for event in ready.split(b"\n\n"):
-        if event and any(m in event for m in _USAGE_MARKERS) and event.startswith(b"data:"):
+        if event.startswith(b"data:") and (b'"usage"' in event or b'"error"' in event):
             try:
                 payload = orjson.loads(event[5:])
             except orjson.JSONDecodeError:
-                kept.append(event)
-                continue
-            if isinstance(payload, dict) and isinstance(payload.get("usage"), dict):
-                state.usage = payload["usage"]
-                if not state.include_usage and not payload.get("choices"):
-                    continue   # the usage chunk the gateway asked for on its own behalf
+                payload = None
+            if isinstance(payload, dict):
+                if payload.get("error"):
+                    state.errored = True
+                elif isinstance(payload.get("usage"), dict):
+                    state.usage = payload["usage"]
+                    if not state.include_usage and not payload.get("choices"):
+                        continue   # the usage chunk the gateway asked for on its own behalf
         if event:
             kept.append(event)
     return b"\n\n".join(kept) + b"\n\n" if kept else b""
+
+
+def _last_value(buf: bytes, key: bytes, starts: tuple[bytes, ...]) -> int:
+    """Where the value of the last `key` in `buf` begins, if that value starts with one of `starts`
+    (a quote for a string, a brace for an object), else -1."""
+    end, size = len(buf), len(key)
+    while (pos := buf.rfind(key, 0, end)) >= 0:
+        i = pos + size
+        if buf[i:i + 1] != b":":               # compact JSON is the common case: no loop for it
+            while buf[i:i + 1] in _BLANKS:
+                i += 1
+            if buf[i:i + 1] != b":":
+                end = pos
+                continue
+        i += 1
+        value = buf[i:i + 1]
+        while value in _BLANKS:
+            i += 1
+            value = buf[i:i + 1]
+        if value in starts:
+            return i
+        end = pos
+    return -1
+
+
+_BLANKS = (b" ", b"\t")   # JSON spacing inside one data line (a line end would end the line)
+_STRING, _OBJECT, _OBJECT_OR_STRING = (b'"',), (b"{",), (b"{", b'"')
+_DONE_EVENT = DONE[:-2]
 
 
 def map_error(status: int, body: bytes, headers: Mapping[str, str], *, provider: str = NAME) -> GatewayError:

@@ -1,4 +1,11 @@
-"""Server-sent events: an incremental parser for upstream streams and the encoder for ours."""
+"""Server-sent events: one incremental framer for upstream streams, the event parser, and the encoder
+for ours.
+
+Every upstream stream is cut into events by `SSEFramer`, whether its bytes are relayed as they are
+(OpenAI) or parsed and translated (Anthropic, Gemini), so both paths agree on where an event ends.
+The SSE format allows LF, CRLF and a lone CR as line ends; a read may end between the CR and the LF
+of one CRLF, so a trailing CR is held back until the next byte says which it was.
+"""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -6,7 +13,10 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from ..errors import UpstreamError
+
 DONE = b"data: [DONE]\n\n"
+MAX_PENDING_BYTES = 16 * 1024 * 1024   # one unfinished event larger than this is a broken upstream
 
 
 class SSEEvent(NamedTuple):
@@ -14,30 +24,58 @@ class SSEEvent(NamedTuple):
     data: bytes         # the `data:` lines joined by "\n"
 
 
-class SSEDecoder:
-    """Feed it bytes as they arrive; it returns the events that are complete so far."""
+class SSEFramer:
+    """Feed it bytes as they arrive; it returns the events complete so far as one bytes object of
+    blocks, each ending in a blank line, with every line end made LF (b"" while none is complete)."""
 
     __slots__ = ("_buf",)
 
     def __init__(self) -> None:
         self._buf = b""
 
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
+    def feed(self, chunk: bytes) -> bytes:
         buf = self._buf + chunk if self._buf else chunk
+        held = b""
         if b"\r" in buf:
+            if buf[-1:] == b"\r":        # maybe the first half of a CRLF: decide with the next byte
+                buf, held = buf[:-1], b"\r"
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         end = buf.rfind(b"\n\n")
         if end < 0:
-            self._buf = buf
-            return []
-        self._buf = buf[end + 2:]
-        return [e for block in buf[:end].split(b"\n\n") if (e := parse_block(block)) is not None]
+            self._buf = buf + held
+            if len(self._buf) > MAX_PENDING_BYTES:
+                # memory stays bounded whatever the upstream sends
+                raise UpstreamError(f"the provider sent over {MAX_PENDING_BYTES} bytes without ending an event")
+            return b""
+        self._buf = buf[end + 2:] + held
+        return buf[:end + 2]
+
+    def flush(self) -> bytes:
+        """What is left when the stream ends without a final blank line, as one block (or b"")."""
+        rest, self._buf = self._buf.replace(b"\r", b"\n"), b""
+        rest = rest.strip(b"\n")
+        return rest + b"\n\n" if rest.strip() else b""
+
+
+class SSEDecoder:
+    """The framer's blocks, parsed into events."""
+
+    __slots__ = ("_framer",)
+
+    def __init__(self) -> None:
+        self._framer = SSEFramer()
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        return parse_blocks(self._framer.feed(chunk))
 
     def flush(self) -> list[SSEEvent]:
-        """Whatever is left when the stream ends without a final blank line."""
-        rest, self._buf = self._buf, b""
-        event = parse_block(rest.strip(b"\n")) if rest.strip() else None
-        return [event] if event is not None else []
+        return parse_blocks(self._framer.flush())
+
+
+def parse_blocks(ready: bytes) -> list[SSEEvent]:
+    if not ready:
+        return []
+    return [e for block in ready.split(b"\n\n") if (e := parse_block(block)) is not None]
 
 
 def parse_block(block: bytes) -> SSEEvent | None:

@@ -8,7 +8,8 @@ On top: roles user/model, one data field per part, a functionResponse must answe
 before it, Gemini 3 wants the thoughtSignature of the first functionCall of each model turn,
 thinkingLevel only from Gemini 3 and never together with thinkingBudget, at most 5 stop sequences.
 
-Model names pick failures: fail-<status>, unavailable (503 UNAVAILABLE), cut-stream.
+Model names pick failures: fail-<status> (429 with RetryInfo in the body, as Gemini sends it),
+unavailable (503 UNAVAILABLE), cut-stream.
 """
 from __future__ import annotations
 
@@ -68,9 +69,20 @@ class FakeState:
     rejected: list[str] = field(default_factory=list)
 
 
-def error(code: int, status: str, message: str) -> Response:
-    return Response(orjson.dumps({"error": {"code": code, "message": message, "status": status}}), code,
-                    media_type="application/json")
+def error(code: int, status: str, message: str, details: list[dict[str, Any]] | None = None) -> Response:
+    err: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details is not None:
+        err["details"] = details
+    return Response(orjson.dumps({"error": err}), code, media_type="application/json")
+
+
+# What Gemini puts in a 429's body instead of a Retry-After header
+QUOTA_DETAILS = [
+    {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+     "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                     "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "quotaValue": "10"}]},
+    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "12.5s"},
+]
 
 
 def _known(obj: Any, kind: str, path: str) -> dict[str, Any]:
@@ -266,7 +278,8 @@ def create_app(state: FakeState) -> Starlette:
         if model.startswith("fail-") and model[5:].isdigit():
             code = int(model[5:])
             status = {400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
-            return error(code, status.get(code, "UNKNOWN"), f"fake failure {code}")
+            return error(code, status.get(code, "UNKNOWN"), f"fake failure {code}",
+                         QUOTA_DETAILS if code == 429 else None)
         if model == "unavailable":
             return error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
         try:
