@@ -8,7 +8,7 @@ for a schema feature this module does not know.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -23,11 +23,13 @@ REFUSALS = ("i'm sorry, but i can", "i am sorry, but i can", "sorry, but i can",
             "i cannot provide", "i'm sorry, i can't", "i’m sorry, but i can", "i can’t help")
 REFUSAL_MAX_CHARS = 400
 MAX_DEPTH = 32
+HEAD_EVENTS, TAIL_EVENTS = 64, 8   # a plain-text stream is checked on its first and last events only
 
 
-def failure(body: ChatRequest, message: Message, finish_reason: str | None) -> str | None:
+def failure(body: ChatRequest, message: Message, finish_reason: str | None, partial: bool = False) -> str | None:
     """Why the answer fails the cheap checks ("length", "empty", "refusal", "invalid_json",
-    "invalid_tool_arguments"), or None when it passes."""
+    "invalid_tool_arguments"), or None when it passes. `partial`: the message holds only the start and
+    end of a longer text (see stream_message), so it is long enough not to be a refusal."""
     if finish_reason == "length":
         return "length"
     content = message.get("content")
@@ -39,7 +41,7 @@ def failure(body: ChatRequest, message: Message, finish_reason: str | None) -> s
         return "empty"
     if calls:
         return None if tool_calls_valid(body, calls) else "invalid_tool_arguments"
-    if len(text) <= REFUSAL_MAX_CHARS and text.lstrip().lower().startswith(REFUSALS):
+    if not partial and len(text) <= REFUSAL_MAX_CHARS and text.lstrip().lower().startswith(REFUSALS):
         return "refusal"
     fmt = body.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
@@ -136,17 +138,33 @@ def matches(value: Any, schema: Any, depth: int = 0) -> bool:
     return True
 
 
-def stream_message(pieces: list[bytes]) -> tuple[Message, str | None, bool]:
-    """The assistant message of choice 0, its finish reason and whether an error event came, rebuilt
-    from the SSE bytes of a chat.completions stream (OpenAI wire format)."""
+class StreamAnswer(NamedTuple):
+    message: Message             # the assistant message of choice 0
+    finish_reason: str | None
+    errored: bool                # an error event came
+    partial: bool                # only the first and last events were read (a long plain-text answer)
+
+
+def needs_whole_answer(body: ChatRequest) -> bool:
+    """JSON and tool calls are checked whole; plain text only needs its start and its end."""
+    fmt = body.get("response_format")
+    return bool(body.get("tools")) or (isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"))
+
+
+def stream_message(pieces: list[bytes], whole: bool = True) -> StreamAnswer:
+    """The answer rebuilt from the SSE bytes of a chat.completions stream (OpenAI wire format). With
+    whole=False only the first HEAD_EVENTS and last TAIL_EVENTS data events are parsed (~50x less work
+    on a long answer): enough for the finish reason, emptiness and a refusal's opening."""
+    lines = [line for line in b"".join(pieces).split(b"\n") if line.startswith(b"data:")]
+    partial = not whole and len(lines) > HEAD_EVENTS + TAIL_EVENTS
+    if partial:
+        lines = lines[:HEAD_EVENTS] + lines[-TAIL_EVENTS:]
     text: list[str] = []
     calls: dict[int, dict[str, Any]] = {}
     finish: str | None = None
     errored = False
     refusal: list[str] = []
-    for line in b"".join(pieces).split(b"\n"):
-        if not line.startswith(b"data:"):
-            continue
+    for line in lines:
         data = line[5:].strip()
         if not data or data == b"[DONE]":
             continue
@@ -179,4 +197,4 @@ def stream_message(pieces: list[bytes]) -> tuple[Message, str | None, bool]:
         message["tool_calls"] = [calls[i] for i in sorted(calls)]
     if refusal:
         message["refusal"] = "".join(refusal)
-    return message, finish, errored
+    return StreamAnswer(message, finish, errored, partial)

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from .answer_checks import failure, stream_message
+from .answer_checks import failure, needs_whole_answer, stream_message
 from .context import ChatCompletion, RequestContext, Usage
 from .errors import GatewayError
 from .execute import FallbackStream, execute
@@ -88,10 +88,11 @@ async def _first_stream(ctx: RequestContext, transport: Transport, health: Healt
     async for piece in stream:
         pieces.append(piece)
     ctx.upstream_s += time.perf_counter() - started
-    message, finish, errored = stream_message(pieces)
+    answer = stream_message(pieces, whole=needs_whole_answer(ctx.body))
     state = stream.state
     ctx.usage, ctx.finish_reason = state.usage, state.finish_reason
-    reason = "error" if errored or not state.completed else failure(ctx.body, message, finish)
+    reason = ("error" if answer.errored or not state.completed
+              else failure(ctx.body, answer.message, answer.finish_reason, answer.partial))
     return reason, HeldStream(pieces, state, ctx)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import orjson
 
-from llmproxy.answer_checks import failure, matches, stream_message
+from llmproxy.answer_checks import HEAD_EVENTS, failure, matches, stream_message
 
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1},
                                            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
@@ -64,12 +64,26 @@ def test_stream_message_rebuilds_content_and_tool_calls() -> None:
         return b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
     pieces = [event({"role": "assistant", "content": ""}), event({"content": "Hel"}), event({"content": "lo"}),
               event({}, "stop"), b"data: [DONE]\n\n"]
-    assert stream_message(pieces) == ({"role": "assistant", "content": "Hello"}, "stop", False)
+    assert stream_message(pieces) == ({"role": "assistant", "content": "Hello"}, "stop", False, False)
     calls = [event({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "get_order", "arguments": ""}}]}),
              event({"tool_calls": [{"index": 0, "function": {"arguments": '{"order_'}}]}),
              event({"tool_calls": [{"index": 0, "function": {"arguments": 'id": "A1"}'}}]}), event({}, "tool_calls")]
-    message, finish, errored = stream_message(calls)
+    message, finish, errored, _ = stream_message(calls)
     assert message["tool_calls"][0]["function"] == {"name": "get_order", "arguments": '{"order_id": "A1"}'}
     assert failure(TOOLS_BODY, message, finish) is None and not errored
     broken = [event({"content": "par"}), b'data: {"error": {"message": "x", "type": "server_error"}}\n\n']
     assert stream_message(broken)[2] is True
+
+
+def test_a_long_plain_stream_is_checked_on_its_ends() -> None:
+    def event(delta: dict, finish: str | None = None) -> bytes:
+        return b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
+    refusal = [event({"content": "I'm sorry, but I can't help with that."})]
+    long = refusal + [event({"content": " more"}) for _ in range(2 * HEAD_EVENTS)] + [event({}, "length")]
+    got = stream_message(long, whole=False)
+    assert got.partial and got.finish_reason == "length"
+    assert failure({}, got.message, got.finish_reason, got.partial) == "length"
+    got = stream_message(long[:-1] + [event({}, "stop")], whole=False)
+    assert failure({}, got.message, got.finish_reason, got.partial) is None   # long: not a refusal
+    short = stream_message(refusal + [event({}, "stop")], whole=False)
+    assert not short.partial and failure({}, short.message, short.finish_reason, short.partial) == "refusal"
