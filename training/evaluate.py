@@ -21,7 +21,8 @@ from pathlib import Path
 import orjson
 
 from llmproxy.classifier import Classifier
-from llmproxy.classifier.features import extract
+from llmproxy.classifier.features import extract, featurize
+from llmproxy.classifier.model import CLASSES
 from training.chatfile import read_dir
 from training.datasets import Row, chat, load_splits, routing_data
 from training.metrics import (LABELS, Prices, accuracy, gap_curve, macro_f1, recall, request_cost, roc_auc,
@@ -125,6 +126,23 @@ def per_source_table(rows: list[Row], routers: dict[str, list[str]], prices: Pri
     return out
 
 
+def calibration(clf: Classifier, rows: list[Row], bins: int = 10) -> tuple[float, float, float]:
+    """(expected calibration error of the top-class probability over `bins` equal-width bins, mean
+    top probability, accuracy of the top class): a calibrated model has ECE near 0."""
+    top: list[tuple[float, bool]] = []
+    for r in rows:
+        probs = clf.model.probabilities(featurize(r["request"]))
+        best = max(range(len(CLASSES)), key=probs.__getitem__)
+        top.append((probs[best], CLASSES[best] == r["label"]))
+    ece = 0.0
+    for b in range(bins):
+        inside = [(p, ok) for p, ok in top if b / bins <= p < (b + 1) / bins or (b == bins - 1 and p == 1.0)]
+        if inside:
+            ece += len(inside) / len(top) * abs(sum(p for p, _ in inside) / len(inside)
+                                                - sum(ok for _, ok in inside) / len(inside))
+    return ece, sum(p for p, _ in top) / len(top), sum(ok for _, ok in top) / len(top)
+
+
 def needs_strong_table(rows: list[Row], scorers: dict[str, Callable[[Row], float]]) -> list[str]:
     out = ["| source | n | needs-strong rate | router | ROC-AUC | APGR | CPT(50%) | CPT(80%) |", "|---|---|---|---|---|---|---|---|"]
     groups: dict[str, list[Row]] = defaultdict(list)
@@ -150,10 +168,13 @@ def evaluate(weights: Path | None, data_dir: Path | None, registry: Path = REGIS
     prices, picked = registry_prices(registry)
     previous = orjson.loads(PREVIOUS.read_bytes()) if PREVIOUS.is_file() else {}
     length = length_predictor(splits.fit)
+    hand_length = length_predictor([r for r in splits.fit if r["source"] == "handwritten"] or splits.fit)
     model = model_predictor(clf)
     lines = [f"Prices: {registry.name}, the cheapest current model meeting the router's default quality floors "
              f"{FLOORS}: {picked}. Output tokens assumed by true label 150/500/1000; input tokens = request "
-             f"JSON bytes / 4. `routed` = unsure predictions sent to the router default (`{DEFAULT_TIER}`).", ""]
+             f"JSON bytes / 4. `routed` = unsure predictions sent to the router default (`{DEFAULT_TIER}`). "
+             "Length-only cuts total message characters at the tertiles of the fit split (or of its "
+             "hand-written rows only, which look more like the independent set).", ""]
     sets = [("Independent evaluation set (training/evalset/, hand-written, never trained or tuned on)",
              read_dir(EVALSET)),
             ("Old held-out bank (held-out benchmark rows and synthetic bank B templates)", splits.heldout)]
@@ -166,10 +187,16 @@ def evaluate(weights: Path | None, data_dir: Path | None, registry: Path = REGIS
             routers["previous model"] = [[p[0] for p in prev]]   # type: ignore[index]
             routers["previous model, routed"] = [routed(prev)]   # type: ignore[arg-type]
         routers["length-only"] = [[length(r)[0] for r in rows]]
+        routers["length-only, cuts from hand-written rows"] = [[hand_length(r)[0] for r in rows]]
         routers["random"] = [[random.Random(s * 7919 + i).choice(LABELS) for i in range(len(rows))]
                              for s in RANDOM_SEEDS]
         routers["always-frontier"] = [["complex"] * len(rows)]
+        ece, mean_p, top_acc = calibration(clf, rows)
+        confident = sum(p[2] for p in preds) / len(preds)
         lines += [f"### {title}: {len(rows)} rows", ""] + pooled_table(rows, routers, prices) + [""]
+        lines += [f"Model calibration (argmax of the probabilities, before the decision offsets): ECE {ece:.3f}, "
+                  f"mean top probability {mean_p:.3f}, top-class accuracy {top_acc:.3f}; confident on "
+                  f"{confident:.1%} of rows.", ""]
         per_source = {k: v[0] for k, v in routers.items() if k in ("model, routed", "previous model, routed",
                                                                   "length-only")}
         lines += per_source_table(rows, per_source, prices) + [""]
