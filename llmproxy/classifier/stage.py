@@ -6,12 +6,12 @@ confident; the classifier's own answer carries its confidence.
 """
 from __future__ import annotations
 
+from ..config import LABELS
 from ..context import RequestContext
 from ..errors import InvalidRequest
 from . import Classifier
 
 HINT_HEADER = "x-llmproxy-complexity"
-LABELS = ("simple", "medium", "complex")
 
 
 def classify(ctx: RequestContext, classifier: Classifier | None) -> None:
