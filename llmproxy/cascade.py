@@ -73,10 +73,11 @@ async def run(ctx: RequestContext, transport: Transport, health: Health | None) 
     if reason is None and answer is not None:
         ctx.response_headers[HEADER] = f"{held}accepted; first={ctx.model.id if ctx.model else first_model}"
         return answer
-    _note_first(ctx, reason or "error", first_model)
+    first = _note_first(ctx, reason or "error", first_model)
     ctx.candidates, ctx.escalation = ctx.escalation, []
-    cost = ctx.cascade.cost_usd if ctx.cascade is not None else 0.0
-    ctx.response_headers[HEADER] = f"{held}escalated; reason={reason}; first={first_model}; first_cost_usd={cost:.8f}"
+    shown = first_model if reason == "error" else first.model   # the model whose answer failed, if one answered
+    ctx.response_headers[HEADER] = (f"{held}escalated; reason={reason}; first={shown}; "
+                                    f"first_cost_usd={first.cost_usd:.8f}")
     return await execute(ctx, transport, health)
 
 
@@ -103,7 +104,7 @@ def _completion_failure(ctx: RequestContext, completion: ChatCompletion) -> str 
     return failure(ctx.body, message, choice.get("finish_reason"))
 
 
-def _note_first(ctx: RequestContext, reason: str, first_model: str) -> None:
+def _note_first(ctx: RequestContext, reason: str, first_model: str) -> FirstAttempt:
     """Keep the failed first attempt's usage and cost for the record stage, and clear the context for
     the next tier's answer."""
     cost = 0.0
@@ -112,8 +113,9 @@ def _note_first(ctx: RequestContext, reason: str, first_model: str) -> None:
             cost = cost_usd(ctx.model, ctx.usage) or 0.0
         except (TypeError, ValueError):
             cost = 0.0
-    ctx.cascade = FirstAttempt(ctx.model.id if ctx.model else first_model, ctx.usage, cost, reason)
+    ctx.cascade = first = FirstAttempt(ctx.model.id if ctx.model else first_model, ctx.usage, cost, reason)
     ctx.usage, ctx.finish_reason, ctx.response_body, ctx.first_token_s = None, None, None, None
+    return first
 
 
 def fold(ctx: RequestContext) -> None:

@@ -11,6 +11,7 @@ do not match the tool's parameters), "error" (a 503).
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ USAGE = {"prompt_tokens": 40, "completion_tokens": 10, "total_tokens": 50}
 class FlawedState:
     flaws: dict[str, str] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    chunk_delay_s: float = 0.0    # pause before each streamed event after the first
 
 
 def example(schema: Any) -> Any:
@@ -87,7 +89,8 @@ def create_app(state: FlawedState) -> Starlette:
         message, finish = _answer(body, flaw)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return StreamingResponse(_stream(body["model"], message, finish, include_usage), media_type="text/event-stream")
+            return StreamingResponse(_stream(body["model"], message, finish, include_usage, state.chunk_delay_s),
+                                     media_type="text/event-stream")
         return Response(orjson.dumps({
             "id": "chatcmpl-flawed", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
             "choices": [{"index": 0, "message": {**message, "refusal": None}, "logprobs": None, "finish_reason": finish}],
@@ -101,7 +104,7 @@ def _error(status: int, message: str, type_: str, code: str | None) -> Response:
                     media_type="application/json")
 
 
-async def _stream(model: str, message: dict[str, Any], finish: str, include_usage: bool):
+async def _stream(model: str, message: dict[str, Any], finish: str, include_usage: bool, delay_s: float):
     base = {"id": "chatcmpl-flawed", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
 
     def chunk(delta: dict[str, Any], reason: str | None = None) -> bytes:
@@ -110,6 +113,8 @@ async def _stream(model: str, message: dict[str, Any], finish: str, include_usag
     yield chunk({"role": "assistant", "content": ""})
     text = message.get("content") or ""
     for i in range(0, len(text), 8):
+        if delay_s:
+            await asyncio.sleep(delay_s)
         yield chunk({"content": text[i:i + 8]})
     for call in message.get("tool_calls") or ():
         args = call["function"]["arguments"]

@@ -187,3 +187,31 @@ def test_added_latency_of_an_accepted_cascade(cascade_gateway, flawed, capsys: p
     with capsys.disabled():
         print(f"\n  gateway overhead, median of 40: auto {plain:.3f} ms, auto:cascade (accepted) {cascade:.3f} ms")
     assert cascade < plain + 2.0
+
+
+def test_a_held_stream_waits_for_the_whole_cheap_answer(cascade_gateway, flawed,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The price of holding: the client's first content arrives when the cheaper model has finished."""
+    base, cheap, strong = cascade_gateway("simple")
+    flawed[1].chunk_delay_s = 0.05          # the good answer is 4 content events: ~0.2 s to generate
+    sdk = client(base)
+
+    def first_content_s(model: str) -> tuple[float, float, str]:
+        started = time.perf_counter()
+        first = None
+        with sdk.chat.completions.with_streaming_response.create(model=model, messages=MSG, stream=True) as r:
+            header = r.headers.get("x-llmproxy-cascade", "")
+            for chunk in r.parse():
+                if first is None and chunk.choices and chunk.choices[0].delta.content:
+                    first = time.perf_counter() - started
+        return first or 0.0, time.perf_counter() - started, header
+
+    plain_first, plain_total, _ = first_content_s("auto")
+    held_first, held_total, header = first_content_s("auto:cascade")
+    with capsys.disabled():
+        print(f"\n  stream, first content / whole answer: auto {plain_first * 1000:.0f} / {plain_total * 1000:.0f} ms, "
+              f"auto:cascade held {held_first * 1000:.0f} / {held_total * 1000:.0f} ms")
+    assert header.startswith("held; accepted")
+    assert plain_first < 0.12                      # relayed live: the first event after one delay
+    assert held_first >= 0.18                      # held: after the last one
+    assert held_total < plain_total + 0.15         # holding adds the wait, not a second generation
