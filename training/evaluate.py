@@ -93,16 +93,30 @@ def cost_share(rows: list[Row], labels: list[str], prices: Prices) -> float:
     return spent / frontier if frontier else float("nan")
 
 
+BOOTSTRAP = 500  # resamples for the macro-F1 interval
+
+
+def f1_interval(y: list[str], pred: list[str]) -> tuple[float, float]:
+    """95% bootstrap interval of macro-F1 (rows resampled with replacement; fixed seed)."""
+    rng = random.Random(0)
+    idx = range(len(y))
+    vals = sorted(macro_f1([y[i] for i in s], [pred[i] for i in s])
+                  for s in (rng.choices(idx, k=len(y)) for _ in range(BOOTSTRAP)))
+    return vals[int(0.025 * BOOTSTRAP)], vals[int(0.975 * BOOTSTRAP) - 1]
+
+
 def pooled_table(rows: list[Row], routers: dict[str, list[list[str]]], prices: Prices) -> list[str]:
     """One line per router over all `rows` (a router with several runs, e.g. random, is averaged)."""
-    out = ["| router | acc | macro-F1 | recall simple | recall medium | recall complex | complex->simple "
-           "| cost / always-frontier |", "|---|---|---|---|---|---|---|---|"]
+    out = ["| router | acc | macro-F1 | macro-F1 95% CI | recall simple | recall medium | recall complex "
+           "| complex->simple | cost / always-frontier |", "|---|---|---|---|---|---|---|---|---|"]
     y = [r["label"] for r in rows]
     for name, runs in routers.items():
         vals = [[accuracy(y, p), macro_f1(y, p), recall(y, p, "simple"), recall(y, p, "medium"),
                  recall(y, p, "complex"), under_routing(y, p), cost_share(rows, p, prices)] for p in runs]
         mean = [sum(v[i] for v in vals) / len(vals) for i in range(7)]
-        out.append(f"| {name} | " + " | ".join(_fmt(v) for v in mean[:6]) + f" | {mean[6]:.1%} |")
+        ci = "%.3f-%.3f" % f1_interval(y, runs[0]) if len(runs) == 1 else "–"
+        out.append(f"| {name} | {_fmt(mean[0])} | {_fmt(mean[1])} | {ci} | "
+                   + " | ".join(_fmt(v) for v in mean[2:6]) + f" | {mean[6]:.1%} |")
     return out
 
 
