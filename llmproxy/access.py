@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from .auth import Authenticator
-from .ratelimit import Limiter, period_starts
+from .ratelimit import KeyBudget, Limiter, period_starts
 from .store import usage_sql
 from .store.keys_sql import KeysDB
 from .store.sqlite import SQLiteStore
@@ -53,6 +53,15 @@ class Access:
             await store.close()
             raise
         access = cls(gw, store, auth, Limiter(), Vault(key, settings))
+        try:
+            if auth.jwt_namespace is not None:
+                moved = await access.db.namespace_jwt_owners(auth.jwt_namespace)
+                if moved:
+                    log.warning("%d keys made by identity-provider subjects now belong to '%s#<sub>'",
+                                moved, auth.jwt_namespace)
+        except BaseException:
+            await store.close()
+            raise
         await access.reload()
         await access._load_spend()
         gw.auth, gw.limits, gw.access = access.auth, access.limits, access
@@ -64,6 +73,7 @@ class Access:
             generation = await self.db.generation()
             keys, users = await self.db.keys(), await self.db.users()
             self.auth.load(keys, users)
+            self.limits.set_keys({k.id: KeyBudget(k.parent_id, k.budget_usd, k.budget_period) for k in keys})
             await self.vault.load(self.db)
             self._gw.settings = self.vault.apply(self._gw.settings)
             self.generation = generation
@@ -80,11 +90,12 @@ class Access:
                 log.warning("could not reload keys and credentials: %s", exc)
 
     async def _load_spend(self) -> None:
-        """Spend per key for today, this month and in total, once; the record stage keeps it current."""
+        """Spend per key for today, this month and in total (rolled up to the keys above it), once;
+        the record stage keeps it current."""
         now = time.time()
         day, month = period_starts(now)
         db = self._store.db
-        self.limits.spend.load(await usage_sql.spend_by_key(db, day), await usage_sql.spend_by_key(db, month),
+        self.limits.load_spend(await usage_sql.spend_by_key(db, day), await usage_sql.spend_by_key(db, month),
                                await usage_sql.spend_by_key(db, 0.0), now)
 
     async def close(self) -> None:

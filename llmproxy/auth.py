@@ -5,6 +5,10 @@ The hot path never touches the database: keys live in a dict keyed by the sha256
 rebuilt whenever the identity tables change (see access.py). A request costs one sha256 and a dict
 lookup; a JWT is verified once and then cached until it expires.
 
+Identities: a local user is its name (letters, digits, `._@-`); a subject of the outside identity
+provider is `<issuer>#<sub>` (`jwt#<sub>` when no issuer is configured), so a token whose `sub`
+is a local user's name is never that user: not for key ownership, the cache, usage or the audit.
+
 Keyless calls: without a master key the gateway only listens on loopback, and while no key, no user
 and no JWT issuer is configured every local caller is an anonymous admin. The first key or user
 closes that door: from then on every call needs a credential.
@@ -60,6 +64,7 @@ class Authenticator:
         self._auth = settings.auth
         self._login_key = login_key
         self._external = _ExternalJWT(settings.auth) if _jwt_configured(settings.auth) else None
+        self.jwt_namespace = jwt_namespace(settings.auth) if self._external is not None else None
         self._by_hash: dict[str, _KeyEntry] = {}
         self._users: dict[str, UserRecord] = {}
         self._jwt_cache: dict[str, tuple[Principal, float]] = {}
@@ -210,7 +215,7 @@ class Authenticator:
         models = claims.get("models")
         rpm, tpm = claims.get("rpm"), claims.get("tpm")
         return Principal(
-            kind="jwt", user=str(claims["sub"]), role="admin" if "admin" in roles else "user",
+            kind="jwt", user=f"{self.jwt_namespace}#{claims['sub']}", role="admin" if "admin" in roles else "user",
             allowed_models=tuple(str(m) for m in models) if isinstance(models, list) else None,
             rpm=rpm if isinstance(rpm, int) and not isinstance(rpm, bool) else self._limits.rpm,
             tpm=tpm if isinstance(tpm, int) and not isinstance(tpm, bool) else self._limits.tpm)
@@ -218,11 +223,12 @@ class Authenticator:
     # --- logins ---------------------------------------------------------------------------------
 
     async def login(self, name: str, password: str, address: str) -> UserRecord | None:
-        """The user when the password is right; RateLimited after too many failures for this name or
-        from this address. A missing user costs the same time as a wrong password."""
+        """The user when the password is right; RateLimited after too many failures from this address
+        (for this name, or in all; see LoginGuard). A missing user costs the same time as a wrong
+        password."""
         wait = self.login_guard.admit(name, address)
         if wait > 0:
-            raise RateLimited("too many failed logins for this user or from this address; "
+            raise RateLimited("too many failed logins from this address; "
                               f"try again in {math.ceil(wait)}s", headers={"retry-after": str(max(1, math.ceil(wait)))})
         async with self.login_guard.slots:
             user = self._users.get(name)
@@ -354,6 +360,12 @@ def new_key() -> tuple[str, str, str]:
 def _password_version(user: UserRecord) -> str:
     # A password change (a new salted hash) ends every token issued before it.
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:12]
+
+
+def jwt_namespace(auth: AuthSettings) -> str:
+    """What the outside identity provider's subjects are prefixed with (before a '#', which no
+    local user name contains): its configured issuer, else "jwt"."""
+    return auth.jwt_issuer or "jwt"
 
 
 def _jwt_configured(auth: AuthSettings) -> bool:

@@ -13,7 +13,7 @@ import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any, Protocol
@@ -41,6 +41,7 @@ FLUSH_BATCH = 256
 SWEEP_INTERVAL_S = 60.0
 MAX_PENDING = 10_000          # writes waiting for the disk; beyond, new ones are dropped (and counted)
 ENTRY_OVERHEAD = 256          # bytes an entry costs in memory beyond its body, for the LRU bound
+RESTRICTED = "|models:"       # a tenant's suffix naming its callers' model restriction (see _tenant)
 
 
 @dataclass(slots=True)
@@ -71,7 +72,8 @@ class CacheBackend(Protocol):
     async def get(self, id_: int) -> Sequence[Any] | None: ...
     async def put_many(self, rows: Sequence[Sequence[Any]]) -> None: ...
     async def ids(self, now: float) -> list[int]: ...
-    async def purge(self, *, key: str | None = None, model: str | None = None, tenant: str | None = None) -> int: ...
+    async def purge(self, *, key: str | None = None, model: str | None = None,
+                    tenants: Collection[str] | None = None) -> int: ...
     async def sweep(self, now: float, max_bytes: int) -> int: ...
     async def totals(self, now: float) -> tuple[int, int]: ...
     async def close(self) -> None: ...
@@ -315,22 +317,39 @@ class ResponseCache:
 
     # --- admin ---
 
-    async def purge(self, *, key: str | None = None, model: str | None = None, tenant: str | None = None) -> int:
+    async def purge(self, *, key: str | None = None, model: str | None = None,
+                    tenants: Collection[str] | None = None) -> int:
         """Drop the entries matching every given filter (all when none is given), in memory, in the
-        write queue and on disk. Returns how many were dropped (the larger of memory and disk)."""
+        write queue and on disk. `tenants` are tenant families (see tenant_families): each matches
+        its tenant with or without a model restriction. Returns how many were dropped (the larger
+        of memory and disk)."""
         def match(e: Entry) -> bool:
-            return ((key is None or e.key == key) and (tenant is None or e.tenant == tenant)
-                    and (model is None or model in (e.model, e.served_model)))
+            return ((key is None or e.key == key) and (model is None or model in (e.model, e.served_model))
+                    and (tenants is None or e.tenant in tenants or e.tenant.rpartition(RESTRICTED)[0] in tenants))
 
         dropped = self.memory.purge(match)
         self._pending = [e for e in self._pending if not match(e)]
         if self._backend is None:
             return dropped
-        on_disk = await self._backend.purge(key=key, model=model, tenant=tenant)
-        if key is None and model is None and tenant is None:
+        on_disk = await self._backend.purge(key=key, model=model, tenants=tenants)
+        if key is None and model is None and tenants is None:
             await self._on_disk.rebuild(e.id for e in self._pending)
         # otherwise leftover ids are harmless: a read finds nothing
         return max(dropped, on_disk)
+
+    def tenant_families(self, keys: Mapping[str, str | None], user: str | None = None) -> set[str]:
+        """The tenants, less any model restriction, that requests by these keys (id -> owner) or by
+        this user are cached under, now or under another scope before: what a purge by key or by
+        user must drop. With scope "user" a key reads its owner's entries; with "shared" every
+        caller reads the shared ones, so purging anyone's empties those."""
+        families = {f"key:{key_id}" for key_id in keys}
+        if user is not None:
+            families.add(f"user:{user}")
+        if self.settings.scope == "user":
+            families.update(f"user:{owner}" for owner in keys.values() if owner)
+        elif self.settings.scope == "shared":
+            families.add("*")
+        return families
 
     async def stats(self) -> dict[str, Any]:
         disk_entries = disk_bytes = None

@@ -64,6 +64,7 @@ class AuthSettings:
     login_ttl_s: float = 900.0                # POST /admin/login access tokens
     rotation_grace_s: float = 3600.0          # how long a rotated key's old value keeps working
     sync_interval_s: float = 1.0              # how often the gateway looks for CLI changes in the database
+    max_keys_per_owner: int = 100             # live keys one owner may hold (POST /admin/keys answers 409 past it)
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_secret: Secret | None = None          # HS256 (LLMPROXY_JWT_SECRET)
@@ -175,7 +176,8 @@ _REGISTRY_KEYS = {"path": str, "auto_update": bool, "cron": str, "pages": dict, 
 _USAGE_KEYS = {"flush_interval_s": float, "batch_size": int, "queue_max": int, "retention_days": float}
 _AUTH_KEYS = {"secret_key_file": str, "login_ttl_s": float, "rotation_grace_s": float, "sync_interval_s": float,
               "jwt_issuer": str, "jwt_audience": str, "jwt_secret": str, "jwt_public_key_file": str,
-              "jwt_jwks_file": str, "jwt_algorithms": list, "jwt_leeway_s": float, "jwt_role_claim": str}
+              "jwt_jwks_file": str, "jwt_algorithms": list, "jwt_leeway_s": float, "jwt_role_claim": str,
+              "max_keys_per_owner": int}
 _LIMITS_KEYS = {"rpm": int, "tpm": int}
 _CACHE_KEYS = {"enabled": bool, "ttl_s": float, "max_ttl_s": float, "max_memory_bytes": int, "max_disk_bytes": int,
                "max_entry_bytes": int, "temperature_above_zero": bool, "scope": str, "persist": bool, "keys": dict}
@@ -280,12 +282,16 @@ def _auth(raw: Mapping[str, Any], env: Mapping[str, str]) -> AuthSettings:
     if not all(isinstance(a, str) for a in algorithms):
         raise ConfigError("auth.jwt_algorithms must be a list of algorithm names")
     defaults = AuthSettings()
+    max_keys = raw.get("max_keys_per_owner", defaults.max_keys_per_owner)
+    if max_keys < 1:
+        raise ConfigError("auth.max_keys_per_owner must be 1 or more")
     return AuthSettings(
         secret_key=Secret(secret) if secret else None,
         secret_key_file=Path(key_file) if key_file else None,
         login_ttl_s=float(raw.get("login_ttl_s", defaults.login_ttl_s)),
         rotation_grace_s=float(raw.get("rotation_grace_s", defaults.rotation_grace_s)),
         sync_interval_s=float(raw.get("sync_interval_s", defaults.sync_interval_s)),
+        max_keys_per_owner=max_keys,
         jwt_issuer=env.get("LLMPROXY_JWT_ISSUER") or raw.get("jwt_issuer"),
         jwt_audience=env.get("LLMPROXY_JWT_AUDIENCE") or raw.get("jwt_audience"),
         jwt_secret=Secret(jwt_secret) if jwt_secret else None,

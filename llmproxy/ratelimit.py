@@ -7,6 +7,10 @@ reserving happen with no await in between, so concurrent requests on the event l
 overshoot a limit. Spend per key is loaded from the usage log at startup and kept as a running
 total by the record stage, so a budget check never reads the database.
 
+A key made by another (user) key is charged up the chain: its spend counts against its own
+budget and against the budget of every key above it, so a key that has used its budget cannot
+mint a fresh key and spend again. A key's spend here is its own plus its descendants'.
+
 One process holds these counters; the gateway runs one worker (`llmproxy serve` never starts more).
 """
 from __future__ import annotations
@@ -15,12 +19,14 @@ import calendar
 import math
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from .context import Principal, RequestContext
 from .errors import QuotaExceeded, RateLimited
 
 WINDOW_S = 60.0
+MAX_CHAIN = 1000        # ancestors followed at most (a guard against a cycle in hand-edited data)
 BYTES_PER_TOKEN = 4     # the up-front prompt estimate; corrected with the real usage afterwards
 
 
@@ -85,12 +91,52 @@ def period_starts(now: float) -> tuple[float, float]:
     return float(now - now % 86400), float(calendar.timegm((t.tm_year, t.tm_mon, 1, 0, 0, 0)))
 
 
+class KeyBudget(NamedTuple):
+    """What the budget check needs of one key: who made it, and its own budget."""
+
+    parent_id: str | None
+    budget_usd: float | None
+    budget_period: str
+
+
 class Limiter:
     def __init__(self) -> None:
         self._requests: dict[str, _Window] = {}
         self._tokens: dict[str, _Window] = {}
         self._next_sweep = 0.0
         self.spend = Spend()
+        # key_id -> the keys above it, nearest first, as (key_id, budget_usd, budget_period);
+        # only keys made by a key appear
+        self._ancestors: dict[str, tuple[tuple[str, float | None, str], ...]] = {}
+
+    def set_keys(self, keys: Mapping[str, KeyBudget]) -> None:
+        """The chains of keys made by keys, from a fresh snapshot of the keys table."""
+        ancestors: dict[str, tuple[tuple[str, float | None, str], ...]] = {}
+        for key_id, key in keys.items():
+            chain: list[tuple[str, float | None, str]] = []
+            parent_id = key.parent_id
+            while parent_id is not None and parent_id != key_id and len(chain) < MAX_CHAIN:
+                parent = keys.get(parent_id)
+                if parent is None:
+                    break
+                chain.append((parent_id, parent.budget_usd, parent.budget_period))
+                parent_id = parent.parent_id
+            if chain:
+                ancestors[key_id] = tuple(chain)
+        self._ancestors = ancestors
+
+    def load_spend(self, day: Mapping[str, float], month: Mapping[str, float], total: Mapping[str, float],
+                   now: float) -> None:
+        """Each key's spend from the usage log (its own), rolled up to the keys above it."""
+        self.spend.load(*(self._roll_up(spent.items()) for spent in (day, month, total)), now)
+
+    def _roll_up(self, spent: Iterable[tuple[str, float]]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for key_id, usd in spent:
+            out[key_id] = out.get(key_id, 0.0) + usd
+            for ancestor_id, _, _ in self._ancestors.get(key_id, ()):
+                out[ancestor_id] = out.get(ancestor_id, 0.0) + usd
+        return out
 
     def admit(self, ctx: RequestContext, body_bytes: int) -> None:
         """The ratelimit stage: refuse a key over budget (insufficient_quota) or over its limits
@@ -101,9 +147,10 @@ class Limiter:
         if p.budget_usd is not None and p.key_id is not None:
             spent = self.spend.spent(p.key_id, p.budget_period, time.time())
             if spent >= p.budget_usd:
-                period = {"day": " today", "month": " this month"}.get(p.budget_period, "")
-                raise QuotaExceeded(f"this key has used its budget of ${p.budget_usd:.2f}{period} "
+                raise QuotaExceeded(f"this key has used its budget of ${p.budget_usd:.2f}{_period(p.budget_period)} "
                                     f"(spent ${spent:.4f}); ask an admin to raise it")
+        if self._ancestors and p.key_id in self._ancestors:
+            self._check_ancestors(p.key_id)
         if p.rpm is None and p.tpm is None:
             return
         ident = _ident(p)
@@ -145,6 +192,17 @@ class Limiter:
             ctx.rate_hold = (tokens, entry)
             _headers(headers, "tokens", p.tpm, max(0.0, p.tpm - tokens.total), tokens, now)  # type: ignore[arg-type]
 
+    def _check_ancestors(self, key_id: str) -> None:
+        """QuotaExceeded when a key above this one has used its budget (its keys' spend included)."""
+        now = time.time()
+        for ancestor_id, usd, period in self._ancestors[key_id]:
+            if usd is not None:
+                spent = self.spend.spent(ancestor_id, period, now)
+                if spent >= usd:
+                    raise QuotaExceeded(f"this key was made from key {ancestor_id}, which has used its budget of "
+                                        f"${usd:.2f}{_period(period)} (spent ${spent:.4f}, its keys included); "
+                                        "ask an admin to raise it")
+
     def _sweep(self, now: float) -> None:
         """Drop the windows that have emptied, once a minute: one per key or JWT subject seen would
         otherwise stay for good. A reservation older than the window no longer counts either way."""
@@ -172,7 +230,15 @@ class Limiter:
                 entry[1] = actual
         p = ctx.principal
         if ctx.cost_usd and p is not None and p.key_id is not None:
-            self.spend.add(p.key_id, ctx.cost_usd, time.time())
+            now = time.time()
+            self.spend.add(p.key_id, ctx.cost_usd, now)
+            if self._ancestors:
+                for ancestor_id, _, _ in self._ancestors.get(p.key_id, ()):
+                    self.spend.add(ancestor_id, ctx.cost_usd, now)
+
+
+def _period(budget_period: str) -> str:
+    return {"day": " today", "month": " this month"}.get(budget_period, "")
 
 
 def _ident(p: Principal) -> str:

@@ -1,5 +1,10 @@
 """Admin: the response cache's numbers (entries, bytes, hits, misses, saved USD) and purging it
-(everything, one entry, one model, one API key's or user's entries)."""
+(everything, one entry, one model, one API key's or user's entries).
+
+A purge by key or by user drops every entry that key's or user's requests could be answered
+from: whatever the model restriction in its tenant, the entries of every key a user owns, and
+what the cache scope makes them share (an owner's entries with scope "user", the shared ones
+with scope "shared")."""
 from __future__ import annotations
 
 from starlette.requests import Request
@@ -47,9 +52,16 @@ async def purge(request: Request) -> Response:
     cache = gateway(request).cache
     if cache is None:
         return json_response({"purged": 0})
-    tenant = f"key:{body['key_id']}" if "key_id" in body else f"user:{body['user']}" if "user" in body else None
+    tenants = None
+    if "key_id" in body or "user" in body:
+        keys = await gateway(request).access.db.keys()
+        if "key_id" in body:
+            owners = {r.id: r.owner for r in keys if r.id == body["key_id"]} or {body["key_id"]: None}
+            tenants = cache.tenant_families(owners)
+        else:
+            tenants = cache.tenant_families({r.id: r.owner for r in keys if r.owner == body["user"]}, body["user"])
     try:
-        purged = await cache.purge(key=body.get("cache_key"), model=body.get("model"), tenant=tenant)
+        purged = await cache.purge(key=body.get("cache_key"), model=body.get("model"), tenants=tenants)
     except Exception as exc:  # noqa: BLE001 - memory is purged already; say the disk was not
         return error_response(ServiceUnavailable(f"the persistent cache could not be purged ({type(exc).__name__}); "
                                                  "the in-memory entries were; try again"))

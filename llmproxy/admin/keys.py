@@ -23,7 +23,7 @@ from ..auth import ROLES, new_key
 from ..config import LABELS, STRATEGIES, LimitSettings
 from ..context import Principal, model_allowed
 from ..errors import InvalidRequest, NotFound, PermissionDenied
-from ..store.keys_sql import KeyRecord, KeysDB
+from ..store.keys_sql import KeyRecord, KeysDB, TooManyKeys
 from .common import actor, caller, endpoint, gateway, json_body, json_response
 
 PERIODS = ("day", "month", "total")
@@ -163,11 +163,18 @@ def key_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     return out
 
 
-async def create_key(db: KeysDB, who: str, fields: dict[str, Any]) -> tuple[str, str]:
-    """Store a new key; returns its id and its value (never stored, shown this once)."""
+async def create_key(db: KeysDB, who: str, fields: dict[str, Any], *,
+                     max_per_owner: int | None = None) -> tuple[str, str]:
+    """Store a new key; returns its id and its value (never stored, shown this once). Past
+    `max_per_owner` live keys of its owner: InvalidRequest 409 too_many_keys."""
     value, digest, prefix = new_key()
     key_id = "key_" + secrets.token_hex(8)
-    await db.insert_key(who, key_id, digest, prefix, fields)
+    try:
+        await db.insert_key(who, key_id, digest, prefix, fields, max_per_owner=max_per_owner)
+    except TooManyKeys as exc:
+        raise InvalidRequest(f"the owner '{exc.owner}' already has {exc.limit} live keys, the most allowed "
+                             "(auth.max_keys_per_owner); revoke one first", code="too_many_keys", param="owner",
+                             status=409) from None
     return key_id, value
 
 
@@ -249,7 +256,12 @@ async def create(request: Request) -> Response:
             raise PermissionDenied("this key has no owner, so it cannot create keys; ask an admin")
         fields = {**scope.inherited(), **fields, "owner": principal.user}
         _refuse_excess(fields, scope, gw.settings.limits, "your own")
-    key_id, value = await create_key(gw.access.db, actor(principal), fields)
+        if principal.kind == "key":
+            # Charged up the chain: what the new key spends counts against this key's budget too
+            # (and its parents'), so a key over budget cannot mint a fresh one and spend again.
+            fields["parent_id"] = principal.key_id
+    key_id, value = await create_key(gw.access.db, actor(principal), fields,
+                                     max_per_owner=gw.settings.auth.max_keys_per_owner)
     await gw.access.reload()
     record = await gw.access.db.key(key_id)
     assert record is not None

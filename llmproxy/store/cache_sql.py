@@ -8,7 +8,7 @@ has); the full key is kept to rule out a collision.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 # (id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body)
+RESTRICTED = "|models:"   # as cache.py names a model restriction in a tenant
+_TENANTS_PER_STATEMENT = 300   # three parameters each, well under SQLite's limit
 Row = tuple[int, str, str, str, "str | None", "str | None", float, float, "float | None", int, bytes]
 COLUMNS = "id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body"
 _INSERT = f"INSERT OR REPLACE INTO cache_entries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -85,12 +87,27 @@ class SQLiteCacheStore:
             return [r[0] for r in await cur.fetchall()]
 
     async def purge(self, *, key: str | None = None, model: str | None = None,
-                    tenant: str | None = None) -> int:
-        """Delete the entries matching every given filter (all entries when none is given)."""
-        where, args = _where(key=key, model=model, tenant=tenant)
+                    tenants: Collection[str] | None = None) -> int:
+        """Delete the entries matching every given filter (all entries when none is given); a
+        tenant matches with or without a model restriction (`<tenant>|models:...`)."""
+        if tenants is not None and not tenants:
+            return 0
+        where, args = _where(key=key, model=model)
+        families = sorted(tenants) if tenants is not None else [None]
+        removed = 0
         async with write_transaction(self._writer):
-            cur = await self._writer.execute(f"DELETE FROM cache_entries{where}", args)
-        return max(cur.rowcount, 0)
+            for start in range(0, max(len(families), 1), _TENANTS_PER_STATEMENT):
+                chunk = families[start:start + _TENANTS_PER_STATEMENT]
+                sql, params = where, args
+                if tenants is not None:
+                    # a range on the indexed column: every string that starts with "<t>|models:"
+                    # sorts from it up to "<t>|models;" (';' follows ':')
+                    either = " OR ".join("tenant = ? OR (tenant >= ? AND tenant < ?)" for _ in chunk)
+                    sql = f"{where} AND ({either})" if where else f" WHERE ({either})"
+                    params = (*args, *(v for t in chunk for v in (t, t + RESTRICTED, t + RESTRICTED[:-1] + ";")))
+                cur = await self._writer.execute(f"DELETE FROM cache_entries{sql}", params)
+                removed += max(cur.rowcount, 0)
+        return removed
 
     async def sweep(self, now: float, max_bytes: int) -> int:
         """Drop expired entries, then the oldest ones while the table holds more than max_bytes."""

@@ -80,14 +80,35 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE api_keys ADD COLUMN strategy TEXT;
     """,
-    # 3: a key's default complexity for "auto" requests, instead of the classifier's (NULL: classify).
+    # 3: identity hardening. parent_id: the key a key was made by (its spend counts against the
+    # parent's budget too), filled in for the keys user keys made before, from the audit log.
+    # auth_state.jwt_namespace: set once the keys JWT subjects made for themselves have moved to
+    # their `<issuer>#<sub>` names (done at startup, where the issuer is known).
+    """
+    ALTER TABLE api_keys ADD COLUMN parent_id TEXT;
+    ALTER TABLE auth_state ADD COLUMN jwt_namespace TEXT;
+    CREATE INDEX api_keys_owner ON api_keys (owner);
+    UPDATE api_keys SET parent_id = made.parent FROM (
+        SELECT target AS child, substr(actor, 5, instr(actor || ' ', ' ') - 5) AS parent FROM audit_log
+        WHERE action = 'keys.create' AND actor LIKE 'key:%') AS made
+    WHERE api_keys.id = made.child AND made.parent IN (SELECT id FROM api_keys WHERE role = 'user');
+    """,
+    # 4: a key's default complexity for "auto" requests, instead of the classifier's (NULL: classify).
     """
     ALTER TABLE api_keys ADD COLUMN complexity TEXT;
     """,
 )
 
 KEY_FIELDS = ("name", "owner", "role", "models", "rpm", "tpm", "budget_usd", "budget_period", "expires_at", "metadata",
-              "strategy", "complexity")
+              "strategy", "parent_id", "complexity")
+
+
+class TooManyKeys(Exception):
+    """The owner already holds as many live keys as allowed."""
+
+    def __init__(self, owner: str, limit: int) -> None:
+        super().__init__(owner)
+        self.owner, self.limit = owner, limit
 
 
 @dataclass(slots=True)
@@ -115,6 +136,7 @@ class KeyRecord:
     updated_at: float
     revoked_at: float | None
     strategy: str | None = None   # "auto" requests: cost, quality or latency; None: the default
+    parent_id: str | None = None  # the user key that made this one: its budget binds this one too
     complexity: str | None = None  # "auto" requests: simple, medium or complex; None: the classifier decides
     secrets: list[KeySecret] = field(default_factory=list)
 
@@ -126,8 +148,8 @@ class KeyRecord:
             "models": list(self.models) if self.models is not None else None, "rpm": self.rpm, "tpm": self.tpm,
             "budget_usd": self.budget_usd, "budget_period": self.budget_period, "expires_at": self.expires_at,
             "metadata": self.metadata, "created_at": self.created_at, "updated_at": self.updated_at,
-            "revoked_at": self.revoked_at, "strategy": self.strategy, "complexity": self.complexity,
-            "prefix": current[0].prefix if current else None,
+            "revoked_at": self.revoked_at, "strategy": self.strategy, "parent_id": self.parent_id,
+            "complexity": self.complexity, "prefix": current[0].prefix if current else None,
             "previous": [{"prefix": s.prefix, "expires_at": s.expires_at} for s in self.secrets if s.expires_at is not None],
         }
 
@@ -210,10 +232,20 @@ class KeysDB:
                 return record
         return None
 
-    async def insert_key(self, actor: str, key_id: str, digest: str, prefix: str, fields: dict[str, Any]) -> None:
+    async def insert_key(self, actor: str, key_id: str, digest: str, prefix: str, fields: dict[str, Any],
+                         *, max_per_owner: int | None = None) -> None:
+        """TooManyKeys when the key has an owner who already holds `max_per_owner` live keys
+        (counted in the same transaction, so concurrent creations cannot overshoot)."""
         now = time.time()
         values = _key_values(fields)
         async with self.write(actor, "keys.create", key_id, _audit_fields(fields)) as db:
+            owner = fields.get("owner")
+            if max_per_owner is not None and owner is not None:
+                async with db.execute("SELECT count(*) FROM api_keys WHERE owner = ? AND revoked_at IS NULL",
+                                      (owner,)) as cur:
+                    (held,) = await cur.fetchone()
+                if held >= max_per_owner:
+                    raise TooManyKeys(owner, max_per_owner)
             await db.execute(f"INSERT INTO api_keys (id, {', '.join(values)}, created_at, updated_at) "
                              f"VALUES (?, {', '.join('?' for _ in values)}, ?, ?)", (key_id, *values.values(), now, now))
             await db.execute("INSERT INTO key_secrets (hash, key_id, prefix, created_at) VALUES (?, ?, ?, ?)",
@@ -260,6 +292,8 @@ class KeysDB:
             return [UserRecord(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) async for r in cur]
 
     async def insert_user(self, actor: str, name: str, password_hash: str, role: str) -> None:
+        if "#" in name:
+            raise ValueError("a user name may not contain '#': it marks the identity provider's subjects")
         now = time.time()
         async with self.write(actor, "users.create", name, {"role": role}) as db:
             await db.execute("INSERT INTO users (name, password_hash, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
@@ -297,6 +331,24 @@ class KeysDB:
                                    "WHERE owner = ? AND revoked_at IS NULL", (now, now, name))
             detail["keys_revoked"] = cur.rowcount   # read by write() when it appends the audit row
         return detail["keys_revoked"]
+
+    async def namespace_jwt_owners(self, namespace: str) -> int:
+        """Once per database: the keys JWT subjects made for themselves while their names were
+        bare (`sub`, shared with local users) move to `<namespace>#<sub>`. Known from the audit
+        log: created by actor `jwt:<sub>` with owner `<sub>`. Returns how many moved."""
+        async with self.db.execute("SELECT jwt_namespace FROM auth_state WHERE id = 1") as cur:
+            row = await cur.fetchone()
+        if row is None or row[0] is not None:
+            return 0
+        detail: dict[str, Any] = {"namespace": namespace}
+        async with self.write("system", "keys.namespace_jwt_owners", None, detail) as db:
+            cur = await db.execute(
+                "UPDATE api_keys SET owner = ? || '#' || owner, updated_at = ? WHERE owner IS NOT NULL "
+                "AND instr(owner, '#') = 0 AND EXISTS (SELECT 1 FROM audit_log WHERE action = 'keys.create' "
+                "AND target = api_keys.id AND actor = 'jwt:' || api_keys.owner)", (namespace, time.time()))
+            detail["keys_moved"] = cur.rowcount
+            await db.execute("UPDATE auth_state SET jwt_namespace = ? WHERE id = 1", (namespace,))
+        return detail["keys_moved"]
 
     # --- provider credentials -------------------------------------------------------------------
 
@@ -377,11 +429,11 @@ async def _claim_vault_key(db: aiosqlite.Connection, vault_key_id: str) -> None:
 
 
 def _key_record(row: tuple[Any, ...]) -> KeyRecord:
-    (key_id, name, owner, role, models, rpm, tpm, budget, period, expires, metadata, strategy,
+    (key_id, name, owner, role, models, rpm, tpm, budget, period, expires, metadata, strategy, parent_id,
      complexity, created, updated, revoked) = row
     return KeyRecord(key_id, name, owner, role, tuple(orjson.loads(models)) if models is not None else None,
                      rpm, tpm, budget, period, expires, orjson.loads(metadata or "{}"), created, updated, revoked,
-                     strategy=strategy, complexity=complexity)
+                     strategy=strategy, parent_id=parent_id, complexity=complexity)
 
 
 def _key_values(fields: dict[str, Any]) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def test_hs256_token_maps_claims_to_role_models_and_limits() -> None:
     auth = authenticator(jwt_secret=Secret(HS_SECRET))
     token = jwt.encode(claims(role="admin", models=["gpt-4o-mini"], rpm=5), HS_SECRET, algorithm="HS256")
     p = principal_of(auth, token)
-    assert (p.kind, p.user, p.role, p.allowed_models, p.rpm, p.tpm) == ("jwt", "user-42", "admin", ("gpt-4o-mini",), 5, None)
+    assert (p.kind, p.user, p.role, p.allowed_models, p.rpm, p.tpm) == ("jwt", f"{ISSUER}#user-42", "admin", ("gpt-4o-mini",), 5, None)
     plain = principal_of(auth, jwt.encode(claims(), HS_SECRET, algorithm="HS256"))
     assert plain.role == "user" and plain.rpm == 60 and plain.allowed_models is None
     roles = principal_of(auth, jwt.encode(claims(role=["reader", "admin"]), HS_SECRET, algorithm="HS256"))
@@ -83,9 +83,9 @@ def test_hs256_token_maps_claims_to_role_models_and_limits() -> None:
 
 def test_rs256_and_es256_public_keys() -> None:
     rs = authenticator(jwt_public_key=pem(RSA_KEY))
-    assert principal_of(rs, jwt.encode(claims(), RSA_KEY, algorithm="RS256")).user == "user-42"
+    assert principal_of(rs, jwt.encode(claims(), RSA_KEY, algorithm="RS256")).user == f"{ISSUER}#user-42"
     es = authenticator(jwt_public_key=pem(EC_KEY))
-    assert principal_of(es, jwt.encode(claims(), EC_KEY, algorithm="ES256")).user == "user-42"
+    assert principal_of(es, jwt.encode(claims(), EC_KEY, algorithm="ES256")).user == f"{ISSUER}#user-42"
     other = ec.generate_private_key(ec.SECP256R1())
     assert "Signature" in refused(es, jwt.encode(claims(), other, algorithm="ES256"))
 
@@ -97,7 +97,7 @@ def test_jwks_file_selects_the_key_by_kid() -> None:
                                 {**ec_jwk, "kid": "e1", "alg": "ES256", "use": "sig"}]})
     auth = authenticator(jwt_jwks=jwks)
     assert principal_of(auth, jwt.encode(claims(), RSA_KEY, algorithm="RS256", headers={"kid": "r1"})).kind == "jwt"
-    assert principal_of(auth, jwt.encode(claims(sub="e"), EC_KEY, algorithm="ES256", headers={"kid": "e1"})).user == "e"
+    assert principal_of(auth, jwt.encode(claims(sub="e"), EC_KEY, algorithm="ES256", headers={"kid": "e1"})).user == f"{ISSUER}#e"
     assert "unknown key id" in refused(auth, jwt.encode(claims(), RSA_KEY, algorithm="RS256", headers={"kid": "zz"}))
     # a token naming the EC key but signed with the RSA key
     assert refused(auth, jwt.encode(claims(), RSA_KEY, algorithm="RS256", headers={"kid": "e1"}))
@@ -162,7 +162,7 @@ def test_jwt_on_v1_with_the_openai_sdk(launch: Callable[..., Gw], settings: Call
         gw.client(forge({"alg": "none"}, claims(), None)).chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     me = gw.admin("GET", "/admin/whoami", token=token).json()
-    assert (me["kind"], me["user"], me["role"]) == ("jwt", "user-42", "user")
+    assert (me["kind"], me["user"], me["role"]) == ("jwt", f"{ISSUER}#user-42", "user")
 
 
 def test_login_issues_a_short_lived_token(launch: Callable[..., Gw], settings: Callable[..., Settings]) -> None:

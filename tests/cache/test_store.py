@@ -230,7 +230,7 @@ async def test_purge_by_cache_key_model_tenant_and_all(opened: Callable[..., Any
     await cache._flush()
     assert await cache.purge(key=first.cache_key) == 1
     assert await cache.purge(model="gpt-4o") == 1
-    assert await cache.purge(tenant="key:b") == 1
+    assert await cache.purge(tenants={"key:b"}) == 1
     assert (await cache.stats())["disk"]["entries"] == 1
     assert await cache.purge() == 1
     assert (await cache.stats())["disk"]["entries"] == 0

@@ -60,8 +60,10 @@ class Dashboard:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: install it with "
-                    "`apt-get install -y chromium` (Debian's package); the UI tests need it")
+        why = f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (Debian's package) runs these tests"
+        if os.environ.get("CI"):
+            pytest.fail(why)    # .ci/run installs it: a missing browser in CI is a broken CI, not a skip
+        pytest.skip(why)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

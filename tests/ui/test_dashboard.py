@@ -32,6 +32,8 @@ def test_login_refuses_a_wrong_password_and_logs_out(page_factory: Callable[...,
     page = page_factory()
     page.goto(dashboard.url + "/ui")   # the redirect to /ui/
     assert page.url == dashboard.url + "/ui/"
+    # A quick-start user with no user yet learns from the page itself how to make one.
+    assert "llmproxy users create-admin" in page.get_by_test_id("first-user").inner_text()
     page.get_by_label("User name").fill(ADMIN)
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Log in").click()
