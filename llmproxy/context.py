@@ -72,7 +72,6 @@ class RequestContext:
     complexity: str | None = None
     complexity_score: float | None = None
     complexity_confident: bool = True
-    complexity_hinted: bool = False  # set by the client's header or the key, not by the classifier
     candidates: list[tuple[ProviderSettings, ModelEntry]] = field(default_factory=list)
     escalation: list[tuple[ProviderSettings, ModelEntry]] = field(default_factory=list)  # auto:cascade's next tier
     cascade: Any = None              # cascade.FirstAttempt when the cheaper tier's answer was not used

@@ -25,7 +25,6 @@ def classify(ctx: RequestContext, classifier: Classifier | None) -> None:
         hint = ctx.principal.complexity
     if hint is not None:
         ctx.complexity, ctx.complexity_score, ctx.complexity_confident = hint, None, True
-        ctx.complexity_hinted = True
         return
     if classifier is not None:
         result = classifier.classify(ctx.body)
