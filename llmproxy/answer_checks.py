@@ -186,7 +186,8 @@ def stream_message(pieces: list[bytes], whole: bool = True) -> StreamAnswer:
             if isinstance(delta.get("refusal"), str):
                 refusal.append(delta["refusal"])
             for call in delta.get("tool_calls") or ():
-                slot = calls.setdefault(call.get("index", 0), {"type": "function", "function": {"name": "", "arguments": ""}})
+                slot = calls.setdefault(call.get("index", 0),
+                                        {"type": "function", "function": {"name": "", "arguments": ""}})
                 fn = call.get("function") or {}
                 slot["function"]["name"] += fn.get("name") or ""
                 slot["function"]["arguments"] += fn.get("arguments") or ""

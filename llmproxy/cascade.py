@@ -56,7 +56,8 @@ class HeldStream:
             yield piece
 
 
-async def run(ctx: RequestContext, transport: Transport, health: Health | None) -> ChatCompletion | FallbackStream | HeldStream:
+async def run(ctx: RequestContext, transport: Transport,
+              health: Health | None) -> ChatCompletion | FallbackStream | HeldStream:
     """The execute stage for a cascading request: the cheaper tier, checked, then maybe the next tier."""
     first_model = ctx.candidates[0][1].id if ctx.candidates else "?"
     try:
@@ -81,7 +82,8 @@ async def run(ctx: RequestContext, transport: Transport, health: Health | None) 
     return await execute(ctx, transport, health)
 
 
-async def _first_stream(ctx: RequestContext, transport: Transport, health: Health | None) -> tuple[str | None, HeldStream]:
+async def _first_stream(ctx: RequestContext, transport: Transport,
+                        health: Health | None) -> tuple[str | None, HeldStream]:
     stream = await execute(ctx, transport, health)
     assert isinstance(stream, FallbackStream)
     pieces: list[bytes] = []

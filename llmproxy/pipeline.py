@@ -118,7 +118,8 @@ def _cached(gw: Gateway, ctx: RequestContext, hit: Entry) -> Outcome:
     return Outcome(200, body=hit.body, headers=_headers(ctx))
 
 
-async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream | cascade.HeldStream, request_bytes: int) -> AsyncIterator[bytes]:
+async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream | cascade.HeldStream,
+                 request_bytes: int) -> AsyncIterator[bytes]:
     waited, finished, events = 0.0, False, 0
     collected = gw.cache.collector(ctx) if gw.cache is not None else None
     try:
