@@ -91,6 +91,7 @@ def test_good_cheap_answer_is_accepted(cascade_gateway, flawed) -> None:
     assert raw.headers["x-llmproxy-strategy"] == "cascade"
     assert [r["model"] for r in flawed[1].requests] == [cheap]
     assert raw.parse().choices[0].message.content == f"A good answer from {cheap}."
+    assert "auto:cascade" in {m.id for m in client(base).models.list()}
 
 
 @pytest.mark.parametrize("flaw, extra", [
