@@ -363,7 +363,7 @@ def _cache(raw: dict[str, Any], env: Mapping[str, str]) -> CacheSettings:
 _ROUTER_KEYS = {"default_strategy": str, "floors": dict, "unsure_label": str, "expected_output_tokens": int,
                 "max_attempts": int, "fallbacks": dict, "breaker_failures": int, "breaker_cooldown_s": float}
 LABELS = ("simple", "medium", "complex")
-STRATEGIES = ("cost", "quality", "latency")
+STRATEGIES = ("cost", "quality", "latency", "cascade")   # cascade: see cascade.py
 
 
 def _router(raw: dict[str, Any]) -> RouterSettings:
