@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -26,7 +26,8 @@ from .access import Access
 from .cache import ResponseCache
 from .config import Settings
 from .context import RequestContext
-from .errors import GatewayError, MethodNotAllowed, ModelNotFound, NotFound
+from .errors import ClientDisconnected, GatewayError, MethodNotAllowed, ModelNotFound, NotFound
+from .guard import Guard
 from .logs import LineWriter, RequestLog, configure_logging
 from .metrics import ROUTES as METRICS_ROUTES
 from .metrics import Metrics
@@ -57,7 +58,7 @@ class RequestIds:
         return f"{self._prefix}{self._next():010x}"
 
 
-def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: IO[bytes] | None = None) -> GatewayApp:
+def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: IO[bytes] | None = None) -> Guard:
     """The gateway app. Logs go to stderr (or `log_stream`); `configure_logs=False` leaves logging
     alone, for embedding and tests."""
 
@@ -120,9 +121,10 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         *ui_routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error, Exception: internal_error})
+                    exception_handlers={HTTPException: http_error, GatewayError: gateway_error,
+                                        ClientDisconnect: client_left, Exception: internal_error})
     app.state.ids = RequestIds()
-    return GatewayApp(app)
+    return Guard(GatewayApp(app), settings)
 
 
 async def served_by_endpoint(request: Request) -> Response:
@@ -183,6 +185,19 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         return _error(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"), rid)
     return _error(GatewayError(str(exc.detail), status=exc.status_code), rid)
+
+
+async def gateway_error(request: Request, exc: Exception) -> Response:
+    """A GatewayError no handler caught (the guard's 408/413 raised while a body is read, for one)."""
+    assert isinstance(exc, GatewayError)
+    return _error(exc, _request_id(request))
+
+
+async def client_left(request: Request, exc: Exception) -> Response:
+    """The client went away mid-upload: nobody hears the answer, and it is no error of the gateway's."""
+    log.debug("client disconnected before sending its whole request", extra={"path": request.url.path})
+    return _error(ClientDisconnected("the client closed the connection before sending the whole request"),
+                  _request_id(request))
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
