@@ -23,6 +23,7 @@ from .config import Settings
 from .errors import GatewayError, HeadersTooLarge, RequestTimeout
 
 MAX_REQUEST_LINE = 8192   # the method, path and query; more is a 431 as well
+LINGER_S = 2.0            # after a refusal, how long the rest of what the client sends is read and dropped
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
@@ -43,6 +44,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._refusal: GatewayError | None = None
+        self._discarding = False
 
     @classmethod
     def configured(cls, settings: Settings) -> type[HeadLimitedProtocol]:
@@ -59,6 +61,8 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
         if not self._head_open:
             super().data_received(data)
             return
@@ -119,12 +123,20 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._refuse(RequestTimeout(f"the request head did not arrive within {self.head_timeout_s:g} s"))
 
     def _refuse(self, error: GatewayError) -> None:
+        """Answer, then close gently: closing with unread input would send a reset, which can
+        destroy the answer before the client reads it; so the write side ends first (FIN) and what
+        still arrives is dropped, for LINGER_S at most."""
         self._head_open = False
         self._stop_head_timer()
         body = error.to_json()
         self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
                              b"connection: close\r\n\r\n%s" % (error.status, _REASONS[error.status], len(body), body))
-        self.transport.close()
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self._discarding = True
+        self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
 
 
 def uvicorn_config(app: Any, settings: Settings, *, loop: str = "auto") -> uvicorn.Config:
