@@ -216,10 +216,17 @@ def loopback_address(address: str) -> bool:
 def loopback_host(host: bytes) -> bool:
     """localhost, 127.0.0.0/8 or [::1], with any port."""
     text = host.decode("latin-1").lower()
-    if text.startswith("["):
-        name = text[1:text.find("]")] if "]" in text else ""
+    if text.startswith("["):                       # [v6 address], then nothing or :port
+        end = text.find("]")
+        name, port = (text[1:end], text[end + 1:]) if end > 0 else ("", "")
+        if port and not (port.startswith(":") and port[1:].isdigit()):
+            return False
+    elif text.count(":") == 1:
+        name, _, port = text.partition(":")
+        if not port.isdigit():
+            return False
     else:
-        name = text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+        name = text
     name = name.rstrip(".")
     if name == "localhost":
         return True

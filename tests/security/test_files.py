@@ -55,10 +55,12 @@ def test_an_existing_shared_directory_is_not_changed_but_the_files_are_private(t
 
     async def open_close() -> None:
         store = await SQLiteStore.open(shared / "llmproxy.db")
-        await store.db.execute("CREATE TABLE t (x)")
-        await store.db.commit()
-        assert mode(shared / "llmproxy.db-wal") == 0o600
-        await store.close()
+        try:
+            await store.db.execute("CREATE TABLE t (x)")
+            await store.db.commit()
+            assert mode(shared / "llmproxy.db-wal") == 0o600
+        finally:
+            await store.close()
 
     asyncio.run(open_close())
     assert mode(shared) == 0o755            # not ours to lock: other things live there

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from llmproxy.config import CacheSettings
-from llmproxy.validation import MAX_DEPTH
+MAX_DEPTH = 128   # the documented limit (validation.MAX_DEPTH)
 
 MSG = '[{"role": "user", "content": "hi"}]'
 
@@ -24,7 +24,9 @@ def nested(depth: int) -> bytes:
 @pytest.mark.parametrize("depth", [300, 254, MAX_DEPTH])
 def test_deep_json_is_a_clear_400_not_a_500(gateway_factory: Callable[..., str], openai_upstream, depth: int) -> None:
     url = gateway_factory(cache=CacheSettings(enabled=True, persist=False))
-    body = b'{"model": "gpt-4o-mini", "messages": %s, "metadata": {"x": %s}}' % (MSG.encode(), nested(depth))
+    # in a tool's parameters, which the cache key serialises (before: a 500 past orjson's 254 levels)
+    body = b'{"model": "gpt-4o-mini", "messages": %s, "tools": [{"type": "function", "function": ' \
+           b'{"name": "f", "parameters": {"x": %s}}}]}' % (MSG.encode(), nested(depth))
     r = post(url, body)
     assert r.status_code == 400, r.text
     error = r.json()["error"]
@@ -34,7 +36,8 @@ def test_deep_json_is_a_clear_400_not_a_500(gateway_factory: Callable[..., str],
 
 def test_json_just_within_the_depth_limit_is_served(gateway_factory: Callable[..., str]) -> None:
     url = gateway_factory(cache=CacheSettings(enabled=True, persist=False))
-    body = b'{"model": "gpt-4o-mini", "messages": %s, "metadata": {"x": %s}}' % (MSG.encode(), nested(MAX_DEPTH - 3))
+    body = b'{"model": "gpt-4o-mini", "messages": %s, "tools": [{"type": "function", "function": ' \
+           b'{"name": "f", "parameters": {"x": %s}}}]}' % (MSG.encode(), nested(MAX_DEPTH - 6))
     assert post(url, body).status_code == 200
 
 

@@ -29,7 +29,7 @@ def keys(url: str, **headers: str) -> list[dict]:
 def test_a_form_post_cannot_mint_a_key_or_spend_the_provider_key(gateway: str, openai_upstream) -> None:
     # what <form enctype="text/plain"> sends: a JSON-looking body, a non-JSON media type
     form = {"content-type": "text/plain", "origin": "null"}
-    r = httpx.post(gateway + "/admin/keys", content=b'{"name": "pwned", "x": "="}', headers={"content-type": "text/plain"})
+    r = httpx.post(gateway + "/admin/keys", content=b'{"name": "pwned"}', headers={"content-type": "text/plain"})
     assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
     r = httpx.post(gateway + "/admin/keys", content=b'{"name": "pwned"}', headers=form)
     assert r.status_code in (403, 415)
