@@ -31,6 +31,7 @@ from .guard import Guard
 from .logs import LineWriter, RequestLog, configure_logging
 from .metrics import ROUTES as METRICS_ROUTES
 from .metrics import Metrics
+from .openapi import document as openapi_document
 from .providers.base import Transport
 from .classifier import Classifier
 from .health import Health
@@ -116,6 +117,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         Route("/v1/models/{model:path}", models_retrieve, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
         *admin_routes(),
         *METRICS_ROUTES,
         *ui_routes(),
@@ -175,6 +177,11 @@ async def readyz(request: Request) -> Response:
     body = {"status": "ready" if ready else "not ready", "checks": checks,
             "registry_version": gw.registry.version if gw else None}
     return Response(orjson.dumps(body), 200 if ready else 503, media_type=JSON)
+
+
+async def openapi_json(request: Request) -> Response:
+    """The OpenAPI document of the gateway's own routes (llmproxy/openapi.py)."""
+    return Response(orjson.dumps(openapi_document()), media_type=JSON)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
