@@ -15,13 +15,15 @@ uvicorn itself bounds neither the size of a request head nor the time it takes t
 serve` adds those at the protocol level (serving.py). The guard is what holds under any ASGI server.
 Its errors are OpenAI-shaped and close the connection (the unread body is never read).
 
-Cost on the hot path: a header pass in C (dict, join), a timer per body read; about 2 us.
+Cost on the hot path: a header pass in C (dict, join), a few attribute writes per body read; one
+sweeper task per app watches the read deadlines.
 """
 from __future__ import annotations
 
 import asyncio
 import functools
 import ipaddress
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from itertools import chain
 from typing import Any
@@ -38,6 +40,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 WRITES = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 _CLOSE = (b"connection", b"close")
+_CLOSING = {"connection": "close"}
 
 
 class Guard:
@@ -54,18 +57,24 @@ class Guard:
         self.max_concurrency = settings.max_concurrency
         self.loopback_only = settings.master_key is None
         self.active = 0
+        # Bodies being read, watched by one sweeper task: a timer per read cost ~4 us a request.
+        self.reading: dict[_Body, None] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                send = self._stop_sweeper_on_shutdown(send)
             await self.app(scope, receive, send)
             return
-        fields = dict(scope["headers"])
-        refusal = self.check(scope, fields)
-        body: _Body | None = None
+        headers = scope["headers"]
+        fields = dict(headers)
+        refusal = self.check(scope, headers, fields)
+        body = None
         if refusal is None and (b"content-length" in fields or b"transfer-encoding" in fields):
             body = self.body_reader(scope, fields, receive)
-            if isinstance(body, GatewayError):
-                refusal = body
+            if body.__class__ is not _Body:
+                refusal, body = body, None
         if refusal is None and self.active >= self.max_concurrency:
             refusal = ServiceUnavailable(
                 f"the gateway is serving its limit of {self.max_concurrency} requests at once; retry shortly",
@@ -78,13 +87,14 @@ class Guard:
             if body is None:
                 await self.app(scope, receive, send)
             else:
-                await self.app(scope, body.receive, body.send_through(send))
+                if self._sweeper is None:
+                    self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="llmproxy-read-timeouts")
+                await self.app(scope, body.receive, send)
         finally:
             self.active -= 1
 
-    def check(self, scope: Scope, fields: dict[bytes, bytes]) -> GatewayError | None:
+    def check(self, scope: Scope, headers: list[tuple[bytes, bytes]], fields: dict[bytes, bytes]) -> GatewayError | None:
         """The checks on the request head: sizes, open mode's loopback rule, the Origin."""
-        headers = scope["headers"]
         if len(headers) > self.max_headers:
             return HeadersTooLarge(f"the request has {len(headers)} headers; this gateway accepts at most "
                                    f"{self.max_headers}")
@@ -108,18 +118,23 @@ class Guard:
 
     def body_reader(self, scope: Scope, fields: dict[bytes, bytes], receive: Receive) -> _Body | GatewayError:
         """The body's limits, checked on its declared length first; its media type for a write."""
-        limit = self.max_admin_body if scope["path"].startswith("/admin") else self.max_body
-        length = fields.get(b"content-length")
-        declared = int(length) if length is not None and length.isdigit() else None
-        # The chat endpoint checks the same limit itself, after authenticating: an anonymous caller
-        # learns nothing there but its 401.
-        if declared is not None and declared > limit and scope["path"] not in CHAT_PATHS:
-            return PayloadTooLarge(f"the request body is {declared} bytes; this gateway accepts at most {limit} "
-                                   f"on {scope['path']}")
-        if declared != 0 and scope["method"] in WRITES and not json_media(fields.get(b"content-type")):
-            return UnsupportedMediaType("send the request body as JSON, with 'Content-Type: application/json'",
-                                        param="content-type")
-        return _Body(receive, limit, self.read_timeout_s)
+        path = scope["path"]
+        if path in CHAT_PATHS:
+            # The chat endpoint checks the declared length itself, after authenticating: an
+            # anonymous caller learns nothing there but its 401.
+            limit = self.max_body
+        else:
+            limit = self.max_admin_body if path.startswith("/admin") else self.max_body
+            length = fields.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > limit:
+                return PayloadTooLarge(f"the request body is {int(length)} bytes; this gateway accepts at most "
+                                       f"{limit} on {path}", headers=_CLOSING)
+        if scope["method"] in WRITES and fields.get(b"content-length") != b"0":
+            media = fields.get(b"content-type")
+            if media != b"application/json" and not json_media(media):
+                return UnsupportedMediaType("send the request body as JSON, with 'Content-Type: application/json'",
+                                            param="content-type")
+        return _Body(self, receive, limit)
 
     async def refuse(self, send: Send, error: GatewayError, fields: dict[bytes, bytes]) -> None:
         """The guard's own answer; the connection closes after it, so an unread body is never read."""
@@ -127,69 +142,79 @@ class Guard:
         request_id = client_request_id(fields.get(b"x-request-id")) or self.state.ids.new()
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), _CLOSE,
                    (b"x-request-id", request_id.encode("latin-1")),
-                   *((k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items())]
+                   *((k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items() if k != "connection")]
         await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
+    async def _sweep(self) -> None:
+        """Cancel each body read that has waited longer than read_timeout_s (checked 4 times per
+        timeout, so a read may wait up to a quarter more)."""
+        tick = min(1.0, self.read_timeout_s / 4)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for body in [b for b in self.reading if b.deadline <= now]:
+                body.expire()
+
+    def _stop_sweeper_on_shutdown(self, send: Send) -> Send:
+        async def send_then_stop(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed") and self._sweeper:
+                self._sweeper.cancel()
+                self._sweeper = None
+            await send(message)
+        return send_then_stop
+
 
 class _Body:
-    """One request's receive and send, with the body's size limit and read timeout."""
+    """One request's receive, with the body's size limit and read timeout. Its errors ask for the
+    connection to close (the rest of the body is never read)."""
 
-    __slots__ = ("_receive", "_limit", "_timeout", "_size", "_done", "_waiting", "_timed_out", "_task",
-                 "refused")
+    __slots__ = ("_guard", "_receive", "_limit", "_size", "_done", "_task", "_timed_out", "deadline")
 
-    def __init__(self, receive: Receive, limit: int, timeout: float) -> None:
+    def __init__(self, guard: Guard, receive: Receive, limit: int) -> None:
+        self._guard = guard
         self._receive = receive
         self._limit = limit
-        self._timeout = timeout
         self._size = 0
         self._done = False
-        self._waiting = False
-        self._timed_out = False
         self._task: asyncio.Task[Any] | None = None
-        self.refused = False
+        self._timed_out = False
+        self.deadline = 0.0
 
     async def receive(self) -> Message:
         if self._done:
             return await self._receive()   # after the body: only the disconnect is left to hear
-        task = self._task = asyncio.current_task()
-        timer = asyncio.get_running_loop().call_later(self._timeout, self._expire)
-        self._waiting = True
+        reading = self._guard.reading
+        self._task = asyncio.current_task()
+        self.deadline = time.monotonic() + self._guard.read_timeout_s
+        reading[self] = None
         try:
             message = await self._receive()
         except asyncio.CancelledError:
-            if not self._timed_out or task is None:
+            if not self._timed_out or self._task is None:
                 raise
-            task.uncancel()
-            self.refused = True
-            raise RequestTimeout(f"the request body stopped arriving for {self._timeout:g} s") from None
+            self._task.uncancel()
+            self._done = True
+            raise RequestTimeout(f"the request body stopped arriving for {self._guard.read_timeout_s:g} s",
+                                 headers=_CLOSING) from None
         finally:
-            self._waiting = False
-            timer.cancel()
+            del reading[self]
         if message["type"] == "http.request":
             self._size += len(message.get("body", b""))
             if self._size > self._limit:
-                self.refused = True
+                self._done = True
                 raise PayloadTooLarge(f"the request body is over {self._limit} bytes, the most this gateway "
-                                      "accepts here")
+                                      "accepts here", headers=_CLOSING)
             self._done = not message.get("more_body", False)
         elif message["type"] == "http.disconnect":
             self._done = True
             raise ClientDisconnected("the client closed the connection before sending the whole request")
         return message
 
-    def _expire(self) -> None:
-        if self._waiting and self._task is not None:
+    def expire(self) -> None:
+        if self._task is not None and not self._timed_out:
             self._timed_out = True
             self._task.cancel()
-
-    def send_through(self, send: Send) -> Send:
-        """`send`, closing the connection after an answer given before the whole body was read."""
-        async def send_closing(message: Message) -> None:
-            if self.refused and message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
-            await send(message)
-        return send_closing
 
 
 def json_media(value: bytes | None) -> bool:
