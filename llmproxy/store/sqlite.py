@@ -34,8 +34,11 @@ def prepare_files(path: Path) -> None:
     ours = not directory.exists() or path.exists()
     directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     if ours:
-        os.chmod(directory, PRIVATE_DIR)   # mkdir's mode passes through the umask; this does not
-    elif directory.stat().st_mode & 0o077:
+        try:
+            os.chmod(directory, PRIVATE_DIR)   # mkdir's mode passes through the umask; this does not
+        except PermissionError:               # someone else's directory: the files stay private
+            ours = False
+    if not ours and directory.stat().st_mode & 0o077:
         log.warning("the data directory %s is open to other users; its files are private (0600), but "
                     "consider chmod 700", directory)
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
