@@ -146,3 +146,14 @@ def test_serve_runs_uvicorn_with_connection_limits(tmp_path, openai_upstream) ->
     assert config.limit_concurrency == 300 and config.backlog == 300 and config.timeout_keep_alive == 5
     assert issubclass(config.http, HeadLimitedProtocol) and config.http.head_timeout_s == 3.0
     assert config.proxy_headers is False and config.server_header is False
+
+
+def test_limits_are_read_from_the_server_table_and_must_be_positive(tmp_path) -> None:
+    from llmproxy.config import ConfigError, load_settings
+    config = tmp_path / "llmproxy.toml"
+    config.write_text("[server]\nmax_admin_body_bytes = 1000\nhead_timeout_s = 2\nmax_concurrency = 50\n")
+    settings = load_settings(config, {})
+    assert (settings.max_admin_body_bytes, settings.head_timeout_s, settings.max_concurrency) == (1000, 2, 50)
+    config.write_text("[server]\nmax_headers = 0\n")
+    with pytest.raises(ConfigError, match="server.max_headers must be positive"):
+        load_settings(config, {})
