@@ -44,7 +44,7 @@ def served(tmp_path: Path, openai_upstream: tuple[str, openai_server.FakeState])
     def start(**changes: Any) -> Served:
         settings = replace(base_settings(tmp_path, openai_upstream[0], **changes), port=free_port())
         logs = io.BytesIO()
-        config = uvicorn_config(create_app(settings, configure_logs=False, log_stream=logs), settings, loop="asyncio")
+        config = uvicorn_config(create_app(settings, configure_logs=False, log_stream=logs), settings, loop="uvloop")
         config.timeout_graceful_shutdown = 2
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
