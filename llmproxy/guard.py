@@ -198,7 +198,7 @@ class _Body:
             raise RequestTimeout(f"the request body stopped arriving for {self._guard.read_timeout_s:g} s",
                                  headers=_CLOSING) from None
         finally:
-            del reading[self]
+            reading.pop(self, None)   # (a second reader of the same channel may have removed it)
         if message["type"] == "http.request":
             self._size += len(message.get("body", b""))
             if self._size > self._limit:
