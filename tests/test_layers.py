@@ -13,7 +13,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 LAYERS: dict[str, dict[str, set[str]]] = {
     # layer -> family -> top-level module names of llmproxy (a package counts as one family)
-    "entry": {"entry": {"app", "cli", "endpoint", "disconnects", "cli_admin", "registry_cli", "usage_cli", "__main__", "ui"}},
+    "entry": {"entry": {"app", "cli", "endpoint", "disconnects", "cli_admin", "registry_cli", "usage_cli", "__main__",
+                        "ui", "guard", "serving", "openapi"}},
     "composition": {"composition": {"pipeline", "admin", "scheduler", "access", "cascade"}},
     "stages": {"auth": {"auth"}, "ratelimit": {"ratelimit"}, "cache": {"cache", "cache_replay"},
                "classifier": {"classifier"}, "router": {"router"},
