@@ -22,7 +22,7 @@ from .registry import Document, RegistryError
 from .registry_schema import OVERRIDABLE, check_model
 
 if TYPE_CHECKING:
-    from scrapers import PriceEntry
+    from llmproxy_scrapers import PriceEntry
 
 Model = dict[str, Any]
 ScrapeResult = Sequence["PriceEntry"] | BaseException
