@@ -19,7 +19,7 @@ LAYERS: dict[str, dict[str, set[str]]] = {
                "classifier": {"classifier"}, "router": {"router"},
                "providers": {"providers", "execute"}, "usage": {"usage"}, "metrics": {"metrics"},
                "validation": {"validation"}, "logs": {"logs"}, "answer_checks": {"answer_checks"}},
-    "state": {"registry": {"registry", "registry_schema", "registry_versions", "registry_merge"},
+    "state": {"registry": {"registry"},
               "store": {"store"}, "vault": {"vault", "passwords"}, "health": {"health"}},
     "basics": {"basics": {"errors", "config", "context", "__init__"}},
 }
