@@ -48,10 +48,10 @@ def test_the_check_catches_a_store_that_drifts() -> None:
         async def spend_by_key(self, since_ts: float, user: str) -> dict[str, float]:   # type: ignore[override]
             return {}
 
-        def count(self) -> int:   # type: ignore[override]
+        def delete_before(self, cutoff_ts: float, *, batch: int = 5_000) -> int:   # type: ignore[override]
             return 0
 
-    assert [p.split("(")[0].split(":")[0] for p in problems(UsageStore, Drifted)] == ["count", "spend_by_key"]
+    assert [p.split("(")[0].split(":")[0] for p in problems(UsageStore, Drifted)] == ["delete_before", "spend_by_key"]
 
 
 def test_usage_protocol_covers_what_the_app_calls_outside_store() -> None:

@@ -27,13 +27,9 @@ class UsageStore(Protocol):
         """Retention: raw rows older than `cutoff_ts` deleted in batches; the roll-up stays."""
         ...
 
-    async def count(self) -> int: ...
-
     async def spend_by_key(self, since_ts: float) -> dict[str, float]:
         """USD per key from the start of the UTC day holding `since_ts` (the budget check)."""
         ...
-
-    async def spend_by_user(self, since_ts: float) -> dict[str, float]: ...
 
     async def aggregate(self, *, group_by: Sequence[str], since: float | None = None, until: float | None = None,
                         key_id: str | None = None, user: str | None = None) -> tuple[list[dict[str, Any]], str]:

@@ -154,8 +154,6 @@ ON CONFLICT (day, key_id, user, model, provider) DO UPDATE SET
 # of walking the whole roll-up in key order to save a sort.
 SPEND_BY_KEY = ("SELECT key_id, sum(cost_usd) FROM usage_daily WHERE day >= date(?, 'unixepoch') "
                 "AND +key_id != '' GROUP BY +key_id")
-SPEND_BY_USER = ("SELECT user, sum(cost_usd) FROM usage_daily WHERE day >= date(?, 'unixepoch') "
-                 "AND +user != '' GROUP BY +user")
 
 
 # The dashboard's overview: measures of the raw log per group, in this order.
@@ -203,11 +201,6 @@ class SQLiteUsageStore:
             await db.executemany(_INSERT, rows)
             await db.execute(_ROLL_UP, (last,))
 
-    async def count(self) -> int:
-        async with self.db.execute("SELECT count(*) FROM usage") as cur:
-            (n,) = await cur.fetchone() or (0,)
-        return int(n)
-
     async def delete_before(self, cutoff_ts: float, *, batch: int = 5_000) -> int:
         """Delete raw rows older than `cutoff_ts`, `batch` rows per transaction so that writers are
         never held up for long. The roll-up keeps the days it summarised."""
@@ -228,11 +221,6 @@ class SQLiteUsageStore:
         Rows still in the in-memory queue (a fraction of a second of traffic) are not counted yet."""
         async with self.db.execute(SPEND_BY_KEY, (since_ts,)) as cur:
             return {key: float(total) for key, total in await cur.fetchall()}
-
-    async def spend_by_user(self, since_ts: float) -> dict[str, float]:
-        """As spend_by_key, per user."""
-        async with self.db.execute(SPEND_BY_USER, (since_ts,)) as cur:
-            return {user: float(total) for user, total in await cur.fetchall()}
 
     async def aggregate(self, *, group_by: Sequence[str], since: float | None = None, until: float | None = None,
                         key_id: str | None = None, user: str | None = None) -> tuple[list[dict[str, Any]], str]:
