@@ -160,10 +160,10 @@ SPEND_BY_KEY = ("SELECT key_id, sum(cost_usd) FROM usage_daily WHERE day >= date
 _OVERVIEW_MEASURES = ("count(*)", "sum(status >= 400)", "sum(coalesce(cache, '') = 'hit')",
                       "sum(coalesce(prompt_tokens, 0))", "sum(coalesce(completion_tokens, 0))",
                       "sum(coalesce(cost_usd, 0))", "sum(coalesce(saved_usd, 0))")
-OVERVIEW_NAMES = ("requests", "errors", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd",
+_OVERVIEW_NAMES = ("requests", "errors", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd",
                   "cache_saved_usd")
 _SEP = "\x1f"   # joins model and provider in one SQL group key; never in a model id
-OVERVIEW_GROUPS = {
+_OVERVIEW_GROUPS = {
     "all": "'all'",
     "model": f"coalesce(model, '') || '{_SEP}' || coalesce(provider, '')",
     "provider": "coalesce(provider, '')",
@@ -281,13 +281,13 @@ class SQLiteUsageStore:
         return out, ("rollup" if rollup else "log")
 
     async def overview(self, by: str, window: Window, *, bucket_s: int = 0) -> dict[Any, dict[str, Any]]:
-        """OVERVIEW_NAMES and p50/p99 latency (nearest rank) per group of the raw log: `by` is "all"
+        """_OVERVIEW_NAMES and p50/p99 latency (nearest rank) per group of the raw log: `by` is "all"
         (one group, "all"), "bucket" (the index of each `bucket_s`-second bucket), "model" (the pair
         (model, provider)) or "provider"."""
         if by == "bucket":
             group = f"CAST(ts / {int(bucket_s)} AS INTEGER)"
-        elif by in OVERVIEW_GROUPS:
-            group = OVERVIEW_GROUPS[by]
+        elif by in _OVERVIEW_GROUPS:
+            group = _OVERVIEW_GROUPS[by]
         else:
             raise ValueError(f"cannot group the overview by {by!r}")
         where, params = _where(window)
@@ -296,7 +296,7 @@ class SQLiteUsageStore:
         async with self.db.execute(sql, params) as cur:
             for g, *values in await cur.fetchall():
                 row: dict[str, Any] = {name: (float(v or 0) if name.endswith("_usd") else int(v or 0))
-                                       for name, v in zip(OVERVIEW_NAMES, values)}
+                                       for name, v in zip(_OVERVIEW_NAMES, values)}
                 row["p50_ms"] = row["p99_ms"] = None
                 out[tuple(g.split(_SEP)) if by == "model" else g] = row
         # Window functions keep the sort in SQLite: only the two ranked rows per group come back.
