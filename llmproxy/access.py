@@ -15,9 +15,9 @@ from typing import Any
 
 from .auth import Authenticator
 from .ratelimit import KeyBudget, Limiter, period_starts
-from .store import usage_sql
 from .store.keys_sql import KeysDB
 from .store.sqlite import SQLiteStore
+from .store.usage_sql import SQLiteUsageStore
 from .vault import Vault, load_key
 
 log = logging.getLogger("llmproxy.access")
@@ -94,9 +94,9 @@ class Access:
         the record stage keeps it current."""
         now = time.time()
         day, month = period_starts(now)
-        db = self._store.db
-        self.limits.load_spend(await usage_sql.spend_by_key(db, day), await usage_sql.spend_by_key(db, month),
-                               await usage_sql.spend_by_key(db, 0.0), now)
+        usage = SQLiteUsageStore.over(self._store.db)
+        self.limits.load_spend(await usage.spend_by_key(day), await usage.spend_by_key(month),
+                               await usage.spend_by_key(0.0), now)
 
     async def close(self) -> None:
         if self._task is not None:

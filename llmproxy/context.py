@@ -17,6 +17,10 @@ ChatCompletion = dict[str, Any]
 ChatChunk = dict[str, Any]
 Usage = dict[str, Any]
 
+# The up-front token estimate of a request is its body's size / BYTES_PER_TOKEN, until the
+# provider reports the real usage (rate limits reserve it, cost estimates start from it).
+BYTES_PER_TOKEN = 4
+
 
 @dataclass(slots=True)
 class Principal:

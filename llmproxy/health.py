@@ -36,7 +36,6 @@ class Health:
         self.alpha = alpha
         self.breakers: dict[str, Breaker] = {}
         self.latency_s: dict[str, float] = {}   # model id -> EWMA of time to first token
-        self.fallbacks = 0
 
     def available(self, provider: str, now: float | None = None) -> bool:
         breaker = self.breakers.get(provider)

@@ -20,64 +20,85 @@ import math
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import NamedTuple
 
-from .context import Principal, RequestContext
+from .context import BYTES_PER_TOKEN, Principal, RequestContext
 from .errors import QuotaExceeded, RateLimited
 
 WINDOW_S = 60.0
 MAX_CHAIN = 1000        # ancestors followed at most (a guard against a cycle in hand-edited data)
-BYTES_PER_TOKEN = 4     # the up-front prompt estimate; corrected with the real usage afterwards
+
+
+@dataclass(slots=True)
+class _Event:
+    """One request, or one request's tokens, in a window. `amount` of a token reservation is the
+    up-front estimate until the record stage replaces it with the real usage."""
+
+    at: float        # time.monotonic()
+    amount: float
 
 
 class _Window:
-    """Events of the last 60 s: [monotonic time, amount] pairs and their running sum."""
+    """Events of the last 60 s and their running sum."""
 
     __slots__ = ("events", "total")
 
     def __init__(self) -> None:
-        self.events: deque[list[float]] = deque()
+        self.events: deque[_Event] = deque()
         self.total = 0.0
 
     def expire(self, now: float) -> None:
         events, edge = self.events, now - WINDOW_S
-        while events and events[0][0] <= edge:
-            self.total -= events.popleft()[1]
+        while events and events[0].at <= edge:
+            self.total -= events.popleft().amount
+
+
+@dataclass(slots=True)
+class KeySpend:
+    """One key's running spend in USD; `day_start` / `month_start` say which day and month the
+    counts belong to (a count of an earlier period is reset when next read)."""
+
+    day_start: float
+    day_usd: float
+    month_start: float
+    month_usd: float
+    total_usd: float
 
 
 class Spend:
     """Running spend per key for the current UTC day, the current month, and in total."""
 
     def __init__(self) -> None:
-        # key_id -> [day_start, day_usd, month_start, month_usd, total_usd]
-        self._by_key: dict[str, list[float]] = {}
+        self._by_key: dict[str, KeySpend] = {}
         self._day = self._month = 0.0
         self._next_boundary = 0.0
 
     def load(self, day: Mapping[str, float], month: Mapping[str, float], total: Mapping[str, float], now: float) -> None:
         self._roll(now)
-        self._by_key = {k: [self._day, day.get(k, 0.0), self._month, month.get(k, 0.0), v] for k, v in total.items()}
+        self._by_key = {k: KeySpend(self._day, day.get(k, 0.0), self._month, month.get(k, 0.0), v)
+                        for k, v in total.items()}
 
     def add(self, key_id: str, usd: float, now: float) -> None:
         entry = self._current(key_id, now)
-        entry[1] += usd
-        entry[3] += usd
-        entry[4] += usd
+        entry.day_usd += usd
+        entry.month_usd += usd
+        entry.total_usd += usd
 
     def spent(self, key_id: str, period: str, now: float) -> float:
         entry = self._current(key_id, now)
-        return entry[1] if period == "day" else entry[3] if period == "month" else entry[4]
+        return entry.day_usd if period == "day" else entry.month_usd if period == "month" else entry.total_usd
 
-    def _current(self, key_id: str, now: float) -> list[float]:
+    def _current(self, key_id: str, now: float) -> KeySpend:
         if now >= self._next_boundary:
             self._roll(now)
         entry = self._by_key.get(key_id)
         if entry is None:
-            entry = self._by_key[key_id] = [self._day, 0.0, self._month, 0.0, 0.0]
-        if entry[0] != self._day:
-            entry[0], entry[1] = self._day, 0.0
-        if entry[2] != self._month:
-            entry[2], entry[3] = self._month, 0.0
+            entry = self._by_key[key_id] = KeySpend(self._day, 0.0, self._month, 0.0, 0.0)
+        if entry.day_start != self._day:
+            entry.day_start, entry.day_usd = self._day, 0.0
+        if entry.month_start != self._month:
+            entry.month_start, entry.month_usd = self._month, 0.0
         return entry
 
     def _roll(self, now: float) -> None:
@@ -164,7 +185,7 @@ class Limiter:
             requests.expire(now)
             if requests.total >= p.rpm:
                 _headers(headers, "requests", p.rpm, 0, requests, now)
-                wait = requests.events[0][0] + WINDOW_S - now if requests.events else WINDOW_S
+                wait = requests.events[0].at + WINDOW_S - now if requests.events else WINDOW_S
                 raise RateLimited(f"rate limit reached: {p.rpm} requests per minute for this key; "
                                   f"try again in {_duration(wait)}", headers={"retry-after": str(max(1, math.ceil(wait)))})
         estimate = float(body_bytes // BYTES_PER_TOKEN)
@@ -182,11 +203,11 @@ class Limiter:
                 raise RateLimited(f"rate limit reached: {p.tpm} tokens per minute for this key; "
                                   f"try again in {_duration(wait)}", headers={"retry-after": str(max(1, math.ceil(wait)))})
         if requests is not None:
-            requests.events.append([now, 1.0])
+            requests.events.append(_Event(now, 1.0))
             requests.total += 1.0
             _headers(headers, "requests", p.rpm, p.rpm - requests.total, requests, now)  # type: ignore[arg-type]
         if tokens is not None:
-            entry = [now, estimate]
+            entry = _Event(now, estimate)
             tokens.events.append(entry)
             tokens.total += estimate
             ctx.rate_hold = (tokens, entry)
@@ -207,7 +228,7 @@ class Limiter:
         """Drop the windows that have emptied, once a minute: one per key or JWT subject seen would
         otherwise stay for good. A reservation older than the window no longer counts either way."""
         for table in (self._requests, self._tokens):
-            for ident in [k for k, w in table.items() if not w.events or w.events[-1][0] <= now - WINDOW_S]:
+            for ident in [k for k, w in table.items() if not w.events or w.events[-1].at <= now - WINDOW_S]:
                 del table[ident]
         self._next_sweep = now + WINDOW_S
 
@@ -224,10 +245,10 @@ class Limiter:
             elif ctx.status != 200:
                 actual = 0.0          # refused or failed before any tokens were spent
             else:
-                actual = entry[1]
-            if window.events and window.events[0][0] <= entry[0]:   # still inside the window
-                window.total += actual - entry[1]
-                entry[1] = actual
+                actual = entry.amount
+            if window.events and window.events[0].at <= entry.at:   # still inside the window
+                window.total += actual - entry.amount
+                entry.amount = actual
         p = ctx.principal
         if ctx.cost_usd and p is not None and p.key_id is not None:
             now = time.time()
@@ -249,17 +270,17 @@ def _headers(headers: dict[str, str], kind: str, limit: int, remaining: float, w
     headers[f"x-ratelimit-limit-{kind}"] = str(limit)
     headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, int(remaining)))
     # OpenAI's meaning: the time until the limit is back to its initial (full) state.
-    reset = window.events[-1][0] + WINDOW_S - now if window.events else 0.0
+    reset = window.events[-1].at + WINDOW_S - now if window.events else 0.0
     headers[f"x-ratelimit-reset-{kind}"] = _duration(reset)
 
 
 def _time_to_fit(window: _Window, room: float, now: float) -> float:
     """How long until the window's total drops to `room`."""
     total = window.total
-    for ts, amount in window.events:
-        total -= amount
+    for event in window.events:
+        total -= event.amount
         if total <= room:
-            return ts + WINDOW_S - now
+            return event.at + WINDOW_S - now
     return WINDOW_S
 
 

@@ -1,5 +1,5 @@
 """Registry updates: the cron loop inside the gateway, and the refresh it (and the admin API and the
-CLI) runs: scrapers -> registry_merge -> registry_versions -> a new Registry swapped in.
+CLI) runs: scrapers -> registry.merge -> registry.versions -> a new Registry swapped in.
 
 One writer at a time: a refresh holds an flock on <data_dir>/registry.lock, so of several workers
 or instances sharing the data directory only one scrapes; the others skip that tick and pick up
@@ -25,8 +25,8 @@ from llmproxy_scrapers import SCRAPERS
 from .config import Settings
 from .registry import (Document, Registry, RegistryError, load_document, load_registry, registry_from_document,
                        warn_unpriced)
-from .registry_merge import MergePolicy, OverridesError, ScrapeResult, merge, parse_overrides
-from .registry_versions import diff_documents, exclusive, now_iso, rollback, write_document
+from .registry.merge import MergePolicy, OverridesError, ScrapeResult, merge, parse_overrides
+from .registry.versions import diff_documents, exclusive, now_iso, rollback, write_document
 
 log = logging.getLogger("llmproxy.scheduler")
 OVERRIDES_FILE = "overrides.json"

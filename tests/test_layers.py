@@ -19,7 +19,7 @@ LAYERS: dict[str, dict[str, set[str]]] = {
                "classifier": {"classifier"}, "router": {"router"},
                "providers": {"providers", "execute"}, "usage": {"usage"}, "metrics": {"metrics"},
                "validation": {"validation"}, "logs": {"logs"}, "answer_checks": {"answer_checks"}},
-    "state": {"registry": {"registry", "registry_schema", "registry_versions", "registry_merge"},
+    "state": {"registry": {"registry"},
               "store": {"store"}, "vault": {"vault", "passwords"}, "health": {"health"}},
     "basics": {"basics": {"errors", "config", "context", "__init__"}},
 }
@@ -113,3 +113,44 @@ def test_only_config_reads_the_environment() -> None:
             continue
         text = path.read_text()
         assert "os.environ" not in text and "getenv" not in text, f"{path} reads the environment"
+
+
+def submodule_imports(path: Path) -> set[str]:
+    """The sibling modules of `path`'s package that `path` imports (relative imports one level up)."""
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
+    return found
+
+
+# Inside registry/: the format knows nothing else, the loader knows only the format, and the two
+# writers (versions, merge) build on the loader; the loader never knows who writes the file.
+REGISTRY_MAY_IMPORT = {"schema": set(), "load": {"schema"}, "versions": {"load", "schema"},
+                       "merge": {"load", "schema"}, "__init__": {"load"}}
+
+
+def test_registry_package_points_one_way() -> None:
+    package = REPO / "llmproxy" / "registry"
+    found = {p.stem for p in package.glob("*.py")}
+    assert found == set(REGISTRY_MAY_IMPORT), f"registry/ holds {sorted(found)}: add the new module here"
+    for path in sorted(package.glob("*.py")):
+        extra = submodule_imports(path) - REGISTRY_MAY_IMPORT[path.stem]
+        assert not extra, f"registry/{path.name} imports {sorted(extra)}"
+
+
+def test_store_protocols_and_records_know_no_backend() -> None:
+    """What a PostgreSQL backend implements must not depend on the SQLite one."""
+    for name in ("protocols.py", "records.py"):
+        path = REPO / "llmproxy" / "store" / name
+        text = imports_text(path)
+        assert "aiosqlite" not in text and "sqlite" not in text and "_sql" not in text, f"store/{name}: {text}"
+
+
+def test_admin_holds_no_sql() -> None:
+    """Queries live in the store of their component; admin/ only asks it."""
+    for path in sorted((REPO / "llmproxy" / "admin").glob("*.py")):
+        text = path.read_text()
+        for word in ("SELECT ", "INSERT ", "UPDATE ", "DELETE FROM", ".execute("):
+            assert word not in text, f"admin/{path.name} has SQL ({word.strip()})"

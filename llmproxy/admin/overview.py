@@ -27,6 +27,7 @@ from starlette.routing import Route
 from ..errors import InvalidRequest
 from ..registry import LongContext, ModelEntry, Registry
 from ..router import blended_price, ready_provider
+from ..store.usage_sql import SQLiteUsageStore, Window
 from ..usage import cost_usd
 from .common import caller, endpoint, gateway, json_response
 from .usage import scope, time_range
@@ -34,13 +35,6 @@ from .usage import scope, time_range
 DEFAULT_RANGE_S = 86_400
 BUCKETS_S = (60, 300, 900, 3600, 6 * 3600, 86_400)   # the bucket is the smallest of these giving <= MAX_BUCKETS
 MAX_BUCKETS = 96
-_SEP = "\x1f"   # joins model and provider in one SQL group key; never in a model id
-
-# One row per group: the measures, in this order.
-_MEASURES = ("count(*)", "sum(status >= 400)", "sum(coalesce(cache, '') = 'hit')",
-             "sum(coalesce(prompt_tokens, 0))", "sum(coalesce(completion_tokens, 0))",
-             "sum(coalesce(cost_usd, 0))", "sum(coalesce(saved_usd, 0))")
-_NAMES = ("requests", "errors", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd", "cache_saved_usd")
 
 
 def pick_bucket(span_s: float, asked: str | None) -> int:
@@ -58,33 +52,12 @@ def pick_bucket(span_s: float, asked: str | None) -> int:
     return BUCKETS_S[-1]
 
 
-async def _grouped(db: Any, group: str, where: str, params: list[Any]) -> dict[Any, dict[str, Any]]:
-    """Measures and p50/p99 latency (nearest rank) per value of the SQL expression `group`."""
-    out: dict[Any, dict[str, Any]] = {}
-    sql = f"SELECT {group} AS g, {', '.join(_MEASURES)} FROM usage WHERE {where} GROUP BY g"
-    async with db.execute(sql, params) as cur:
-        for g, *values in await cur.fetchall():
-            row = {name: (float(v or 0) if name.endswith("_usd") else int(v or 0)) for name, v in zip(_NAMES, values)}
-            row["tokens"] = row["prompt_tokens"] + row["completion_tokens"]
-            row["error_rate"] = row["errors"] / row["requests"] if row["requests"] else 0.0
-            row["cache_hit_rate"] = row["cache_hits"] / row["requests"] if row["requests"] else 0.0
-            row["p50_ms"] = row["p99_ms"] = None
-            out[g] = row
-    # Window functions keep the sort in SQLite: only the two ranked rows per group come back.
-    ranked = (f"SELECT g, rn, n, latency_ms FROM (SELECT {group} AS g, latency_ms, "
-              f"row_number() OVER (PARTITION BY {group} ORDER BY latency_ms) AS rn, "
-              f"count(*) OVER (PARTITION BY {group}) AS n FROM usage WHERE {where} AND latency_ms IS NOT NULL) "
-              "WHERE rn = (n * 50 + 99) / 100 OR rn = (n * 99 + 99) / 100")
-    async with db.execute(ranked, params) as cur:
-        for g, rn, n, latency in await cur.fetchall():
-            row = out.get(g)
-            if row is None:
-                continue
-            if rn == (n * 50 + 99) // 100:
-                row["p50_ms"] = round(float(latency), 3)
-            if rn == (n * 99 + 99) // 100:
-                row["p99_ms"] = round(float(latency), 3)
-    return out
+def with_rates(row: dict[str, Any]) -> dict[str, Any]:
+    """A group's measures with the figures derived from them: tokens, error and cache-hit rates."""
+    requests = row["requests"]
+    return {**row, "tokens": row["prompt_tokens"] + row["completion_tokens"],
+            "error_rate": row["errors"] / requests if requests else 0.0,
+            "cache_hit_rate": row["cache_hits"] / requests if requests else 0.0}
 
 
 def frontier_model(registry: Registry, settings: Any, asked: str | None) -> ModelEntry | None:
@@ -101,31 +74,25 @@ def frontier_model(registry: Registry, settings: Any, asked: str | None) -> Mode
     return max(pool, key=lambda m: (m.quality or 0.0, blended_price(m)))
 
 
-async def auto_savings(db: Any, where: str, params: list[Any], frontier: ModelEntry | None) -> dict[str, Any]:
+async def auto_savings(store: SQLiteUsageStore, window: Window, frontier: ModelEntry | None) -> dict[str, Any]:
     """Auto-routed requests: what they cost, and what the frontier model would have charged for them."""
     threshold = frontier.long_context.threshold if frontier is not None and frontier.long_context else None
     # Grouped by the frontier's long-context tier: within a tier the price is linear in the tokens,
     # so summed token counts price exactly.
-    sql = ("SELECT coalesce(prompt_tokens, 0) > ? AS long, count(*), sum(coalesce(prompt_tokens, 0)), "
-           "sum(coalesce(cached_tokens, 0)), sum(coalesce(cache_write_tokens, 0)), "
-           "sum(coalesce(completion_tokens, 0)), sum(cost_usd) FROM usage "
-           f"WHERE {where} AND strategy IS NOT NULL AND status < 400 AND coalesce(cache, '') != 'hit' "
-           "AND cost_usd IS NOT NULL GROUP BY long")
     requests, actual, frontier_cost = 0, 0.0, 0.0
-    async with db.execute(sql, [threshold if threshold is not None else 1 << 62, *params]) as cur:
-        rows = await cur.fetchall()
-    for long, n, prompt, cached, writes, completion, cost in rows:
-        requests += int(n)
-        actual += float(cost or 0)
+    for side in await store.auto_routed(window, threshold):
+        requests += side.requests
+        actual += side.cost_usd
         if frontier is None:
             continue
         priced_as = replace(frontier, long_context=None)
         tier = frontier.long_context
-        if long and tier is not None:   # a threshold of 0 puts the summed prompt in the tier
+        if side.long and tier is not None:   # a threshold of 0 puts the summed prompt in the tier
             priced_as = replace(frontier, long_context=LongContext(0, tier.input_per_mtok, tier.output_per_mtok,
                                                                    tier.cached_input_per_mtok))
-        usage = {"prompt_tokens": int(prompt), "completion_tokens": int(completion),
-                 "prompt_tokens_details": {"cached_tokens": int(cached), "cache_creation_tokens": int(writes)}}
+        usage = {"prompt_tokens": side.prompt_tokens, "completion_tokens": side.completion_tokens,
+                 "prompt_tokens_details": {"cached_tokens": side.cached_tokens,
+                                           "cache_creation_tokens": side.cache_write_tokens}}
         frontier_cost += cost_usd(priced_as, usage) or 0.0
     return {"requests": requests, "cost_usd": actual,
             "frontier_model": frontier.id if frontier is not None else None,
@@ -149,32 +116,27 @@ async def overview(request: Request) -> Response:
         raise InvalidRequest("until must be after since", param="until")
     bucket = pick_bucket(until - since, params.get("bucket_s"))
     key_id, user = scope(principal, params.get("key_id") or None)
-    where, args = "ts >= ? AND ts < ?", [since, until]
-    if key_id is not None:
-        where, args = where + " AND key_id = ?", [*args, key_id]
-    if user is not None:
-        where, args = where + " AND user = ?", [*args, user]
-    db = gw.store.db
+    window = Window(since, until, key_id, user)
+    store = SQLiteUsageStore.over(gw.store.db)
     first = int(since // bucket)
-    totals = (await _grouped(db, "'all'", where, args)).get("all") or _empty()
-    buckets = await _grouped(db, f"CAST(ts / {bucket} AS INTEGER)", where, args)
-    series = [{"t": b * bucket, **(buckets.get(b) or _empty())} for b in range(first, int((until - 1e-9) // bucket) + 1)]
-    by_model = [{"model": g.split(_SEP)[0], "provider": g.split(_SEP)[1], **row} for g, row in
-                (await _grouped(db, f"coalesce(model, '') || '{_SEP}' || coalesce(provider, '')", where, args)).items()]
-    by_provider = [{"provider": g, **row} for g, row in
-                   (await _grouped(db, "coalesce(provider, '')", where, args)).items()]
+    totals = with_rates((await store.overview("all", window)).get("all") or _empty())
+    buckets = await store.overview("bucket", window, bucket_s=bucket)
+    series = [{"t": b * bucket, **with_rates(buckets.get(b) or _empty())}
+              for b in range(first, int((until - 1e-9) // bucket) + 1)]
+    by_model = [{"model": model, "provider": provider, **with_rates(row)}
+                for (model, provider), row in (await store.overview("model", window)).items()]
+    by_provider = [{"provider": g, **with_rates(row)} for g, row in (await store.overview("provider", window)).items()]
     by_model.sort(key=lambda r: (-r["cost_usd"], -r["requests"]))
     by_provider.sort(key=lambda r: (-r["cost_usd"], -r["requests"]))
     frontier = frontier_model(gw.registry, gw.settings, params.get("frontier"))
     return json_response({"object": "overview", "since": _iso(since), "until": _iso(until), "bucket_s": bucket,
                           "totals": totals, "series": series, "by_model": by_model, "by_provider": by_provider,
-                          "auto": await auto_savings(db, where, args, frontier)})
+                          "auto": await auto_savings(store, window, frontier)})
 
 
 def _empty() -> dict[str, Any]:
-    return {"requests": 0, "errors": 0, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0, "tokens": 0,
-            "cost_usd": 0.0, "cache_saved_usd": 0.0, "error_rate": 0.0, "cache_hit_rate": 0.0,
-            "p50_ms": None, "p99_ms": None}
+    return {"requests": 0, "errors": 0, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0,
+            "cost_usd": 0.0, "cache_saved_usd": 0.0, "p50_ms": None, "p99_ms": None}
 
 
 def _iso(ts: float) -> str:

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from ..errors import GatewayError, InvalidRequest, NotFound, ServiceUnavailable
 from ..registry import RegistryError
-from ..registry_versions import diff_documents, list_versions, read_version
+from ..registry.versions import diff_documents, list_versions, read_version
 from ..scheduler import RegistryBusy, RegistryUpdater
 from .common import actor, caller, gateway, json_body, json_response
 

@@ -16,6 +16,8 @@ from starlette.routing import Route
 from ..context import Principal
 from ..errors import InvalidRequest, PermissionDenied
 from ..store import usage_sql
+from ..store.protocols import UsageStore
+from ..store.usage_sql import SQLiteUsageStore
 from .common import caller, gateway, json_response
 
 DEFAULT_GROUP_BY = ("day", "key", "model", "provider")
@@ -91,14 +93,14 @@ def scope(principal: Principal, key_id: str | None) -> tuple[str | None, str | N
     raise PermissionDenied("you can only see the usage of your own keys")
 
 
-async def report(db: Any, params: Mapping[str, str], principal: Principal) -> dict[str, Any]:
+async def report(store: UsageStore, params: Mapping[str, str], principal: Principal) -> dict[str, Any]:
     """The usage report that GET /admin/usage and `llmproxy usage` both print."""
     since, until = time_range(params)
     groups = group_by(params)
     key_id, user = scope(principal, params.get("key_id") or None)
     if params.get("user") and principal.role == "admin":
         user = params["user"]
-    rows, source = await usage_sql.aggregate(db, group_by=groups, since=since, until=until, key_id=key_id, user=user)
+    rows, source = await store.aggregate(group_by=groups, since=since, until=until, key_id=key_id, user=user)
     return {"object": "usage", "since": _iso(since), "until": _iso(until), "group_by": list(groups),
             "source": source, "data": rows, "totals": usage_sql.totals(rows)}
 
@@ -140,7 +142,7 @@ def wants_csv(request: Request) -> bool:
 async def usage(request: Request) -> Response:
     principal = await caller(request, role="user")
     as_csv = wants_csv(request)
-    doc = await report(gateway(request).store.db, request.query_params, principal)
+    doc = await report(SQLiteUsageStore.over(gateway(request).store.db), request.query_params, principal)
     if as_csv:
         return Response(to_csv(doc), media_type="text/csv; charset=utf-8",
                         headers={"content-disposition": 'attachment; filename="usage.csv"'})

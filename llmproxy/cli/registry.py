@@ -14,7 +14,7 @@ import orjson
 
 from ..config import Settings
 from ..registry import RegistryError, load_document, load_registry
-from ..registry_versions import diff_documents, list_versions, read_version
+from ..registry.versions import diff_documents, list_versions, read_version
 from ..scheduler import RegistryBusy, RegistryUpdater
 
 

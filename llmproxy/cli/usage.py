@@ -67,13 +67,14 @@ async def _local(settings: Settings, data_dir: Any, params: Mapping[str, str]) -
     from pathlib import Path
 
     from ..store.sqlite import SQLiteStore
+    from ..store.usage_sql import SQLiteUsageStore
 
     path = Path(data_dir) / "llmproxy.db"
     if not path.is_file():
         raise RuntimeError(f"no usage database at {path}; run the gateway first, pass --data-dir, or ask one with --url")
     store = await SQLiteStore.open(path)
     try:
-        return await report(store.db, params, _OPERATOR)
+        return await report(SQLiteUsageStore.over(store.db), params, _OPERATOR)
     finally:
         await store.close()
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -26,8 +25,6 @@ from .sse import DONE, encode, iter_events
 
 MAX_ERROR_BYTES = 64 * 1024               # of an error body: more than any provider's error JSON
 MAX_ANSWER_BYTES = 64 * 1024 * 1024       # of a whole (non-streamed) answer
-
-Adapter = ModuleType   # a module with build_request, parse_response, map_error and a stream translator
 
 # The header that carries our request id upstream, where the provider documents one: OpenAI logs
 # X-Client-Request-Id with the request; compatible servers (vLLM and others) take X-Request-Id.
@@ -51,6 +48,34 @@ class StreamState:
     finish_reason: str | None = None
     completed: bool = False          # the provider ended the stream properly
     errored: bool = False            # the provider sent an error event (already passed on)
+
+
+class Adapter(Protocol):
+    """What the transport asks of a provider adapter. An adapter is a module of pure functions
+    (providers/openai.py, anthropic.py, gemini.py); a module satisfies this Protocol structurally,
+    and tests/providers/test_contract.py checks every entry of ADAPTERS against it."""
+
+    NAME: str
+    DEFAULT_BASE_URL: str
+    RELAYS_ANSWER: bool   # parse_response changes nothing, so the provider's bytes may go out as they are
+
+    def build_request(self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
+                      raw: bytes | None = None) -> UpstreamRequest:
+        """The upstream request; `raw` is the client's body, for an adapter that can send it unchanged."""
+        ...
+
+    def parse_response(self, body: bytes, model: ModelEntry) -> ChatCompletion:
+        """A whole upstream answer as an OpenAI chat completion."""
+        ...
+
+    def relay_stream(self, chunks: AsyncIterator[bytes], model: ModelEntry,
+                     state: StreamState) -> AsyncIterator[bytes]:
+        """The upstream stream's bytes in, OpenAI SSE bytes out, learning usage and the end in `state`."""
+        ...
+
+    def map_error(self, status: int, body: bytes, headers: Mapping[str, str], *, provider: str = ...) -> GatewayError:
+        """The gateway error for an upstream error status and the start of its body."""
+        ...
 
 
 @dataclass(slots=True)

@@ -1,7 +1,7 @@
 """Gemini API (generateContent, streamGenerateContent) <-> OpenAI chat completions.
 
 Requests: system/developer messages become `systemInstruction`, tools `functionDeclarations` with
-their JSON schemas cut down to what Gemini accepts (schema.py), response_format
+their JSON schemas cut down to what Gemini accepts (gemini_schema.py), response_format
 `responseMimeType` + `responseSchema`, n `candidateCount`, reasoning_effort `thinkingConfig`
 (thinkingLevel from Gemini 3, thinkingBudget before). A functionCall's `thoughtSignature` travels
 in the OpenAI tool call id (toolids.py) and is put back on the next request.
@@ -22,7 +22,7 @@ from . import chat
 from .base import StreamState, UpstreamRequest, translated
 from .retry_after import duration_s, retry_after
 from .gemini_contents import convert_messages
-from .schema import gemini_schema
+from .gemini_schema import gemini_schema
 from .sse import SSEEvent
 from .toolids import new_call_id
 

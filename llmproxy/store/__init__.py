@@ -1,1 +1,2 @@
-"""Persistent state behind one interface; SQLite is the embedded default."""
+"""Persistent state: one store class per component behind a Protocol (protocols.py), the records
+they exchange (records.py), and the SQLite implementations, the embedded default."""

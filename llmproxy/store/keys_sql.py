@@ -8,17 +8,16 @@ only as ciphertext (the vault encrypts them before they get here).
 """
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiosqlite
 import orjson
 
-from .transactions import write_transaction
+from .records import CredentialRow, KeyRecord, KeySecret, TooManyKeys, UserRecord
+from .transactions import Transactions
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -103,95 +102,23 @@ KEY_FIELDS = ("name", "owner", "role", "models", "rpm", "tpm", "budget_usd", "bu
               "strategy", "parent_id", "complexity")
 
 
-class TooManyKeys(Exception):
-    """The owner already holds as many live keys as allowed."""
-
-    def __init__(self, owner: str, limit: int) -> None:
-        super().__init__(owner)
-        self.owner, self.limit = owner, limit
-
-
-@dataclass(slots=True)
-class KeySecret:
-    hash: str
-    prefix: str
-    created_at: float
-    expires_at: float | None     # set when the key was rotated: the old value's grace period ends here
-
-
-@dataclass(slots=True)
-class KeyRecord:
-    id: str
-    name: str
-    owner: str | None
-    role: str
-    models: tuple[str, ...] | None
-    rpm: int | None
-    tpm: int | None
-    budget_usd: float | None
-    budget_period: str
-    expires_at: float | None
-    metadata: dict[str, Any]
-    created_at: float
-    updated_at: float
-    revoked_at: float | None
-    strategy: str | None = None   # "auto" requests: cost, quality or latency; None: the default
-    parent_id: str | None = None  # the user key that made this one: its budget binds this one too
-    complexity: str | None = None  # "auto" requests: simple, medium or complex; None: the classifier decides
-    secrets: list[KeySecret] = field(default_factory=list)
-
-    def public(self) -> dict[str, Any]:
-        """What the admin API and the CLI show: everything but the key value (a prefix at most)."""
-        current = [s for s in self.secrets if s.expires_at is None]
-        return {
-            "id": self.id, "name": self.name, "owner": self.owner, "role": self.role,
-            "models": list(self.models) if self.models is not None else None, "rpm": self.rpm, "tpm": self.tpm,
-            "budget_usd": self.budget_usd, "budget_period": self.budget_period, "expires_at": self.expires_at,
-            "metadata": self.metadata, "created_at": self.created_at, "updated_at": self.updated_at,
-            "revoked_at": self.revoked_at, "strategy": self.strategy, "parent_id": self.parent_id,
-            "complexity": self.complexity, "prefix": current[0].prefix if current else None,
-            "previous": [{"prefix": s.prefix, "expires_at": s.expires_at} for s in self.secrets if s.expires_at is not None],
-        }
-
-
-@dataclass(slots=True)
-class UserRecord:
-    name: str
-    password_hash: str
-    role: str
-    disabled: bool
-    created_at: float
-    updated_at: float
-
-    def public(self) -> dict[str, Any]:
-        return {"name": self.name, "role": self.role, "disabled": self.disabled,
-                "created_at": self.created_at, "updated_at": self.updated_at}
-
-
-@dataclass(slots=True)
-class CredentialRow:
-    provider: str
-    ciphertext: bytes
-    vault_key_id: str
-    version: int                 # the generation that set this value: never repeats, kept by re-encryption
-    hint: str
-    created_at: float
-    updated_at: float
+__all__ = ["KEY_FIELDS", "MIGRATIONS", "CredentialRow", "KeyRecord", "KeySecret", "KeysDB", "TooManyKeys",
+           "UserRecord"]
 
 
 class KeysDB:
-    """The identity tables over one aiosqlite connection of their own (so a usage batch commit on the
+    """The identity tables (implementing store.protocols.KeysStore) over one aiosqlite connection of their own (so a usage batch commit on the
     shared connection can never split one of these transactions)."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
-        self._lock = asyncio.Lock()
+        self._transactions = Transactions(db)   # the connection's write turns: this object owns it
 
     @asynccontextmanager
     async def write(self, actor: str, action: str, target: str | None = None,
                     detail: dict[str, Any] | None = None) -> AsyncIterator[aiosqlite.Connection]:
         """One transaction: the caller's statements, the audit row and the generation bump."""
-        async with self._lock, write_transaction(self.db):
+        async with self._transactions.write():
             yield self.db
             await self.db.execute("INSERT INTO audit_log (ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
                                   (time.time(), actor, action, target,
@@ -201,7 +128,7 @@ class KeysDB:
     async def audit(self, actor: str, action: str, target: str | None = None,
                     detail: dict[str, Any] | None = None) -> None:
         """An audit row with no other change (a login, a refused login)."""
-        async with self._lock, write_transaction(self.db):
+        async with self._transactions.write():
             await self.db.execute("INSERT INTO audit_log (ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
                                   (time.time(), actor, action, target,
                                    orjson.dumps(detail).decode() if detail else None))

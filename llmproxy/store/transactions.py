@@ -6,33 +6,56 @@ another connection committed in between (SQLITE_BUSY_SNAPSHOT). Any failure roll
 connection left inside a failed transaction would keep its stale snapshot, and every later write
 on it would fail with "database is locked" until the process restarts. Write transactions on one
 connection take turns (an aiosqlite connection is shared by tasks): a second BEGIN would fail,
-and its rollback would undo the first.
+and its rollback would undo the first. The turn is a lock held by the connection's owner, a
+`Transactions` object.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 import asyncio
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from weakref import WeakKeyDictionary
 
 import aiosqlite
 
-_turns: WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = WeakKeyDictionary()
 
+class Transactions:
+    """The write transactions of one connection, one at a time. Whoever owns the connection owns
+    this object and hands it to everything that writes on that connection."""
 
-@asynccontextmanager
-async def write_transaction(db: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
-    turn = _turns.get(db)
-    if turn is None:
-        turn = _turns[db] = asyncio.Lock()
-    async with turn:
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            await db.commit()
-        except BaseException:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+        self._turn = asyncio.Lock()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._turn:
+            await self.db.execute("BEGIN IMMEDIATE")
             try:
-                await db.rollback()
-            except Exception:  # noqa: BLE001 - the original failure is the one to report
-                pass
-            raise
+                yield self.db
+                await self.db.commit()
+            except BaseException:
+                try:
+                    await self.db.rollback()
+                except Exception:  # noqa: BLE001 - the original failure is the one to report
+                    pass
+                raise
+
+
+# Connections that no store object owns yet: the app's shared connection (usage rows are written
+# through it from app.py) and the cache tier's writer (store/cache_sql.py). Once both hold their
+# own `Transactions`, this table and `write_transaction` go away.
+_unowned: WeakKeyDictionary[aiosqlite.Connection, Transactions] = WeakKeyDictionary()
+
+
+def transactions_of(db: aiosqlite.Connection) -> Transactions:
+    """The one `Transactions` of a connection that no store object owns."""
+    owner = _unowned.get(db)
+    if owner is None:
+        owner = _unowned[db] = Transactions(db)
+    return owner
+
+
+def write_transaction(db: aiosqlite.Connection) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+    """A write transaction on a connection that no store object owns (see `transactions_of`)."""
+    return transactions_of(db).write()

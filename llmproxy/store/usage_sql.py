@@ -1,18 +1,21 @@
-"""The usage log's tables and queries (SQLite): one narrow row per request, a daily roll-up kept
-by one upsert per batch in the same transaction as the batch's insert, retention in batches, and
-the aggregations the usage API and the budget check read.
+"""The usage log on SQLite: its tables, and `SQLiteUsageStore`, which owns every query on them.
 
-Budgets and whole-day reports read the roll-up (a few rows per key and day), never the raw log.
+One narrow row per request; a daily roll-up kept by one upsert per batch in the same transaction
+as the batch's insert; retention in batches; the aggregations the usage API, the dashboard's
+overview and the budget check read. Budgets and whole-day reports read the roll-up (a few rows per
+key and day), never the raw log. The class implements store.protocols.UsageStore.
 """
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from .transactions import write_transaction
+from .records import AutoRouted, Window
+from .transactions import Transactions, transactions_of
 
 # Never edit a shipped migration; append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -128,16 +131,6 @@ _RAW_MEASURES = (
 )
 DAY_S = 86_400
 
-
-async def insert_usage(db: aiosqlite.Connection, rows: Sequence[Sequence[Any]]) -> None:
-    """One batch and its roll-up, in one transaction, so the two never disagree."""
-    async with write_transaction(db):
-        async with db.execute("SELECT coalesce(max(id), 0) FROM usage") as cur:
-            (last,) = await cur.fetchone()
-        await db.executemany(_INSERT, rows)
-        await db.execute(_ROLL_UP, (last,))
-
-
 _ROLL_UP = """
 INSERT INTO usage_daily
 SELECT date(ts, 'unixepoch'), coalesce(key_id, ''), coalesce(user, ''), coalesce(model, ''),
@@ -157,112 +150,211 @@ ON CONFLICT (day, key_id, user, model, provider) DO UPDATE SET
 """
 
 
-async def count_usage(db: aiosqlite.Connection) -> int:
-    async with db.execute("SELECT count(*) FROM usage") as cur:
-        (n,) = await cur.fetchone()
-    return int(n)
-
-
-async def delete_before(db: aiosqlite.Connection, cutoff_ts: float, *, batch: int = 5_000) -> int:
-    """Delete raw rows older than `cutoff_ts`, `batch` rows per transaction so that writers are never
-    held up for long. The roll-up keeps the days it summarised."""
-    total = 0
-    while True:
-        async with write_transaction(db):
-            cur = await db.execute(
-                "DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE ts < ? ORDER BY ts LIMIT ?)", (cutoff_ts, batch))
-            deleted = cur.rowcount
-            await cur.close()
-        total += deleted
-        if deleted < batch:
-            return total
-        await asyncio.sleep(0)   # let the batch writer and the readers in between two deletes
-
-
 # `+column` keeps the planner on the primary key's day range (a few days of the roll-up) instead
 # of walking the whole roll-up in key order to save a sort.
 SPEND_BY_KEY = ("SELECT key_id, sum(cost_usd) FROM usage_daily WHERE day >= date(?, 'unixepoch') "
                 "AND +key_id != '' GROUP BY +key_id")
-SPEND_BY_USER = ("SELECT user, sum(cost_usd) FROM usage_daily WHERE day >= date(?, 'unixepoch') "
-                 "AND +user != '' GROUP BY +user")
 
 
-async def spend_by_key(db: aiosqlite.Connection, since_ts: float) -> dict[str, float]:
-    """USD spent per key from the start of the UTC day that holds `since_ts`, read from the roll-up.
-    Rows still in the in-memory queue (a fraction of a second of traffic) are not counted yet."""
-    async with db.execute(SPEND_BY_KEY, (since_ts,)) as cur:
-        return {key: float(total) for key, total in await cur.fetchall()}
+# The dashboard's overview: measures of the raw log per group, in this order.
+_OVERVIEW_MEASURES = ("count(*)", "sum(status >= 400)", "sum(coalesce(cache, '') = 'hit')",
+                      "sum(coalesce(prompt_tokens, 0))", "sum(coalesce(completion_tokens, 0))",
+                      "sum(coalesce(cost_usd, 0))", "sum(coalesce(saved_usd, 0))")
+_OVERVIEW_NAMES = ("requests", "errors", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd",
+                  "cache_saved_usd")
+_SEP = "\x1f"   # joins model and provider in one SQL group key; never in a model id
+_OVERVIEW_GROUPS = {
+    "all": "'all'",
+    "model": f"coalesce(model, '') || '{_SEP}' || coalesce(provider, '')",
+    "provider": "coalesce(provider, '')",
+}
 
 
-async def spend_by_user(db: aiosqlite.Connection, since_ts: float) -> dict[str, float]:
-    """As spend_by_key, per user."""
-    async with db.execute(SPEND_BY_USER, (since_ts,)) as cur:
-        return {user: float(total) for user, total in await cur.fetchall()}
+class SQLiteUsageStore:
+    """The usage log's queries over one connection, with that connection's write turns."""
+
+    def __init__(self, db: aiosqlite.Connection, transactions: Transactions | None = None) -> None:
+        self.db = db
+        self._transactions = transactions if transactions is not None else Transactions(db)
+
+    @classmethod
+    async def open(cls, path: Path) -> SQLiteUsageStore:
+        """A connection of its own on a database whose migrations have run (SQLiteStore.open)."""
+        db = await aiosqlite.connect(path, timeout=5.0)
+        await db.execute("PRAGMA busy_timeout=5000")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        return cls(db)
+
+    @classmethod
+    def over(cls, db: aiosqlite.Connection) -> SQLiteUsageStore:
+        """On a connection that no store owns (the app's shared one), taking turns with its other writers."""
+        return cls(db, transactions_of(db))
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def insert(self, rows: Sequence[Sequence[Any]]) -> None:
+        """One batch (rows in COLUMNS order) and its roll-up, in one transaction, so the two never disagree."""
+        async with self._transactions.write() as db:
+            async with db.execute("SELECT coalesce(max(id), 0) FROM usage") as cur:
+                (last,) = await cur.fetchone() or (0,)
+            await db.executemany(_INSERT, rows)
+            await db.execute(_ROLL_UP, (last,))
+
+    async def delete_before(self, cutoff_ts: float, *, batch: int = 5_000) -> int:
+        """Delete raw rows older than `cutoff_ts`, `batch` rows per transaction so that writers are
+        never held up for long. The roll-up keeps the days it summarised."""
+        total = 0
+        while True:
+            async with self._transactions.write() as db:
+                cur = await db.execute("DELETE FROM usage WHERE id IN "
+                                       "(SELECT id FROM usage WHERE ts < ? ORDER BY ts LIMIT ?)", (cutoff_ts, batch))
+                deleted = cur.rowcount
+                await cur.close()
+            total += deleted
+            if deleted < batch:
+                return total
+            await asyncio.sleep(0)   # let the batch writer and the readers in between two deletes
+
+    async def spend_by_key(self, since_ts: float) -> dict[str, float]:
+        """USD spent per key from the start of the UTC day that holds `since_ts`, read from the roll-up.
+        Rows still in the in-memory queue (a fraction of a second of traffic) are not counted yet."""
+        async with self.db.execute(SPEND_BY_KEY, (since_ts,)) as cur:
+            return {key: float(total) for key, total in await cur.fetchall()}
+
+    async def aggregate(self, *, group_by: Sequence[str], since: float | None = None, until: float | None = None,
+                        key_id: str | None = None, user: str | None = None) -> tuple[list[dict[str, Any]], str]:
+        """Usage summed per group over [since, until) (unix seconds), optionally for one key or user.
+
+        Ranges on whole UTC days read the roll-up; any other range reads the raw log through its time
+        index. Returns the rows and which of the two answered ("rollup" or "log")."""
+        unknown = [g for g in group_by if g not in GROUPS]
+        if unknown:
+            raise ValueError(f"cannot group by {unknown[0]!r}; use {', '.join(GROUPS)}")
+        rollup = whole_days(since, until)
+        where: list[str] = []
+        params: list[Any] = []
+        if rollup:
+            table = "usage_daily"
+            if since is not None:
+                where.append("day >= date(?, 'unixepoch')")
+                params.append(since)
+            if until is not None:
+                where.append("day < date(?, 'unixepoch')")
+                params.append(until)
+            measures = [f"sum({m})" for m in MEASURES]
+            column = {g: GROUPS[g][1] for g in group_by}
+        else:
+            table = "usage"
+            if since is not None:
+                where.append("ts >= ?")
+                params.append(since)
+            if until is not None:
+                where.append("ts < ?")
+                params.append(until)
+            measures = list(_RAW_MEASURES)
+            column = {g: GROUPS[g][0] for g in group_by}
+        if key_id is not None:
+            where.append("key_id = ?")
+            params.append(key_id)
+        if user is not None:
+            where.append("user = ?")
+            params.append(user)
+        groups = [column[g] for g in group_by]
+        sql = f"SELECT {', '.join([*groups, *measures])} FROM {table}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        if groups:
+            positions = ", ".join(str(i + 1) for i in range(len(groups)))
+            sql += f" GROUP BY {positions} ORDER BY {positions}"
+        async with self.db.execute(sql, params) as cur:
+            raw = await cur.fetchall()
+        out: list[dict[str, Any]] = []
+        for values in raw:
+            if values[len(groups)] in (None, 0):   # an empty range still yields one all-NULL row without groups
+                continue
+            row = {OUTPUT_NAMES[g]: values[i] for i, g in enumerate(group_by)}
+            for j, name in enumerate(MEASURES):
+                value = values[len(groups) + j] or 0
+                row[name] = float(value) if name.endswith("_usd") else int(value)
+            out.append(row)
+        return out, ("rollup" if rollup else "log")
+
+    async def overview(self, by: str, window: Window, *, bucket_s: int = 0) -> dict[Any, dict[str, Any]]:
+        """_OVERVIEW_NAMES and p50/p99 latency (nearest rank) per group of the raw log: `by` is "all"
+        (one group, "all"), "bucket" (the index of each `bucket_s`-second bucket), "model" (the pair
+        (model, provider)) or "provider"."""
+        if by == "bucket":
+            group = f"CAST(ts / {int(bucket_s)} AS INTEGER)"
+        elif by in _OVERVIEW_GROUPS:
+            group = _OVERVIEW_GROUPS[by]
+        else:
+            raise ValueError(f"cannot group the overview by {by!r}")
+        where, params = _where(window)
+        out: dict[Any, dict[str, Any]] = {}
+        sql = f"SELECT {group} AS g, {', '.join(_OVERVIEW_MEASURES)} FROM usage WHERE {where} GROUP BY g"
+        async with self.db.execute(sql, params) as cur:
+            for g, *values in await cur.fetchall():
+                row: dict[str, Any] = {name: (float(v or 0) if name.endswith("_usd") else int(v or 0))
+                                       for name, v in zip(_OVERVIEW_NAMES, values)}
+                row["p50_ms"] = row["p99_ms"] = None
+                out[tuple(g.split(_SEP)) if by == "model" else g] = row
+        # Window functions keep the sort in SQLite: only the two ranked rows per group come back.
+        ranked = (f"SELECT g, rn, n, latency_ms FROM (SELECT {group} AS g, latency_ms, "
+                  f"row_number() OVER (PARTITION BY {group} ORDER BY latency_ms) AS rn, "
+                  f"count(*) OVER (PARTITION BY {group}) AS n FROM usage WHERE {where} AND latency_ms IS NOT NULL) "
+                  "WHERE rn = (n * 50 + 99) / 100 OR rn = (n * 99 + 99) / 100")
+        async with self.db.execute(ranked, params) as cur:
+            for g, rn, n, latency in await cur.fetchall():
+                measured = out.get(tuple(g.split(_SEP)) if by == "model" else g)
+                if measured is None:
+                    continue
+                if rn == (n * 50 + 99) // 100:
+                    measured["p50_ms"] = round(float(latency), 3)
+                if rn == (n * 99 + 99) // 100:
+                    measured["p99_ms"] = round(float(latency), 3)
+        return out
+
+    async def auto_routed(self, window: Window, long_threshold: int | None) -> list[AutoRouted]:
+        """The successful, non-cached, priced requests that `auto` routed (the log's strategy column
+        is set only for those), summed on each side of `long_threshold` prompt tokens."""
+        where, params = _where(window)
+        sql = ("SELECT coalesce(prompt_tokens, 0) > ? AS long, count(*), sum(coalesce(prompt_tokens, 0)), "
+               "sum(coalesce(cached_tokens, 0)), sum(coalesce(cache_write_tokens, 0)), "
+               "sum(coalesce(completion_tokens, 0)), sum(cost_usd) FROM usage "
+               f"WHERE {where} AND strategy IS NOT NULL AND status < 400 AND coalesce(cache, '') != 'hit' "
+               "AND cost_usd IS NOT NULL GROUP BY long")
+        threshold = long_threshold if long_threshold is not None else 1 << 62
+        async with self.db.execute(sql, [threshold, *params]) as cur:
+            rows = await cur.fetchall()
+        return [AutoRouted(bool(long), int(n), int(prompt), int(cached), int(writes), int(completion), float(cost or 0))
+                for long, n, prompt, cached, writes, completion, cost in rows]
+
+
+def _where(window: Window) -> tuple[str, list[Any]]:
+    sql = "ts >= ? AND ts < ?"
+    params: list[Any] = [window.since, window.until]
+    if window.key_id is not None:
+        sql += " AND key_id = ?"
+        params.append(window.key_id)
+    if window.user is not None:
+        sql += " AND user = ?"
+        params.append(window.user)
+    return sql, params
+
+
+# app.py hands these to the usage recorder with the shared connection, until it holds a store of its own.
+async def insert_usage(db: aiosqlite.Connection, rows: Sequence[Sequence[Any]]) -> None:
+    await SQLiteUsageStore.over(db).insert(rows)
+
+
+async def delete_before(db: aiosqlite.Connection, cutoff_ts: float, *, batch: int = 5_000) -> int:
+    return await SQLiteUsageStore.over(db).delete_before(cutoff_ts, batch=batch)
 
 
 def whole_days(since: float | None, until: float | None) -> bool:
     """A range the roll-up can answer exactly: open ends or UTC midnights."""
     return all(t is None or t % DAY_S == 0 for t in (since, until))
-
-
-async def aggregate(db: aiosqlite.Connection, *, group_by: Sequence[str], since: float | None = None,
-                    until: float | None = None, key_id: str | None = None,
-                    user: str | None = None) -> tuple[list[dict[str, Any]], str]:
-    """Usage summed per group over [since, until) (unix seconds), optionally for one key or user.
-
-    Ranges on whole UTC days read the roll-up; any other range reads the raw log through its time
-    index. Returns the rows and which of the two answered ("rollup" or "log")."""
-    unknown = [g for g in group_by if g not in GROUPS]
-    if unknown:
-        raise ValueError(f"cannot group by {unknown[0]!r}; use {', '.join(GROUPS)}")
-    rollup = whole_days(since, until)
-    where: list[str] = []
-    params: list[Any] = []
-    if rollup:
-        table = "usage_daily"
-        if since is not None:
-            where.append("day >= date(?, 'unixepoch')")
-            params.append(since)
-        if until is not None:
-            where.append("day < date(?, 'unixepoch')")
-            params.append(until)
-        measures = [f"sum({m})" for m in MEASURES]
-        column = {g: GROUPS[g][1] for g in group_by}
-    else:
-        table = "usage"
-        if since is not None:
-            where.append("ts >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("ts < ?")
-            params.append(until)
-        measures = list(_RAW_MEASURES)
-        column = {g: GROUPS[g][0] for g in group_by}
-    if key_id is not None:
-        where.append("key_id = ?")
-        params.append(key_id)
-    if user is not None:
-        where.append("user = ?")
-        params.append(user)
-    groups = [column[g] for g in group_by]
-    sql = f"SELECT {', '.join([*groups, *measures])} FROM {table}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    if groups:
-        positions = ", ".join(str(i + 1) for i in range(len(groups)))
-        sql += f" GROUP BY {positions} ORDER BY {positions}"
-    async with db.execute(sql, params) as cur:
-        raw = await cur.fetchall()
-    out: list[dict[str, Any]] = []
-    for values in raw:
-        if values[len(groups)] in (None, 0):   # an empty range still yields one all-NULL row without groups
-            continue
-        row = {OUTPUT_NAMES[g]: values[i] for i, g in enumerate(group_by)}
-        for j, name in enumerate(MEASURES):
-            value = values[len(groups) + j] or 0
-            row[name] = float(value) if name.endswith("_usd") else int(value)
-        out.append(row)
-    return out, ("rollup" if rollup else "log")
 
 
 def totals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:

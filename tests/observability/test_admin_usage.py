@@ -18,6 +18,7 @@ from llmproxy.context import Principal
 from llmproxy.errors import InvalidRequest, PermissionDenied
 from llmproxy.store import usage_sql
 from llmproxy.store.sqlite import SQLiteStore
+from llmproxy.store.usage_sql import SQLiteUsageStore
 from tests.observability.test_usage_store import T0, row
 
 MASTER = "sk-admin-usage-master-key-000"
@@ -118,17 +119,17 @@ async def test_a_user_sees_only_the_usage_of_their_own_keys(tmp_path: Path) -> N
         scope(lone_key, "ka1")
     store = await SQLiteStore.open(tmp_path / "llmproxy.db")
     try:
-        await usage_sql.insert_usage(store.db, [row(T0 + 1, key_id="ka1", user="alice"),
+        await SQLiteUsageStore.over(store.db).insert([row(T0 + 1, key_id="ka1", user="alice"),
                                                 row(T0 + 2, key_id="ka2", user="alice"),
                                                 row(T0 + 3, key_id="kb1", user="bob"),
                                                 row(T0 + 4, key_id="kx", user=None)])
-        mine = await report(store.db, {"group_by": "key"}, alice)
+        mine = await report(SQLiteUsageStore.over(store.db), {"group_by": "key"}, alice)
         assert [r["key_id"] for r in mine["data"]] == ["ka1", "ka2"]
-        assert (await report(store.db, {"group_by": "key", "key_id": "kb1"}, alice))["data"] == []
-        asked_for_bob = await report(store.db, {"group_by": "key", "user": "bob"}, alice)   # ignored: not an admin
+        assert (await report(SQLiteUsageStore.over(store.db), {"group_by": "key", "key_id": "kb1"}, alice))["data"] == []
+        asked_for_bob = await report(SQLiteUsageStore.over(store.db), {"group_by": "key", "user": "bob"}, alice)   # ignored: not an admin
         assert [r["key_id"] for r in asked_for_bob["data"]] == ["ka1", "ka2"]
-        assert [r["key_id"] for r in (await report(store.db, {"group_by": "key"}, lone_key))["data"]] == ["kx"]
-        assert len((await report(store.db, {"group_by": "key"}, admin))["data"]) == 4
+        assert [r["key_id"] for r in (await report(SQLiteUsageStore.over(store.db), {"group_by": "key"}, lone_key))["data"]] == ["kx"]
+        assert len((await report(SQLiteUsageStore.over(store.db), {"group_by": "key"}, admin))["data"]) == 4
     finally:
         await store.close()
 

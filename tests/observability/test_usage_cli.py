@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from llmproxy.cli import main
-from llmproxy.store import usage_sql
 from llmproxy.store.sqlite import SQLiteStore
+from llmproxy.store.usage_sql import SQLiteUsageStore
 from tests.observability.test_usage_store import DAY, T0, row
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def seed(data_dir: Path) -> None:
 async def _seed(data_dir: Path) -> None:
     store = await SQLiteStore.open(data_dir / "llmproxy.db")
     try:
-        await usage_sql.insert_usage(store.db, [
+        await SQLiteUsageStore.over(store.db).insert([
             row(T0 + 10, model="gpt-4o", provider="openai", cost_usd=0.25, prompt_tokens=1000, completion_tokens=100),
             row(T0 + 20, model="gpt-4o", provider="openai", cost_usd=0.25, prompt_tokens=1000, completion_tokens=100),
             row(T0 + DAY + 5, model="claude-sonnet-4-5", provider="anthropic", cost_usd=1.5, prompt_tokens=20000,

@@ -2,6 +2,7 @@
 and raw log agree), retention in batches, spend by key, and the indexes the queries use."""
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 
 from llmproxy.store import usage_sql
 from llmproxy.store.sqlite import SQLiteStore
+from llmproxy.store.usage_sql import SQLiteUsageStore
 
 DAY = 86_400
 T0 = 1_780_000_000 // DAY * DAY   # a UTC midnight
@@ -43,19 +45,29 @@ async def open_store(tmp_path: Path) -> SQLiteStore:
     return await SQLiteStore.open(tmp_path / "llmproxy.db")
 
 
+def usage(store: SQLiteStore) -> SQLiteUsageStore:
+    return SQLiteUsageStore.over(store.db)
+
+
+async def rows_in_log(store: SQLiteStore) -> int:
+    async with store.db.execute("SELECT count(*) FROM usage") as cur:
+        (n,) = await cur.fetchone()
+    return int(n)
+
+
 async def test_rollup_is_kept_with_each_batch_and_matches_the_log(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
     try:
         rows = sample()
-        await usage_sql.insert_usage(store.db, rows[:17])
-        await usage_sql.insert_usage(store.db, rows[17:])
+        await usage(store).insert(rows[:17])
+        await usage(store).insert(rows[17:])
         for groups in ((), ("day",), ("day", "key", "model", "provider"), ("user",), ("model",)):
-            from_rollup, source = await usage_sql.aggregate(store.db, group_by=groups, since=T0, until=T0 + 3 * DAY)
+            from_rollup, source = await usage(store).aggregate(group_by=groups, since=T0, until=T0 + 3 * DAY)
             assert source == "rollup"
-            from_log, source = await usage_sql.aggregate(store.db, group_by=groups, since=T0, until=T0 + 3 * DAY - 0.5)
+            from_log, source = await usage(store).aggregate(group_by=groups, since=T0, until=T0 + 3 * DAY - 0.5)
             assert source == "log"
             assert rounded(from_rollup) == rounded(from_log)
-        (total,), _ = await usage_sql.aggregate(store.db, group_by=())
+        (total,), _ = await usage(store).aggregate(group_by=())
         assert total["requests"] == len(rows) == 39
         assert total["errors"] == 3 and total["cache_hits"] == 3 and total["unpriced"] == 3
         assert total["cost_usd"] == pytest.approx(3 * sum(0.001 * (i + 1) for i in range(10)))
@@ -68,20 +80,20 @@ async def test_rollup_is_kept_with_each_batch_and_matches_the_log(tmp_path: Path
 async def test_time_filters_key_and_user(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
     try:
-        await usage_sql.insert_usage(store.db, sample())
-        by_day, _ = await usage_sql.aggregate(store.db, group_by=("day",), since=T0 + DAY, until=T0 + 2 * DAY)
+        await usage(store).insert(sample())
+        by_day, _ = await usage(store).aggregate(group_by=("day",), since=T0 + DAY, until=T0 + 2 * DAY)
         assert [r["day"] for r in by_day] == [_day(T0 + DAY)] and by_day[0]["requests"] == 13
         # a range inside a day reads the log: the first hour of day 0 holds requests 0..5
-        hour, source = await usage_sql.aggregate(store.db, group_by=(), since=T0, until=T0 + 3600)
+        hour, source = await usage(store).aggregate(group_by=(), since=T0, until=T0 + 3600)
         assert source == "log" and hour[0]["requests"] == 6
-        k2, _ = await usage_sql.aggregate(store.db, group_by=("key",), key_id="k2")
+        k2, _ = await usage(store).aggregate(group_by=("key",), key_id="k2")
         assert [r["key_id"] for r in k2] == ["k2"] and k2[0]["requests"] == 15
-        bob, _ = await usage_sql.aggregate(store.db, group_by=("user", "key"), user="bob")
+        bob, _ = await usage(store).aggregate(group_by=("user", "key"), user="bob")
         assert [(r["user"], r["key_id"]) for r in bob] == [("bob", "k2")]
-        nothing, _ = await usage_sql.aggregate(store.db, group_by=(), since=T0 + 10 * DAY)
+        nothing, _ = await usage(store).aggregate(group_by=(), since=T0 + 10 * DAY)
         assert nothing == []
         with pytest.raises(ValueError):
-            await usage_sql.aggregate(store.db, group_by=("prompt",))
+            await usage(store).aggregate(group_by=("prompt",))
     finally:
         await store.close()
 
@@ -89,13 +101,11 @@ async def test_time_filters_key_and_user(tmp_path: Path) -> None:
 async def test_spend_by_key_reads_the_rollup_from_the_day_of_since(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
     try:
-        await usage_sql.insert_usage(store.db, sample())
+        await usage(store).insert(sample())
         # k1 has the odd requests (0.002 + 0.004 + ... + 0.010) and the error, hit and unpriced rows (0 each)
         per_day_k1 = sum(0.001 * (i + 1) for i in range(10) if i % 2)
-        spend = await usage_sql.spend_by_key(store.db, T0 + DAY + 5000)   # mid-day: counts that whole day
+        spend = await usage(store).spend_by_key(T0 + DAY + 5000)   # mid-day: counts that whole day
         assert spend == pytest.approx({"k1": 2 * per_day_k1, "k2": 2 * sum(0.001 * (i + 1) for i in range(10) if not i % 2)})
-        users = await usage_sql.spend_by_user(store.db, T0)
-        assert set(users) == {"alice", "bob"}
     finally:
         await store.close()
 
@@ -105,12 +115,12 @@ async def test_retention_deletes_old_rows_in_batches_and_keeps_the_rollup(tmp_pa
     try:
         old = [row(T0 + i) for i in range(1200)]
         new = [row(T0 + 5 * DAY + i) for i in range(30)]
-        await usage_sql.insert_usage(store.db, old + new)
-        before, _ = await usage_sql.aggregate(store.db, group_by=("day",))
-        deleted = await usage_sql.delete_before(store.db, T0 + 2 * DAY, batch=500)
+        await usage(store).insert(old + new)
+        before, _ = await usage(store).aggregate(group_by=("day",))
+        deleted = await usage(store).delete_before(T0 + 2 * DAY, batch=500)
         assert deleted == 1200
-        assert await usage_sql.count_usage(store.db) == 30
-        after, _ = await usage_sql.aggregate(store.db, group_by=("day",))
+        assert await rows_in_log(store) == 30
+        after, _ = await usage(store).aggregate(group_by=("day",))
         assert after == before   # spend history outlives the raw rows
     finally:
         await store.close()
@@ -130,9 +140,9 @@ async def test_migration_2_backfills_the_rollup_from_a_first_version_database(tm
     db.close()
     store = await SQLiteStore.open(path)
     try:
-        assert await usage_sql.spend_by_key(store.db, T0) == {"k1": pytest.approx(2.5)}
-        await usage_sql.insert_usage(store.db, [row(T0 + 10, cost_usd=0.5, saved_usd=0.1)])
-        assert await usage_sql.spend_by_key(store.db, T0) == {"k1": pytest.approx(3.0)}
+        assert await usage(store).spend_by_key(T0) == {"k1": pytest.approx(2.5)}
+        await usage(store).insert([row(T0 + 10, cost_usd=0.5, saved_usd=0.1)])
+        assert await usage(store).spend_by_key(T0) == {"k1": pytest.approx(3.0)}
     finally:
         await store.close()
 
@@ -144,8 +154,8 @@ async def test_queries_use_their_indexes_not_a_scan_of_the_log(tmp_path: Path) -
             async with store.db.execute("EXPLAIN QUERY PLAN " + sql, params) as cur:
                 return " | ".join(r[-1] for r in await cur.fetchall())
 
-        for sql in (usage_sql.SPEND_BY_KEY, usage_sql.SPEND_BY_USER):   # the budget check: a day range of the roll-up
-            assert (await plan(sql, T0)).startswith("SEARCH usage_daily USING PRIMARY KEY (day>?)")
+        # the budget check: a day range of the roll-up
+        assert (await plan(usage_sql.SPEND_BY_KEY, T0)).startswith("SEARCH usage_daily USING PRIMARY KEY (day>?)")
         by_key = await plan("SELECT count(*) FROM usage WHERE key_id = ? AND ts >= ?", "k1", T0)
         assert "usage_key_ts" in by_key
         in_range = await plan("SELECT count(*) FROM usage WHERE ts >= ? AND ts < ?", T0, T0 + 60)
@@ -172,20 +182,48 @@ async def test_a_write_that_met_a_lock_does_not_poison_the_next_ones(tmp_path: P
     other = sqlite3.connect(tmp_path / "llmproxy.db", isolation_level=None)
     try:
         await store.db.execute("PRAGMA busy_timeout=50")
-        await usage_sql.insert_usage(store.db, [row(T0)])
+        await usage(store).insert([row(T0)])
         other.execute("BEGIN IMMEDIATE")
         other.execute("INSERT INTO usage (ts, request_id, status) VALUES (?, 'other', 200)", (T0 + 1,))
         with pytest.raises(sqlite3.OperationalError, match="locked"):
-            await usage_sql.insert_usage(store.db, [row(T0 + 2)])
+            await usage(store).insert([row(T0 + 2)])
         # left inside a transaction, the connection would keep a stale snapshot and fail every
         # later write at once (SQLITE_BUSY_SNAPSHOT) whenever another connection commits first
         assert not store.db.in_transaction
         other.execute("COMMIT")
-        await usage_sql.insert_usage(store.db, [row(T0 + 3)])
-        assert await usage_sql.count_usage(store.db) == 3
+        await usage(store).insert([row(T0 + 3)])
+        assert await rows_in_log(store) == 3
         # the roll-up counted each batch once, the one that failed not at all
         total, = other.execute("SELECT sum(requests) FROM usage_daily").fetchone()
         assert total == 2
     finally:
         other.close()
+        await store.close()
+
+
+async def test_writers_on_one_shared_connection_take_turns(tmp_path: Path) -> None:
+    """Two store objects over the app's shared connection share its write turns: a batch insert
+    and a retention pass at the same time never start a second transaction inside the first."""
+    store = await open_store(tmp_path)
+    try:
+        writer, retention = usage(store), usage(store)
+        await writer.insert([row(T0 + i) for i in range(600)])
+        results = await asyncio.gather(writer.insert([row(T0 + 5 * DAY + i) for i in range(50)]),
+                                       retention.delete_before(T0 + DAY, batch=100),
+                                       writer.insert([row(T0 + 5 * DAY + 100 + i) for i in range(50)]))
+        assert results[1] == 600
+        assert await rows_in_log(store) == 100
+    finally:
+        await store.close()
+
+
+async def test_a_usage_store_on_a_connection_of_its_own(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)   # runs the migrations
+    own = await SQLiteUsageStore.open(tmp_path / "llmproxy.db")
+    try:
+        await own.insert([row(T0, cost_usd=0.25), row(T0 + 1, cost_usd=0.5, key_id="k2")])
+        assert await own.spend_by_key(T0) == {"k1": pytest.approx(0.25), "k2": pytest.approx(0.5)}
+        assert await rows_in_log(store) == 2   # committed: the other connection sees the rows
+    finally:
+        await own.close()
         await store.close()

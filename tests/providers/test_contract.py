@@ -2,6 +2,8 @@
 OpenAI client. An unsupported capability is an explicit opt-out in SUPPORTS."""
 from __future__ import annotations
 
+import inspect
+import types
 from typing import Any
 
 import orjson
@@ -9,6 +11,7 @@ import pytest
 
 from llmproxy.errors import GatewayError, InvalidRequest, UpstreamAuthError, UpstreamRejected, UpstreamUnavailable
 from llmproxy.providers import ADAPTERS
+from llmproxy.providers.base import Adapter
 from tests.fakes import anthropic_server, gemini_server
 from tests.providers.conftest import creds, entry, merge_tool_calls, relay
 
@@ -239,3 +242,47 @@ def test_unknown_and_unsupported_fields_never_reach_the_provider(provider: str) 
            "prediction": {"type": "content", "content": "x"}, "some_future_field": 1}
     body, _ = build(provider, req)
     accepted(provider, body, MODELS[provider])
+
+
+# The adapter Protocol, checked structurally on every registered module: each callable the transport
+# calls is there, with the Protocol's parameters (names, kinds, which have defaults), and each
+# constant has its type.
+PROTOCOL_CALLABLES = sorted(name for name, value in vars(Adapter).items()
+                            if inspect.isfunction(value) and not name.startswith("_"))
+PROTOCOL_CONSTANTS = {"NAME": str, "DEFAULT_BASE_URL": str, "RELAYS_ANSWER": bool}
+
+
+def contract_problems(module: Any) -> list[str]:
+    problems = [f"{name}: missing or not a {kind.__name__}" for name, kind in PROTOCOL_CONSTANTS.items()
+                if not isinstance(getattr(module, name, None), kind)]
+    for name in PROTOCOL_CALLABLES:
+        func = getattr(module, name, None)
+        if not callable(func):
+            problems.append(f"{name}: missing")
+            continue
+        wanted = list(inspect.signature(getattr(Adapter, name)).parameters.values())[1:]   # without self
+        found = list(inspect.signature(func).parameters.values())
+        shape = [(p.name, p.kind, p.default is inspect.Parameter.empty) for p in wanted]
+        if [(p.name, p.kind, p.default is inspect.Parameter.empty) for p in found] != shape:
+            problems.append(f"{name}{inspect.signature(func)} does not match the Protocol's {shape}")
+    return problems
+
+
+def test_protocol_members_are_the_ones_the_transport_calls() -> None:
+    assert set(PROTOCOL_CALLABLES) == {"build_request", "parse_response", "relay_stream", "map_error"}
+    assert set(PROTOCOL_CONSTANTS) == set(Adapter.__annotations__)
+
+
+@pytest.mark.parametrize("kind", sorted(ADAPTERS))
+def test_every_registered_adapter_satisfies_the_protocol(kind: str) -> None:
+    assert contract_problems(ADAPTERS[kind]) == []
+
+
+def test_the_contract_check_catches_a_module_that_breaks_it() -> None:
+    broken = types.ModuleType("broken")
+    for name in PROTOCOL_CALLABLES:
+        setattr(broken, name, getattr(ADAPTERS["openai"], name))
+    broken.NAME, broken.DEFAULT_BASE_URL = "broken", "https://example.invalid"
+    broken.parse_response = lambda body: {}   # type: ignore[attr-defined]  # the model parameter is missing
+    problems = contract_problems(broken)
+    assert [p.split("(")[0].split(":")[0] for p in problems] == ["RELAYS_ANSWER", "parse_response"], problems

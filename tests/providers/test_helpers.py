@@ -5,7 +5,7 @@ import pytest
 
 from llmproxy.errors import InvalidRequest
 from llmproxy.providers.images import guess_media_type, image_part, parse_data_url
-from llmproxy.providers.schema import gemini_schema
+from llmproxy.providers.gemini_schema import gemini_schema
 from llmproxy.providers.toolids import anthropic_id, new_call_id, split
 
 

@@ -15,7 +15,7 @@ import openai
 from llmproxy.cli import main
 from llmproxy.config import RegistryUpdateSettings, Secret
 from llmproxy.registry import load_registry
-from llmproxy.registry_versions import exclusive
+from llmproxy.registry.versions import exclusive
 
 from .conftest import PricingSite, page_text
 

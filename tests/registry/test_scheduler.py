@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from llmproxy.registry import Registry, RegistryError, load_registry
-from llmproxy.registry_merge import OverridesError
-from llmproxy.registry_versions import exclusive
+from llmproxy.registry.merge import OverridesError
+from llmproxy.registry.versions import exclusive
 from llmproxy.scheduler import LOCK_FILE, RegistryBusy, RegistryUpdater
 
 from .conftest import PricingSite, page_text, updater_settings

@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from .registry import Document, RegistryError, backup_path, parse_document, registry_from_document
-from .registry_schema import PRICE_FIELDS
+from .load import Document, RegistryError, backup_path, parse_document, registry_from_document
+from .schema import PRICE_FIELDS
 
 log = logging.getLogger("llmproxy.registry")
 VERSIONS_DIR = "versions"

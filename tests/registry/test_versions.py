@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from llmproxy.registry import RegistryError, load_document, load_registry
-from llmproxy.registry_versions import (diff_documents, exclusive, list_versions, read_version, rollback,
+from llmproxy.registry.versions import (diff_documents, exclusive, list_versions, read_version, rollback,
                                         version_path, write_document)
 
 
@@ -98,7 +98,7 @@ def test_the_lock_is_exclusive_within_and_across_processes(tmp_path: Path) -> No
         assert first
         with exclusive(lock) as second:
             assert not second
-        code = ("import sys; from pathlib import Path; from llmproxy.registry_versions import exclusive\n"
+        code = ("import sys; from pathlib import Path; from llmproxy.registry.versions import exclusive\n"
                 f"with exclusive(Path({str(lock)!r})) as got: sys.exit(0 if got else 3)")
         assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 3
     assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .registry import Document, RegistryError
-from .registry_schema import OVERRIDABLE, check_model
+from .load import Document, RegistryError
+from .schema import OVERRIDABLE, check_model
 
 if TYPE_CHECKING:
     from llmproxy_scrapers import PriceEntry

@@ -2,7 +2,7 @@
 
 A Registry is immutable; the app swaps the whole object when a new file is loaded, so a request
 that took a reference never sees half of one. Writing the file (versions, backup, diff, rollback)
-is registry_versions.py; merging scraped prices into it is registry_merge.py.
+is versions.py; merging scraped prices into it is merge.py; the file's format is schema.py.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from . import registry_schema
+from . import schema
 
 log = logging.getLogger("llmproxy.registry")
 Document = dict[str, Any]   # models.json as parsed JSON; writers keep every field of it
@@ -112,7 +112,7 @@ def parse_document(data: bytes) -> Document:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise RegistryError(f"not valid JSON: {exc}") from None
-    found = registry_schema.problems(doc)
+    found = schema.problems(doc)
     if found:
         raise RegistryError("; ".join(found))
     return doc
@@ -172,8 +172,9 @@ def backup_path(path: Path) -> Path:
 
 def shipped_registry() -> Path:
     """The models.json that ships with the code: inside the wheel, or registry/ in a checkout."""
-    packaged = Path(__file__).resolve().parent / "_shipped" / "models.json"
-    return packaged if packaged.is_file() else Path(__file__).resolve().parent.parent / "registry" / "models.json"
+    package = Path(__file__).resolve().parent.parent   # llmproxy/
+    packaged = package / "_shipped" / "models.json"
+    return packaged if packaged.is_file() else package.parent / "registry" / "models.json"
 
 
 def _float(value: Any) -> float | None:

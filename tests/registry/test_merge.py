@@ -1,4 +1,4 @@
-"""registry_merge: saved pages merged into the registry, and every check that holds a scrape back."""
+"""registry.merge: saved pages merged into the registry, and every check that holds a scrape back."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from llmproxy.registry import registry_from_document
-from llmproxy.registry_merge import MergePolicy, MergeResult, OverridesError, merge, parse_overrides
+from llmproxy.registry.merge import MergePolicy, MergeResult, OverridesError, merge, parse_overrides
 from llmproxy_scrapers import SCRAPERS, FetchError, PriceEntry
 
 from .conftest import REPO, page_text

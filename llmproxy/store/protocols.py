@@ -1,0 +1,93 @@
+"""What the rest of the gateway asks of each store: one Protocol per component, which the SQLite
+classes implement today and a PostgreSQL backend implements next.
+
+    UsageStore   store/usage_sql.SQLiteUsageStore   the usage log, its roll-up and its reports
+    KeysStore    store/keys_sql.KeysDB              keys, users, provider credentials, the audit log
+    CacheBackend cache.py (SQLiteCacheStore in store/cache_sql.py)   the response cache's disk tier
+
+Only the calls made from outside store/ are here; opening and closing a store is the business of
+whoever builds it (app.py, the CLI), since that is where the backends differ. Records crossing
+this seam are in store/records.py. tests/test_store_protocols.py checks the SQLite classes
+against these structurally.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from .records import AutoRouted, CredentialRow, KeyRecord, UserRecord, Window
+
+
+class UsageStore(Protocol):
+    async def insert(self, rows: Sequence[Sequence[Any]]) -> None:
+        """One batch of usage rows (store.usage_sql.COLUMNS order) and the roll-up, atomically."""
+        ...
+
+    async def delete_before(self, cutoff_ts: float, *, batch: int = 5_000) -> int:
+        """Retention: raw rows older than `cutoff_ts` deleted in batches; the roll-up stays."""
+        ...
+
+    async def spend_by_key(self, since_ts: float) -> dict[str, float]:
+        """USD per key from the start of the UTC day holding `since_ts` (the budget check)."""
+        ...
+
+    async def aggregate(self, *, group_by: Sequence[str], since: float | None = None, until: float | None = None,
+                        key_id: str | None = None, user: str | None = None) -> tuple[list[dict[str, Any]], str]:
+        """Usage summed per group, and which table answered ("rollup" or "log")."""
+        ...
+
+    async def overview(self, by: str, window: Window, *, bucket_s: int = 0) -> dict[Any, dict[str, Any]]:
+        """The dashboard's measures and p50/p99 latency per group ("all", "bucket", "model", "provider")."""
+        ...
+
+    async def auto_routed(self, window: Window, long_threshold: int | None) -> list[AutoRouted]:
+        """Tokens and cost of `auto`-routed requests, on each side of a long-context threshold."""
+        ...
+
+
+class KeysStore(Protocol):
+    async def audit(self, actor: str, action: str, target: str | None = None,
+                    detail: dict[str, Any] | None = None) -> None: ...
+
+    async def generation(self) -> int:
+        """The change counter: it moves with every write, so another process sees a change by polling it."""
+        ...
+
+    async def keys(self) -> list[KeyRecord]: ...
+
+    async def key(self, key_id: str) -> KeyRecord | None: ...
+
+    async def insert_key(self, actor: str, key_id: str, digest: str, prefix: str, fields: dict[str, Any],
+                         *, max_per_owner: int | None = None) -> None: ...
+
+    async def update_key(self, actor: str, key_id: str, fields: dict[str, Any]) -> bool: ...
+
+    async def revoke_key(self, actor: str, key_id: str) -> None: ...
+
+    async def rotate_key(self, actor: str, key_id: str, digest: str, prefix: str, grace_s: float) -> None: ...
+
+    async def users(self) -> list[UserRecord]: ...
+
+    async def insert_user(self, actor: str, name: str, password_hash: str, role: str) -> None: ...
+
+    async def update_user(self, actor: str, name: str, *, password_hash: str | None = None, role: str | None = None,
+                          disabled: bool | None = None) -> None: ...
+
+    async def delete_user(self, actor: str, name: str) -> int: ...
+
+    async def namespace_jwt_owners(self, namespace: str) -> int: ...
+
+    async def credentials(self) -> list[CredentialRow]: ...
+
+    async def vault_key_id(self) -> str | None: ...
+
+    async def put_credential(self, actor: str, provider: str, ciphertext: bytes, vault_key_id: str,
+                             hint: str) -> None: ...
+
+    async def delete_credential(self, actor: str, provider: str) -> None: ...
+
+    async def reencrypt(self, actor: str, old_key_id: str, new_key_id: str,
+                        rows: Iterable[tuple[str, bytes, int]]) -> None: ...
+
+    async def audit_entries(self, *, limit: int = 100, since: float | None = None,
+                            actor: str | None = None) -> list[dict[str, Any]]: ...
