@@ -3,7 +3,6 @@
 A handler raises GatewayError; the app's one exception handler (app.py) renders it."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -50,11 +49,3 @@ async def json_body(request: Request) -> dict[str, Any]:
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(data), status, headers=headers, media_type="application/json")
 
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def endpoint(fn: Handler) -> Handler:
-    """Does nothing: errors are rendered by app.py's exception handler. Kept only while
-    admin/overview.py still decorates two handlers with it; delete both together."""
-    return fn
