@@ -13,8 +13,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 LAYERS: dict[str, dict[str, set[str]]] = {
     # layer -> family -> top-level module names of llmproxy (a package counts as one family)
-    "entry": {"entry": {"app", "cli", "endpoint", "disconnects", "cli_admin", "registry_cli", "usage_cli", "__main__", "ui"}},
-    "composition": {"composition": {"pipeline", "admin", "scheduler", "access"}},
+    "entry": {"entry": {"app", "cli", "endpoint", "disconnects", "cli_admin", "registry_cli", "usage_cli", "__main__", "ui",
+                        "messages_endpoint"}},
+    "composition": {"composition": {"pipeline", "admin", "scheduler", "access", "doors"}},
     "stages": {"auth": {"auth"}, "ratelimit": {"ratelimit"}, "cache": {"cache", "cache_replay"},
                "classifier": {"classifier"}, "router": {"router"},
                "providers": {"providers", "execute"}, "usage": {"usage"}, "metrics": {"metrics"},
