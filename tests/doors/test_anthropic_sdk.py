@@ -170,3 +170,29 @@ def test_error_event_mid_stream(client: anthropic.Anthropic) -> None:
             for _ in stream:
                 pass
     assert "broke mid-way" in str(cut.value)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"model": CLAUDE, "messages": [{"role": "user", "content": "hi"}]}, "max_tokens"),
+    ({"model": GPT, "max_tokens": 10, "messages": []}, "messages"),
+    ({"model": GEMINI, "max_tokens": 10, "messages": [
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_x", "content": "1"}]}]},
+     "messages.0.content.0"),
+    ({"model": CLAUDE, "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "texte", "text": "x"}]}]},
+     "messages.0.content.0.type"),
+])
+def test_bad_requests_are_refused_before_any_provider(raw: httpx.Client, body: dict[str, Any], field: str,
+                                                      upstreams: dict[str, Any], openai_upstream: Any) -> None:
+    r = raw.post("/v1/messages", json=body)
+    assert r.status_code == 400
+    error = r.json()
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert error["error"]["message"].startswith(field)
+    assert not upstreams["anthropic"][1].requests and not upstreams["gemini"][1].requests
+    assert not openai_upstream[1].requests
+
+
+def test_sdk_raises_bad_request_for_an_empty_conversation(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client.messages.create(model=GPT, max_tokens=10, messages=[])
+    assert "messages" in str(info.value)
