@@ -183,23 +183,27 @@ def _check_tools(body: dict[str, Any]) -> str | None:
         if set(fn) - {"name", "description", "parameters", "strict"}:
             return f"Unrecognized request argument supplied: tools[{i}].function.{sorted(set(fn) - {'name', 'description', 'parameters', 'strict'})[0]}"
         names.add(fn["name"])
-    open_calls: set[str] = set()
+    answerable: set[str] = set()   # the calls of the last assistant turn
+    pending: set[str] = set()      # ...not answered yet
     for i, msg in enumerate(body["messages"]):
         role = msg.get("role")
         if role == "tool":
-            if msg.get("tool_call_id") not in open_calls:
+            if msg.get("tool_call_id") not in answerable:
                 return (f"Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
                         f"with 'tool_calls'. (messages[{i}])")
             if not isinstance(msg.get("content"), (str, list)):
                 return f"Invalid value for 'messages[{i}].content'."
+            pending.discard(msg["tool_call_id"])
             continue
-        if open_calls:
-            return f"An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. (messages[{i}])"
-        open_calls = set()
+        if pending:
+            return ("An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                    f"'tool_call_id'. The following tool_call_ids did not have response messages: {sorted(pending)[0]}")
+        answerable = set()
         for call in msg.get("tool_calls") or ():
             if not isinstance(call.get("function", {}).get("arguments"), str):
                 return f"Invalid type for 'messages[{i}].tool_calls[].function.arguments': expected a string."
-            open_calls.add(call["id"])
+            answerable.add(call["id"])
+        pending = set(answerable)
     for name in ("parallel_tool_calls", "tool_choice"):
         if name in body and not body.get("tools"):
             return f"Invalid value for '{name}': only allowed when 'tools' are specified."
