@@ -146,7 +146,7 @@ def test_errors_raise_the_sdks_exceptions(gateway_url: str, client: anthropic.An
         client.messages.create(model="anthropic/fail-429", max_tokens=10, messages=hello)
     with pytest.raises(anthropic.RateLimitError):
         client.messages.create(model="openai/fail-429", max_tokens=10, messages=hello)
-    with pytest.raises(anthropic.APIStatusError) as overloaded:
+    with pytest.raises(anthropic.OverloadedError) as overloaded:
         client.messages.create(model="anthropic/overloaded", max_tokens=10, messages=hello)
     assert overloaded.value.status_code == 529 and overloaded.value.body["error"]["type"] == "overloaded_error"
 
