@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..context import ChatCompletion, RequestContext
+from ..config import ProviderSettings
+from ..context import ChatCompletion, ChatRequest, RequestContext
 from ..errors import GatewayError
-from ..providers import anthropic
+from ..providers import anthropic, openai
 from ..providers.anthropic_passthrough import Passthrough
+from ..providers.base import UpstreamRequest
+from ..registry import ModelEntry
 from ..router import route
 from . import anthropic_request, anthropic_response, anthropic_stream
 
@@ -24,6 +27,28 @@ if TYPE_CHECKING:
 
 CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
 BYTES_PER_TOKEN = 4   # the estimate the rate limiter makes of a prompt, used for non-Claude counts
+
+
+class ChatTarget:
+    """The OpenAI adapter as the Messages door uses it: the internal request only (never the
+    client's Anthropic bytes), and without the reasoning effort a Claude-style client's `thinking`
+    became when the model does not reason (OpenAI refuses the field there; the Anthropic and Gemini
+    adapters drop it the same way)."""
+
+    RELAYS_ANSWER = openai.RELAYS_ANSWER
+    parse_response = staticmethod(openai.parse_response)
+    relay_stream = staticmethod(openai.relay_stream)
+    map_error = staticmethod(openai.map_error)
+
+    @staticmethod
+    def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
+                      raw: bytes | None = None) -> UpstreamRequest:
+        if "reasoning_effort" in req and not model.capabilities.reasoning:
+            req = {k: v for k, v in req.items() if k != "reasoning_effort"}
+        return openai.build_request(req, model, creds, stream=stream, raw=None)
+
+
+CHAT_TARGET = ChatTarget()
 
 
 class MessagesDoor:
@@ -39,7 +64,8 @@ class MessagesDoor:
         ctx.requested_model = body["model"]
         ctx.stream = ctx.include_usage = body.get("stream") is True
         headers = ctx.client_headers
-        ctx.adapters = {"anthropic": Passthrough(body, headers.get("anthropic-version"), headers.get("anthropic-beta"))}
+        ctx.adapters = {"anthropic": Passthrough(body, headers.get("anthropic-version"), headers.get("anthropic-beta")),
+                        "openai": CHAT_TARGET, "openai-compatible": CHAT_TARGET}
 
     @staticmethod
     def answer(ctx: RequestContext, completion: ChatCompletion) -> bytes:

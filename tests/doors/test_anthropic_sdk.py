@@ -196,3 +196,13 @@ def test_sdk_raises_bad_request_for_an_empty_conversation(client: anthropic.Anth
     with pytest.raises(anthropic.BadRequestError) as info:
         client.messages.create(model=GPT, max_tokens=10, messages=[])
     assert "messages" in str(info.value)
+
+
+def test_thinking_is_dropped_for_a_model_that_does_not_reason(client: anthropic.Anthropic,
+                                                              openai_upstream: Any) -> None:
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    message = client.messages.create(model="gpt-4o", max_tokens=4096, thinking=thinking,
+                                     messages=[{"role": "user", "content": "hi"}])
+    assert message.content[0].text == "echo: hi" and "reasoning_effort" not in openai_upstream[1].requests[-1]
+    client.messages.create(model=GPT, max_tokens=4096, thinking=thinking, messages=[{"role": "user", "content": "hi"}])
+    assert openai_upstream[1].requests[-1]["reasoning_effort"] == "low"

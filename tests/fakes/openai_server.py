@@ -82,6 +82,9 @@ def create_app(state: FakeState) -> Starlette:
         elif model not in MODELS:
             return _error(404, f"The model `{model}` does not exist or you do not have access to it.",
                           "invalid_request_error", "model_not_found")
+        if body.get("reasoning_effort") is not None and str(model).startswith(("gpt-4", "gpt-3")):
+            return _error(400, "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+                          "invalid_request_error", "unsupported_parameter", "reasoning_effort")
         problem = _check_tools(body)
         if problem:
             return _error(400, problem, "invalid_request_error", None)
