@@ -59,3 +59,16 @@ def test_auto_routes_and_usage_is_recorded(gateway_url: str) -> None:
         time.sleep(0.1)
     claude = [row for row in rows if row.get("model") == CLAUDE]
     assert claude and claude[0]["cost_usd"] > 0 and claude[0]["prompt_tokens"] > 0
+
+
+def test_claude_falls_back_to_another_provider(door_gateway: Callable[..., str], openai_upstream: Any) -> None:
+    from llmproxy.config import RouterSettings
+    url = door_gateway(router=RouterSettings(fallbacks={"anthropic/overloaded": ("gpt-5-mini",)}))
+    client = anthropic.Anthropic(base_url=url, api_key=MASTER, max_retries=0)
+    ask = {"model": "anthropic/overloaded", "max_tokens": 50, "messages": [{"role": "user", "content": "hello"}]}
+    raw = client.messages.with_raw_response.create(**ask)
+    assert raw.headers["x-llmproxy-provider"] == "openai" and raw.parse().content[0].text == "echo: hello"
+    with client.messages.stream(**ask) as stream:
+        assert "".join(stream.text_stream) == "echo: hello"
+        assert stream.get_final_message().stop_reason == "end_turn"
+    assert openai_upstream[1].requests[-1]["model"] == "gpt-5-mini"

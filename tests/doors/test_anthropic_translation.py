@@ -187,3 +187,26 @@ def test_errors_have_anthropics_shape_and_statuses() -> None:
     status, body = response.error_body(RateLimited("slow down"))
     assert status == 429 and orjson.loads(body) == {"type": "error", "error": {"type": "rate_limit_error",
                                                                                "message": "slow down"}}
+
+
+def test_a_hand_over_between_a_claude_stream_and_a_translated_one_keeps_one_message_start() -> None:
+    native_opening = (response.event("message_start", {"type": "message_start", "message": {"id": "msg_1"}})
+                      + response.event("ping", {"type": "ping"}))
+
+    async def claude_then_chat() -> AsyncIterator[bytes]:
+        yield native_opening
+        yield b"data: " + orjson.dumps(chunk({"role": "assistant", "content": ""})) + b"\n\n"
+        yield b"data: " + orjson.dumps(chunk({"content": "hi"}, "stop")) + b"\n\ndata: [DONE]\n\n"
+
+    async def chat_then_claude() -> AsyncIterator[bytes]:
+        yield b"data: " + orjson.dumps(chunk({"role": "assistant", "content": ""})) + b"\n\n"
+        yield native_opening + response.event("content_block_start", {"type": "content_block_start", "index": 0,
+                                                                       "content_block": {"type": "text", "text": ""}})
+
+    async def collect(pieces: AsyncIterator[bytes]) -> list[str]:
+        return [name for name, _ in events(b"".join([p async for p in relay(pieces, "m")]))]
+
+    first = asyncio.run(collect(claude_then_chat()))
+    assert first.count("message_start") == 1 and first[-1] == "message_stop"
+    second = asyncio.run(collect(chat_then_claude()))
+    assert second.count("message_start") == 1 and second[-1] == "content_block_start"
