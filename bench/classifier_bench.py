@@ -1,4 +1,5 @@
-"""Classifier latency: p50 / p99 microseconds per classify() for short, 2k-token chat, tools and 100 kB requests.
+"""Classifier latency: p50 / p99 microseconds per classify() for short, 2k-token chat, tools and 100 kB requests,
+and the CPU cost of auto:cascade's answer checks (a JSON answer, and a held 2k-token stream rebuilt and checked).
 
     python bench/classifier_bench.py [--n 2000]
 
@@ -14,6 +15,9 @@ import os
 import time
 from typing import Any
 
+import orjson
+
+from llmproxy.answer_checks import failure, stream_message
 from llmproxy.classifier import Classifier
 
 WORDS = ("the quarterly report shows revenue grew while support tickets fell after the new onboarding "
@@ -72,6 +76,37 @@ def measure(clf: Classifier, request: dict[str, Any], n: int) -> tuple[float, fl
     return (*_pcts(wall), *_pcts(cpu))
 
 
+def check_cases() -> dict[str, Any]:
+    """Callables doing what the cascade does after a cheaper answer: check it (and, for a stream, rebuild it)."""
+    schema = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
+        "type": "object", "required": ["name", "qty"], "properties": {"name": {"type": "string"}, "qty": {"type": "integer"}}}}}}
+    body = {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}}
+    answer = {"role": "assistant", "content": orjson.dumps({"items": [{"name": f"item {i}", "qty": i} for i in range(50)]}).decode()}
+    words = _text(8000).split(" ")
+    pieces = [b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": {"content": w + " "}, "finish_reason": None}]})
+              + b"\n\n" for w in words]
+
+    def stream_check(whole: bool) -> None:
+        got = stream_message(pieces, whole)
+        failure({}, got.message, got.finish_reason, got.partial)
+    return {"check JSON answer": lambda: failure(body, answer, "stop"),
+            "check 2k-token stream": lambda: stream_check(False),
+            "  same, read whole": lambda: stream_check(True)}
+
+
+def measure_call(fn: Any, n: int) -> tuple[float, float, float, float]:
+    for _ in range(20):
+        fn()
+    wall: list[float] = []
+    cpu: list[float] = []
+    for _ in range(n):
+        c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
+        fn()
+        wall.append((time.perf_counter_ns() - t0) / 1000)
+        cpu.append((time.thread_time_ns() - c0) / 1000)
+    return (*_pcts(wall), *_pcts(cpu))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
@@ -83,6 +118,9 @@ def main() -> None:
     for name, request in cases().items():
         p50, p99, c50, c99 = measure(clf, request, n)
         print(f"{name:<20} {p50:8.0f} {p99:8.0f} {c50:8.0f} {c99:8.0f}  {clf.classify(request)}")
+    for name, fn in check_cases().items():
+        p50, p99, c50, c99 = measure_call(fn, n // 4)
+        print(f"{name:<20} {p50:8.0f} {p99:8.0f} {c50:8.0f} {c99:8.0f}  (cascade)")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -27,10 +27,12 @@ from .access import Access
 from .cache import ResponseCache
 from .config import Settings
 from .context import RequestContext
-from .errors import GatewayError, MethodNotAllowed, ModelNotFound, NotFound
+from .errors import ClientDisconnected, GatewayError, MethodNotAllowed, ModelNotFound, NotFound
+from .guard import Guard
 from .logs import LineWriter, RequestLog, configure_logging
 from .metrics import ROUTES as METRICS_ROUTES
 from .metrics import Metrics
+from .openapi import document as openapi_document
 from .providers.base import Transport
 from .classifier import Classifier
 from .health import Health
@@ -58,7 +60,7 @@ class RequestIds:
         return f"{self._prefix}{self._next():010x}"
 
 
-def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: IO[bytes] | None = None) -> GatewayApp:
+def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: IO[bytes] | None = None) -> Guard:
     """The gateway app. Logs go to stderr (or `log_stream`); `configure_logs=False` leaves logging
     alone, for embedding and tests."""
 
@@ -117,14 +119,16 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         Route("/v1/models/{model:path}", models_retrieve, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
         *admin_routes(),
         *METRICS_ROUTES,
         *ui_routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error, Exception: internal_error})
+                    exception_handlers={HTTPException: http_error, GatewayError: gateway_error,
+                                        ClientDisconnect: client_left, Exception: internal_error})
     app.state.ids = RequestIds()
-    return GatewayApp(app, doors=DOOR_ROUTES)
+    return Guard(GatewayApp(app, doors=DOOR_ROUTES), settings)
 
 
 async def served_by_endpoint(request: Request) -> Response:
@@ -177,6 +181,11 @@ async def readyz(request: Request) -> Response:
     return Response(orjson.dumps(body), 200 if ready else 503, media_type=JSON)
 
 
+async def openapi_json(request: Request) -> Response:
+    """The OpenAPI document of the gateway's own routes (llmproxy/openapi.py)."""
+    return Response(orjson.dumps(openapi_document()), media_type=JSON)
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     rid = _request_id(request)
@@ -185,6 +194,19 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         return _error(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"), rid)
     return _error(GatewayError(str(exc.detail), status=exc.status_code), rid)
+
+
+async def gateway_error(request: Request, exc: Exception) -> Response:
+    """A GatewayError no handler caught (the guard's 408/413 raised while a body is read, for one)."""
+    assert isinstance(exc, GatewayError)
+    return _error(exc, _request_id(request))
+
+
+async def client_left(request: Request, exc: Exception) -> Response:
+    """The client went away mid-upload: nobody hears the answer, and it is no error of the gateway's."""
+    log.debug("client disconnected before sending its whole request", extra={"path": request.url.path})
+    return _error(ClientDisconnected("the client closed the connection before sending the whole request"),
+                  _request_id(request))
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:

@@ -82,7 +82,8 @@ class Authenticator:
             principal = Principal(kind="key", key_id=rec.id, user=rec.owner, role=rec.role, allowed_models=rec.models,
                                   rpm=rec.rpm if rec.rpm is not None else self._limits.rpm,
                                   tpm=rec.tpm if rec.tpm is not None else self._limits.tpm,
-                                  budget_usd=rec.budget_usd, budget_period=rec.budget_period, strategy=rec.strategy)
+                                  budget_usd=rec.budget_usd, budget_period=rec.budget_period, strategy=rec.strategy,
+                                  complexity=rec.complexity)
             for secret in rec.secrets:
                 by_hash[secret.hash] = _KeyEntry(rec, principal, secret.expires_at, refusal)
         self._by_hash, self._users = by_hash, users_by_name

@@ -58,14 +58,12 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .serving import uvicorn_config
 
     tune_gc()
-    # proxy_headers=False: the gateway never reads the client's address, so X-Forwarded-* parsing
-    # would be work on every request for nothing.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, workers=1,
-                loop=_loop(), http="httptools", log_level="warning", access_log=False, proxy_headers=False,
-                timeout_graceful_shutdown=int(settings.drain_timeout_s), server_header=False)
-    return 0
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings, loop=_loop()))
+    server.run()
+    return 0 if server.started else 3   # as uvicorn.run: 3 when it could not start (port taken...)
 
 
 def tune_gc() -> None:

@@ -19,7 +19,7 @@ import orjson
 
 from .admin.keys import PERIODS, create_key, key_fields, rotate_key
 from .auth import ROLES
-from .config import STRATEGIES, Settings
+from .config import LABELS, STRATEGIES, Settings
 from .errors import GatewayError
 from .passwords import check_strength, hash_password
 from .store.keys_sql import KeysDB
@@ -208,6 +208,8 @@ def _key_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metadata", help="a JSON object kept with the key")
     p.add_argument("--strategy", choices=(*STRATEGIES, "default"),
                    help="how \"auto\" routes this key's requests ('default': the [router] default_strategy)")
+    p.add_argument("--complexity", choices=(*LABELS, "default"),
+                   help="the complexity of this key's \"auto\" requests ('default': the classifier decides)")
 
 
 def _key_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -221,6 +223,8 @@ def _key_body(args: argparse.Namespace) -> dict[str, Any]:
         body["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.strategy is not None:
         body["strategy"] = None if args.strategy == "default" else args.strategy
+    if args.complexity is not None:
+        body["complexity"] = None if args.complexity == "default" else args.complexity
     if args.metadata is not None:
         try:
             body["metadata"] = orjson.loads(args.metadata)

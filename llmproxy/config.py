@@ -148,6 +148,14 @@ class Settings:
     registry_path: Path = Path("registry") / "models.json"   # falls back to the shipped copy
     master_key: Secret | None = None
     max_body_bytes: int = 10 * 1024 * 1024
+    # Edge limits (guard.py, serving.py): what one request or connection may hold of the gateway.
+    max_admin_body_bytes: int = 64 * 1024   # /admin bodies are small JSON documents
+    max_header_bytes: int = 32 * 1024       # names and values of one request's headers, together
+    max_headers: int = 100
+    head_timeout_s: float = 10.0            # a connection's time to send a whole request head (serve)
+    read_timeout_s: float = 15.0            # the longest silence while a request body is read
+    max_concurrency: int = 1024             # requests (streams included) in flight; more get 503
+    max_connections: int = 2048             # open connections (serve); more are answered 503
     providers: tuple[ProviderSettings, ...] = ()
     log_level: str = "info"
     log_format: str = "json"        # "json" (one line per request) or "text" for a terminal
@@ -171,7 +179,10 @@ class Settings:
 
 
 _SERVER_KEYS = {"host": str, "port": int, "data_dir": str, "master_key": str, "max_body_bytes": int,
-                "drain_timeout_s": float}
+                "drain_timeout_s": float, "max_admin_body_bytes": int, "max_header_bytes": int, "max_headers": int,
+                "head_timeout_s": float, "read_timeout_s": float, "max_concurrency": int, "max_connections": int}
+_EDGE_KEYS = ("max_admin_body_bytes", "max_header_bytes", "max_headers", "head_timeout_s", "read_timeout_s",
+              "max_concurrency", "max_connections")
 _LOGGING_KEYS = {"level": str, "format": str, "payloads": bool}
 _REGISTRY_KEYS = {"path": str, "auto_update": bool, "cron": str, "pages": dict, "max_model_loss": float,
                   "max_price_factor": float, "keep_versions": int, "scrape_timeout_s": float,
@@ -231,6 +242,7 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
         log_payloads=_bool(env.get("LLMPROXY_LOG_PAYLOADS")) if env.get("LLMPROXY_LOG_PAYLOADS")
         else logging_.get("payloads", False),
         drain_timeout_s=server.get("drain_timeout_s", defaults.drain_timeout_s),
+        **_edge_limits(server),
         usage_flush_interval_s=usage.get("flush_interval_s", defaults.usage_flush_interval_s),
         usage_batch_size=usage.get("batch_size", defaults.usage_batch_size),
         usage_queue_max=usage.get("queue_max", defaults.usage_queue_max),
@@ -241,6 +253,17 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
         cache=_cache(_section(doc, "cache", _CACHE_KEYS), env),
         registry_update=_registry_update(registry, env),
     )
+
+
+def _edge_limits(server: Mapping[str, Any]) -> dict[str, Any]:
+    """[server] limits on requests and connections; each must be positive."""
+    out = {}
+    for name in _EDGE_KEYS:
+        if name in server:
+            if server[name] <= 0:
+                raise ConfigError(f"server.{name} must be positive")
+            out[name] = server[name]
+    return out
 
 
 def _registry_update(raw: Mapping[str, Any], env: Mapping[str, str]) -> RegistryUpdateSettings:
@@ -363,7 +386,7 @@ def _cache(raw: dict[str, Any], env: Mapping[str, str]) -> CacheSettings:
 _ROUTER_KEYS = {"default_strategy": str, "floors": dict, "unsure_label": str, "expected_output_tokens": int,
                 "max_attempts": int, "fallbacks": dict, "breaker_failures": int, "breaker_cooldown_s": float}
 LABELS = ("simple", "medium", "complex")
-STRATEGIES = ("cost", "quality", "latency")
+STRATEGIES = ("cost", "quality", "latency", "cascade")   # cascade: see cascade.py
 
 
 def _router(raw: dict[str, Any]) -> RouterSettings:

@@ -32,6 +32,7 @@ class Principal:
     budget_usd: float | None = None  # spend cap of the key; None: none
     budget_period: str = "total"     # "day", "month" (UTC) or "total"
     strategy: str | None = None      # the key's own "auto" strategy (cost, quality, latency); None: the default
+    complexity: str | None = None    # the key's own complexity for "auto" (simple, medium, complex); None: classify
 
 
 def model_allowed(name: str, allowed: tuple[str, ...]) -> bool:
@@ -75,6 +76,8 @@ class RequestContext:
     complexity_score: float | None = None
     complexity_confident: bool = True
     candidates: list[tuple[ProviderSettings, ModelEntry]] = field(default_factory=list)
+    escalation: list[tuple[ProviderSettings, ModelEntry]] = field(default_factory=list)  # auto:cascade's next tier
+    cascade: Any = None              # cascade.FirstAttempt when the cheaper tier's answer was not used
     model: ModelEntry | None = None  # the model that answered (or was last tried)
     provider: ProviderSettings | None = None
     attempts: list[Attempt] = field(default_factory=list)

@@ -4,6 +4,9 @@
       InvalidRequest                  400 invalid_request_error
         ModelNotFound                 404 invalid_request_error  code=model_not_found
         PayloadTooLarge               413 invalid_request_error
+        HeadersTooLarge               431 invalid_request_error  too many or too large request headers
+        RequestTimeout                408 invalid_request_error  the request (head or body) came too slowly
+        UnsupportedMediaType          415 invalid_request_error  a write whose body is not JSON
         NotFound                      404 invalid_request_error  (unknown path)
         MethodNotAllowed              405 invalid_request_error
       AuthenticationFailed            401 authentication_error   code=invalid_api_key
@@ -75,6 +78,21 @@ class ModelNotFound(InvalidRequest):
 class PayloadTooLarge(InvalidRequest):
     status = 413
     default_code = "request_too_large"
+
+
+class HeadersTooLarge(InvalidRequest):
+    status = 431
+    default_code = "headers_too_large"
+
+
+class RequestTimeout(InvalidRequest):
+    status = 408
+    default_code = "request_timeout"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    status = 415
+    default_code = "unsupported_media_type"
 
 
 class NotFound(InvalidRequest):

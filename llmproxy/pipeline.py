@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from . import cascade
 from .cache import Entry, ResponseCache
 from .cache_replay import replay
 from .classifier import Classifier
@@ -88,17 +89,18 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, read_body: Callable
         hit = await gw.cache.lookup(ctx) if gw.cache is not None else None
         if hit is not None:
             return _cached(gw, ctx, hit)
-        if gw.classifier is not None and is_auto(ctx.requested_model):
+        if is_auto(ctx.requested_model):
             classify(ctx, gw.classifier)
         route(ctx, gw.registry, gw.settings, gw.health, gw.resolutions)
         gw.auth.filter_candidates(ctx)
-        result = await execute(ctx, gw.transport, gw.health)
+        result = await (cascade.run(ctx, gw.transport, gw.health) if ctx.escalation
+                        else execute(ctx, gw.transport, gw.health))
     except GatewayError as exc:
         return _failed(gw, ctx, exc)
     except Exception:  # noqa: BLE001 - a bug must still answer in OpenAI's shape, without a trace
         log.exception("unhandled error", extra={"request_id": ctx.request_id})
         return _failed(gw, ctx, GatewayError(f"internal error in the gateway (request id {ctx.request_id})"))
-    if isinstance(result, FallbackStream):
+    if isinstance(result, (FallbackStream, cascade.HeldStream)):
         return Outcome(200, stream=_relay(gw, ctx, result, len(raw)), headers=_headers(ctx))
     record(gw, ctx, result)
     headers = _headers(ctx)
@@ -133,12 +135,13 @@ async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: 
             record(gw, ctx)
             body, stream = door.cached(ctx, hit.body)
             return Outcome(200, body=body, stream=stream, headers=_headers(ctx))
-        if gw.classifier is not None and is_auto(ctx.requested_model):
+        if is_auto(ctx.requested_model):
             classify(ctx, gw.classifier)
         route(ctx, gw.registry, gw.settings, gw.health, gw.resolutions)
         gw.auth.filter_candidates(ctx)
-        result = await execute(ctx, gw.transport, gw.health)
-        if isinstance(result, FallbackStream):
+        result = await (cascade.run(ctx, gw.transport, gw.health) if ctx.escalation
+                        else execute(ctx, gw.transport, gw.health))
+        if isinstance(result, (FallbackStream, cascade.HeldStream)):
             return Outcome(200, stream=door.stream(ctx, _relay(gw, ctx, result, len(raw))), headers=_headers(ctx))
         record(gw, ctx, result)
         if gw.cache is not None:
@@ -163,7 +166,8 @@ def _cached(gw: Gateway, ctx: RequestContext, hit: Entry) -> Outcome:
     return Outcome(200, body=hit.body, headers=_headers(ctx))
 
 
-async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream, request_bytes: int) -> AsyncIterator[bytes]:
+async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream | cascade.HeldStream,
+                 request_bytes: int) -> AsyncIterator[bytes]:
     waited, finished, events = 0.0, False, 0
     collected = gw.cache.collector(ctx) if gw.cache is not None else None
     try:
@@ -225,6 +229,8 @@ def record(gw: Gateway, ctx: RequestContext, completion: dict[str, Any] | None =
         except (TypeError, ValueError):   # a provider's malformed usage must not fail the answer
             log.warning("unreadable usage from %s", ctx.provider.name if ctx.provider else "?",
                         extra={"request_id": ctx.request_id})
+    if ctx.cascade is not None:
+        cascade.fold(ctx)   # the cheaper tier's answer that was not used still cost tokens
     gw.limits.settle(ctx)
     latency_s = now - ctx.started
     overhead_s = max(0.0, latency_s - ctx.upstream_s)

@@ -4,10 +4,12 @@ An explicit name is honoured: a registry id or alias; `provider/model` for any m
 configured provider (unknown to the registry: its cost is then unknown, never zero); a model an
 openai-compatible provider declares. Its configured fallbacks follow it. Anything else is a 404.
 
-"auto" (or auto:cost, auto:quality, auto:latency, or the x-llmproxy-strategy header) lets the
-router choose among the registry's models that can serve the request: those with the needed
+"auto" (or auto:cost, auto:quality, auto:latency, auto:cascade, or the x-llmproxy-strategy header)
+lets the router choose among the registry's models that can serve the request: those with the needed
 capabilities, a large enough context window, credentials, and that the key may use; ordered by
-the strategy against the quality floor of the request's complexity.
+the strategy against the quality floor of the request's complexity. "cascade" orders like "cost";
+for a request the classifier is unsure about it also fills ctx.escalation with the next tier, which
+cascade.py tries when the cheaper tier's answer fails its checks.
 """
 from __future__ import annotations
 
@@ -17,7 +19,15 @@ from .errors import GatewayError, InvalidRequest, ModelNotFound
 from .health import Candidate, Health
 from .registry import ModelEntry, Registry
 
+CASCADE_TIERS = {"simple": ("simple", "medium"), "medium": ("medium", "complex"), "complex": ("medium", "complex")}
+
+
+def cascade_tiers(label: str) -> tuple[str, str]:
+    """(first tier, escalation tier) for an unsure prediction: the cheaper of the two plausible tiers first."""
+    return CASCADE_TIERS.get(label, ("medium", "complex"))
+
 AUTO = "auto"
+CASCADE = "cascade"
 AUTO_NAMES = (AUTO, *(f"{AUTO}:{s}" for s in STRATEGIES))
 _CHARS_PER_TOKEN = 4   # a cheap, deliberately generous prompt-size estimate; no tokenizer on the hot path
 _SINGLE_CHOICE = frozenset({"anthropic"})   # the Messages API has no `n`; its adapter refuses n > 1
@@ -58,10 +68,22 @@ def route(ctx: RequestContext, registry: Registry, settings: Settings, health: H
         ctx.candidates = list(candidates)
         return
     ctx.strategy = _strategy(ctx, settings)
+    allowed = ctx.principal.allowed_models if ctx.principal else None
+    max_price = _max_price(ctx)
+    if ctx.strategy == CASCADE and not ctx.complexity_confident and ctx.complexity is not None:
+        first, then = cascade_tiers(ctx.complexity)
+        cheap = choose(ctx.body, registry, settings, health, strategy="cost", label=first,
+                       allowed=allowed, max_price=max_price)
+        floor = cheap[0][1].quality or 0.0
+        ctx.escalation = [c for c in choose(ctx.body, registry, settings, health, strategy="cost", label=then,
+                                            allowed=allowed, max_price=max_price) if (c[1].quality or 0.0) > floor]
+        if ctx.escalation:   # the cheaper tier's own fallbacks stay below the next tier
+            stronger = {c[1].id for c in ctx.escalation}
+            ctx.candidates = [c for c in cheap if c[1].id not in stronger]
+            return
     ctx.candidates = choose(ctx.body, registry, settings, health, strategy=ctx.strategy,
                             label=ctx.complexity if ctx.complexity_confident else settings.router.unsure_label,
-                            allowed=ctx.principal.allowed_models if ctx.principal else None,
-                            max_price=_max_price(ctx))
+                            allowed=allowed, max_price=max_price)
 
 
 def _explicit(name: str, registry: Registry, settings: Settings) -> list[Candidate]:

@@ -2,9 +2,17 @@
 
 It checks what the gateway itself relies on and the types a provider would reject anyway; it does
 not drop or rewrite anything, so unknown fields still reach OpenAI-compatible providers.
+
+Every JSON body the gateway takes (chat and admin) is read by `parse_object`, which also refuses
+two things a JSON parser lets through: nesting deeper than MAX_DEPTH (orjson writes at most 254
+levels back out, and the gateway re-serialises requests for the cache key and the providers), and a
+key given twice in one object (orjson keeps the last value, which the gateway would authorise, bill
+and cache under, while the same bytes relayed upstream may be read by a parser that keeps the first).
 """
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,12 +22,30 @@ from .context import ChatRequest
 from .errors import InvalidRequest
 
 ROLES = frozenset(("system", "developer", "user", "assistant", "tool", "function"))
+# Far below orjson's 254 levels: providers' translations and the cache key wrap a request in a few
+# more. Real requests (JSON schemas included) stay well under 30.
+MAX_DEPTH = 128
+# Whitespace between a key and its colon: legal, but it hides a key from the count in _keys_as_written.
+_SPACED_KEY = re.compile(rb'"[ \t\r\n]+:')
+_COUNT_UP_TO = 4096
+
+
+class _DuplicateKey(ValueError):
+    pass
 
 
 def parse_request(raw: bytes) -> ChatRequest:
     """The request dict from the raw body, or InvalidRequest saying what is wrong with it."""
     if not raw:
         raise InvalidRequest("the request body is empty; send a JSON object with 'model' and 'messages'")
+    body = parse_object(raw)
+    check_request(body)
+    return body
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object from a request body: valid JSON, at most MAX_DEPTH levels deep, no top-level
+    key twice; else InvalidRequest saying which."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -27,8 +53,73 @@ def parse_request(raw: bytes) -> ChatRequest:
                              code="invalid_json") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
-    check_request(body)
+    depth_exceeded, keys = _shape(body)
+    if depth_exceeded:
+        raise InvalidRequest(f"the request body is nested more than {MAX_DEPTH} levels deep; this gateway "
+                             "accepts at most that", code="json_too_deep")
+    # Small bodies (most requests) are cleared by counting; past a few KB one exact pass of the
+    # standard library's C parser costs less than the counting scans.
+    if len(raw) > _COUNT_UP_TO or keys != _keys_as_written(raw):
+        _refuse_duplicate_keys(raw)
     return body
+
+
+def _shape(value: dict[str, Any]) -> tuple[bool, int]:
+    """Is it nested deeper than MAX_DEPTH, and how many keys do its objects hold together?
+    (Level by level: no tuple per container.)"""
+    keys = 0
+    level: list[Any] = [value]
+    for _ in range(MAX_DEPTH):
+        below: list[Any] = []
+        for item in level:
+            if item.__class__ is dict:
+                keys += len(item)
+                item = item.values()
+            for child in item:
+                if child.__class__ is dict or child.__class__ is list:
+                    below.append(child)
+        if not below:
+            return False, keys
+        level = below
+    return True, keys
+
+
+def _keys_as_written(raw: bytes) -> int:
+    """How many keys the bytes hold, counted as a closing quote right before a colon (a quote inside
+    a string is escaped, and only a key's closing quote may precede a colon). -1 when a key may be
+    written so that this miscounts it: spaced from its colon, or ending in an escaped backslash.
+    Equal to the parsed objects' key count, it proves no object has a key twice, in C-speed scans."""
+    if _SPACED_KEY.search(raw) is not None:
+        return -1
+    written = raw.count(b'":')
+    if b"\\" in raw:
+        if b'\\\\":' in raw:
+            return -1
+        written -= raw.count(b'\\":')
+    return written
+
+
+def _refuse_duplicate_keys(raw: bytes) -> None:
+    """The exact check, for a large body or one the count cannot clear."""
+    try:
+        json.loads(raw, object_pairs_hook=_unique)
+    except _DuplicateKey as exc:
+        key = str(exc)[:64]
+        raise InvalidRequest(f"the key '{key}' appears more than once in one object of the request body; "
+                             "send each key once", code="duplicate_key", param=key) from None
+    except (ValueError, RecursionError):
+        pass   # orjson read it; the standard library's stricter reading has nothing more to say
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return found
 
 
 def check_request(body: ChatRequest) -> None:

@@ -94,7 +94,7 @@ def load_key(settings: Settings, *, want_id: str | None = None, create: bool = T
 
 def write_key_file(path: Path, text: str) -> None:
     """Write a key file readable by its owner only (0600 from creation, never a looser moment)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text + "\n")

@@ -13,13 +13,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 LAYERS: dict[str, dict[str, set[str]]] = {
     # layer -> family -> top-level module names of llmproxy (a package counts as one family)
-    "entry": {"entry": {"app", "cli", "endpoint", "disconnects", "cli_admin", "registry_cli", "usage_cli", "__main__", "ui",
-                        "messages_endpoint"}},
-    "composition": {"composition": {"pipeline", "admin", "scheduler", "access", "doors"}},
+    "entry": {"entry": {"app", "cli", "endpoint", "disconnects", "cli_admin", "registry_cli", "usage_cli", "__main__",
+                        "ui", "guard", "serving", "openapi", "messages_endpoint"}},
+    "composition": {"composition": {"pipeline", "admin", "scheduler", "access", "cascade", "doors"}},
     "stages": {"auth": {"auth"}, "ratelimit": {"ratelimit"}, "cache": {"cache", "cache_replay"},
                "classifier": {"classifier"}, "router": {"router"},
                "providers": {"providers", "execute"}, "usage": {"usage"}, "metrics": {"metrics"},
-               "validation": {"validation"}, "logs": {"logs"}},
+               "validation": {"validation"}, "logs": {"logs"}, "answer_checks": {"answer_checks"}},
     "state": {"registry": {"registry", "registry_schema", "registry_versions", "registry_merge"},
               "store": {"store"}, "vault": {"vault", "passwords"}, "health": {"health"}},
     "basics": {"basics": {"errors", "config", "context", "__init__"}},

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..context import Principal, RequestContext
-from ..errors import GatewayError, InvalidRequest, PermissionDenied
+from ..errors import GatewayError, PermissionDenied
+from ..validation import parse_object
 
 
 def gateway(request: Request) -> Any:
@@ -40,14 +41,9 @@ def actor(principal: Principal) -> str:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("the request body is not valid JSON", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("the request body must be a JSON object")
-    return body
+    """The body as a JSON object (an empty body is {}). Its size, media type and read time are
+    bounded by the guard before any of it is read; parse_object refuses deep nesting and repeated keys."""
+    return parse_object(await request.body() or b"{}")
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..auth import ROLES, new_key
-from ..config import STRATEGIES, LimitSettings
+from ..config import LABELS, STRATEGIES, LimitSettings
 from ..context import Principal, model_allowed
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..store.keys_sql import KeyRecord, KeysDB, TooManyKeys
@@ -32,7 +32,7 @@ ROLE_RANK = {"user": 0, "admin": 1}
 USER_FIELDS = frozenset(("name", "expires_at", "expires_in_s", "metadata", "models", "rpm", "tpm", "budget_usd",
                          "budget_period"))
 _FIELDS = frozenset(("name", "owner", "role", "models", "rpm", "tpm", "budget_usd", "budget_period",
-                     "expires_at", "expires_in_s", "metadata", "strategy"))
+                     "expires_at", "expires_in_s", "metadata", "strategy", "complexity"))
 _MAX_METADATA = 4096
 
 
@@ -156,6 +156,9 @@ def key_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         elif name == "strategy":
             _check(value is None or value in STRATEGIES, name,
                    f"one of {', '.join(STRATEGIES)} or null (the gateway's default for \"auto\")")
+        elif name == "complexity":
+            _check(value is None or value in LABELS, name,
+                   f"one of {', '.join(LABELS)} or null (the classifier decides for \"auto\")")
         out[name] = value
     return out
 

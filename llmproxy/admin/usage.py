@@ -21,13 +21,21 @@ from .common import caller, error_response, gateway, json_response
 DEFAULT_GROUP_BY = ("day", "key", "model", "provider")
 
 
+MAX_TIME = 253402300799.0    # 9999-12-31T23:59:59Z, the last second a date can name
+MAX_DAYS = 36600
+
+
 def parse_time(value: str, name: str) -> float:
     """Unix seconds from unix seconds, a date (its 00:00 UTC) or an ISO 8601 time (UTC unless it says)."""
     text = value.strip()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not 0 <= seconds <= MAX_TIME:   # NaN fails this too
+            raise InvalidRequest(f"{name} must be unix seconds between 0 and {MAX_TIME:.0f}", param=name)
+        return seconds
     try:
         if len(text) == 10:
             return datetime.combine(date.fromisoformat(text), datetime.min.time(), timezone.utc).timestamp()
@@ -51,8 +59,8 @@ def time_range(params: Mapping[str, str], now: float | None = None) -> tuple[flo
             days = int(params["days"])
         except ValueError:
             raise InvalidRequest("days must be a whole number", param="days") from None
-        if days < 1:
-            raise InvalidRequest("days must be at least 1", param="days")
+        if not 1 <= days <= MAX_DAYS:
+            raise InvalidRequest(f"days must be between 1 and {MAX_DAYS}", param="days")
         today = (now if now is not None else time.time()) // usage_sql.DAY_S * usage_sql.DAY_S
         since = today - (days - 1) * usage_sql.DAY_S
     if since is not None and until is not None and until <= since:

@@ -3,8 +3,9 @@
     classifier = Classifier.load()            # explicit; reads the shipped weights file
     classifier.classify(request)              # -> Complexity(label, score, confident)
 
-Training, data and evaluation live beside it (train.py, datasets.py, synth/, evaluate.py) and are
-never imported by the gateway; at runtime only the stdlib and orjson are used.
+Training, data and evaluation live outside the installed package, in the repository's training/
+folder (python -m training.train, python -m training.evaluate); at runtime only the stdlib and orjson
+are used.
 """
 
 from __future__ import annotations

@@ -1,9 +1,15 @@
-"""Featurize a chat request: bounded hashed word/char n-grams plus cheap whole-request structure.
+"""Featurize a chat request: what it asks for, how it is built, and (as one signal among others) its size.
 
-Shared, unchanged, by training and by the gateway, so both see exactly the same features.
-Cost is bounded whatever the prompt size: n-grams only look at the head and tail of the last
-user message (and short heads of the system prompt, the previous user turn and the tools);
-whole-text signals use C-speed `len` / `str.count` only.
+Three kinds of features, shared unchanged by training and by the gateway:
+- the ask: hashed word/char n-grams of the head and tail of the last user message, plus the words of
+  its *instruction* (the short paragraph at either end of a pasted document) under their own prefix;
+- cues: words grouped by what they ask for (prove/derive, design a system, analyse under constraints,
+  expert domains, produce a deliverable, trivial operations, small talk, questions of fact) in several
+  languages, counted in the instruction window, and the ask's first words (its task verb);
+- structure: tools, tool calls and results, response_format and schema size, images, turns, code
+  fences, constraint lines, numbers, lengths (log-scaled and bucketed).
+Cost is bounded whatever the prompt size: text features read about 1.5 kB of the ask; whole-text
+signals use C-speed `len` / `str.count` only.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ Features = dict[int, float]
 
 DIM_BITS = 16
 DIM = 1 << DIM_BITS
-N_DENSE = 20  # indices [0, N_DENSE) are dense numeric features; hashed ones land above.
+N_DENSE = 40  # indices [0, N_DENSE) are dense numeric features; hashed ones land above.
 
 ASK_HEAD = 1000  # chars of the last user message tokenized from the start...
 ASK_TAIL = 500  # ...and from the end (the ask is usually at one end of a pasted document)
@@ -36,6 +42,58 @@ _WORD = re.compile(r"\w+")
 _NUMBERED = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?%?")
 _MATH = re.compile(r"\\frac|\\sum|\\int|\\sqrt|\\le|\\ge|[∑∫√≤≥∀∃∈π]|\^\d|\$")
+INSTRUCTION_MAX = 600  # an end paragraph this short, after or before a long paste, is read as the instruction
+
+# Words that say what a request asks for, by group, in the languages users write in. Matched whole
+# (lower-cased \w+ tokens) in the instruction window; CJK terms are matched as substrings.
+CUES: dict[str, tuple[str, ...]] = {
+    "prove": ("prove", "proof", "proving", "derive", "derivation", "theorem", "lemma", "rigorous", "rigorously",
+              "induction", "irreducible", "invariant", "invariants", "formally", "demostrar", "demuestra",
+              "demostración", "démontrer", "démontrez", "démonstration", "prouver", "beweise", "beweisen",
+              "beweis", "dimostra", "dimostrare", "dimostrazione", "provar", "prove", "udowodnij", "qed"),
+    "design": ("design", "architect", "architecture", "redesign", "scalable", "distributed", "consistency",
+               "replication", "replica", "replicas", "partition", "partitioned", "failover", "concurrency",
+               "concurrent", "race", "deadlock", "linearizable", "linearizability", "idempotent", "idempotency",
+               "exactly", "throughput", "sharding", "region", "regions", "downtime", "migration", "rollback",
+               "threat", "diseña", "diseño", "arquitectura", "concevoir", "architektur", "entwirf",
+               "progetta", "arquitetura"),
+    "analyse": ("analyse", "analyze", "analysis", "evaluate", "assess", "critique", "critically", "tradeoffs",
+                "trade", "implications", "justify", "sensitivity", "quantify", "model", "modelling", "modeling",
+                "optimise", "optimize", "minimise", "minimize", "rank", "prioritise", "counterexample",
+                "hypotheses", "confounders", "bias", "estimate", "scenarios", "analiza", "analise", "analizza",
+                "analyse", "analysiere", "bewerte", "évalue", "evalúa", "avalie"),
+    "expert": ("gdpr", "liability", "regulation", "regulatory", "compliance", "statutory", "clause", "clauses",
+               "jurisdiction", "tax", "treaty", "clinical", "dose", "dosing", "covenant", "ifrs", "dcf",
+               "wacc", "valuation", "hedge", "hedging", "counsel", "legal", "law", "lawful", "contract",
+               "insolvency", "solvency", "pharmacokinetics", "interaction", "interactions", "fiscal", "jurídico",
+               "juridique", "rechtlich", "steuer", "ley", "loi", "gesetz"),
+    "produce": ("write", "draft", "create", "generate", "build", "plan", "outline", "explain", "summarise",
+                "summarize", "review", "refactor", "tests", "script", "function", "query", "email", "letter",
+                "itinerary", "schedule", "compare", "comparison", "describe", "suggest", "recommend", "improve",
+                "rewrite", "escribe", "escríbeme", "explica", "explícame", "rédige", "écris", "explique",
+                "schreib", "schreibe", "erkläre", "erklär", "scrivi", "scrivimi", "spiega", "escreva", "explique"),
+    "trivial": ("translate", "translation", "typo", "typos", "spelling", "grammar", "rename", "sort", "extract",
+                "convert", "capitalise", "capitalize", "count", "define", "definition", "synonym", "meaning",
+                "mean", "spell", "round", "reverse", "traduce", "traduis", "traduire", "übersetze", "traduci",
+                "traduza", "corrige", "korrigiere"),
+    "social": ("hi", "hello", "hey", "hiya", "thanks", "thank", "thx", "cheers", "bye", "ok", "okay", "great",
+               "awesome", "perfect", "cool", "nice", "lol", "haha", "morning", "night", "hola", "gracias",
+               "merci", "bonjour", "danke", "hallo", "ciao", "grazie", "obrigado", "obrigada", "olá", "buenas"),
+    "fact": ("what", "when", "where", "who", "which", "whats", "what's", "how", "is", "does", "do", "can",
+             "qué", "cuál", "cuándo", "dónde", "quién", "cuánto", "cuántos", "quel", "quelle", "quand", "où",
+             "was", "wann", "wo", "wer", "wie", "cosa", "quando", "dove", "chi", "qual", "onde", "quem"),
+    "constraint": ("must", "without", "never", "ensure", "guarantee", "guarantees", "least", "most", "strictly",
+                   "every", "each", "all", "within", "only", "exactly", "precise", "precisely", "concrete",
+                   "concretely", "step", "steps", "assumptions", "conditions", "worst", "bound", "bounds"),
+}
+_CUE_OF: dict[str, int] = {}
+for _i, _words in enumerate(CUES.values()):
+    for _w in _words:
+        _CUE_OF.setdefault(_w, _i)
+_CJK_CUES: tuple[tuple[str, int], ...] = (("证明", 0), ("証明", 0), ("증명", 0), ("设计", 1), ("設計", 1),
+                                          ("分析", 2), ("写", 4), ("書いて", 4), ("翻译", 5), ("翻訳", 5),
+                                          ("谢谢", 6), ("ありがとう", 6), ("什么", 7), ("何", 7))
+N_CUES = len(CUES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +111,9 @@ class RequestText:
     n_tools: int
     response_format: str  # "", "text", "json_object", "json_schema"
     max_tokens: int  # 0 when absent
+    n_tool_calls: int = 0  # assistant tool calls in the conversation
+    after_ask: int = 0  # messages after the last user message (tool calls and results of this turn)
+    schema_fields: int = 0  # properties in the requested JSON schema (nested, capped)
 
 
 def _content_text(content: Any) -> tuple[str, int]:
@@ -74,6 +135,23 @@ def _content_text(content: Any) -> tuple[str, int]:
     return "\n".join(texts), images
 
 
+def _schema_fields(schema: Any, budget: int = 64) -> int:
+    """Number of properties in a JSON schema, nested, counting at most `budget` of them."""
+    if not isinstance(schema, dict) or budget <= 0:
+        return 0
+    count = 0
+    props = schema.get("properties")
+    if isinstance(props, dict):
+        for value in props.values():
+            count += 1 + _schema_fields(value, budget - count - 1)
+            if count >= budget:
+                return budget
+    items = schema.get("items")
+    if isinstance(items, dict):
+        count += _schema_fields(items, budget - count)
+    return min(count, budget)
+
+
 def extract(request: ChatRequest) -> RequestText:
     """Pull the classifier's view out of an OpenAI chat.completions request dict."""
     messages = request.get("messages")
@@ -82,7 +160,7 @@ def extract(request: ChatRequest) -> RequestText:
     system: list[str] = []
     users: list[str] = []
     last_text = ""
-    total = images = 0
+    total = images = calls = after = 0
     for message in messages:
         if not isinstance(message, dict):
             continue
@@ -94,6 +172,10 @@ def extract(request: ChatRequest) -> RequestText:
             system.append(text)
         elif role == "user":
             users.append(text)
+            after = -1
+        elif role == "assistant" and message.get("tool_calls"):
+            calls += 1
+        after += 1
         last_text = text
     tools = request.get("tools") or request.get("functions") or []
     if not isinstance(tools, list):
@@ -106,6 +188,9 @@ def extract(request: ChatRequest) -> RequestText:
                 tool_bits.append(f"{fn.get('name', '')} {str(fn.get('description', ''))[:120]}")
     fmt = request.get("response_format")
     fmt_type = str(fmt.get("type", "")) if isinstance(fmt, dict) else ""
+    schema = fmt.get("json_schema") if isinstance(fmt, dict) else None
+    if isinstance(schema, dict):
+        schema = schema.get("schema", schema)
     max_tokens = request.get("max_completion_tokens") or request.get("max_tokens") or 0
     return RequestText(
         ask=users[-1] if users else last_text,
@@ -119,6 +204,9 @@ def extract(request: ChatRequest) -> RequestText:
         n_tools=len(tools),
         response_format=fmt_type,
         max_tokens=max_tokens if isinstance(max_tokens, int) else 0,
+        n_tool_calls=calls,
+        after_ask=max(after, 0) if users else 0,
+        schema_fields=_schema_fields(schema),
     )
 
 
@@ -137,7 +225,36 @@ def _hash(token: str) -> int:
     return N_DENSE + zlib.crc32(token.encode("utf-8", "surrogatepass")) % (DIM - N_DENSE)
 
 
-def _structure(rt: RequestText) -> tuple[list[float], list[str]]:
+def instruction(ask: str) -> tuple[str, bool]:
+    """(the instruction, whether a document surrounds it). A long ask whose first or last paragraph is
+    short reads as "document + instruction"; otherwise the whole ask (its n-gram window) is the instruction."""
+    n = len(ask)
+    if n <= ASK_HEAD:
+        return ask, False
+    cut = ask.rfind("\n\n", max(0, n - INSTRUCTION_MAX - 2))
+    if cut >= 0 and ask[cut:].strip():
+        return ask[cut:].strip(), True
+    cut = ask.find("\n\n", 0, INSTRUCTION_MAX + 2)
+    if cut > 0 and ask[:cut].strip():
+        return ask[:cut].strip(), True
+    return _head_tail(ask, ASK_HEAD, ASK_TAIL), False
+
+
+def _cues(text: str, words: list[str]) -> list[int]:
+    counts = [0] * N_CUES
+    get = _CUE_OF.get
+    for word in words:
+        group = get(word)
+        if group is not None:
+            counts[group] += 1
+    if not text.isascii():
+        for term, group in _CJK_CUES:
+            if term in text:
+                counts[group] += 1
+    return counts
+
+
+def _structure(rt: RequestText, instr: str, has_doc: bool, instr_words: list[str]) -> tuple[list[float], list[str]]:
     """Dense numeric features and bucketed structural tokens, all O(len) in C."""
     ask = rt.ask
     n = len(ask)
@@ -154,6 +271,9 @@ def _structure(rt: RequestText) -> tuple[list[float], list[str]]:
     questions = scan.count("?") + scan.count("¿")
     numbers = len(_NUMBER.findall(window))
     sentences = window.count(". ") + window.count("? ") + window.count(".\n")
+    cues = _cues(instr, instr_words)
+    n_instr_words = len(instr_words)
+    clauses = instr.count(",") + instr.count(";") + instr_words.count("and") + instr_words.count("then")
     dense = [
         1.0,  # bias
         math.log1p(n) / 10.0,
@@ -171,7 +291,15 @@ def _structure(rt: RequestText) -> tuple[list[float], list[str]]:
         math.log1p(lines) / 6.0,
         math.log1p(numbers) / 4.0,
         math.log1p(sentences) / 4.0,
+        math.log1p(n_instr_words) / 5.0,
+        math.log1p(clauses) / 3.0,
+        float(has_doc),
+        math.log1p(rt.n_tool_calls) / 2.0,
+        math.log1p(rt.after_ask) / 2.0,
+        math.log1p(rt.schema_fields) / 3.0,
+        *[math.log1p(c) / 2.0 for c in cues],
     ]
+    first = instr_words[:2]
     tokens = [
         f"#ask_len={_bucket(n)}",
         f"#total_len={_bucket(rt.total_chars)}",
@@ -191,11 +319,21 @@ def _structure(rt: RequestText) -> tuple[list[float], list[str]]:
         f"#rf={rt.response_format}",
         f"#max_tokens={_bucket(rt.max_tokens)}",
         f"#long_doc_short_ask={n > 1500 and min(first_para, last_para) < 200}",
+        f"#instr_words={_bucket(n_instr_words)}",
+        f"#clauses={_bucket(clauses)}",
+        f"#doc={has_doc}",
+        f"#tool_calls={min(rt.n_tool_calls, 4)}",
+        f"#after_ask={min(rt.after_ask, 4)}",
+        f"#schema={_bucket(rt.schema_fields)}",
+        f"#first={first[0] if first else ''}",
+        f"#first2={' '.join(first)}",
+        f"#cue_mix={'.'.join(str(min(c, 2)) for c in cues[:6])}",
     ]
+    tokens += [f"#cue{i}={min(c, 4)}" for i, c in enumerate(cues) if c]
     return dense, tokens
 
 
-def _text_tokens(rt: RequestText) -> list[str]:
+def _text_tokens(rt: RequestText, instr: str, has_doc: bool, instr_words: list[str]) -> list[str]:
     """Word uni/bigrams and char 4-grams from bounded slices of the request."""
     tokens: list[str] = []
     words = _WORD.findall(_head_tail(rt.ask, ASK_HEAD, ASK_TAIL).lower())
@@ -204,6 +342,9 @@ def _text_tokens(rt: RequestText) -> list[str]:
     chars = _head_tail(rt.ask, CHAR_HEAD, CHAR_TAIL).lower()
     chars = " ".join(chars.split())
     tokens.extend([f"~{chars[i:i + 4]}" for i in range(max(len(chars) - 3, 0))])
+    if has_doc:   # the instruction's own words, apart from the document's
+        tokens.extend([f"i:{w}" for w in instr_words])
+        tokens.extend([f"i:{a} {b}" for a, b in zip(instr_words, instr_words[1:])])
     tokens.extend([f"s:{w}" for w in _WORD.findall(rt.system[:SYSTEM_HEAD].lower())])
     tokens.extend([f"p:{w}" for w in _WORD.findall(rt.previous[:PREV_HEAD].lower())])
     tokens.extend([f"t:{w}" for w in _WORD.findall(rt.tools.lower())])
@@ -213,11 +354,13 @@ def _text_tokens(rt: RequestText) -> list[str]:
 def featurize(request: ChatRequest) -> Features:
     """Sparse feature vector {index: value} of a request; text block L2-normalised."""
     rt = extract(request)
-    dense, struct_tokens = _structure(rt)
+    instr, has_doc = instruction(rt.ask)
+    instr_words = _WORD.findall(instr.lower())
+    dense, struct_tokens = _structure(rt, instr, has_doc, instr_words)
     feats: Features = {i: v for i, v in enumerate(dense) if v}
     for token in struct_tokens:
         feats[_hash(token)] = 1.0
-    text_idx = set(map(_hash, set(_text_tokens(rt))))
+    text_idx = set(map(_hash, set(_text_tokens(rt, instr, has_doc, instr_words))))
     if text_idx:
         weight = 1.0 / math.sqrt(len(text_idx))
         for i in text_idx:

@@ -16,7 +16,7 @@ import orjson
 from llmproxy.classifier.features import DIM, N_DENSE, Features
 
 CLASSES: tuple[str, ...] = ("simple", "medium", "complex")
-FORMAT = "llmproxy-classifier/1"
+FORMAT = "llmproxy-classifier/2"
 DEFAULT_WEIGHTS = Path(__file__).with_name("data") / "weights.json"
 
 

@@ -93,10 +93,14 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE action = 'keys.create' AND actor LIKE 'key:%') AS made
     WHERE api_keys.id = made.child AND made.parent IN (SELECT id FROM api_keys WHERE role = 'user');
     """,
+    # 4: a key's default complexity for "auto" requests, instead of the classifier's (NULL: classify).
+    """
+    ALTER TABLE api_keys ADD COLUMN complexity TEXT;
+    """,
 )
 
 KEY_FIELDS = ("name", "owner", "role", "models", "rpm", "tpm", "budget_usd", "budget_period", "expires_at", "metadata",
-              "strategy", "parent_id")
+              "strategy", "parent_id", "complexity")
 
 
 class TooManyKeys(Exception):
@@ -133,6 +137,7 @@ class KeyRecord:
     revoked_at: float | None
     strategy: str | None = None   # "auto" requests: cost, quality or latency; None: the default
     parent_id: str | None = None  # the user key that made this one: its budget binds this one too
+    complexity: str | None = None  # "auto" requests: simple, medium or complex; None: the classifier decides
     secrets: list[KeySecret] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
@@ -143,7 +148,8 @@ class KeyRecord:
             "models": list(self.models) if self.models is not None else None, "rpm": self.rpm, "tpm": self.tpm,
             "budget_usd": self.budget_usd, "budget_period": self.budget_period, "expires_at": self.expires_at,
             "metadata": self.metadata, "created_at": self.created_at, "updated_at": self.updated_at,
-            "revoked_at": self.revoked_at, "strategy": self.strategy, "parent_id": self.parent_id, "prefix": current[0].prefix if current else None,
+            "revoked_at": self.revoked_at, "strategy": self.strategy, "parent_id": self.parent_id,
+            "complexity": self.complexity, "prefix": current[0].prefix if current else None,
             "previous": [{"prefix": s.prefix, "expires_at": s.expires_at} for s in self.secrets if s.expires_at is not None],
         }
 
@@ -424,10 +430,10 @@ async def _claim_vault_key(db: aiosqlite.Connection, vault_key_id: str) -> None:
 
 def _key_record(row: tuple[Any, ...]) -> KeyRecord:
     (key_id, name, owner, role, models, rpm, tpm, budget, period, expires, metadata, strategy, parent_id,
-     created, updated, revoked) = row
+     complexity, created, updated, revoked) = row
     return KeyRecord(key_id, name, owner, role, tuple(orjson.loads(models)) if models is not None else None,
                      rpm, tpm, budget, period, expires, orjson.loads(metadata or "{}"), created, updated, revoked,
-                     strategy=strategy, parent_id=parent_id)
+                     strategy=strategy, parent_id=parent_id, complexity=complexity)
 
 
 def _key_values(fields: dict[str, Any]) -> dict[str, Any]:

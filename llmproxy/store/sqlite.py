@@ -7,6 +7,8 @@ event loop never waits on the disk.
 """
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import aiosqlite
@@ -19,6 +21,32 @@ MIGRATIONS: dict[str, tuple[str, ...]] = {
     "keys": keys_sql.MIGRATIONS,
     "cache": cache_sql.MIGRATIONS,
 }
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+log = logging.getLogger("llmproxy.store")
+
+
+def prepare_files(path: Path) -> None:
+    """The data directory and the database file, private to the gateway's user before SQLite opens
+    them: the directory 0700 when made here (or already holding this database), the file 0600.
+    SQLite gives the -wal and -shm files the database file's mode; those of an older install
+    (0644) are tightened too."""
+    directory = path.parent
+    ours = not directory.exists() or path.exists()
+    directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    if ours:
+        try:
+            os.chmod(directory, PRIVATE_DIR)   # mkdir's mode passes through the umask; this does not
+        except PermissionError:               # someone else's directory: the files stay private
+            ours = False
+    if not ours and directory.stat().st_mode & 0o077:
+        log.warning("the data directory %s is open to other users; its files are private (0600), but "
+                    "consider chmod 700", directory)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
+    for name in (path.name, path.name + "-wal", path.name + "-shm"):
+        try:
+            os.chmod(directory / name, PRIVATE_FILE)
+        except FileNotFoundError:
+            pass
 
 
 class SQLiteStore:
@@ -28,7 +56,7 @@ class SQLiteStore:
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_files(path)
         db = await aiosqlite.connect(path, timeout=5.0)
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")

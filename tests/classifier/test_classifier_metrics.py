@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 
-from llmproxy.classifier.metrics import (Prices, accuracy, gap_curve, macro_f1, request_cost, roc_auc,
-                                         under_routing)
+from training.metrics import Prices, accuracy, gap_curve, macro_f1, recall, request_cost, roc_auc, under_routing
 
 
 def test_accuracy_f1_under_routing() -> None:
@@ -35,3 +34,10 @@ def test_cost_uses_routed_tier_prices() -> None:
     p = Prices()
     assert request_cost(1_000_000, "simple", "complex", p) == 5.0 + 150 * 25 / 1e6
     assert request_cost(0, "complex", "simple", p) == 1000 * 0.60 / 1e6
+
+
+def test_recall_per_class() -> None:
+    y = ["simple", "simple", "complex", "medium"]
+    pred = ["simple", "medium", "simple", "medium"]
+    assert recall(y, pred, "simple") == 0.5 and recall(y, pred, "complex") == 0.0 and recall(y, pred, "medium") == 1.0
+    assert math.isnan(recall(["simple"], ["simple"], "complex"))

@@ -132,3 +132,34 @@ def test_explicit_model_with_configured_fallbacks() -> None:
 def test_n_above_one_skips_providers_without_it() -> None:
     assert "mid" in pick(MSG)
     assert "mid" not in pick({**MSG, "n": 2})    # Anthropic's Messages API has no n
+
+
+def _auto(model: str, label: str, confident: bool) -> RequestContext:
+    ctx = RequestContext(request_id="r", body={"model": model, **MSG}, requested_model=model)
+    ctx.complexity, ctx.complexity_confident = label, confident
+    return ctx
+
+
+def test_cascade_splits_an_unsure_request_into_a_cheap_tier_and_an_escalation() -> None:
+    registry = build_registry([m for m in REGISTRY.models if m.id != "nokey"])
+    ctx = _auto("auto:cascade", "simple", confident=False)
+    route(ctx, registry, SETTINGS, Health())
+    assert ctx.strategy == "cascade"
+    assert ids(ctx.candidates)[0] == "tiny"            # cheapest meeting the simple floor
+    assert ids(ctx.escalation)[0] == "mid"             # cheapest meeting the medium floor, stronger than tiny
+    assert not set(ids(ctx.candidates)) & set(ids(ctx.escalation))
+    assert all((m.quality or 0) > 15 for _, m in ctx.escalation)
+
+
+def test_cascade_without_a_stronger_tier_routes_plainly() -> None:
+    ctx = _auto("auto:cascade", "simple", confident=False)
+    route(ctx, REGISTRY, SETTINGS, Health())           # the cheapest model is also the best: nothing to escalate to
+    assert ctx.escalation == [] and ids(ctx.candidates)[0] == "nokey"
+
+
+def test_cascade_routes_a_confident_request_like_cost() -> None:
+    ctx = _auto("auto:cascade", "simple", confident=True)
+    route(ctx, REGISTRY, SETTINGS, Health())
+    plain = _auto("auto:cost", "simple", confident=True)
+    route(plain, REGISTRY, SETTINGS, Health())
+    assert ctx.escalation == [] and ids(ctx.candidates) == ids(plain.candidates)

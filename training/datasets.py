@@ -1,8 +1,12 @@
-"""Training and evaluation rows: the shared routing files, their fixed held-out split, and synthetic chat.
+"""Training and evaluation rows: the public routing files, their fixed held-out split, synthetic chat and
+the hand-written training requests.
 
-The split is a hash rule on the normalised prompt, applied identically to both routing files, so a
-prompt that appears in both is on the same side in both (the files overlap). Self-Instruct rows are
-evaluation-only (its authors' request) and never enter training.
+The public routing files (written by others; see docs/classifier.md for their sources and licences) are
+read from a folder given with --data or the LLMPROXY_ROUTING_DATA environment variable; without it,
+training uses the project's own rows only. The split is a hash rule on the normalised prompt, applied
+identically to both routing files, so a prompt that appears in both is on the same side in both (the
+files overlap). Self-Instruct rows are evaluation-only (its authors' request) and never enter training.
+The independent evaluation set (training/evalset/) is never read here.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ from typing import Any
 
 import orjson
 
-from llmproxy.classifier.synth import generate
+from training.chatfile import read_dir
+from training.synth import generate
 
-DATA_DIR = Path("/work/shared/data/routing")
+DATA_ENV = "LLMPROXY_ROUTING_DATA"  # folder holding routing_eval.jsonl and needs_strong_routellm.jsonl
+HANDWRITTEN_DIR = Path(__file__).with_name("handwritten")  # the project's hand-written training requests
+HANDWRITTEN_VALID_PERCENT = 30  # of hand-written requests (by id hash) kept for validation, never fitted
 HELDOUT_PERCENT = 30  # hash bucket < 30 -> held out, never trained on
 VALID_PERCENT = 10  # buckets [30, 40) -> validation (decision thresholds), the rest -> fit
 EVAL_ONLY_SOURCES = frozenset({"self-instruct-user"})
@@ -96,12 +103,44 @@ def label_needs_strong(row: Row, subjects: dict[str, tuple[float, float]]) -> st
     return "simple" if weak_acc >= 0.85 else "medium" if weak_acc < 0.8 else None
 
 
-def load_splits(data_dir: Path = DATA_DIR) -> Splits:
-    routing = read_jsonl(data_dir / "routing_eval.jsonl")
-    strong = read_jsonl(data_dir / "needs_strong_routellm.jsonl")
+def routing_data(arg: str | Path | None, environ: dict[str, str]) -> Path | None:
+    """The public routing data folder from the command line or the environment, checked; None if unset."""
+    value = arg or environ.get(DATA_ENV)
+    if not value:
+        return None
+    folder = Path(value)
+    if not (folder / "routing_eval.jsonl").is_file():
+        raise SystemExit(f"{folder} holds no routing_eval.jsonl (set --data or {DATA_ENV} to the routing data folder)")
+    return folder
+
+
+def handwritten_side(row: Row) -> str:
+    """'valid' or 'fit' for a hand-written training request, fixed by its id."""
+    digest = int(hashlib.sha256(row["id"].encode()).hexdigest()[:8], 16) % 100
+    return "valid" if digest < HANDWRITTEN_VALID_PERCENT else "fit"
+
+
+def load_splits(data_dir: Path | None, handwritten_dir: Path = HANDWRITTEN_DIR) -> Splits:
+    """Fit / validation / held-out rows. Without `data_dir`, the benchmark rows are left out."""
     fit: list[Row] = []
     valid: list[Row] = []
     heldout: list[Row] = []
+    needs_heldout: list[Row] = []
+    if data_dir is not None:
+        _benchmark_rows(data_dir, fit, valid, heldout, needs_heldout)
+    for row in read_dir(handwritten_dir):
+        row = {**row, "source": "handwritten", "file": row["source"]}
+        (valid if handwritten_side(row) == "valid" else fit).append(row)
+    fit += generate(*SYNTH_TRAIN)
+    valid += generate(*SYNTH_VALID)
+    heldout += generate(*SYNTH_HELDOUT)
+    return Splits(fit=fit, valid=valid, heldout=heldout, needs_strong_heldout=needs_heldout)
+
+
+def _benchmark_rows(data_dir: Path, fit: list[Row], valid: list[Row], heldout: list[Row],
+                    needs_heldout: list[Row]) -> None:
+    routing = read_jsonl(data_dir / "routing_eval.jsonl")
+    strong = read_jsonl(data_dir / "needs_strong_routellm.jsonl")
     seen: set[str] = set()
     for i, r in enumerate(routing):
         row = {"id": f"routing-{i}", "source": r["source"], "label": r["label"], "request": chat(r["prompt"]),
@@ -109,7 +148,6 @@ def load_splits(data_dir: Path = DATA_DIR) -> Splits:
         seen.add(prompt_key(r["prompt"]))
         {"fit": fit, "valid": valid, "heldout": heldout}[side(r)].append(row)
     subjects = _mmlu_subject_stats(strong)
-    needs_heldout: list[Row] = []
     for i, r in enumerate(strong):
         where = side(r)
         if where == "heldout":
@@ -121,7 +159,3 @@ def load_splits(data_dir: Path = DATA_DIR) -> Splits:
         row = {"id": f"needs-{i}", "source": f"{r['source']}*", "label": label, "request": chat(r["prompt"]),
                "prompt": r["prompt"], "evidence": "outcome"}
         (fit if where == "fit" else valid).append(row)
-    fit += generate(*SYNTH_TRAIN)
-    valid += generate(*SYNTH_VALID)
-    heldout += generate(*SYNTH_HELDOUT)
-    return Splits(fit=fit, valid=valid, heldout=heldout, needs_strong_heldout=needs_heldout)

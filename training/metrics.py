@@ -111,3 +111,9 @@ OUTPUT_TOKENS = {"simple": 150, "medium": 500, "complex": 1000}  # assumed answe
 def request_cost(input_tokens: int, true_label: str, routed_label: str, prices: Prices) -> float:
     price_in, price_out = prices.tier(routed_label)
     return (input_tokens * price_in + OUTPUT_TOKENS[true_label] * price_out) / 1e6
+
+
+def recall(y: Sequence[str], pred: Sequence[str], label: str) -> float:
+    """Share of rows truly `label` predicted `label` (nan when there are none)."""
+    hits = [b == label for a, b in zip(y, pred) if a == label]
+    return sum(hits) / len(hits) if hits else float("nan")

@@ -14,7 +14,7 @@ import zlib
 from types import ModuleType
 from typing import Any
 
-from llmproxy.classifier.synth import bank_heldout, bank_train
+from training.synth import bank_heldout, bank_train
 
 FAMILIES: dict[str, ModuleType] = {"train": bank_train, "heldout": bank_heldout}
 LANG_WEIGHTS: tuple[tuple[str, float], ...] = (("en", 0.55), ("es", 0.3), ("fr", 0.05), ("de", 0.05), ("pt", 0.05))

@@ -1,0 +1,151 @@
+"""How `llmproxy serve` runs uvicorn: its settings, and the limits on a request head that uvicorn lacks.
+
+uvicorn (0.3x, httptools) closes a kept-alive connection that idles `timeout_keep_alive` seconds
+after a response, and answers 503 past `limit_concurrency` connections or tasks. It has no deadline
+for a request head (a connection that sends nothing, or half its headers, is held for ever) and
+no bound on its size (httptools buffers a 16 MB header line whole). The h11 implementation bounds
+the head (`h11_max_incomplete_event_size`, answered 400) but has no deadline either. Neither is
+visible to an ASGI app, which only hears of a request once its head is complete, so
+`HeadLimitedProtocol` adds both: `head_timeout_s` from the connection's start (or the next request's
+first byte) to the end of its head, answered 408; `max_header_bytes` (plus the request line) of
+head, `max_headers` lines, answered 431. Both close the connection. The rest of the limits hold in
+the app for any server (guard.py).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .config import Settings
+from .errors import GatewayError, HeadersTooLarge, RequestTimeout
+
+MAX_REQUEST_LINE = 8192   # the method, path and query; more is a 431 as well
+LINGER_S = 2.0            # after a refusal, how long the rest of what the client sends is read and dropped
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+
+
+class _HeadRefused(Exception):
+    """Raised from a parser callback to stop parsing a head that broke a limit."""
+
+
+class HeadLimitedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline and a size bound on each request head."""
+
+    head_timeout_s = 10.0
+    max_head_bytes = 32 * 1024 + MAX_REQUEST_LINE
+    max_headers = 100
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_open = False
+        self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._refusal: GatewayError | None = None
+        self._discarding = False
+
+    @classmethod
+    def configured(cls, settings: Settings) -> type[HeadLimitedProtocol]:
+        return type(cls.__name__, (cls,), {"head_timeout_s": settings.head_timeout_s,
+                                           "max_head_bytes": settings.max_header_bytes + MAX_REQUEST_LINE,
+                                           "max_headers": settings.max_headers})
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
+        if not self._head_open:
+            super().data_received(data)
+            return
+        self._head_bytes += len(data)
+        super().data_received(data)
+        # At most one read (<= 256 KiB) is buffered past the bound before the head is refused.
+        if self._head_open and self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
+            self._refuse(HeadersTooLarge(f"the request head is over {self.max_head_bytes} bytes"))
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if not self._head_open:
+            self._start_head()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > MAX_REQUEST_LINE:
+            self._refusal = HeadersTooLarge(f"the request target is over {MAX_REQUEST_LINE} bytes")
+            raise _HeadRefused
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self.headers) >= self.max_headers:
+            self._refusal = HeadersTooLarge(f"the request has more than {self.max_headers} headers")
+            raise _HeadRefused
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._head_open = False
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers any parser error, ours included, through here.
+        if self._refusal is not None:
+            self._refuse(self._refusal)
+        else:
+            super().send_400_response(msg)
+
+    def _start_head(self) -> None:
+        self._head_open = True
+        self._head_bytes = 0
+        self._stop_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_expired)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_expired(self) -> None:
+        self._head_timer = None
+        if not self._head_open or self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # a pipelined head behind a response still being sent: its wait is not the client's fault
+            self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_expired)
+            return
+        self._refuse(RequestTimeout(f"the request head did not arrive within {self.head_timeout_s:g} s"))
+
+    def _refuse(self, error: GatewayError) -> None:
+        """Answer, then close gently: closing with unread input would send a reset, which can
+        destroy the answer before the client reads it; so the write side ends first (FIN) and what
+        still arrives is dropped, for LINGER_S at most."""
+        self._head_open = False
+        self._stop_head_timer()
+        body = error.to_json()
+        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                             b"connection: close\r\n\r\n%s" % (error.status, _REASONS[error.status], len(body), body))
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self._discarding = True
+        self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
+
+
+def uvicorn_config(app: Any, settings: Settings, *, loop: str = "auto") -> uvicorn.Config:
+    """The uvicorn settings `llmproxy serve` runs with."""
+    # proxy_headers=False: X-Forwarded-* would let any caller choose the address the gateway sees
+    # (and its per-address login limits), and parsing them is work on every request.
+    return uvicorn.Config(
+        app, host=settings.host, port=settings.port, workers=1, loop=loop,
+        http=HeadLimitedProtocol.configured(settings), log_level="warning", access_log=False, proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.drain_timeout_s), server_header=False,
+        timeout_keep_alive=5, limit_concurrency=settings.max_connections, backlog=min(2048, settings.max_connections),
+        h11_max_incomplete_event_size=settings.max_header_bytes)
