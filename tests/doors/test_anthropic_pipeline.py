@@ -72,3 +72,14 @@ def test_claude_falls_back_to_another_provider(door_gateway: Callable[..., str],
         assert "".join(stream.text_stream) == "echo: hello"
         assert stream.get_final_message().stop_reason == "end_turn"
     assert openai_upstream[1].requests[-1]["model"] == "gpt-5-mini"
+
+
+def test_the_edge_refuses_in_anthropic_shape_too(door_gateway: Callable[..., str]) -> None:
+    gateway_url = door_gateway(max_body_bytes=1024)
+    r = httpx.post(gateway_url + "/v1/messages", content=b"model=x", headers={
+        "x-api-key": MASTER, "content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415
+    assert r.json()["type"] == "error" and r.json()["error"]["type"] == "invalid_request_error"
+    big = httpx.post(gateway_url + "/v1/messages", content=b"x" * 2048, headers={
+        "x-api-key": MASTER, "content-type": "application/json"})
+    assert big.status_code == 413 and big.json()["error"]["type"] == "request_too_large"
