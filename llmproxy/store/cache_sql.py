@@ -3,8 +3,11 @@
 The cache opens two connections of its own on the gateway's database file: one that reads (a hit
 that fell out of memory) and one that writes (batched inserts, purges, the sweep). In WAL mode a
 reader never waits on a writer, so a long batch of usage rows or cache inserts cannot hold up a
-lookup. Rows are keyed by the first 64 bits of the cache key (a rowid lookup, the fastest SQLite
-has); the full key is kept to rule out a collision.
+lookup. Rows go in in the order they were stored (an integer primary key that only grows), so a
+batch of inserts appends to the end of the table instead of touching a random page per row (on
+this machine's core: 5-10 instead of 45-70 us of CPU per row); a unique index on the first 64 bits
+of the cache key finds an entry, and the full key is kept to rule out a collision. The oldest
+entries are the first rows, so trimming to the size bound deletes from the front.
 """
 from __future__ import annotations
 
@@ -36,6 +39,32 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX cache_entries_model ON cache_entries (model);
     CREATE INDEX cache_entries_tenant ON cache_entries (tenant);
     """,
+    # 2: append order (seq) instead of a random rowid, and only the indexes the hot writer needs:
+    # id (lookups), (expires, size) (the sweep; it also sums the sizes without reading the bodies).
+    # Purging by model or tenant is an admin action and may scan.
+    """
+    CREATE TABLE cache_entries_v2 (
+        seq INTEGER PRIMARY KEY,
+        id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        model TEXT NOT NULL,
+        served_model TEXT,
+        provider TEXT,
+        created REAL NOT NULL,
+        expires REAL NOT NULL,
+        cost_usd REAL,
+        size INTEGER NOT NULL,
+        body BLOB NOT NULL
+    );
+    INSERT INTO cache_entries_v2 (id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body)
+        SELECT id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body
+        FROM cache_entries ORDER BY created;
+    DROP TABLE cache_entries;
+    ALTER TABLE cache_entries_v2 RENAME TO cache_entries;
+    CREATE UNIQUE INDEX cache_entries_id ON cache_entries (id);
+    CREATE INDEX cache_entries_expires ON cache_entries (expires, size);
+    """,
 )
 
 # (id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body)
@@ -43,12 +72,8 @@ Row = tuple[int, str, str, str, "str | None", "str | None", float, float, "float
 COLUMNS = "id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body"
 _INSERT = f"INSERT OR REPLACE INTO cache_entries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SELECT = f"SELECT {COLUMNS} FROM cache_entries WHERE id = ?"
-# Oldest first until what is left fits: a running total over the entries, newest first.
-_TRIM = """
-DELETE FROM cache_entries WHERE id IN (
-    SELECT id FROM (SELECT id, SUM(size) OVER (ORDER BY created DESC, id) AS running FROM cache_entries)
-    WHERE running > ?)
-"""
+# The oldest rows (lowest seq) whose sizes add up to what must go: reads the front of the table only.
+_OLDEST = "SELECT seq, size FROM cache_entries ORDER BY seq LIMIT ?"
 
 
 class SQLiteCacheStore:
@@ -97,8 +122,21 @@ class SQLiteCacheStore:
         async with write_transaction(self._writer):
             cur = await self._writer.execute("DELETE FROM cache_entries WHERE expires <= ?", (now,))
             removed = max(cur.rowcount, 0)
-            cur = await self._writer.execute(_TRIM, (max_bytes,))
-            removed += max(cur.rowcount, 0)
+            async with self._writer.execute("SELECT coalesce(sum(size), 0) FROM cache_entries") as total:
+                excess = (await total.fetchone())[0] - max_bytes   # type: ignore[index]
+            while excess > 0:
+                async with self._writer.execute(_OLDEST, (1000,)) as oldest:
+                    rows = await oldest.fetchall()
+                if not rows:
+                    break
+                cut = rows[-1][0]
+                for seq, size in rows:
+                    excess -= size
+                    if excess <= 0:
+                        cut = seq
+                        break
+                cur = await self._writer.execute("DELETE FROM cache_entries WHERE seq <= ?", (cut,))
+                removed += max(cur.rowcount, 0)
         return removed
 
     async def totals(self, now: float) -> tuple[int, int]:
