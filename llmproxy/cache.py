@@ -341,6 +341,7 @@ class ResponseCache:
         incoming, self._incoming = self._incoming, []
         now = time.time()
         limit = self.settings.max_write_queue_bytes
+        principal, tenant = None, ""   # one caller sends many: its tenant string is made (and kept) once
         for ctx, answer in incoming:
             if answer.__class__ is not bytes:
                 completion = assemble(b"".join(answer.pieces), ctx.usage)   # type: ignore[union-attr, arg-type]
@@ -351,7 +352,10 @@ class ResponseCache:
                     continue
             key = ctx.cache_key
             assert key is not None
-            entry = Entry(key, entry_id(key), self._tenant(ctx.principal), ctx.requested_model,
+            if ctx.principal is not principal or not tenant:
+                principal = ctx.principal
+                tenant = self._tenant(principal)
+            entry = Entry(key, entry_id(key), tenant, ctx.requested_model,
                           ctx.model.id if ctx.model else None, ctx.provider.name if ctx.provider else None,
                           now, now + ctx.cache_ttl_s, ctx.cost_usd, answer)   # type: ignore[arg-type]
             self.memory.put(entry)

@@ -71,6 +71,14 @@ MIGRATIONS: tuple[str, ...] = (
 Row = tuple[int, str, str, str, "str | None", "str | None", float, float, "float | None", int, bytes]
 COLUMNS = "id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body"
 _INSERT = f"INSERT OR REPLACE INTO cache_entries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+ROWS_PER_INSERT = 512   # 11 values a row: under SQLite's limit of 32766 per statement
+
+
+def _insert(rows: int) -> str:
+    return _INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" * (rows - 1)
+
+
+_INSERT_FULL = _insert(ROWS_PER_INSERT)
 _SELECT = f"SELECT {COLUMNS} FROM cache_entries WHERE id = ?"
 # The oldest rows (lowest seq) whose sizes add up to what must go: reads the front of the table only.
 _OLDEST = "SELECT seq, size FROM cache_entries ORDER BY seq LIMIT ?"
@@ -101,8 +109,14 @@ class SQLiteCacheStore:
         return tuple(row) if row is not None else None  # type: ignore[return-value]
 
     async def put_many(self, rows: Sequence[Row]) -> None:
+        """Up to ROWS_PER_INSERT rows per statement rather than executemany's one: the writer's
+        thread gives the GIL back and takes it again around every statement, and on a core the
+        event loop keeps busy each of those waits its turn."""
         async with write_transaction(self._writer):
-            await self._writer.executemany(_INSERT, rows)
+            for start in range(0, len(rows), ROWS_PER_INSERT):
+                chunk = rows[start:start + ROWS_PER_INSERT]
+                statement = _INSERT_FULL if len(chunk) == ROWS_PER_INSERT else _insert(len(chunk))
+                await self._writer.execute(statement, [value for row in chunk for value in row])
 
     async def ids(self, now: float) -> list[int]:
         """The ids of the live entries, for the in-memory index of what the disk holds."""
