@@ -108,7 +108,7 @@ class CacheSettings:
     temperature_above_zero: bool = False
     scope: str = "key"                    # "key" (per API key), "user", or "shared" by all callers
     persist: bool = True                  # False: memory only
-    max_write_queue_bytes: int = 16 * 1024 * 1024   # answers waiting for the disk; past it, writes are shed
+    max_write_queue_bytes: int = 8 * 1024 * 1024   # answers waiting for the disk; past it, writes are shed
     keys: Mapping[str, CacheKeySettings] = field(default_factory=dict)
 
 

@@ -201,7 +201,9 @@ def test_admin_stats_and_purge(gateway: str, openai_upstream: tuple[str, FakeSta
     stats = httpx.get(gateway + "/admin/cache").json()
     assert (stats["hits"], stats["misses"], stats["memory"]["entries"]) == (1, 2, 2)
     assert stats["memory"]["bytes"] > 0 and stats["saved_usd"] > 0
-    time.sleep(0.2)                                   # the write queue reaches the disk
+    deadline = time.monotonic() + 5                   # the write queue reaches the disk (every 0.5 s)
+    while httpx.get(gateway + "/admin/cache").json()["disk"]["entries"] != 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert httpx.get(gateway + "/admin/cache").json()["disk"]["entries"] == 2
     purge = gateway + "/admin/cache/purge"
     assert httpx.post(purge, json={}).status_code == 400
