@@ -74,14 +74,11 @@ MIGRATIONS: tuple[str, ...] = (
 Row = tuple[int, str, str, str, "str | None", "str | None", float, float, "float | None", int, bytes]
 COLUMNS = "id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body"
 _INSERT = f"INSERT OR REPLACE INTO cache_entries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-ROWS_PER_INSERT = 512   # 11 values a row: under SQLite's limit of 32766 per statement
+ROWS_PER_INSERT = 512   # a power of two; 11 values a row: under SQLite's limit of 32766 per statement
 
 
-def _insert(rows: int) -> str:
-    return _INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" * (rows - 1)
-
-
-_INSERT_FULL = _insert(ROWS_PER_INSERT)
+_INSERTS = {1 << n: _INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" * ((1 << n) - 1)
+            for n in range(ROWS_PER_INSERT.bit_length())}
 _SELECT = f"SELECT {COLUMNS} FROM cache_entries WHERE id = ?"
 # The oldest rows (lowest seq) whose sizes add up to what must go: reads the front of the table only.
 _OLDEST = "SELECT seq, size FROM cache_entries ORDER BY seq LIMIT ?"
@@ -174,12 +171,16 @@ def _transaction(db: sqlite3.Connection, work: Callable[..., T], *args: Any) -> 
 
 
 def _put_many(db: sqlite3.Connection, rows: Sequence[Row]) -> None:
-    # Up to ROWS_PER_INSERT rows per statement rather than executemany's one: the thread gives the
-    # GIL back and takes it again around every statement.
-    for start in range(0, len(rows), ROWS_PER_INSERT):
-        chunk = rows[start:start + ROWS_PER_INSERT]
-        statement = _INSERT_FULL if len(chunk) == ROWS_PER_INSERT else _insert(len(chunk))
-        db.execute(statement, [value for row in chunk for value in row])
+    # Many rows per statement rather than executemany's one: the thread gives the GIL back and takes
+    # it again around every statement. Only power-of-two sizes, so that the connection's statement
+    # cache holds a handful of programs (one per size, the largest ~1 MB) instead of one per batch
+    # size seen.
+    start = 0
+    while start < len(rows):
+        size = min(ROWS_PER_INSERT, 1 << ((len(rows) - start).bit_length() - 1))
+        chunk = rows[start:start + size]
+        db.execute(_INSERTS[size], [value for row in chunk for value in row])
+        start += size
 
 
 def _sweep(db: sqlite3.Connection, now: float, max_bytes: int) -> int:

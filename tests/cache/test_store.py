@@ -338,3 +338,40 @@ async def test_the_disk_is_trimmed_to_its_byte_bound_oldest_first(opened: Callab
     cache.memory.purge(lambda e: True)
     assert await cache.lookup(context(request("a"))) is None
     assert await cache.lookup(context(request("d"))) is not None
+
+
+class StuckWriter:
+    """The real SQLite backend, with a disk that takes its time to write."""
+
+    def __init__(self, inner: SQLiteCacheStore) -> None:
+        self.inner, self.release = inner, asyncio.Event()
+
+    async def put_many(self, rows: Any) -> None:
+        await self.release.wait()
+        await self.inner.put_many(rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_disk_that_cannot_keep_up_sheds_writes_within_the_byte_bound(
+        opened: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
+    body = answer("x", pad=2000)
+    entry_bytes = len(body) + ENTRY_OVERHEAD
+    backend = StuckWriter(await SQLiteCacheStore.open(opened.db_path))
+    cache = ResponseCache(replace(CacheSettings(), max_write_queue_bytes=10 * entry_bytes), backend)  # type: ignore[arg-type]
+    await cache.start()
+    for i in range(40):
+        await miss_then_store(cache, context(request(f"q{i}")), body)
+    stats = (await cache.stats())["disk"]
+    assert stats["pending_bytes"] <= 10 * entry_bytes and cache.pending_bytes <= 10 * entry_bytes
+    # at most the queue's worth, plus one batch already handed to the writer, is still to be written
+    assert stats["shed_writes"] == cache.shed_writes >= 40 - 2 * 10
+    assert cache.stores == 40                                    # every answer is still served from memory
+    assert await cache.lookup(context(request("q39"))) is not None
+    warnings = [r for r in caplog.records if "shed" in r.getMessage()]
+    assert len(warnings) == 1                                    # said once, not once per write
+    backend.release.set()
+    await cache.stop()
+    rows = sqlite3.connect(opened.db_path).execute("SELECT count(*) FROM cache_entries").fetchone()[0]
+    assert 10 <= rows <= 20 and rows + cache.shed_writes == 40
