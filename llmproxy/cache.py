@@ -51,7 +51,8 @@ FLUSH_BATCH = 4096            # rows per write transaction: bigger batches cost 
 FLUSH_EARLY_BYTES = 2 * 1024 * 1024   # wake the writer before its interval once this much waits
 SWEEP_INTERVAL_S = 60.0
 SHED_LOG_INTERVAL_S = 10.0
-ENTRY_OVERHEAD = 512          # bytes an entry costs in memory beyond its body (object, key, LRU node)
+ENTRY_OVERHEAD = 1536         # bytes an entry costs beyond its body in a serving process: object, key, LRU
+                              # node (~440) and what the allocator cannot reuse under churn (measured RSS)
 
 
 @dataclass(slots=True)
