@@ -345,7 +345,11 @@ class ResponseCache:
         principal, tenant = None, ""   # one caller sends many: its tenant string is made (and kept) once
         for ctx, answer in incoming:
             if answer.__class__ is not bytes:
-                completion = assemble(b"".join(answer.pieces), ctx.usage)   # type: ignore[union-attr, arg-type]
+                try:
+                    completion = assemble(b"".join(answer.pieces), ctx.usage)   # type: ignore[union-attr, arg-type]
+                except Exception:  # noqa: BLE001 - an unreadable stream is not stored; the others still are
+                    log.exception("cache: a finished stream could not be assembled for storing")
+                    continue
                 if completion is None:
                     continue
                 answer = orjson.dumps(completion)
