@@ -31,7 +31,9 @@ def test_virtual_key_limit_is_a_rate_limit_error(door_gateway: Callable[..., str
 def test_cache_hit_answers_in_anthropic_shape(door_gateway: Callable[..., str], openai_upstream: Any) -> None:
     url = door_gateway(cache=CacheSettings(enabled=True, persist=False))
     client = anthropic.Anthropic(base_url=url, api_key=MASTER, max_retries=0)
-    ask = {"model": GPT, "max_tokens": 50, "messages": [{"role": "user", "content": "cache me"}]}
+    # Anthropic's SDK no longer takes a temperature, so a Messages client asks for caching by header.
+    ask = {"model": GPT, "max_tokens": 50, "messages": [{"role": "user", "content": "cache me"}],
+           "extra_headers": {"x-llmproxy-cache": "on"}}
     first = client.messages.with_raw_response.create(**ask)
     second = client.messages.with_raw_response.create(**ask)
     assert (first.headers["x-llmproxy-cache"], second.headers["x-llmproxy-cache"]) == ("miss", "hit")
