@@ -8,6 +8,7 @@ cores, the gateway gets its own core and the upstream and the load generator sha
 
     .venv/bin/python bench/overhead.py                  # about a minute
     .venv/bin/python bench/overhead.py --concurrency 1,16 --duration 5 --stream 10
+    .venv/bin/python bench/overhead.py --mode both    # chat and Anthropic Messages (Claude passthrough), same run
 
 For the comparison with a minimal proxy and LiteLLM, use the team's shared harness (README).
 """
@@ -35,6 +36,12 @@ COMPLETION = orjson.dumps({
                  "finish_reason": "stop", "logprobs": None}],
     "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}})
 REQUEST = orjson.dumps({"model": "fake-model", "messages": [{"role": "user", "content": "Say hello."}]})
+CLAUDE = "claude-haiku-4-5-20251001"   # a registry model, served by the fake as provider "anthropic"
+MESSAGE = orjson.dumps({
+    "id": "msg_bench", "type": "message", "role": "assistant", "model": CLAUDE,
+    "content": [{"type": "text", "text": "Hello from the fake upstream."}], "stop_reason": "end_turn",
+    "stop_sequence": None, "usage": {"input_tokens": 12, "output_tokens": 8}})
+MESSAGES_REQUEST = orjson.dumps({"model": CLAUDE, "max_tokens": 64, "messages": [{"role": "user", "content": "Say hello."}]})
 STREAM_REQUEST = orjson.dumps({"model": "fake-model", "stream": True,
                                "messages": [{"role": "user", "content": "Say hello."}]})
 
@@ -42,6 +49,10 @@ UPSTREAM_CODE = r'''
 import asyncio, sys, orjson
 from aiohttp import web
 COMPLETION = sys.argv[2].encode()
+MESSAGE = sys.argv[3].encode()
+async def messages(request):
+    await request.read()
+    return web.Response(body=MESSAGE, content_type="application/json")
 def chunk(delta, finish=None, usage=False):
     body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "fake-model",
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
@@ -66,6 +77,7 @@ async def chat(request):
     return resp
 app = web.Application()
 app.router.add_post("/v1/chat/completions", chat)
+app.router.add_post("/v1/messages", messages)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 '''
 
@@ -145,6 +157,8 @@ async def main() -> None:
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--stream", type=int, default=20, help="sequential streams to time (0 to skip)")
+    ap.add_argument("--mode", choices=("chat", "anthropic", "both"), default="chat",
+                    help="chat completions, Anthropic Messages to a Claude model (passthrough), or both")
     ap.add_argument("--upstream-port", type=int, default=18281)
     ap.add_argument("--gateway-port", type=int, default=18282)
     args = ap.parse_args()
@@ -152,10 +166,13 @@ async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="llmproxy-bench-"))
     (work / "llmproxy.toml").write_text(
         f'[providers.bench]\nkind = "openai-compatible"\nbase_url = "http://127.0.0.1:{args.upstream_port}/v1"\n'
-        'models = ["fake-model"]\n[logging]\nlevel = "warning"\n'
+        'models = ["fake-model"]\n'
+        f'[providers.anthropic]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:{args.upstream_port}"\n'
+        'api_key = "sk-ant-bench"\n[logging]\nlevel = "warning"\n'
         '[cache]\nenabled = false\n')   # one request repeated: with the cache on we would time cache hits
     up = subprocess.Popen(pinned("0" if multi else None, [sys.executable, "-c", UPSTREAM_CODE,
-                                                          str(args.upstream_port), COMPLETION.decode()]))
+                                                          str(args.upstream_port), COMPLETION.decode(),
+                                                          MESSAGE.decode()]))
     env = {**os.environ, "LLMPROXY_MASTER_KEY": "sk-bench"}
     gw = subprocess.Popen(pinned("1" if multi else None, [
         sys.executable, "-m", "llmproxy", "--config", str(work / "llmproxy.toml"), "serve",
@@ -163,18 +180,24 @@ async def main() -> None:
     try:
         direct = f"http://127.0.0.1:{args.upstream_port}/v1/chat/completions"
         gateway = f"http://127.0.0.1:{args.gateway_port}/v1/chat/completions"
+        modes = {"chat": [("chat", direct, gateway, REQUEST)],
+                 "anthropic": [("messages", direct.replace("chat/completions", "messages"),
+                                gateway.replace("chat/completions", "messages"), MESSAGES_REQUEST)]}
+        runs = modes["chat"] + modes["anthropic"] if args.mode == "both" else modes[args.mode]
         await wait_up(f"http://127.0.0.1:{args.upstream_port}/")
         await wait_up(f"http://127.0.0.1:{args.gateway_port}/healthz")
-        await load(gateway, REQUEST, 4, 1.0)   # warm-up
-        print("| target | conc | RPS | p50 ms | p99 ms | added p50 ms | gateway overhead p50 / p99 ms | errors |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for _, _, url, body in runs:
+            await load(url, body, 4, 1.0)   # warm-up
+        print("| api | target | conc | RPS | p50 ms | p99 ms | added p50 ms | gateway overhead p50 / p99 ms | errors |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for c in [int(x) for x in args.concurrency.split(",") if x]:
-            d = await load(direct, REQUEST, c, args.duration)
-            g = await load(gateway, REQUEST, c, args.duration)
-            print(f"| direct | {c} | {d['rps']:.0f} | {d['p50']:.2f} | {d['p99']:.2f} | 0.00 | - | {d['errors']} |")
-            print(f"| llmproxy | {c} | {g['rps']:.0f} | {g['p50']:.2f} | {g['p99']:.2f} | {g['p50'] - d['p50']:.2f} "
-                  f"| {g.get('overhead_p50', float('nan')):.3f} / {g.get('overhead_p99', float('nan')):.3f} | {g['errors']} |")
-        if args.stream:
+            for api, up_url, gw_url, body in runs:   # interleaved, so both see the same machine
+                d = await load(up_url, body, c, args.duration)
+                g = await load(gw_url, body, c, args.duration)
+                print(f"| {api} | direct | {c} | {d['rps']:.0f} | {d['p50']:.2f} | {d['p99']:.2f} | 0.00 | - | {d['errors']} |")
+                print(f"| {api} | llmproxy | {c} | {g['rps']:.0f} | {g['p50']:.2f} | {g['p99']:.2f} | {g['p50'] - d['p50']:.2f} "
+                      f"| {g.get('overhead_p50', float('nan')):.3f} / {g.get('overhead_p99', float('nan')):.3f} | {g['errors']} |")
+        if args.stream and args.mode != "anthropic":
             d, g = await ttfb(direct, args.stream), await ttfb(gateway, args.stream)
             print(f"\nstreaming (20 chunks, 5 ms apart), median of {args.stream}: "
                   f"TTFB direct {d['ttfb_p50']:.2f} ms, through llmproxy {g['ttfb_p50']:.2f} ms "

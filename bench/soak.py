@@ -7,8 +7,10 @@ flat: memory that grows with the number of requests is a leak.
 
 Everything runs on loopback: the fake upstream (a subprocess of this script), the gateway (another)
 and the load (this process). A quarter of the requests stream; prompts are unique so that every
-request reaches the upstream, and the response cache is held to 4 MiB so that it reaches its bound
-during the warm-up instead of looking like growth. At the end the gateway gets SIGTERM and every
+request reaches the upstream, and they ask for a deterministic answer (temperature 0) so that the
+response cache stores every one of them (its miss path, memory and disk); the cache's memory tier
+is held to 4 MiB (--cache-memory-mib) so that it reaches its bound during the warm-up instead of
+looking like growth. At the end the gateway gets SIGTERM and every
 request must have its row in the usage log. Not part of the pytest suite: it takes a minute or two.
 """
 from __future__ import annotations
@@ -110,7 +112,8 @@ async def drive(url: str, start: int, count: int, in_flight: int) -> tuple[int, 
             while next_i < end:
                 i = next_i
                 next_i += 1
-                body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"soak request {i}"}]}
+                body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"soak request {i}"}],
+                        "temperature": 0}
                 if i % 4 == 0:
                     body["stream"] = True
                 async with session.post(url + "/v1/chat/completions", json=body) as r:
@@ -129,6 +132,7 @@ def main() -> int:
     parser.add_argument("--in-flight", type=int, default=32)
     parser.add_argument("--samples", type=int, default=10, help="RSS samples between warm-up and end")
     parser.add_argument("--no-cache", action="store_true", help="turn the response cache off")
+    parser.add_argument("--cache-memory-mib", type=int, default=4, help="the cache's memory bound")
     parser.add_argument("--serve-upstream", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_upstream:
@@ -137,7 +141,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="llmproxy-soak-"))
     up_port, gw_port = free_port(), free_port()
-    cache = "enabled = false" if args.no_cache else "max_memory_bytes = 4194304"
+    cache = "enabled = false" if args.no_cache else f"max_memory_bytes = {args.cache_memory_mib << 20}"
     (work / "llmproxy.toml").write_text(
         f"[logging]\nlevel = \"info\"\n[cache]\n{cache}\n[registry]\nauto_update = false\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMPROXY_", "OPENAI_", "ANTHROPIC_", "GEMINI_"))}
@@ -169,6 +173,16 @@ def main() -> int:
             samples.append(rss_mib(gateway.pid))
             print(f"{done:>10,}  {samples[-1]:8.1f}  {n / s:7,.0f}")
         end_rss = samples[-1]
+        if not args.no_cache:
+            import json
+            import urllib.request
+            with urllib.request.urlopen(url + "/admin/cache", timeout=10) as r:
+                stats = json.loads(r.read())
+            disk = stats["disk"] or {}
+            print(f"cache: {stats['stores']:,} stored; memory {stats['memory']['bytes'] / 2**20:.1f} of "
+                  f"{stats['memory']['max_bytes'] / 2**20:.0f} MiB ({stats['memory']['entries']:,} entries); disk "
+                  f"{disk.get('entries')} entries, write queue {disk.get('pending_bytes', 0) / 2**20:.1f} of "
+                  f"{disk.get('max_pending_bytes', 0) / 2**20:.0f} MiB, {disk.get('shed_writes')} writes shed")
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(timeout=120)
     finally:

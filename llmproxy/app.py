@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from . import pipeline
 from .endpoint import GatewayApp, client_request_id
+from .messages_endpoint import ROUTES as DOOR_ROUTES
 from .admin import admin_routes
 from .access import Access
 from .cache import ResponseCache
@@ -113,6 +114,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
     routes = [
         Route("/v1/chat/completions", served_by_endpoint, methods=["POST"]),
         Route("/chat/completions", served_by_endpoint, methods=["POST"]),
+        *(Route(path, served_by_endpoint, methods=["POST"]) for path in DOOR_ROUTES),
         Route("/v1/models", models_list, methods=["GET"]),
         Route("/v1/models/{model:path}", models_retrieve, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -126,7 +128,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
                     exception_handlers=dict.fromkeys((GatewayError, HTTPException, ClientDisconnect, Exception),
                                                      render_error))
     app.state.ids = RequestIds()
-    return Guard(GatewayApp(app), settings)
+    return Guard(GatewayApp(app, doors=DOOR_ROUTES), settings)
 
 
 async def served_by_endpoint(request: Request) -> Response:

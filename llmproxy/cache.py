@@ -4,7 +4,16 @@ Two tiers behind one interface: a byte-bounded LRU in memory, checked first, in 
 persistent backend (SQLite in the data directory by default; anything with CacheBackend's methods,
 such as Redis later). The hot path never waits on the disk to learn that something is *not*
 cached: an in-memory index of the ids on disk answers that, and a read that is slow or fails is a
-miss. Writes go to a queue that a background task flushes in batches (and completely on shutdown).
+miss.
+
+What is cached: a request that asks for a deterministic answer (temperature 0, or a seed); every
+request when the caller asks (Cache-Control: max-age=N, x-llmproxy-cache: on) or the key's settings
+say so. Any other request is decided in a few dict look-ups, before a key is computed.
+
+Storing is off the request's path: store() only queues the answer; a callback that runs after the
+response has gone out puts it in memory and in the disk queue. The disk queue is bounded in bytes;
+a background task writes it in batches (and completely on shutdown). When the disk cannot keep
+up, new writes are shed (counted, and said in a log line at most every SHED_LOG_INTERVAL_S).
 """
 from __future__ import annotations
 
@@ -35,12 +44,15 @@ IGNORED_FIELDS = frozenset(("stream", "stream_options", "user", "metadata", "sto
                             "safety_identifier"))
 _NUMBER_FIELDS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
 TTL_HEADER = "x-llmproxy-cache-ttl"
+SWITCH_HEADER = "x-llmproxy-cache"   # "on": cache this request whatever its temperature; "off": bypass
 DB_READ_TIMEOUT_S = 0.02      # past this a read from disk counts as a miss
-FLUSH_INTERVAL_S = 0.1
-FLUSH_BATCH = 256
+FLUSH_INTERVAL_S = 0.5            # bigger batches: each touches the id index once per page, not per row
+FLUSH_BATCH = 4096            # rows per write transaction: bigger batches cost less per row
+FLUSH_EARLY_BYTES = 2 * 1024 * 1024   # wake the writer before its interval once this much waits
 SWEEP_INTERVAL_S = 60.0
-MAX_PENDING = 10_000          # writes waiting for the disk; beyond, new ones are dropped (and counted)
-ENTRY_OVERHEAD = 256          # bytes an entry costs in memory beyond its body, for the LRU bound
+SHED_LOG_INTERVAL_S = 10.0
+ENTRY_OVERHEAD = 1536         # bytes an entry costs beyond its body in a serving process: object, key, LRU
+                              # node (~440) and what the allocator cannot reuse under churn (measured RSS)
 RESTRICTED = "|models:"       # a tenant's suffix naming its callers' model restriction (see _tenant)
 
 
@@ -192,12 +204,15 @@ class ResponseCache:
         self.memory = MemoryLRU(settings.max_memory_bytes)
         self._backend = backend
         self._on_disk = DiskIndex(settings.max_disk_bytes)   # ids the backend may hold: a "no" skips the read
-        self._pending: list[Entry] = []
+        self._incoming: list[tuple[RequestContext, bytes | StreamCollector]] = []   # answered, not yet stored
+        self._pending: list[Entry] = []           # in memory, waiting for the disk
+        self.pending_bytes = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.hits = self.misses = self.bypasses = self.stores = 0
-        self.disk_hits = self.disk_errors = self.dropped_writes = 0
+        self.disk_hits = self.disk_errors = self.dropped_writes = self.shed_writes = 0
+        self._shed_logged, self._shed_since_log = 0.0, 0
         self.bytes_served = 0
         self.saved_usd = 0.0
 
@@ -214,6 +229,7 @@ class ResponseCache:
 
     async def stop(self) -> None:
         """Write every queued entry, then close the backend."""
+        self._drain()
         self._closing = True
         self._wake.set()
         if self._task is not None:
@@ -234,24 +250,40 @@ class ResponseCache:
         if not (s.enabled if policy is None or policy.enabled is None else policy.enabled):
             return self._bypass(ctx)
         body = ctx.body
-        control = ctx.client_headers.get("cache-control")
-        no_cache = False
-        if control:
-            control = control.lower()
-            if "no-store" in control:
-                return self._bypass(ctx)
-            no_cache = "no-cache" in control
-        if not s.temperature_above_zero:
-            temperature = body.get("temperature")
+        headers = ctx.client_headers
+        asked = no_cache = False
+        max_age = None
+        if headers:
+            switch = headers.get(SWITCH_HEADER)
+            if switch is not None:
+                switch = switch.strip().lower()
+                if switch == "off":
+                    return self._bypass(ctx)
+                if switch != "on":
+                    raise InvalidRequest(f"{SWITCH_HEADER} must be 'on' or 'off', not {switch[:40]!r}",
+                                         param=SWITCH_HEADER)
+                asked = True
+            control = headers.get("cache-control")
+            if control:
+                control = control.lower()
+                if "no-store" in control:
+                    return self._bypass(ctx)
+                no_cache = "no-cache" in control
+                max_age = _max_age(control)
+                asked = asked or max_age is not None
+        if not asked and not (s.temperature_above_zero if policy is None or policy.temperature_above_zero is None
+                              else policy.temperature_above_zero):
             # Absent means the provider's default, which is 1 for OpenAI, Anthropic and Gemini.
-            if temperature is None or temperature > 0:
+            if body.get("temperature") != 0 and body.get("seed") is None:
                 return self._bypass(ctx)
         if body.get("logprobs") or "audio" in body:
             return self._bypass(ctx)   # a replayed stream could not reproduce them
         ttl = policy.ttl_s if policy is not None and policy.ttl_s is not None else s.ttl_s
-        asked = ctx.client_headers.get(TTL_HEADER)
-        if asked is not None:
-            ttl = min(_ttl(asked), s.max_ttl_s)
+        if max_age is not None:
+            ttl = min(max_age, s.max_ttl_s)
+        wanted = headers.get(TTL_HEADER) if headers else None
+        if wanted is not None:
+            ttl = min(_ttl(wanted), s.max_ttl_s)
         key, id_ = request_key(self._tenant(principal), body)
         ctx.cache_key, ctx.cache_ttl_s = key, ttl
         ctx.cache_status = "miss"
@@ -262,6 +294,8 @@ class ResponseCache:
             entry = self.memory.get(key, now)
             if entry is None and id_ in self._on_disk:
                 entry = await self._read(key, id_, now)
+            if entry is not None and max_age is not None and now - entry.created > max_age:
+                entry = None   # older than the caller accepts
         if entry is None:
             self.misses += 1
             return None
@@ -286,34 +320,74 @@ class ResponseCache:
         return StreamCollector(self.settings.max_entry_bytes * 4)   # SSE framing takes room too
 
     def store(self, ctx: RequestContext, body: bytes) -> None:
-        """Keep a successful answer (the bytes the client got) for the next identical request."""
-        key = ctx.cache_key
-        if key is None or ctx.status != 200 or ctx.cache_ttl_s <= 0 or len(body) > self.settings.max_entry_bytes:
+        """Keep a successful answer (the bytes the client got) for the next identical request. Only
+        queues it: it is stored once the response has gone out."""
+        if ctx.cache_key is None or ctx.status != 200 or ctx.cache_ttl_s <= 0 or len(body) > self.settings.max_entry_bytes:
             return
-        now = time.time()
-        principal = ctx.principal
-        entry = Entry(key, entry_id(key), self._tenant(principal), ctx.requested_model,
-                      ctx.model.id if ctx.model else None, ctx.provider.name if ctx.provider else None,
-                      now, now + ctx.cache_ttl_s, ctx.cost_usd, body)
-        self.memory.put(entry)
-        self.stores += 1
-        if self._backend is None:
-            return
-        if len(self._pending) >= MAX_PENDING:
-            self.dropped_writes += 1
-            return
-        self._pending.append(entry)
-        self._on_disk.add(entry.id)
-        if len(self._pending) >= FLUSH_BATCH:
-            self._wake.set()
+        self._queue(ctx, body)
 
     def store_stream(self, ctx: RequestContext, collected: StreamCollector, completed: bool) -> None:
-        """Keep a stream's answer, only when it completed cleanly and was kept whole."""
+        """Keep a stream's answer, only when it completed cleanly and was kept whole (assembled
+        later, off the stream's path)."""
         if not completed or collected.pieces is None or ctx.status != 200 or ctx.cache_key is None:
             return
-        completion = assemble(b"".join(collected.pieces), ctx.usage)
-        if completion is not None:
-            self.store(ctx, orjson.dumps(completion))
+        self._queue(ctx, collected)
+
+    def _queue(self, ctx: RequestContext, answer: bytes | StreamCollector) -> None:
+        if not self._incoming:
+            asyncio.get_running_loop().call_soon(self._drain)
+        self._incoming.append((ctx, answer))
+
+    def _drain(self) -> None:
+        """Store what was answered since the last call: into memory, and into the disk queue while
+        it has room (a write that does not fit is shed, and said)."""
+        incoming, self._incoming = self._incoming, []
+        now = time.time()
+        limit = self.settings.max_write_queue_bytes
+        principal, tenant = None, ""   # one caller sends many: its tenant string is made (and kept) once
+        for ctx, answer in incoming:
+            if answer.__class__ is not bytes:
+                try:
+                    completion = assemble(b"".join(answer.pieces), ctx.usage)   # type: ignore[union-attr, arg-type]
+                except Exception:  # noqa: BLE001 - an unreadable stream is not stored; the others still are
+                    log.exception("cache: a finished stream could not be assembled for storing")
+                    continue
+                if completion is None:
+                    continue
+                answer = orjson.dumps(completion)
+                if len(answer) > self.settings.max_entry_bytes:
+                    continue
+            key = ctx.cache_key
+            assert key is not None
+            if ctx.principal is not principal or not tenant:
+                principal = ctx.principal
+                tenant = self._tenant(principal)
+            entry = Entry(key, entry_id(key), tenant, ctx.requested_model,
+                          ctx.model.id if ctx.model else None, ctx.provider.name if ctx.provider else None,
+                          now, now + ctx.cache_ttl_s, ctx.cost_usd, answer)   # type: ignore[arg-type]
+            self.memory.put(entry)
+            self.stores += 1
+            if self._backend is None:
+                continue
+            size = entry.size
+            if self.pending_bytes + size > limit:
+                self._shed(now)
+                continue
+            self._pending.append(entry)
+            self.pending_bytes += size
+            self._on_disk.add(entry.id)
+        if self.pending_bytes >= FLUSH_EARLY_BYTES:
+            self._wake.set()
+
+    def _shed(self, now: float) -> None:
+        self.shed_writes += 1
+        self.dropped_writes += 1
+        self._shed_since_log += 1
+        if now - self._shed_logged >= SHED_LOG_INTERVAL_S:
+            log.warning("cache: the disk writer is behind; %d writes shed since the last note (%d in all), the "
+                        "write queue is at its bound of %d bytes; those answers stay in memory only",
+                        self._shed_since_log, self.shed_writes, self.settings.max_write_queue_bytes)
+            self._shed_logged, self._shed_since_log = now, 0
 
     # --- admin ---
 
@@ -327,8 +401,10 @@ class ResponseCache:
             return ((key is None or e.key == key) and (model is None or model in (e.model, e.served_model))
                     and (tenants is None or e.tenant in tenants or e.tenant.rpartition(RESTRICTED)[0] in tenants))
 
+        self._drain()
         dropped = self.memory.purge(match)
         self._pending = [e for e in self._pending if not match(e)]
+        self.pending_bytes = sum(e.size for e in self._pending)
         if self._backend is None:
             return dropped
         on_disk = await self._backend.purge(key=key, model=model, tenants=tenants)
@@ -364,7 +440,9 @@ class ResponseCache:
             "memory": {"entries": len(self.memory), "bytes": self.memory.bytes, "max_bytes": self.memory.max_bytes,
                        "evictions": self.memory.evictions},
             "disk": {"entries": disk_entries, "bytes": disk_bytes, "max_bytes": self.settings.max_disk_bytes,
-                     "pending_writes": len(self._pending), "dropped_writes": self.dropped_writes,
+                     "pending_writes": len(self._pending), "pending_bytes": self.pending_bytes,
+                     "max_pending_bytes": self.settings.max_write_queue_bytes, "shed_writes": self.shed_writes,
+                     "dropped_writes": self.dropped_writes,
                      "errors": self.disk_errors} if self._backend is not None else None,
             "hits": self.hits, "disk_hits": self.disk_hits, "misses": self.misses, "bypasses": self.bypasses,
             "hit_rate": round(self.hits / lookups, 4) if lookups else None, "stores": self.stores,
@@ -426,6 +504,7 @@ class ResponseCache:
         assert self._backend is not None
         while self._pending:
             batch, self._pending = self._pending[:FLUSH_BATCH], self._pending[FLUSH_BATCH:]
+            self.pending_bytes -= sum(e.size for e in batch)
             try:
                 await self._backend.put_many([e.row() for e in batch])
             except Exception as exc:  # noqa: BLE001 - a lost cache write only costs a later miss
@@ -444,6 +523,16 @@ class ResponseCache:
         except Exception as exc:  # noqa: BLE001
             self.disk_errors += 1
             log.warning("cache: sweep failed: %s", exc)
+
+
+def _max_age(control: str) -> float | None:
+    """The seconds of a Cache-Control max-age directive (lower case), or None; a malformed one is
+    ignored, as HTTP caches do."""
+    at = control.find("max-age=")
+    if at < 0:
+        return None
+    digits = control[at + 8:].split(",", 1)[0].strip().strip('"')
+    return float(digits) if digits.isdigit() else None
 
 
 def _ttl(value: str) -> float:

@@ -92,6 +92,7 @@ class CacheKeySettings:
 
     enabled: bool | None = None
     ttl_s: float | None = None
+    temperature_above_zero: bool | None = None   # True: this key's every request may be cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +105,14 @@ class CacheSettings:
     max_memory_bytes: int = 64 * 1024 * 1024
     max_disk_bytes: int = 1024 * 1024 * 1024
     max_entry_bytes: int = 1024 * 1024    # larger answers are not cached
-    # Cached by default: an identical request is far more often a retry, reload or test re-run
-    # than a wish for a new sample; callers who want one send Cache-Control: no-cache.
-    temperature_above_zero: bool = True
+    # By default only a request that asks for a deterministic answer (temperature 0, or a seed) is
+    # cached: apps that sample several answers at temperature > 0 must get different ones. True
+    # caches every request; a caller asks for that per request (Cache-Control: max-age=N or
+    # x-llmproxy-cache: on), a key by its own [cache.keys."<id>"] temperature_above_zero.
+    temperature_above_zero: bool = False
     scope: str = "key"                    # "key" (per API key), "user", or "shared" by all callers
     persist: bool = True                  # False: memory only
+    max_write_queue_bytes: int = 8 * 1024 * 1024   # answers waiting for the disk; past it, writes are shed
     keys: Mapping[str, CacheKeySettings] = field(default_factory=dict)
 
 
@@ -194,8 +198,9 @@ _AUTH_KEYS = {"secret_key_file": str, "login_ttl_s": float, "rotation_grace_s": 
               "max_keys_per_owner": int}
 _LIMITS_KEYS = {"rpm": int, "tpm": int}
 _CACHE_KEYS = {"enabled": bool, "ttl_s": float, "max_ttl_s": float, "max_memory_bytes": int, "max_disk_bytes": int,
-               "max_entry_bytes": int, "temperature_above_zero": bool, "scope": str, "persist": bool, "keys": dict}
-_CACHE_KEY_KEYS = {"enabled": bool, "ttl_s": float}
+               "max_entry_bytes": int, "temperature_above_zero": bool, "scope": str, "persist": bool, "keys": dict,
+               "max_write_queue_bytes": int}
+_CACHE_KEY_KEYS = {"enabled": bool, "ttl_s": float, "temperature_above_zero": bool}
 _PROVIDER_KEYS = {"kind": str, "base_url": str, "api_key": str, "api_key_env": str, "models": list,
                   "headers": dict, "timeout_s": float, "connect_timeout_s": float, "first_byte_timeout_s": float,
                   "stream_idle_timeout_s": float, "stream_timeout_s": float}
@@ -375,7 +380,7 @@ def _cache(raw: dict[str, Any], env: Mapping[str, str]) -> CacheSettings:
             for key_id, table in raw.pop("keys", {}).items()}
     if raw.get("scope", "key") not in ("key", "user", "shared"):
         raise ConfigError("cache.scope must be 'key', 'user' or 'shared'")
-    for name in ("ttl_s", "max_ttl_s", "max_memory_bytes", "max_disk_bytes", "max_entry_bytes"):
+    for name in ("ttl_s", "max_ttl_s", "max_memory_bytes", "max_disk_bytes", "max_entry_bytes", "max_write_queue_bytes"):
         if name in raw and raw[name] < 0:
             raise ConfigError(f"cache.{name} must not be negative")
     if env.get("LLMPROXY_CACHE"):

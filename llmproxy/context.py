@@ -65,6 +65,9 @@ class RequestContext:
     request_id: str
     body: ChatRequest
     raw_body: bytes | None = None    # the client's body as it came (adapters may send it on unchanged)
+    # A front door's own adapters by provider kind, for the providers that speak the client's format
+    # (they get raw_body); None: the chat adapters. Other kinds get the internal request only.
+    adapters: dict[str, Any] | None = None
     started: float = field(default_factory=time.perf_counter)
     started_wall: float = field(default_factory=time.time)
     client_headers: dict[str, str] = field(default_factory=dict)

@@ -32,8 +32,9 @@ log = logging.getLogger("llmproxy.endpoint")
 class GatewayApp:
     """The ASGI app uvicorn serves: the chat endpoint here, everything else to Starlette."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, doors: dict[str, Any] | None = None) -> None:
         self.app = app
+        self.doors = doors or {}   # path -> raw handler of another front door (messages_endpoint.ROUTES)
         self.state = app.state
         self.disconnects = Disconnects()
 
@@ -42,6 +43,9 @@ class GatewayApp:
             await self.app(scope, receive, send)
         elif scope["method"] == "POST" and scope["path"] in CHAT_PATHS:
             await chat_completions(self.state.gateway, self.state.ids.new, scope, receive, send, self.disconnects)
+        elif scope["method"] == "POST" and scope["path"] in self.doors:
+            await self.doors[scope["path"]](self.state.gateway, self.state.ids.new, scope, receive, send,
+                                            self.disconnects)
         else:
             await self.app(scope, receive, with_ids(send, scope, self.state.ids.new))
 

@@ -17,7 +17,7 @@ from .context import Attempt, ChatCompletion, RequestContext
 from .errors import GatewayError, InvalidRequest, UpstreamError
 from .health import Candidate, Health
 from .providers import ADAPTERS
-from .providers.base import OpenStream, StreamState, Transport, error_message, stream_opening
+from .providers.base import Adapter, OpenStream, StreamState, Transport, error_message, stream_opening
 from .providers.sse import encode
 
 
@@ -62,8 +62,8 @@ class Attempts:
             provider, model = candidate
             started = time.perf_counter()
             try:
-                result = await self.transport.complete(ADAPTERS[provider.kind], provider, model, ctx.body,
-                                                       ctx.request_id, ctx.raw_body)
+                adapter, raw = _adapter(ctx, provider.kind)
+                result = await self.transport.complete(adapter, provider, model, ctx.body, ctx.request_id, raw)
             except GatewayError as exc:
                 self.failed(candidate, exc, time.perf_counter() - started)
                 if not _next_may_do(exc):
@@ -92,8 +92,9 @@ class Attempts:
             state = StreamState(include_usage=ctx.include_usage)
             started = time.perf_counter()
             try:
-                stream = await self.transport.open_stream(ADAPTERS[provider.kind], provider, model, ctx.body,
-                                                          state, ctx.request_id, ctx.raw_body)
+                adapter, raw = _adapter(ctx, provider.kind)
+                stream = await self.transport.open_stream(adapter, provider, model, ctx.body, state,
+                                                          ctx.request_id, raw)
             except GatewayError as exc:
                 self.failed(candidate, exc, time.perf_counter() - started)
                 if not _next_may_do(exc):
@@ -151,6 +152,14 @@ class FallbackStream:
                     self._opened_at, handed_over = time.perf_counter(), True
         finally:
             self._stream.close()   # a client that left mid-stream stops the provider at once
+
+
+def _adapter(ctx: RequestContext, kind: str) -> tuple[Adapter, bytes | None]:
+    """The adapter for a provider kind, and the client's raw body if that adapter speaks its format."""
+    if ctx.adapters is None:
+        return ADAPTERS[kind], ctx.raw_body
+    own = ctx.adapters.get(kind)
+    return (own, ctx.raw_body) if own is not None else (ADAPTERS[kind], None)
 
 
 def _refused_here(exc: GatewayError | None) -> bool:

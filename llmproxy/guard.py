@@ -29,9 +29,11 @@ from itertools import chain
 from typing import Any
 
 from .config import Settings
+from .doors.anthropic_response import error_body as anthropic_error
 from .endpoint import CHAT_PATHS, client_request_id
 from .errors import (ClientDisconnected, GatewayError, HeadersTooLarge, PayloadTooLarge, PermissionDenied,
                      RequestTimeout, ServiceUnavailable, UnsupportedMediaType)
+from .messages_endpoint import ROUTES as MESSAGES_ROUTES
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -80,7 +82,7 @@ class Guard:
                 f"the gateway is serving its limit of {self.max_concurrency} requests at once; retry shortly",
                 code="overloaded", headers={"retry-after": "1"})
         if refusal is not None:
-            await self.refuse(send, refusal, fields)
+            await self.refuse(send, refusal, fields, scope["path"])
             return
         self.active += 1
         try:
@@ -136,14 +138,15 @@ class Guard:
                                             param="content-type")
         return _Body(self, receive, limit)
 
-    async def refuse(self, send: Send, error: GatewayError, fields: dict[bytes, bytes]) -> None:
-        """The guard's own answer; the connection closes after it, so an unread body is never read."""
-        body = error.to_json()
+    async def refuse(self, send: Send, error: GatewayError, fields: dict[bytes, bytes], path: str = "") -> None:
+        """The guard's own answer, in the shape of the door it was meant for; the connection closes
+        after it, so an unread body is never read."""
+        status, body = anthropic_error(error) if path in MESSAGES_ROUTES else (error.status, error.to_json())
         request_id = client_request_id(fields.get(b"x-request-id")) or self.state.ids.new()
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), _CLOSE,
                    (b"x-request-id", request_id.encode("latin-1")),
                    *((k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items() if k != "connection")]
-        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _sweep(self) -> None:

@@ -342,11 +342,18 @@ def _cache(gw: Any) -> Iterator[Metric]:
             family.add_metric([result], value)
     yield family
     for attr, name, doc in (("stores", "llmproxy_cache_stores", "Responses stored in the cache."),
-                            ("dropped_writes", "llmproxy_cache_dropped_writes", "Cache writes dropped (queue full)."),
+                            ("dropped_writes", "llmproxy_cache_dropped_writes",
+                             "Cache writes that never reached the disk (shed, or a failed batch)."),
+                            ("shed_writes", "llmproxy_cache_shed_writes",
+                             "Cache writes shed because the disk write queue was at its byte bound."),
                             ("disk_errors", "llmproxy_cache_disk_errors", "Cache store errors.")):
         value = getattr(cache, attr, None)
         if isinstance(value, (int, float)):
             yield CounterMetricFamily(name, doc, value=value)
+    pending = getattr(cache, "pending_bytes", None)
+    if isinstance(pending, (int, float)):
+        yield GaugeMetricFamily("llmproxy_cache_write_queue_bytes", "Bytes of answers waiting for the disk.",
+                                value=pending)
     memory = getattr(cache, "memory", None)
     if memory is not None:
         if isinstance(getattr(memory, "bytes", None), (int, float)):

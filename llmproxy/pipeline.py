@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -108,6 +108,54 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, read_body: Callable
     if gw.cache is not None:
         gw.cache.store(ctx, body)
     return Outcome(200, body=body, headers=headers)
+
+
+class Door(Protocol):
+    """A front door other than chat: the client's format in and out around the same stages."""
+
+    def parse(self, ctx: RequestContext, raw: bytes) -> None: ...   # fills ctx.body, requested_model, stream...
+    def answer(self, ctx: RequestContext, completion: dict[str, Any]) -> bytes: ...
+    def stream(self, ctx: RequestContext, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]: ...
+    def cached(self, ctx: RequestContext, body: bytes) -> tuple[bytes | None, AsyncIterator[bytes] | None]: ...
+    def error(self, exc: GatewayError) -> tuple[int, bytes]: ...
+
+
+async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: Callable[[], Awaitable[bytes]],
+                       authorization: str | None) -> Outcome:
+    """The chat stages, in chat's order, for a request that came through another front door: the
+    door parses its format into the internal request and renders answers and errors in its shape."""
+    try:
+        gw.auth.authenticate(ctx, authorization)
+        raw = await read_body()
+        gw.limits.admit(ctx, len(raw))
+        door.parse(ctx, raw)
+        gw.auth.authorize_model(ctx, gw.registry)
+        hit = await gw.cache.lookup(ctx) if gw.cache is not None else None
+        if hit is not None:
+            record(gw, ctx)
+            body, stream = door.cached(ctx, hit.body)
+            return Outcome(200, body=body, stream=stream, headers=_headers(ctx))
+        if is_auto(ctx.requested_model):
+            classify(ctx, gw.classifier)
+        route(ctx, gw.registry, gw.settings, gw.health, gw.resolutions)
+        gw.auth.filter_candidates(ctx)
+        result = await (cascade.run(ctx, gw.transport, gw.health) if ctx.escalation
+                        else execute(ctx, gw.transport, gw.health))
+        if isinstance(result, (FallbackStream, cascade.HeldStream)):
+            return Outcome(200, stream=door.stream(ctx, _relay(gw, ctx, result, len(raw))), headers=_headers(ctx))
+        record(gw, ctx, result)
+        if gw.cache is not None:
+            gw.cache.store(ctx, orjson.dumps(result))   # the internal answer: any door can serve it
+        return Outcome(200, body=door.answer(ctx, result), headers=_headers(ctx))
+    except GatewayError as exc:
+        failure = exc
+    except Exception:  # noqa: BLE001 - a bug must still answer in the door's shape, without a trace
+        log.exception("unhandled error", extra={"request_id": ctx.request_id})
+        failure = GatewayError(f"internal error in the gateway (request id {ctx.request_id})")
+    ctx.status, ctx.error_type = failure.status, failure.code or failure.type
+    record(gw, ctx)
+    status, body = door.error(failure)
+    return Outcome(status, body=body, headers=_headers(ctx, failure.headers))
 
 
 def _cached(gw: Gateway, ctx: RequestContext, hit: Entry) -> Outcome:

@@ -13,8 +13,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 LAYERS: dict[str, dict[str, set[str]]] = {
     # layer -> family -> top-level module names of llmproxy (a package counts as one family)
-    "entry": {"entry": {"app", "cli", "endpoint", "disconnects", "__main__", "ui", "guard", "serving", "openapi"}},
-    "composition": {"composition": {"pipeline", "admin", "scheduler", "access", "cascade"}},
+    "entry": {"entry": {"app", "cli", "endpoint", "disconnects", "__main__", "ui", "guard", "serving", "openapi",
+                        "messages_endpoint"}},
+    "composition": {"composition": {"pipeline", "admin", "scheduler", "access", "cascade", "doors"}},
     "stages": {"auth": {"auth"}, "ratelimit": {"ratelimit"}, "cache": {"cache", "cache_replay"},
                "classifier": {"classifier"}, "router": {"router"},
                "providers": {"providers", "execute"}, "usage": {"usage"}, "metrics": {"metrics"},

@@ -41,7 +41,7 @@ _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop", "m
 _BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000}
 _MIN_BUDGET = 1024
 # The error `type` of an Anthropic error body -> the HTTP status it comes with (API errors reference).
-_ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
+ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
                  "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
                  "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529}
 
@@ -372,7 +372,7 @@ def error_from_body(payload: Mapping[str, Any], provider: str, status: int | Non
     err = payload.get("error") if isinstance(payload.get("error"), dict) else {}
     etype = str(err.get("type") or "api_error")
     message = str(err.get("message") or etype)
-    status = status or _ERROR_STATUS.get(etype, 500)
+    status = status or ERROR_STATUS.get(etype, 500)
     return from_upstream_status(provider, status, message, retry_after=retry_after(headers or {}),
                                 code=etype if status != 429 else None)
 

@@ -152,6 +152,17 @@ class Transport:
         return UpstreamResult(adapter.parse_response(body, model), resp.status, seconds,
                               body if adapter.RELAYS_ANSWER else None)
 
+    async def forward(self, provider: ProviderSettings, url: str, headers: dict[str, str],
+                      body: bytes) -> tuple[int, bytes]:
+        """POST a request a front door passes on as it is (Anthropic's count_tokens): status and
+        body, any failure a gateway error."""
+        try:
+            async with self.session.post(url, data=body, headers=headers, allow_redirects=False,
+                                         timeout=self._timeout(provider, False)) as resp:
+                return resp.status, await _read_at_most(resp, MAX_ERROR_BYTES)
+        except Exception as exc:  # noqa: BLE001
+            raise transport_error(provider, exc) from None
+
     async def open_stream(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
                           request: ChatRequest, state: StreamState, request_id: str | None = None,
                           raw: bytes | None = None) -> OpenStream:
@@ -303,6 +314,12 @@ def stream_opening(piece: bytes) -> bool | None:
     if it is an error event, None while the stream is still opening (role chunk, pings)."""
     for block in piece.split(b"\n\n"):
         if not block.startswith(b"data:"):
+            if block.startswith(b"event:"):   # Anthropic's own events, relayed to its Messages door
+                name = block[6:block.find(b"\n")].strip()
+                if name == b"error":
+                    return False
+                if name in _ANTHROPIC_CONTENT:
+                    return True
             continue
         data = block[5:].strip()
         if data == b"[DONE]":
@@ -328,8 +345,13 @@ def stream_opening(piece: bytes) -> bool | None:
     return None
 
 
+_ANTHROPIC_CONTENT = frozenset((b"content_block_start", b"content_block_delta", b"message_delta", b"message_stop"))
+
+
 def error_message(piece: bytes) -> str:
     for block in piece.split(b"\n\n"):
+        if block.startswith(b"event: error"):
+            block = block[block.find(b"\ndata:") + 1:]
         if block.startswith(b"data:"):
             try:
                 error = orjson.loads(block[5:]).get("error")

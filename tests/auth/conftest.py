@@ -42,12 +42,13 @@ class Gw:
     def client(self, key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, timeout=30)
 
-    def chat(self, key: str | None, model: str = "gpt-4o-mini", content: str | None = None) -> httpx.Response:
+    def chat(self, key: str | None, model: str = "gpt-4o-mini", content: str | None = None,
+             **fields: Any) -> httpx.Response:
         """One chat completion; a unique prompt by default, so the response cache never answers."""
         headers = {"authorization": f"Bearer {key}"} if key else {}
         content = content or f"hello {uuid.uuid4().hex}"
         return httpx.post(self.url + "/v1/chat/completions", headers=headers, timeout=30,
-                          json={"model": model, "messages": [{"role": "user", "content": content}]})
+                          json={"model": model, "messages": [{"role": "user", "content": content}], **fields})
 
 
 @pytest.fixture

@@ -65,10 +65,10 @@ def test_a_jwt_named_like_a_local_user_does_not_share_its_cache(launch: Callable
     gw = launch(with_jwt(settings(), scope="user"))
     assert gw.admin("POST", "/admin/users", json={"name": "alice", "password": "alice-password-1"}).status_code == 201
     question = "what is in alice's private notes"
-    first = gw.chat(login(gw, "alice", "alice-password-1"), content=question)
+    first = gw.chat(login(gw, "alice", "alice-password-1"), content=question, temperature=0)
     assert first.status_code == 200 and first.headers["x-llmproxy-cache"] == "miss"
     outsider = idp_token("alice")
-    again = gw.chat(outsider, content=question)
+    again = gw.chat(outsider, content=question, temperature=0)
     assert again.status_code == 200 and again.headers["x-llmproxy-cache"] == "miss"
     # and its usage is its own: the local user's report does not hold it
     deadline = time.monotonic() + 5

@@ -27,12 +27,14 @@ def client(base: str) -> openai.OpenAI:
 
 
 def ask(base: str, **kw: object) -> tuple[httpx.Headers, object]:
+    kw.setdefault("temperature", 0)   # a deterministic request: cached by default
     raw = client(base).chat.completions.with_raw_response.create(
         model=kw.pop("model", "gpt-4o-mini"), messages=kw.pop("messages", MESSAGES), **kw)
     return raw.headers, raw.parse()
 
 
 def stream(base: str, **kw: object) -> tuple[httpx.Headers, list]:
+    kw.setdefault("temperature", 0)
     raw = client(base).chat.completions.with_raw_response.create(
         model=kw.pop("model", "gpt-4o-mini"), messages=kw.pop("messages", MESSAGES), stream=True, **kw)
     return raw.headers, list(raw.parse())
@@ -126,7 +128,7 @@ def test_tool_call_streams_are_stored_and_replayed(tool_gateway: tuple[str, fake
 @pytest.mark.parametrize("model", ["openai/fail-500", "openai/fail-400", "openai/fail-429"])
 def test_errors_are_never_cached(gateway: str, openai_upstream: tuple[str, FakeState], model: str) -> None:
     for _ in range(2):
-        r = httpx.post(gateway + "/v1/chat/completions", json={"model": model, "messages": MESSAGES})
+        r = httpx.post(gateway + "/v1/chat/completions", json={"model": model, "messages": MESSAGES, "temperature": 0})
         assert r.status_code >= 400 and r.headers["x-llmproxy-cache"] == "miss"
     assert len(openai_upstream[1].requests) == 2
     assert httpx.get(gateway + "/admin/cache").json()["stores"] == 0
@@ -199,7 +201,9 @@ def test_admin_stats_and_purge(gateway: str, openai_upstream: tuple[str, FakeSta
     stats = httpx.get(gateway + "/admin/cache").json()
     assert (stats["hits"], stats["misses"], stats["memory"]["entries"]) == (1, 2, 2)
     assert stats["memory"]["bytes"] > 0 and stats["saved_usd"] > 0
-    time.sleep(0.2)                                   # the write queue reaches the disk
+    deadline = time.monotonic() + 5                   # the write queue reaches the disk (every 0.5 s)
+    while httpx.get(gateway + "/admin/cache").json()["disk"]["entries"] != 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert httpx.get(gateway + "/admin/cache").json()["disk"]["entries"] == 2
     purge = gateway + "/admin/cache/purge"
     assert httpx.post(purge, json={}).status_code == 400
@@ -228,3 +232,30 @@ def test_auto_requests_hit_before_routing(gateway: str, openai_upstream: tuple[s
     assert len(openai_upstream[1].requests) == 1
     assert h2["x-llmproxy-model"] == h1["x-llmproxy-model"]      # the model "auto" had picked
     assert second.choices[0].message.content == first.choices[0].message.content
+
+
+def test_sampled_requests_are_never_answered_from_the_cache(gateway: str,
+                                                           openai_upstream: tuple[str, FakeState]) -> None:
+    """Apps that sample several answers at temperature > 0 must get an answer of their own each time."""
+    state = openai_upstream[1]
+    for temperature in (0.8, 0.8, 1.3, openai.NOT_GIVEN, openai.NOT_GIVEN):   # absent: the provider's 1
+        headers, completion = ask(gateway, temperature=temperature)
+        assert headers["x-llmproxy-cache"] == "bypass" and "x-llmproxy-cache-key" not in headers
+        assert completion.choices[0].message.content == "echo: what is the capital of France"
+    headers, _ = stream(gateway, temperature=0.8)
+    assert headers["x-llmproxy-cache"] == "bypass"
+    assert len(state.requests) == 6
+    stats = httpx.get(gateway + "/admin/cache").json()
+    assert (stats["hits"], stats["stores"], stats["bypasses"]) == (0, 0, 6)
+
+
+def test_a_caller_asks_for_a_sampled_answer_to_be_cached(gateway: str,
+                                                         openai_upstream: tuple[str, FakeState]) -> None:
+    for ask_for_it in ({"x-llmproxy-cache": "on"}, {"cache-control": "max-age=600"}):
+        messages = [{"role": "user", "content": f"a poem, {ask_for_it}"}]
+        h1, first = ask(gateway, temperature=0.9, messages=messages, extra_headers=ask_for_it)
+        h2, second = ask(gateway, temperature=0.9, messages=messages, extra_headers=ask_for_it)
+        h3, _ = ask(gateway, temperature=0.9, messages=messages)    # without asking: a new sample
+        assert (h1["x-llmproxy-cache"], h2["x-llmproxy-cache"], h3["x-llmproxy-cache"]) == ("miss", "hit", "bypass")
+        assert second.model_dump() == first.model_dump()
+    assert len(openai_upstream[1].requests) == 4

@@ -25,7 +25,8 @@ def admin(base: str, method: str, path: str, **kwargs: object) -> httpx.Response
 
 def ask(base: str, key: str, content: str = QUESTION) -> str:
     r = httpx.post(base + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"}, timeout=30,
-                   json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]})
+                   json={"model": "gpt-4o-mini", "temperature": 0,   # deterministic: cached by default
+                         "messages": [{"role": "user", "content": content}]})
     assert r.status_code == 200, r.text
     return r.headers["x-llmproxy-cache"]
 

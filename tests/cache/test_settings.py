@@ -17,15 +17,17 @@ def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> CacheS
 def test_defaults_when_the_file_says_nothing(tmp_path: Path) -> None:
     cache = load(tmp_path, "")
     assert cache == CacheSettings()
-    assert cache.enabled and cache.temperature_above_zero and cache.scope == "key" and cache.persist
+    assert cache.enabled and not cache.temperature_above_zero and cache.scope == "key" and cache.persist
 
 
 def test_file_values_and_per_key_tables(tmp_path: Path) -> None:
     cache = load(tmp_path, '[cache]\nttl_s = 60\nmax_memory_bytes = 1000\nscope = "shared"\n'
-                           'temperature_above_zero = false\n[cache.keys.k_123]\nenabled = false\n'
-                           '[cache.keys."team key"]\nttl_s = 5.5\n')
-    assert (cache.ttl_s, cache.max_memory_bytes, cache.scope, cache.temperature_above_zero) == (60, 1000, "shared", False)
-    assert cache.keys == {"k_123": CacheKeySettings(enabled=False), "team key": CacheKeySettings(ttl_s=5.5)}
+                           'temperature_above_zero = true\nmax_write_queue_bytes = 2048\n[cache.keys.k_123]\nenabled = false\n'
+                           '[cache.keys."team key"]\nttl_s = 5.5\ntemperature_above_zero = true\n')
+    assert (cache.ttl_s, cache.max_memory_bytes, cache.scope, cache.temperature_above_zero) == (60, 1000, "shared", True)
+    assert cache.max_write_queue_bytes == 2048
+    assert cache.keys == {"k_123": CacheKeySettings(enabled=False),
+                          "team key": CacheKeySettings(ttl_s=5.5, temperature_above_zero=True)}
 
 
 def test_environment_switch_wins(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from llmproxy.cache import ResponseCache
+from llmproxy.cache import ENTRY_OVERHEAD, ResponseCache
 from llmproxy.config import CacheKeySettings, CacheSettings
 from llmproxy.context import Principal, RequestContext
 from llmproxy.errors import InvalidRequest
@@ -22,7 +22,8 @@ from llmproxy.store.sqlite import SQLiteStore
 
 
 def request(text: str = "hi", **extra: Any) -> dict[str, Any]:
-    return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}], **extra}
+    """A chat request; deterministic (temperature 0, so cached by default) unless `extra` says otherwise."""
+    return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}], "temperature": 0, **extra}
 
 
 def context(body: dict[str, Any], key_id: str | None = "a", headers: dict[str, str] | None = None,
@@ -43,6 +44,7 @@ async def miss_then_store(cache: ResponseCache, ctx: RequestContext, body: bytes
     assert await cache.lookup(ctx) is None
     ctx.cost_usd = cost
     cache.store(ctx, body)
+    await asyncio.sleep(0)   # storing runs once the response has gone out: the next turn of the loop
 
 
 @pytest.fixture
@@ -116,7 +118,7 @@ async def test_ttl_zero_is_served_but_not_stored(opened: Callable[..., Any]) -> 
 
 
 async def test_lru_evicts_the_least_recently_used_under_the_byte_bound(opened: Callable[..., Any]) -> None:
-    size = len(answer("a", pad=1000)) + 256
+    size = len(answer("a", pad=1000)) + ENTRY_OVERHEAD
     cache = await opened(persist=False, max_memory_bytes=3 * size + 10)
     for name in "abc":
         await miss_then_store(cache, context(request(name)), answer(name, pad=1000))
@@ -189,16 +191,47 @@ async def test_cache_control_no_store_bypasses_and_no_cache_refreshes(opened: Ca
     assert entry is not None and entry.body == answer("new")
 
 
-async def test_temperature_above_zero_follows_the_setting(opened: Callable[..., Any]) -> None:
-    default = await opened(persist=False)
-    ctx = context(request(temperature=0.9))
-    assert await default.lookup(ctx) is None and ctx.cache_status == "miss"
-    strict = await opened(persist=False, temperature_above_zero=False)
-    for body in (request(temperature=0.9), request()):             # absent means the provider's 1.0
-        ctx = context(body)
-        assert await strict.lookup(ctx) is None and ctx.cache_status == "bypass"
-    ctx = context(request(temperature=0))
-    assert await strict.lookup(ctx) is None and ctx.cache_status == "miss"
+async def test_by_default_only_deterministic_requests_are_cached(opened: Callable[..., Any]) -> None:
+    cache = await opened(persist=False)
+    for extra in ({"temperature": 0.9}, {"temperature": None}, {"temperature": 1, "seed": None}):
+        ctx = context(request(**extra))                               # absent means the provider's 1.0
+        assert await cache.lookup(ctx) is None and ctx.cache_status == "bypass" and ctx.cache_key is None
+    for extra in ({"temperature": 0}, {"temperature": 0.0}, {"temperature": 0.9, "seed": 7}, {"seed": 0}):
+        ctx = context(request(**extra))
+        assert await cache.lookup(ctx) is None and ctx.cache_status == "miss" and ctx.cache_key is not None
+    assert cache.bypasses == 3 and cache.misses == 4
+
+
+async def test_the_caller_or_the_settings_ask_for_every_request(opened: Callable[..., Any]) -> None:
+    cache = await opened(persist=False, keys={"eager": CacheKeySettings(temperature_above_zero=True)})
+    sampled = {"temperature": 0.9}
+    for headers in ({"x-llmproxy-cache": "on"}, {"x-llmproxy-cache": " ON "}, {"cache-control": "max-age=60"},
+                    {"cache-control": "public, Max-Age=60"}):
+        ctx = context(request(**sampled), headers=headers)
+        assert await cache.lookup(ctx) is None and ctx.cache_status == "miss", headers
+    ctx = context(request(**sampled), key_id="eager")
+    assert await cache.lookup(ctx) is None and ctx.cache_status == "miss"
+    everyone = await opened(persist=False, temperature_above_zero=True)
+    ctx = context(request(**sampled))
+    assert await everyone.lookup(ctx) is None and ctx.cache_status == "miss"
+    # ...and a deterministic request may still be kept out
+    for headers in ({"x-llmproxy-cache": "off"}, {"cache-control": "no-store"}):
+        ctx = context(request(), headers=headers)
+        assert await cache.lookup(ctx) is None and ctx.cache_status == "bypass"
+    with pytest.raises(InvalidRequest, match="x-llmproxy-cache"):
+        await cache.lookup(context(request(), headers={"x-llmproxy-cache": "maybe"}))
+
+
+async def test_max_age_sets_the_ttl_and_the_oldest_answer_accepted(opened: Callable[..., Any]) -> None:
+    cache = await opened(persist=False, max_ttl_s=100)
+    ctx = context(request(temperature=0.7), headers={"cache-control": "max-age=3600"})
+    await miss_then_store(cache, ctx, answer("x"))
+    assert ctx.cache_ttl_s == 100
+    hit = context(request(temperature=0.7), headers={"cache-control": "max-age=5"})
+    assert await cache.lookup(hit) is not None and hit.cache_status == "hit"
+    await asyncio.sleep(1.1)
+    too_old = context(request(temperature=0.7), headers={"cache-control": "max-age=1"})
+    assert await cache.lookup(too_old) is None and too_old.cache_status == "miss"
 
 
 async def test_per_key_settings_override_the_global_ones(opened: Callable[..., Any]) -> None:
@@ -217,6 +250,7 @@ async def test_unsuccessful_answers_are_not_stored(opened: Callable[..., Any]) -
     assert await cache.lookup(ctx) is None
     ctx.status = 502
     cache.store(ctx, answer("error"))
+    await asyncio.sleep(0)
     assert cache.stores == 0 and await cache.lookup(context(request())) is None
 
 
@@ -304,3 +338,40 @@ async def test_the_disk_is_trimmed_to_its_byte_bound_oldest_first(opened: Callab
     cache.memory.purge(lambda e: True)
     assert await cache.lookup(context(request("a"))) is None
     assert await cache.lookup(context(request("d"))) is not None
+
+
+class StuckWriter:
+    """The real SQLite backend, with a disk that takes its time to write."""
+
+    def __init__(self, inner: SQLiteCacheStore) -> None:
+        self.inner, self.release = inner, asyncio.Event()
+
+    async def put_many(self, rows: Any) -> None:
+        await self.release.wait()
+        await self.inner.put_many(rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_disk_that_cannot_keep_up_sheds_writes_within_the_byte_bound(
+        opened: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
+    body = answer("x", pad=2000)
+    entry_bytes = len(body) + ENTRY_OVERHEAD
+    backend = StuckWriter(await SQLiteCacheStore.open(opened.db_path))
+    cache = ResponseCache(replace(CacheSettings(), max_write_queue_bytes=10 * entry_bytes), backend)  # type: ignore[arg-type]
+    await cache.start()
+    for i in range(40):
+        await miss_then_store(cache, context(request(f"q{i}")), body)
+    stats = (await cache.stats())["disk"]
+    assert stats["pending_bytes"] <= 10 * entry_bytes and cache.pending_bytes <= 10 * entry_bytes
+    # at most the queue's worth, plus one batch already handed to the writer, is still to be written
+    assert stats["shed_writes"] == cache.shed_writes >= 40 - 2 * 10
+    assert cache.stores == 40                                    # every answer is still served from memory
+    assert await cache.lookup(context(request("q39"))) is not None
+    warnings = [r for r in caplog.records if "shed" in r.getMessage()]
+    assert len(warnings) == 1                                    # said once, not once per write
+    backend.release.set()
+    await cache.stop()
+    rows = sqlite3.connect(opened.db_path).execute("SELECT count(*) FROM cache_entries").fetchone()[0]
+    assert 10 <= rows <= 20 and rows + cache.shed_writes == 40

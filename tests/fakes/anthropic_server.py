@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from anthropic.types.message_count_tokens_params import MessageCountTokensParams
 from anthropic.types.message_create_params import MessageCreateParamsNonStreaming, MessageCreateParamsStreaming
 
 API_KEY = "sk-ant-test-0123456789"
@@ -291,4 +292,28 @@ def create_app(state: FakeState) -> Starlette:
 
         return StreamingResponse(gen(), media_type="text/event-stream")
 
-    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+    count_fields = set(typing.get_type_hints(MessageCountTokensParams))
+
+    async def count_tokens(request: Request) -> Response:
+        if request.headers.get("x-api-key") != API_KEY:
+            return error(401, "invalid x-api-key")
+        if not request.headers.get("anthropic-version"):
+            return error(400, "anthropic-version: header is required")
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return error(400, "There was an issue with your request body: invalid JSON")
+        state.requests.append(body)
+        state.headers.append(dict(request.headers))
+        unknown = sorted(set(body) - count_fields)
+        if unknown:
+            return error(400, f"{unknown[0]}: Extra inputs are not permitted")
+        problem = Validator._messages(body.get("messages") or [], body)
+        if problem:
+            return error(400, problem)
+        # A count that differs from the gateway's own estimate, so a test can tell who counted.
+        return Response(orjson.dumps({"input_tokens": 7 + len(orjson.dumps(body["messages"])) // 3}),
+                        media_type="application/json")
+
+    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"]),
+                             Route("/v1/messages/count_tokens", count_tokens, methods=["POST"])])

@@ -11,6 +11,9 @@ The model name picks a behaviour, so a test reaches it through the gateway as `o
   error-after-text   a stream that sends content, then an error event
   redirect           a 307 to /v1/redirect-target, which counts who follows it
 A last user message "please cut" makes any model's stream break off before its usage and [DONE].
+With `tools` (and no tool result last, tool_choice not "none") the answer calls the first two tools
+(one when parallel_tool_calls is false, the named one when forced), arguments made from their
+schemas and streamed in small pieces; tool definitions and tool messages are checked as OpenAI does.
 The known names are the registry's OpenAI models plus a few test names.
 """
 from __future__ import annotations
@@ -79,6 +82,17 @@ def create_app(state: FakeState) -> Starlette:
         elif model not in MODELS:
             return _error(404, f"The model `{model}` does not exist or you do not have access to it.",
                           "invalid_request_error", "model_not_found")
+        if body.get("reasoning_effort") is not None and str(model).startswith(("gpt-4", "gpt-3")):
+            return _error(400, "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+                          "invalid_request_error", "unsupported_parameter", "reasoning_effort")
+        problem = _check_tools(body)
+        if problem:
+            return _error(400, problem, "invalid_request_error", None)
+        calls = _tool_calls(body)
+        if calls:
+            if body.get("stream"):
+                return StreamingResponse(_stream_calls(body, calls), media_type="text/event-stream")
+            return Response(orjson.dumps(_completion(body, None, calls)), media_type="application/json")
         text = _reply(body)
         if body.get("stream"):
             return StreamingResponse(_stream(state, body, text), media_type="text/event-stream")
@@ -159,3 +173,90 @@ async def _stream(state: FakeState, body: dict[str, Any], text: str):
     except GeneratorExit:
         state.disconnects += 1
         raise
+
+
+def _check_tools(body: dict[str, Any]) -> str | None:
+    """What OpenAI refuses about tools: malformed definitions, a tool message that answers no call
+    of the assistant turn before it, tool call arguments that are not a string."""
+    names = set()
+    for i, tool in enumerate(body.get("tools") or ()):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if tool.get("type") != "function" or not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            return f"Invalid value for 'tools[{i}]': expected a function tool with a name."
+        if set(fn) - {"name", "description", "parameters", "strict"}:
+            return f"Unrecognized request argument supplied: tools[{i}].function.{sorted(set(fn) - {'name', 'description', 'parameters', 'strict'})[0]}"
+        names.add(fn["name"])
+    answerable: set[str] = set()   # the calls of the last assistant turn
+    pending: set[str] = set()      # ...not answered yet
+    for i, msg in enumerate(body["messages"]):
+        role = msg.get("role")
+        if role == "tool":
+            if msg.get("tool_call_id") not in answerable:
+                return (f"Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
+                        f"with 'tool_calls'. (messages[{i}])")
+            if not isinstance(msg.get("content"), (str, list)):
+                return f"Invalid value for 'messages[{i}].content'."
+            pending.discard(msg["tool_call_id"])
+            continue
+        if pending:
+            return ("An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                    f"'tool_call_id'. The following tool_call_ids did not have response messages: {sorted(pending)[0]}")
+        answerable = set()
+        for call in msg.get("tool_calls") or ():
+            if not isinstance(call.get("function", {}).get("arguments"), str):
+                return f"Invalid type for 'messages[{i}].tool_calls[].function.arguments': expected a string."
+            answerable.add(call["id"])
+        pending = set(answerable)
+    for name in ("parallel_tool_calls", "tool_choice"):
+        if name in body and not body.get("tools"):
+            return f"Invalid value for '{name}': only allowed when 'tools' are specified."
+    return None
+
+
+def _tool_calls(body: dict[str, Any]) -> list[dict[str, Any]]:
+    from tests.fakes.anthropic_server import sample
+
+    tools = body.get("tools") or []
+    choice = body.get("tool_choice") or "auto"
+    if not tools or choice == "none" or body["messages"][-1].get("role") == "tool":
+        return []
+    if isinstance(choice, dict):
+        tools = [t for t in tools if t["function"]["name"] == choice["function"]["name"]]
+    wanted = tools[:1] if body.get("parallel_tool_calls") is False else tools[:2]
+    return [{"id": f"call_fake{k}", "type": "function",
+             "function": {"name": t["function"]["name"],
+                          "arguments": orjson.dumps(sample(t["function"].get("parameters") or {})).decode()}}
+            for k, t in enumerate(wanted)]
+
+
+def _completion(body: dict[str, Any], text: str | None, calls: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": "chatcmpl-fake123", "object": "chat.completion", "created": int(time.time()),
+            "model": f"{body['model']}-2025-01-01",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None,
+                                                  "tool_calls": calls, "annotations": []},
+                         "logprobs": None, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 15, "total_tokens": 55,
+                      "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}}
+
+
+async def _stream_calls(body: dict[str, Any], calls: list[dict[str, Any]]):
+    """Tool calls as OpenAI streams them: per call one chunk with index, id and name, then its
+    arguments in pieces; finish_reason tool_calls; the usage chunk if asked."""
+    base = {"id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": f"{body['model']}-2025-01-01"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return b"data: " + orjson.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
+
+    yield chunk({"role": "assistant", "content": None})
+    for k, call in enumerate(calls):
+        yield chunk({"tool_calls": [{"index": k, "id": call["id"], "type": "function",
+                                     "function": {"name": call["function"]["name"], "arguments": ""}}]})
+        args = call["function"]["arguments"]
+        for i in range(0, len(args), 5):
+            yield chunk({"tool_calls": [{"index": k, "function": {"arguments": args[i:i + 5]}}]})
+    yield chunk({}, "tool_calls")
+    if (body.get("stream_options") or {}).get("include_usage"):
+        yield b"data: " + orjson.dumps({**base, "choices": [], "usage": {
+            "prompt_tokens": 40, "completion_tokens": 15, "total_tokens": 55}}) + b"\n\n"
+    yield b"data: [DONE]\n\n"
