@@ -27,7 +27,7 @@ from .access import Access
 from .cache import ResponseCache
 from .config import Settings
 from .context import RequestContext
-from .errors import ClientDisconnected, GatewayError, MethodNotAllowed, ModelNotFound, NotFound
+from .errors import ClientDisconnected, GatewayError, InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound
 from .guard import Guard
 from .logs import LineWriter, RequestLog, configure_logging
 from .metrics import ROUTES as METRICS_ROUTES
@@ -125,8 +125,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         *ui_routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error, GatewayError: gateway_error,
-                                        ClientDisconnect: client_left, Exception: internal_error})
+                    exception_handlers=dict.fromkeys((GatewayError, HTTPException, ClientDisconnect, Exception),
+                                                     render_error))
     app.state.ids = RequestIds()
     return Guard(GatewayApp(app, doors=DOOR_ROUTES), settings)
 
@@ -140,10 +140,7 @@ async def served_by_endpoint(request: Request) -> Response:
 async def models_list(request: Request) -> Response:
     gw: pipeline.Gateway = request.app.state.gateway
     rid = _request_id(request)
-    try:
-        gw.auth.authenticate(RequestContext(rid, {}), request.headers.get("authorization"))
-    except GatewayError as exc:
-        return _error(exc, rid)
+    gw.auth.authenticate(RequestContext(rid, {}), request.headers.get("authorization"))
     data = {"object": "list", "data": list_models(gw.registry, gw.settings)}
     return Response(orjson.dumps(data), headers={"x-request-id": rid}, media_type=JSON)
 
@@ -152,20 +149,20 @@ async def models_retrieve(request: Request) -> Response:
     gw: pipeline.Gateway = request.app.state.gateway
     rid = _request_id(request)
     name = request.path_params["model"]
+    gw.auth.authenticate(RequestContext(rid, {}), request.headers.get("authorization"))
+    for item in list_models(gw.registry, gw.settings):
+        if item["id"] == name:
+            return Response(orjson.dumps(item), headers={"x-request-id": rid}, media_type=JSON)
     try:
-        gw.auth.authenticate(RequestContext(rid, {}), request.headers.get("authorization"))
-        for item in list_models(gw.registry, gw.settings):
-            if item["id"] == name:
-                return Response(orjson.dumps(item), headers={"x-request-id": rid}, media_type=JSON)
         provider, entry = resolve(name, gw.registry, gw.settings)[0]
-        item = {"id": name, "object": "model", "created": 0, "owned_by": provider.name}
-        if not entry.priced:
-            item["pricing"] = "unknown"
-        return Response(orjson.dumps(item), headers={"x-request-id": rid}, media_type=JSON)
-    except GatewayError as exc:
-        if not isinstance(exc, ModelNotFound) and exc.status == 400:
-            exc = ModelNotFound(exc.message, param="model")
-        return _error(exc, rid)
+    except InvalidRequest as exc:
+        if exc.status == 400:   # a model that no provider here can serve is, to this route, not found
+            raise ModelNotFound(exc.message, param="model") from None
+        raise
+    item = {"id": name, "object": "model", "created": 0, "owned_by": provider.name}
+    if not entry.priced:
+        item["pricing"] = "unknown"
+    return Response(orjson.dumps(item), headers={"x-request-id": rid}, media_type=JSON)
 
 
 async def healthz(request: Request) -> Response:
@@ -186,38 +183,29 @@ async def openapi_json(request: Request) -> Response:
     return Response(orjson.dumps(openapi_document()), media_type=JSON)
 
 
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+async def render_error(request: Request, exc: Exception) -> Response:
+    """The one place where an error of a Starlette-served route becomes an OpenAI-shaped response
+    (the raw-ASGI chat path renders its own, in pipeline.py). Handlers just raise GatewayError."""
     rid = _request_id(request)
-    if exc.status_code == 404:
-        return _error(NotFound(f"no route for {request.method} {request.url.path}"), rid)
-    if exc.status_code == 405:
-        return _error(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"), rid)
-    return _error(GatewayError(str(exc.detail), status=exc.status_code), rid)
+    error = _as_gateway_error(request, exc, rid)
+    return Response(error.to_json(), error.status, headers={"x-request-id": rid, **error.headers}, media_type=JSON)
 
 
-async def gateway_error(request: Request, exc: Exception) -> Response:
-    """A GatewayError no handler caught (the guard's 408/413 raised while a body is read, for one)."""
-    assert isinstance(exc, GatewayError)
-    return _error(exc, _request_id(request))
-
-
-async def client_left(request: Request, exc: Exception) -> Response:
-    """The client went away mid-upload: nobody hears the answer, and it is no error of the gateway's."""
-    log.debug("client disconnected before sending its whole request", extra={"path": request.url.path})
-    return _error(ClientDisconnected("the client closed the connection before sending the whole request"),
-                  _request_id(request))
-
-
-async def internal_error(request: Request, exc: Exception) -> Response:
-    rid = _request_id(request)
+def _as_gateway_error(request: Request, exc: Exception, rid: str) -> GatewayError:
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, HTTPException):
+        if exc.status_code == 404:
+            return NotFound(f"no route for {request.method} {request.url.path}")
+        if exc.status_code == 405:
+            return MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+        return GatewayError(str(exc.detail), status=exc.status_code)
+    if isinstance(exc, ClientDisconnect):
+        # The client went away mid-upload: nobody hears the answer, and it is no error of the gateway's.
+        log.debug("client disconnected before sending its whole request", extra={"path": request.url.path})
+        return ClientDisconnected("the client closed the connection before sending the whole request")
     log.error("unhandled error", exc_info=exc, extra={"request_id": rid})
-    return _error(GatewayError(f"internal error in the gateway (request id {rid})"), rid)
-
-
-def _error(exc: GatewayError, request_id: str) -> Response:
-    headers = {"x-request-id": request_id, **exc.headers}
-    return Response(exc.to_json(), exc.status, headers=headers, media_type=JSON)
+    return GatewayError(f"internal error in the gateway (request id {rid})")
 
 
 def _request_id(request: Request) -> str:

@@ -20,7 +20,7 @@ import httpx
 import orjson
 from croniter import croniter
 
-from scrapers import SCRAPERS
+from llmproxy_scrapers import SCRAPERS
 
 from .config import Settings
 from .registry import (Document, Registry, RegistryError, load_document, load_registry, registry_from_document,

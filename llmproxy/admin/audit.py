@@ -7,10 +7,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import InvalidRequest
-from .common import caller, endpoint, gateway, json_response
+from .common import caller, gateway, json_response
 
 
-@endpoint
 async def list_entries(request: Request) -> Response:
     await caller(request)
     q = request.query_params

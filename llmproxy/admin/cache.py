@@ -11,17 +11,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..errors import GatewayError, InvalidRequest, ServiceUnavailable
-from .common import caller, error_response, gateway, json_body, json_response
+from ..errors import InvalidRequest, ServiceUnavailable
+from .common import caller, gateway, json_body, json_response
 
 PURGE_FIELDS = ("all", "cache_key", "key_id", "user", "model")
 
 
 async def stats(request: Request) -> Response:
-    try:
-        await caller(request)
-    except GatewayError as exc:
-        return error_response(exc)
+    await caller(request)
     cache = gateway(request).cache
     if cache is None:
         return json_response({"enabled": False})
@@ -31,24 +28,21 @@ async def stats(request: Request) -> Response:
 async def purge(request: Request) -> Response:
     """POST {"all": true} | {"cache_key": ...} | {"model": ...} | {"key_id": ...} | {"user": ...};
     several filters together must all match. An empty body is refused, so a typo never empties it all."""
-    try:
-        await caller(request)
-        body = await json_body(request)
-        unknown = sorted(set(body) - set(PURGE_FIELDS))
-        if unknown:
-            raise InvalidRequest(f"unknown field '{unknown[0]}'; purge takes one of {', '.join(PURGE_FIELDS)}",
-                                 param=unknown[0])
-        for name in PURGE_FIELDS[1:]:
-            if name in body and (not isinstance(body[name], str) or not body[name]):
-                raise InvalidRequest(f"'{name}' must be a non-empty string", param=name)
-        everything = body.get("all") is True
-        filters = [n for n in PURGE_FIELDS[1:] if n in body]
-        if everything == bool(filters):
-            raise InvalidRequest('send {"all": true} or at least one of cache_key, model, key_id, user (not both)')
-        if "key_id" in body and "user" in body:
-            raise InvalidRequest("give key_id or user, not both")
-    except GatewayError as exc:
-        return error_response(exc)
+    await caller(request)
+    body = await json_body(request)
+    unknown = sorted(set(body) - set(PURGE_FIELDS))
+    if unknown:
+        raise InvalidRequest(f"unknown field '{unknown[0]}'; purge takes one of {', '.join(PURGE_FIELDS)}",
+                             param=unknown[0])
+    for name in PURGE_FIELDS[1:]:
+        if name in body and (not isinstance(body[name], str) or not body[name]):
+            raise InvalidRequest(f"'{name}' must be a non-empty string", param=name)
+    everything = body.get("all") is True
+    filters = [n for n in PURGE_FIELDS[1:] if n in body]
+    if everything == bool(filters):
+        raise InvalidRequest('send {"all": true} or at least one of cache_key, model, key_id, user (not both)')
+    if "key_id" in body and "user" in body:
+        raise InvalidRequest("give key_id or user, not both")
     cache = gateway(request).cache
     if cache is None:
         return json_response({"purged": 0})
@@ -63,8 +57,8 @@ async def purge(request: Request) -> Response:
     try:
         purged = await cache.purge(key=body.get("cache_key"), model=body.get("model"), tenants=tenants)
     except Exception as exc:  # noqa: BLE001 - memory is purged already; say the disk was not
-        return error_response(ServiceUnavailable(f"the persistent cache could not be purged ({type(exc).__name__}); "
-                                                 "the in-memory entries were; try again"))
+        raise ServiceUnavailable(f"the persistent cache could not be purged ({type(exc).__name__}); "
+                                 "the in-memory entries were; try again") from None
     return json_response({"purged": purged})
 
 

@@ -1,8 +1,8 @@
-"""What every admin endpoint shares: who is calling (and may they), JSON in and out, errors."""
+"""What every admin endpoint shares: who is calling (and may they), JSON in and out.
+
+A handler raises GatewayError; the app's one exception handler (app.py) renders it."""
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..context import Principal, RequestContext
-from ..errors import GatewayError, PermissionDenied
+from ..errors import PermissionDenied
 from ..validation import parse_object
 
 
@@ -49,17 +49,3 @@ async def json_body(request: Request) -> dict[str, Any]:
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(data), status, headers=headers, media_type="application/json")
 
-
-def error_response(exc: GatewayError) -> Response:
-    return Response(exc.to_json(), exc.status, headers=exc.headers, media_type="application/json")
-
-
-def endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    """An admin handler whose GatewayErrors become OpenAI-shaped error responses."""
-    @functools.wraps(fn)
-    async def run(request: Request) -> Response:
-        try:
-            return await fn(request)
-        except GatewayError as exc:
-            return error_response(exc)
-    return run

@@ -24,7 +24,7 @@ from ..config import LABELS, STRATEGIES, LimitSettings
 from ..context import Principal, model_allowed
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..store.keys_sql import KeyRecord, KeysDB, TooManyKeys
-from .common import actor, caller, endpoint, gateway, json_body, json_response
+from .common import actor, caller, gateway, json_body, json_response
 
 PERIODS = ("day", "month", "total")
 ROLE_RANK = {"user": 0, "admin": 1}
@@ -231,7 +231,6 @@ def _user_fields(principal: Principal, body: dict[str, Any]) -> None:
             raise PermissionDenied(f"only an admin may set '{forbidden[0]}' on a key", param=forbidden[0])
 
 
-@endpoint
 async def list_keys(request: Request) -> Response:
     principal = await caller(request, role="user")
     gw = gateway(request)
@@ -243,7 +242,6 @@ async def list_keys(request: Request) -> Response:
     return json_response({"object": "list", "data": items})
 
 
-@endpoint
 async def create(request: Request) -> Response:
     principal = await caller(request, role="user")
     body = await json_body(request)
@@ -262,19 +260,14 @@ async def create(request: Request) -> Response:
             fields["parent_id"] = principal.key_id
     key_id, value = await create_key(gw.access.db, actor(principal), fields,
                                      max_per_owner=gw.settings.auth.max_keys_per_owner)
-    await gw.access.reload()
-    record = await gw.access.db.key(key_id)
-    assert record is not None
-    return json_response({**record.public(), "key": value}, 201)
+    return json_response({**await _reloaded(gw, key_id), "key": value}, 201)
 
 
-@endpoint
 async def read(request: Request) -> Response:
     principal = await caller(request, role="user")
     return json_response((await _owned(request, principal, await _scope(request, principal))).public())
 
 
-@endpoint
 async def update(request: Request) -> Response:
     principal = await caller(request, role="user")
     scope = await _scope(request, principal)
@@ -295,13 +288,9 @@ async def update(request: Request) -> Response:
         await gw.access.db.update_key(actor(principal), record.id, fields)
     except LookupError:
         raise NotFound(f"no key '{record.id}'") from None
-    await gw.access.reload()
-    updated = await gw.access.db.key(record.id)
-    assert updated is not None
-    return json_response(updated.public())
+    return json_response(await _reloaded(gw, record.id))
 
 
-@endpoint
 async def revoke(request: Request) -> Response:
     principal = await caller(request, role="user")
     record = await _owned(request, principal, await _scope(request, principal))
@@ -310,13 +299,9 @@ async def revoke(request: Request) -> Response:
         await gw.access.db.revoke_key(actor(principal), record.id)
     except LookupError:
         raise InvalidRequest(f"the key '{record.id}' is already revoked", code="already_revoked") from None
-    await gw.access.reload()
-    updated = await gw.access.db.key(record.id)
-    assert updated is not None
-    return json_response(updated.public())
+    return json_response(await _reloaded(gw, record.id))
 
 
-@endpoint
 async def rotate(request: Request) -> Response:
     principal = await caller(request, role="user")
     record = await _owned(request, principal, await _scope(request, principal))
@@ -329,10 +314,15 @@ async def rotate(request: Request) -> Response:
         value = await rotate_key(gw.access.db, actor(principal), record.id, float(grace))
     except LookupError:
         raise InvalidRequest(f"the key '{record.id}' is revoked; create a new one", code="key_revoked") from None
+    return json_response({**await _reloaded(gw, record.id), "key": value, "grace_s": grace})
+
+
+async def _reloaded(gw: Any, key_id: str) -> dict[str, Any]:
+    """The key as the API shows it, after the change is live in the gateway's auth."""
     await gw.access.reload()
-    updated = await gw.access.db.key(record.id)
-    assert updated is not None
-    return json_response({**updated.public(), "key": value, "grace_s": grace})
+    record = await gw.access.db.key(key_id)
+    assert record is not None
+    return record.public()
 
 
 ROUTES = [

@@ -29,7 +29,7 @@ from ..registry import LongContext, ModelEntry, Registry
 from ..router import blended_price, ready_provider
 from ..store.usage_sql import SQLiteUsageStore, Window
 from ..usage import cost_usd
-from .common import caller, endpoint, gateway, json_response
+from .common import caller, gateway, json_response
 from .usage import scope, time_range
 
 DEFAULT_RANGE_S = 86_400
@@ -102,7 +102,6 @@ async def auto_savings(store: SQLiteUsageStore, window: Window, frontier: ModelE
                           "minus the actual cost, over successful non-cached auto-routed requests"}
 
 
-@endpoint
 async def overview(request: Request) -> Response:
     """GET /admin/overview?since=&until=&days=&bucket_s=&key_id=&frontier=: the dashboard's figures."""
     principal = await caller(request, role="user")
@@ -155,7 +154,6 @@ def model_row(m: ModelEntry) -> dict[str, Any]:
             "deprecated": m.deprecated, "source": m.source, "updated_at": m.updated_at, "stale": m.stale}
 
 
-@endpoint
 async def models(request: Request) -> Response:
     """GET /admin/models: the registry in use as table rows, and each provider's scrape status."""
     await caller(request, role="user")

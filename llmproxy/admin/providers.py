@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from ..errors import InvalidRequest, NotFound, ServiceUnavailable
 from ..vault import VaultError
-from .common import actor, caller, endpoint, gateway, json_body, json_response
+from .common import actor, caller, gateway, json_body, json_response
 
 
 def provider_status(gw: object) -> list[dict[str, object]]:
@@ -26,13 +26,11 @@ def provider_status(gw: object) -> list[dict[str, object]]:
     return out
 
 
-@endpoint
 async def list_providers(request: Request) -> Response:
     await caller(request)
     return json_response({"object": "list", "data": provider_status(gateway(request))})
 
 
-@endpoint
 async def put(request: Request) -> Response:
     principal = await caller(request)
     name = request.path_params["name"]
@@ -51,7 +49,6 @@ async def put(request: Request) -> Response:
     return json_response(next(p for p in provider_status(gw) if p["name"] == name))
 
 
-@endpoint
 async def delete(request: Request) -> Response:
     principal = await caller(request)
     name = request.path_params["name"]

@@ -13,7 +13,7 @@ from ..errors import GatewayError, InvalidRequest, NotFound, ServiceUnavailable
 from ..registry import RegistryError
 from ..registry.versions import diff_documents, list_versions, read_version
 from ..scheduler import RegistryBusy, RegistryUpdater
-from .common import actor, caller, error_response, gateway, json_body, json_response
+from .common import actor, caller, gateway, json_body, json_response
 
 log = logging.getLogger("llmproxy.admin")
 
@@ -26,10 +26,7 @@ class RefreshConflict(GatewayError):
 
 async def status(request: Request) -> Response:
     """GET /admin/registry: the version in use, each provider's last scrape, unpriced and stale models."""
-    try:
-        await caller(request)
-    except GatewayError as exc:
-        return error_response(exc)
+    await caller(request)
     registry = gateway(request).registry
     return json_response({"version": registry.version, "generated_at": registry.generated_at,
                           "path": registry.path, "models": len(registry.models), "providers": registry.providers,
@@ -40,33 +37,28 @@ async def status(request: Request) -> Response:
 async def refresh(request: Request) -> Response:
     """POST /admin/registry/refresh {"force": false, "providers": ["openai", ...]}: scrape now,
     write a new version, swap it in; answers the diff and each provider's outcome."""
+    principal = await caller(request)
+    body = await json_body(request)
+    _only(body, ("force", "providers"))
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise InvalidRequest("'force' must be true or false", param="force")
+    providers = body.get("providers")
+    if providers is not None and (not isinstance(providers, list) or not all(isinstance(p, str) for p in providers)):
+        raise InvalidRequest("'providers' must be a list of provider names", param="providers")
     try:
-        principal = await caller(request)
-        body = await json_body(request)
-        _only(body, ("force", "providers"))
-        force = body.get("force", False)
-        if not isinstance(force, bool):
-            raise InvalidRequest("'force' must be true or false", param="force")
-        providers = body.get("providers")
-        if providers is not None and (not isinstance(providers, list) or not all(isinstance(p, str) for p in providers)):
-            raise InvalidRequest("'providers' must be a list of provider names", param="providers")
         report = await _updater(request).refresh(force=force, providers=providers)
-    except GatewayError as exc:
-        return error_response(exc)
     except RegistryBusy as exc:
-        return error_response(RefreshConflict(str(exc)))
+        raise RefreshConflict(str(exc)) from None
     except RegistryError as exc:   # overrides.json or the merged result is bad: the files' state, not the request
-        return error_response(RefreshConflict(str(exc), code="registry_error"))
+        raise RefreshConflict(str(exc), code="registry_error") from None
     log.info("registry refreshed by %s", actor(principal), extra={"registry_version": report.version})
     return json_response(report.as_dict())
 
 
 async def versions(request: Request) -> Response:
     """GET /admin/registry/versions: the history, oldest first."""
-    try:
-        await caller(request)
-    except GatewayError as exc:
-        return error_response(exc)
+    await caller(request)
     path = _updater(request).path
     return json_response({"current": gateway(request).registry.version,
                           "versions": [v.as_dict() for v in await asyncio.to_thread(list_versions, path)]})
@@ -74,39 +66,33 @@ async def versions(request: Request) -> Response:
 
 async def diff(request: Request) -> Response:
     """GET /admin/registry/diff?a=3&b=5 (b defaults to the current version): added, removed, price changes."""
+    await caller(request)
+    a = _version(request.query_params.get("a"), "a")
+    b_text = request.query_params.get("b")
+    b = _version(b_text, "b") if b_text else gateway(request).registry.version
+    path = _updater(request).path
     try:
-        await caller(request)
-        a = _version(request.query_params.get("a"), "a")
-        b_text = request.query_params.get("b")
-        b = _version(b_text, "b") if b_text else gateway(request).registry.version
-        path = _updater(request).path
-        try:
-            old, new = await asyncio.gather(asyncio.to_thread(read_version, path, a),
-                                            asyncio.to_thread(read_version, path, b))
-        except RegistryError as exc:
-            raise NotFound(str(exc), code="version_not_found") from None
-    except GatewayError as exc:
-        return error_response(exc)
+        old, new = await asyncio.gather(asyncio.to_thread(read_version, path, a),
+                                        asyncio.to_thread(read_version, path, b))
+    except RegistryError as exc:
+        raise NotFound(str(exc), code="version_not_found") from None
     return json_response(diff_documents(old, new))
 
 
 async def rollback(request: Request) -> Response:
     """POST /admin/registry/rollback {"version": 3}: version 3's models become current, as a new version."""
+    principal = await caller(request)
+    body = await json_body(request)
+    _only(body, ("version",))
+    version = body.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise InvalidRequest("'version' must be a version number", param="version")
     try:
-        principal = await caller(request)
-        body = await json_body(request)
-        _only(body, ("version",))
-        version = body.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-            raise InvalidRequest("'version' must be a version number", param="version")
-        try:
-            written, changes = await _updater(request).rollback(version)
-        except RegistryBusy as exc:
-            raise RefreshConflict(str(exc)) from None
-        except RegistryError as exc:
-            raise NotFound(str(exc), code="version_not_found") from None
-    except GatewayError as exc:
-        return error_response(exc)
+        written, changes = await _updater(request).rollback(version)
+    except RegistryBusy as exc:
+        raise RefreshConflict(str(exc)) from None
+    except RegistryError as exc:
+        raise NotFound(str(exc), code="version_not_found") from None
     log.info("registry rolled back by %s", actor(principal), extra={"to_version": version})
     return json_response({"version": written["version"], "rolled_back_to": version, "diff": changes})
 

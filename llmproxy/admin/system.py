@@ -6,24 +6,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import __version__
-from ..errors import GatewayError
-from .common import caller, error_response, gateway, json_response
+from .common import caller, gateway, json_response
 
 
 async def whoami(request: Request) -> Response:
-    try:
-        principal = await caller(request, role="user")
-    except GatewayError as exc:
-        return error_response(exc)
+    principal = await caller(request, role="user")
     return json_response({"kind": principal.kind, "key_id": principal.key_id, "user": principal.user,
                           "role": principal.role})
 
 
 async def info(request: Request) -> Response:
-    try:
-        await caller(request)
-    except GatewayError as exc:
-        return error_response(exc)
+    await caller(request)
     gw = gateway(request)
     return json_response({"version": __version__, "registry_version": gw.registry.version,
                           "models": len(gw.registry.models),

@@ -14,11 +14,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..context import Principal
-from ..errors import GatewayError, InvalidRequest, PermissionDenied
+from ..errors import InvalidRequest, PermissionDenied
 from ..store import usage_sql
 from ..store.protocols import UsageStore
 from ..store.usage_sql import SQLiteUsageStore
-from .common import caller, error_response, gateway, json_response
+from .common import caller, gateway, json_response
 
 DEFAULT_GROUP_BY = ("day", "key", "model", "provider")
 
@@ -140,12 +140,9 @@ def wants_csv(request: Request) -> bool:
 
 
 async def usage(request: Request) -> Response:
-    try:
-        principal = await caller(request, role="user")
-        as_csv = wants_csv(request)
-        doc = await report(SQLiteUsageStore.over(gateway(request).store.db), request.query_params, principal)
-    except GatewayError as exc:
-        return error_response(exc)
+    principal = await caller(request, role="user")
+    as_csv = wants_csv(request)
+    doc = await report(SQLiteUsageStore.over(gateway(request).store.db), request.query_params, principal)
     if as_csv:
         return Response(to_csv(doc), media_type="text/csv; charset=utf-8",
                         headers={"content-disposition": 'attachment; filename="usage.csv"'})

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from ..auth import ROLES
 from ..errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from ..passwords import check_strength, hash_password
-from .common import actor, caller, endpoint, gateway, json_body, json_response
+from .common import actor, caller, gateway, json_body, json_response
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-")
 
@@ -42,7 +42,6 @@ def check_role(role: Any) -> str:
     return str(role)
 
 
-@endpoint
 async def login(request: Request) -> Response:
     body = await json_body(request)
     name, password = body.get("username", body.get("name")), body.get("password")
@@ -61,14 +60,12 @@ async def login(request: Request) -> Response:
     return json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl, "role": user.role})
 
 
-@endpoint
 async def list_users(request: Request) -> Response:
     await caller(request)
     users = await gateway(request).access.db.users()
     return json_response({"object": "list", "data": [u.public() for u in users]})
 
 
-@endpoint
 async def create(request: Request) -> Response:
     principal = await caller(request)
     body = await json_body(request)
@@ -88,7 +85,6 @@ async def create(request: Request) -> Response:
     return json_response(user.public(), 201)
 
 
-@endpoint
 async def update(request: Request) -> Response:
     principal = await caller(request, role="user")
     name = request.path_params["name"]
@@ -114,7 +110,6 @@ async def update(request: Request) -> Response:
     return json_response(access.auth.user(name).public())
 
 
-@endpoint
 async def delete(request: Request) -> Response:
     principal = await caller(request)
     name = request.path_params["name"]

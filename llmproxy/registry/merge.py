@@ -22,7 +22,7 @@ from .load import Document, RegistryError
 from .schema import OVERRIDABLE, check_model
 
 if TYPE_CHECKING:
-    from scrapers import PriceEntry
+    from llmproxy_scrapers import PriceEntry
 
 Model = dict[str, Any]
 ScrapeResult = Sequence["PriceEntry"] | BaseException

@@ -1,6 +1,7 @@
-"""The web dashboard: static files in this directory, served at /ui by the gateway itself.
+"""The web dashboard: the static files in ui/static/, served at /ui by the gateway itself.
 
-No build step: index.html, style.css and app.js (plain ES modules) plus the vendored uPlot. Every
+No build step: index.html, style.css and app.js (plain ES modules) plus the vendored uPlot. The
+folder holds nothing but what the browser may fetch, so serving all of it exposes no source. Every
 response carries a strict Content-Security-Policy, so the page can only talk to this gateway.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-DIRECTORY = Path(__file__).resolve().parent
+DIRECTORY = Path(__file__).resolve().parent / "static"
 # uPlot sizes its elements through element.style (CSSOM), which style-src does not govern;
 # 'unsafe-inline' is not needed anywhere.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -22,11 +23,9 @@ HEADERS = {"content-security-policy": CSP, "x-content-type-options": "nosniff", 
 
 
 class DashboardFiles(StaticFiles):
-    """StaticFiles with the security headers, and no Python sources served."""
+    """StaticFiles with the security headers."""
 
     async def get_response(self, path: str, scope: Scope) -> Response:
-        if path.endswith((".py", ".pyc")) or "__pycache__" in path:
-            path = "__missing__"
         response = await super().get_response(path, scope)
         response.headers.update(HEADERS)
         if path in ("", ".", "index.html"):

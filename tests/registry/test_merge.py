@@ -9,7 +9,7 @@ import pytest
 
 from llmproxy.registry import registry_from_document
 from llmproxy.registry.merge import MergePolicy, MergeResult, OverridesError, merge, parse_overrides
-from scrapers import SCRAPERS, FetchError, PriceEntry
+from llmproxy_scrapers import SCRAPERS, FetchError, PriceEntry
 
 from .conftest import REPO, page_text
 

@@ -1,4 +1,4 @@
-"""scrapers.anthropic: display names to API ids, cache columns, batch table, layout changes."""
+"""llmproxy_scrapers.anthropic: display names to API ids, cache columns, batch table, layout changes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from scrapers import ParseError, PriceEntry, anthropic
+from llmproxy_scrapers import ParseError, PriceEntry, anthropic
 
 
 def by_model(entries: list[PriceEntry]) -> dict[str, PriceEntry]:

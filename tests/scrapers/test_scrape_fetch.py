@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 import httpx
 import pytest
 
-from scrapers import SCRAPERS, FetchError, ParseError
+from llmproxy_scrapers import SCRAPERS, FetchError, ParseError
 
 Serve = Callable[[Mapping[str, tuple[int, str, str]]], str]
 PAGE_OF = {"openai": ("openai_md", "text/markdown"), "anthropic": ("anthropic_md", "text/markdown"),

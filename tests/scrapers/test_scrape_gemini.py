@@ -1,4 +1,4 @@
-"""scrapers.gemini: devsite sections per model, the paid column, tiers, promos, long context."""
+"""llmproxy_scrapers.gemini: devsite sections per model, the paid column, tiers, promos, long context."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from scrapers import ParseError, PriceEntry, gemini
+from llmproxy_scrapers import ParseError, PriceEntry, gemini
 
 
 def by_model(entries: list[PriceEntry]) -> dict[str, PriceEntry]:

@@ -1,4 +1,4 @@
-"""scrapers.openai: the Markdown pricing page, plain HTML tables, and layout changes."""
+"""llmproxy_scrapers.openai: the Markdown pricing page, plain HTML tables, and layout changes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from scrapers import ParseError, PriceEntry, openai
+from llmproxy_scrapers import ParseError, PriceEntry, openai
 
 
 def by_model(entries: list[PriceEntry]) -> dict[str, PriceEntry]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import tomllib
 from pathlib import Path
 
 import pytest
 
-import scrapers
-from scrapers import SCRAPERS, FetchError, ParseError, PriceEntry
+import llmproxy_scrapers
+from llmproxy_scrapers import SCRAPERS, FetchError, ParseError, PriceEntry
 
 
 def test_scrapers_registry_lists_the_three_providers() -> None:
@@ -39,7 +40,7 @@ def test_price_entry_is_frozen_with_defaults() -> None:
 
 
 def test_package_imports_nothing_from_llmproxy() -> None:
-    for path in Path(scrapers.__file__).parent.rglob("*.py"):
+    for path in Path(llmproxy_scrapers.__file__).parent.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
@@ -48,3 +49,16 @@ def test_package_imports_nothing_from_llmproxy() -> None:
             else:
                 continue
             assert not any(n == "llmproxy" or n.startswith("llmproxy.") for n in names), path
+
+
+def test_installed_under_a_name_of_its_own() -> None:
+    """The repository keeps its scrapers/ folder, but a wheel installs the package as
+    llmproxy_scrapers (hatch names a package after the last part of its path), never as a
+    generic top-level `scrapers` that another distribution could also claim."""
+    repo = Path(__file__).resolve().parents[2]
+    hatch = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["hatch"]
+    packages = hatch["build"]["targets"]["wheel"]["packages"]
+    assert sorted(Path(p).name for p in packages) == ["llmproxy", "llmproxy_scrapers"]
+    assert "scrapers/llmproxy_scrapers" in packages
+    assert Path(llmproxy_scrapers.__file__).parent == repo / "scrapers" / "llmproxy_scrapers"
+    assert not (repo / "scrapers" / "__init__.py").exists()

@@ -1,10 +1,10 @@
-"""scrapers.prices: one cell of text to USD per 1M tokens."""
+"""llmproxy_scrapers.prices: one cell of text to USD per 1M tokens."""
 
 from __future__ import annotations
 
 import pytest
 
-from scrapers.prices import TieredPrice, parse_price, parse_tokens, read_cell, unit_factor
+from llmproxy_scrapers.prices import TieredPrice, parse_price, parse_tokens, read_cell, unit_factor
 
 
 @pytest.mark.parametrize(("text", "expected"), [

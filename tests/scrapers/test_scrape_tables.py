@@ -1,8 +1,8 @@
-"""scrapers.tables: Markdown and HTML tables read into one shape."""
+"""llmproxy_scrapers.tables: Markdown and HTML tables read into one shape."""
 
 from __future__ import annotations
 
-from scrapers.tables import html_tables, markdown_tables
+from llmproxy_scrapers.tables import html_tables, markdown_tables
 
 
 def test_markdown_tables_with_headings_links_breaks_and_escaped_pipes() -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from scrapers import anthropic, gemini, openai
-from scrapers.entry import PriceEntry
-from scrapers.errors import FetchError, ParseError, ScrapeError
+from . import anthropic, gemini, openai
+from .entry import PriceEntry
+from .errors import FetchError, ParseError, ScrapeError
 
 SCRAPERS: dict[str, ModuleType] = {"openai": openai, "anthropic": anthropic, "gemini": gemini}
 

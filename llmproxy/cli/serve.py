@@ -1,49 +1,26 @@
-"""Command line: `llmproxy serve` (more subcommands join as their features land)."""
+"""`llmproxy serve`: run the gateway under uvicorn, refusing to face a network without a master key."""
 from __future__ import annotations
 
 import argparse
 import gc
 import ipaddress
-import os
 import sys
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from . import cli_admin, registry_cli, usage_cli
-from .config import ConfigError, Settings, load_settings
+from ..config import Settings
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llmproxy", description="OpenAI-compatible LLM gateway")
-    parser.add_argument("--config", help="path to llmproxy.toml (default: $LLMPROXY_CONFIG or ./llmproxy.toml)")
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_parser(sub: Any) -> None:
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--data-dir", help="directory for the SQLite file and other state (default ./data)")
     serve.add_argument("--log-format", choices=("json", "text"), help="log line format (default json)")
-    usage_cli.add_parser(sub)
-    registry_cli.add_parser(sub)
-    cli_admin.add_parsers(sub)
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.config, os.environ)
-    except ConfigError as exc:
-        print(f"llmproxy: {exc}", file=sys.stderr)
-        return 2
-    if args.command == "serve":
-        return serve_command(settings, args)
-    if args.command == "usage":
-        return usage_cli.run(settings, args)
-    if args.command == "registry":
-        return registry_cli.run(settings, args)
-    if args.command in cli_admin.COMMANDS:
-        return cli_admin.run(settings, args)
-    return 2
 
 
-def serve_command(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace) -> int:
     settings = replace(
         settings,
         host=args.host or settings.host,
@@ -57,8 +34,8 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     import uvicorn
 
-    from .app import create_app
-    from .serving import uvicorn_config
+    from ..app import create_app
+    from ..serving import uvicorn_config
 
     tune_gc()
     server = uvicorn.Server(uvicorn_config(create_app(settings), settings, loop=_loop()))
@@ -93,6 +70,3 @@ def _loop() -> str:
         return "asyncio"
     return "uvloop"
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

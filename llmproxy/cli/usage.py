@@ -10,10 +10,10 @@ from typing import Any, TextIO
 
 import orjson
 
-from .admin.usage import columns, report, to_csv
-from .config import Settings
-from .context import Principal
-from .errors import GatewayError
+from ..admin.usage import columns, report, to_csv
+from ..config import Settings
+from ..context import Principal
+from ..errors import GatewayError
 
 _OPERATOR = Principal(kind="master", key_id=None, role="admin")   # whoever can read the file sees it all
 
@@ -66,8 +66,8 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None)
 async def _local(settings: Settings, data_dir: Any, params: Mapping[str, str]) -> dict[str, Any]:
     from pathlib import Path
 
-    from .store.sqlite import SQLiteStore
-    from .store.usage_sql import SQLiteUsageStore
+    from ..store.sqlite import SQLiteStore
+    from ..store.usage_sql import SQLiteUsageStore
 
     path = Path(data_dir) / "llmproxy.db"
     if not path.is_file():

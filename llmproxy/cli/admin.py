@@ -17,14 +17,14 @@ from typing import Any, TextIO
 
 import orjson
 
-from .admin.keys import PERIODS, create_key, key_fields, rotate_key
-from .auth import ROLES
-from .config import LABELS, STRATEGIES, Settings
-from .errors import GatewayError
-from .passwords import check_strength, hash_password
-from .store.keys_sql import KeysDB
-from .store.sqlite import SQLiteStore
-from .vault import Vault, VaultError, VaultKey, key_file_path, load_key, new_key_text, rotate, write_key_file
+from ..admin.keys import PERIODS, create_key, key_fields, rotate_key
+from ..auth import ROLES
+from ..config import LABELS, STRATEGIES, Settings
+from ..errors import GatewayError
+from ..passwords import check_strength, hash_password
+from ..store.keys_sql import KeysDB
+from ..store.sqlite import SQLiteStore
+from ..vault import Vault, VaultError, VaultKey, key_file_path, load_key, new_key_text, rotate, write_key_file
 
 COMMANDS = ("users", "keys", "secrets")
 

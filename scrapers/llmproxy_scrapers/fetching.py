@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import httpx
 
-from scrapers.entry import PriceEntry
-from scrapers.errors import FetchError
+from .entry import PriceEntry
+from .errors import FetchError
 
 Parser = Callable[[str], list[PriceEntry]]
 

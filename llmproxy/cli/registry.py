@@ -12,10 +12,10 @@ from typing import Any, TextIO
 
 import orjson
 
-from .config import Settings
-from .registry import RegistryError, load_document, load_registry
-from .registry.versions import diff_documents, list_versions, read_version
-from .scheduler import RegistryBusy, RegistryUpdater
+from ..config import Settings
+from ..registry import RegistryError, load_document, load_registry
+from ..registry.versions import diff_documents, list_versions, read_version
+from ..scheduler import RegistryBusy, RegistryUpdater
 
 
 def add_parser(sub: Any) -> None:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import httpx
 from selectolax.lexbor import LexborHTMLParser
 
-from scrapers.entry import PriceEntry
-from scrapers.errors import ParseError
-from scrapers.fetching import fetch_entries
-from scrapers.prices import TieredPrice, read_cell, unit_factor
-from scrapers.tables import Table, html_table, node_text
+from .entry import PriceEntry
+from .errors import ParseError
+from .fetching import fetch_entries
+from .prices import TieredPrice, read_cell, unit_factor
+from .tables import Table, html_table, node_text
 
 NAME = "gemini"
 PAGE_URLS: tuple[str, ...] = ("https://ai.google.dev/gemini-api/docs/pricing",)

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from scrapers.entry import PriceEntry
-from scrapers.prices import clean, context_threshold, read_cell, unit_factor
-from scrapers.errors import ParseError
-from scrapers.tables import Table, html_tables, markdown_tables
+from .entry import PriceEntry
+from .prices import clean, context_threshold, read_cell, unit_factor
+from .errors import ParseError
+from .tables import Table, html_tables, markdown_tables
 
 # A model cell read into the API id first, then the other names the row goes by.
 Namer = Callable[[str], Sequence[str]]

@@ -15,9 +15,9 @@ import re
 
 import httpx
 
-from scrapers.entry import PriceEntry
-from scrapers.fetching import fetch_entries
-from scrapers.tabular import parse_page
+from .entry import PriceEntry
+from .fetching import fetch_entries
+from .tabular import parse_page
 
 NAME = "anthropic"
 PAGE_URLS: tuple[str, ...] = ("https://platform.claude.com/docs/en/about-claude/pricing.md",)
