@@ -41,7 +41,7 @@ class LinearModel:
 
     def decide(self, probs: list[float]) -> tuple[int, float, bool]:
         """(class index, score in [0, 1], confident) from class probabilities."""
-        adjusted = [math.log(max(p, 1e-12)) + o for p, o in zip(probs, self.offsets)]
+        adjusted = [math.log(max(p, 1e-12)) + o for p, o in zip(probs, self.offsets, strict=True)]
         best = max(range(len(CLASSES)), key=adjusted.__getitem__)
         score = probs[1] * 0.5 + probs[2]
         ranked = sorted(probs, reverse=True)

@@ -10,7 +10,7 @@ from tests.auth.conftest import settings  # noqa: F401 - fixture used by name
 from tests.auth.test_cli import run_cli
 
 
-def test_cli_sets_and_clears_a_key_complexity(settings: Callable[..., Settings],  # noqa: F811
+def test_cli_sets_and_clears_a_key_complexity(settings: Callable[..., Settings],
                                               monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     data = str(settings().data_dir)
     key = run_cli(monkeypatch, capsys, "keys", "create", "--name", "batch", "--complexity", "simple", "--data-dir", data)
