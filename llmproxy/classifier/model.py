@@ -24,7 +24,7 @@ DEFAULT_WEIGHTS = Path(__file__).with_name("data") / "weights.json"
 class LinearModel:
     """Multinomial logistic regression over hashed features, with decision settings."""
 
-    weights: tuple[array, ...]  # one float32 array of length DIM per class
+    weights: tuple[array[float], ...]  # one float32 array of length DIM per class
     offsets: tuple[float, ...]  # added to the logits before argmax (tuned on a validation split)
     min_prob: float  # below this top probability the prediction is not confident
     min_margin: float  # ... or when the top two probabilities are closer than this
@@ -56,7 +56,7 @@ def encode_weights(rows: list[list[float]]) -> str:
     return base64.b64encode(packed.tobytes()).decode("ascii")
 
 
-def _decode_weights(blob: str, n_classes: int) -> tuple[array, ...]:
+def _decode_weights(blob: str, n_classes: int) -> tuple[array[float], ...]:
     packed = array("f")
     packed.frombytes(base64.b64decode(blob))
     if sys.byteorder != "little":
