@@ -27,7 +27,8 @@ from starlette.routing import Route
 from ..errors import InvalidRequest
 from ..registry import LongContext, ModelEntry, Registry
 from ..router import blended_price, ready_provider
-from ..store.usage_sql import SQLiteUsageStore, Window
+from ..store.records import Window
+from ..store.usage_sql import SQLiteUsageStore
 from ..usage import cost_usd
 from .common import caller, gateway, json_response
 from .usage import scope, time_range

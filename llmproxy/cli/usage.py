@@ -91,7 +91,7 @@ def _fetch(url: str, params: Mapping[str, str], api_key: str | None) -> dict[str
         doc = resp.json()
     except ValueError:
         raise RuntimeError(f"{url} answered {resp.status_code} without JSON") from None
-    if resp.status_code != 200:
+    if resp.status_code != 200 or not isinstance(doc, dict):
         message = (doc.get("error") or {}).get("message") if isinstance(doc, dict) else None
         raise RuntimeError(f"{url} answered {resp.status_code}: {message or resp.text[:200]}")
     return doc
