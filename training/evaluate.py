@@ -198,8 +198,8 @@ def evaluate(weights: Path | None, data_dir: Path | None, registry: Path = REGIS
         routers: dict[str, list[list[str]]] = {
             "model": [[p[0] for p in preds]], "model, routed": [routed(preds)]}
         if all(prev):
-            routers["previous model"] = [[p[0] for p in prev]]   # type: ignore[index]
-            routers["previous model, routed"] = [routed(prev)]   # type: ignore[arg-type]
+            routers["previous model"] = [[p[0] for p in prev]]   # type: ignore[index]  # all(prev): no None left
+            routers["previous model, routed"] = [routed(prev)]   # type: ignore[arg-type]  # as above
         routers["length-only"] = [[length(r)[0] for r in rows]]
         routers["length-only, cuts from hand-written rows"] = [[hand_length(r)[0] for r in rows]]
         routers["random"] = [[random.Random(s * 7919 + i).choice(LABELS) for i in range(len(rows))]

@@ -13,6 +13,7 @@ unavailable (503 UNAVAILABLE), cut-stream.
 """
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -292,7 +293,7 @@ def create_app(state: FakeState) -> Starlette:
             return Response(orjson.dumps(resp), media_type="application/json")
         chunks = stream_chunks(resp, cut=model == "cut-stream")
 
-        async def gen():  # type: ignore[no-untyped-def]
+        async def gen() -> AsyncIterator[bytes]:
             for piece in chunks:
                 yield piece
 
