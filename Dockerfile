@@ -10,11 +10,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LLMPROXY_REGISTRY=/data/registry/models.json
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY llmproxy ./llmproxy
 COPY scrapers ./scrapers
 COPY registry ./registry
-RUN pip install . \
+# The same pinned versions as CI (constraints.txt); only the runtime dependencies get installed.
+RUN pip install -c constraints.txt . \
     && useradd --system --uid 10001 --home-dir /app llmproxy \
     && mkdir -p /data/registry \
     && chown -R llmproxy /data

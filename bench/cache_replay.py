@@ -34,11 +34,11 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from llmproxy.cache import ResponseCache  # noqa: E402
-from llmproxy.config import CacheSettings  # noqa: E402
-from llmproxy.context import Principal, RequestContext  # noqa: E402
-from tests.fakes import openai_server  # noqa: E402
-from tests.fakes.serve import free_port  # noqa: E402
+from llmproxy.cache import ResponseCache  # noqa: E402 - after the sys.path line above
+from llmproxy.config import CacheSettings  # noqa: E402 - after the sys.path line above
+from llmproxy.context import Principal, RequestContext  # noqa: E402 - after the sys.path line above
+from tests.fakes import openai_server  # noqa: E402 - after the sys.path line above
+from tests.fakes.serve import free_port  # noqa: E402 - after the sys.path line above
 
 FAKE_UPSTREAM = """
 import sys, uvicorn

@@ -39,7 +39,7 @@ def cases() -> dict[str, dict[str, Any]]:
     tools = [{"type": "function", "function": {"name": f"tool_{i}", "description": "Look something up in the system.",
               "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}} for i in range(8)]
     chat = [{"role": "system", "content": "You are a helpful assistant for an online store."}]
-    for i in range(6):
+    for _ in range(6):
         chat += [{"role": "user", "content": _text(700)}, {"role": "assistant", "content": _text(700)}]
     chat.append({"role": "user", "content": "Can you summarise what we agreed so far?"})
     return {

@@ -86,7 +86,7 @@ def pinned(cpus: str | None, cmd: list[str]) -> list[str]:
     return ["taskset", "-c", cpus, *cmd] if cpus and shutil.which("taskset") else cmd
 
 
-async def wait_up(url: str, timeout: float = 30) -> None:
+async def wait_up(url: str, timeout: float = 30) -> None:  # noqa: ASYNC109 - a deadline for the polling loop
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as s:
         while time.monotonic() < deadline:
@@ -170,11 +170,11 @@ async def main() -> None:
         f'[providers.anthropic]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:{args.upstream_port}"\n'
         'api_key = "sk-ant-bench"\n[logging]\nlevel = "warning"\n'
         '[cache]\nenabled = false\n')   # one request repeated: with the cache on we would time cache hits
-    up = subprocess.Popen(pinned("0" if multi else None, [sys.executable, "-c", UPSTREAM_CODE,
+    up = subprocess.Popen(pinned("0" if multi else None, [sys.executable, "-c", UPSTREAM_CODE,  # noqa: ASYNC220 - Popen returns at once; the server outlives this call
                                                           str(args.upstream_port), COMPLETION.decode(),
                                                           MESSAGE.decode()]))
     env = {**os.environ, "LLMPROXY_MASTER_KEY": "sk-bench"}
-    gw = subprocess.Popen(pinned("1" if multi else None, [
+    gw = subprocess.Popen(pinned("1" if multi else None, [  # noqa: ASYNC220 - Popen returns at once; the server outlives this call
         sys.executable, "-m", "llmproxy", "--config", str(work / "llmproxy.toml"), "serve",
         "--port", str(args.gateway_port), "--data-dir", str(work / "data")]), cwd=REPO, env=env)
     try:

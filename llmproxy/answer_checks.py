@@ -69,7 +69,8 @@ def tool_calls_valid(body: ChatRequest, calls: list[Any]) -> bool:
         args = _parse(fn.get("arguments") or "{}") if isinstance(fn.get("arguments"), str) else None
         if not isinstance(args, dict):
             return False
-        schema = schemas.get(fn.get("name"))
+        name = fn.get("name")
+        schema = schemas.get(name) if isinstance(name, str) else None
         if isinstance(schema, dict) and not matches(args, schema):
             return False
     return True
@@ -112,7 +113,8 @@ def matches(value: Any, schema: Any, depth: int = 0) -> bool:
         if isinstance(options, list) and options and not any(matches(value, o, depth + 1) for o in options):
             return False
     if isinstance(value, dict):
-        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        declared = schema.get("properties")
+        props: dict[str, Any] = declared if isinstance(declared, dict) else {}
         for name in schema.get("required") or ():
             if name not in value:
                 return False

@@ -23,6 +23,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -287,7 +288,7 @@ class _ExternalJWT:
         if any(a.startswith("HS") for a in self.algorithms) and not self.hmac_key:
             raise ConfigProblem("auth.jwt_algorithms lists an HMAC algorithm but no jwt_secret is set")
 
-    def verify(self, token: str) -> dict[str, object]:
+    def verify(self, token: str) -> dict[str, Any]:   # jwt.decode's own type; exp may be "123" or 123
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -312,6 +313,8 @@ class _ExternalJWT:
             raise AuthenticationFailed("token carries no key id")
         required = ["exp", "sub"] + (["iss"] if self.auth.jwt_issuer else []) + (["aud"] if self.auth.jwt_audience else [])
         try:
+            # arg-type: a PEM key may parse as any public key type (DH, X25519...); one that does not fit the
+            # token's algorithm fails below as TypeError/ValueError, which is the answer we want.
             return jwt.decode(token, key, algorithms=[alg], issuer=self.auth.jwt_issuer,  # type: ignore[arg-type]
                               audience=self.auth.jwt_audience, leeway=self.auth.jwt_leeway_s,
                               options={"require": required, "verify_aud": self.auth.jwt_audience is not None})

@@ -60,11 +60,14 @@ async def run(ctx: RequestContext, transport: Transport,
               health: Health | None) -> ChatCompletion | FallbackStream | HeldStream:
     """The execute stage for a cascading request: the cheaper tier, checked, then maybe the next tier."""
     first_model = ctx.candidates[0][1].id if ctx.candidates else "?"
+    answer: ChatCompletion | HeldStream | None
     try:
         if ctx.stream:
             reason, answer = await _first_stream(ctx, transport, health)
         else:
-            answer = await execute(ctx, transport, health)
+            completion = await execute(ctx, transport, health)
+            assert not isinstance(completion, FallbackStream)   # a request without stream gets a whole answer
+            answer = completion
             reason = _completion_failure(ctx, answer)
     except GatewayError as exc:
         if not exc.retryable:
@@ -102,7 +105,8 @@ async def _first_stream(ctx: RequestContext, transport: Transport,
 def _completion_failure(ctx: RequestContext, completion: ChatCompletion) -> str | None:
     choices = completion.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    raw = choice.get("message")
+    message: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return failure(ctx.body, message, choice.get("finish_reason"))
 
 

@@ -244,7 +244,7 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
         providers=_providers(doc.get("providers", {}), env),
         log_level=(env.get("LLMPROXY_LOG_LEVEL") or logging_.get("level", defaults.log_level)).lower(),
         log_format=log_format,
-        log_payloads=_bool(env.get("LLMPROXY_LOG_PAYLOADS")) if env.get("LLMPROXY_LOG_PAYLOADS")
+        log_payloads=_bool(payloads) if (payloads := env.get("LLMPROXY_LOG_PAYLOADS"))
         else logging_.get("payloads", False),
         drain_timeout_s=server.get("drain_timeout_s", defaults.drain_timeout_s),
         **_edge_limits(server),

@@ -141,7 +141,7 @@ class ClientDisconnected(GatewayError):
 
 class UpstreamError(GatewayError):
     status = 502
-    default_code = "upstream_error"
+    default_code: str | None = "upstream_error"   # UpstreamRejected has none
     retryable = True
 
 

@@ -120,19 +120,21 @@ class FallbackStream:
         content, handed_over = False, False
         try:
             while True:
-                candidate = (ctx.provider, ctx.model)
+                provider, model = ctx.provider, ctx.model
+                assert provider is not None and model is not None   # open_stream set them for this stream
+                candidate = (provider, model)
                 try:
                     async for piece in self._stream:
                         if not content:
                             opening = stream_opening(piece)
                             if opening is False:
-                                raise UpstreamError(f"{ctx.provider.name} failed before its first content: "  # type: ignore[union-attr]
+                                raise UpstreamError(f"{provider.name} failed before its first content: "
                                                     f"{error_message(piece)}")
                             if opening:
                                 content = True
                                 now = time.perf_counter()
                                 ctx.first_token_s = now - ctx.started
-                                ctx.attempts.append(Attempt(ctx.provider.name, ctx.model.id, 200,  # type: ignore[union-attr]
+                                ctx.attempts.append(Attempt(provider.name, model.id, 200,
                                                             ms=(now - self._opened_at) * 1000.0))
                             elif handed_over:
                                 continue   # the client already has an opening (role chunk) from the first stream
@@ -143,7 +145,7 @@ class FallbackStream:
                         yield encode(exc.to_dict())
                         return
                     self._stream.close()
-                    self._attempts.failed(candidate, exc, time.perf_counter() - self._opened_at)  # type: ignore[arg-type]
+                    self._attempts.failed(candidate, exc, time.perf_counter() - self._opened_at)
                     try:
                         self._stream, self.state, self._rest = await self._attempts.open_stream(self._rest)
                     except GatewayError:

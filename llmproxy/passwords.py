@@ -131,7 +131,13 @@ class LoginGuard:
 
     def _sweep(self, now: float) -> None:
         edge = now - self._window_s
-        for table in (self._by_pair, self._by_address, self._by_name):
-            for ident in [k for k, marks in table.items() if not marks or marks[-1] <= edge]:
-                del table[ident]
+        _drop_idle(self._by_pair, edge)
+        _drop_idle(self._by_address, edge)
+        _drop_idle(self._by_name, edge)
         self._next_sweep = now + self._window_s
+
+
+def _drop_idle(table: dict[_K, deque[float]], edge: float) -> None:
+    """Forget the idents whose last failure is older than `edge`."""
+    for ident in [k for k, marks in table.items() if not marks or marks[-1] <= edge]:
+        del table[ident]

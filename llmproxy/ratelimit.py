@@ -149,7 +149,7 @@ class Limiter:
     def load_spend(self, day: Mapping[str, float], month: Mapping[str, float], total: Mapping[str, float],
                    now: float) -> None:
         """Each key's spend from the usage log (its own), rolled up to the keys above it."""
-        self.spend.load(*(self._roll_up(spent.items()) for spent in (day, month, total)), now)
+        self.spend.load(self._roll_up(day.items()), self._roll_up(month.items()), self._roll_up(total.items()), now)
 
     def _roll_up(self, spent: Iterable[tuple[str, float]]) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -193,8 +193,8 @@ class Limiter:
             tokens = self._tokens.get(ident) or self._tokens.setdefault(ident, _Window())
             tokens.expire(now)
             if tokens.total + estimate > p.tpm:
-                if requests is not None:
-                    _headers(headers, "requests", p.rpm, p.rpm - requests.total, requests, now)   # type: ignore[arg-type]
+                if requests is not None and p.rpm is not None:   # one implies the other; the check tells mypy
+                    _headers(headers, "requests", p.rpm, p.rpm - requests.total, requests, now)
                 _headers(headers, "tokens", p.tpm, max(0.0, p.tpm - tokens.total), tokens, now)
                 if estimate > p.tpm:
                     raise RateLimited(f"this request (~{int(estimate)} tokens) is larger than the key's limit of "
@@ -202,16 +202,16 @@ class Limiter:
                 wait = _time_to_fit(tokens, p.tpm - estimate, now)
                 raise RateLimited(f"rate limit reached: {p.tpm} tokens per minute for this key; "
                                   f"try again in {_duration(wait)}", headers={"retry-after": str(max(1, math.ceil(wait)))})
-        if requests is not None:
+        if requests is not None and p.rpm is not None:
             requests.events.append(_Event(now, 1.0))
             requests.total += 1.0
-            _headers(headers, "requests", p.rpm, p.rpm - requests.total, requests, now)  # type: ignore[arg-type]
-        if tokens is not None:
+            _headers(headers, "requests", p.rpm, p.rpm - requests.total, requests, now)
+        if tokens is not None and p.tpm is not None:
             entry = _Event(now, estimate)
             tokens.events.append(entry)
             tokens.total += estimate
             ctx.rate_hold = (tokens, entry)
-            _headers(headers, "tokens", p.tpm, max(0.0, p.tpm - tokens.total), tokens, now)  # type: ignore[arg-type]
+            _headers(headers, "tokens", p.tpm, max(0.0, p.tpm - tokens.total), tokens, now)
 
     def _check_ancestors(self, key_id: str) -> None:
         """QuotaExceeded when a key above this one has used its budget (its keys' spend included)."""

@@ -137,7 +137,7 @@ class RegistryUpdater:
                 await self.refresh(due=due)
             except RegistryBusy:
                 log.info("scheduled registry refresh skipped: another worker is running it")
-            except Exception:   # noqa: BLE001 - the loop must survive a bad run; the next tick retries
+            except Exception:   # the loop must survive a bad run; the next tick retries
                 log.exception("scheduled registry refresh failed")
 
     async def reload_if_changed(self) -> Registry | None:

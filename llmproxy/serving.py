@@ -52,7 +52,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
                                            "max_head_bytes": settings.max_header_bytes + MAX_REQUEST_LINE,
                                            "max_headers": settings.max_headers})
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's own
         super().connection_made(transport)
         self._start_head()
 

@@ -45,10 +45,10 @@ def test_sqlite_store_satisfies_its_protocol(protocol: type, cls: type) -> None:
 
 def test_the_check_catches_a_store_that_drifts() -> None:
     class Drifted(SQLiteUsageStore):
-        async def spend_by_key(self, since_ts: float, user: str) -> dict[str, float]:   # type: ignore[override]
+        async def spend_by_key(self, since_ts: float, user: str) -> dict[str, float]:   # type: ignore[override]  # the drift under test
             return {}
 
-        def delete_before(self, cutoff_ts: float, *, batch: int = 5_000) -> int:   # type: ignore[override]
+        def delete_before(self, cutoff_ts: float, *, batch: int = 5_000) -> int:   # type: ignore[override]  # the drift under test
             return 0
 
     assert [p.split("(")[0].split(":")[0] for p in problems(UsageStore, Drifted)] == ["delete_before", "spend_by_key"]

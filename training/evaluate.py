@@ -86,7 +86,7 @@ def cost_share(rows: list[Row], labels: list[str], prices: Prices) -> float:
     """Cost of routing by `labels` over always-frontier. Output tokens assumed by true label, input tokens
     = request JSON bytes / 4."""
     spent = frontier = 0.0
-    for row, label in zip(rows, labels):
+    for row, label in zip(rows, labels, strict=True):
         tokens = len(orjson.dumps(row["request"])) // 4
         spent += request_cost(tokens, row["label"], label, prices)
         frontier += request_cost(tokens, row["label"], "complex", prices)
@@ -114,7 +114,7 @@ def pooled_table(rows: list[Row], routers: dict[str, list[list[str]]], prices: P
         vals = [[accuracy(y, p), macro_f1(y, p), recall(y, p, "simple"), recall(y, p, "medium"),
                  recall(y, p, "complex"), under_routing(y, p), cost_share(rows, p, prices)] for p in runs]
         mean = [sum(v[i] for v in vals) / len(vals) for i in range(7)]
-        ci = "%.3f-%.3f" % f1_interval(y, runs[0]) if len(runs) == 1 else "–"
+        ci = "{:.3f}-{:.3f}".format(*f1_interval(y, runs[0])) if len(runs) == 1 else "–"
         out.append(f"| {name} | {_fmt(mean[0])} | {_fmt(mean[1])} | {ci} | "
                    + " | ".join(_fmt(v) for v in mean[2:6]) + f" | {mean[6]:.1%} |")
     return out
@@ -198,8 +198,8 @@ def evaluate(weights: Path | None, data_dir: Path | None, registry: Path = REGIS
         routers: dict[str, list[list[str]]] = {
             "model": [[p[0] for p in preds]], "model, routed": [routed(preds)]}
         if all(prev):
-            routers["previous model"] = [[p[0] for p in prev]]   # type: ignore[index]
-            routers["previous model, routed"] = [routed(prev)]   # type: ignore[arg-type]
+            routers["previous model"] = [[p[0] for p in prev]]   # type: ignore[index]  # all(prev): no None left
+            routers["previous model, routed"] = [routed(prev)]   # type: ignore[arg-type]  # as above
         routers["length-only"] = [[length(r)[0] for r in rows]]
         routers["length-only, cuts from hand-written rows"] = [[hand_length(r)[0] for r in rows]]
         routers["random"] = [[random.Random(s * 7919 + i).choice(LABELS) for i in range(len(rows))]

@@ -9,14 +9,14 @@ LABELS = ("simple", "medium", "complex")
 
 
 def accuracy(y: Sequence[str], pred: Sequence[str]) -> float:
-    return sum(a == b for a, b in zip(y, pred)) / max(len(y), 1)
+    return sum(a == b for a, b in zip(y, pred, strict=True)) / max(len(y), 1)
 
 
 def macro_f1(y: Sequence[str], pred: Sequence[str]) -> float:
     """Mean F1 over the classes present in `y` (a class absent from y and pred is skipped)."""
     scores = []
     for c in LABELS:
-        tp = sum(a == c and b == c for a, b in zip(y, pred))
+        tp = sum(a == c and b == c for a, b in zip(y, pred, strict=True))
         n_true = sum(a == c for a in y)
         n_pred = sum(b == c for b in pred)
         if n_true == 0:
@@ -27,7 +27,7 @@ def macro_f1(y: Sequence[str], pred: Sequence[str]) -> float:
 
 def under_routing(y: Sequence[str], pred: Sequence[str]) -> float:
     """Share of truly complex rows sent to the small tier (predicted simple)."""
-    complex_pred = [b for a, b in zip(y, pred) if a == "complex"]
+    complex_pred = [b for a, b in zip(y, pred, strict=True) if a == "complex"]
     return sum(b == "simple" for b in complex_pred) / len(complex_pred) if complex_pred else float("nan")
 
 
@@ -47,7 +47,7 @@ def roc_auc(positive: Sequence[bool], score: Sequence[float]) -> float:
     n_neg = len(positive) - n_pos
     if not n_pos or not n_neg:
         return float("nan")
-    rank_sum = sum(r for r, p in zip(ranks, positive) if p)
+    rank_sum = sum(r for r, p in zip(ranks, positive, strict=True) if p)
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
@@ -115,5 +115,5 @@ def request_cost(input_tokens: int, true_label: str, routed_label: str, prices: 
 
 def recall(y: Sequence[str], pred: Sequence[str], label: str) -> float:
     """Share of rows truly `label` predicted `label` (nan when there are none)."""
-    hits = [b == label for a, b in zip(y, pred) if a == label]
+    hits = [b == label for a, b in zip(y, pred, strict=True) if a == label]
     return sum(hits) / len(hits) if hits else float("nan")

@@ -218,7 +218,7 @@ async def _scope(request: Request, principal: Principal, records: list[KeyRecord
 async def _owned(request: Request, principal: Principal, scope: Scope | None) -> KeyRecord:
     key_id = request.path_params["key_id"]
     gw = gateway(request)
-    record = await gw.access.db.key(key_id)
+    record: KeyRecord | None = await gw.access.db.key(key_id)
     if record is None or not _may_manage(principal, record, scope, gw.settings.limits):
         raise NotFound(f"no key '{key_id}'")   # the same answer whether it exists or is someone else's
     return record
@@ -320,7 +320,7 @@ async def rotate(request: Request) -> Response:
 async def _reloaded(gw: Any, key_id: str) -> dict[str, Any]:
     """The key as the API shows it, after the change is live in the gateway's auth."""
     await gw.access.reload()
-    record = await gw.access.db.key(key_id)
+    record: KeyRecord | None = await gw.access.db.key(key_id)
     assert record is not None
     return record.public()
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from starlette.requests import Request
@@ -27,7 +27,8 @@ from starlette.routing import Route
 from ..errors import InvalidRequest
 from ..registry import LongContext, ModelEntry, Registry
 from ..router import blended_price, ready_provider
-from ..store.usage_sql import SQLiteUsageStore, Window
+from ..store.records import Window
+from ..store.usage_sql import SQLiteUsageStore
 from ..usage import cost_usd
 from .common import caller, gateway, json_response
 from .usage import scope, time_range
@@ -139,7 +140,7 @@ def _empty() -> dict[str, Any]:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def model_row(m: ModelEntry) -> dict[str, Any]:

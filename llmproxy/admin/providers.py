@@ -3,6 +3,8 @@ characters) at most, never returned or logged in full. A key configured in the e
 llmproxy.toml wins over the vault's; the listing says which one is in effect."""
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -12,9 +14,10 @@ from ..vault import VaultError
 from .common import actor, caller, gateway, json_body, json_response
 
 
-def provider_status(gw: object) -> list[dict[str, object]]:
-    access = gw.access  # type: ignore[attr-defined]
-    settings = gw.settings  # type: ignore[attr-defined]
+def provider_status(gw: Any) -> list[dict[str, object]]:
+    """`gw` is the Gateway as common.gateway() hands it (Any until the Gateway's fields are all typed)."""
+    access = gw.access
+    settings = gw.settings
     stored = {row["provider"]: row for row in access.vault.rows}
     out = []
     for p in settings.providers:

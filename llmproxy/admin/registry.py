@@ -98,7 +98,7 @@ async def rollback(request: Request) -> Response:
 
 
 def _updater(request: Request) -> RegistryUpdater:
-    updater = gateway(request).registry_updater
+    updater: RegistryUpdater | None = gateway(request).registry_updater
     if updater is None:
         raise ServiceUnavailable("the registry updater is not running")
     return updater

@@ -6,7 +6,7 @@ import csv
 import io
 import time
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 from typing import Any
 
 from starlette.requests import Request
@@ -40,13 +40,13 @@ def parse_time(value: str, name: str) -> float:
         return seconds
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), datetime.min.time(), timezone.utc).timestamp()
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC).timestamp()
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidRequest(f"{name} must be a date (2026-11-01), an ISO 8601 time or unix seconds, "
                              f"not {value!r}", param=name) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
 
 
@@ -127,7 +127,7 @@ def _csv_value(value: Any) -> Any:
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def wants_csv(request: Request) -> bool:

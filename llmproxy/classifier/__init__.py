@@ -31,7 +31,7 @@ class Classifier:
     model: LinearModel
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "Classifier":
+    def load(cls, path: str | Path | None = None) -> Classifier:
         """Load weights from `path`, by default the file shipped in the package."""
         return cls(load_model(path))
 

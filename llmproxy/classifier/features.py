@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from itertools import pairwise
 from dataclasses import dataclass
 from typing import Any
 
@@ -338,13 +339,13 @@ def _text_tokens(rt: RequestText, instr: str, has_doc: bool, instr_words: list[s
     tokens: list[str] = []
     words = _WORD.findall(_head_tail(rt.ask, ASK_HEAD, ASK_TAIL).lower())
     tokens.extend(words)
-    tokens.extend([f"{a} {b}" for a, b in zip(words, words[1:])])
+    tokens.extend([f"{a} {b}" for a, b in pairwise(words)])
     chars = _head_tail(rt.ask, CHAR_HEAD, CHAR_TAIL).lower()
     chars = " ".join(chars.split())
     tokens.extend([f"~{chars[i:i + 4]}" for i in range(max(len(chars) - 3, 0))])
     if has_doc:   # the instruction's own words, apart from the document's
         tokens.extend([f"i:{w}" for w in instr_words])
-        tokens.extend([f"i:{a} {b}" for a, b in zip(instr_words, instr_words[1:])])
+        tokens.extend([f"i:{a} {b}" for a, b in pairwise(instr_words)])
     tokens.extend([f"s:{w}" for w in _WORD.findall(rt.system[:SYSTEM_HEAD].lower())])
     tokens.extend([f"p:{w}" for w in _WORD.findall(rt.previous[:PREV_HEAD].lower())])
     tokens.extend([f"t:{w}" for w in _WORD.findall(rt.tools.lower())])

@@ -24,7 +24,7 @@ DEFAULT_WEIGHTS = Path(__file__).with_name("data") / "weights.json"
 class LinearModel:
     """Multinomial logistic regression over hashed features, with decision settings."""
 
-    weights: tuple[array, ...]  # one float32 array of length DIM per class
+    weights: tuple[array[float], ...]  # one float32 array of length DIM per class
     offsets: tuple[float, ...]  # added to the logits before argmax (tuned on a validation split)
     min_prob: float  # below this top probability the prediction is not confident
     min_margin: float  # ... or when the top two probabilities are closer than this
@@ -41,7 +41,7 @@ class LinearModel:
 
     def decide(self, probs: list[float]) -> tuple[int, float, bool]:
         """(class index, score in [0, 1], confident) from class probabilities."""
-        adjusted = [math.log(max(p, 1e-12)) + o for p, o in zip(probs, self.offsets)]
+        adjusted = [math.log(max(p, 1e-12)) + o for p, o in zip(probs, self.offsets, strict=True)]
         best = max(range(len(CLASSES)), key=adjusted.__getitem__)
         score = probs[1] * 0.5 + probs[2]
         ranked = sorted(probs, reverse=True)
@@ -56,7 +56,7 @@ def encode_weights(rows: list[list[float]]) -> str:
     return base64.b64encode(packed.tobytes()).decode("ascii")
 
 
-def _decode_weights(blob: str, n_classes: int) -> tuple[array, ...]:
+def _decode_weights(blob: str, n_classes: int) -> tuple[array[float], ...]:
     packed = array("f")
     packed.frombytes(base64.b64decode(blob))
     if sys.byteorder != "little":

@@ -115,11 +115,17 @@ async def _create_admin(settings: Settings, db: KeysDB, args: argparse.Namespace
     return {"name": args.name, "role": "admin", "login": "POST /admin/login"}
 
 
+async def _public(db: KeysDB, key_id: str) -> dict[str, Any]:
+    """The key as the command prints it; it exists, the command has just written it."""
+    record = await db.key(key_id)
+    assert record is not None
+    return record.public()
+
+
 async def _keys_create(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:
     fields = key_fields(_key_body(args), creating=True)
     key_id, value = await create_key(db, _actor(), fields)
-    record = await db.key(key_id)
-    return {**record.public(), "key": value}  # type: ignore[union-attr]
+    return {**await _public(db, key_id), "key": value}
 
 
 async def _keys_list(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:
@@ -129,18 +135,18 @@ async def _keys_list(settings: Settings, db: KeysDB, args: argparse.Namespace, s
 async def _keys_update(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:
     fields = key_fields(_key_body(args), creating=False)
     await db.update_key(_actor(), args.key_id, fields)
-    return (await db.key(args.key_id)).public()  # type: ignore[union-attr]
+    return await _public(db, args.key_id)
 
 
 async def _keys_revoke(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:
     await db.revoke_key(_actor(), args.key_id)
-    return (await db.key(args.key_id)).public()  # type: ignore[union-attr]
+    return await _public(db, args.key_id)
 
 
 async def _keys_rotate(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:
     grace = settings.auth.rotation_grace_s if args.grace is None else args.grace
     value = await rotate_key(db, _actor(), args.key_id, grace)
-    return {**(await db.key(args.key_id)).public(), "key": value, "grace_s": grace}  # type: ignore[union-attr]
+    return {**await _public(db, args.key_id), "key": value, "grace_s": grace}
 
 
 async def _secrets_add(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:

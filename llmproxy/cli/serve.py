@@ -65,7 +65,7 @@ def is_loopback(host: str) -> bool:
 
 def _loop() -> str:
     try:
-        import uvloop  # noqa: F401
+        import uvloop  # noqa: F401 - only asks whether uvloop is installed
     except ImportError:
         return "asyncio"
     return "uvloop"

@@ -91,7 +91,7 @@ def _fetch(url: str, params: Mapping[str, str], api_key: str | None) -> dict[str
         doc = resp.json()
     except ValueError:
         raise RuntimeError(f"{url} answered {resp.status_code} without JSON") from None
-    if resp.status_code != 200:
+    if resp.status_code != 200 or not isinstance(doc, dict):
         message = (doc.get("error") or {}).get("message") if isinstance(doc, dict) else None
         raise RuntimeError(f"{url} answered {resp.status_code}: {message or resp.text[:200]}")
     return doc
@@ -109,7 +109,7 @@ def table(doc: Mapping[str, Any]) -> str:
     widths = [max(len(header[i]), *(len(r[i]) for r in [*rows, total])) for i in range(len(names))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < groups else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(c.ljust(w) if i < groups else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     span = f"{doc.get('since') or 'the beginning'} to {doc.get('until') or 'now'}"
     out = [f"usage from {span} (UTC)", line(header), line(["-" * w for w in widths])]

@@ -137,7 +137,9 @@ def _check_block(block: dict[str, Any], kind: str, param: str) -> None:
         raise invalid(f"{param}.text", "Field required")
     elif kind in ("image", "document"):
         source = block.get("source")
-        stype = source.get("type") if isinstance(source, dict) else None
+        if not isinstance(source, dict):
+            source = {}
+        stype = source.get("type")
         if stype == "base64" and isinstance(source.get("data"), str) and isinstance(source.get("media_type"), str):
             return
         if stype == "url" and isinstance(source.get("url"), str):

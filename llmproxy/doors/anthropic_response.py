@@ -102,7 +102,8 @@ def error_body(exc: GatewayError) -> tuple[int, bytes]:
 
 def error_event_from_internal(payload: dict[str, Any]) -> bytes:
     """An Anthropic `error` event for the gateway's own (OpenAI-shaped) error event."""
-    err = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+    raw = payload.get("error")
+    err: dict[str, Any] = raw if isinstance(raw, dict) else {}
     etype = str(err.get("type") or "api_error")
     code = str(err.get("code") or "")
     status = (OVERLOADED if code == "upstream_unavailable" else 429 if etype == "rate_limit_error"

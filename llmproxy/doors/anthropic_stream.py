@@ -94,7 +94,7 @@ class MessageStream:
 
     def _start(self, chunk: ChatChunk, out: list[bytes]) -> None:
         self.started = True
-        message = {"id": response.message_id(chunk.get("id")), "type": "message", "role": "assistant",
+        message: dict[str, Any] = {"id": response.message_id(chunk.get("id")), "type": "message", "role": "assistant",
                    "model": chunk.get("model") or self.model, "content": [], "stop_reason": None,
                    "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}
         out.append(event("message_start", {"type": "message_start", "message": message}))
@@ -224,6 +224,8 @@ def message_events(message: dict[str, Any]) -> list[bytes]:
     out = [event("message_start", {"type": "message_start", "message": start}), PING]
     for i, block in enumerate(message["content"]):
         kind = block["type"]
+        deltas: list[dict[str, str]]
+        opening: dict[str, Any]
         if kind == "text":
             deltas = [{"type": "text_delta", "text": block["text"]}]
             opening = {"type": "text", "text": ""}

@@ -16,7 +16,7 @@ import orjson
 
 from ..config import ProviderSettings
 from ..context import ChatChunk, ChatCompletion, ChatRequest
-from ..errors import GatewayError, UpstreamError, from_upstream_status
+from ..errors import GatewayError, InvalidRequest, UpstreamError, from_upstream_status
 from ..registry import ModelEntry
 from . import chat
 from .anthropic_messages import JSON_TOOL, convert_messages
@@ -63,11 +63,11 @@ def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, 
 def build_body(req: ChatRequest, model: ModelEntry) -> dict[str, Any]:
     """The Messages API body for an OpenAI request (without `stream`)."""
     if chat.choice_count(req) > 1:
-        raise chat.InvalidRequest("n > 1 is not supported by Anthropic models; send n separate requests "
+        raise InvalidRequest("n > 1 is not supported by Anthropic models; send n separate requests "
                                   "or pick a model that supports several choices", param="n")
     messages = req.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise chat.InvalidRequest("messages must be a non-empty list", param="messages")
+        raise InvalidRequest("messages must be a non-empty list", param="messages")
     system, turns = convert_messages(messages)
     body: dict[str, Any] = {"model": model.provider_model, "messages": turns}
     if system:
@@ -125,17 +125,17 @@ def _tools(req: ChatRequest, model: ModelEntry, body: dict[str, Any]) -> bool:
     tools = []
     for fn in fns:
         if fn["name"] == JSON_TOOL:
-            raise chat.InvalidRequest(f"the tool name {JSON_TOOL!r} is reserved by the gateway", param="tools")
-        schema = dict(fn.get("parameters") or {"type": "object", "properties": {}})
-        schema.setdefault("type", "object")
-        tool: dict[str, Any] = {"name": fn["name"], "input_schema": schema}
+            raise InvalidRequest(f"the tool name {JSON_TOOL!r} is reserved by the gateway", param="tools")
+        input_schema = dict(fn.get("parameters") or {"type": "object", "properties": {}})
+        input_schema.setdefault("type", "object")
+        tool: dict[str, Any] = {"name": fn["name"], "input_schema": input_schema}
         if fn.get("description"):
             tool["description"] = fn["description"]
         if fn.get("strict") and model.capabilities.json_schema:
             tool["strict"] = True
         tools.append(tool)
     if named and named not in {t["name"] for t in tools}:
-        raise chat.InvalidRequest(f"tool_choice names {named!r}, which is not in tools", param="tool_choice")
+        raise InvalidRequest(f"tool_choice names {named!r}, which is not in tools", param="tool_choice")
 
     kind, schema, _ = chat.response_format(req)
     json_tool = False
@@ -146,7 +146,7 @@ def _tools(req: ChatRequest, model: ModelEntry, body: dict[str, Any]) -> bool:
         # Fallback for json_object, and json_schema on models without structured outputs: a tool whose
         # input schema is the wanted schema; its input comes back as the message content.
         if schema is not None and schema.get("type", "object") != "object":
-            raise chat.InvalidRequest("this Anthropic model can only produce JSON objects; wrap the schema in an "
+            raise InvalidRequest("this Anthropic model can only produce JSON objects; wrap the schema in an "
                                       "object", param="response_format.json_schema.schema")
         tools.append({"name": JSON_TOOL, "description": "Respond with the final answer as a JSON object.",
                       "input_schema": dict(schema or {"type": "object"})})
@@ -369,7 +369,8 @@ relay_stream = translated(translate_stream)
 
 def error_from_body(payload: Mapping[str, Any], provider: str, status: int | None = None,
                     headers: Mapping[str, str] | None = None) -> GatewayError:
-    err = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+    raw = payload.get("error")
+    err: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
     etype = str(err.get("type") or "api_error")
     message = str(err.get("message") or etype)
     status = status or ERROR_STATUS.get(etype, 500)

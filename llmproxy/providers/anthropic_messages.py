@@ -101,7 +101,8 @@ def image_block(part: dict[str, Any], param: str) -> Block:
 
 
 def _document_block(part: dict[str, Any], param: str) -> Block:
-    spec = part.get("file") if isinstance(part.get("file"), dict) else {}
+    file = part.get("file")
+    spec: dict[str, Any] = file if isinstance(file, dict) else {}
     data = spec.get("file_data")
     if not isinstance(data, str):
         raise InvalidRequest(f"{param}: only inline files (file.file_data) are supported by Anthropic models",

@@ -160,7 +160,7 @@ class Transport:
             async with self.session.post(url, data=body, headers=headers, allow_redirects=False,
                                          timeout=self._timeout(provider, False)) as resp:
                 return resp.status, await _read_at_most(resp, MAX_ERROR_BYTES)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - translated to a gateway error, as above
             raise transport_error(provider, exc) from None
 
     async def open_stream(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
@@ -174,7 +174,7 @@ class Transport:
             resp = await sending
             if resp.status >= 300:
                 raise await self._refused(adapter, provider, resp)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - translated to a gateway error, as above
             raise transport_error(provider, exc, first_byte_s(provider)) from None
         deadline = Deadline(provider)
         relay = adapter.relay_stream(_read(resp, provider, deadline), model, state)
@@ -261,7 +261,7 @@ async def _read(resp: aiohttp.ClientResponse, provider: ProviderSettings, deadli
         raise
     except aiohttp.ServerTimeoutError:
         raise deadline.silent() from None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any read failure becomes a gateway error
         raise transport_error(provider, exc) from None
 
 

@@ -119,7 +119,7 @@ def reasoning_effort(req: ChatRequest) -> str | None:
     effort = req.get("reasoning_effort")
     if effort is None:
         return None
-    if effort not in REASONING_EFFORTS:
+    if not isinstance(effort, str) or effort not in REASONING_EFFORTS:
         raise InvalidRequest(f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}",
                              param="reasoning_effort")
     return effort

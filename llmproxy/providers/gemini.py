@@ -16,7 +16,7 @@ import orjson
 
 from ..config import ProviderSettings
 from ..context import ChatChunk, ChatCompletion, ChatRequest
-from ..errors import GatewayError, UpstreamError, from_upstream_status
+from ..errors import GatewayError, InvalidRequest, UpstreamError, from_upstream_status
 from ..registry import ModelEntry
 from . import chat
 from .base import StreamState, UpstreamRequest, translated
@@ -71,7 +71,7 @@ def model_version(provider_model: str) -> tuple[int, int]:
 def build_body(req: ChatRequest, model: ModelEntry) -> dict[str, Any]:
     messages = req.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise chat.InvalidRequest("messages must be a non-empty list", param="messages")
+        raise InvalidRequest("messages must be a non-empty list", param="messages")
     version = model_version(model.provider_model)
     system, contents = convert_messages(messages, needs_signatures=version >= (3, 0))
     body: dict[str, Any] = {"contents": contents}
@@ -122,7 +122,7 @@ def _tools(req: ChatRequest, body: dict[str, Any]) -> None:
         declarations.append(decl)
     body["tools"] = [{"functionDeclarations": declarations}]
     if named and named not in {d["name"] for d in declarations}:
-        raise chat.InvalidRequest(f"tool_choice names {named!r}, which is not in tools", param="tool_choice")
+        raise InvalidRequest(f"tool_choice names {named!r}, which is not in tools", param="tool_choice")
     mode = {"auto": "AUTO", "none": "NONE", "required": "ANY", "named": "ANY"}[choice]
     if mode != "AUTO":
         calling: dict[str, Any] = {"mode": mode}
@@ -293,7 +293,8 @@ relay_stream = translated(translate_stream)
 
 def error_from_body(payload: Mapping[str, Any], provider: str, status: int | None = None,
                     headers: Mapping[str, str] | None = None) -> GatewayError:
-    err = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+    raw = payload.get("error")
+    err: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
     grpc = str(err.get("status") or "")
     code = err.get("code") if isinstance(err.get("code"), int) else None
     status = status or code or _STATUS.get(grpc, 500)

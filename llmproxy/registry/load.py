@@ -113,7 +113,7 @@ def parse_document(data: bytes) -> Document:
     except orjson.JSONDecodeError as exc:
         raise RegistryError(f"not valid JSON: {exc}") from None
     found = schema.problems(doc)
-    if found:
+    if found or not isinstance(doc, dict):   # problems() names a non-object already; this narrows the type
         raise RegistryError("; ".join(found))
     return doc
 

@@ -129,27 +129,27 @@ def apply_overrides(models: list[Model], overrides: Mapping[str, Model], today: 
         model["overridden"] = [k for k in model.get("overridden", ()) if k in wanted]
     models[:] = [m for m in models if not m.get("private") or m["id"] in overrides]
     for model_id, fields in overrides.items():
-        model = by_id.get(model_id)
-        if model is None or model.get("private"):
+        existing = by_id.get(model_id)
+        if existing is None or existing.get("private"):
             if not fields.get("provider") or not fields.get("provider_model"):
                 raise OverridesError(f"overrides.json models.{model_id}: not in the registry, so it needs "
                                      "'provider' and 'provider_model' to define a private model")
             private = {"id": model_id, **fields, "private": True,
                        "source": fields.get("source") or "registry/overrides.json",
-                       "updated_at": model.get("updated_at", today) if model else today}
-            if model is None:
+                       "updated_at": existing.get("updated_at", today) if existing else today}
+            if existing is None:
                 models.append(private)
             else:
-                model.clear()
-                model.update(private)
+                existing.clear()
+                existing.update(private)
             continue
-        scraped = dict(model.get("scraped", {}))
+        scraped = dict(existing.get("scraped", {}))
         for key, value in fields.items():
-            if key not in model["overridden"]:
-                scraped[key] = model.get(key)
-            model[key] = value
-        model["overridden"] = sorted(fields)
-        model["scraped"] = scraped
+            if key not in existing["overridden"]:
+                scraped[key] = existing.get(key)
+            existing[key] = value
+        existing["overridden"] = sorted(fields)
+        existing["scraped"] = scraped
     for model in models:
         if not model.get("overridden"):
             model.pop("overridden", None)
@@ -326,7 +326,7 @@ def _failure(result: ScrapeResult) -> str:
 
 def _status(before: Mapping[str, Any], outcome: ProviderOutcome, result: ScrapeResult, now: str) -> dict[str, Any]:
     """The provider's entry in `providers`: what the metrics and the admin read."""
-    status = {"status": outcome.status, "last_attempt": now,
+    status: dict[str, Any] = {"status": outcome.status, "last_attempt": now,
               "last_success": now if outcome.status == "ok" else before.get("last_success"),
               "source": before.get("source"), "message": outcome.message}
     if outcome.status == "ok" and not isinstance(result, BaseException):

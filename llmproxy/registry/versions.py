@@ -128,7 +128,7 @@ def rollback(path: Path, version: int, *, current: Document, keep_versions: int 
     """Make version `version`'s models current again, as a new version. The providers' scrape
     status stays as it is now: the rollback changes prices, not what the last scrape saw."""
     target = read_version(path, version)
-    providers = current.get("providers", target.get("providers", {}))
+    providers = current["providers"] if "providers" in current else target.get("providers", {})
     # A provider whose last scrape failed still cannot vouch for the old prices either.
     unsure = {name for name, status in providers.items() if status.get("status") in ("stale", "held")}
     models = [{**m, "stale": True} if m["provider"] in unsure else {k: v for k, v in m.items() if k != "stale"}

@@ -9,7 +9,7 @@ only as ciphertext (the vault encrypts them before they get here).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -170,7 +170,9 @@ class KeysDB:
             if max_per_owner is not None and owner is not None:
                 async with db.execute("SELECT count(*) FROM api_keys WHERE owner = ? AND revoked_at IS NULL",
                                       (owner,)) as cur:
-                    (held,) = await cur.fetchone()
+                    counted = await cur.fetchone()
+                assert counted is not None   # count(*) always answers one row
+                (held,) = counted
                 if held >= max_per_owner:
                     raise TooManyKeys(owner, max_per_owner)
             await db.execute(f"INSERT INTO api_keys (id, {', '.join(values)}, created_at, updated_at) "
@@ -256,8 +258,8 @@ class KeysDB:
             now = time.time()
             cur = await db.execute("UPDATE api_keys SET revoked_at = ?, updated_at = ? "
                                    "WHERE owner = ? AND revoked_at IS NULL", (now, now, name))
-            detail["keys_revoked"] = cur.rowcount   # read by write() when it appends the audit row
-        return detail["keys_revoked"]
+            revoked = detail["keys_revoked"] = cur.rowcount   # read by write() when it appends the audit row
+        return revoked
 
     async def namespace_jwt_owners(self, namespace: str) -> int:
         """Once per database: the keys JWT subjects made for themselves while their names were
@@ -273,9 +275,9 @@ class KeysDB:
                 "UPDATE api_keys SET owner = ? || '#' || owner, updated_at = ? WHERE owner IS NOT NULL "
                 "AND instr(owner, '#') = 0 AND EXISTS (SELECT 1 FROM audit_log WHERE action = 'keys.create' "
                 "AND target = api_keys.id AND actor = 'jwt:' || api_keys.owner)", (namespace, time.time()))
-            detail["keys_moved"] = cur.rowcount
+            moved = detail["keys_moved"] = cur.rowcount
             await db.execute("UPDATE auth_state SET jwt_namespace = ? WHERE id = 1", (namespace,))
-        return detail["keys_moved"]
+        return moved
 
     # --- provider credentials -------------------------------------------------------------------
 
@@ -314,7 +316,9 @@ class KeysDB:
         async with self.write(actor, "secrets.rotate", None,
                               {"from_key": old_key_id, "to_key": new_key_id, "credentials": len(rows)}) as db:
             async with db.execute("SELECT count(*) FROM provider_credentials") as cur:
-                (total,) = await cur.fetchone()
+                counted = await cur.fetchone()
+            assert counted is not None   # count(*) always answers one row
+            (total,) = counted
             if total != len(rows):
                 raise RuntimeError("the credentials changed during the rotation; run it again")
             for provider, ciphertext, version in rows:
@@ -329,7 +333,8 @@ class KeysDB:
 
     async def audit_entries(self, *, limit: int = 100, since: float | None = None,
                             actor: str | None = None) -> list[dict[str, Any]]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[float | str] = []
         if since is not None:
             where.append("ts >= ?")
             args.append(since)
@@ -355,7 +360,7 @@ async def _claim_vault_key(db: aiosqlite.Connection, vault_key_id: str) -> None:
         raise PermissionError(current)
 
 
-def _key_record(row: tuple[Any, ...]) -> KeyRecord:
+def _key_record(row: Sequence[Any]) -> KeyRecord:
     (key_id, name, owner, role, models, rpm, tpm, budget, period, expires, metadata, strategy, parent_id,
      complexity, created, updated, revoked) = row
     return KeyRecord(key_id, name, owner, role, tuple(orjson.loads(models)) if models is not None else None,

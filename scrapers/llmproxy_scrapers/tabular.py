@@ -71,7 +71,7 @@ def entries_from_tables(tables: Iterable[Table], provider: str, namer: Namer) ->
             continue
         prices = {k: v for k, v in row.prices.items() if v is not None}
         entries[row.names[0]] = PriceEntry(provider=provider, model=row.names[0], aliases=row.names[1:],
-                                           **prices)  # type: ignore[arg-type]
+                                           **prices)  # type: ignore[arg-type]  # prices holds price fields only, all floats
     for row in rows:
         entry = entries.get(row.names[0])
         if row.tier != "batch" or entry is None:
@@ -80,7 +80,7 @@ def entries_from_tables(tables: Iterable[Table], provider: str, namer: Namer) ->
         updates = {field: _first_set(row.prices.get(field), row.prices.get(plain)) for field, plain in
                    (("batch_input_per_mtok", "input_per_mtok"), ("batch_output_per_mtok", "output_per_mtok"))}
         updates = {k: v for k, v in updates.items() if v is not None and getattr(entry, k) is None}
-        entries[entry.model] = replace(entry, **updates)  # type: ignore[arg-type]
+        entries[entry.model] = replace(entry, **updates)  # type: ignore[arg-type]  # batch price fields, floats
     return list(entries.values())
 
 

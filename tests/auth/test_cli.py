@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ def spawn_cli(*argv: str, stdin: str = "") -> dict:
     return json.loads(proc.stdout)
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> object:
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     capsys.readouterr()
     code = cli.main(list(argv))
@@ -96,8 +97,8 @@ def test_cli_sets_and_clears_a_key_strategy(settings: Callable[..., Settings], m
                                             capsys: pytest.CaptureFixture[str]) -> None:
     data = str(settings().data_dir)
     key = run_cli(monkeypatch, capsys, "keys", "create", "--name", "q", "--strategy", "quality", "--data-dir", data)
-    assert key["strategy"] == "quality"  # type: ignore[index]
-    updated = run_cli(monkeypatch, capsys, "keys", "update", key["id"], "--strategy", "latency", "--data-dir", data)  # type: ignore[index]
-    assert updated["strategy"] == "latency"  # type: ignore[index]
-    cleared = run_cli(monkeypatch, capsys, "keys", "update", key["id"], "--strategy", "default", "--data-dir", data)  # type: ignore[index]
-    assert cleared["strategy"] is None  # type: ignore[index]
+    assert key["strategy"] == "quality"
+    updated = run_cli(monkeypatch, capsys, "keys", "update", key["id"], "--strategy", "latency", "--data-dir", data)
+    assert updated["strategy"] == "latency"
+    cleared = run_cli(monkeypatch, capsys, "keys", "update", key["id"], "--strategy", "default", "--data-dir", data)
+    assert cleared["strategy"] is None

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 
 from llmproxy.config import Settings
@@ -26,8 +27,8 @@ def make_key(gw: Gw, token: str | None = None, **fields: object) -> dict:
     return r.json()
 
 
-def over_budget(r: object) -> bool:
-    return r.status_code == 429 and r.json()["error"]["code"] == "insufficient_quota"  # type: ignore[attr-defined]
+def over_budget(r: httpx.Response) -> bool:
+    return r.status_code == 429 and r.json()["error"]["code"] == "insufficient_quota"
 
 
 def test_a_key_over_budget_cannot_mint_a_child_that_spends_again(launch: Callable[..., Gw]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
+
 from llmproxy.config import LimitSettings
 from tests.auth.conftest import Gw
 
@@ -16,9 +18,9 @@ def make_key(gw: Gw, token: str | None = None, **fields: object) -> dict:
     return r.json()
 
 
-def refused(r: object, param: str) -> bool:
-    body = r.json()  # type: ignore[attr-defined]
-    return r.status_code == 403 and body["error"]["param"] == param  # type: ignore[attr-defined]
+def refused(r: httpx.Response, param: str) -> bool:
+    body = r.json()
+    return r.status_code == 403 and body["error"]["param"] == param
 
 
 def test_a_key_made_by_a_user_key_inherits_its_restrictions(launch: Callable[..., Gw]) -> None:
@@ -32,7 +34,7 @@ def test_a_key_made_by_a_user_key_inherits_its_restrictions(launch: Callable[...
     assert gw.chat(child["key"], "gpt-4o").status_code == 403
     assert gw.chat(child["key"]).headers["x-ratelimit-limit-requests"] == "5"
 
-    def create(**fields: object) -> object:
+    def create(**fields: object) -> httpx.Response:
         return gw.admin("POST", "/admin/keys", token=parent["key"], json={"name": "wider", **fields})
 
     assert refused(create(models=["gpt-4o"]), "models")
@@ -75,7 +77,7 @@ def test_a_user_may_only_tighten_a_key_and_bring_its_expiry_forward(launch: Call
     parent = make_key(gw, owner="bob", rpm=100)
     child = make_key(gw, token=parent["key"], rpm=10, expires_in_s=1000)
 
-    def patch(**fields: object) -> object:
+    def patch(**fields: object) -> httpx.Response:
         return gw.admin("PATCH", f"/admin/keys/{child['id']}", token=parent["key"], json=fields)
 
     assert refused(patch(expires_at=None), "expires_at")               # remove the expiry

@@ -121,7 +121,9 @@ def test_limiter_window_slides_and_budget_periods_roll(monkeypatch: pytest.Monke
         limiter.admit(ctx, 100)
         return ctx
 
-    admit(); clock.mono += 30; admit()
+    admit()
+    clock.mono += 30
+    admit()
     with pytest.raises(RateLimited) as err:
         admit()
     assert err.value.headers["retry-after"] == "30"

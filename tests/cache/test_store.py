@@ -61,7 +61,7 @@ async def opened(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         caches.append(cache)
         return cache
 
-    open_cache.db_path = store.path   # type: ignore[attr-defined]
+    open_cache.db_path = store.path   # type: ignore[attr-defined]  # the factory carries its file for the tests
     yield open_cache
     for cache in caches:
         if not cache._closing:
@@ -296,7 +296,7 @@ async def test_a_slow_or_failing_disk_is_a_quick_miss(opened: Callable[..., Any]
     await miss_then_store(cache, context(request()), answer("x"))
     await cache.stop()
     backend = SlowBackend(await SQLiteCacheStore.open(opened.db_path), mode)
-    slow = ResponseCache(CacheSettings(), backend)   # type: ignore[arg-type]
+    slow = ResponseCache(CacheSettings(), backend)   # type: ignore[arg-type]  # a test double around the real store
     await slow.start()
     try:
         started = time.perf_counter()
@@ -333,7 +333,7 @@ async def test_the_disk_is_trimmed_to_its_byte_bound_oldest_first(opened: Callab
         await asyncio.sleep(0.01)
     await cache._flush()
     row_size = len(answer("a", pad=1000))
-    removed = await cache._backend.sweep(time.time(), 2 * row_size)   # type: ignore[union-attr]
+    removed = await cache._backend.sweep(time.time(), 2 * row_size)   # type: ignore[union-attr]  # this cache has a disk
     assert removed == 2
     cache.memory.purge(lambda e: True)
     assert await cache.lookup(context(request("a"))) is None
@@ -359,7 +359,7 @@ async def test_a_disk_that_cannot_keep_up_sheds_writes_within_the_byte_bound(
     body = answer("x", pad=2000)
     entry_bytes = len(body) + ENTRY_OVERHEAD
     backend = StuckWriter(await SQLiteCacheStore.open(opened.db_path))
-    cache = ResponseCache(replace(CacheSettings(), max_write_queue_bytes=10 * entry_bytes), backend)  # type: ignore[arg-type]
+    cache = ResponseCache(replace(CacheSettings(), max_write_queue_bytes=10 * entry_bytes), backend)  # type: ignore[arg-type]  # a test double
     await cache.start()
     for i in range(40):
         await miss_then_store(cache, context(request(f"q{i}")), body)

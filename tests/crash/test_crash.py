@@ -3,7 +3,6 @@ usage rows of the last flush window and leaves a database that opens cleanly; a 
 directory fails the usage writes (counted, logged, retried) while requests keep being served."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal

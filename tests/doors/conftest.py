@@ -2,7 +2,7 @@
 Anthropic Messages front door driven by the official anthropic SDK."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ import pytest
 from llmproxy.config import ProviderSettings, Secret
 from tests.conftest import base_settings
 from tests.fakes import anthropic_server, gemini_server
-from tests.integration._providers import fake_anthropic, fake_gemini, upstreams  # noqa: F401
+from tests.integration._providers import fake_anthropic, fake_gemini, upstreams  # noqa: F401 - fixtures requested by name
 
 MASTER = "sk-master-doors-0123456789"
 CLAUDE, GPT, GEMINI = "claude-sonnet-4-5-20250929", "gpt-5-mini", "gemini-3-flash-preview"
@@ -50,7 +50,7 @@ def client(gateway_url: str) -> anthropic.Anthropic:
 
 
 @pytest.fixture
-def raw(gateway_url: str) -> httpx.Client:
+def raw(gateway_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=gateway_url, headers={"x-api-key": MASTER, "anthropic-version": "2023-06-01"},
                       timeout=10) as c:
-        yield c  # type: ignore[misc]
+        yield c

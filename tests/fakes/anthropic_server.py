@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -286,7 +286,7 @@ def create_app(state: FakeState) -> Starlette:
         fail = model if model in ("stream-error", "cut-stream") else None
         chunks = events(message, fail=fail)
 
-        async def gen():  # type: ignore[no-untyped-def]
+        async def gen() -> AsyncIterator[bytes]:
             for piece in chunks:
                 yield piece
 

@@ -96,7 +96,7 @@ class FaultyServer:
     async def _serve(self, reader: Reader, writer: Writer) -> None:
         try:
             await asyncio.wait_for(self._handle(reader, writer), LINGER_S)
-        except (ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.transport.abort()
@@ -175,7 +175,7 @@ async def _client_gone(state: FaultState, reader: Reader) -> None:
     try:
         await asyncio.wait_for(reader.read(), LINGER_S)
         state.client_closed += 1
-    except (asyncio.TimeoutError, ConnectionError):
+    except (TimeoutError, ConnectionError):
         pass
 
 

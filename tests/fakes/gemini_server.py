@@ -13,6 +13,7 @@ unavailable (503 UNAVAILABLE), cut-stream.
 """
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,7 +123,7 @@ def check(body: Any, model: str) -> None:
     for i, content in enumerate(contents):
         _known(content, "content", f"contents[{i}]")
         if content.get("role") not in ("user", "model"):
-            raise Invalid(f"Please use a valid role: user, model.")
+            raise Invalid("Please use a valid role: user, model.")
         if not content.get("parts"):
             raise Invalid(f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty.")
         first_call = True
@@ -171,7 +172,7 @@ def check(body: Any, model: str) -> None:
             if "thinkingLevel" in thinking and not gen3:
                 raise Invalid("Thinking level is not supported for this model.")
             if thinking.get("thinkingLevel") not in (None, "MINIMAL", "LOW", "MEDIUM", "HIGH"):
-                raise Invalid(f"Invalid value at 'generation_config.thinking_config.thinking_level'")
+                raise Invalid("Invalid value at 'generation_config.thinking_config.thinking_level'")
     for t, tool in enumerate(body.get("tools") or ()):
         _known(tool, "tool", f"tools[{t}]")
         for d, decl in enumerate(tool.get("functionDeclarations") or ()):
@@ -292,7 +293,7 @@ def create_app(state: FakeState) -> Starlette:
             return Response(orjson.dumps(resp), media_type="application/json")
         chunks = stream_chunks(resp, cut=model == "cut-stream")
 
-        async def gen():  # type: ignore[no-untyped-def]
+        async def gen() -> AsyncIterator[bytes]:
             for piece in chunks:
                 yield piece
 

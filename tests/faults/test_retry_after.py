@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from tests.faults.conftest import FaultGateway
-from tests.integration._providers import fake_anthropic, fake_gemini, provider_gateway, upstreams  # noqa: F401
+from tests.integration._providers import fake_anthropic, fake_gemini, provider_gateway, upstreams  # noqa: F401 - fixtures requested by name
 
 
 def test_gemini_retry_info_becomes_the_gateways_retry_after(provider_gateway: Any) -> None:

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psutil
@@ -46,7 +45,7 @@ def gateway_process(tmp_path_factory: pytest.TempPathFactory,
     port = free_port()
     server, _ = fake_openai
     proc = spawn(["serve", "--port", str(port), "--data-dir", str(tmp / "data")],
-                 {"OPENAI_API_KEY": API_KEY, "LLMPROXY_OPENAI_BASE_URL": server.url + "/v1",  # type: ignore[attr-defined]
+                 {"OPENAI_API_KEY": API_KEY, "LLMPROXY_OPENAI_BASE_URL": server.url + "/v1",  # type: ignore[attr-defined]  # the fixture yields an untyped pair
                   "LLMPROXY_MASTER_KEY": MASTER, "LLMPROXY_LOG_LEVEL": "warning"}, tmp)
     url = f"http://127.0.0.1:{port}"
     try:

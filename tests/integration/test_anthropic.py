@@ -7,7 +7,7 @@ import openai
 import orjson
 import pytest
 
-from tests.integration._providers import TOOLS, fake_anthropic, fake_gemini, provider_gateway, upstreams  # noqa: F401
+from tests.integration._providers import TOOLS, fake_anthropic, fake_gemini, provider_gateway, upstreams  # noqa: F401 - fixtures requested by name
 
 MODEL = "claude-sonnet-4-5-20250929"
 

@@ -82,7 +82,7 @@ def test_json_lines_carry_ids_but_no_prompt_or_secret(logged_gateway: Any) -> No
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}], extra_headers={"x-request-id": "trace-abc-1"})
     assert raw.headers["x-request-id"] == "trace-abc-1"
-    for chunk in client.chat.completions.create(model="gpt-4o-mini", stream=True,
+    for _chunk in client.chat.completions.create(model="gpt-4o-mini", stream=True,
                                                 messages=[{"role": "user", "content": PROMPT + " stream"}]):
         pass
     with pytest.raises(openai.InternalServerError) as failed:
@@ -125,7 +125,7 @@ def test_text_format_for_a_terminal(logged_gateway: Any) -> None:
     deadline = time.monotonic() + 5
     while "text-id-1" not in sink.text() and time.monotonic() < deadline:
         time.sleep(0.05)
-    (line,) = [l for l in sink.text().splitlines() if "text-id-1" in l]
+    (line,) = [ln for ln in sink.text().splitlines() if "text-id-1" in ln]
     assert not line.startswith("{")
     assert " 200 " in line and "gpt-4o-mini via openai" in line and "tokens 12 in 7 out" in line and "ms" in line
     assert PROMPT not in sink.text() and MASTER not in sink.text()

@@ -153,7 +153,7 @@ def test_observe_bounds_labels_and_counts_fallbacks_and_rejections() -> None:
     provider = SimpleNamespace(name="openai", kind="openai", models=())
     for name in ("gpt-4o", "openai/whatever-1", "openai/whatever-2"):
         ctx = RequestContext(request_id="r", body={})
-        ctx.model, ctx.provider, ctx.status = entry(name), provider, 200   # type: ignore[assignment]
+        ctx.model, ctx.provider, ctx.status = entry(name), provider, 200   # type: ignore[assignment]  # a stand-in provider
         ctx.attempts = [Attempt("openai", "o3", 503), Attempt("openai", name, 200)]
         metrics.observe(ctx, 0.01, 0.0001)
     hit = RequestContext(request_id="r", body={})   # a cache hit: no provider call, named by its headers

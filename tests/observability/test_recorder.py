@@ -78,7 +78,7 @@ async def test_failed_writes_keep_the_rows_and_retry(usage_log: Captured) -> Non
     for i in range(30):
         rec.add((i,))
     deadline = time.monotonic() + 5
-    while len(store.rows) < 30 and time.monotonic() < deadline:
+    while len(store.rows) < 30 and time.monotonic() < deadline:  # noqa: ASYNC110 - polls the recorder from outside, bounded
         await asyncio.sleep(0.01)
     assert [r[0] for r in store.rows] == list(range(30))
     assert rec.write_failures == 2 and rec.written == 30
@@ -107,7 +107,7 @@ async def test_retention_deletes_rows_older_than_the_setting() -> None:
                         retention_days=30, retention_every_s=0.02)
     rec.start()
     deadline = time.monotonic() + 5
-    while not cutoffs and time.monotonic() < deadline:
+    while not cutoffs and time.monotonic() < deadline:  # noqa: ASYNC110 - polls the recorder from outside, bounded
         await asyncio.sleep(0.01)
     await rec.stop()
     assert cutoffs and abs(cutoffs[0] - (time.time() - 30 * 86400)) < 5

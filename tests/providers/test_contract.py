@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from llmproxy.errors import GatewayError, InvalidRequest, UpstreamAuthError, UpstreamRejected, UpstreamUnavailable
+from llmproxy.errors import GatewayError, InvalidRequest, UpstreamAuthError, UpstreamRejected
 from llmproxy.providers import ADAPTERS
 from llmproxy.providers.base import Adapter
 from tests.fakes import anthropic_server, gemini_server

@@ -3,6 +3,7 @@ ends, gives the same events, whether they are parsed (Anthropic, Gemini) or rela
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 import orjson
 import pytest
@@ -49,7 +50,7 @@ def streams(draw: st.DrawFn) -> tuple[bytes, list[SSEEvent]]:
 
 def cut(data: bytes, points: list[int]) -> list[bytes]:
     edges = sorted({0, len(data), *(p % (len(data) + 1) for p in points)})
-    return [data[a:b] for a, b in zip(edges, edges[1:])]
+    return [data[a:b] for a, b in pairwise(edges)]
 
 
 @settings(max_examples=300, deadline=None, database=None)

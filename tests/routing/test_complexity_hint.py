@@ -42,7 +42,7 @@ def test_bad_header_is_a_clear_400(gateway: str, openai_upstream: tuple[str, Fak
     assert openai_upstream[1].requests == []
 
 
-def test_a_key_default_complexity_routes_its_auto_requests(launch: Callable[..., Gw]) -> None:  # noqa: F811
+def test_a_key_default_complexity_routes_its_auto_requests(launch: Callable[..., Gw]) -> None:
     gw = launch()
     r = gw.admin("POST", "/admin/keys", json={"name": "batch-jobs", "complexity": "simple"})
     assert r.status_code == 201, r.text

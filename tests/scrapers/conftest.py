@@ -37,7 +37,7 @@ def page() -> Callable[[str], str]:
 
 def _handler(routes: Routes) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        def do_GET(self) -> None:  # the stdlib's name (BaseHTTPRequestHandler)
             status, content_type, body = routes.get(self.path, (404, "text/plain", "not found"))
             if status in (301, 302, 307, 308):
                 self.send_response(status)

@@ -34,7 +34,7 @@ def test_price_entry_is_frozen_with_defaults() -> None:
     entry = PriceEntry(provider="openai", model="gpt-5.1", input_per_mtok=1.25, output_per_mtok=10.0)
     assert entry.aliases == () and entry.source_url == "" and entry.cached_input_per_mtok is None
     with pytest.raises(dataclasses.FrozenInstanceError):
-        entry.model = "x"  # type: ignore[misc]
+        entry.model = "x"  # type: ignore[misc]  # the very assignment a frozen dataclass refuses
     assert not hasattr(entry, "__dict__")  # slots
     assert hash(entry) == hash(dataclasses.replace(entry))
 

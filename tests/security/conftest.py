@@ -87,7 +87,7 @@ def exchange(port: int, data: bytes, *, read_for: float = 5.0, then: bytes | Non
                     closed = True
                     break
                 received += piece
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             pass
         except ConnectionResetError:
             closed = True

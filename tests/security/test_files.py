@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 
 from llmproxy.config import Secret
-from tests.conftest import base_settings
 
 
 def mode(path: Path) -> int:

@@ -73,8 +73,8 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def dashboard(gateway_factory: Callable[..., str], registry_file: Path,  # noqa: F811 - the imported fixture
-              pricing_site: PricingSite) -> Dashboard:  # noqa: F811
+def dashboard(gateway_factory: Callable[..., str], registry_file: Path,
+              pricing_site: PricingSite) -> Dashboard:
     update = RegistryUpdateSettings(auto_update=False, pages=pricing_site.pages(), scrape_timeout_s=5.0,
                                     max_model_loss=1.0)
     url = gateway_factory(master_key=Secret(MASTER), registry_path=registry_file, registry_update=update)

@@ -7,7 +7,8 @@ import os
 import re
 import shutil
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import openai
 

@@ -24,7 +24,7 @@ Row = dict[str, Any]
 
 
 def _pick_lang(rng: random.Random) -> str:
-    return rng.choices([l for l, _ in LANG_WEIGHTS], [w for _, w in LANG_WEIGHTS])[0]
+    return rng.choices([lang for lang, _ in LANG_WEIGHTS], [w for _, w in LANG_WEIGHTS])[0]
 
 
 def in_part(template: str, part: str) -> bool:
