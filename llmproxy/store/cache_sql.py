@@ -107,7 +107,7 @@ class SQLiteCacheStore:
         # The reader must never queue behind a lock for long: a slow read is only a miss.
         await reader.execute("PRAGMA busy_timeout=50")
         thread = ThreadPoolExecutor(1, thread_name_prefix="llmproxy-cache-writer")
-        writer = await asyncio.get_running_loop().run_in_executor(thread, _connect_writer, path)
+        writer = await asyncio.get_running_loop().run_in_executor(thread, connect_writer, path)
         return cls(reader, writer, thread)
 
     async def get(self, id_: int) -> Row | None:
@@ -148,17 +148,17 @@ class SQLiteCacheStore:
         self._thread.shutdown()
 
     def _write(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
-        return asyncio.get_running_loop().run_in_executor(self._thread, _transaction, self._writer, work, *args)
+        return asyncio.get_running_loop().run_in_executor(self._thread, transaction, self._writer, work, *args)
 
 
-def _connect_writer(path: Path) -> sqlite3.Connection:
+def connect_writer(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA busy_timeout=5000")
     db.execute("PRAGMA synchronous=NORMAL")
     return db
 
 
-def _transaction(db: sqlite3.Connection, work: Callable[..., T], *args: Any) -> T:
+def transaction(db: sqlite3.Connection, work: Callable[..., T], *args: Any) -> T:
     """BEGIN IMMEDIATE (the write lock first), the work, COMMIT; any failure rolls back, so the
     connection is never left inside a failed transaction (see transactions.py)."""
     db.execute("BEGIN IMMEDIATE")
