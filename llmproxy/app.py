@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import IO
 
 import aiohttp
@@ -76,9 +75,10 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             auto_decompress=True, raise_for_status=False)
-        usage = UsageRecorder(partial(usage_sql.insert_usage, store.db), interval_s=settings.usage_flush_interval_s,
+        usage_store = await usage_sql.SQLiteUsageStore.open(store.path)
+        usage = UsageRecorder(usage_store.insert, interval_s=settings.usage_flush_interval_s,
                               batch_size=settings.usage_batch_size, max_rows=settings.usage_queue_max,
-                              retain=partial(usage_sql.delete_before, store.db),
+                              retain=usage_store.delete_before,
                               retention_days=settings.usage_retention_days)
         usage.start()
         request_log = RequestLog(writer, settings.log_level, settings.log_format, payloads=settings.log_payloads)
@@ -103,6 +103,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
             # uvicorn has drained in-flight requests and streams by now; write what they recorded.
             await stop_updater(registry_task)
             await usage.stop()
+            await usage_store.close()
             await access.close()
             await cache.stop()
             await session.close()

@@ -42,7 +42,7 @@ OTHER = "other"
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
-BREAKER_STATES = {"closed": 0.0, "half_open": 1.0, "half-open": 1.0, "open": 2.0}
+BREAKER_STATES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 _LIMIT_REASONS = ("rate_limit_exceeded", "insufficient_quota")
 _MAX_BOUND = 4096   # raw keys remembered before the map is rebuilt (the label sets themselves stay bounded)
 

@@ -20,7 +20,7 @@ from .cache_replay import replay
 from .classifier import Classifier
 from .classifier.stage import classify
 from .config import Settings
-from .context import RequestContext
+from .context import BYTES_PER_TOKEN, RequestContext
 from .errors import GatewayError
 from .execute import FallbackStream, execute
 from .health import Health
@@ -214,7 +214,7 @@ def abandoned(gw: Gateway, ctx: RequestContext) -> None:
 def _estimate(request_bytes: int, completion_tokens: int) -> dict[str, Any]:
     """Usage when the provider's own count never came: the prompt from its size (as the rate limit
     estimates it), about a token per content event."""
-    prompt = request_bytes // 4
+    prompt = request_bytes // BYTES_PER_TOKEN
     return {"prompt_tokens": prompt, "completion_tokens": completion_tokens,
             "total_tokens": prompt + completion_tokens, "estimated": True}
 

@@ -76,6 +76,10 @@ _TENANTS_PER_STATEMENT = 300   # three parameters each, well under SQLite's limi
 Row = tuple[int, str, str, str, "str | None", "str | None", float, float, "float | None", int, bytes]
 COLUMNS = "id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body"
 _INSERT = f"INSERT OR REPLACE INTO cache_entries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# The cache writer's page cache: the unique index on a hash id takes inserts at random pages, which
+# must stay in memory between batches (2 MiB holds the index of about 100,000 entries). Filled only
+# as the index grows.
+WRITER_CACHE_KIB = 16 * 1024
 ROWS_PER_INSERT = 512   # a power of two; 11 values a row: under SQLite's limit of 32766 per statement
 
 
@@ -107,7 +111,7 @@ class SQLiteCacheStore:
         # The reader must never queue behind a lock for long: a slow read is only a miss.
         await reader.execute("PRAGMA busy_timeout=50")
         thread = ThreadPoolExecutor(1, thread_name_prefix="llmproxy-cache-writer")
-        writer = await asyncio.get_running_loop().run_in_executor(thread, _connect_writer, path)
+        writer = await asyncio.get_running_loop().run_in_executor(thread, connect_writer, path, WRITER_CACHE_KIB)
         return cls(reader, writer, thread)
 
     async def get(self, id_: int) -> Row | None:
@@ -148,17 +152,21 @@ class SQLiteCacheStore:
         self._thread.shutdown()
 
     def _write(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
-        return asyncio.get_running_loop().run_in_executor(self._thread, _transaction, self._writer, work, *args)
+        return asyncio.get_running_loop().run_in_executor(self._thread, transaction, self._writer, work, *args)
 
 
-def _connect_writer(path: Path) -> sqlite3.Connection:
+def connect_writer(path: Path, cache_kib: int | None = None) -> sqlite3.Connection:
+    """A plain connection for a writer thread; `cache_kib`: its page cache, when the default
+    (2 MiB) is too small for the indexes it updates."""
     db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA busy_timeout=5000")
     db.execute("PRAGMA synchronous=NORMAL")
+    if cache_kib is not None:
+        db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
     return db
 
 
-def _transaction(db: sqlite3.Connection, work: Callable[..., T], *args: Any) -> T:
+def transaction(db: sqlite3.Connection, work: Callable[..., T], *args: Any) -> T:
     """BEGIN IMMEDIATE (the write lock first), the work, COMMIT; any failure rolls back, so the
     connection is never left inside a failed transaction (see transactions.py)."""
     db.execute("BEGIN IMMEDIATE")

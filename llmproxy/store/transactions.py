@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from weakref import WeakKeyDictionary
+from contextlib import asynccontextmanager
 
 import aiosqlite
 
@@ -40,22 +39,3 @@ class Transactions:
                 except Exception:  # noqa: BLE001 - the original failure is the one to report
                     pass
                 raise
-
-
-# Connections that no store object owns yet: the app's shared connection (usage rows are written
-# through it from app.py) and the cache tier's writer (store/cache_sql.py). Once both hold their
-# own `Transactions`, this table and `write_transaction` go away.
-_unowned: WeakKeyDictionary[aiosqlite.Connection, Transactions] = WeakKeyDictionary()
-
-
-def transactions_of(db: aiosqlite.Connection) -> Transactions:
-    """The one `Transactions` of a connection that no store object owns."""
-    owner = _unowned.get(db)
-    if owner is None:
-        owner = _unowned[db] = Transactions(db)
-    return owner
-
-
-def write_transaction(db: aiosqlite.Connection) -> AbstractAsyncContextManager[aiosqlite.Connection]:
-    """A write transaction on a connection that no store object owns (see `transactions_of`)."""
-    return transactions_of(db).write()

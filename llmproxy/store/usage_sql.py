@@ -8,14 +8,19 @@ key and day), never the raw log. The class implements store.protocols.UsageStore
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
+from .cache_sql import connect_writer, transaction
 from .records import AutoRouted, Window
-from .transactions import Transactions, transactions_of
+from .transactions import Transactions
+
+T = TypeVar("T")
 
 # Never edit a shipped migration; append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -111,6 +116,12 @@ COLUMNS = ("ts", "request_id", "key_id", "user", "requested_model", "model", "pr
            "cost_usd", "latency_ms", "ttft_ms", "overhead_ms", "cache", "attempts", "status", "error_type",
            "saved_usd", "cache_write_tokens")
 _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+ROWS_PER_INSERT = 256   # a power of two; 23 values a row: under SQLite's limit of 32766 per statement
+# Only power-of-two sizes: the connection's statement cache then holds a handful of programs.
+_INSERTS = {1 << n: _INSERT + (", (" + ", ".join("?" for _ in COLUMNS) + ")") * ((1 << n) - 1)
+            for n in range(ROWS_PER_INSERT.bit_length())}
+_LAST_ID = "SELECT coalesce(max(id), 0) FROM usage"
+_DELETE_OLD = "DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE ts < ? ORDER BY ts LIMIT ?)"
 
 # The aggregation API: group names -> (raw log expression, roll-up column).
 GROUPS: dict[str, tuple[str, str]] = {
@@ -171,32 +182,47 @@ _OVERVIEW_GROUPS = {
 
 
 class SQLiteUsageStore:
-    """The usage log's queries over one connection, with that connection's write turns."""
+    """The usage log's queries over one connection. A store opened with `open` writes on a thread
+    of its own over a plain sqlite3 connection, one call per batch (BEGIN, multi-row INSERTs, the
+    roll-up, COMMIT), as the cache's disk tier does: aiosqlite's one hand-over per statement cost
+    the event loop's core more than the insert itself. A store `over` a connection it does not
+    own (the app's shared one: reads, tests) writes through that connection."""
 
-    def __init__(self, db: aiosqlite.Connection, transactions: Transactions | None = None) -> None:
+    def __init__(self, db: aiosqlite.Connection, writer: sqlite3.Connection | None = None,
+                 thread: ThreadPoolExecutor | None = None) -> None:
         self.db = db
-        self._transactions = transactions if transactions is not None else Transactions(db)
+        self._writer = writer
+        self._thread = thread
+        self._transactions = Transactions(db)
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteUsageStore:
-        """A connection of its own on a database whose migrations have run (SQLiteStore.open)."""
+        """Connections of its own (a reader, and the writer on its thread) on a database whose
+        migrations have run (SQLiteStore.open)."""
         db = await aiosqlite.connect(path, timeout=5.0)
         await db.execute("PRAGMA busy_timeout=5000")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        return cls(db)
+        thread = ThreadPoolExecutor(1, thread_name_prefix="llmproxy-usage-writer")
+        writer = await asyncio.get_running_loop().run_in_executor(thread, connect_writer, path)
+        return cls(db, writer, thread)
 
     @classmethod
     def over(cls, db: aiosqlite.Connection) -> SQLiteUsageStore:
-        """On a connection that no store owns (the app's shared one), taking turns with its other writers."""
-        return cls(db, transactions_of(db))
+        """On a connection that no usage store owns (the app's shared one): its reads."""
+        return cls(db)
 
     async def close(self) -> None:
         await self.db.close()
+        if self._writer is not None and self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._writer.close)
+            self._thread.shutdown()
 
     async def insert(self, rows: Sequence[Sequence[Any]]) -> None:
         """One batch (rows in COLUMNS order) and its roll-up, in one transaction, so the two never disagree."""
+        if self._writer is not None:
+            await self._write(_insert, rows)
+            return
         async with self._transactions.write() as db:
-            async with db.execute("SELECT coalesce(max(id), 0) FROM usage") as cur:
+            async with db.execute(_LAST_ID) as cur:
                 (last,) = await cur.fetchone() or (0,)
             await db.executemany(_INSERT, rows)
             await db.execute(_ROLL_UP, (last,))
@@ -206,15 +232,20 @@ class SQLiteUsageStore:
         never held up for long. The roll-up keeps the days it summarised."""
         total = 0
         while True:
-            async with self._transactions.write() as db:
-                cur = await db.execute("DELETE FROM usage WHERE id IN "
-                                       "(SELECT id FROM usage WHERE ts < ? ORDER BY ts LIMIT ?)", (cutoff_ts, batch))
-                deleted = cur.rowcount
-                await cur.close()
+            if self._writer is not None:
+                deleted = await self._write(_delete, cutoff_ts, batch)
+            else:
+                async with self._transactions.write() as db:
+                    cur = await db.execute(_DELETE_OLD, (cutoff_ts, batch))
+                    deleted = cur.rowcount
+                    await cur.close()
             total += deleted
             if deleted < batch:
                 return total
             await asyncio.sleep(0)   # let the batch writer and the readers in between two deletes
+
+    def _write(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
+        return asyncio.get_running_loop().run_in_executor(self._thread, transaction, self._writer, work, *args)
 
     async def spend_by_key(self, since_ts: float) -> dict[str, float]:
         """USD spent per key from the start of the UTC day that holds `since_ts`, read from the roll-up.
@@ -343,13 +374,18 @@ def _where(window: Window) -> tuple[str, list[Any]]:
     return sql, params
 
 
-# app.py hands these to the usage recorder with the shared connection, until it holds a store of its own.
-async def insert_usage(db: aiosqlite.Connection, rows: Sequence[Sequence[Any]]) -> None:
-    await SQLiteUsageStore.over(db).insert(rows)
+def _insert(db: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+    (last,) = db.execute(_LAST_ID).fetchone()
+    start = 0
+    while start < len(rows):
+        size = min(ROWS_PER_INSERT, 1 << ((len(rows) - start).bit_length() - 1))
+        db.execute(_INSERTS[size], [value for row in rows[start:start + size] for value in row])
+        start += size
+    db.execute(_ROLL_UP, (last,))
 
 
-async def delete_before(db: aiosqlite.Connection, cutoff_ts: float, *, batch: int = 5_000) -> int:
-    return await SQLiteUsageStore.over(db).delete_before(cutoff_ts, batch=batch)
+def _delete(db: sqlite3.Connection, cutoff_ts: float, batch: int) -> int:
+    return max(db.execute(_DELETE_OLD, (cutoff_ts, batch)).rowcount, 0)
 
 
 def whole_days(since: float | None, until: float | None) -> bool:

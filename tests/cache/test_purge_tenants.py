@@ -103,7 +103,7 @@ async def test_a_tenant_family_matches_its_restrictions_and_nothing_else(tmp_pat
         families = {"key:ab", "user:https://idp/#auth0|42"}
         assert await cache.purge(tenants=families) == 4
         left = ["key:abc", "key:abc|models:gpt-4o", "key:ab|modelsX", "user:https://idp/#auth0"]
-        assert sorted(e.tenant for e in cache.memory._entries.values()) == sorted(left)
+        assert sorted(e.tenant for e in cache.memory.entries()) == sorted(left)
         assert disk_tenants(store.path) == sorted(left)
         assert await cache.purge(tenants=set()) == 0
     finally:

@@ -201,19 +201,42 @@ async def test_a_write_that_met_a_lock_does_not_poison_the_next_ones(tmp_path: P
         await store.close()
 
 
-async def test_writers_on_one_shared_connection_take_turns(tmp_path: Path) -> None:
-    """Two store objects over the app's shared connection share its write turns: a batch insert
-    and a retention pass at the same time never start a second transaction inside the first."""
+async def test_the_writer_thread_takes_batches_and_retention_in_turn(tmp_path: Path) -> None:
+    """The usage store of its own writes on one thread: a batch insert and a retention pass at the
+    same time never start a second transaction inside the first; batches of any size (multi-row
+    INSERTs in power-of-two pieces) all land, rolled up once."""
     store = await open_store(tmp_path)
+    own = await SQLiteUsageStore.open(tmp_path / "llmproxy.db")
     try:
-        writer, retention = usage(store), usage(store)
-        await writer.insert([row(T0 + i) for i in range(600)])
-        results = await asyncio.gather(writer.insert([row(T0 + 5 * DAY + i) for i in range(50)]),
-                                       retention.delete_before(T0 + DAY, batch=100),
-                                       writer.insert([row(T0 + 5 * DAY + 100 + i) for i in range(50)]))
+        await own.insert([row(T0 + i) for i in range(600)])
+        results = await asyncio.gather(own.insert([row(T0 + 5 * DAY + i) for i in range(50)]),
+                                       own.delete_before(T0 + DAY, batch=100),
+                                       own.insert([row(T0 + 5 * DAY + 100 + i) for i in range(57)]))
         assert results[1] == 600
-        assert await rows_in_log(store) == 100
+        assert await rows_in_log(store) == 107
+        async with store.db.execute("SELECT sum(requests) FROM usage_daily") as cur:
+            assert (await cur.fetchone())[0] == 707
     finally:
+        await own.close()
+        await store.close()
+
+
+async def test_a_writer_thread_batch_that_met_a_lock_does_not_poison_the_next_ones(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    own = await SQLiteUsageStore.open(tmp_path / "llmproxy.db")
+    other = sqlite3.connect(tmp_path / "llmproxy.db", isolation_level=None)
+    try:
+        own._writer.execute("PRAGMA busy_timeout=50")   # type: ignore[union-attr]
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await own.insert([row(T0)])
+        assert not own._writer.in_transaction   # type: ignore[union-attr]
+        other.execute("COMMIT")
+        await own.insert([row(T0 + 1), row(T0 + 2)])
+        assert await rows_in_log(store) == 2
+    finally:
+        other.close()
+        await own.close()
         await store.close()
 
 
