@@ -182,18 +182,18 @@ _NONE = 0xFFFFFFFF
 
 def _pack(e: Entry) -> bytes:
     texts = [t.encode() if t is not None else b"" for t in (e.tenant, e.model, e.served_model, e.provider)]
-    lengths = [_NONE if t is None else len(b) for t, b in zip((e.tenant, e.model, e.served_model, e.provider), texts)]
+    lengths = [_NONE if t is None else len(b) for t, b in zip((e.tenant, e.model, e.served_model, e.provider), texts, strict=True)]
     head = _HEAD.pack(e.id, e.created, e.expires, math.nan if e.cost_usd is None else e.cost_usd, len(e.body), *lengths)
     blob = b"".join((head, *texts, e.body))
     return blob if len(blob) >= _MIN_BLOB else blob + bytes(_MIN_BLOB - len(blob))
 
 
 def _expires(blob: bytes) -> float:
-    return _EXPIRES.unpack_from(blob, 16)[0]
+    return float(_EXPIRES.unpack_from(blob, 16)[0])
 
 
 def _size(blob: bytes) -> int:
-    return _BODY_LEN.unpack_from(blob, 32)[0] + ENTRY_OVERHEAD
+    return int(_BODY_LEN.unpack_from(blob, 32)[0]) + ENTRY_OVERHEAD
 
 
 _EXPIRES = struct.Struct("<d")
@@ -307,7 +307,8 @@ class ResponseCache:
         key_id = principal.key_id if principal is not None else None
         policy = s.keys.get(key_id) if s.keys and key_id else None
         if not (s.enabled if policy is None or policy.enabled is None else policy.enabled):
-            return self._bypass(ctx)
+            self._bypass(ctx)
+            return None
         body = ctx.body
         headers = ctx.client_headers
         asked = no_cache = False
@@ -317,7 +318,8 @@ class ResponseCache:
             if switch is not None:
                 switch = switch.strip().lower()
                 if switch == "off":
-                    return self._bypass(ctx)
+                    self._bypass(ctx)
+                    return None
                 if switch != "on":
                     raise InvalidRequest(f"{SWITCH_HEADER} must be 'on' or 'off', not {switch[:40]!r}",
                                          param=SWITCH_HEADER)
@@ -326,7 +328,8 @@ class ResponseCache:
             if control:
                 control = control.lower()
                 if "no-store" in control:
-                    return self._bypass(ctx)
+                    self._bypass(ctx)
+                    return None
                 no_cache = "no-cache" in control
                 max_age = _max_age(control)
                 asked = asked or max_age is not None
@@ -334,9 +337,11 @@ class ResponseCache:
                               else policy.temperature_above_zero):
             # Absent means the provider's default, which is 1 for OpenAI, Anthropic and Gemini.
             if body.get("temperature") != 0 and body.get("seed") is None:
-                return self._bypass(ctx)
+                self._bypass(ctx)
+                return None
         if body.get("logprobs") or "audio" in body:
-            return self._bypass(ctx)   # a replayed stream could not reproduce them
+            self._bypass(ctx)   # a replayed stream could not reproduce them
+            return None
         ttl = policy.ttl_s if policy is not None and policy.ttl_s is not None else s.ttl_s
         if max_age is not None:
             ttl = min(max_age, s.max_ttl_s)
@@ -407,8 +412,8 @@ class ResponseCache:
         for ctx, answer in incoming:
             if answer.__class__ is not bytes:
                 try:
-                    completion = assemble(b"".join(answer.pieces), ctx.usage)   # type: ignore[union-attr, arg-type]
-                except Exception:  # noqa: BLE001 - an unreadable stream is not stored; the others still are
+                    completion = assemble(b"".join(answer.pieces), ctx.usage)   # type: ignore[union-attr, arg-type]  # not bytes: a StreamCollector; a stored stream has its usage
+                except Exception:   # an unreadable stream is not stored; the rest of the batch still is
                     log.exception("cache: a finished stream could not be assembled for storing")
                     continue
                 if completion is None:
@@ -423,7 +428,7 @@ class ResponseCache:
                 tenant = self._tenant(principal)
             entry = Entry(key, entry_id(key), tenant, ctx.requested_model,
                           ctx.model.id if ctx.model else None, ctx.provider.name if ctx.provider else None,
-                          now, now + ctx.cache_ttl_s, ctx.cost_usd, answer)   # type: ignore[arg-type]
+                          now, now + ctx.cache_ttl_s, ctx.cost_usd, answer)
             self.memory.put(entry)
             self.stores += 1
             if self._backend is None:
@@ -551,7 +556,7 @@ class ResponseCache:
         while not self._closing:
             try:
                 await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             await self._flush()
@@ -579,7 +584,7 @@ class ResponseCache:
             if removed:
                 ids = await self._backend.ids(time.time())
                 await self._on_disk.rebuild(itertools.chain(ids, [e.id for e in self._pending]))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a failed sweep is retried on the next turn
             self.disk_errors += 1
             log.warning("cache: sweep failed: %s", exc)
 

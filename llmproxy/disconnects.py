@@ -30,14 +30,16 @@ class Watch:
 
     def __init__(self, receive: Receive, ctx: RequestContext) -> None:
         self.receive, self.ctx, self.left = receive, ctx, False
-        self.task = asyncio.current_task()
+        task = asyncio.current_task()
+        assert task is not None   # made inside the request's own task
+        self.task: asyncio.Task[Any] = task
         self.watcher: asyncio.Future[None] | None = None
 
     async def _watch(self) -> None:
         while (await self.receive())["type"] != "http.disconnect":
             pass
         self.left = True
-        self.task.cancel()  # type: ignore[union-attr]
+        self.task.cancel()
 
 
 class Disconnects:

@@ -91,7 +91,7 @@ async def chat_completions(gw: pipeline.Gateway, new_id: Callable[[], str], scop
     except asyncio.CancelledError:
         if not watch.left:
             raise            # cancelled from outside (shutdown), not by the client leaving
-        watch.task.uncancel()  # type: ignore[union-attr]
+        watch.task.uncancel()
         pipeline.abandoned(gw, ctx)
         return
     finally:

@@ -72,11 +72,13 @@ class Guard:
         headers = scope["headers"]
         fields = dict(headers)
         refusal = self.check(scope, headers, fields)
-        body = None
+        body: _Body | None = None
         if refusal is None and (b"content-length" in fields or b"transfer-encoding" in fields):
-            body = self.body_reader(scope, fields, receive)
-            if body.__class__ is not _Body:
-                refusal, body = body, None
+            read = self.body_reader(scope, fields, receive)
+            if isinstance(read, _Body):
+                body = read
+            else:
+                refusal = read
         if refusal is None and self.active >= self.max_concurrency:
             refusal = ServiceUnavailable(
                 f"the gateway is serving its limit of {self.max_concurrency} requests at once; retry shortly",

@@ -109,11 +109,11 @@ class LineWriter:
         self.flush()
 
     def flush(self) -> None:
-        out = []
+        out: list[bytes] = []
         lines = self._lines
         while lines:
             line = lines.popleft()
-            if line.__class__ is tuple:
+            if isinstance(line, tuple):
                 try:
                     line = line[0](line)
                 except Exception as exc:  # noqa: BLE001 - one bad record must not stop the log
@@ -160,14 +160,14 @@ class RequestLog:
         if self.payloads:
             payload = (ctx.body.get("messages") if isinstance(ctx.body, dict) else None,
                        completion.get("choices") if completion is not None else None)
-        self._writer.write((self._render, row, ctx.stream, tried, payload))  # type: ignore[union-attr]
+        self._writer.write((self._render, row, ctx.stream, tried, payload))  # type: ignore[union-attr]  # enabled implies a writer
 
     def _render(self, item: tuple[Any, ...]) -> bytes:
         _, row, stream, tried, payload = item
         finished = row[0] + row[_LATENCY_MS] / 1000.0
         fields: dict[str, Any] = {"ts": self._clock.at(finished), "level": "info", "logger": "llmproxy.request",
                                   "msg": "request"}
-        fields.update(zip(_ROW_FIELDS, row[1:]))
+        fields.update(zip(_ROW_FIELDS, row[1:], strict=True))
         fields["stream"] = stream
         if tried is not None:
             fields["tried"] = tried

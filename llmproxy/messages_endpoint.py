@@ -56,7 +56,7 @@ async def messages(gw: pipeline.Gateway, new_id: Callable[[], str], scope: Scope
     except asyncio.CancelledError:
         if not watch.left:
             raise            # cancelled from outside (shutdown), not by the client leaving
-        watch.task.uncancel()  # type: ignore[union-attr]  # a Watch is made inside the request's task: never None
+        watch.task.uncancel()
         pipeline.abandoned(gw, ctx)
         return
     finally:

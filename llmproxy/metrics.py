@@ -20,7 +20,7 @@ import math
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -67,8 +67,9 @@ class _Histogram:
         self.sum += other.sum
 
     def buckets(self) -> list[tuple[str, float]]:
-        out, total = [], 0
-        for bound, n in zip((*map(str, self.bounds), "+Inf"), self.counts):
+        out: list[tuple[str, float]] = []
+        total = 0
+        for bound, n in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
             total += n
             out.append((bound, total))
         return out
@@ -395,7 +396,7 @@ def _unix(value: Any) -> float | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)   # the registry writes UTC
+        parsed = parsed.replace(tzinfo=UTC)   # the registry writes UTC
     return parsed.timestamp()
 
 

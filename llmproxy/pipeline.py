@@ -57,7 +57,7 @@ class Gateway:
     resolutions: Resolutions = field(default_factory=Resolutions)
     classifier: Classifier | None = None
     auth: Authenticator = None       # type: ignore[assignment]  # built with the rest of access control
-    limits: Limiter = None           # type: ignore[assignment]
+    limits: Limiter = None           # type: ignore[assignment]  # likewise
     access: Access | None = None     # identity tables, vault and their sync
     registry_updater: RegistryUpdater | None = None   # refresh, rollback, file watch
 
@@ -97,7 +97,7 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, read_body: Callable
                         else execute(ctx, gw.transport, gw.health))
     except GatewayError as exc:
         return _failed(gw, ctx, exc)
-    except Exception:  # noqa: BLE001 - a bug must still answer in OpenAI's shape, without a trace
+    except Exception:
         log.exception("unhandled error", extra={"request_id": ctx.request_id})
         return _failed(gw, ctx, GatewayError(f"internal error in the gateway (request id {ctx.request_id})"))
     if isinstance(result, (FallbackStream, cascade.HeldStream)):
@@ -149,7 +149,7 @@ async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: 
         return Outcome(200, body=door.answer(ctx, result), headers=_headers(ctx))
     except GatewayError as exc:
         failure = exc
-    except Exception:  # noqa: BLE001 - a bug must still answer in the door's shape, without a trace
+    except Exception:
         log.exception("unhandled error", extra={"request_id": ctx.request_id})
         failure = GatewayError(f"internal error in the gateway (request id {ctx.request_id})")
     ctx.status, ctx.error_type = failure.status, failure.code or failure.type
@@ -199,7 +199,7 @@ async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream | casc
             ctx.usage = _estimate(request_bytes, max(0, events - 2))
         record(gw, ctx)
         if collected is not None:
-            gw.cache.store_stream(ctx, collected, finished and state.completed)  # type: ignore[union-attr]
+            gw.cache.store_stream(ctx, collected, finished and state.completed)  # type: ignore[union-attr]  # a collector means a cache
 
 
 def abandoned(gw: Gateway, ctx: RequestContext) -> None:

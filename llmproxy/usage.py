@@ -144,7 +144,7 @@ class UsageRecorder:
         while not self._closing:
             try:
                 await asyncio.wait_for(self._wake.wait(), self._interval_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             while self._rows and await self._flush_once() and len(self._rows) >= self._batch_size:

@@ -117,9 +117,9 @@ class SQLiteCacheStore:
     async def get(self, id_: int) -> Row | None:
         async with self._reader.execute(_SELECT, (id_,)) as cur:
             row = await cur.fetchone()
-        return tuple(row) if row is not None else None  # type: ignore[return-value]
+        return tuple(row) if row is not None else None
 
-    async def put_many(self, rows: Sequence[Row]) -> None:
+    async def put_many(self, rows: Sequence[Sequence[Any]]) -> None:
         await self._write(_put_many, rows)
 
     async def ids(self, now: float) -> list[int]:

@@ -245,6 +245,8 @@ class SQLiteUsageStore:
             await asyncio.sleep(0)   # let the batch writer and the readers in between two deletes
 
     def _write(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
+        if self._writer is None:
+            raise RuntimeError("this usage store was made over a shared connection: it has no writer thread")
         return asyncio.get_running_loop().run_in_executor(self._thread, transaction, self._writer, work, *args)
 
     async def spend_by_key(self, since_ts: float) -> dict[str, float]:
@@ -327,7 +329,7 @@ class SQLiteUsageStore:
         async with self.db.execute(sql, params) as cur:
             for g, *values in await cur.fetchall():
                 row: dict[str, Any] = {name: (float(v or 0) if name.endswith("_usd") else int(v or 0))
-                                       for name, v in zip(_OVERVIEW_NAMES, values)}
+                                       for name, v in zip(_OVERVIEW_NAMES, values, strict=True)}
                 row["p50_ms"] = row["p99_ms"] = None
                 out[tuple(g.split(_SEP)) if by == "model" else g] = row
         # Window functions keep the sort in SQLite: only the two ranked rows per group come back.
