@@ -85,9 +85,16 @@ async def chat_completions(gw: pipeline.Gateway, new_id: Callable[[], str], scop
     # The pipeline reads the body itself, after authentication: an anonymous caller gets its 401
     # before the gateway buffers anything.
     body = partial(read_body, receive, gw.settings.max_body_bytes, declared)
+    await answer(gw, ctx, pipeline.chat_completions(gw, ctx, body, authorization), receive, send, disconnects)
+
+
+async def answer(gw: pipeline.Gateway, ctx: RequestContext, run: Awaitable[pipeline.Outcome], receive: Receive,
+                 send: Send, disconnects: Disconnects) -> None:
+    """Run a front door's pipeline call while its client is watched, then send the outcome. A client
+    that leaves while the provider works cancels the call; the request is recorded as abandoned."""
     watch = disconnects.start(receive, ctx)
     try:
-        outcome = await pipeline.chat_completions(gw, ctx, body, authorization)
+        outcome = await run
     except asyncio.CancelledError:
         if not watch.left:
             raise            # cancelled from outside (shutdown), not by the client leaving

@@ -7,7 +7,6 @@ Claude request costs the gateway what a chat request does.
 """
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from functools import partial
 
@@ -18,7 +17,7 @@ from .context import RequestContext
 from .disconnects import Disconnects
 from .doors.anthropic_messages import DOOR, count_tokens
 from .doors.anthropic_response import error_body
-from .endpoint import Receive, Scope, Send, client_request_id, read_body, respond, stream
+from .endpoint import Receive, Scope, Send, answer, client_request_id, read_body, respond
 from .errors import GatewayError
 
 _KEPT = frozenset((b"anthropic-version", b"anthropic-beta", b"cache-control"))
@@ -50,21 +49,7 @@ async def messages(gw: pipeline.Gateway, new_id: Callable[[], str], scope: Scope
                    disconnects: Disconnects) -> None:
     ctx, authorization, declared = _context(scope, new_id)
     body = partial(read_body, receive, gw.settings.max_body_bytes, declared)
-    watch = disconnects.start(receive, ctx)
-    try:
-        outcome = await pipeline.through_door(gw, ctx, DOOR, body, authorization)
-    except asyncio.CancelledError:
-        if not watch.left:
-            raise            # cancelled from outside (shutdown), not by the client leaving
-        watch.task.uncancel()
-        pipeline.abandoned(gw, ctx)
-        return
-    finally:
-        disconnects.stop(watch)
-    if outcome.stream is None:
-        await respond(send, outcome.status, outcome.headers, outcome.body or b"")
-    else:
-        await stream(send, receive, outcome.headers, outcome.stream)
+    await answer(gw, ctx, pipeline.through_door(gw, ctx, DOOR, body, authorization), receive, send, disconnects)
 
 
 async def messages_count_tokens(gw: pipeline.Gateway, new_id: Callable[[], str], scope: Scope, receive: Receive,
