@@ -15,7 +15,7 @@ from llmproxy.classifier import Classifier
 from llmproxy.classifier.stage import classify
 from llmproxy.config import ProviderSettings, Secret, Settings
 from llmproxy.context import Principal, RequestContext
-from llmproxy.health import Health
+from llmproxy.breakers import Health
 from llmproxy.registry import load_registry
 from llmproxy.router import route
 

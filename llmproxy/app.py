@@ -34,7 +34,7 @@ from .metrics import Metrics
 from .openapi import document as openapi_document
 from .providers.base import Transport
 from .classifier import Classifier
-from .health import Health
+from .breakers import Health
 from .registry import load_registry
 from .router import list_models, resolve
 from .scheduler import start_updater, stop_updater

@@ -26,7 +26,7 @@ from .answer_checks import failure, needs_whole_answer, stream_message
 from .context import ChatCompletion, RequestContext, Usage
 from .errors import GatewayError
 from .execute import FallbackStream, execute
-from .health import Health
+from .breakers import Health
 from .providers.base import StreamState, Transport
 from .usage import cost_usd
 

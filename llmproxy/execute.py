@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 
 from .context import Attempt, ChatCompletion, RequestContext
 from .errors import GatewayError, InvalidRequest, UpstreamError
-from .health import Candidate, Health
+from .breakers import Candidate, Health
 from .providers import ADAPTERS
 from .providers.base import Adapter, OpenStream, StreamState, Transport, error_message, stream_opening
 from .providers.sse import encode

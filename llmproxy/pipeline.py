@@ -23,7 +23,7 @@ from .config import Settings
 from .context import BYTES_PER_TOKEN, RequestContext
 from .errors import GatewayError
 from .execute import FallbackStream, execute
-from .health import Health
+from .breakers import Health
 from .logs import RequestLog
 from .providers.base import Transport
 from .registry import Registry

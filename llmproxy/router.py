@@ -16,7 +16,7 @@ from __future__ import annotations
 from .config import DEFAULT_BASE_URLS, KEY_ENV, STRATEGIES, ProviderSettings, Settings
 from .context import ChatRequest, RequestContext, model_allowed
 from .errors import GatewayError, InvalidRequest, ModelNotFound
-from .health import Candidate, Health
+from .breakers import Candidate, Health
 from .registry import ModelEntry, Registry
 
 CASCADE_TIERS = {"simple": ("simple", "medium"), "medium": ("medium", "complex"), "complex": ("medium", "complex")}

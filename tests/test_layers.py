@@ -21,7 +21,7 @@ LAYERS: dict[str, dict[str, set[str]]] = {
                "providers": {"providers", "execute"}, "usage": {"usage"}, "metrics": {"metrics"},
                "validation": {"validation"}, "logs": {"logs"}, "answer_checks": {"answer_checks"}},
     "state": {"registry": {"registry"},
-              "store": {"store"}, "vault": {"vault", "passwords"}, "health": {"health"}},
+              "store": {"store"}, "vault": {"vault", "passwords"}, "breakers": {"breakers"}},
     "basics": {"basics": {"errors", "config", "context", "__init__"}},
 }
 ORDER = list(LAYERS)

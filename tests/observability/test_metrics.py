@@ -12,7 +12,7 @@ import openai
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmproxy.context import Attempt, RequestContext
-from llmproxy.health import Breaker, Health
+from llmproxy.breakers import Breaker, Health
 from llmproxy.metrics import Metrics
 from llmproxy.registry import ModelEntry, build_registry
 from tests.fakes.openai_server import FakeState

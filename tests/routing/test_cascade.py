@@ -21,7 +21,7 @@ import pytest
 from llmproxy.classifier import model as classifier_model
 from llmproxy.classifier.features import DIM, N_DENSE
 from llmproxy.config import RouterSettings
-from llmproxy.health import Health
+from llmproxy.breakers import Health
 from llmproxy.registry import load_registry
 from llmproxy.router import cascade_tiers, choose
 from tests.conftest import REPO, base_settings

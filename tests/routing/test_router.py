@@ -8,7 +8,7 @@ import pytest
 from llmproxy.config import ProviderSettings, RouterSettings, Secret, Settings
 from llmproxy.context import Attempt, Principal, RequestContext
 from llmproxy.errors import InvalidRequest, ModelNotFound
-from llmproxy.health import Health
+from llmproxy.breakers import Health
 from llmproxy.registry import Capabilities, ModelEntry, build_registry
 from llmproxy.router import choose, route
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 
 from llmproxy.context import Attempt
-from llmproxy.health import CLOSED, HALF_OPEN, OPEN, Health
+from llmproxy.breakers import CLOSED, HALF_OPEN, OPEN, Health
 
 
 def fail(provider: str = "p", **kw: object) -> Attempt:
@@ -69,7 +69,7 @@ def test_a_callers_error_on_the_trial_closes_the_breaker() -> None:
 
 
 def test_latency_map_is_bounded() -> None:
-    from llmproxy.health import MAX_MODELS
+    from llmproxy.breakers import MAX_MODELS
     h = Health()
     for i in range(MAX_MODELS + 50):
         h.observe([Attempt("p", f"m{i}", 200, ms=1)])
