@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from . import cascade
-from .cache import Entry, ResponseCache
+from .cache import ResponseCache
+from .cache_memory import Entry
 from .cache_replay import replay
 from .classifier import Classifier
 from .classifier.stage import classify

@@ -16,7 +16,7 @@ LAYERS: dict[str, dict[str, set[str]]] = {
     "entry": {"entry": {"app", "cli", "endpoint", "disconnects", "__main__", "ui", "guard", "serving", "openapi",
                         "messages_endpoint"}},
     "composition": {"composition": {"pipeline", "admin", "scheduler", "access", "cascade", "doors"}},
-    "stages": {"auth": {"auth"}, "ratelimit": {"ratelimit"}, "cache": {"cache", "cache_replay"},
+    "stages": {"auth": {"auth"}, "ratelimit": {"ratelimit"}, "cache": {"cache", "cache_memory", "cache_replay"},
                "classifier": {"classifier"}, "router": {"router"},
                "providers": {"providers", "execute"}, "usage": {"usage"}, "metrics": {"metrics"},
                "validation": {"validation"}, "logs": {"logs"}, "answer_checks": {"answer_checks"}},

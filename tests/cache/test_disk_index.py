@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from llmproxy.cache import DiskIndex
+from llmproxy.cache_memory import DiskIndex
 
 
 def test_every_added_id_is_found_and_few_others_are() -> None:

@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from llmproxy.cache import ENTRY_OVERHEAD, ResponseCache
+from llmproxy.cache import ResponseCache
+from llmproxy.cache_memory import ENTRY_OVERHEAD
 from llmproxy.config import CacheKeySettings, CacheSettings
 from llmproxy.context import Principal, RequestContext
 from llmproxy.errors import InvalidRequest
