@@ -3,7 +3,8 @@ them in step with the identity tables.
 
 The CLI writes those tables from another process, so a task polls one integer (the tables' change
 counter) every `auth.sync_interval_s` and reloads when it moves; writes made through the admin API
-reload at once. A reload builds new maps aside and swaps them in, and makes the vault's provider
+reload at once and, with Redis configured, tell the deployment's other processes, which reload at
+once too (a "keys" notification) instead of at their next poll. A reload builds new maps aside and swaps them in, and makes the vault's provider
 keys effective by swapping `gw.settings` for a copy (Settings is frozen).
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from .auth import Authenticator
 from .ratelimit import KeyBudget, Limiter, period_starts
+from .ratelimit_shared import SharedLimiter, SpendTotals
 from .store.keys_sql import KeysDB
 from .store.sqlite import SQLiteStore
 from .store.usage_sql import SQLiteUsageStore
@@ -52,7 +54,9 @@ class Access:
         except BaseException:
             await store.close()
             raise
-        access = cls(gw, store, auth, Limiter(), Vault(key, settings))
+        deployment = gw.shared
+        limits = Limiter() if deployment is None else SharedLimiter(deployment.link, lambda: access.spend_totals())
+        access = cls(gw, store, auth, limits, Vault(key, settings))
         try:
             if auth.jwt_namespace is not None:
                 moved = await access.db.namespace_jwt_owners(auth.jwt_namespace)
@@ -62,13 +66,28 @@ class Access:
         except BaseException:
             await store.close()
             raise
-        await access.reload()
+        await access._load()
         await access._load_spend()
         gw.auth, gw.limits, gw.access = access.auth, access.limits, access
+        if deployment is not None:
+            deployment.notifier.on("keys", lambda _: access.sync())
+        if isinstance(limits, SharedLimiter):
+            await limits.seed()
         access._task = asyncio.create_task(access._watch(settings.auth.sync_interval_s), name="access-sync")
         return access
 
     async def reload(self) -> None:
+        """Reload after a write made here, and tell the other processes of the deployment."""
+        await self._load()
+        if self._gw.shared is not None:
+            self._gw.shared.notifier.publish("keys", generation=self.generation)
+
+    async def sync(self) -> None:
+        """Reload when the tables changed (another process wrote them)."""
+        if await self.db.generation() != self.generation:
+            await self._load()
+
+    async def _load(self) -> None:
         async with self._reload_lock:
             generation = await self.db.generation()
             keys, users = await self.db.keys(), await self.db.users()
@@ -82,8 +101,7 @@ class Access:
         while True:
             await asyncio.sleep(interval_s)
             try:
-                if await self.db.generation() != self.generation:
-                    await self.reload()
+                await self.sync()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a locked or busy file: keep serving, try again
@@ -92,11 +110,14 @@ class Access:
     async def _load_spend(self) -> None:
         """Spend per key for today, this month and in total (rolled up to the keys above it), once;
         the record stage keeps it current."""
-        now = time.time()
-        day, month = period_starts(now)
+        day, month, total = await self.spend_totals()
+        self.limits.load_spend(day, month, total, time.time())
+
+    async def spend_totals(self) -> SpendTotals:
+        """Each key's own spend from the usage log: today, this month, in total."""
+        day, month = period_starts(time.time())
         usage = SQLiteUsageStore.over(self._store.db)
-        self.limits.load_spend(await usage.spend_by_key(day), await usage.spend_by_key(month),
-                               await usage.spend_by_key(0.0), now)
+        return await usage.spend_by_key(day), await usage.spend_by_key(month), await usage.spend_by_key(0.0)
 
     async def close(self) -> None:
         if self._task is not None:

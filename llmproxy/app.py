@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import IO
+from typing import IO, Any
 
 import aiohttp
 import orjson
@@ -38,6 +38,7 @@ from .breakers import Health
 from .registry import load_registry
 from .router import list_models, resolve
 from .scheduler import start_updater, stop_updater
+from .shared.deployment import Deployment
 from .store import usage_sql
 from .store.cache_sql import SQLiteCacheStore
 from .store.sqlite import SQLiteStore
@@ -83,7 +84,9 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         usage.start()
         request_log = RequestLog(writer, settings.log_level, settings.log_format, payloads=settings.log_payloads)
         app.state.gateway = pipeline.Gateway(settings, registry, Transport(session), usage, request_log, store)
-        cache = ResponseCache(settings.cache, await SQLiteCacheStore.open(store.path) if settings.cache.persist else None)
+        shared = app.state.gateway.shared = await Deployment.open(settings.redis)   # None without a Redis url
+        cache = ResponseCache(settings.cache, await SQLiteCacheStore.open(store.path) if settings.cache.persist else None,
+                              shared=shared.cache if shared is not None else None)
         await cache.start()
         app.state.gateway.cache = cache
         app.state.gateway.metrics = Metrics(app.state.gateway)
@@ -92,6 +95,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         app.state.gateway.classifier = Classifier.load()
         access = await Access.open(app.state.gateway)   # sets gateway.auth, .limits, .access
         registry_task = start_updater(app.state.gateway)  # sets gateway.registry_updater; swaps gateway.registry
+        if shared is not None:
+            share_health_and_registry(app.state.gateway, shared)
         # Everything built so far lives as long as the process: keep it out of the collector's
         # full passes, which otherwise walk it again and again under load.
         gc.freeze()
@@ -108,6 +113,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
             await cache.stop()
             await session.close()
             await store.close()
+            if shared is not None:
+                await shared.close()
             log.info("llmproxy stopped", extra={"usage_rows_written": usage.written})
             if writer is not None:
                 writer.stop()
@@ -130,6 +137,22 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
                                                      render_error))
     app.state.ids = RequestIds()
     return Guard(GatewayApp(app, doors=DOOR_ROUTES), settings)
+
+
+def share_health_and_registry(gw: pipeline.Gateway, shared: Deployment) -> None:
+    """Breakers opened here hold the provider off in every process; a registry refresh runs in one
+    process of the deployment and the others load its version when told."""
+    notifier, updater = shared.notifier, gw.registry_updater
+    gw.health.on_open = lambda provider, seconds: notifier.publish("breaker", provider=provider, seconds=seconds)
+    notifier.on("breaker", lambda m: gw.health.hold(str(m["provider"]), float(m["seconds"]))
+                if m.get("kind") == "breaker" else None)
+    if updater is not None:
+        updater.deployment_lock = shared.registry_lock
+        updater.published = lambda version: notifier.publish("registry", version=version)
+        async def reload_registry(_: object) -> None:
+            await updater.reload_if_changed()
+
+        notifier.on("registry", reload_registry)
 
 
 async def served_by_endpoint(request: Request) -> Response:
@@ -174,8 +197,15 @@ async def readyz(request: Request) -> Response:
     gw: pipeline.Gateway | None = getattr(request.app.state, "gateway", None)
     checks = {"database": bool(gw and await gw.store.ping()), "registry": bool(gw and gw.registry.models)}
     ready = all(checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks,
-            "registry_version": gw.registry.version if gw else None}
+    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks,
+                            "registry_version": gw.registry.version if gw else None}
+    if gw is not None and gw.shared is not None:
+        # Still ready without Redis (requests are served on per-process limits), but say so.
+        link = gw.shared.link
+        body["redis"] = {"up": link.up, "live_processes": link.live_processes,
+                         "limits": "shared" if link.up else f"per process (1/{link.divisor()})"}
+        if not link.up:
+            body["degraded"] = ["redis"]
     return Response(orjson.dumps(body), 200 if ready else 503, media_type=JSON)
 
 

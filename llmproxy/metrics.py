@@ -284,7 +284,7 @@ class _StateCollector:
         gw = self._metrics.gateway
         if gw is None:
             return
-        for collect in (_usage_queue, _registry, _cache, _breakers):
+        for collect in (_usage_queue, _registry, _cache, _breakers, _redis):
             try:
                 yield from collect(gw)
             except Exception as exc:  # noqa: BLE001 - one odd component must not break the scrape
@@ -383,6 +383,29 @@ def _breakers(gw: Any) -> Iterator[Metric]:
             state = state(now) if callable(state) else state
             family.add_metric([str(provider)], BREAKER_STATES.get(str(state).lower(), math.nan))
         yield family
+
+
+def _redis(gw: Any) -> Iterator[Metric]:
+    """The link to Redis, when the deployment shares state through it (gw.shared)."""
+    shared = getattr(gw, "shared", None)
+    if shared is None:
+        return
+    stats = shared.stats()
+    yield GaugeMetricFamily("llmproxy_redis_up", "1 when Redis answers (limits exact across processes), "
+                            "0 while limits fall back to this process's share.", value=1.0 if stats["up"] else 0.0)
+    yield GaugeMetricFamily("llmproxy_redis_live_processes", "Gateway processes seen alive through Redis "
+                            "(what limits are divided by while it is down).", value=stats["live_processes"])
+    yield GaugeMetricFamily("llmproxy_redis_limit_divisor", "What each limit is divided by while Redis is down.",
+                            value=stats["divisor"])
+    yield CounterMetricFamily("llmproxy_redis_errors", "Redis calls that failed or timed out.", value=stats["errors"])
+    yield CounterMetricFamily("llmproxy_redis_fallbacks", "Requests whose limits were decided in this process "
+                              "because Redis was down.", value=stats["fallbacks"])
+    cache = stats["cache"]
+    family = CounterMetricFamily("llmproxy_redis_cache_lookups", "Shared cache tier reads by result.",
+                                 labels=["result"])
+    family.add_metric(["hit"], cache["hits"])
+    family.add_metric(["miss"], cache["misses"])
+    yield family
 
 
 def _unix(value: Any) -> float | None:

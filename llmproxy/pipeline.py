@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .metrics import Metrics
     from .ratelimit import Limiter
     from .scheduler import RegistryUpdater
+    from .shared.deployment import Deployment
 
 log = logging.getLogger("llmproxy.request")
 
@@ -61,6 +62,7 @@ class Gateway:
     limits: Limiter = None           # type: ignore[assignment]  # likewise
     access: Access | None = None     # identity tables, vault and their sync
     registry_updater: RegistryUpdater | None = None   # refresh, rollback, file watch
+    shared: Deployment | None = None  # Redis: what the deployment's processes share (None: one process)
 
 
 Headers = list[tuple[bytes, bytes]]
@@ -88,6 +90,8 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, read_body: Callable
         ctx.include_usage = bool(ctx.stream and isinstance(options, dict) and options.get("include_usage"))
         gw.auth.authorize_model(ctx, gw.registry)
         hit = await gw.cache.lookup(ctx) if gw.cache is not None else None
+        if ctx.admission is not None:   # a shared limit check, sent with the cache read or now
+            await gw.limits.confirm(ctx)
         if hit is not None:
             return _cached(gw, ctx, hit)
         if is_auto(ctx.requested_model):
@@ -132,6 +136,8 @@ async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: 
         door.parse(ctx, raw)
         gw.auth.authorize_model(ctx, gw.registry)
         hit = await gw.cache.lookup(ctx) if gw.cache is not None else None
+        if ctx.admission is not None:
+            await gw.limits.confirm(ctx)
         if hit is not None:
             record(gw, ctx)
             body, stream = door.cached(ctx, hit.body)

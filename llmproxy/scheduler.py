@@ -4,12 +4,15 @@ CLI) runs: scrapers -> registry.merge -> registry.versions -> a new Registry swa
 One writer at a time: a refresh holds an flock on <data_dir>/registry.lock, so of several workers
 or instances sharing the data directory only one scrapes; the others skip that tick and pick up
 the new models.json through the file watch (`reload_if_changed`), as they do after a CLI write.
+With Redis configured, a lock there (`deployment_lock`) makes a refresh run once per deployment, and
+the new version is announced (`published`) so the other processes load it at once.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +71,9 @@ class RegistryUpdater:
         self._current = current
         self._on_change = on_change
         self._seen = self._stamp()
+        # Set by the app when several processes share a deployment (shared/deployment.py).
+        self.deployment_lock: Callable[[], AbstractAsyncContextManager[bool]] = _no_lock
+        self.published: Callable[[int], None] | None = None
 
     async def refresh(self, *, force: bool = False, providers: Iterable[str] | None = None,
                       due: datetime | None = None) -> RefreshReport:
@@ -79,13 +85,28 @@ class RegistryUpdater:
         unknown = [n for n in names if n not in self.scrapers]
         if unknown:
             raise RegistryError(f"no scraper for provider {unknown[0]!r} (known: {', '.join(self.scrapers)})")
+        async with self.deployment_lock() as ours:
+            if not ours:
+                raise RegistryBusy("another process of this deployment is refreshing the registry")
+            written, doc, result = await self._refresh_locked(names, force, due)
+            if written is None:
+                return RefreshReport(doc["version"], doc["version"], diff_documents(doc, doc), {},
+                                     skipped=f"another worker already ran the {due.isoformat() if due else ''} refresh")
+        registry = warn_unpriced(registry_from_document(written, path=str(self.path)))
+        self._swap(registry, announce=True)
+        report = RefreshReport(written["version"], doc["version"], diff_documents(doc, written),
+                               {name: o.as_dict() for name, o in result.outcomes.items()}, result.drift)
+        _log_run(report)
+        return report
+
+    async def _refresh_locked(self, names: list[str], force: bool, due: datetime | None) -> tuple[Any, Any, Any]:
+        """(written document, the one before, the merge result); written None when the tick ran elsewhere."""
         with exclusive(self.lock_path) as locked:
             if not locked:
                 raise RegistryBusy("another registry refresh or rollback is running (lock held)")
             doc, overrides = await asyncio.to_thread(self._read_inputs)
             if due is not None and _already_ran(doc, names, due):
-                return RefreshReport(doc["version"], doc["version"], diff_documents(doc, doc), {},
-                                     skipped=f"another worker already ran the {due.isoformat()} refresh")
+                return None, doc, None
             scraped = await self.scrape(names)
             policy = MergePolicy(max_model_loss=self.options.max_model_loss,
                                  max_price_factor=self.options.max_price_factor, force=force)
@@ -93,12 +114,7 @@ class RegistryUpdater:
             reason = "scheduled refresh" if due else ("forced refresh" if force else "refresh")
             written = await asyncio.to_thread(write_document, self.path, result.document, previous=doc,
                                               reason=reason, keep_versions=self.options.keep_versions)
-        registry = warn_unpriced(registry_from_document(written, path=str(self.path)))
-        self._swap(registry)
-        report = RefreshReport(written["version"], doc["version"], diff_documents(doc, written),
-                               {name: o.as_dict() for name, o in result.outcomes.items()}, result.drift)
-        _log_run(report)
-        return report
+        return written, doc, result
 
     async def scrape(self, names: Iterable[str]) -> dict[str, ScrapeResult]:
         """Every provider's entries, fetched concurrently; a failing provider gives its exception."""
@@ -119,7 +135,7 @@ class RegistryUpdater:
                                          keep_versions=self.options.keep_versions)
 
             current, written = await asyncio.to_thread(work)
-        self._swap(warn_unpriced(registry_from_document(written, path=str(self.path))))
+        self._swap(warn_unpriced(registry_from_document(written, path=str(self.path))), announce=True)
         log.info("registry rolled back", extra={"registry_version": written["version"], "to_version": version})
         return written, diff_documents(current, written)
 
@@ -190,10 +206,12 @@ class RegistryUpdater:
         except RegistryError as exc:
             log.error("registry on disk could not be loaded; keeping the one in use: %s", exc)
 
-    def _swap(self, registry: Registry) -> None:
+    def _swap(self, registry: Registry, *, announce: bool = False) -> None:
         self._seen = self._stamp()
         if self._on_change is not None:
             self._on_change(registry)
+        if announce and self.published is not None:
+            self.published(registry.version)
 
     def _stamp(self) -> tuple[int, int, int] | None:
         try:
@@ -201,6 +219,11 @@ class RegistryUpdater:
         except OSError:
             return None
         return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@asynccontextmanager
+async def _no_lock() -> AsyncIterator[bool]:
+    yield True
 
 
 def _already_ran(doc: Document, names: Iterable[str], due: datetime) -> bool:
