@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .auth import Authenticator
 from .ratelimit import KeyBudget, Limiter, period_starts
-from .ratelimit_shared import SharedLimiter, SpendTotals
 from .store.keys_sql import KeysDB
 from .store.sqlite import SQLiteStore
 from .store.usage_sql import SQLiteUsageStore
 from .vault import Vault, load_key
+
+if TYPE_CHECKING:
+    from .ratelimit_shared import SharedLimiter, SpendTotals
 
 log = logging.getLogger("llmproxy.access")
 
@@ -55,8 +57,12 @@ class Access:
             await store.close()
             raise
         deployment = gw.shared
-        limits = Limiter() if deployment is None else SharedLimiter(deployment.link, lambda: access.spend_totals())
-        access = cls(gw, store, auth, limits, Vault(key, settings))
+        shared_limits: SharedLimiter | None = None
+        if deployment is not None:
+            from .ratelimit_shared import SharedLimiter   # redis-py only where Redis is configured
+
+            shared_limits = SharedLimiter(deployment.link, lambda: access.spend_totals())
+        access = cls(gw, store, auth, shared_limits or Limiter(), Vault(key, settings))
         try:
             if auth.jwt_namespace is not None:
                 moved = await access.db.namespace_jwt_owners(auth.jwt_namespace)
@@ -71,8 +77,8 @@ class Access:
         gw.auth, gw.limits, gw.access = access.auth, access.limits, access
         if deployment is not None:
             deployment.notifier.on("keys", lambda _: access.sync())
-        if isinstance(limits, SharedLimiter):
-            await limits.seed()
+        if shared_limits is not None:
+            await shared_limits.seed()
         access._task = asyncio.create_task(access._watch(settings.auth.sync_interval_s), name="access-sync")
         return access
 

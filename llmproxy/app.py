@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -38,12 +38,14 @@ from .breakers import Health
 from .registry import load_registry
 from .router import list_models, resolve
 from .scheduler import start_updater, stop_updater
-from .shared.deployment import Deployment
 from .store import usage_sql
 from .store.cache_sql import SQLiteCacheStore
 from .store.sqlite import SQLiteStore
 from .usage import UsageRecorder
 from .ui import ui_routes
+
+if TYPE_CHECKING:
+    from .shared.deployment import Deployment
 
 log = logging.getLogger("llmproxy.app")
 JSON = "application/json"
@@ -84,7 +86,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         usage.start()
         request_log = RequestLog(writer, settings.log_level, settings.log_format, payloads=settings.log_payloads)
         app.state.gateway = pipeline.Gateway(settings, registry, Transport(session), usage, request_log, store)
-        shared = app.state.gateway.shared = await Deployment.open(settings.redis)   # None without a Redis url
+        shared = app.state.gateway.shared = await open_deployment(settings)   # None without a Redis url
         cache = ResponseCache(settings.cache, await SQLiteCacheStore.open(store.path) if settings.cache.persist else None,
                               shared=shared.cache if shared is not None else None)
         await cache.start()
@@ -137,6 +139,15 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
                                                      render_error))
     app.state.ids = RequestIds()
     return Guard(GatewayApp(app, doors=DOOR_ROUTES), settings)
+
+
+async def open_deployment(settings: Settings) -> Deployment | None:
+    """The state shared with the deployment's other processes; redis-py is imported only for it."""
+    if settings.redis.url is None:
+        return None
+    from .shared.deployment import Deployment
+
+    return await Deployment.open(settings.redis)
 
 
 def share_health_and_registry(gw: pipeline.Gateway, shared: Deployment) -> None:
