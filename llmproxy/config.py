@@ -150,7 +150,7 @@ class RedisSettings:
     tier, breakers, notifications). No url: everything stays in this process, as before."""
 
     url: Secret | None = None             # LLMPROXY_REDIS_URL, e.g. redis://redis:6379/0 (may hold a password)
-    timeout_s: float = 0.25               # a command's wait; past it Redis counts as down for this request
+    timeout_s: float = 0.5                # a command's wait; past it Redis counts as down for this request
     heartbeat_s: float = 1.0              # liveness beat, and the probe that notices Redis is back
     fallback_processes: int | None = None  # with Redis down, limits are divided by this; None: the live count seen
     key_prefix: str = "llmproxy:"         # one Redis can serve several deployments

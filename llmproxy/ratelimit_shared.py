@@ -52,7 +52,7 @@ class SharedLimiter(Limiter):
         self._next_member = count(1).__next__
         self._outbox: list[tuple[str, list[str], list[Any]]] = []   # settle calls for the next pipeline
         self._seeding: asyncio.Task[None] | None = None
-        for name, source in SCRIPTS.items():
+        for name, source in SCRIPTS.items():   # (the deployment registers them already; harmless twice)
             link.script(name, source)
         link.on_up(self.seed)
 

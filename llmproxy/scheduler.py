@@ -125,16 +125,17 @@ class RegistryUpdater:
 
     async def rollback(self, version: int) -> tuple[Document, dict[str, Any]]:
         """Make `version`'s models current again (as a new version); returns it and the diff."""
-        with exclusive(self.lock_path) as locked:
-            if not locked:
-                raise RegistryBusy("another registry refresh or rollback is running (lock held)")
+        def work() -> tuple[Document, Document]:
+            current, _ = load_document(self.path)
+            return current, rollback(self.path, version, current=current, keep_versions=self.options.keep_versions)
 
-            def work() -> tuple[Document, Document]:
-                current, _ = load_document(self.path)
-                return current, rollback(self.path, version, current=current,
-                                         keep_versions=self.options.keep_versions)
-
-            current, written = await asyncio.to_thread(work)
+        async with self.deployment_lock() as ours:
+            if not ours:
+                raise RegistryBusy("another process of this deployment is refreshing the registry")
+            with exclusive(self.lock_path) as locked:
+                if not locked:
+                    raise RegistryBusy("another registry refresh or rollback is running (lock held)")
+                current, written = await asyncio.to_thread(work)
         self._swap(warn_unpriced(registry_from_document(written, path=str(self.path))), announce=True)
         log.info("registry rolled back", extra={"registry_version": written["version"], "to_version": version})
         return written, diff_documents(current, written)

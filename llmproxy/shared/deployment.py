@@ -13,6 +13,7 @@ from typing import Any
 from ..config import RedisSettings
 from .notify import Notifier
 from .redis_cache import RedisCacheTier
+from .redis_limits import SCRIPTS as LIMIT_SCRIPTS
 from .redis_link import RedisDown, RedisLink
 
 REGISTRY_LOCK_MS = 15 * 60 * 1000   # longer than any refresh; a crashed holder's lock expires
@@ -28,6 +29,8 @@ class Deployment:
         self.notifier = Notifier(link)
         self.cache = RedisCacheTier(link)
         link.script("release", RELEASE)
+        for name, source in LIMIT_SCRIPTS.items():   # loaded at start, not by the first requests at once
+            link.script(name, source)
 
     @classmethod
     async def open(cls, settings: RedisSettings) -> Deployment | None:
