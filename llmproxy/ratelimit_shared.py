@@ -194,14 +194,8 @@ class SharedLimiter(Limiter):
             asyncio.ensure_future(self._write(calls))
 
     async def _write(self, calls: list[tuple[str, list[str], list[Any]]]) -> None:
-        async def send(client: Any) -> None:
-            pipe = client.pipeline(transaction=False)
-            for script, keys, args in calls:
-                pipe.evalsha(self.link.sha(script), len(keys), *keys, *args)
-            await pipe.execute()
-
         try:
-            await self.link.run(send)
+            await self.link.call(*[self.link.script_call(script, keys, args) for script, keys, args in calls])
         except RedisDown:
             pass   # the spend is in the usage log; a reseed after Redis returns counts it
 

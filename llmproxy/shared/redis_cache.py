@@ -36,32 +36,20 @@ class RedisCacheTier:
         name = self._prefix + key
         try:
             if admission is None or admission.reply is not None:
-                value = await link.run(lambda client: client.get(name))
-            else:
-                value = await link.run(lambda client: self._both(client, name, admission))
+                value = (await link.call(("GET", name)))[0]
+            else:   # the request's limit check rides along: one round trip for both
+                reply, value = await link.call(link.script_call("admit", admission.keys, admission.args), ("GET", name))
+                admission.reply = None if isinstance(reply, Exception) else reply   # None: sent again alone
         except RedisDown:
             self.errors += 1
             if admission is not None:
                 admission.failed = True
             return None
-        if value is None:
+        if value is None or isinstance(value, Exception):
             self.misses += 1
             return None
         self.hits += 1
         return value if isinstance(value, bytes) else bytes(value, "latin-1")
-
-    async def _both(self, client: Any, name: str, admission: Admission) -> Any:
-        pipe = client.pipeline(transaction=False)
-        pipe.evalsha(self.link.sha("admit"), len(admission.keys), *admission.keys, *admission.args)
-        pipe.get(name)
-        reply, value = await pipe.execute(raise_on_error=False)
-        if isinstance(reply, Exception):   # NOSCRIPT after a restart: the limiter sends it again alone
-            admission.reply = None
-        else:
-            admission.reply = reply
-        if isinstance(value, Exception):
-            raise value
-        return value
 
     def put(self, key: str, blob: bytes, ttl_s: float) -> None:
         """Queue one packed entry for the shared tier (written with the others of this turn)."""
@@ -78,14 +66,8 @@ class RedisCacheTier:
             asyncio.ensure_future(self._write(writes))
 
     async def _write(self, writes: list[tuple[str, bytes, int]]) -> None:
-        async def send(client: Any) -> None:
-            pipe = client.pipeline(transaction=False)
-            for name, blob, ms in writes:
-                pipe.set(name, blob, px=ms)
-            await pipe.execute()
-
         try:
-            await self.link.run(send)
+            await self.link.call(*[("SET", name, blob, "PX", ms) for name, blob, ms in writes])
             self.writes += len(writes)
         except RedisDown:
             self.errors += 1

@@ -17,12 +17,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import hiredis
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from ..config import RedisSettings
+from .redis_pipe import Command, PipeDown, RedisPipe
 
 log = logging.getLogger("llmproxy.redis")
 T = TypeVar("T")
@@ -54,6 +56,7 @@ class RedisLink:
         self.client: redis.Redis = redis.Redis.from_url(
             settings.url.value, socket_timeout=timeout, socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0), decode_responses=False)
+        self.pipe = RedisPipe(settings.url.value, timeout)   # the request path's connection
         self.up = False
         self.live_processes = 1
         self.errors = 0               # calls that failed
@@ -99,6 +102,7 @@ class RedisLink:
                 await asyncio.wait_for(self.client.zrem(self.key("live"), self.process_id), self.settings.timeout_s)
             except (RedisError, OSError, TimeoutError):
                 pass
+        self.pipe.close()
         await self.client.aclose()
 
     # --- calls ---
@@ -128,8 +132,24 @@ class RedisLink:
             log.exception("redis call failed unexpectedly")
             raise RedisDown from exc
 
-    def sha(self, name: str) -> str:
-        return self._shas[name]
+    async def call(self, *commands: Command) -> list[Any]:
+        """The request path's commands, in one round trip shared with the rest of this loop turn's;
+        RedisDown as `run`. A reply that is an error comes back as an exception object."""
+        if not self.up:
+            raise RedisDown
+        try:
+            replies = await self.pipe.call(*commands)
+            if any(isinstance(r, hiredis.ReplyError) and str(r).startswith("NOSCRIPT") for r in replies):
+                await self.run(lambda client: self.load_scripts())   # a restarted Redis forgot them
+                replies = await self.pipe.call(*commands)
+        except PipeDown as exc:
+            self.failed(exc)
+            raise RedisDown from exc
+        return replies
+
+    def script_call(self, name: str, keys: list[str], args: list[Any]) -> Command:
+        """The EVALSHA command of a registered script, for `call`."""
+        return ("EVALSHA", self._shas[name], len(keys), *keys, *args)
 
     async def load_scripts(self) -> None:
         for name, source in self._scripts.items():
@@ -137,7 +157,12 @@ class RedisLink:
 
     async def evalsha(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """One script call; a Redis that lost its scripts (restarted) gets them again."""
-        return await self.run(lambda client: client.evalsha(self._shas[name], len(keys), *keys, *args))
+        reply = (await self.call(self.script_call(name, keys, args)))[0]
+        if isinstance(reply, hiredis.ReplyError):
+            self.errors += 1
+            log.error("redis refused script %s: %s", name, reply)
+            raise RedisDown
+        return reply
 
     def failed(self, exc: BaseException) -> None:
         self.errors += 1
