@@ -18,7 +18,7 @@ tokens and costs (fold(), called by the record stage), and its attempts list nam
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +50,7 @@ class HeldStream:
     def __init__(self, pieces: list[bytes], state: StreamState, ctx: RequestContext) -> None:
         self._pieces, self.state, self._ctx = pieces, state, ctx
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def __aiter__(self) -> AsyncGenerator[bytes, None]:
         self._ctx.first_token_s = time.perf_counter() - self._ctx.started   # the client's first token is now
         for piece in self._pieces:
             yield piece

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -188,19 +189,21 @@ async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream | casc
     waited, finished, events = 0.0, False, 0
     collected = gw.cache.collector(ctx)
     try:
-        it = stream.__aiter__()
-        while True:
-            t = time.perf_counter()
-            try:
-                piece = await it.__anext__()
-            except StopAsyncIteration:
-                break
-            finally:
-                waited += time.perf_counter() - t
-            if collected is not None:
-                collected.add(piece)
-            events += piece.count(b"data:")
-            yield piece
+        # aclosing: however this generator ends, the stream it iterates is closed now (and with it
+        # the upstream response, by its owner), not when the collector gets to it.
+        async with aclosing(stream.__aiter__()) as it:
+            while True:
+                t = time.perf_counter()
+                try:
+                    piece = await it.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    waited += time.perf_counter() - t
+                if collected is not None:
+                    collected.add(piece)
+                events += piece.count(b"data:")
+                yield piece
         finished = True
     finally:
         ctx.upstream_s += waited
