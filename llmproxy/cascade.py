@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,8 +92,9 @@ async def _first_stream(ctx: RequestContext, transport: Transport,
     assert isinstance(stream, FallbackStream)
     pieces: list[bytes] = []
     started = time.perf_counter()
-    async for piece in stream:
-        pieces.append(piece)
+    async with aclosing(stream.__aiter__()) as relayed:   # closed now even if this task is cancelled
+        async for piece in relayed:
+            pieces.append(piece)
     ctx.upstream_s += time.perf_counter() - started
     answer = stream_message(pieces, whole=needs_whole_answer(ctx.body))
     state = stream.state
