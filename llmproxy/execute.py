@@ -56,6 +56,16 @@ class Attempts:
         if retry_after:
             self.resting.add(provider.name)
 
+    def moved_on(self, candidate: Candidate, exc: GatewayError, started: float,
+                 kept: GatewayError | None) -> GatewayError:
+        """After a failed attempt: the failure re-raised when no other candidate may try, else the
+        one to answer with if none does (a retryable failure after a refusal of our own keeps the
+        refusal; otherwise the latest)."""
+        self.failed(candidate, exc, time.perf_counter() - started)
+        if not _next_may_do(exc):
+            raise exc
+        return kept if kept is not None and _refused_here(kept) else exc
+
     async def complete(self, candidates: list[Candidate]) -> ChatCompletion:
         ctx, failure = self.ctx, None
         for _, candidate in self._turns(candidates):
@@ -65,10 +75,7 @@ class Attempts:
                 adapter, raw = _adapter(ctx, provider.kind)
                 result = await self.transport.complete(adapter, provider, model, ctx.body, ctx.request_id, raw)
             except GatewayError as exc:
-                self.failed(candidate, exc, time.perf_counter() - started)
-                if not _next_may_do(exc):
-                    raise
-                failure = failure if _refused_here(failure) else exc
+                failure = self.moved_on(candidate, exc, started, failure)
                 continue
             ctx.upstream_s += result.seconds
             ctx.attempts.append(Attempt(provider.name, model.id, result.status, ms=result.seconds * 1000.0))
@@ -96,10 +103,7 @@ class Attempts:
                 stream = await self.transport.open_stream(adapter, provider, model, ctx.body, state,
                                                           ctx.request_id, raw)
             except GatewayError as exc:
-                self.failed(candidate, exc, time.perf_counter() - started)
-                if not _next_may_do(exc):
-                    raise
-                failure = failure if _refused_here(failure) else exc
+                failure = self.moved_on(candidate, exc, started, failure)
                 continue
             ctx.upstream_s += stream.seconds
             return stream, state, candidates[i + 1:]
