@@ -129,6 +129,10 @@ class UsageRecorder:
         self.write_failures = 0
         self.deleted = 0
 
+    @property
+    def depth(self) -> int:
+        return len(self._rows)
+
     def stats(self) -> UsageStats:
         return UsageStats(len(self._rows), self.written, self.dropped, self.write_failures)
 

@@ -56,7 +56,7 @@ async def test_a_full_batch_is_written_before_the_interval() -> None:
         if store.rows:
             break
         await asyncio.sleep(0.01)
-    assert store.batches == [10] and rec.stats().depth == 0
+    assert store.batches == [10] and rec.depth == 0
     await rec.stop()
 
 
@@ -65,7 +65,7 @@ async def test_full_queue_drops_loudly(usage_log: Captured) -> None:
     rec = UsageRecorder(store.write, interval_s=60, batch_size=1000, max_rows=5)
     for i in range(8):
         rec.add((i,))
-    assert rec.stats().depth == 5 and rec.dropped == 3
+    assert rec.depth == 5 and rec.dropped == 3
     assert len([m for m in usage_log.messages if "usage queue full" in m]) == 1
     await rec.stop()
     assert [r[0] for r in store.rows] == [0, 1, 2, 3, 4]
@@ -93,7 +93,7 @@ async def test_stop_writes_everything_queued() -> None:
     for i in range(2345):
         rec.add((i,))
     await rec.stop()
-    assert len(store.rows) == 2345 and rec.stats().depth == 0 and max(store.batches) <= 400
+    assert len(store.rows) == 2345 and rec.depth == 0 and max(store.batches) <= 400
 
 
 async def test_retention_deletes_rows_older_than_the_setting() -> None:
