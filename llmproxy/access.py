@@ -4,20 +4,23 @@ them in step with the identity tables.
 The CLI writes those tables from another process, so a task polls one integer (the tables' change
 counter) every `auth.sync_interval_s` and reloads when it moves; writes made through the admin API
 reload at once. A reload builds new maps aside and swaps them in, and makes the vault's provider
-keys effective by swapping `gw.settings` for a copy (Settings is frozen).
+keys effective by setting a copy of the settings (Settings is frozen) in the holder it owns, which
+the Gateway reads as `gw.settings`.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any
+from pathlib import Path
 
 from .auth import Authenticator
 from .ratelimit import KeyBudget, Limiter, period_starts
+from .config import Settings
+from .current import Current
 from .store.keys_sql import KeysDB
+from .store.protocols import UsageStore
 from .store.sqlite import SQLiteStore
-from .store.usage_sql import SQLiteUsageStore
 from .vault import Vault, load_key
 
 log = logging.getLogger("llmproxy.access")
@@ -26,8 +29,9 @@ log = logging.getLogger("llmproxy.access")
 class Access:
     """Identity state of one gateway: `auth`, `limits`, `vault`, the tables (`db`), and their sync."""
 
-    def __init__(self, gw: Any, store: SQLiteStore, auth: Authenticator, limits: Limiter, vault: Vault) -> None:
-        self._gw = gw
+    def __init__(self, settings: Current[Settings], store: SQLiteStore, auth: Authenticator, limits: Limiter,
+                 vault: Vault) -> None:
+        self._settings = settings
         self._store = store
         self.db = KeysDB(store.db)
         self.auth = auth
@@ -38,13 +42,14 @@ class Access:
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, gw: Any) -> Access:
-        """Build everything from the gateway's store, hang `auth`, `limits` and `access` on `gw`, and
-        start watching for changes."""
-        settings = gw.settings
+    async def open(cls, settings_ref: Current[Settings], database: Path, usage: UsageStore) -> Access:
+        """Build everything from the tables in `database`, load the spend so far from `usage`, and
+        start watching for changes. Owns `settings_ref` from now on: each reload sets in it the
+        settings with the vault's provider keys."""
+        settings = settings_ref.current
         # A connection of its own: identity writes are whole transactions, never split by a usage
         # batch committing on the shared connection.
-        store = await SQLiteStore.open(gw.store.path)
+        store = await SQLiteStore.open(database)
         try:
             want = await KeysDB(store.db).vault_key_id()
             key = load_key(settings, want_id=want)
@@ -52,19 +57,18 @@ class Access:
         except BaseException:
             await store.close()
             raise
-        access = cls(gw, store, auth, Limiter(), Vault(key, settings))
+        access = cls(settings_ref, store, auth, Limiter(), Vault(key, settings))
         try:
             if auth.jwt_namespace is not None:
                 moved = await access.db.namespace_jwt_owners(auth.jwt_namespace)
                 if moved:
                     log.warning("%d keys made by identity-provider subjects now belong to '%s#<sub>'",
                                 moved, auth.jwt_namespace)
+            await access.reload()
+            await access._load_spend(usage)
         except BaseException:
             await store.close()
             raise
-        await access.reload()
-        await access._load_spend()
-        gw.auth, gw.limits, gw.access = access.auth, access.limits, access
         access._task = asyncio.create_task(access._watch(settings.auth.sync_interval_s), name="access-sync")
         return access
 
@@ -75,7 +79,7 @@ class Access:
             self.auth.load(keys, users)
             self.limits.set_keys({k.id: KeyBudget(k.parent_id, k.budget_usd, k.budget_period) for k in keys})
             await self.vault.load(self.db)
-            self._gw.settings = self.vault.apply(self._gw.settings)
+            self._settings.set(self.vault.apply(self._settings.current))
             self.generation = generation
 
     async def _watch(self, interval_s: float) -> None:
@@ -89,12 +93,11 @@ class Access:
             except Exception as exc:  # noqa: BLE001 - a locked or busy file: keep serving, try again
                 log.warning("could not reload keys and credentials: %s", exc)
 
-    async def _load_spend(self) -> None:
+    async def _load_spend(self, usage: UsageStore) -> None:
         """Spend per key for today, this month and in total (rolled up to the keys above it), once;
         the record stage keeps it current."""
         now = time.time()
         day, month = period_starts(now)
-        usage = SQLiteUsageStore.over(self._store.db)
         self.limits.load_spend(await usage.spend_by_key(day), await usage.spend_by_key(month),
                                await usage.spend_by_key(0.0), now)
 

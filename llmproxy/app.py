@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import IO
 
 import aiohttp
@@ -26,6 +26,7 @@ from .access import Access
 from .cache import ResponseCache
 from .config import Settings
 from .context import RequestContext
+from .current import Current
 from .errors import ClientDisconnected, GatewayError, InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound
 from .guard import Guard
 from .logs import LineWriter, RequestLog, configure_logging
@@ -36,8 +37,8 @@ from .providers.base import Transport
 from .classifier import Classifier
 from .breakers import Health
 from .registry import load_registry
-from .router import list_models, resolve
-from .scheduler import start_updater, stop_updater
+from .router import Resolutions, list_models, resolve
+from .scheduler import RegistryUpdater, start_updater, stop_updater
 from .store import usage_sql
 from .store.cache_sql import SQLiteCacheStore
 from .store.sqlite import SQLiteStore
@@ -59,6 +60,50 @@ class RequestIds:
         return f"{self._prefix}{self._next():010x}"
 
 
+@asynccontextmanager
+async def build_gateway(settings: Settings, writer: LineWriter | None = None) -> AsyncIterator[pipeline.Gateway]:
+    """Every service of the gateway, built in order, then the Gateway once, with nothing left to
+    fill in; on exit each service is closed, the last built first (uvicorn has drained in-flight
+    requests and streams by then, so the usage log writes what they recorded).
+
+    A new service (a store backend, a front door's state) is built here like the others: open it,
+    push its close on the stack, pass it to the Gateway as a field of its own."""
+    async with AsyncExitStack() as stack:
+        settings_ref = Current(settings)              # owned by Access: the vault's provider keys
+        registry_ref = Current(load_registry(settings.registry_path))   # owned by the RegistryUpdater
+        store = await SQLiteStore.open(settings.data_dir / "llmproxy.db")
+        stack.push_async_callback(store.close)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            auto_decompress=True, raise_for_status=False)
+        stack.push_async_callback(session.close)
+        usage_store = await usage_sql.SQLiteUsageStore.open(store.path)
+        stack.push_async_callback(usage_store.close)
+        usage = UsageRecorder(usage_store.insert, interval_s=settings.usage_flush_interval_s,
+                              batch_size=settings.usage_batch_size, max_rows=settings.usage_queue_max,
+                              retain=usage_store.delete_before,
+                              retention_days=settings.usage_retention_days)
+        usage.start()
+        stack.push_async_callback(usage.stop)
+        usage_reports = usage_sql.SQLiteUsageStore.over(store.db)
+        cache = ResponseCache(settings.cache, await SQLiteCacheStore.open(store.path) if settings.cache.persist else None)
+        stack.push_async_callback(cache.stop)
+        await cache.start()
+        health = Health(failures=settings.router.breaker_failures, cooldown_s=settings.router.breaker_cooldown_s)
+        access = await Access.open(settings_ref, store.path, usage_reports)
+        stack.push_async_callback(access.close)
+        updater = RegistryUpdater(settings, current=registry_ref.get, on_change=registry_ref.set)
+        gateway = pipeline.Gateway(
+            settings_ref=settings_ref, registry_ref=registry_ref, store=store, transport=Transport(session),
+            usage=usage, usage_reports=usage_reports,
+            request_log=RequestLog(writer, settings.log_level, settings.log_format, payloads=settings.log_payloads),
+            cache=cache, health=health, resolutions=Resolutions(), classifier=Classifier.load(),
+            metrics=Metrics(settings_ref, registry_ref, usage=usage, cache=cache, breakers=health),
+            access=access, auth=access.auth, limits=access.limits, registry_updater=updater)
+        stack.push_async_callback(stop_updater, start_updater(updater))
+        yield gateway
+
+
 def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: IO[bytes] | None = None) -> Guard:
     """The gateway app. Logs go to stderr (or `log_stream`); `configure_logs=False` leaves logging
     alone, for embedding and tests."""
@@ -70,45 +115,18 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
             writer = LineWriter(log_stream or sys.stderr.buffer)
             writer.start()
             configure_logging(writer, settings.log_level, settings.log_format)
-        registry = load_registry(settings.registry_path)
-        store = await SQLiteStore.open(settings.data_dir / "llmproxy.db")
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            auto_decompress=True, raise_for_status=False)
-        usage_store = await usage_sql.SQLiteUsageStore.open(store.path)
-        usage = UsageRecorder(usage_store.insert, interval_s=settings.usage_flush_interval_s,
-                              batch_size=settings.usage_batch_size, max_rows=settings.usage_queue_max,
-                              retain=usage_store.delete_before,
-                              retention_days=settings.usage_retention_days)
-        usage.start()
-        request_log = RequestLog(writer, settings.log_level, settings.log_format, payloads=settings.log_payloads)
-        app.state.gateway = pipeline.Gateway(settings, registry, Transport(session), usage, request_log, store)
-        cache = ResponseCache(settings.cache, await SQLiteCacheStore.open(store.path) if settings.cache.persist else None)
-        await cache.start()
-        app.state.gateway.cache = cache
-        app.state.gateway.metrics = Metrics(app.state.gateway)
-        app.state.gateway.health = Health(failures=settings.router.breaker_failures,
-                                          cooldown_s=settings.router.breaker_cooldown_s)
-        app.state.gateway.classifier = Classifier.load()
-        access = await Access.open(app.state.gateway)   # sets gateway.auth, .limits, .access
-        registry_task = start_updater(app.state.gateway)  # sets gateway.registry_updater; swaps gateway.registry
-        # Everything built so far lives as long as the process: keep it out of the collector's
-        # full passes, which otherwise walk it again and again under load.
-        gc.freeze()
-        log.info("llmproxy ready", extra={"models": len(registry.models), "registry_version": registry.version,
-                                          "data_dir": str(settings.data_dir)})
         try:
-            yield
+            async with build_gateway(settings, writer) as gateway:
+                app.state.gateway = gateway
+                # Everything built so far lives as long as the process: keep it out of the
+                # collector's full passes, which otherwise walk it again and again under load.
+                gc.freeze()
+                log.info("llmproxy ready", extra={"models": len(gateway.registry.models),
+                                                  "registry_version": gateway.registry.version,
+                                                  "data_dir": str(settings.data_dir)})
+                yield
+            log.info("llmproxy stopped", extra={"usage_rows_written": gateway.usage.written})
         finally:
-            # uvicorn has drained in-flight requests and streams by now; write what they recorded.
-            await stop_updater(registry_task)
-            await usage.stop()
-            await usage_store.close()
-            await access.close()
-            await cache.stop()
-            await session.close()
-            await store.close()
-            log.info("llmproxy stopped", extra={"usage_rows_written": usage.written})
             if writer is not None:
                 writer.stop()
 

@@ -55,7 +55,8 @@ class RefreshReport:
 
 class RegistryUpdater:
     """Refreshes, rollbacks and the file watch for one registry path. `on_change` receives each new
-    Registry (the app assigns it to the Gateway in one statement); `current` returns the one in use."""
+    Registry (in the app: the registry holder's `set`, this updater being its one owner); `current`
+    returns the one in use."""
 
     def __init__(self, settings: Settings, *, current: Callable[[], Registry | None] = lambda: None,
                  on_change: Callable[[Registry], None] | None = None,
@@ -226,12 +227,8 @@ def _log_run(report: RefreshReport) -> None:
                                              "changed": len(diff["changed"])})
 
 
-def start_updater(gateway: Any) -> asyncio.Task[None]:
-    """Build the gateway's RegistryUpdater (swaps land on `gateway.registry`, one assignment each)
-    and start its loop; called by the app's lifespan."""
-    updater = RegistryUpdater(gateway.settings, current=lambda: gateway.registry,
-                              on_change=lambda registry: setattr(gateway, "registry", registry))
-    gateway.registry_updater = updater
+def start_updater(updater: RegistryUpdater) -> asyncio.Task[None]:
+    """Start the updater's loop as a task; called by the app's lifespan."""
     return asyncio.create_task(updater.run(), name="llmproxy-registry-updater")
 
 

@@ -22,7 +22,7 @@ LAYERS: dict[str, dict[str, set[str]]] = {
                "validation": {"validation"}, "logs": {"logs"}, "answer_checks": {"answer_checks"}},
     "state": {"registry": {"registry"},
               "store": {"store"}, "vault": {"vault", "passwords"}, "breakers": {"breakers"}},
-    "basics": {"basics": {"errors", "config", "context", "__init__"}},
+    "basics": {"basics": {"errors", "config", "context", "current", "__init__"}},
 }
 ORDER = list(LAYERS)
 
@@ -106,6 +106,27 @@ def test_adapters_never_see_starlette_the_store_or_each_other() -> None:
 def imports_text(path: Path) -> str:
     tree = ast.parse(path.read_text())
     return " ".join(ast.unparse(n) for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)))
+
+
+def test_the_package_imports_nothing_from_the_repository_around_it() -> None:
+    """training/, bench/, tests/ and the dashboard's sources use llmproxy, never the other way round:
+    the installed package stands alone."""
+    outside = {"training", "bench", "tests"}
+    for path in modules():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            for name in names:
+                assert name.split(".")[0] not in outside, f"{path.relative_to(REPO)} imports {name}"
+
+
+def test_every_package_is_placed() -> None:
+    """Each package and module of llmproxy sits in one layer (place() raises for a new one)."""
+    tops = {p.relative_to(REPO / "llmproxy").parts[0].removesuffix(".py") for p in modules()}
+    placed = {name for families in LAYERS.values() for names in families.values() for name in names}
+    assert tops <= placed, f"not in LAYERS: {sorted(tops - placed)}"
+    assert not placed - tops, f"LAYERS names modules that are gone: {sorted(placed - tops)}"
 
 
 def test_only_config_reads_the_environment() -> None:

@@ -24,6 +24,7 @@ from ..config import LABELS, STRATEGIES, LimitSettings
 from ..context import Principal, model_allowed
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..store.keys_sql import KeyRecord, KeysDB, TooManyKeys
+from ..pipeline import Gateway
 from .common import actor, caller, gateway, json_body, json_response
 
 PERIODS = ("day", "month", "total")
@@ -317,7 +318,7 @@ async def rotate(request: Request) -> Response:
     return json_response({**await _reloaded(gw, record.id), "key": value, "grace_s": grace})
 
 
-async def _reloaded(gw: Any, key_id: str) -> dict[str, Any]:
+async def _reloaded(gw: Gateway, key_id: str) -> dict[str, Any]:
     """The key as the API shows it, after the change is live in the gateway's auth."""
     await gw.access.reload()
     record: KeyRecord | None = await gw.access.db.key(key_id)
