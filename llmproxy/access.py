@@ -15,9 +15,8 @@ from typing import Any
 
 from .auth import Authenticator
 from .ratelimit import KeyBudget, Limiter, period_starts
-from .store.keys_sql import KeysDB
-from .store.sqlite import SQLiteStore
-from .store.usage_sql import SQLiteUsageStore
+from .store.backends import Stores
+from .store.protocols import KeysStore
 from .vault import Vault, load_key
 
 log = logging.getLogger("llmproxy.access")
@@ -26,10 +25,10 @@ log = logging.getLogger("llmproxy.access")
 class Access:
     """Identity state of one gateway: `auth`, `limits`, `vault`, the tables (`db`), and their sync."""
 
-    def __init__(self, gw: Any, store: SQLiteStore, auth: Authenticator, limits: Limiter, vault: Vault) -> None:
+    def __init__(self, gw: Any, stores: Stores, auth: Authenticator, limits: Limiter, vault: Vault) -> None:
         self._gw = gw
-        self._store = store
-        self.db = KeysDB(store.db)
+        self._stores = stores
+        self.db: KeysStore = stores.keys
         self.auth = auth
         self.limits = limits
         self.vault = vault
@@ -42,26 +41,15 @@ class Access:
         """Build everything from the gateway's store, hang `auth`, `limits` and `access` on `gw`, and
         start watching for changes."""
         settings = gw.settings
-        # A connection of its own: identity writes are whole transactions, never split by a usage
-        # batch committing on the shared connection.
-        store = await SQLiteStore.open(gw.store.path)
-        try:
-            want = await KeysDB(store.db).vault_key_id()
-            key = load_key(settings, want_id=want)
-            auth = Authenticator(settings, key.derive(b"llmproxy login tokens v1"))
-        except BaseException:
-            await store.close()
-            raise
-        access = cls(gw, store, auth, Limiter(), Vault(key, settings))
-        try:
-            if auth.jwt_namespace is not None:
-                moved = await access.db.namespace_jwt_owners(auth.jwt_namespace)
-                if moved:
-                    log.warning("%d keys made by identity-provider subjects now belong to '%s#<sub>'",
-                                moved, auth.jwt_namespace)
-        except BaseException:
-            await store.close()
-            raise
+        stores: Stores = gw.store   # opened by the app, which closes them
+        key = load_key(settings, want_id=await stores.keys.vault_key_id())
+        auth = Authenticator(settings, key.derive(b"llmproxy login tokens v1"))
+        access = cls(gw, stores, auth, Limiter(), Vault(key, settings))
+        if auth.jwt_namespace is not None:
+            moved = await access.db.namespace_jwt_owners(auth.jwt_namespace)
+            if moved:
+                log.warning("%d keys made by identity-provider subjects now belong to '%s#<sub>'",
+                            moved, auth.jwt_namespace)
         await access.reload()
         await access._load_spend()
         gw.auth, gw.limits, gw.access = access.auth, access.limits, access
@@ -94,7 +82,7 @@ class Access:
         the record stage keeps it current."""
         now = time.time()
         day, month = period_starts(now)
-        usage = SQLiteUsageStore.over(self._store.db)
+        usage = self._stores.usage
         self.limits.load_spend(await usage.spend_by_key(day), await usage.spend_by_key(month),
                                await usage.spend_by_key(0.0), now)
 
@@ -105,4 +93,3 @@ class Access:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        await self._store.close()

@@ -38,9 +38,8 @@ from .breakers import Health
 from .registry import load_registry
 from .router import list_models, resolve
 from .scheduler import start_updater, stop_updater
-from .store import usage_sql
+from .store.backends import open_stores
 from .store.cache_sql import SQLiteCacheStore
-from .store.sqlite import SQLiteStore
 from .usage import UsageRecorder
 from .ui import ui_routes
 
@@ -71,19 +70,19 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
             writer.start()
             configure_logging(writer, settings.log_level, settings.log_format)
         registry = load_registry(settings.registry_path)
-        store = await SQLiteStore.open(settings.data_dir / "llmproxy.db")
+        stores = await open_stores(settings)   # SQLite, or PostgreSQL when a database URL is set
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             auto_decompress=True, raise_for_status=False)
-        usage_store = await usage_sql.SQLiteUsageStore.open(store.path)
-        usage = UsageRecorder(usage_store.insert, interval_s=settings.usage_flush_interval_s,
+        usage = UsageRecorder(stores.usage.insert, interval_s=settings.usage_flush_interval_s,
                               batch_size=settings.usage_batch_size, max_rows=settings.usage_queue_max,
-                              retain=usage_store.delete_before,
+                              retain=stores.usage.delete_before,
                               retention_days=settings.usage_retention_days)
         usage.start()
         request_log = RequestLog(writer, settings.log_level, settings.log_format, payloads=settings.log_payloads)
-        app.state.gateway = pipeline.Gateway(settings, registry, Transport(session), usage, request_log, store)
-        cache = ResponseCache(settings.cache, await SQLiteCacheStore.open(store.path) if settings.cache.persist else None)
+        app.state.gateway = pipeline.Gateway(settings, registry, Transport(session), usage, request_log, stores)
+        cache = ResponseCache(settings.cache,
+                              await SQLiteCacheStore.open(stores.local_path) if settings.cache.persist else None)
         await cache.start()
         app.state.gateway.cache = cache
         app.state.gateway.metrics = Metrics(app.state.gateway)
@@ -96,18 +95,18 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         # full passes, which otherwise walk it again and again under load.
         gc.freeze()
         log.info("llmproxy ready", extra={"models": len(registry.models), "registry_version": registry.version,
-                                          "data_dir": str(settings.data_dir)})
+                                          "data_dir": str(settings.data_dir),
+                                          "database": stores.backend})
         try:
             yield
         finally:
             # uvicorn has drained in-flight requests and streams by now; write what they recorded.
             await stop_updater(registry_task)
             await usage.stop()
-            await usage_store.close()
             await access.close()
             await cache.stop()
             await session.close()
-            await store.close()
+            await stores.close()
             log.info("llmproxy stopped", extra={"usage_rows_written": usage.written})
             if writer is not None:
                 writer.stop()

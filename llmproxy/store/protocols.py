@@ -1,14 +1,16 @@
-"""What the rest of the gateway asks of each store: one Protocol per component, which the SQLite
-classes implement today and a PostgreSQL backend implements next.
+"""What the rest of the gateway asks of each store: one Protocol per component, implemented by the
+SQLite classes (the embedded default) and the PostgreSQL ones (several processes).
 
-    UsageStore   store/usage_sql.SQLiteUsageStore   the usage log, its roll-up and its reports
-    KeysStore    store/keys_sql.KeysDB              keys, users, provider credentials, the audit log
+    UsageStore   store/usage_sql.SQLiteUsageStore, store/pg_usage.PostgresUsageStore
+                 the usage log, its roll-up and its reports
+    KeysStore    store/keys_sql.KeysDB, store/pg_keys.PostgresKeysStore
+                 keys, users, provider credentials, the audit log
     CacheBackend cache.py (SQLiteCacheStore in store/cache_sql.py)   the response cache's disk tier
 
 Only the calls made from outside store/ are here; opening and closing a store is the business of
-whoever builds it (app.py, the CLI), since that is where the backends differ. Records crossing
-this seam are in store/records.py. tests/test_store_protocols.py checks the SQLite classes
-against these structurally.
+store/backends.open_stores, the one place that picks a backend from the settings. Records crossing
+this seam are in store/records.py. tests/test_store_protocols.py checks every class against these
+structurally, tests/scale/test_store_backends.py their behaviour on both backends.
 """
 from __future__ import annotations
 

@@ -1,0 +1,72 @@
+"""The one place that picks the storage backend from the settings: `open_stores(settings)` returns
+the store objects every other module talks to through store/protocols.py, without knowing which
+backend answers.
+
+    no database URL (the default)   SQLite file <data_dir>/llmproxy.db for everything, one process
+    database.url = postgresql://... PostgreSQL (asyncpg pool) for usage and identity, shared by
+                                    every gateway process; the SQLite file keeps only what is local
+                                    to a process (the response cache's disk tier)
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Settings
+from .keys_sql import KeysDB
+from .pg_keys import PostgresKeysStore
+from .pg_usage import PostgresUsageStore
+from .postgres import PostgresStore
+from .protocols import KeysStore, UsageStore
+from .sqlite import SQLiteStore
+from .usage_sql import SQLiteUsageStore
+
+
+@dataclass(slots=True)
+class Stores:
+    """What a gateway (or the CLI) stores through, opened together and closed together."""
+
+    backend: str                  # "sqlite" or "postgresql": for logs, /readyz and /metrics only
+    usage: UsageStore             # the usage log: batch writes, retention, reports, spend
+    keys: KeysStore               # keys, users, provider credentials, audit
+    local: SQLiteStore            # this process's SQLite file (the cache's disk tier lives beside it)
+    _ping: Callable[[], Awaitable[bool]]
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def local_path(self) -> Path:
+        return self.local.path
+
+    async def ping(self) -> bool:
+        """Whether the shared database answers now (readiness)."""
+        return await self._ping()
+
+    async def close(self) -> None:
+        for close in reversed(self._closers):
+            await close()
+        self._closers.clear()
+
+
+async def open_stores(settings: Settings) -> Stores:
+    """Open the configured backend (migrating its schema) and the process's local SQLite file."""
+    local = await SQLiteStore.open(settings.data_dir / "llmproxy.db")
+    closers: list[Callable[[], Awaitable[None]]] = [local.close]
+    try:
+        url = settings.database.url
+        if url is None:
+            usage = await SQLiteUsageStore.open(local.path)
+            closers.append(usage.close)
+            # The identity tables on a connection of their own: their transactions are never split
+            # by a usage batch committing on the shared one.
+            identity = await SQLiteStore.open(local.path)
+            closers.append(identity.close)
+            return Stores("sqlite", usage, KeysDB(identity.db), local, local.ping, closers)
+        shared = await PostgresStore.open(url.value, max_size=settings.database.pool_size)
+        closers.append(shared.close)
+        return Stores("postgresql", PostgresUsageStore(shared.pool), PostgresKeysStore(shared.pool), local,
+                      shared.ping, closers)
+    except BaseException:
+        for close in reversed(closers):
+            await close()
+        raise

@@ -1,0 +1,73 @@
+"""PostgreSQL store (asyncpg): the connection pool and the schema migrations.
+
+The PostgreSQL twin of sqlite.py, for deployments of several processes or machines. Each component
+(usage, keys) owns its tables and queries in its own module (pg_usage.py, pg_keys.py) and its
+migrations; versions are kept per component in `schema_versions`, as for SQLite. Migrations run
+under an advisory lock, so gateways starting together never apply one twice.
+
+The pool reconnects by itself: when the server goes away, calls fail fast (the caller keeps its
+in-memory state and retries later) and the next call after the server is back gets a new connection.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+
+from . import pg_keys, pg_usage
+
+# component -> ordered migration scripts; never edit a shipped one, append a new one.
+MIGRATIONS: dict[str, tuple[str, ...]] = {
+    "usage": pg_usage.MIGRATIONS,
+    "keys": pg_keys.MIGRATIONS,
+}
+_MIGRATION_LOCK = 0x6C6C6D70   # "llmp": one advisory lock id for every llmproxy schema change
+CONNECT_TIMEOUT_S = 5.0
+COMMAND_TIMEOUT_S = 10.0
+log = logging.getLogger("llmproxy.store")
+
+
+class PostgresStore:
+    """The pool every PostgreSQL store class of one process shares."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def open(cls, url: str, *, max_size: int = 10) -> PostgresStore:
+        """Connect (failing at startup, with the server's message, when it cannot) and migrate."""
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size, timeout=CONNECT_TIMEOUT_S,
+                                         command_timeout=COMMAND_TIMEOUT_S, init=pg_usage.prepare_connection,
+                                         server_settings={"application_name": "llmproxy"})
+        store = cls(pool)
+        try:
+            await store._migrate()
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    async def _migrate(self) -> None:
+        async with self.pool.acquire() as db, db.transaction():
+            await db.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await db.execute("CREATE TABLE IF NOT EXISTS schema_versions "
+                             "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+            for component, scripts in MIGRATIONS.items():
+                version = await db.fetchval("SELECT version FROM schema_versions WHERE component = $1", component) or 0
+                for number, script in enumerate(scripts[version:], start=version + 1):
+                    await db.execute(script)
+                    await db.execute("INSERT INTO schema_versions (component, version) VALUES ($1, $2) "
+                                     "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                                     component, number)
+                    log.info("postgresql schema migrated", extra={"component": component, "version": number})
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def ping(self) -> bool:
+        try:
+            async with self.pool.acquire(timeout=1.0) as db:
+                return bool(await db.fetchval("SELECT 1", timeout=1.0) == 1)
+        except Exception:  # noqa: BLE001 - readiness only asks yes or no
+            return False
