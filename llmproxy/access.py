@@ -9,6 +9,7 @@ keys effective by swapping `gw.settings` for a copy (Settings is frozen).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -34,6 +35,7 @@ class Access:
         self.vault = vault
         self.generation = -1
         self._reload_lock = asyncio.Lock()
+        self._changed = asyncio.Event()   # set by the store's change notifications, where it has them
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -54,6 +56,7 @@ class Access:
         await access._load_spend()
         gw.auth, gw.limits, gw.access = access.auth, access.limits, access
         access._task = asyncio.create_task(access._watch(settings.auth.sync_interval_s), name="access-sync")
+        stores.watch_changes(access._changed.set)
         return access
 
     async def reload(self) -> None:
@@ -67,15 +70,27 @@ class Access:
             self.generation = generation
 
     async def _watch(self, interval_s: float) -> None:
+        """Reload when the change counter moved: looked at every `interval_s`, and at once when the
+        store says something changed. While the database is away, requests are checked against the
+        keys loaded last (never refused for that); one warning says so, one line says it is back."""
+        failing = False
         while True:
-            await asyncio.sleep(interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), interval_s)
+            self._changed.clear()
             try:
                 if await self.db.generation() != self.generation:
                     await self.reload()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a locked or busy file: keep serving, try again
-                log.warning("could not reload keys and credentials: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - a locked file, a database away: keep serving, try again
+                if not failing:
+                    log.warning("could not reload keys and credentials (serving with the ones loaded last): %s", exc)
+                failing = True
+            else:
+                if failing:
+                    log.warning("keys and credentials are in step with the database again")
+                failing = False
 
     async def _load_spend(self) -> None:
         """Spend per key for today, this month and in total (rolled up to the keys above it), once;

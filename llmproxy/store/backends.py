@@ -9,13 +9,15 @@ backend answers.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Settings
 from .keys_sql import KeysDB
-from .pg_keys import PostgresKeysStore
+from .pg_keys import CHANGES_CHANNEL, PostgresKeysStore
 from .pg_usage import PostgresUsageStore
 from .postgres import PostgresStore
 from .protocols import KeysStore, UsageStore
@@ -33,6 +35,7 @@ class Stores:
     local: SQLiteStore            # this process's SQLite file (the cache's disk tier lives beside it)
     _ping: Callable[[], Awaitable[bool]]
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _shared: PostgresStore | None = None
 
     @property
     def local_path(self) -> Path:
@@ -41,6 +44,21 @@ class Stores:
     async def ping(self) -> bool:
         """Whether the shared database answers now (readiness)."""
         return await self._ping()
+
+    def watch_changes(self, on_change: Callable[[], None]) -> None:
+        """Call `on_change` soon after another process changes keys, users or credentials (on
+        PostgreSQL, by LISTEN/NOTIFY). Only a hint: the caller still polls the change counter,
+        which is all the SQLite file offers."""
+        if self._shared is None:
+            return
+        task = asyncio.create_task(self._shared.follow(CHANGES_CHANNEL, on_change), name="store-changes")
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        self._closers.append(stop)
 
     async def close(self) -> None:
         for close in reversed(self._closers):
@@ -65,7 +83,7 @@ async def open_stores(settings: Settings) -> Stores:
         shared = await PostgresStore.open(url.value, max_size=settings.database.pool_size)
         closers.append(shared.close)
         return Stores("postgresql", PostgresUsageStore(shared.pool), PostgresKeysStore(shared.pool), local,
-                      shared.ping, closers)
+                      shared.ping, closers, shared)
     except BaseException:
         for close in reversed(closers):
             await close()

@@ -10,7 +10,9 @@ in-memory state and retries later) and the next call after the server is back ge
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -31,8 +33,9 @@ log = logging.getLogger("llmproxy.store")
 class PostgresStore:
     """The pool every PostgreSQL store class of one process shares."""
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, url: str) -> None:
         self.pool = pool
+        self._url = url
 
     @classmethod
     async def open(cls, url: str, *, max_size: int = 10) -> PostgresStore:
@@ -40,7 +43,7 @@ class PostgresStore:
         pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size, timeout=CONNECT_TIMEOUT_S,
                                          command_timeout=COMMAND_TIMEOUT_S, init=pg_usage.prepare_connection,
                                          server_settings={"application_name": "llmproxy"})
-        store = cls(pool)
+        store = cls(pool, url)
         try:
             await store._migrate()
         except BaseException:
@@ -61,6 +64,28 @@ class PostgresStore:
                                      "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
                                      component, number)
                     log.info("postgresql schema migrated", extra={"component": component, "version": number})
+
+    async def follow(self, channel: str, on_notify: Callable[[], None], *, retry_s: float = 1.0) -> None:
+        """Call `on_notify` on every NOTIFY on `channel`, and once each time listening (re)starts,
+        since changes may have been made while it was not. Holds a connection of its own outside
+        the pool; reconnects every `retry_s` while the server is away. Runs until cancelled."""
+        while True:
+            try:
+                db = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT_S)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await asyncio.sleep(retry_s)
+                continue
+            lost = asyncio.Event()
+            try:
+                db.add_termination_listener(lambda _db, lost=lost: lost.set())
+                await db.add_listener(channel, lambda *_: on_notify())
+                on_notify()
+                await lost.wait()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pass
+            finally:
+                db.terminate()
+            await asyncio.sleep(retry_s)
 
     async def close(self) -> None:
         await self.pool.close()
