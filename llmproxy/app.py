@@ -26,7 +26,8 @@ from .access import Access
 from .cache import ResponseCache
 from .config import Settings
 from .context import RequestContext
-from .errors import ClientDisconnected, GatewayError, InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound
+from .errors import (ClientDisconnected, GatewayError, InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound,
+                     ServiceUnavailable)
 from .guard import Guard
 from .logs import LineWriter, RequestLog, configure_logging
 from .metrics import ROUTES as METRICS_ROUTES
@@ -38,7 +39,7 @@ from .breakers import Health
 from .registry import load_registry
 from .router import list_models, resolve
 from .scheduler import start_updater, stop_updater
-from .store.backends import open_stores
+from .store.backends import DATABASE_AWAY, open_stores
 from .store.cache_sql import SQLiteCacheStore
 from .usage import UsageRecorder
 from .ui import ui_routes
@@ -204,6 +205,10 @@ def _as_gateway_error(request: Request, exc: Exception, rid: str) -> GatewayErro
         # The client went away mid-upload: nobody hears the answer, and it is no error of the gateway's.
         log.debug("client disconnected before sending its whole request", extra={"path": request.url.path})
         return ClientDisconnected("the client closed the connection before sending the whole request")
+    if isinstance(exc, DATABASE_AWAY):   # an admin call while the database is away: try again later
+        log.warning("database unreachable: %s", exc, extra={"request_id": rid, "path": request.url.path})
+        return ServiceUnavailable("the database is unreachable right now; model requests are still served, "
+                                  "try this again shortly", headers={"retry-after": "5"})
     log.error("unhandled error", exc_info=exc, extra={"request_id": rid})
     return GatewayError(f"internal error in the gateway (request id {rid})")
 

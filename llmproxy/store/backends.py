@@ -19,10 +19,13 @@ from ..config import Settings
 from .keys_sql import KeysDB
 from .pg_keys import CHANGES_CHANNEL, PostgresKeysStore
 from .pg_usage import PostgresUsageStore
-from .postgres import PostgresStore
+from .postgres import UNREACHABLE, PostgresStore
 from .protocols import KeysStore, UsageStore
 from .sqlite import SQLiteStore
 from .usage_sql import SQLiteUsageStore
+
+
+DATABASE_AWAY = UNREACHABLE   # the exceptions that mean "the shared database cannot be reached now"
 
 
 @dataclass(slots=True)

@@ -25,6 +25,10 @@ MIGRATIONS: dict[str, tuple[str, ...]] = {
     "keys": pg_keys.MIGRATIONS,
 }
 _MIGRATION_LOCK = 0x6C6C6D70   # "llmp": one advisory lock id for every llmproxy schema change
+# What a call raises when the server is away (down, restarting, unreachable), as opposed to a
+# query's own error: the app answers those 503, never 500.
+UNREACHABLE: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, asyncpg.PostgresConnectionError,
+                                                asyncpg.exceptions.OperatorInterventionError, asyncpg.InterfaceError)
 CONNECT_TIMEOUT_S = 5.0
 COMMAND_TIMEOUT_S = 10.0
 log = logging.getLogger("llmproxy.store")

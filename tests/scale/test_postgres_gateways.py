@@ -155,6 +155,11 @@ def test_postgresql_stopped_and_restarted_under_load(tmp_path: Path, postgres_se
             assert wait_until(lambda: len(load.answers) > down_at + 100, timeout_s=10)
             queued = metric(gw, "llmproxy_usage_queue_depth")
             assert queued > 0
+            # An admin change cannot be made meanwhile: a 503 that says so, never a 500.
+            refused = gw.admin("POST", "/admin/keys", json={"name": "during-outage"})
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+            assert set(refused.json()["error"]) == {"message", "type", "param", "code"}
+            assert "database is unreachable" in refused.json()["error"]["message"]
         finally:
             postgres_server.start()
         assert wait_until(lambda: httpx.get(gw.url + "/readyz", timeout=5).status_code == 200, timeout_s=10)
