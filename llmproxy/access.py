@@ -1,8 +1,9 @@
 """Access control wiring: builds the authenticator, the limiter and the vault at startup, and keeps
 them in step with the identity tables.
 
-The CLI writes those tables from another process, so a task polls one integer (the tables' change
-counter) every `auth.sync_interval_s` and reloads when it moves; writes made through the admin API
+The CLI and other gateways write those tables from other processes, so a task polls one integer
+(the tables' change counter) every `auth.sync_interval_s` and reloads when it moves, at once when
+the store notifies a change (PostgreSQL's LISTEN/NOTIFY); writes made through the admin API
 reload at once. A reload builds new maps aside and swaps them in, and makes the vault's provider
 keys effective by swapping `gw.settings` for a copy (Settings is frozen).
 """

@@ -51,7 +51,7 @@ class Gateway:
     transport: Transport
     usage: UsageRecorder
     request_log: RequestLog
-    store: Any = None                # store.sqlite.SQLiteStore
+    store: Any = None                # store.backends.Stores (SQLite or PostgreSQL)
     metrics: Metrics | None = None
     cache: ResponseCache | None = None
     health: Health = field(default_factory=Health)

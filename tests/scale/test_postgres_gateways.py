@@ -205,3 +205,31 @@ def test_sigkill_of_one_gateway_loses_at_most_its_last_batch_window(
     window_ms = (FLUSH_S + 0.75) * 1000
     assert oldest_ms <= window_ms, f"a row answered {oldest_ms:.0f} ms before the kill was lost"
     assert {rid for rid, name, *_ in load.answers if name == "b"} <= stored
+
+
+def test_a_full_queue_while_postgresql_is_away_counts_and_logs_what_it_drops(
+        tmp_path: Path, postgres_server: PostgresServer, postgres_url: str, openai_upstream: tuple[str, FakeState],
+        gateways: list[GatewayProcess]) -> None:
+    gw = spawn(tmp_path, "a", postgres_url, openai_upstream[0], queue_max="20")
+    gateways.append(gw)
+    wait_ready(gw)
+    _, key = make_key(gw)
+    before = stored_ids(postgres_server, postgres_url)
+    sent: list[str] = []
+    postgres_server.stop("fast")
+    try:
+        with httpx.Client() as client:
+            for _ in range(60):
+                rid = uuid.uuid4().hex
+                assert gw.chat(client, key, rid).status_code == 200   # the requests never notice
+                sent.append(rid)
+        dropped = metric(gw, "llmproxy_usage_rows_dropped")
+        assert dropped >= 30, dropped
+    finally:
+        postgres_server.start()
+    assert wait_until(lambda: metric(gw, "llmproxy_usage_queue_depth") == 0, timeout_s=10)
+    assert gw.stop()
+    stored = stored_ids(postgres_server, postgres_url) - before
+    lost = [rid for rid in sent if rid not in stored]
+    assert len(lost) == dropped, f"{len(lost)} rows missing but {dropped:.0f} counted as dropped"
+    assert "usage queue full" in gw.log()
