@@ -17,10 +17,12 @@ from pathlib import Path
 
 from ..config import Settings
 from .keys_sql import KeysDB
-from .pg_keys import CHANGES_CHANNEL, PostgresKeysStore
+from . import pg_keys, pg_registry
+from .pg_keys import PostgresKeysStore
+from .pg_registry import PostgresRegistryHistory
 from .pg_usage import PostgresUsageStore
 from .postgres import UNREACHABLE, PostgresStore
-from .protocols import KeysStore, UsageStore
+from .protocols import KeysStore, RegistryHistory, UsageStore
 from .sqlite import SQLiteStore
 from .usage_sql import SQLiteUsageStore
 
@@ -39,6 +41,8 @@ class Stores:
     _ping: Callable[[], Awaitable[bool]]
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _shared: PostgresStore | None = None
+    # The deployment's published registry versions; None for one process (its files are the history).
+    registry: RegistryHistory | None = None
 
     @property
     def local_path(self) -> Path:
@@ -48,13 +52,14 @@ class Stores:
         """Whether the shared database answers now (readiness)."""
         return await self._ping()
 
-    def watch_changes(self, on_change: Callable[[], None]) -> None:
-        """Call `on_change` soon after another process changes keys, users or credentials (on
-        PostgreSQL, by LISTEN/NOTIFY). Only a hint: the caller still polls the change counter,
-        which is all the SQLite file offers."""
+    def watch_changes(self, on_change: Callable[[], None], *, what: str = "identity") -> None:
+        """Call `on_change` soon after another process changes keys, users or credentials
+        (`what` "identity") or publishes a registry version ("registry"), on PostgreSQL by
+        LISTEN/NOTIFY. Only a hint: callers still poll, which is all the SQLite file offers."""
         if self._shared is None:
             return
-        task = asyncio.create_task(self._shared.follow(CHANGES_CHANNEL, on_change), name="store-changes")
+        channel = pg_registry.CHANGES_CHANNEL if what == "registry" else pg_keys.CHANGES_CHANNEL
+        task = asyncio.create_task(self._shared.follow(channel, on_change), name=f"store-changes-{what}")
 
         async def stop() -> None:
             task.cancel()
@@ -86,7 +91,7 @@ async def open_stores(settings: Settings) -> Stores:
         shared = await PostgresStore.open(url.value, max_size=settings.database.pool_size)
         closers.append(shared.close)
         return Stores("postgresql", PostgresUsageStore(shared.pool), PostgresKeysStore(shared.pool), local,
-                      shared.ping, closers, shared)
+                      shared.ping, closers, shared, PostgresRegistryHistory(shared.pool))
     except BaseException:
         for close in reversed(closers):
             await close()

@@ -17,12 +17,13 @@ from typing import Any
 
 import asyncpg
 
-from . import pg_keys, pg_usage
+from . import pg_keys, pg_registry, pg_usage
 
 # component -> ordered migration scripts; never edit a shipped one, append a new one.
 MIGRATIONS: dict[str, tuple[str, ...]] = {
     "usage": pg_usage.MIGRATIONS,
     "keys": pg_keys.MIGRATIONS,
+    "registry": pg_registry.MIGRATIONS,
 }
 _MIGRATION_LOCK = 0x6C6C6D70   # "llmp": one advisory lock id for every llmproxy schema change
 # What a call raises when the server is away (down, restarting, unreachable), as opposed to a

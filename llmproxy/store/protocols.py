@@ -6,6 +6,8 @@ SQLite classes (the embedded default) and the PostgreSQL ones (several processes
     KeysStore    store/keys_sql.KeysDB, store/pg_keys.PostgresKeysStore
                  keys, users, provider credentials, the audit log
     CacheBackend cache.py (SQLiteCacheStore in store/cache_sql.py)   the response cache's disk tier
+    RegistryHistory store/pg_registry.PostgresRegistryHistory
+                 the deployment's published registry versions (one process: the files are the history)
 
 Only the calls made from outside store/ are here; opening and closing a store is the business of
 store/backends.open_stores, the one place that picks a backend from the settings. Records crossing
@@ -15,6 +17,7 @@ structurally, tests/scale/test_store_backends.py their behaviour on both backend
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from .records import AutoRouted, CredentialRow, KeyRecord, UserRecord, Window
@@ -93,3 +96,19 @@ class KeysStore(Protocol):
 
     async def audit_entries(self, *, limit: int = 100, since: float | None = None,
                             actor: str | None = None) -> list[dict[str, Any]]: ...
+
+
+class RegistryHistory(Protocol):
+    def exclusive(self) -> AbstractAsyncContextManager[bool]:
+        """Try to become the deployment's one registry writer, without waiting: yields whether it did."""
+        ...
+
+    async def publish(self, version: int, document: bytes) -> bool:
+        """Record a version written (its models.json bytes); False when that number is taken."""
+        ...
+
+    async def latest(self) -> int:
+        """The newest published version; 0 when none was."""
+        ...
+
+    async def read(self, version: int) -> bytes | None: ...

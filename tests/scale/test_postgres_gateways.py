@@ -233,3 +233,27 @@ def test_a_full_queue_while_postgresql_is_away_counts_and_logs_what_it_drops(
     lost = [rid for rid in sent if rid not in stored]
     assert len(lost) == dropped, f"{len(lost)} rows missing but {dropped:.0f} counted as dropped"
     assert "usage queue full" in gw.log()
+
+
+def test_a_registry_version_written_through_one_gateway_is_served_by_both(
+        tmp_path: Path, postgres_server: PostgresServer, postgres_url: str, openai_upstream: tuple[str, FakeState],
+        gateways: list[GatewayProcess]) -> None:
+    a, b = (spawn(tmp_path, name, postgres_url, openai_upstream[0]) for name in ("a", "b"))
+    gateways += [a, b]
+    wait_ready(a, b)
+    shipped = httpx.get(b.url + "/readyz").json()["registry_version"]
+    # A rollback to the current version writes it again as the next one: a new version, written by a.
+    r = a.admin("POST", "/admin/registry/rollback", json={"version": shipped})
+    assert r.status_code == 200, r.text
+    new = r.json()["version"]
+    assert new == shipped + 1
+    written = time.monotonic()
+    assert wait_until(lambda: httpx.get(b.url + "/readyz").json()["registry_version"] == new, timeout_s=5)
+    took = time.monotonic() - written
+    # b holds it in its own registry directory, under the same number, and can roll back from there.
+    assert (tmp_path / "b" / "registry" / "versions" / f"{new:06d}.json").is_file()
+    r = b.admin("POST", "/admin/registry/rollback", json={"version": shipped})
+    assert r.status_code == 200 and r.json()["version"] == new + 1, r.text
+    assert wait_until(lambda: httpx.get(a.url + "/readyz").json()["registry_version"] == new + 1, timeout_s=5)
+    print(f"\nregistry version {new} written through a, served by b {took * 1000:.0f} ms later")
+    assert a.stop() and b.stop()

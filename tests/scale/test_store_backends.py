@@ -217,3 +217,27 @@ async def test_audit_log_and_jwt_namespacing(stores: Stores) -> None:
     recent: list[dict[str, Any]] = await keys.audit_entries(limit=10)
     assert [e["action"] for e in recent][-1] == "login"
     assert await keys.audit_entries(since=recent[0]["ts"] + 1) == []
+
+
+# --- the registry's published versions (PostgreSQL only: one process's files are its history) -----
+
+
+async def test_registry_versions_are_published_once_and_one_writer_holds_the_lock(stores: Stores,
+                                                                                  settings: Settings) -> None:
+    if stores.registry is None:
+        assert stores.backend == "sqlite"
+        return
+    other = await open_stores(settings)
+    try:
+        assert other.registry is not None and await stores.registry.latest() == 0
+        assert await stores.registry.publish(8, b'{"version": 8}')
+        assert not await other.registry.publish(8, b'{"version": 8, "other": true}')   # the first one stands
+        assert await other.registry.latest() == 8 and await other.registry.read(8) == b'{"version": 8}'
+        assert await other.registry.read(7) is None
+        async with stores.registry.exclusive() as mine:
+            async with other.registry.exclusive() as theirs:
+                assert mine and not theirs
+        async with other.registry.exclusive() as theirs:
+            assert theirs   # released with the block
+    finally:
+        await other.close()
