@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -35,6 +36,10 @@ COMMAND_TIMEOUT_S = 10.0
 log = logging.getLogger("llmproxy.store")
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be opened at start-up; the message names where (never the password)."""
+
+
 class PostgresStore:
     """The pool every PostgreSQL store class of one process shares."""
 
@@ -45,9 +50,13 @@ class PostgresStore:
     @classmethod
     async def open(cls, url: str, *, max_size: int = 10) -> PostgresStore:
         """Connect (failing at startup, with the server's message, when it cannot) and migrate."""
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size, timeout=CONNECT_TIMEOUT_S,
-                                         command_timeout=COMMAND_TIMEOUT_S, init=pg_usage.prepare_connection,
-                                         server_settings={"application_name": "llmproxy"})
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size, timeout=CONNECT_TIMEOUT_S,
+                                             command_timeout=COMMAND_TIMEOUT_S, init=pg_usage.prepare_connection,
+                                             server_settings={"application_name": "llmproxy"})
+        except (*UNREACHABLE, OSError, asyncpg.PostgresError) as exc:
+            raise DatabaseUnavailable(f"cannot open the PostgreSQL database {where(url)} "
+                                      f"(LLMPROXY_DATABASE_URL / database.url): {exc}") from None
         store = cls(pool, url)
         try:
             await store._migrate()
@@ -101,3 +110,10 @@ class PostgresStore:
                 return bool(await db.fetchval("SELECT 1", timeout=1.0) == 1)
         except Exception:  # noqa: BLE001 - readiness only asks yes or no
             return False
+
+
+def where(url: str) -> str:
+    """host:port/database of a database URL, for messages: the user and password left out."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    return f"{host}:{parts.port or 5432}{parts.path or ''}"

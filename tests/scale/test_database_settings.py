@@ -34,3 +34,16 @@ def test_a_wrong_database_setting_stops_the_start(tmp_path: Path, text: str, mes
     file.write_text(f"[database]\n{text}\n")
     with pytest.raises(ConfigError, match=message):
         load_settings(file, {})
+
+
+async def test_an_unreachable_database_stops_the_start_naming_where_but_not_the_password(tmp_path: Path) -> None:
+    from llmproxy.config import DatabaseSettings, Secret, Settings
+    from llmproxy.store.backends import open_stores
+    from llmproxy.store.postgres import DatabaseUnavailable
+    from tests.fakes.serve import free_port
+
+    port = free_port()   # nothing listens there
+    url = f"postgresql://gw:hunter2-secret@127.0.0.1:{port}/llmproxy"
+    with pytest.raises(DatabaseUnavailable) as caught:
+        await open_stores(Settings(data_dir=tmp_path, database=DatabaseSettings(url=Secret(url))))
+    assert f"127.0.0.1:{port}/llmproxy" in str(caught.value) and "hunter2" not in str(caught.value)

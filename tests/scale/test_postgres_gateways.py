@@ -159,8 +159,8 @@ def test_postgresql_stopped_and_restarted_under_load(tmp_path: Path, postgres_se
             ready = httpx.get(gw.url + "/readyz", timeout=5).json()
             assert ready["checks"]["database"] is False
             assert wait_until(lambda: len(load.answers) > down_at + 100, timeout_s=10)
+            assert wait_until(lambda: metric(gw, "llmproxy_usage_queue_depth") > 0, timeout_s=3)
             queued = metric(gw, "llmproxy_usage_queue_depth")
-            assert queued > 0
             # An admin change cannot be made meanwhile: a 503 that says so, never a 500.
             refused = gw.admin("POST", "/admin/keys", json={"name": "during-outage"})
             assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
