@@ -1,8 +1,9 @@
 """Access control wiring: builds the authenticator, the limiter and the vault at startup, and keeps
 them in step with the identity tables.
 
-The CLI writes those tables from another process, so a task polls one integer (the tables' change
-counter) every `auth.sync_interval_s` and reloads when it moves; writes made through the admin API
+The CLI and other gateways write those tables from other processes, so a task polls one integer
+(the tables' change counter) every `auth.sync_interval_s` and reloads when it moves, at once when
+the store notifies a change (PostgreSQL's LISTEN/NOTIFY); writes made through the admin API
 reload at once. A reload builds new maps aside and swaps them in, and makes the vault's provider
 keys effective by setting a copy of the settings (Settings is frozen) in the holder it owns, which
 the Gateway reads as `gw.settings`.
@@ -10,17 +11,16 @@ the Gateway reads as `gw.settings`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from pathlib import Path
 
 from .auth import Authenticator
 from .ratelimit import KeyBudget, Limiter, period_starts
 from .config import Settings
 from .current import Current
-from .store.keys_sql import KeysDB
-from .store.protocols import UsageStore
-from .store.sqlite import SQLiteStore
+from .store.backends import Stores
+from .store.protocols import KeysStore, UsageStore
 from .vault import Vault, load_key
 
 log = logging.getLogger("llmproxy.access")
@@ -29,47 +29,37 @@ log = logging.getLogger("llmproxy.access")
 class Access:
     """Identity state of one gateway: `auth`, `limits`, `vault`, the tables (`db`), and their sync."""
 
-    def __init__(self, settings: Current[Settings], store: SQLiteStore, auth: Authenticator, limits: Limiter,
+    def __init__(self, settings: Current[Settings], stores: Stores, auth: Authenticator, limits: Limiter,
                  vault: Vault) -> None:
         self._settings = settings
-        self._store = store
-        self.db = KeysDB(store.db)
+        self._stores = stores
+        self.db: KeysStore = stores.keys
         self.auth = auth
         self.limits = limits
         self.vault = vault
         self.generation = -1
         self._reload_lock = asyncio.Lock()
+        self._changed = asyncio.Event()   # set by the store's change notifications, where it has them
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, settings_ref: Current[Settings], database: Path, usage: UsageStore) -> Access:
-        """Build everything from the tables in `database`, load the spend so far from `usage`, and
-        start watching for changes. Owns `settings_ref` from now on: each reload sets in it the
-        settings with the vault's provider keys."""
+    async def open(cls, settings_ref: Current[Settings], stores: Stores) -> Access:
+        """Build everything from the identity tables in `stores` (opened and closed by the app), load
+        the spend so far from its usage log, and start watching for changes. Owns `settings_ref`
+        from now on: each reload sets in it the settings with the vault's provider keys."""
         settings = settings_ref.current
-        # A connection of its own: identity writes are whole transactions, never split by a usage
-        # batch committing on the shared connection.
-        store = await SQLiteStore.open(database)
-        try:
-            want = await KeysDB(store.db).vault_key_id()
-            key = load_key(settings, want_id=want)
-            auth = Authenticator(settings, key.derive(b"llmproxy login tokens v1"))
-        except BaseException:
-            await store.close()
-            raise
-        access = cls(settings_ref, store, auth, Limiter(), Vault(key, settings))
-        try:
-            if auth.jwt_namespace is not None:
-                moved = await access.db.namespace_jwt_owners(auth.jwt_namespace)
-                if moved:
-                    log.warning("%d keys made by identity-provider subjects now belong to '%s#<sub>'",
-                                moved, auth.jwt_namespace)
-            await access.reload()
-            await access._load_spend(usage)
-        except BaseException:
-            await store.close()
-            raise
+        key = load_key(settings, want_id=await stores.keys.vault_key_id())
+        auth = Authenticator(settings, key.derive(b"llmproxy login tokens v1"))
+        access = cls(settings_ref, stores, auth, Limiter(), Vault(key, settings))
+        if auth.jwt_namespace is not None:
+            moved = await access.db.namespace_jwt_owners(auth.jwt_namespace)
+            if moved:
+                log.warning("%d keys made by identity-provider subjects now belong to '%s#<sub>'",
+                            moved, auth.jwt_namespace)
+        await access.reload()
+        await access._load_spend(stores.usage)
         access._task = asyncio.create_task(access._watch(settings.auth.sync_interval_s), name="access-sync")
+        stores.watch_changes(access._changed.set)
         return access
 
     async def reload(self) -> None:
@@ -83,15 +73,27 @@ class Access:
             self.generation = generation
 
     async def _watch(self, interval_s: float) -> None:
+        """Reload when the change counter moved: looked at every `interval_s`, and at once when the
+        store says something changed. While the database is away, requests are checked against the
+        keys loaded last (never refused for that); one warning says so, one line says it is back."""
+        failing = False
         while True:
-            await asyncio.sleep(interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), interval_s)
+            self._changed.clear()
             try:
                 if await self.db.generation() != self.generation:
                     await self.reload()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a locked or busy file: keep serving, try again
-                log.warning("could not reload keys and credentials: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - a locked file, a database away: keep serving, try again
+                if not failing:
+                    log.warning("could not reload keys and credentials (serving with the ones loaded last): %s", exc)
+                failing = True
+            else:
+                if failing:
+                    log.warning("keys and credentials are in step with the database again")
+                failing = False
 
     async def _load_spend(self, usage: UsageStore) -> None:
         """Spend per key for today, this month and in total (rolled up to the keys above it), once;
@@ -108,4 +110,3 @@ class Access:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        await self._store.close()

@@ -27,7 +27,8 @@ from .cache import ResponseCache
 from .config import Settings
 from .context import RequestContext
 from .current import Current
-from .errors import ClientDisconnected, GatewayError, InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound
+from .errors import (ClientDisconnected, GatewayError, InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound,
+                     ServiceUnavailable)
 from .guard import Guard
 from .logs import LineWriter, RequestLog, configure_logging
 from .metrics import ROUTES as METRICS_ROUTES
@@ -39,9 +40,8 @@ from .breakers import Health
 from .registry import load_registry
 from .router import Resolutions, list_models, resolve
 from .scheduler import RegistryUpdater, start_updater, stop_updater
-from .store import usage_sql
+from .store.backends import DATABASE_AWAY, open_stores
 from .store.cache_sql import SQLiteCacheStore
-from .store.sqlite import SQLiteStore
 from .usage import UsageRecorder
 from .ui import ui_routes
 
@@ -71,31 +71,31 @@ async def build_gateway(settings: Settings, writer: LineWriter | None = None) ->
     async with AsyncExitStack() as stack:
         settings_ref = Current(settings)              # owned by Access: the vault's provider keys
         registry_ref = Current(load_registry(settings.registry_path))   # owned by the RegistryUpdater
-        store = await SQLiteStore.open(settings.data_dir / "llmproxy.db")
-        stack.push_async_callback(store.close)
+        stores = await open_stores(settings)   # SQLite, or PostgreSQL when a database URL is set
+        stack.push_async_callback(stores.close)
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             auto_decompress=True, raise_for_status=False)
         stack.push_async_callback(session.close)
-        usage_store = await usage_sql.SQLiteUsageStore.open(store.path)
-        stack.push_async_callback(usage_store.close)
-        usage = UsageRecorder(usage_store.insert, interval_s=settings.usage_flush_interval_s,
+        usage = UsageRecorder(stores.usage.insert, interval_s=settings.usage_flush_interval_s,
                               batch_size=settings.usage_batch_size, max_rows=settings.usage_queue_max,
-                              retain=usage_store.delete_before,
+                              retain=stores.usage.delete_before,
                               retention_days=settings.usage_retention_days)
         usage.start()
         stack.push_async_callback(usage.stop)
-        usage_reports = usage_sql.SQLiteUsageStore.over(store.db)
-        cache = ResponseCache(settings.cache, await SQLiteCacheStore.open(store.path) if settings.cache.persist else None)
+        cache = ResponseCache(settings.cache,
+                              await SQLiteCacheStore.open(stores.local_path) if settings.cache.persist else None)
         stack.push_async_callback(cache.stop)
         await cache.start()
         health = Health(failures=settings.router.breaker_failures, cooldown_s=settings.router.breaker_cooldown_s)
-        access = await Access.open(settings_ref, store.path, usage_reports)
+        access = await Access.open(settings_ref, stores)
         stack.push_async_callback(access.close)
-        updater = RegistryUpdater(settings, current=registry_ref.get, on_change=registry_ref.set)
+        updater = RegistryUpdater(settings, current=registry_ref.get, on_change=registry_ref.set,
+                                  history=stores.registry)
+        stores.watch_changes(updater.wake, what="registry")
         gateway = pipeline.Gateway(
-            settings_ref=settings_ref, registry_ref=registry_ref, store=store, transport=Transport(session),
-            usage=usage, usage_reports=usage_reports,
+            settings_ref=settings_ref, registry_ref=registry_ref, store=stores, transport=Transport(session),
+            usage=usage, usage_reports=stores.usage,
             request_log=RequestLog(writer, settings.log_level, settings.log_format, payloads=settings.log_payloads),
             cache=cache, health=health, resolutions=Resolutions(), classifier=Classifier.load(),
             metrics=Metrics(settings_ref, registry_ref, usage=usage, cache=cache, breakers=health),
@@ -123,7 +123,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
                 gc.freeze()
                 log.info("llmproxy ready", extra={"models": len(gateway.registry.models),
                                                   "registry_version": gateway.registry.version,
-                                                  "data_dir": str(settings.data_dir)})
+                                                  "data_dir": str(settings.data_dir),
+                                                  "database": gateway.store.backend})
                 yield
             log.info("llmproxy stopped", extra={"usage_rows_written": gateway.usage.written})
         finally:
@@ -223,6 +224,10 @@ def _as_gateway_error(request: Request, exc: Exception, rid: str) -> GatewayErro
         # The client went away mid-upload: nobody hears the answer, and it is no error of the gateway's.
         log.debug("client disconnected before sending its whole request", extra={"path": request.url.path})
         return ClientDisconnected("the client closed the connection before sending the whole request")
+    if isinstance(exc, DATABASE_AWAY):   # an admin call while the database is away: try again later
+        log.warning("database unreachable: %s", exc, extra={"request_id": rid, "path": request.url.path})
+        return ServiceUnavailable("the database is unreachable right now; model requests are still served, "
+                                  "try this again shortly", headers={"retry-after": "5"})
     log.error("unhandled error", exc_info=exc, extra={"request_id": rid})
     return GatewayError(f"internal error in the gateway (request id {rid})")
 

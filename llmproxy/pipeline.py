@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .ratelimit import Limiter
     from .scheduler import RegistryUpdater
     from .store.protocols import UsageStore
-    from .store.sqlite import SQLiteStore
+    from .store.backends import Stores
 
 log = logging.getLogger("llmproxy.request")
 
@@ -57,7 +57,7 @@ class Gateway:
 
     settings_ref: Current[Settings]
     registry_ref: Current[Registry]
-    store: SQLiteStore              # the database the readiness check pings
+    store: Stores                   # the configured backend's stores (readiness pings it)
     transport: Transport
     usage: UsageRecorder            # the write side of the usage log (batched)
     usage_reports: UsageStore       # its read side: reports, the dashboard, budgets at startup

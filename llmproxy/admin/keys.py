@@ -23,7 +23,8 @@ from ..auth import ROLES, new_key
 from ..config import LABELS, STRATEGIES, LimitSettings
 from ..context import Principal, model_allowed
 from ..errors import InvalidRequest, NotFound, PermissionDenied
-from ..store.keys_sql import KeyRecord, KeysDB, TooManyKeys
+from ..store.keys_sql import KeyRecord, TooManyKeys
+from ..store.protocols import KeysStore
 from ..pipeline import Gateway
 from .common import actor, caller, gateway, json_body, json_response
 
@@ -164,7 +165,7 @@ def key_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     return out
 
 
-async def create_key(db: KeysDB, who: str, fields: dict[str, Any], *,
+async def create_key(db: KeysStore, who: str, fields: dict[str, Any], *,
                      max_per_owner: int | None = None) -> tuple[str, str]:
     """Store a new key; returns its id and its value (never stored, shown this once). Past
     `max_per_owner` live keys of its owner: InvalidRequest 409 too_many_keys."""
@@ -179,7 +180,7 @@ async def create_key(db: KeysDB, who: str, fields: dict[str, Any], *,
     return key_id, value
 
 
-async def rotate_key(db: KeysDB, who: str, key_id: str, grace_s: float) -> str:
+async def rotate_key(db: KeysStore, who: str, key_id: str, grace_s: float) -> str:
     value, digest, prefix = new_key()
     await db.rotate_key(who, key_id, digest, prefix, grace_s)
     return value

@@ -12,7 +12,7 @@ from llmproxy import app as app_module
 from llmproxy.access import Access
 from llmproxy.app import build_gateway
 from llmproxy.config import Settings
-from llmproxy.store.sqlite import SQLiteStore
+from llmproxy.store.backends import Stores
 from llmproxy.usage import UsageRecorder
 from tests.conftest import base_settings
 
@@ -52,7 +52,7 @@ async def test_a_start_that_fails_half_way_closes_what_was_built_last_first(tmp_
 
         monkeypatch.setattr(cls, name, wrapped)
 
-    track(SQLiteStore, "close", "database")
+    track(Stores, "close", "stores")
     track(UsageRecorder, "stop", "usage recorder")
 
     async def refuse(*args: object) -> Access:
@@ -62,4 +62,4 @@ async def test_a_start_that_fails_half_way_closes_what_was_built_last_first(tmp_
     with pytest.raises(RuntimeError, match="vault key"):
         async with build_gateway(settings(tmp_path)):
             pass
-    assert closed == ["usage recorder", "database"]
+    assert closed == ["usage recorder", "stores"]
