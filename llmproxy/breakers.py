@@ -101,6 +101,7 @@ class Health:
             self.latency_s.pop(next(iter(self.latency_s)))   # forget the oldest-seen model
         self.latency_s[model] = sample if old is None else old + self.alpha * (sample - old)
 
-    def states(self) -> dict[str, str]:
+    def stats(self) -> dict[str, str]:
+        """Each provider's breaker state (closed, open or half_open); providers never failed are absent."""
         now = time.monotonic()
         return {name: b.state(now) for name, b in self.breakers.items()}

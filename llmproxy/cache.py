@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from hashlib import sha256
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -99,6 +99,23 @@ def request_key(tenant: str, body: ChatRequest) -> tuple[str, int]:
 
 def entry_id(key: str) -> int:
     return int.from_bytes(bytes.fromhex(key[:16]), "big", signed=True)
+
+
+class CacheCounters(NamedTuple):
+    """The cache's own counts and sizes, as /metrics exports them (stats() is the admin's fuller report)."""
+
+    hits: int
+    disk_hits: int
+    misses: int
+    bypasses: int
+    stores: int
+    dropped_writes: int     # never reached the disk (shed, or a failed batch)
+    shed_writes: int        # shed at the write queue's byte bound
+    disk_errors: int
+    pending_bytes: int      # answers waiting for the disk
+    memory_bytes: int
+    memory_entries: int
+    evictions: int
 
 
 class ResponseCache:
@@ -352,6 +369,12 @@ class ResponseCache:
         elif self.settings.scope == "shared":
             families.add("*")
         return families
+
+    def counters(self) -> CacheCounters:
+        memory = self.memory
+        return CacheCounters(self.hits, self.disk_hits, self.misses, self.bypasses, self.stores, self.dropped_writes,
+                             self.shed_writes, self.disk_errors, self.pending_bytes, memory.bytes, len(memory),
+                             memory.evictions)
 
     async def stats(self) -> dict[str, Any]:
         disk_entries = disk_bytes = None

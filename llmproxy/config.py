@@ -157,6 +157,15 @@ class RedisSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    """[database]: the shared database of a deployment of several processes (docs/postgresql.md).
+    No URL: the embedded SQLite file in the data directory, as for one process."""
+
+    url: Secret | None = None       # LLMPROXY_DATABASE_URL: postgresql://user:password@host:port/db
+    pool_size: int = 10             # connections each gateway process holds at most
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -187,6 +196,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     registry_update: RegistryUpdateSettings = field(default_factory=RegistryUpdateSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
 
     def provider(self, name: str) -> ProviderSettings | None:
         for p in self.providers:
@@ -235,7 +245,7 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {file_path} is not valid TOML: {exc}") from None
     unknown = set(doc) - {"server", "logging", "registry", "usage", "providers", "auth", "limits", "router", "cache",
-                         "redis"}
+                         "database", "redis"}
     if unknown:
         raise ConfigError(f"unknown section [{sorted(unknown)[0]}] in {file_path}")
     server = _section(doc, "server", _SERVER_KEYS)
@@ -272,6 +282,7 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
         router=_router(_section(doc, "router", _ROUTER_KEYS)),
         cache=_cache(_section(doc, "cache", _CACHE_KEYS), env),
         registry_update=_registry_update(registry, env),
+        database=_database(_section(doc, "database", {"url": str, "pool_size": int}), env),
         redis=_redis(_section(doc, "redis", _REDIS_KEYS), env),
     )
 
@@ -286,6 +297,18 @@ def _redis(raw: dict[str, Any], env: Mapping[str, str]) -> RedisSettings:
         if name in raw and not raw[name] > 0:
             raise ConfigError(f"redis.{name} must be more than 0")
     return RedisSettings(url=Secret(url) if url else None, **raw)
+
+
+def _database(raw: Mapping[str, Any], env: Mapping[str, str]) -> DatabaseSettings:
+    """[database] plus LLMPROXY_DATABASE_URL; only PostgreSQL URLs are taken."""
+    url = env.get("LLMPROXY_DATABASE_URL") or raw.get("url")
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("database.url (LLMPROXY_DATABASE_URL) must be a postgresql:// URL; "
+                          "leave it unset for the embedded SQLite file")
+    pool_size = raw.get("pool_size", DatabaseSettings().pool_size)
+    if pool_size < 1:
+        raise ConfigError("database.pool_size must be 1 or more")
+    return DatabaseSettings(url=Secret(url) if url else None, pool_size=pool_size)
 
 
 def _edge_limits(server: Mapping[str, Any]) -> dict[str, Any]:

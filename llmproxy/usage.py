@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .context import RequestContext, Usage
 from .registry import ModelEntry
@@ -92,6 +92,15 @@ def usage_row(ctx: RequestContext, latency_s: float, overhead_s: float) -> tuple
 Rows = Sequence[tuple[Any, ...]]
 
 
+class UsageStats(NamedTuple):
+    """The usage queue's counters, as /metrics exports them."""
+
+    depth: int              # rows waiting to be written
+    written: int
+    dropped: int            # rows the full queue refused
+    write_failures: int     # batch writes that failed (and were retried)
+
+
 class UsageRecorder:
     """A bounded in-memory queue of usage rows and the one task that writes them in batches (every
     `interval_s`, or as soon as `batch_size` rows wait) and applies the retention.
@@ -123,6 +132,9 @@ class UsageRecorder:
     @property
     def depth(self) -> int:
         return len(self._rows)
+
+    def stats(self) -> UsageStats:
+        return UsageStats(len(self._rows), self.written, self.dropped, self.write_failures)
 
     def add(self, row: tuple[Any, ...]) -> None:
         rows = self._rows

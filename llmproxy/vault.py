@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .config import Secret, Settings
-from .store.keys_sql import KeysDB
+from .store.protocols import KeysStore
 
 log = logging.getLogger("llmproxy.vault")
 _NONCE = 12
@@ -131,7 +131,7 @@ class Vault:
         self._applied: dict[str, Secret] = {}
         self.rows: list[dict[str, Any]] = []
 
-    async def load(self, db: KeysDB) -> None:
+    async def load(self, db: KeysStore) -> None:
         """Decrypt what the database holds. A row this process cannot open keeps its old value when
         it is the same version (the key was rotated under us); otherwise it is logged and skipped."""
         want = await db.vault_key_id()
@@ -186,7 +186,7 @@ class Vault:
             return None
         return "vault" if p.api_key is self._applied.get(provider) else "config"
 
-    async def put(self, db: KeysDB, actor: str, provider: str, value: str) -> None:
+    async def put(self, db: KeysStore, actor: str, provider: str, value: str) -> None:
         try:
             await db.put_credential(actor, provider, self.key.encrypt(provider, value), self.key.key_id, hint(value))
         except PermissionError as exc:
@@ -194,7 +194,7 @@ class Vault:
                              "before storing credentials") from None
 
 
-async def rotate(db: KeysDB, old: VaultKey, new: VaultKey, actor: str) -> int:
+async def rotate(db: KeysStore, old: VaultKey, new: VaultKey, actor: str) -> int:
     """Re-encrypt every credential from `old` to `new` in one transaction; returns how many."""
     batch = []
     for row in await db.credentials():

@@ -42,8 +42,8 @@ async def test_a_breaker_opened_in_one_process_holds_the_provider_off_in_the_oth
         other.notifier.on("breaker", lambda m: there.hold(m["provider"], m["seconds"]) if m["kind"] == "breaker" else None)
         await asyncio.sleep(0.2)   # both subscribed
         here.observe([Attempt("openai", "gpt-4o-mini", 429, retryable=True, retry_after_s=20.0)])
-        assert here.states() == {"openai": OPEN}
-        await wait_until(lambda: there.states().get("openai") == OPEN)
+        assert here.stats() == {"openai": OPEN}
+        await wait_until(lambda: there.stats().get("openai") == OPEN)
         assert not there.available("openai")
     finally:
         await one.close()
