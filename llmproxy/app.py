@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -45,6 +45,9 @@ from .store.cache_sql import SQLiteCacheStore
 from .usage import UsageRecorder
 from .ui import ui_routes
 
+if TYPE_CHECKING:
+    from .shared.deployment import Deployment
+
 log = logging.getLogger("llmproxy.app")
 JSON = "application/json"
 
@@ -73,6 +76,9 @@ async def build_gateway(settings: Settings, writer: LineWriter | None = None) ->
         registry_ref = Current(load_registry(settings.registry_path))   # owned by the RegistryUpdater
         stores = await open_stores(settings)   # SQLite, or PostgreSQL when a database URL is set
         stack.push_async_callback(stores.close)
+        shared = await open_deployment(settings)   # Redis: None without a url
+        if shared is not None:
+            stack.push_async_callback(shared.close)
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             auto_decompress=True, raise_for_status=False)
@@ -84,22 +90,25 @@ async def build_gateway(settings: Settings, writer: LineWriter | None = None) ->
         usage.start()
         stack.push_async_callback(usage.stop)
         cache = ResponseCache(settings.cache,
-                              await SQLiteCacheStore.open(stores.local_path) if settings.cache.persist else None)
+                              await SQLiteCacheStore.open(stores.local_path) if settings.cache.persist else None,
+                              shared=shared.cache if shared is not None else None)
         stack.push_async_callback(cache.stop)
         await cache.start()
         health = Health(failures=settings.router.breaker_failures, cooldown_s=settings.router.breaker_cooldown_s)
-        access = await Access.open(settings_ref, stores)
+        access = await Access.open(settings_ref, stores, shared)
         stack.push_async_callback(access.close)
         updater = RegistryUpdater(settings, current=registry_ref.get, on_change=registry_ref.set,
                                   history=stores.registry)
         stores.watch_changes(updater.wake, what="registry")
+        if shared is not None:
+            share_health_and_registry(health, updater, shared)
         gateway = pipeline.Gateway(
             settings_ref=settings_ref, registry_ref=registry_ref, store=stores, transport=Transport(session),
             usage=usage, usage_reports=stores.usage,
             request_log=RequestLog(writer, settings.log_level, settings.log_format, payloads=settings.log_payloads),
             cache=cache, health=health, resolutions=Resolutions(), classifier=Classifier.load(),
-            metrics=Metrics(settings_ref, registry_ref, usage=usage, cache=cache, breakers=health),
-            access=access, auth=access.auth, limits=access.limits, registry_updater=updater)
+            metrics=Metrics(settings_ref, registry_ref, usage=usage, cache=cache, breakers=health, shared=shared),
+            access=access, auth=access.auth, limits=access.limits, registry_updater=updater, shared=shared)
         stack.push_async_callback(stop_updater, start_updater(updater))
         yield gateway
 
@@ -151,6 +160,28 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
     return Guard(GatewayApp(app, doors=DOOR_ROUTES), settings)
 
 
+async def open_deployment(settings: Settings) -> Deployment | None:
+    """The state shared with the deployment's other processes; redis-py is imported only for it."""
+    if settings.redis.url is None:
+        return None
+    from .shared.deployment import Deployment
+
+    return await Deployment.open(settings.redis)
+
+
+def share_health_and_registry(health: Health, updater: RegistryUpdater, shared: Deployment) -> None:
+    """Breakers opened here hold the provider off in every process; a registry version written here
+    is announced, and the others look for it at once (without a shared database, a lock in Redis
+    keeps the deployment's registry writers apart)."""
+    notifier = shared.notifier
+    health.on_open = lambda provider, seconds: notifier.publish("breaker", provider=provider, seconds=seconds)
+    notifier.on("breaker", lambda m: health.hold(str(m["provider"]), float(m["seconds"]))
+                if m.get("kind") == "breaker" else None)
+    updater.deployment_lock = shared.registry_lock
+    updater.published = lambda version: notifier.publish("registry", version=version)
+    notifier.on("registry", lambda _: updater.wake())
+
+
 async def served_by_endpoint(request: Request) -> Response:
     """POST /v1/chat/completions is answered by endpoint.GatewayApp before this router is reached;
     the route is here so that other methods on that path get a 405."""
@@ -193,8 +224,15 @@ async def readyz(request: Request) -> Response:
     gw: pipeline.Gateway | None = getattr(request.app.state, "gateway", None)
     checks = {"database": bool(gw and await gw.store.ping()), "registry": bool(gw and gw.registry.models)}
     ready = all(checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks,
-            "registry_version": gw.registry.version if gw else None}
+    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks,
+                            "registry_version": gw.registry.version if gw else None}
+    if gw is not None and gw.shared is not None:
+        # Still ready without Redis (requests are served on per-process limits), but say so.
+        link = gw.shared.link
+        body["redis"] = {"up": link.up, "live_processes": link.live_processes,
+                         "limits": "shared" if link.up else f"per process (1/{link.divisor()})"}
+        if not link.up:
+            body["degraded"] = ["redis"]
     return Response(orjson.dumps(body), 200 if ready else 503, media_type=JSON)
 
 

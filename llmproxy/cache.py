@@ -1,8 +1,9 @@
 """Response cache: exact match on the canonical request; a hit is answered without calling a provider.
 
 Two tiers behind one interface: a byte-bounded LRU in memory, checked first, in front of a
-persistent backend (SQLite in the data directory by default; anything with CacheBackend's methods,
-such as Redis later). The hot path never waits on the disk to learn that something is *not*
+persistent backend (SQLite in the data directory by default; anything with CacheBackend's methods).
+With Redis configured a shared tier (SharedTier) sits between the two: every process reads and
+writes it, and a hit there is kept in this process's memory tier. The hot path never waits on the disk to learn that something is *not*
 cached: an in-memory index of the ids on disk answers that, and a read that is slow or fails is a
 miss.
 
@@ -21,13 +22,14 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from hashlib import sha256
 from typing import Any, NamedTuple, Protocol
 
 import orjson
 
 from .cache_memory import DiskIndex, Entry, MemoryLRU
+from .cache_memory import _pack as pack_entry, _unpack as unpack_entry   # the shared tier stores the memory tier's form
 from .cache_replay import StreamCollector, assemble
 from .config import CacheSettings
 from .context import ChatRequest, RequestContext
@@ -67,6 +69,16 @@ class CacheBackend(Protocol):
     async def sweep(self, now: float, max_bytes: int) -> int: ...
     async def totals(self, now: float) -> tuple[int, int]: ...
     async def close(self) -> None: ...
+
+
+class SharedTier(Protocol):
+    """A tier shared by every process (Redis: shared/redis_cache.py), between memory and disk.
+    Values are packed entries; the tier may carry the request's pending limit check along."""
+
+    async def get(self, key: str, ctx: RequestContext) -> bytes | None: ...
+    def put(self, key: str, blob: bytes, ttl_s: float) -> None: ...
+    async def purge(self, match: Callable[[str, bytes], bool] | None) -> int: ...
+    def stats(self) -> dict[str, Any]: ...
 
 
 def request_key(tenant: str, body: ChatRequest) -> tuple[str, int]:
@@ -109,8 +121,10 @@ class CacheCounters(NamedTuple):
 class ResponseCache:
     """The cache stage and its storage. Counters are plain attributes, for the metrics and the admin API."""
 
-    def __init__(self, settings: CacheSettings, backend: CacheBackend | None = None) -> None:
+    def __init__(self, settings: CacheSettings, backend: CacheBackend | None = None,
+                 shared: SharedTier | None = None) -> None:
         self.settings = settings
+        self.shared = shared
         self.memory = MemoryLRU(settings.max_memory_bytes)
         self._backend = backend
         self._on_disk = DiskIndex(settings.max_disk_bytes)   # ids the backend may hold: a "no" skips the read
@@ -207,6 +221,14 @@ class ResponseCache:
         if not no_cache:
             now = time.time()
             entry = self.memory.get(key, now)
+            if entry is None and self.shared is not None:
+                blob = await self.shared.get(key, ctx)
+                if blob is not None:
+                    entry = unpack_entry(key, blob)
+                    if entry.expires > now:
+                        self.memory.put(entry)   # the next identical request here is served from memory
+                    else:
+                        entry = None
             if entry is None and id_ in self._on_disk:
                 entry = await self._read(key, id_, now)
             if entry is not None and max_age is not None and now - entry.created > max_age:
@@ -282,6 +304,8 @@ class ResponseCache:
                           now, now + ctx.cache_ttl_s, ctx.cost_usd, answer)
             self.memory.put(entry)
             self.stores += 1
+            if self.shared is not None:
+                self.shared.put(key, pack_entry(entry), ctx.cache_ttl_s)
             if self._backend is None:
                 continue
             size = entry.size
@@ -320,6 +344,10 @@ class ResponseCache:
         dropped = self.memory.purge(match)
         self._pending = [e for e in self._pending if not match(e)]
         self.pending_bytes = sum(e.size for e in self._pending)
+        if self.shared is not None:
+            everything = key is None and model is None and tenants is None
+            shared = await self.shared.purge(None if everything else lambda k, blob: match(unpack_entry(k, blob)))
+            dropped = max(dropped, shared)
         if self._backend is None:
             return dropped
         on_disk = await self._backend.purge(key=key, model=model, tenants=tenants)
@@ -368,6 +396,7 @@ class ResponseCache:
             "hits": self.hits, "disk_hits": self.disk_hits, "misses": self.misses, "bypasses": self.bypasses,
             "hit_rate": round(self.hits / lookups, 4) if lookups else None, "stores": self.stores,
             "bytes_served": self.bytes_served, "saved_usd": round(self.saved_usd, 8),
+            "shared": self.shared.stats() if self.shared is not None else None,
         }
 
     # --- internals ---

@@ -99,6 +99,7 @@ class RequestContext:
     error_type: str | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     rate_hold: Any = None            # the ratelimit stage's reservation, settled in record
+    admission: Any = None            # a shared limit check prepared, not yet sent (ratelimit_shared.py)
 
     def overhead_ms(self, now: float | None = None) -> float:
         now = time.perf_counter() if now is None else now

@@ -43,6 +43,7 @@ from .registry import Registry
 
 if TYPE_CHECKING:   # stages never import each other at run time; these are only the types read
     from .cache import ResponseCache
+    from .shared.deployment import Deployment
     from .usage import UsageRecorder
 
 log = logging.getLogger("llmproxy.metrics")
@@ -105,9 +106,10 @@ class Metrics:
     at scrape time."""
 
     def __init__(self, settings: Current[Settings], registry: Current[Registry], *, usage: UsageRecorder,
-                 cache: ResponseCache, breakers: Health, process: bool = True) -> None:
+                 cache: ResponseCache, breakers: Health, shared: Deployment | None = None,
+                 process: bool = True) -> None:
         self._settings, self._models = settings, registry
-        self.usage, self.cache, self.breakers = usage, cache, breakers
+        self.usage, self.cache, self.breakers, self.shared = usage, cache, breakers, shared
         self.registry = CollectorRegistry(auto_describe=False)
         self._series: dict[tuple[str, str, str, int], _Series] = {}    # by bounded labels
         self._bound: dict[tuple[str, str, str, int], _Series] = {}     # by raw model id / provider name
@@ -295,7 +297,8 @@ class _StateCollector:
         m = self._metrics
         parts: tuple[tuple[str, Callable[[], Iterator[Metric]]], ...] = (
             ("usage queue", lambda: _usage_queue(m.usage)), ("registry", lambda: _registry(m._models.current)),
-            ("cache", lambda: _cache(m.cache)), ("breakers", lambda: _breakers(m.breakers)))
+            ("cache", lambda: _cache(m.cache)), ("breakers", lambda: _breakers(m.breakers)),
+            ("redis link", lambda: _redis(m.shared)))
         for name, collect in parts:
             try:
                 yield from list(collect())   # whole or not at all
@@ -363,6 +366,28 @@ def _breakers(breakers: Health) -> Iterator[Metric]:
                                labels=["provider"])
     for provider, state in breakers.stats().items():
         family.add_metric([provider], BREAKER_STATES.get(state, math.nan))
+    yield family
+
+
+def _redis(shared: Deployment | None) -> Iterator[Metric]:
+    """The link to Redis, when the deployment shares state through it."""
+    if shared is None:
+        return
+    stats = shared.stats()
+    yield GaugeMetricFamily("llmproxy_redis_up", "1 when Redis answers (limits exact across processes), "
+                            "0 while limits fall back to this process's share.", value=1.0 if stats["up"] else 0.0)
+    yield GaugeMetricFamily("llmproxy_redis_live_processes", "Gateway processes seen alive through Redis "
+                            "(what limits are divided by while it is down).", value=stats["live_processes"])
+    yield GaugeMetricFamily("llmproxy_redis_limit_divisor", "What each limit is divided by while Redis is down.",
+                            value=stats["divisor"])
+    yield CounterMetricFamily("llmproxy_redis_errors", "Redis calls that failed or timed out.", value=stats["errors"])
+    yield CounterMetricFamily("llmproxy_redis_fallbacks", "Requests whose limits were decided in this process "
+                              "because Redis was down.", value=stats["fallbacks"])
+    cache = stats["cache"]
+    family = CounterMetricFamily("llmproxy_redis_cache_lookups", "Shared cache tier reads by result.",
+                                 labels=["result"])
+    family.add_metric(["hit"], cache["hits"])
+    family.add_metric(["miss"], cache["misses"])
     yield family
 
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .scheduler import RegistryUpdater
     from .store.protocols import UsageStore
     from .store.backends import Stores
+    from .shared.deployment import Deployment
 
 log = logging.getLogger("llmproxy.request")
 
@@ -71,6 +72,7 @@ class Gateway:
     auth: Authenticator
     limits: Limiter
     registry_updater: RegistryUpdater   # refresh, rollback, file watch
+    shared: Deployment | None       # Redis: what the deployment's processes share (None: one process)
 
     @property
     def settings(self) -> Settings:
@@ -106,6 +108,8 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, read_body: Callable
         ctx.include_usage = bool(ctx.stream and isinstance(options, dict) and options.get("include_usage"))
         gw.auth.authorize_model(ctx, gw.registry)
         hit = await gw.cache.lookup(ctx)
+        if ctx.admission is not None:   # a shared limit check, sent with the cache read or now
+            await gw.limits.confirm(ctx)
         if hit is not None:
             return _cached(gw, ctx, hit)
         if is_auto(ctx.requested_model):
@@ -149,6 +153,8 @@ async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: 
         door.parse(ctx, raw)
         gw.auth.authorize_model(ctx, gw.registry)
         hit = await gw.cache.lookup(ctx)
+        if ctx.admission is not None:
+            await gw.limits.confirm(ctx)
         if hit is not None:
             record(gw, ctx)
             body, stream = door.cached(ctx, hit.body)

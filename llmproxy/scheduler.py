@@ -7,7 +7,9 @@ the new models.json through the file watch (`reload_if_changed`), as they do aft
 With a shared database (store.protocols.RegistryHistory, PostgreSQL), the writer also holds the
 deployment's lock there and publishes each version it writes; every other gateway copies a newer
 published version into its own registry directory, under the same number, and swaps it in (at
-once on the database's notification, else at the next watch).
+once on the database's notification, else at the next watch). Without a shared database but with
+Redis, a lock there (`deployment_lock`) keeps the deployment's writers apart, and each version
+written here is announced (`published`) so the other processes look at once (`wake`).
 """
 from __future__ import annotations
 
@@ -79,6 +81,9 @@ class RegistryUpdater:
         self._history = history
         self._published = asyncio.Event()   # set by the database's notification of a new version
         self._history_failing = False
+        # Set by the app when Redis is configured (shared/deployment.py).
+        self.deployment_lock: Callable[[], contextlib.AbstractAsyncContextManager[bool]] = _no_lock
+        self.published: Callable[[int], None] | None = None
 
     def wake(self) -> None:
         """Another gateway published a version: look at once instead of at the next watch."""
@@ -109,7 +114,7 @@ class RegistryUpdater:
                                               reason=reason, keep_versions=self.options.keep_versions)
             await self._publish(written, previous=doc)
         registry = warn_unpriced(registry_from_document(written, path=str(self.path)))
-        self._swap(registry)
+        self._swap(registry, announce=True)
         report = RefreshReport(written["version"], doc["version"], diff_documents(doc, written),
                                {name: o.as_dict() for name, o in result.outcomes.items()}, result.drift)
         _log_run(report)
@@ -135,7 +140,7 @@ class RegistryUpdater:
 
             current, written = await asyncio.to_thread(work)
             await self._publish(written, previous=current)
-        self._swap(warn_unpriced(registry_from_document(written, path=str(self.path))))
+        self._swap(warn_unpriced(registry_from_document(written, path=str(self.path))), announce=True)
         log.info("registry rolled back", extra={"registry_version": written["version"], "to_version": version})
         return written, diff_documents(current, written)
 
@@ -257,7 +262,10 @@ class RegistryUpdater:
     async def _deployment_lock(self) -> AsyncIterator[None]:
         """The shared database's writer lock, when there is one (RegistryBusy when another holds it)."""
         if self._history is None:
-            yield
+            async with self.deployment_lock() as ours:   # Redis's, or none
+                if not ours:
+                    raise RegistryBusy("another gateway of this deployment is refreshing the registry")
+                yield
             return
         async with self._history.exclusive() as locked:
             if not locked:
@@ -272,10 +280,12 @@ class RegistryUpdater:
                 raise RegistryBusy("another registry refresh or rollback is running (lock held)")
             yield
 
-    def _swap(self, registry: Registry) -> None:
+    def _swap(self, registry: Registry, *, announce: bool = False) -> None:
         self._seen = self._stamp()
         if self._on_change is not None:
             self._on_change(registry)
+        if announce and self.published is not None:
+            self.published(registry.version)
 
     def _stamp(self) -> tuple[int, int, int] | None:
         try:
@@ -283,6 +293,11 @@ class RegistryUpdater:
         except OSError:
             return None
         return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@contextlib.asynccontextmanager
+async def _no_lock() -> AsyncIterator[bool]:
+    yield True
 
 
 def _local_version(path: Path) -> int:

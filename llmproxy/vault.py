@@ -87,9 +87,24 @@ def load_key(settings: Settings, *, want_id: str | None = None, create: bool = T
     if not path.exists():
         if not create:
             raise VaultError(f"no vault key: set LLMPROXY_SECRET_KEY or create {path}")
-        write_key_file(path, new_key_text())
-        log.info("created the vault key file", extra={"path": str(path)})
+        if _create_key_file(path, new_key_text()):
+            log.info("created the vault key file", extra={"path": str(path)})
     return VaultKey.from_text(path.read_text())
+
+
+def _create_key_file(path: Path, text: str) -> bool:
+    """Write a new key file unless one appears meanwhile: workers started together on a new data
+    directory must all end up with the same key. Written aside, then linked into place (which fails
+    if the name exists), so nobody reads a half-written file. True when this call made it."""
+    aside = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    write_key_file(aside, text)
+    try:
+        os.link(aside, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(aside)
 
 
 def write_key_file(path: Path, text: str) -> None:

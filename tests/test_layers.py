@@ -16,12 +16,13 @@ LAYERS: dict[str, dict[str, set[str]]] = {
     "entry": {"entry": {"app", "cli", "endpoint", "disconnects", "__main__", "ui", "guard", "serving", "openapi",
                         "messages_endpoint"}},
     "composition": {"composition": {"pipeline", "admin", "scheduler", "access", "cascade", "doors"}},
-    "stages": {"auth": {"auth"}, "ratelimit": {"ratelimit"}, "cache": {"cache", "cache_memory", "cache_replay"},
+    "stages": {"auth": {"auth"}, "ratelimit": {"ratelimit", "ratelimit_shared"}, "cache": {"cache", "cache_memory", "cache_replay"},
                "classifier": {"classifier"}, "router": {"router"},
                "providers": {"providers", "execute"}, "usage": {"usage"}, "metrics": {"metrics"},
                "validation": {"validation"}, "logs": {"logs"}, "answer_checks": {"answer_checks"}},
     "state": {"registry": {"registry"},
-              "store": {"store"}, "vault": {"vault", "passwords"}, "breakers": {"breakers"}},
+              "store": {"store"}, "vault": {"vault", "passwords"}, "breakers": {"breakers"},
+              "shared": {"shared"}},
     "basics": {"basics": {"errors", "config", "context", "current", "__init__"}},
 }
 ORDER = list(LAYERS)
@@ -168,6 +169,12 @@ def test_store_protocols_and_records_know_no_backend() -> None:
         path = REPO / "llmproxy" / "store" / name
         text = imports_text(path)
         assert "aiosqlite" not in text and "sqlite" not in text and "_sql" not in text, f"store/{name}: {text}"
+
+
+def test_shared_state_knows_no_stage() -> None:
+    """shared/ (Redis) serves the stages through narrow hooks; it imports only basics and itself."""
+    for path in sorted((REPO / "llmproxy" / "shared").glob("*.py")):
+        assert set(imports(path)) <= {"config", "context", "shared"}, f"shared/{path.name}: {imports(path)}"
 
 
 def test_admin_holds_no_sql() -> None:
