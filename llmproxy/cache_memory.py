@@ -16,6 +16,8 @@ from typing import Any
 
 ENTRY_OVERHEAD = 1536         # bytes an entry costs beyond its body in a serving process: object, key, LRU
                               # node (~440) and what the allocator cannot reuse under churn (measured RSS)
+QUEUED_OVERHEAD = 384         # bytes an Entry waiting for the disk holds beyond its body: the object (112),
+                              # its key (81), id (36), three floats (72), the body's header (33), a list slot
 
 
 @dataclass(slots=True)
@@ -33,7 +35,14 @@ class Entry:
 
     @property
     def size(self) -> int:
+        """What it costs in the memory tier."""
         return len(self.body) + ENTRY_OVERHEAD
+
+    @property
+    def queued_size(self) -> int:
+        """What it costs while it waits in the disk tier's write queue (the memory tier's packed
+        copy is counted there)."""
+        return len(self.body) + QUEUED_OVERHEAD
 
     def row(self) -> tuple[Any, ...]:
         return (self.id, self.key, self.tenant, self.model, self.served_model, self.provider, self.created,
