@@ -12,12 +12,15 @@ import struct
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 ENTRY_OVERHEAD = 1536         # bytes an entry costs beyond its body in a serving process: object, key, LRU
                               # node (~440) and what the allocator cannot reuse under churn (measured RSS)
-QUEUED_OVERHEAD = 384         # bytes an Entry waiting for the disk holds beyond its body: the object (112),
-                              # its key (81), id (36), three floats (72), the body's header (33), a list slot
+QUEUED_OVERHEAD = 400         # bytes a row waiting for the disk holds beyond its body: the tuple (128), its
+                              # key (81), id (36), size (28), three floats (72), the body's header (33), a list slot
+
+# A row: what the disk tier stores, and what the write queue holds (store.cache_sql.COLUMNS order):
+# (id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body)
+Row = tuple[int, str, str, str, "str | None", "str | None", float, float, "float | None", int, bytes]
 
 
 @dataclass(slots=True)
@@ -38,15 +41,15 @@ class Entry:
         """What it costs in the memory tier."""
         return len(self.body) + ENTRY_OVERHEAD
 
-    @property
-    def queued_size(self) -> int:
-        """What it costs while it waits in the disk tier's write queue (the memory tier's packed
-        copy is counted there)."""
-        return len(self.body) + QUEUED_OVERHEAD
-
-    def row(self) -> tuple[Any, ...]:
+    def row(self) -> Row:
         return (self.id, self.key, self.tenant, self.model, self.served_model, self.provider, self.created,
                 self.expires, self.cost_usd, len(self.body), self.body)
+
+
+def queued_size(row: Row) -> int:
+    """What a row costs while it waits in the disk tier's write queue (the memory tier's packed
+    copy is counted there)."""
+    return row[9] + QUEUED_OVERHEAD
 
 
 class MemoryLRU:
@@ -78,13 +81,20 @@ class MemoryLRU:
         return _unpack(key, blob)
 
     def put(self, entry: Entry) -> None:
-        size = entry.size
+        self.put_row(entry.row())
+
+    def put_row(self, row: Row) -> None:
+        """Keep an entry given as its disk row (the store path makes no Entry)."""
+        size = row[9] + ENTRY_OVERHEAD
         if size > self.max_bytes:
             return
-        self.remove(entry.key)
-        self._entries[entry.key] = _pack(entry)
-        self.bytes += size
+        key = row[1]
         entries = self._entries
+        old = entries.pop(key, None)
+        if old is not None:
+            self.bytes -= _size(old)
+        entries[key] = _pack(row)
+        self.bytes += size
         while self.bytes > self.max_bytes:
             _, old = entries.popitem(last=False)
             self.bytes -= _size(old)
@@ -113,12 +123,16 @@ _MIN_BLOB = 520               # above the small-object allocator's 512-byte limi
 _NONE = 0xFFFFFFFF
 
 
-def _pack(e: Entry) -> bytes:
-    texts = [t.encode() if t is not None else b"" for t in (e.tenant, e.model, e.served_model, e.provider)]
-    lengths = [_NONE if t is None else len(b) for t, b in zip((e.tenant, e.model, e.served_model, e.provider), texts, strict=True)]
-    head = _HEAD.pack(e.id, e.created, e.expires, math.nan if e.cost_usd is None else e.cost_usd, len(e.body), *lengths)
-    blob = b"".join((head, *texts, e.body))
-    return blob if len(blob) >= _MIN_BLOB else blob + bytes(_MIN_BLOB - len(blob))
+def _pack(row: Row) -> bytes:
+    id_, _, tenant, model, served_model, provider, created, expires, cost, size, body = row
+    # tenant and model are always strings; served_model and provider may be None
+    t, m = tenant.encode(), model.encode()
+    s = served_model.encode() if served_model is not None else b""
+    p = provider.encode() if provider is not None else b""
+    head = _HEAD.pack(id_, created, expires, math.nan if cost is None else cost, size, len(t), len(m),
+                      _NONE if served_model is None else len(s), _NONE if provider is None else len(p))
+    short = _MIN_BLOB - (_HEAD.size + len(t) + len(m) + len(s) + len(p) + size)
+    return b"".join((head, t, m, s, p, body, bytes(short))) if short > 0 else b"".join((head, t, m, s, p, body))
 
 
 def _expires(blob: bytes) -> float:
