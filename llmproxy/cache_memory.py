@@ -163,28 +163,31 @@ def _unpack(key: str, blob: bytes) -> Entry:
 
 
 class DiskIndex:
-    """Which entry ids the disk may hold, as a fixed-size bit set (a one-hash Bloom filter, the id
-    being a hash already): memory stays the same however many entries the disk keeps. "No" is
-    always right, so a miss never touches the disk; a wrong "maybe" costs one read that finds
-    nothing. Bits are only set; rebuild() starts over from what the disk holds."""
+    """Which entry ids the disk may hold, as a fixed-size Bloom filter of two bits per id (the id
+    being a hash already, its low and its high bits pick them): memory stays the same however many
+    entries the disk keeps. "No" is always right, so a miss never touches the disk; a wrong "maybe"
+    costs one read that finds nothing (a hop to the reader's thread). Two bits instead of one, with
+    the 1 GiB default (measured, random ids): 1.3% wrong "maybe"s instead of 5.8% with a million
+    entries, 0.06% instead of 1.2% with 200,000. Bits are only set; rebuild() starts over from
+    what the disk holds."""
 
     def __init__(self, max_disk_bytes: int) -> None:
-        # about 16 bits per KiB of disk budget: under 10% wrong "maybe"s with a million 1-KiB entries
+        # about 16 bits per KiB of disk budget
         bits = 1 << max(16, min(27, (16 * max(1, max_disk_bytes // 1024) - 1).bit_length()))
         self._mask = bits - 1
         self._bits = bytearray(bits // 8)
         self._next: bytearray | None = None   # the set a rebuild is filling; adds go to both
 
     def add(self, id_: int) -> None:
-        i = id_ & self._mask
-        bit = 1 << (i & 7)
-        self._bits[i >> 3] |= bit
+        i, j = id_ & self._mask, (id_ >> 32) & self._mask
+        _set(self._bits, i, j)
         if self._next is not None:
-            self._next[i >> 3] |= bit
+            _set(self._next, i, j)
 
     def __contains__(self, id_: int) -> bool:
-        i = id_ & self._mask
-        return bool(self._bits[i >> 3] & (1 << (i & 7)))
+        i, j = id_ & self._mask, (id_ >> 32) & self._mask
+        bits = self._bits
+        return bool(bits[i >> 3] & (1 << (i & 7))) and bool(bits[j >> 3] & (1 << (j & 7)))
 
     async def rebuild(self, ids: Iterable[int]) -> None:
         """Only these ids (and any added meanwhile); yields to the event loop now and then, as the
@@ -193,10 +196,14 @@ class DiskIndex:
         mask = self._mask
         try:
             for n, id_ in enumerate(ids, 1):
-                i = id_ & mask
-                fresh[i >> 3] |= 1 << (i & 7)
+                _set(fresh, id_ & mask, (id_ >> 32) & mask)
                 if n % 50_000 == 0:
                     await asyncio.sleep(0)
             self._bits = fresh
         finally:
             self._next = None
+
+
+def _set(bits: bytearray, i: int, j: int) -> None:
+    bits[i >> 3] |= 1 << (i & 7)
+    bits[j >> 3] |= 1 << (j & 7)
