@@ -212,6 +212,7 @@ class ResponseCache:
             self.saved_usd += entry.cost_usd
         headers = ctx.response_headers
         headers["age"] = str(int(time.time() - entry.created))
+        ctx.served_model, ctx.served_provider = entry.served_model, entry.provider
         if entry.served_model:
             headers["x-llmproxy-model"] = entry.served_model
         if entry.provider:
