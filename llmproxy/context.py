@@ -86,7 +86,10 @@ class RequestContext:
     provider: ProviderSettings | None = None
     attempts: list[Attempt] = field(default_factory=list)
     cache_status: str = "bypass"
+    served_model: str | None = None  # a cache hit: the model and provider that gave the answer it replays
+    served_provider: str | None = None
     cache_key: str | None = None     # set by the cache stage when this request's answer may be stored
+    cache_id: int = 0                # ...with its first 64 bits (the row id on disk)
     cache_ttl_s: float = 0.0         # ...and for how long
     response_body: bytes | None = None   # the provider's answer as sent, when it goes to the client unchanged
     usage: Usage | None = None
