@@ -128,11 +128,9 @@ class Metrics:
         """The record stage's share: one finished request, its latency and the gateway's part of it."""
         model = ctx.model
         provider = ctx.provider
-        model_id = model.id if model is not None else ""
-        provider_name = provider.name if provider is not None else ""
-        if model is None and ctx.cache_status == "hit":   # a hit names what it replays in its headers
-            model_id = ctx.response_headers.get("x-llmproxy-model", "")
-            provider_name = ctx.response_headers.get("x-llmproxy-provider", "")
+        # A cache hit has no model of its own: it names what gave the answer it replays.
+        model_id = model.id if model is not None else ctx.served_model or ""
+        provider_name = provider.name if provider is not None else ctx.served_provider or ""
         status = ctx.status
         series = self._bound.get((route, model_id, provider_name, status))
         if series is None:

@@ -168,9 +168,9 @@ def test_observe_bounds_labels_and_counts_fallbacks_and_rejections(tmp_path: Pat
         ctx.model, ctx.provider, ctx.status = entry(name), provider, 200   # type: ignore[assignment]  # a stand-in provider
         ctx.attempts = [Attempt("openai", "o3", 503), Attempt("openai", name, 200)]
         metrics.observe(ctx, 0.01, 0.0001)
-    hit = RequestContext(request_id="r", body={})   # a cache hit: no provider call, named by its headers
+    hit = RequestContext(request_id="r", body={})   # a cache hit: no provider call, named by what it replays
     hit.cache_status, hit.cost_usd, hit.saved_usd = "hit", 0.0, 0.25
-    hit.response_headers.update({"x-llmproxy-model": "gpt-4o", "x-llmproxy-provider": "openai"})
+    hit.served_model, hit.served_provider = "gpt-4o", "openai"
     metrics.observe(hit, 0.01, 0.0001)
     limited = RequestContext(request_id="r", body={})
     limited.status, limited.error_type = 429, "rate_limit_exceeded"
