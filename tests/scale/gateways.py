@@ -54,8 +54,10 @@ class GatewayProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def spawn(tmp_path: Path, name: str, database_url: str, upstream: str, **settings: str) -> GatewayProcess:
-    """Start one gateway (returns at once; `wait_ready` waits for it)."""
+def spawn(tmp_path: Path, name: str, database_url: str, upstream: str, redis_url: str | None = None,
+          **settings: str) -> GatewayProcess:
+    """Start one gateway (returns at once; `wait_ready` waits for it); with `redis_url`, its limits,
+    cache and notifications shared through that Redis as well."""
     home = tmp_path / name
     home.mkdir(parents=True, exist_ok=True)
     registry = home / "registry" / "models.json"
@@ -69,6 +71,8 @@ def spawn(tmp_path: Path, name: str, database_url: str, upstream: str, **setting
     env.update({"OPENAI_API_KEY": API_KEY, "LLMPROXY_OPENAI_BASE_URL": upstream, "LLMPROXY_MASTER_KEY": MASTER,
                 "LLMPROXY_SECRET_KEY": VAULT_KEY, "LLMPROXY_DATABASE_URL": database_url,
                 "LLMPROXY_LOG_LEVEL": "warning"})
+    if redis_url:
+        env["LLMPROXY_REDIS_URL"] = redis_url
     log_path = home / "gateway.log"
     with open(log_path, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "llmproxy", "serve", "--port", str(port), "--data-dir",

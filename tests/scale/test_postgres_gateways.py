@@ -2,7 +2,9 @@
 database; a key made or revoked through one gateway seen by the other within a second; SIGTERM
 after a burst loses nothing; PostgreSQL stopped and restarted under load fails no request and
 loses no row; SIGKILL loses at most the rows of the last batch window; a registry version written
-through one is served by the other; the CLI writes and reads the same database."""
+through one is served by the other; the CLI writes and reads the same database. The burst, SIGTERM,
+SIGKILL and outage tests run twice: on PostgreSQL alone, and on PostgreSQL with one Redis shared by
+the gateways (the issue's full configuration)."""
 from __future__ import annotations
 
 import json
@@ -24,6 +26,7 @@ import pytest
 from tests.fakes.openai_server import FakeState
 from tests.scale.gateways import FLUSH_S, VAULT_KEY, GatewayProcess, metric, spawn, wait_ready
 from tests.scale.postgres_server import PostgresServer, wait_until
+from tests.scale.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -35,6 +38,16 @@ def gateways(tmp_path: Path) -> Iterator[list[GatewayProcess]]:
         if gw.proc.poll() is None:
             gw.proc.kill()
             gw.proc.wait(timeout=10)
+
+
+@pytest.fixture(params=["postgresql", "postgresql+redis"])
+def redis_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """None (PostgreSQL alone), or the URL of a throwaway Redis the test's gateways share."""
+    if request.param == "postgresql":
+        yield None
+        return
+    with RedisServer(tmp_path / "redis") as server:
+        yield server.url
 
 
 def stored_ids(server: PostgresServer, url: str) -> set[str]:
@@ -88,8 +101,8 @@ class Load:
 
 def test_two_gateways_share_keys_and_every_usage_row(tmp_path: Path, postgres_server: PostgresServer,
                                                       postgres_url: str, openai_upstream: tuple[str, FakeState],
-                                                      gateways: list[GatewayProcess]) -> None:
-    a, b = (spawn(tmp_path, name, postgres_url, openai_upstream[0]) for name in ("a", "b"))
+                                                      gateways: list[GatewayProcess], redis_url: str | None) -> None:
+    a, b = (spawn(tmp_path, name, postgres_url, openai_upstream[0], redis_url) for name in ("a", "b"))
     gateways += [a, b]
     wait_ready(a, b)
     assert httpx.get(a.url + "/readyz").json()["checks"]["database"] is True
@@ -108,13 +121,13 @@ def test_two_gateways_share_keys_and_every_usage_row(tmp_path: Path, postgres_se
     sent: set[str] = set()
     for i in range(20):
         rid = f"sdk-{i}-{uuid.uuid4().hex[:8]}"
-        client = sdk if i % 2 else openai.OpenAI(base_url=a.url + "/v1", api_key=key, max_retries=0, timeout=15)
+        through = sdk if i % 2 else openai.OpenAI(base_url=a.url + "/v1", api_key=key, max_retries=0, timeout=15)
         if i % 4 < 2:
-            reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": rid}],
+            reply = through.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": rid}],
                                                    extra_headers={"x-request-id": rid})
             assert reply.choices[0].message.content
         else:
-            chunks = list(client.chat.completions.create(model="gpt-4o-mini", stream=True,
+            chunks = list(through.chat.completions.create(model="gpt-4o-mini", stream=True,
                                                          messages=[{"role": "user", "content": rid}],
                                                          extra_headers={"x-request-id": rid}))
             assert chunks
@@ -145,22 +158,27 @@ def test_two_gateways_share_keys_and_every_usage_row(tmp_path: Path, postgres_se
 
 def test_postgresql_stopped_and_restarted_under_load(tmp_path: Path, postgres_server: PostgresServer,
                                                      postgres_url: str, openai_upstream: tuple[str, FakeState],
-                                                     gateways: list[GatewayProcess]) -> None:
-    gw = spawn(tmp_path, "a", postgres_url, openai_upstream[0])
-    gateways.append(gw)
-    wait_ready(gw)
-    _, key = make_key(gw)     # a virtual key: checked against the gateway's snapshot while the database is away
-    with Load([gw], key, threads=4) as load:
+                                                     gateways: list[GatewayProcess], redis_url: str | None) -> None:
+    pair = [spawn(tmp_path, name, postgres_url, openai_upstream[0], redis_url) for name in ("a", "b")]
+    gateways += pair
+    wait_ready(*pair)
+    gw = pair[0]
+    _, key = make_key(gw)     # a virtual key: checked against each gateway's snapshot while the database is away
+    with httpx.Client() as client:
+        assert wait_until(lambda: pair[1].chat(client, key).status_code == 200, timeout_s=5)
+    with Load(pair, key, threads=4) as load:
         time.sleep(0.5)
         postgres_server.stop("fast")
         try:
             down_at = len(load.answers)
-            assert wait_until(lambda: httpx.get(gw.url + "/readyz", timeout=5).status_code == 503, timeout_s=5)
-            ready = httpx.get(gw.url + "/readyz", timeout=5).json()
-            assert ready["checks"]["database"] is False
+            for each in pair:
+                assert wait_until(lambda each=each: httpx.get(each.url + "/readyz", timeout=5).status_code == 503,
+                                  timeout_s=5)
+                assert httpx.get(each.url + "/readyz", timeout=5).json()["checks"]["database"] is False
             assert wait_until(lambda: len(load.answers) > down_at + 100, timeout_s=10)
-            assert wait_until(lambda: metric(gw, "llmproxy_usage_queue_depth") > 0, timeout_s=3)
-            queued = metric(gw, "llmproxy_usage_queue_depth")
+            assert wait_until(lambda: min(metric(each, "llmproxy_usage_queue_depth") for each in pair) > 0,
+                              timeout_s=3)
+            queued = sum(metric(each, "llmproxy_usage_queue_depth") for each in pair)
             # An admin change cannot be made meanwhile: a 503 that says so, never a 500.
             refused = gw.admin("POST", "/admin/keys", json={"name": "during-outage"})
             assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
@@ -168,23 +186,25 @@ def test_postgresql_stopped_and_restarted_under_load(tmp_path: Path, postgres_se
             assert "database is unreachable" in refused.json()["error"]["message"]
         finally:
             postgres_server.start()
-        assert wait_until(lambda: httpx.get(gw.url + "/readyz", timeout=5).status_code == 200, timeout_s=10)
+        for each in pair:
+            assert wait_until(lambda each=each: httpx.get(each.url + "/readyz", timeout=5).status_code == 200,
+                              timeout_s=10)
         time.sleep(0.5)
     assert not load.errors, load.errors[:3]
     statuses = {s for _, _, s, _ in load.answers}
     assert statuses == {200}, f"requests failed while PostgreSQL was away: {statuses}"
     answered = {rid for rid, *_ in load.answers}
     assert wait_until(lambda: answered <= stored_ids(postgres_server, postgres_url), timeout_s=10, interval_s=0.2)
-    assert metric(gw, "llmproxy_usage_rows_dropped") == 0
-    print(f"\n{len(answered)} requests, none failed; {queued:.0f} usage rows were queued while PostgreSQL was "
-          "down, all written after it returned")
-    assert gw.stop()
+    assert all(metric(each, "llmproxy_usage_rows_dropped") == 0 for each in pair)
+    print(f"\n{len(answered)} requests through 2 gateways, none failed; {queued:.0f} usage rows were queued while "
+          "PostgreSQL was down, all written after it returned")
+    assert all(each.stop() for each in pair)
 
 
 def test_sigkill_of_one_gateway_loses_at_most_its_last_batch_window(
         tmp_path: Path, postgres_server: PostgresServer, postgres_url: str, openai_upstream: tuple[str, FakeState],
-        gateways: list[GatewayProcess]) -> None:
-    a, b = (spawn(tmp_path, name, postgres_url, openai_upstream[0]) for name in ("a", "b"))
+        gateways: list[GatewayProcess], redis_url: str | None) -> None:
+    a, b = (spawn(tmp_path, name, postgres_url, openai_upstream[0], redis_url) for name in ("a", "b"))
     gateways += [a, b]
     wait_ready(a, b)
     _, key = make_key(a)

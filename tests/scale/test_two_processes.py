@@ -1,6 +1,8 @@
-"""Two `llmproxy serve` processes on one Redis and one SQLite file: limits, budgets, revocation, the
-cache and Redis's own failure, all seen across processes. A real redis-server (tests/scale/
-redis_server.py), real gateway processes, the fake OpenAI upstream on loopback."""
+"""Two `llmproxy serve` processes on one Redis and one database: limits, budgets, revocation, the
+cache, the registry and Redis's own failure, all seen across processes. Every test runs twice: on
+one SQLite file, and on one throwaway PostgreSQL (the issue's full configuration). A real
+redis-server (tests/scale/redis_server.py), a real PostgreSQL (tests/scale/postgres_server.py), real
+gateway processes, the fake OpenAI upstream on loopback."""
 from __future__ import annotations
 
 import asyncio
@@ -22,6 +24,7 @@ from tests.fakes import openai_server
 from tests.fakes.openai_server import API_KEY, FakeState
 from tests.fakes.serve import ServerThread, free_port
 from tests.integration.test_serve import REPO, spawn, wait_ready
+from tests.scale.postgres_server import PostgresServer
 from tests.scale.redis_server import RedisServer
 
 MASTER = "sk-master-scale-tests-0123456789abcdef"
@@ -42,10 +45,16 @@ class Deployment:
     upstream: FakeState
     upstream_url: str
     tmp: Path
+    postgres: PostgresServer | None   # None: both on the SQLite file of their shared data directory
+    database_url: str | None
 
     @property
     def both(self) -> tuple[Process, Process]:
         return self.a, self.b
+
+    def fresh_database(self) -> str | None:
+        """For a deployment of a test's own: a new PostgreSQL database, or None (SQLite)."""
+        return self.postgres.create_database(f"two_{uuid.uuid4().hex[:12]}") if self.postgres else None
 
 
 def write_config(tmp: Path, redis_url: str | None) -> None:
@@ -62,12 +71,15 @@ def write_config(tmp: Path, redis_url: str | None) -> None:
     (tmp / "llmproxy.toml").write_text(text)
 
 
-def start_gateway(tmp: Path, upstream: str, extra: list[str] | None = None) -> tuple[subprocess.Popen[str], str]:
+def start_gateway(tmp: Path, upstream: str, extra: list[str] | None = None,
+                  database_url: str | None = None) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
+    env = {"OPENAI_API_KEY": API_KEY, "LLMPROXY_OPENAI_BASE_URL": upstream, "LLMPROXY_MASTER_KEY": MASTER,
+           "LLMPROXY_LOG_LEVEL": "warning"}
+    if database_url:
+        env["LLMPROXY_DATABASE_URL"] = database_url
     proc = spawn(["serve", "--port", str(port), "--data-dir", str(tmp / "data"), "--log-format", "text",
-                  *(extra or [])],
-                 {"OPENAI_API_KEY": API_KEY, "LLMPROXY_OPENAI_BASE_URL": upstream, "LLMPROXY_MASTER_KEY": MASTER,
-                  "LLMPROXY_LOG_LEVEL": "warning"}, tmp)
+                  *(extra or [])], env, tmp)
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -92,21 +104,32 @@ def fake_upstream() -> Iterator[tuple[str, FakeState]]:
         yield server.url + "/v1", state
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory, fake_upstream: tuple[str, FakeState]) -> Iterator[Deployment]:
-    tmp = tmp_path_factory.mktemp("scale")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+               fake_upstream: tuple[str, FakeState]) -> Iterator[Deployment]:
+    """Two processes on one Redis and one database: the SQLite file of their shared data directory,
+    or a database of their own on the session's throwaway PostgreSQL (skipped, saying why, without
+    its binaries; failed under CI)."""
+    postgres: PostgresServer | None = None
+    if request.param == "postgresql":
+        postgres = request.getfixturevalue("postgres_server")
+        if not postgres.running:   # a test that stopped it and failed before starting it again
+            postgres.start()
+    tmp = tmp_path_factory.mktemp(f"scale-{request.param}")
     upstream, state = fake_upstream
+    database_url = postgres.create_database(f"two_{uuid.uuid4().hex[:12]}") if postgres else None
     with RedisServer(tmp / "redis") as redis:
         write_config(tmp, redis.url)
         # The first creates the database; the second starts on it once its schema is there.
-        first, url_a = start_gateway(tmp, upstream)
+        first, url_a = start_gateway(tmp, upstream, database_url=database_url)
         try:
             wait_ready(url_a, first, timeout=30)
-            second, url_b = start_gateway(tmp, upstream)
+            second, url_b = start_gateway(tmp, upstream, database_url=database_url)
             try:
                 wait_ready(url_b, second, timeout=30)
                 KNOWN_PROCESSES[:] = [url_a, url_b]
-                yield Deployment(Process(url_a, first), Process(url_b, second), redis, state, upstream, tmp)
+                yield Deployment(Process(url_a, first), Process(url_b, second), redis, state, upstream, tmp,
+                                 postgres, database_url)
             finally:
                 stop(second)
         finally:
@@ -149,11 +172,19 @@ def split(d: Deployment, n: int, raw: bytes) -> list[tuple[str, bytes]]:
     return [(d.both[i % 2].url, raw) for i in range(n)]
 
 
+def answered_rows_in_postgres(d: Deployment, key_id: str) -> int:
+    assert d.postgres and d.database_url
+    return int(d.postgres.sql(f"SELECT count(*) FROM usage WHERE key_id = '{key_id}' AND status = 200",
+                              d.database_url.rsplit("/", 1)[1]))
+
+
 def test_200_concurrent_requests_on_two_processes_against_50_per_minute_admit_exactly_50(deployment: Deployment) -> None:
-    _, key = make_key(deployment.a, rpm=50)
+    key_id, key = make_key(deployment.a, rpm=50)
     statuses = asyncio.run(burst(split(deployment, 200, orjson.dumps(body_of("hi"))), key))
     fallbacks = [metric(p.url, "llmproxy_redis_fallbacks") for p in deployment.both]
     assert statuses.count(200) == 50 and statuses.count(429) == 150, (statuses.count(200), fallbacks)
+    if deployment.postgres:   # the 50 are recorded, once each, in the one shared database
+        wait_for(lambda: answered_rows_in_postgres(deployment, key_id) == 50, 5, "50 usage rows in PostgreSQL")
 
 
 def test_a_tpm_limit_is_exact_across_both(deployment: Deployment) -> None:
@@ -304,7 +335,7 @@ def test_serve_workers_refuses_more_than_one_without_redis(tmp_path: Path) -> No
 
 def test_serve_workers_two_processes_share_one_port_and_one_limit(deployment: Deployment, tmp_path: Path) -> None:
     write_config(tmp_path, deployment.redis.url.replace("/0", "/1"))   # a deployment of its own
-    proc, url = start_gateway(tmp_path, deployment.upstream_url, ["--workers", "2"])
+    proc, url = start_gateway(tmp_path, deployment.upstream_url, ["--workers", "2"], deployment.fresh_database())
     try:
         wait_ready(url, proc, timeout=30)
         wait_for(lambda: redis_state(Process(url, proc)).get("live_processes") == 2, 10, "two workers alive")
