@@ -21,6 +21,10 @@ from starlette.routing import Route
 from . import pipeline
 from .endpoint import GatewayApp, client_request_id
 from .messages_endpoint import ROUTES as DOOR_ROUTES
+from .responses_endpoint import ROUTES as RESPONSES_ROUTES
+from .responses_endpoint import routes as responses_routes
+from .doors.responses_state import StoredResponses
+from .store.responses_sql import SQLiteResponsesStore
 from .admin import admin_routes
 from .access import Access
 from .cache import ResponseCache
@@ -86,6 +90,10 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         cache = ResponseCache(settings.cache, await SQLiteCacheStore.open(store.path) if settings.cache.persist else None)
         await cache.start()
         app.state.gateway.cache = cache
+        responses_store = await SQLiteResponsesStore.open(store.path)
+        responses = StoredResponses(responses_store, retention_days=settings.usage_retention_days)
+        responses.start()
+        app.state.gateway.responses = responses
         app.state.gateway.metrics = Metrics(app.state.gateway)
         app.state.gateway.health = Health(failures=settings.router.breaker_failures,
                                           cooldown_s=settings.router.breaker_cooldown_s)
@@ -104,6 +112,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
             await stop_updater(registry_task)
             await usage.stop()
             await usage_store.close()
+            await responses.stop()
+            await responses_store.close()
             await access.close()
             await cache.stop()
             await session.close()
@@ -115,7 +125,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
     routes = [
         Route("/v1/chat/completions", served_by_endpoint, methods=["POST"]),
         Route("/chat/completions", served_by_endpoint, methods=["POST"]),
-        *(Route(path, served_by_endpoint, methods=["POST"]) for path in DOOR_ROUTES),
+        *(Route(path, served_by_endpoint, methods=["POST"]) for path in (*DOOR_ROUTES, *RESPONSES_ROUTES)),
+        *responses_routes(),
         Route("/v1/models", models_list, methods=["GET"]),
         Route("/v1/models/{model:path}", models_retrieve, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -129,7 +140,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
                     exception_handlers=dict.fromkeys((GatewayError, HTTPException, ClientDisconnect, Exception),
                                                      render_error))
     app.state.ids = RequestIds()
-    return Guard(GatewayApp(app, doors=DOOR_ROUTES), settings)
+    return Guard(GatewayApp(app, doors={**DOOR_ROUTES, **RESPONSES_ROUTES}), settings)
 
 
 async def served_by_endpoint(request: Request) -> Response:

@@ -4,6 +4,7 @@ classes implement today and a PostgreSQL backend implements next.
     UsageStore   store/usage_sql.SQLiteUsageStore   the usage log, its roll-up and its reports
     KeysStore    store/keys_sql.KeysDB              keys, users, provider credentials, the audit log
     CacheBackend cache.py (SQLiteCacheStore in store/cache_sql.py)   the response cache's disk tier
+    ResponsesStore store/responses_sql.SQLiteResponsesStore   stored Responses API answers
 
 Only the calls made from outside store/ are here; opening and closing a store is the business of
 whoever builds it (app.py, the CLI), since that is where the backends differ. Records crossing
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from .records import AutoRouted, CredentialRow, KeyRecord, UserRecord, Window
+from .records import AutoRouted, CredentialRow, KeyRecord, StoredResponse, UserRecord, Window
 
 
 class UsageStore(Protocol):
@@ -91,3 +92,19 @@ class KeysStore(Protocol):
 
     async def audit_entries(self, *, limit: int = 100, since: float | None = None,
                             actor: str | None = None) -> list[dict[str, Any]]: ...
+
+
+class ResponsesStore(Protocol):
+    """Stored Responses API answers, each readable only by the tenant that made it."""
+
+    async def put_many(self, records: Sequence[StoredResponse]) -> None:
+        """One batch, atomically (a record whose id exists replaces it)."""
+        ...
+
+    async def get(self, tenant: str, response_id: str) -> StoredResponse | None: ...
+
+    async def delete(self, tenant: str, response_id: str) -> bool: ...
+
+    async def delete_before(self, cutoff_ts: float, *, batch: int = 5_000) -> int:
+        """Retention: records made before `cutoff_ts`, deleted in batches."""
+        ...
