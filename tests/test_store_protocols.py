@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from llmproxy.store.keys_sql import KeysDB
-from llmproxy.store.protocols import KeysStore, UsageStore
+from llmproxy.store.protocols import KeysStore, ResponsesStore, UsageStore
+from llmproxy.store.responses_sql import SQLiteResponsesStore
 from llmproxy.store.usage_sql import SQLiteUsageStore
 
 
@@ -36,8 +37,9 @@ def problems(protocol: type, cls: type) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize(("protocol", "cls"), [(UsageStore, SQLiteUsageStore), (KeysStore, KeysDB)],
-                         ids=["usage", "keys"])
+@pytest.mark.parametrize(("protocol", "cls"), [(UsageStore, SQLiteUsageStore), (KeysStore, KeysDB),
+                                               (ResponsesStore, SQLiteResponsesStore)],
+                         ids=["usage", "keys", "responses"])
 def test_sqlite_store_satisfies_its_protocol(protocol: type, cls: type) -> None:
     assert members(protocol), "the Protocol lists no methods"
     assert problems(protocol, cls) == []
