@@ -179,7 +179,7 @@ def _tools(tools: Any) -> set[str]:
 
 
 def _tool_choice(choice: Any, names: set[str]) -> None:
-    if choice is None or choice in TOOL_CHOICES:
+    if choice is None or _one_of(choice, TOOL_CHOICES):
         return
     if not isinstance(choice, dict) or not isinstance(choice.get("type"), str):
         raise invalid("tool_choice", "expected 'none', 'auto', 'required' or an object with a 'type'")
@@ -192,9 +192,11 @@ def check_item(item: Any, where: str) -> None:
     if not isinstance(item, dict):
         raise invalid(where, "expected an input item object")
     kind = item.get("type", "message" if "role" in item else None)
+    if not isinstance(kind, str):
+        raise InvalidRequest(f"Missing required parameter: '{where}.type'.", param=f"{where}.type")
     if kind == "message":
         role = item.get("role")
-        if role not in ROLES:
+        if not _one_of(role, ROLES):
             raise invalid(f"{where}.role", f"expected one of assistant, developer, system, user, got {role!r}")
         content = item.get("content")
         if isinstance(content, str):
@@ -228,9 +230,13 @@ def check_item(item: Any, where: str) -> None:
         raise invalid(f"{where}.type", f"unknown input item type {kind!r}")
 
 
+def _one_of(value: Any, allowed: frozenset[str]) -> bool:
+    return isinstance(value, str) and value in allowed
+
+
 def _check_part(part: Any, where: str, allowed: frozenset[str]) -> None:
     kind = part.get("type") if isinstance(part, dict) else None
-    if kind not in allowed:
+    if not _one_of(kind, allowed):
         raise invalid(f"{where}.type", f"expected one of {', '.join(sorted(allowed))}, got {kind!r}")
     if kind in ("input_text", "output_text") and not isinstance(part.get("text"), str):
         raise InvalidRequest(f"Missing required parameter: '{where}.text'.", param=f"{where}.text")
@@ -239,7 +245,7 @@ def _check_part(part: Any, where: str, allowed: frozenset[str]) -> None:
     elif kind == "input_image":
         if not isinstance(part.get("image_url"), str) and not isinstance(part.get("file_id"), str):
             raise invalid(where, "an input_image needs an image_url or a file_id")
-        if part.get("detail") is not None and part["detail"] not in DETAILS:
+        if part.get("detail") is not None and not _one_of(part["detail"], DETAILS):
             raise invalid(f"{where}.detail", f"expected one of {', '.join(sorted(DETAILS))}")
     elif kind == "input_file":
         if not any(isinstance(part.get(k), str) for k in ("file_data", "file_id", "file_url")):
