@@ -151,7 +151,7 @@ async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: 
         if isinstance(result, (FallbackStream, cascade.HeldStream)):
             return Outcome(200, stream=door.stream(ctx, _relay(gw, ctx, result, len(raw))), headers=_headers(ctx))
         record(gw, ctx, result)
-        if gw.cache is not None:
+        if gw.cache is not None and ctx.cache_key is not None:
             gw.cache.store(ctx, orjson.dumps(result))   # the internal answer: any door can serve it
         return Outcome(200, body=door.answer(ctx, result), headers=_headers(ctx))
     except GatewayError as exc:

@@ -18,7 +18,7 @@ from ..cache import SWITCH_HEADER
 from ..config import ProviderSettings
 from ..context import ChatCompletion, ChatRequest, Principal, RequestContext
 from ..errors import GatewayError, InvalidRequest, NotFound
-from ..providers import chat, openai
+from ..providers import openai
 from ..providers.base import UpstreamRequest
 from ..providers.responses_passthrough import Passthrough
 from ..registry import ModelEntry
@@ -122,14 +122,14 @@ class ResponsesDoor:
                 return ctx.response_body   # OpenAI's own answer, as it sent it
             response = native
         else:
-            response = rr.response(self.body, completion, chat.new_id("resp_"))
+            response = rr.response(self.body, completion, rr.new_id("resp_"))
         response["previous_response_id"] = self.body.get("previous_response_id")
         body = orjson.dumps(response)
         self.keep(ctx, response, body)
         return body
 
     def stream(self, ctx: RequestContext, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        machine = ResponseStream(rr.shell(self.body, chat.new_id("resp_"), self.body["model"]))
+        machine = ResponseStream(rr.shell(self.body, rr.new_id("resp_"), self.body["model"]))
 
         def done(response: dict[str, Any]) -> None:
             response["previous_response_id"] = self.body.get("previous_response_id")
@@ -139,7 +139,7 @@ class ResponsesDoor:
 
     def cached(self, ctx: RequestContext, body: bytes) -> tuple[bytes | None, AsyncIterator[bytes] | None]:
         """A cache hit (an internal completion) as a new Response, or as its event stream."""
-        response = rr.response(self.body, orjson.loads(body), chat.new_id("resp_"))
+        response = rr.response(self.body, orjson.loads(body), rr.new_id("resp_"))
         answer = orjson.dumps(response)
         self.keep(ctx, response, answer)
         if not ctx.stream:

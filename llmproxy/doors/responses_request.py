@@ -11,6 +11,7 @@ the client's bytes, any other model refuses the request.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from ..context import ChatRequest
 from ..errors import InvalidRequest
 from ..providers import chat
 from ..validation import parse_object
+from .responses_response import new_id
 
 NAME = "openai-responses"
 ROLES = frozenset(("user", "assistant", "system", "developer"))
@@ -66,9 +68,6 @@ def check(body: dict[str, Any]) -> None:
         raise InvalidRequest("Missing required parameter: 'model'.", param="model")
     if len(model) > 256 or not (model.isascii() and model.isprintable()):
         raise invalid("model", "must be at most 256 printable ASCII characters")
-    for name, why in REFUSED.items():
-        if body.get(name):
-            raise invalid(name, why)
     value = body.get("input")
     if value is None and body.get("prompt") is None:
         raise InvalidRequest("Missing required parameter: 'input'.", param="input")
@@ -77,43 +76,50 @@ def check(body: dict[str, Any]) -> None:
     if isinstance(value, list):
         for i, item in enumerate(value):
             check_item(item, f"input[{i}]")
-    for name in ("instructions", "previous_response_id", "user", "safety_identifier", "prompt_cache_key"):
-        if body.get(name) is not None and not isinstance(body[name], str):
-            raise invalid(name, "expected a string")
-    for name in ("stream", "store", "parallel_tool_calls"):
-        if body.get(name) is not None and not isinstance(body[name], bool):
-            raise invalid(name, "expected a boolean")
-    _number(body, "temperature", 0, 2)
-    _number(body, "top_p", 0, 1)
-    tokens = body.get("max_output_tokens")
-    if tokens is not None:
-        if not isinstance(tokens, int) or isinstance(tokens, bool):
-            raise invalid("max_output_tokens", "expected an integer")
-        if tokens < MIN_OUTPUT_TOKENS:
-            raise invalid("max_output_tokens", f"integer below minimum value. Expected a value >= "
-                                               f"{MIN_OUTPUT_TOKENS}, but got {tokens} instead.")
-    _metadata(body.get("metadata"))
-    _reasoning(body.get("reasoning"))
-    _text(body.get("text"))
-    names = _tools(body.get("tools"))
-    _tool_choice(body.get("tool_choice"), names)
+    # Only the fields the request has are looked at: most carry two or three.
+    for name, field in body.items():
+        checker = _FIELDS.get(name)
+        if checker is not None and field is not None:
+            checker(name, field)
+    if "tools" in body or "tool_choice" in body:
+        _tool_choice(body.get("tool_choice"), _tools(body.get("tools")))
     if isinstance(value, list) and body.get("previous_response_id") is None:
         _calls_answered(value, known=set())   # a follow-up's are checked against the stored turns too
 
 
-def _number(body: dict[str, Any], name: str, low: float, high: float) -> None:
-    value = body.get(name)
-    if value is None:
-        return
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise invalid(name, "expected a number")
-    if not low <= value <= high:
-        raise invalid(name, f"expected a number between {low} and {high}, got {value}")
+def _string(name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise invalid(name, "expected a string")
 
 
-def _metadata(value: Any) -> None:
-    if value is None:
-        return
+def _boolean(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise invalid(name, "expected a boolean")
+
+
+def _between(low: float, high: float) -> Callable[[str, Any], None]:
+    def check_number(name: str, value: Any) -> None:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise invalid(name, "expected a number")
+        if not low <= value <= high:
+            raise invalid(name, f"expected a number between {low} and {high}, got {value}")
+    return check_number
+
+
+def _tokens(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise invalid(name, "expected an integer")
+    if value < MIN_OUTPUT_TOKENS:
+        raise invalid(name, f"integer below minimum value. Expected a value >= {MIN_OUTPUT_TOKENS}, but got "
+                            f"{value} instead.")
+
+
+def _refused(name: str, value: Any) -> None:
+    if value:
+        raise invalid(name, REFUSED[name])
+
+
+def _metadata(name: str, value: Any) -> None:
     if not isinstance(value, dict):
         raise invalid("metadata", "expected an object of string keys and values")
     if len(value) > 16:
@@ -123,9 +129,7 @@ def _metadata(value: Any) -> None:
             raise invalid(f"metadata.{key[:64]}", "keys are at most 64 characters, values strings of at most 512")
 
 
-def _reasoning(value: Any) -> None:
-    if value is None:
-        return
+def _reasoning(name: str, value: Any) -> None:
     if not isinstance(value, dict):
         raise invalid("reasoning", "expected an object")
     effort = value.get("effort")
@@ -133,9 +137,7 @@ def _reasoning(value: Any) -> None:
         raise invalid("reasoning.effort", f"expected one of {', '.join(chat.REASONING_EFFORTS)}, got {effort!r}")
 
 
-def _text(value: Any) -> None:
-    if value is None:
-        return
+def _text(name: str, value: Any) -> None:
     if not isinstance(value, dict):
         raise invalid("text", "expected an object")
     fmt = value.get("format")
@@ -151,6 +153,15 @@ def _text(value: Any) -> None:
             raise InvalidRequest("Missing required parameter: 'text.format.schema'.", param="text.format.schema")
         if fmt.get("strict") is not None and not isinstance(fmt["strict"], bool):
             raise invalid("text.format.strict", "expected a boolean")
+
+
+_FIELDS: dict[str, Callable[[str, Any], None]] = {
+    **dict.fromkeys(("instructions", "previous_response_id", "user", "safety_identifier", "prompt_cache_key"), _string),
+    **dict.fromkeys(("stream", "store", "parallel_tool_calls"), _boolean),
+    **dict.fromkeys(REFUSED, _refused),
+    "temperature": _between(0, 2), "top_p": _between(0, 1), "max_output_tokens": _tokens,
+    "metadata": _metadata, "reasoning": _reasoning, "text": _text,
+}
 
 
 def _tools(tools: Any) -> set[str]:
@@ -279,7 +290,7 @@ def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
     if value is None:
         return []
     if isinstance(value, str):
-        return [{"id": chat.new_id("msg_"), "type": "message", "role": "user", "status": "completed",
+        return [{"id": new_id("msg_"), "type": "message", "role": "user", "status": "completed",
                  "content": [{"type": "input_text", "text": value}]}]
     items = []
     for item in value:
@@ -289,7 +300,7 @@ def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
             item = {**item, "content": [{"type": part, "text": item["content"]}]}
         if "id" not in item or "type" not in item:
             prefix = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_"}.get(kind, "item_")
-            item = {"id": chat.new_id(prefix), **item, "type": kind}
+            item = {"id": new_id(prefix), **item, "type": kind}
         items.append(item)
     return items
 

@@ -8,34 +8,49 @@ stream (responses_stream.py) builds the same object piece by piece.
 """
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
 from ..context import ChatCompletion, Usage
-from ..providers import chat
 
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
+# The Response's fields before a request's own settings are put in (the SDKs read every one).
+_SHELL: dict[str, Any] = {
+    "object": "response", "status": "in_progress", "background": False, "error": None, "incomplete_details": None,
+    "instructions": None, "max_output_tokens": None, "max_tool_calls": None, "output": None,
+    "parallel_tool_calls": True, "previous_response_id": None, "reasoning": {"effort": None, "summary": None},
+    "service_tier": "default", "store": True, "temperature": 1.0, "text": {"format": {"type": "text"}, "verbosity": "medium"},
+    "tool_choice": "auto", "tools": [], "top_logprobs": 0, "top_p": 1.0, "truncation": "disabled", "usage": None,
+    "user": None, "metadata": {},
+}
+_ECHOED = frozenset(("instructions", "max_output_tokens", "parallel_tool_calls", "previous_response_id", "store",
+                     "temperature", "tool_choice", "top_p", "truncation", "user", "metadata"))
+
+
+def new_id(prefix: str) -> str:
+    """An id for a response or an item: 96 random bits (they need not be secret: a stored response
+    is found only by the tenant that made it), a quarter of the cost of os.urandom."""
+    return f"{prefix}{random.getrandbits(96):024x}"
+
+
 def shell(body: dict[str, Any], response_id: str, model: str) -> dict[str, Any]:
-    """The Response for `body` before any output: status in_progress, the request's settings echoed."""
-    reasoning = body.get("reasoning") or {}
-    text = body.get("text") or {}
-    return {
-        "id": response_id, "object": "response", "created_at": int(time.time()), "status": "in_progress",
-        "background": False, "error": None, "incomplete_details": None,
-        "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
-        "max_tool_calls": None, "model": model, "output": [],
-        "parallel_tool_calls": body.get("parallel_tool_calls", True),
-        "previous_response_id": body.get("previous_response_id"),
-        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
-        "service_tier": "default", "store": body.get("store", True),
-        "temperature": body.get("temperature", 1.0),
-        "text": {"format": text.get("format") or {"type": "text"}, "verbosity": text.get("verbosity", "medium")},
-        "tool_choice": body.get("tool_choice", "auto"), "tools": [_tool(t) for t in body.get("tools") or ()],
-        "top_logprobs": 0, "top_p": body.get("top_p", 1.0), "truncation": body.get("truncation", "disabled"),
-        "usage": None, "user": body.get("user"), "metadata": body.get("metadata") or {},
-    }
+    """The Response for `body` before any output: status in_progress, the request's settings echoed.
+    (The nested defaults are shared: nothing writes into them.)"""
+    out = {"id": response_id, "created_at": int(time.time()), "model": model, **_SHELL, "output": []}
+    for name, value in body.items():
+        if name in _ECHOED:
+            if value is not None:
+                out[name] = value
+        elif name == "reasoning" and isinstance(value, dict):
+            out["reasoning"] = {"effort": value.get("effort"), "summary": value.get("summary")}
+        elif name == "text" and isinstance(value, dict):
+            out["text"] = {"format": value.get("format") or {"type": "text"}, "verbosity": value.get("verbosity", "medium")}
+        elif name == "tools" and value:
+            out["tools"] = [_tool(t) for t in value]
+    return out
 
 
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:
@@ -52,14 +67,14 @@ def response(body: dict[str, Any], completion: ChatCompletion, response_id: str)
     msg = choice.get("message") or {}
     output: list[dict[str, Any]] = []
     if msg.get("reasoning_content"):
-        output.append(reasoning_item(chat.new_id("rs_"), msg["reasoning_content"]))
+        output.append(reasoning_item(new_id("rs_"), msg["reasoning_content"]))
     calls = msg.get("tool_calls") or []
     text = msg.get("content")
     if isinstance(text, str) and (text or not calls):
-        output.append(message_item(chat.new_id("msg_"), text, "completed"))
+        output.append(message_item(new_id("msg_"), text, "completed"))
     for call in calls:
         fn = call.get("function") or {}
-        output.append(call_item(chat.new_id("fc_"), str(call.get("id") or chat.new_id("call_")),
+        output.append(call_item(new_id("fc_"), str(call.get("id") or new_id("call_")),
                                 str(fn.get("name") or ""), str(fn.get("arguments") or ""), "completed"))
     out = shell(body, response_id, str(completion.get("model") or body["model"]))
     out["output"] = output

@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 
 from ..context import ChatChunk, Usage
-from ..providers import chat
 from ..providers.responses_passthrough import Passthrough
 from . import responses_response as rr
 
@@ -128,7 +127,7 @@ class ResponseStream:
         item = self.open
         if item is None or item["type"] != "reasoning":
             self._close(out)
-            item = self.open = rr.reasoning_item(chat.new_id("rs_"), "")
+            item = self.open = rr.reasoning_item(rr.new_id("rs_"), "")
             index = self._add(item, out)
             item["summary"].append({"type": "summary_text", "text": ""})
             out.append(self._event("response.reasoning_summary_part.added", {
@@ -142,7 +141,7 @@ class ResponseStream:
         item = self.open
         if item is None or item["type"] != "message":
             self._close(out)
-            item = self.open = rr.message_item(chat.new_id("msg_"), "", "in_progress")
+            item = self.open = rr.message_item(rr.new_id("msg_"), "", "in_progress")
             index = self._add(item, out)
             item["content"].append(rr.output_text(""))
             out.append(self._event("response.content_part.added", {
@@ -187,7 +186,7 @@ class ResponseStream:
                     call.pending.append(arguments)
                 return
             self._close(out)
-            call.item = rr.call_item(chat.new_id("fc_"), delta.get("id") or chat.new_id("call_"), fn["name"], "",
+            call.item = rr.call_item(rr.new_id("fc_"), delta.get("id") or rr.new_id("call_"), fn["name"], "",
                                      "in_progress")
             call.index = self._add(call.item, out)
             pieces, call.pending = call.pending, []
