@@ -70,10 +70,10 @@ async def _stored(request: Request) -> tuple[StoredResponse, str]:
 
 
 async def retrieve(request: Request) -> Response:
+    record, rid = await _stored(request)
     if request.query_params.get("stream") in ("true", "1"):
         raise InvalidRequest("streaming a stored response again is not served by this gateway; "
                              "retrieve it whole", param="stream")
-    record, rid = await _stored(request)
     return Response(record.response, headers={"x-request-id": rid}, media_type=JSON)
 
 
