@@ -307,6 +307,9 @@ def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 def untranslatable(body: dict[str, Any], history: list[dict[str, Any]]) -> str | None:
     """What only an OpenAI model can serve in this request (named for the 400), or None."""
+    if not history and isinstance(body.get("input"), str) and "tools" not in body and "tool_choice" not in body \
+            and "prompt" not in body:
+        return None   # the common request: a prompt, nothing else to look at
     for where, items in (("input", body.get("input")), ("previous_response_id", history)):
         for i, item in enumerate(items if isinstance(items, list) else ()):
             kind = item.get("type", "message")
@@ -335,6 +338,10 @@ def to_chat(body: dict[str, Any], items: list[dict[str, Any]]) -> ChatRequest:
     messages: list[dict[str, Any]] = []
     if body.get("instructions"):
         messages.append({"role": "system", "content": body["instructions"]})
+    given = body.get("input")
+    if isinstance(given, str) and len(items) == 1:
+        messages.append({"role": "user", "content": given})   # a plain prompt (no stored turns)
+        items = []
     for item in items:
         kind = item.get("type", "message")
         if kind == "message":
@@ -353,28 +360,41 @@ def to_chat(body: dict[str, Any], items: list[dict[str, Any]]) -> ChatRequest:
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
         # reasoning items are the provider's own; other providers neither take nor need them back
     req: ChatRequest = {"model": body["model"], "messages": messages}
-    if body.get("stream"):
-        req["stream"] = True
-        req["stream_options"] = {"include_usage": True}   # the door needs the usage for response.completed
-    if body.get("max_output_tokens") is not None:
-        req["max_completion_tokens"] = body["max_output_tokens"]
-    for name in ("temperature", "top_p", "user", "safety_identifier"):
-        if body.get(name) is not None:
-            req[name] = body[name]
-    effort = (body.get("reasoning") or {}).get("effort")
-    if effort is not None:
-        req["reasoning_effort"] = effort
-    fmt = (body.get("text") or {}).get("format") or {}
+    dropped = []
+    for name, value in body.items():   # one pass over the fields the request has
+        if value is None:
+            continue
+        if name in _SAME:
+            req[name] = value
+        elif name == "max_output_tokens":
+            req["max_completion_tokens"] = value
+        elif name == "stream":
+            if value:
+                req["stream"] = True
+                req["stream_options"] = {"include_usage": True}   # the door needs it for response.completed
+        elif name == "reasoning":
+            if value.get("effort") is not None:
+                req["reasoning_effort"] = value["effort"]
+        elif name == "text":
+            _format(value.get("format") or {}, req)
+        elif name == "tools":
+            _tools_to_chat(body, req)
+        elif name not in READ:
+            dropped.append(name)
+    if dropped:
+        chat.drop(NAME, dropped, "served by OpenAI models only")
+    return req
+
+
+_SAME = frozenset(("temperature", "top_p", "user", "safety_identifier"))
+
+
+def _format(fmt: dict[str, Any], req: ChatRequest) -> None:
     if fmt.get("type") == "json_object":
         req["response_format"] = {"type": "json_object"}
     elif fmt.get("type") == "json_schema":
         schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if fmt.get(k) is not None}
         req["response_format"] = {"type": "json_schema", "json_schema": schema}
-    _tools_to_chat(body, req)
-    dropped = [k for k in body if k not in READ]
-    if dropped:
-        chat.drop(NAME, dropped, "served by OpenAI models only")
-    return req
 
 
 def _message(item: dict[str, Any], messages: list[dict[str, Any]]) -> None:
