@@ -122,14 +122,14 @@ class ResponsesDoor:
                 return ctx.response_body   # OpenAI's own answer, as it sent it
             response = native
         else:
-            response = rr.response(self.body, completion, rr.new_id("resp_"))
+            response = rr.response(self.body, completion, rr.response_id())
         response["previous_response_id"] = self.body.get("previous_response_id")
         body = orjson.dumps(response)
         self.keep(ctx, response, body)
         return body
 
     def stream(self, ctx: RequestContext, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        machine = ResponseStream(rr.shell(self.body, rr.new_id("resp_"), self.body["model"]))
+        machine = ResponseStream(rr.shell(self.body, rr.response_id(), self.body["model"]))
 
         def done(response: dict[str, Any]) -> None:
             response["previous_response_id"] = self.body.get("previous_response_id")
@@ -139,7 +139,7 @@ class ResponsesDoor:
 
     def cached(self, ctx: RequestContext, body: bytes) -> tuple[bytes | None, AsyncIterator[bytes] | None]:
         """A cache hit (an internal completion) as a new Response, or as its event stream."""
-        response = rr.response(self.body, orjson.loads(body), rr.new_id("resp_"))
+        response = rr.response(self.body, orjson.loads(body), rr.response_id())
         answer = orjson.dumps(response)
         self.keep(ctx, response, answer)
         if not ctx.stream:

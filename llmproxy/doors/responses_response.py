@@ -30,6 +30,12 @@ _ECHOED = frozenset(("instructions", "max_output_tokens", "parallel_tool_calls",
                      "temperature", "tool_choice", "top_p", "truncation", "user", "metadata"))
 
 
+def response_id() -> str:
+    """A response id that starts with its time in milliseconds, as OpenAI's start with theirs: the
+    store's index on ids then grows at its end."""
+    return f"resp_{int(time.time() * 1000):012x}{random.getrandbits(64):016x}"
+
+
 def new_id(prefix: str) -> str:
     """An id for a response or an item: 96 random bits (they need not be secret: a stored response
     is found only by the tenant that made it), a quarter of the cost of os.urandom."""
