@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from llmproxy.config import CacheSettings
+from llmproxy.config import CacheSettings, RouterSettings
 from tests.doors.conftest import CLAUDE, GEMINI, GPT, MASTER
 
 AUTH = {"authorization": f"Bearer {MASTER}"}
@@ -100,11 +100,29 @@ def test_a_translated_stream_that_fails_midway(client: openai.OpenAI) -> None:
     assert kinds[-2:] == ["error", "response.failed"]
 
 
-def test_a_stream_that_fails_up_front_is_an_http_error(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.APIStatusError) as caught:
+def test_a_stream_that_fails_up_front_is_an_error(client: openai.OpenAI) -> None:
+    """An HTTP error when the failure came with the stream's first bytes, else the failure events."""
+    try:
         with client.responses.stream(model="openai/error-first", input="x") as stream:
-            list(stream)
-    assert caught.value.status_code >= 500
+            kinds = [event.type for event in stream]
+    except openai.APIStatusError as exc:
+        assert exc.status_code >= 500
+    else:
+        assert kinds[0] == "response.created" and kinds[-2:] == ["error", "response.failed"]
+
+
+@pytest.mark.parametrize(("first", "then"), [("openai/error-first", CLAUDE), ("anthropic/overloaded", GPT)])
+def test_a_stream_that_falls_back_keeps_one_response(door_gateway: Any, first: str, then: str) -> None:
+    url = door_gateway(router=RouterSettings(fallbacks={first: (then,)}))
+    client = openai.OpenAI(base_url=url + "/v1", api_key=MASTER, max_retries=0)
+    numbers = []
+    with client.responses.stream(model=first, input="one two") as stream:
+        for event in stream:
+            numbers.append(event.sequence_number)
+        final = stream.get_final_response()   # the SDK refuses a response whose id changed
+    assert final.output_text.endswith("one two") and final.status == "completed"
+    assert numbers == list(range(len(numbers)))
+    assert client.responses.retrieve(final.id).output_text == final.output_text
 
 
 @pytest.fixture

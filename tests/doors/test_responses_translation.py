@@ -214,3 +214,29 @@ def test_stored_responses_write_behind_tenants_delete_and_retention(tmp_path: Pa
         await base.close()
 
     asyncio.run(run())
+
+
+def test_relay_keeps_one_id_when_openai_takes_over_a_translated_stream() -> None:
+    """A translated stream opened (its created / in_progress out), failed before content, and OpenAI's
+    stream took over (its own opening already dropped by the fallback): OpenAI's lifecycle events
+    carry the id the client has, and the numbering goes on."""
+    kept: list[dict[str, Any]] = []
+    machine = ResponseStream(rr.shell({"model": "m"}, "resp_ours", "m"))
+    native_item = {"id": "msg_1", "type": "message", "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": "hi", "annotations": []}]}
+    final = {"id": "resp_openai", "object": "response", "status": "completed", "output": [native_item], "usage": None}
+
+    def ev(kind: str, seq: int, **data: Any) -> bytes:
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, "sequence_number": seq, **data}) + b"\n\n"
+
+    pieces = [b"data: " + orjson.dumps(_chunk({"role": "assistant", "content": ""})) + b"\n\n",
+              ev("response.output_item.added", 2, output_index=0, item=native_item),
+              ev("response.output_item.done", 3, output_index=0, item=native_item),
+              ev("response.completed", 4, response=final)]
+
+    async def run() -> list[bytes]:
+        return [piece async for piece in relay(_pieces(pieces), machine, None, kept.append)]
+
+    events = _events(asyncio.run(run()))
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert events[0]["response"]["id"] == events[-1]["response"]["id"] == "resp_ours"

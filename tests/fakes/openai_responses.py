@@ -15,6 +15,7 @@ response.completed), error-first (an `error` event right after response.created)
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import typing
@@ -246,8 +247,10 @@ def routes(state: Any) -> list[Route]:
             return Response(orjson.dumps(response), media_type="application/json")
 
         async def gen() -> AsyncIterator[bytes]:
-            for piece in events(response, model):
+            for i, piece in enumerate(events(response, model)):
                 yield piece
+                if i == 0 and model == "error-first":
+                    await asyncio.sleep(0.05)   # the failure after the opening, not in the same read
 
         return StreamingResponse(gen(), media_type="text/event-stream")
 
