@@ -10,6 +10,11 @@ cores, the gateway gets its own core and the upstream and the load generator sha
     .venv/bin/python bench/overhead.py --concurrency 1,16 --duration 5 --stream 10
     .venv/bin/python bench/overhead.py --mode both    # chat and Anthropic Messages (Claude passthrough), same run
     .venv/bin/python bench/overhead.py --mode responses   # chat, and /v1/responses translated and to OpenAI
+    .venv/bin/python bench/overhead.py --limited-key --cache-unique --redis redis://127.0.0.1:6379/0
+        # a key with limits (checked on every request), the cache on with unique bodies, state in Redis
+
+The gateway's CPU per request (user + system time of its process over a run / requests) is printed
+beside each run: the number to compare between configurations on a noisy machine.
 
 For the comparison with a minimal proxy and LiteLLM, use the team's shared harness (README).
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import shutil
 import signal
@@ -25,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -111,11 +118,30 @@ async def wait_up(url: str, timeout: float = 30) -> None:  # noqa: ASYNC109 - a 
     raise SystemExit(f"{url} did not come up")
 
 
-async def load(url: str, body: bytes, concurrency: int, duration: float) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def unique_bodies(body: bytes) -> Callable[[], bytes]:
+    """Bodies that differ in their prompt and ask for temperature 0: each a cache miss, then stored."""
+    doc = orjson.loads(body)
+    count = itertools.count()
+
+    def make() -> bytes:
+        doc["temperature"] = 0
+        doc["messages"][-1]["content"] = f"Say hello {next(count)}."
+        return orjson.dumps(doc)
+    return make
+
+
+async def load(url: str, body: bytes | Callable[[], bytes], concurrency: int, duration: float,
+               key: str = "sk-bench") -> dict[str, float]:
     latencies: list[float] = []
     overheads: list[float] = []
     errors = 0
-    headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
+    headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
     stop = time.perf_counter() + duration
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as s:
@@ -123,10 +149,12 @@ async def load(url: str, body: bytes, concurrency: int, duration: float) -> dict
             nonlocal errors
             while time.perf_counter() < stop:
                 t = time.perf_counter()
-                async with s.post(url, data=body, headers=headers) as r:
+                async with s.post(url, data=body if isinstance(body, bytes) else body(), headers=headers) as r:
                     await r.read()
                     if r.status != 200:
                         errors += 1
+                        if errors == 1:
+                            print(f"first error: {r.status} {(await r.read())[:300]!r}", file=sys.stderr)
                     if "x-llmproxy-overhead-ms" in r.headers:
                         overheads.append(float(r.headers["x-llmproxy-overhead-ms"]))
                 latencies.append((time.perf_counter() - t) * 1000)
@@ -157,6 +185,17 @@ async def ttfb(url: str, n: int) -> dict[str, float]:
     return {"ttfb_p50": statistics.median(firsts), "total_p50": statistics.median(totals)}
 
 
+async def limited_key(port: int) -> str:
+    """A virtual key whose rpm and tpm never bind but are checked on every request (no budget: the
+    bench model has no price)."""
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"http://127.0.0.1:{port}/admin/keys", headers={"authorization": "Bearer sk-bench"},
+                          json={"name": "bench", "rpm": 100_000_000, "tpm": 10**12}) as r:
+            if r.status != 201:
+                raise SystemExit(f"could not make the bench key: {r.status} {await r.text()}")
+            return str((await r.json())["key"])
+
+
 def percentile(sorted_values: list[float], p: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -173,6 +212,11 @@ async def main() -> None:
                          "beside the Responses API (translated to chat, and passed through to OpenAI)")
     ap.add_argument("--upstream-port", type=int, default=18281)
     ap.add_argument("--gateway-port", type=int, default=18282)
+    ap.add_argument("--redis", help="a Redis url: limits, the cache's shared tier and notifications there")
+    ap.add_argument("--limited-key", action="store_true",
+                    help="send with a virtual key that has rpm and tpm (checked on every request)")
+    ap.add_argument("--cache-unique", action="store_true",
+                    help="the cache on, every body unique at temperature 0 (a lookup and a store per request)")
     args = ap.parse_args()
     multi = (os.cpu_count() or 1) >= 2
     work = Path(tempfile.mkdtemp(prefix="llmproxy-bench-"))
@@ -183,7 +227,9 @@ async def main() -> None:
         'api_key = "sk-ant-bench"\n[logging]\nlevel = "warning"\n'
         f'[providers.openai]\nkind = "openai"\nbase_url = "http://127.0.0.1:{args.upstream_port}/v1"\n'
         'api_key = "sk-openai-bench"\n'
-        '[cache]\nenabled = false\n')   # one request repeated: with the cache on we would time cache hits
+        # one request repeated: with the cache on we would time cache hits (--cache-unique: every body new)
+        f'[cache]\nenabled = {"true" if args.cache_unique else "false"}\n'
+        + (f'[redis]\nurl = "{args.redis}"\n' if args.redis else ''))
     up = subprocess.Popen(pinned("0" if multi else None, [sys.executable, "-c", UPSTREAM_CODE,  # noqa: ASYNC220 - Popen returns at once; the server outlives this call
                                                           str(args.upstream_port), COMPLETION.decode(),
                                                           MESSAGE.decode()]))
@@ -204,17 +250,23 @@ async def main() -> None:
         runs = modes["chat"] + modes["anthropic"] if args.mode == "both" else modes[args.mode]
         await wait_up(f"http://127.0.0.1:{args.upstream_port}/")
         await wait_up(f"http://127.0.0.1:{args.gateway_port}/healthz")
+        key = await limited_key(args.gateway_port) if args.limited_key else "sk-bench"
         for _, _, url, body in runs:
-            await load(url, body, 4, 1.0)   # warm-up
-        print("| api | target | conc | RPS | p50 ms | p99 ms | added p50 ms | gateway overhead p50 / p99 ms | errors |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+            await load(url, body, 4, 1.0, key)   # warm-up
+        print("| api | target | conc | RPS | p50 ms | p99 ms | added p50 ms | gateway overhead p50 / p99 ms | "
+              "gateway CPU us/req | errors |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for c in [int(x) for x in args.concurrency.split(",") if x]:
             for api, up_url, gw_url, body in runs:   # interleaved, so both see the same machine
-                d = await load(up_url, body, c, args.duration)
-                g = await load(gw_url, body, c, args.duration)
-                print(f"| {api} | direct | {c} | {d['rps']:.0f} | {d['p50']:.2f} | {d['p99']:.2f} | 0.00 | - | {d['errors']} |")
+                send = unique_bodies(body) if args.cache_unique else body
+                d = await load(up_url, send, c, args.duration)
+                cpu = cpu_seconds(gw.pid)
+                g = await load(gw_url, send, c, args.duration, key)
+                cpu_us = (cpu_seconds(gw.pid) - cpu) * 1e6 / max(1.0, g["rps"] * args.duration)
+                print(f"| {api} | direct | {c} | {d['rps']:.0f} | {d['p50']:.2f} | {d['p99']:.2f} | 0.00 | - | - | {d['errors']} |")
                 print(f"| {api} | llmproxy | {c} | {g['rps']:.0f} | {g['p50']:.2f} | {g['p99']:.2f} | {g['p50'] - d['p50']:.2f} "
-                      f"| {g.get('overhead_p50', float('nan')):.3f} / {g.get('overhead_p99', float('nan')):.3f} | {g['errors']} |")
+                      f"| {g.get('overhead_p50', float('nan')):.3f} / {g.get('overhead_p99', float('nan')):.3f} "
+                      f"| {cpu_us:.0f} | {g['errors']} |")
         if args.stream and args.mode != "anthropic":
             d, g = await ttfb(direct, args.stream), await ttfb(gateway, args.stream)
             print(f"\nstreaming (20 chunks, 5 ms apart), median of {args.stream}: "

@@ -7,8 +7,8 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import IO
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -30,7 +30,9 @@ from .access import Access
 from .cache import ResponseCache
 from .config import Settings
 from .context import RequestContext
-from .errors import ClientDisconnected, GatewayError, InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound
+from .current import Current
+from .errors import (ClientDisconnected, GatewayError, InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound,
+                     ServiceUnavailable)
 from .guard import Guard
 from .logs import LineWriter, RequestLog, configure_logging
 from .metrics import ROUTES as METRICS_ROUTES
@@ -40,13 +42,15 @@ from .providers.base import Transport
 from .classifier import Classifier
 from .breakers import Health
 from .registry import load_registry
-from .router import list_models, resolve
-from .scheduler import start_updater, stop_updater
-from .store import usage_sql
+from .router import Resolutions, list_models, resolve
+from .scheduler import RegistryUpdater, start_updater, stop_updater
+from .store.backends import DATABASE_AWAY, open_stores
 from .store.cache_sql import SQLiteCacheStore
-from .store.sqlite import SQLiteStore
 from .usage import UsageRecorder
 from .ui import ui_routes
+
+if TYPE_CHECKING:
+    from .shared.deployment import Deployment
 
 log = logging.getLogger("llmproxy.app")
 JSON = "application/json"
@@ -63,6 +67,63 @@ class RequestIds:
         return f"{self._prefix}{self._next():010x}"
 
 
+@asynccontextmanager
+async def build_gateway(settings: Settings, writer: LineWriter | None = None) -> AsyncIterator[pipeline.Gateway]:
+    """Every service of the gateway, built in order, then the Gateway once, with nothing left to
+    fill in; on exit each service is closed, the last built first (uvicorn has drained in-flight
+    requests and streams by then, so the usage log writes what they recorded).
+
+    A new service (a store backend, a front door's state) is built here like the others: open it,
+    push its close on the stack, pass it to the Gateway as a field of its own."""
+    async with AsyncExitStack() as stack:
+        settings_ref = Current(settings)              # owned by Access: the vault's provider keys
+        registry_ref = Current(load_registry(settings.registry_path))   # owned by the RegistryUpdater
+        stores = await open_stores(settings)   # SQLite, or PostgreSQL when a database URL is set
+        stack.push_async_callback(stores.close)
+        shared = await open_deployment(settings)   # Redis: None without a url
+        if shared is not None:
+            stack.push_async_callback(shared.close)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            auto_decompress=True, raise_for_status=False)
+        stack.push_async_callback(session.close)
+        usage = UsageRecorder(stores.usage.insert, interval_s=settings.usage_flush_interval_s,
+                              batch_size=settings.usage_batch_size, max_rows=settings.usage_queue_max,
+                              retain=stores.usage.delete_before,
+                              retention_days=settings.usage_retention_days)
+        usage.start()
+        stack.push_async_callback(usage.stop)
+        cache = ResponseCache(settings.cache,
+                              await SQLiteCacheStore.open(stores.local_path) if settings.cache.persist else None,
+                              shared=shared.cache if shared is not None else None)
+        stack.push_async_callback(cache.stop)
+        await cache.start()
+        health = Health(failures=settings.router.breaker_failures, cooldown_s=settings.router.breaker_cooldown_s)
+        # Stored Responses API answers: this process's SQLite file (a PostgreSQL ResponsesStore is to come).
+        responses_store = await SQLiteResponsesStore.open(stores.local_path)
+        stack.push_async_callback(responses_store.close)
+        responses = StoredResponses(responses_store, retention_days=settings.usage_retention_days)
+        responses.start()
+        stack.push_async_callback(responses.stop)
+        access = await Access.open(settings_ref, stores, shared)
+        stack.push_async_callback(access.close)
+        updater = RegistryUpdater(settings, current=registry_ref.get, on_change=registry_ref.set,
+                                  history=stores.registry)
+        stores.watch_changes(updater.wake, what="registry")
+        if shared is not None:
+            share_health_and_registry(health, updater, shared)
+        gateway = pipeline.Gateway(
+            settings_ref=settings_ref, registry_ref=registry_ref, store=stores, transport=Transport(session),
+            usage=usage, usage_reports=stores.usage,
+            request_log=RequestLog(writer, settings.log_level, settings.log_format, payloads=settings.log_payloads),
+            cache=cache, health=health, resolutions=Resolutions(), classifier=Classifier.load(),
+            metrics=Metrics(settings_ref, registry_ref, usage=usage, cache=cache, breakers=health, shared=shared),
+            access=access, auth=access.auth, limits=access.limits, registry_updater=updater, shared=shared,
+            responses=responses)
+        stack.push_async_callback(stop_updater, start_updater(updater))
+        yield gateway
+
+
 def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: IO[bytes] | None = None) -> Guard:
     """The gateway app. Logs go to stderr (or `log_stream`); `configure_logs=False` leaves logging
     alone, for embedding and tests."""
@@ -74,51 +135,19 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
             writer = LineWriter(log_stream or sys.stderr.buffer)
             writer.start()
             configure_logging(writer, settings.log_level, settings.log_format)
-        registry = load_registry(settings.registry_path)
-        store = await SQLiteStore.open(settings.data_dir / "llmproxy.db")
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            auto_decompress=True, raise_for_status=False)
-        usage_store = await usage_sql.SQLiteUsageStore.open(store.path)
-        usage = UsageRecorder(usage_store.insert, interval_s=settings.usage_flush_interval_s,
-                              batch_size=settings.usage_batch_size, max_rows=settings.usage_queue_max,
-                              retain=usage_store.delete_before,
-                              retention_days=settings.usage_retention_days)
-        usage.start()
-        request_log = RequestLog(writer, settings.log_level, settings.log_format, payloads=settings.log_payloads)
-        app.state.gateway = pipeline.Gateway(settings, registry, Transport(session), usage, request_log, store)
-        cache = ResponseCache(settings.cache, await SQLiteCacheStore.open(store.path) if settings.cache.persist else None)
-        await cache.start()
-        app.state.gateway.cache = cache
-        responses_store = await SQLiteResponsesStore.open(store.path)
-        responses = StoredResponses(responses_store, retention_days=settings.usage_retention_days)
-        responses.start()
-        app.state.gateway.responses = responses
-        app.state.gateway.metrics = Metrics(app.state.gateway)
-        app.state.gateway.health = Health(failures=settings.router.breaker_failures,
-                                          cooldown_s=settings.router.breaker_cooldown_s)
-        app.state.gateway.classifier = Classifier.load()
-        access = await Access.open(app.state.gateway)   # sets gateway.auth, .limits, .access
-        registry_task = start_updater(app.state.gateway)  # sets gateway.registry_updater; swaps gateway.registry
-        # Everything built so far lives as long as the process: keep it out of the collector's
-        # full passes, which otherwise walk it again and again under load.
-        gc.freeze()
-        log.info("llmproxy ready", extra={"models": len(registry.models), "registry_version": registry.version,
-                                          "data_dir": str(settings.data_dir)})
         try:
-            yield
+            async with build_gateway(settings, writer) as gateway:
+                app.state.gateway = gateway
+                # Everything built so far lives as long as the process: keep it out of the
+                # collector's full passes, which otherwise walk it again and again under load.
+                gc.freeze()
+                log.info("llmproxy ready", extra={"models": len(gateway.registry.models),
+                                                  "registry_version": gateway.registry.version,
+                                                  "data_dir": str(settings.data_dir),
+                                                  "database": gateway.store.backend})
+                yield
+            log.info("llmproxy stopped", extra={"usage_rows_written": gateway.usage.written})
         finally:
-            # uvicorn has drained in-flight requests and streams by now; write what they recorded.
-            await stop_updater(registry_task)
-            await usage.stop()
-            await usage_store.close()
-            await responses.stop()
-            await responses_store.close()
-            await access.close()
-            await cache.stop()
-            await session.close()
-            await store.close()
-            log.info("llmproxy stopped", extra={"usage_rows_written": usage.written})
             if writer is not None:
                 writer.stop()
 
@@ -141,6 +170,28 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
                                                      render_error))
     app.state.ids = RequestIds()
     return Guard(GatewayApp(app, doors={**DOOR_ROUTES, **RESPONSES_ROUTES}), settings)
+
+
+async def open_deployment(settings: Settings) -> Deployment | None:
+    """The state shared with the deployment's other processes; redis-py is imported only for it."""
+    if settings.redis.url is None:
+        return None
+    from .shared.deployment import Deployment
+
+    return await Deployment.open(settings.redis)
+
+
+def share_health_and_registry(health: Health, updater: RegistryUpdater, shared: Deployment) -> None:
+    """Breakers opened here hold the provider off in every process; a registry version written here
+    is announced, and the others look for it at once (without a shared database, a lock in Redis
+    keeps the deployment's registry writers apart)."""
+    notifier = shared.notifier
+    health.on_open = lambda provider, seconds: notifier.publish("breaker", provider=provider, seconds=seconds)
+    notifier.on("breaker", lambda m: health.hold(str(m["provider"]), float(m["seconds"]))
+                if m.get("kind") == "breaker" else None)
+    updater.deployment_lock = shared.registry_lock
+    updater.published = lambda version: notifier.publish("registry", version=version)
+    notifier.on("registry", lambda _: updater.wake())
 
 
 async def served_by_endpoint(request: Request) -> Response:
@@ -185,8 +236,15 @@ async def readyz(request: Request) -> Response:
     gw: pipeline.Gateway | None = getattr(request.app.state, "gateway", None)
     checks = {"database": bool(gw and await gw.store.ping()), "registry": bool(gw and gw.registry.models)}
     ready = all(checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks,
-            "registry_version": gw.registry.version if gw else None}
+    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks,
+                            "registry_version": gw.registry.version if gw else None}
+    if gw is not None and gw.shared is not None:
+        # Still ready without Redis (requests are served on per-process limits), but say so.
+        link = gw.shared.link
+        body["redis"] = {"up": link.up, "live_processes": link.live_processes,
+                         "limits": "shared" if link.up else f"per process (1/{link.divisor()})"}
+        if not link.up:
+            body["degraded"] = ["redis"]
     return Response(orjson.dumps(body), 200 if ready else 503, media_type=JSON)
 
 
@@ -216,6 +274,10 @@ def _as_gateway_error(request: Request, exc: Exception, rid: str) -> GatewayErro
         # The client went away mid-upload: nobody hears the answer, and it is no error of the gateway's.
         log.debug("client disconnected before sending its whole request", extra={"path": request.url.path})
         return ClientDisconnected("the client closed the connection before sending the whole request")
+    if isinstance(exc, DATABASE_AWAY):   # an admin call while the database is away: try again later
+        log.warning("database unreachable: %s", exc, extra={"request_id": rid, "path": request.url.path})
+        return ServiceUnavailable("the database is unreachable right now; model requests are still served, "
+                                  "try this again shortly", headers={"retry-after": "5"})
     log.error("unhandled error", exc_info=exc, extra={"request_id": rid})
     return GatewayError(f"internal error in the gateway (request id {rid})")
 

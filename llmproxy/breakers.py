@@ -1,9 +1,11 @@
 """Provider health as the router sees it: a circuit breaker per provider and an exponentially
-weighted latency per model, both learned from live traffic (one process, in memory)."""
+weighted latency per model, both learned from live traffic (in memory). With Redis configured a
+breaker that opens (a retry-after hold included) is announced to the deployment's other processes
+(`on_open`), which hold that provider off as long (`hold`)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from .config import ProviderSettings
@@ -36,6 +38,7 @@ class Health:
         self.alpha = alpha
         self.breakers: dict[str, Breaker] = {}
         self.latency_s: dict[str, float] = {}   # model id -> EWMA of time to first token
+        self.on_open: Callable[[str, float], None] | None = None   # (provider, seconds): tell the others
 
     def available(self, provider: str, now: float | None = None) -> bool:
         breaker = self.breakers.get(provider)
@@ -74,11 +77,23 @@ class Health:
                 breaker = self.breakers[attempt.provider] = Breaker()
             breaker.failures += 1
             breaker.trial_until = 0.0
+            was_open_until = breaker.open_until
             if attempt.retry_after_s:
                 # The provider said when to come back: believe it, even for a single 429.
                 breaker.open_until = max(breaker.open_until, now + attempt.retry_after_s)
             elif breaker.failures >= self.failures or breaker.open_until:
                 breaker.open_until = now + self.cooldown_s
+            if self.on_open is not None and breaker.open_until > max(was_open_until, now) + 0.5:
+                self.on_open(attempt.provider, breaker.open_until - now)
+
+    def hold(self, provider: str, seconds: float) -> None:
+        """Another process opened this provider's breaker for `seconds`: open it here as long."""
+        breaker = self.breakers.get(provider)
+        if breaker is None:
+            breaker = self.breakers[provider] = Breaker()
+        breaker.failures = max(breaker.failures, self.failures)
+        breaker.trial_until = 0.0
+        breaker.open_until = max(breaker.open_until, time.monotonic() + max(0.0, min(seconds, 3600.0)))
 
     def _latency(self, model: str, sample: float) -> None:
         old = self.latency_s.get(model)
@@ -86,6 +101,7 @@ class Health:
             self.latency_s.pop(next(iter(self.latency_s)))   # forget the oldest-seen model
         self.latency_s[model] = sample if old is None else old + self.alpha * (sample - old)
 
-    def states(self) -> dict[str, str]:
+    def stats(self) -> dict[str, str]:
+        """Each provider's breaker state (closed, open or half_open); providers never failed are absent."""
         now = time.monotonic()
         return {name: b.state(now) for name, b in self.breakers.items()}

@@ -1,8 +1,9 @@
 """Response cache: exact match on the canonical request; a hit is answered without calling a provider.
 
 Two tiers behind one interface: a byte-bounded LRU in memory, checked first, in front of a
-persistent backend (SQLite in the data directory by default; anything with CacheBackend's methods,
-such as Redis later). The hot path never waits on the disk to learn that something is *not*
+persistent backend (SQLite in the data directory by default; anything with CacheBackend's methods).
+With Redis configured a shared tier (SharedTier) sits between the two: every process reads and
+writes it, and a hit there is kept in this process's memory tier. The hot path never waits on the disk to learn that something is *not*
 cached: an in-memory index of the ids on disk answers that, and a read that is slow or fails is a
 miss.
 
@@ -21,13 +22,14 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from hashlib import sha256
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from .cache_memory import DiskIndex, Entry, MemoryLRU
+from .cache_memory import QUEUED_OVERHEAD, DiskIndex, Entry, MemoryLRU, Row, queued_size
+from .cache_memory import _pack as pack_row, _unpack as unpack_entry   # the shared tier stores the memory tier's form
 from .cache_replay import StreamCollector, assemble
 from .config import CacheSettings
 from .context import ChatRequest, RequestContext
@@ -46,18 +48,20 @@ TTL_HEADER = "x-llmproxy-cache-ttl"
 SWITCH_HEADER = "x-llmproxy-cache"   # "on": cache this request whatever its temperature; "off": bypass
 DB_READ_TIMEOUT_S = 0.02      # past this a read from disk counts as a miss
 # Bigger batches cost less per row: the id index is a hash, so each batch dirties most of its leaf
-# pages once whatever its size (with 240,000 rows on disk: 13.3 us of CPU per row in batches of
-# 2048, 7.1 in batches of 8192 with the writer's page cache at 16+ MiB).
-FLUSH_INTERVAL_S = 1.0
+# pages once whatever its size (with 250,000 rows on disk, rows sorted by id: 11.7 us of CPU per
+# row in batches of 2048, 7.3 in batches of 8192, 6.5 in batches of 16384). So the writer waits
+# FLUSH_INTERVAL_S, or until WAKE_AT of the write queue's bound is taken, which the queue counts in
+# the bytes its entries really hold (Entry.queued_size): at 4,000 stores/s, batches of ~8,000 rows.
+FLUSH_INTERVAL_S = 2.0
 FLUSH_BATCH = 16384           # rows per write transaction
-# The writer is woken before its interval once half the write queue's bound waits.
+WAKE_AT = 0.75
 SWEEP_INTERVAL_S = 60.0
 SHED_LOG_INTERVAL_S = 10.0
 RESTRICTED = "|models:"       # a tenant's suffix naming its callers' model restriction (see _tenant)
 
 
 class CacheBackend(Protocol):
-    """A persistent (or shared) tier. Rows are Entry.row() tuples."""
+    """A persistent (or shared) tier. Rows are cache_memory.Row tuples."""
 
     async def get(self, id_: int) -> Sequence[Any] | None: ...
     async def put_many(self, rows: Sequence[Sequence[Any]]) -> None: ...
@@ -67,6 +71,16 @@ class CacheBackend(Protocol):
     async def sweep(self, now: float, max_bytes: int) -> int: ...
     async def totals(self, now: float) -> tuple[int, int]: ...
     async def close(self) -> None: ...
+
+
+class SharedTier(Protocol):
+    """A tier shared by every process (Redis: shared/redis_cache.py), between memory and disk.
+    Values are packed entries; the tier may carry the request's pending limit check along."""
+
+    async def get(self, key: str, ctx: RequestContext) -> bytes | None: ...
+    def put(self, key: str, blob: bytes, ttl_s: float) -> None: ...
+    async def purge(self, match: Callable[[str, bytes], bool] | None) -> int: ...
+    def stats(self) -> dict[str, Any]: ...
 
 
 def request_key(tenant: str, body: ChatRequest) -> tuple[str, int]:
@@ -89,16 +103,36 @@ def entry_id(key: str) -> int:
     return int.from_bytes(bytes.fromhex(key[:16]), "big", signed=True)
 
 
+class CacheCounters(NamedTuple):
+    """The cache's own counts and sizes, as /metrics exports them (stats() is the admin's fuller report)."""
+
+    hits: int
+    disk_hits: int
+    misses: int
+    bypasses: int
+    stores: int
+    dropped_writes: int     # never reached the disk (shed, or a failed batch)
+    shed_writes: int        # shed at the write queue's byte bound
+    disk_errors: int
+    pending_bytes: int      # answers waiting for the disk
+    memory_bytes: int
+    memory_entries: int
+    evictions: int
+
+
 class ResponseCache:
     """The cache stage and its storage. Counters are plain attributes, for the metrics and the admin API."""
 
-    def __init__(self, settings: CacheSettings, backend: CacheBackend | None = None) -> None:
+    def __init__(self, settings: CacheSettings, backend: CacheBackend | None = None,
+                 shared: SharedTier | None = None) -> None:
         self.settings = settings
+        self.shared = shared
         self.memory = MemoryLRU(settings.max_memory_bytes)
         self._backend = backend
         self._on_disk = DiskIndex(settings.max_disk_bytes)   # ids the backend may hold: a "no" skips the read
         self._incoming: list[tuple[RequestContext, bytes | StreamCollector]] = []   # answered, not yet stored
-        self._pending: list[Entry] = []           # in memory, waiting for the disk
+        self._pending: list[Row] = []             # in memory, waiting for the disk
+        self._last_tenant: tuple[Any, str] = (None, "")   # (principal, its tenant): most requests come from a few callers
         self.pending_bytes = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -182,14 +216,26 @@ class ResponseCache:
         wanted = headers.get(TTL_HEADER) if headers else None
         if wanted is not None:
             ttl = min(_ttl(wanted), s.max_ttl_s)
-        key, id_ = request_key(self._tenant(principal), body)
-        ctx.cache_key, ctx.cache_ttl_s = key, ttl
+        last, tenant = self._last_tenant
+        if principal is not last or not tenant:
+            tenant = self._tenant(principal)
+            self._last_tenant = (principal, tenant)
+        key, id_ = request_key(tenant, body)
+        ctx.cache_key, ctx.cache_id, ctx.cache_ttl_s = key, id_, ttl
         ctx.cache_status = "miss"
         ctx.response_headers["x-llmproxy-cache-key"] = key
         entry = None
         if not no_cache:
             now = time.time()
             entry = self.memory.get(key, now)
+            if entry is None and self.shared is not None:
+                blob = await self.shared.get(key, ctx)
+                if blob is not None:
+                    entry = unpack_entry(key, blob)
+                    if entry.expires > now:
+                        self.memory.put(entry)   # the next identical request here is served from memory
+                    else:
+                        entry = None
             if entry is None and id_ in self._on_disk:
                 entry = await self._read(key, id_, now)
             if entry is not None and max_age is not None and now - entry.created > max_age:
@@ -205,6 +251,7 @@ class ResponseCache:
             self.saved_usd += entry.cost_usd
         headers = ctx.response_headers
         headers["age"] = str(int(time.time() - entry.created))
+        ctx.served_model, ctx.served_provider = entry.served_model, entry.provider
         if entry.served_model:
             headers["x-llmproxy-model"] = entry.served_model
         if entry.provider:
@@ -242,7 +289,8 @@ class ResponseCache:
         incoming, self._incoming = self._incoming, []
         now = time.time()
         limit = self.settings.max_write_queue_bytes
-        principal, tenant = None, ""   # one caller sends many: its tenant string is made (and kept) once
+        memory, pending, on_disk, persist = self.memory, self._pending, self._on_disk, self._backend is not None
+        last, tenant = self._last_tenant   # one caller sends many: its tenant string is made once
         for ctx, answer in incoming:
             if answer.__class__ is not bytes:
                 try:
@@ -257,24 +305,28 @@ class ResponseCache:
                     continue
             key = ctx.cache_key
             assert key is not None
-            if ctx.principal is not principal or not tenant:
-                principal = ctx.principal
-                tenant = self._tenant(principal)
-            entry = Entry(key, entry_id(key), tenant, ctx.requested_model,
-                          ctx.model.id if ctx.model else None, ctx.provider.name if ctx.provider else None,
-                          now, now + ctx.cache_ttl_s, ctx.cost_usd, answer)
-            self.memory.put(entry)
+            if ctx.principal is not last or not tenant:
+                last = ctx.principal
+                tenant = self._tenant(last)
+            model, provider = ctx.model, ctx.provider
+            # The row the disk stores is made once; the memory tier packs it, the write queue keeps it.
+            row = (ctx.cache_id, key, tenant, ctx.requested_model, model.id if model is not None else None,
+                   provider.name if provider is not None else None, now, now + ctx.cache_ttl_s, ctx.cost_usd,
+                   len(answer), answer)
+            memory.put_row(row)
             self.stores += 1
-            if self._backend is None:
+            if self.shared is not None:
+                self.shared.put(key, pack_row(row), ctx.cache_ttl_s)
+            if not persist:
                 continue
-            size = entry.size
+            size = len(answer) + QUEUED_OVERHEAD
             if self.pending_bytes + size > limit:
                 self._shed(now)
                 continue
-            self._pending.append(entry)
+            pending.append(row)
             self.pending_bytes += size
-            self._on_disk.add(entry.id)
-        if self.pending_bytes >= limit // 2:
+            on_disk.add(row[0])
+        if self.pending_bytes >= limit * WAKE_AT:
             self._wake.set()
 
     def _shed(self, now: float) -> None:
@@ -299,15 +351,23 @@ class ResponseCache:
             return ((key is None or e.key == key) and (model is None or model in (e.model, e.served_model))
                     and (tenants is None or e.tenant in tenants or e.tenant.rpartition(RESTRICTED)[0] in tenants))
 
+        def match_row(r: Row) -> bool:
+            return ((key is None or r[1] == key) and (model is None or model in (r[3], r[4]))
+                    and (tenants is None or r[2] in tenants or r[2].rpartition(RESTRICTED)[0] in tenants))
+
         self._drain()
         dropped = self.memory.purge(match)
-        self._pending = [e for e in self._pending if not match(e)]
-        self.pending_bytes = sum(e.size for e in self._pending)
+        self._pending = [r for r in self._pending if not match_row(r)]
+        self.pending_bytes = sum(map(queued_size, self._pending))
+        if self.shared is not None:
+            everything = key is None and model is None and tenants is None
+            shared = await self.shared.purge(None if everything else lambda k, blob: match(unpack_entry(k, blob)))
+            dropped = max(dropped, shared)
         if self._backend is None:
             return dropped
         on_disk = await self._backend.purge(key=key, model=model, tenants=tenants)
         if key is None and model is None and tenants is None:
-            await self._on_disk.rebuild(e.id for e in self._pending)
+            await self._on_disk.rebuild(r[0] for r in self._pending)
         # otherwise leftover ids are harmless: a read finds nothing
         return max(dropped, on_disk)
 
@@ -324,6 +384,12 @@ class ResponseCache:
         elif self.settings.scope == "shared":
             families.add("*")
         return families
+
+    def counters(self) -> CacheCounters:
+        memory = self.memory
+        return CacheCounters(self.hits, self.disk_hits, self.misses, self.bypasses, self.stores, self.dropped_writes,
+                             self.shed_writes, self.disk_errors, self.pending_bytes, memory.bytes, len(memory),
+                             memory.evictions)
 
     async def stats(self) -> dict[str, Any]:
         disk_entries = disk_bytes = None
@@ -345,6 +411,7 @@ class ResponseCache:
             "hits": self.hits, "disk_hits": self.disk_hits, "misses": self.misses, "bypasses": self.bypasses,
             "hit_rate": round(self.hits / lookups, 4) if lookups else None, "stores": self.stores,
             "bytes_served": self.bytes_served, "saved_usd": round(self.saved_usd, 8),
+            "shared": self.shared.stats() if self.shared is not None else None,
         }
 
     # --- internals ---
@@ -402,9 +469,9 @@ class ResponseCache:
         assert self._backend is not None
         while self._pending:
             batch, self._pending = self._pending[:FLUSH_BATCH], self._pending[FLUSH_BATCH:]
-            self.pending_bytes -= sum(e.size for e in batch)
+            self.pending_bytes -= sum(map(queued_size, batch))
             try:
-                await self._backend.put_many([e.row() for e in batch])
+                await self._backend.put_many(batch)
             except Exception as exc:  # noqa: BLE001 - a lost cache write only costs a later miss
                 self.disk_errors += 1
                 self.dropped_writes += len(batch)
@@ -417,7 +484,7 @@ class ResponseCache:
             removed = await self._backend.sweep(time.time(), self.settings.max_disk_bytes)
             if removed:
                 ids = await self._backend.ids(time.time())
-                await self._on_disk.rebuild(itertools.chain(ids, [e.id for e in self._pending]))
+                await self._on_disk.rebuild(itertools.chain(ids, [r[0] for r in self._pending]))
         except Exception as exc:  # noqa: BLE001 - a failed sweep is retried on the next turn
             self.disk_errors += 1
             log.warning("cache: sweep failed: %s", exc)

@@ -18,7 +18,8 @@ tokens and costs (fold(), called by the record stage), and its attempts list nam
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +51,7 @@ class HeldStream:
     def __init__(self, pieces: list[bytes], state: StreamState, ctx: RequestContext) -> None:
         self._pieces, self.state, self._ctx = pieces, state, ctx
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def __aiter__(self) -> AsyncGenerator[bytes, None]:
         self._ctx.first_token_s = time.perf_counter() - self._ctx.started   # the client's first token is now
         for piece in self._pieces:
             yield piece
@@ -91,8 +92,9 @@ async def _first_stream(ctx: RequestContext, transport: Transport,
     assert isinstance(stream, FallbackStream)
     pieces: list[bytes] = []
     started = time.perf_counter()
-    async for piece in stream:
-        pieces.append(piece)
+    async with aclosing(stream.__aiter__()) as relayed:   # closed now even if this task is cancelled
+        async for piece in relayed:
+            pieces.append(piece)
     ctx.upstream_s += time.perf_counter() - started
     answer = stream_message(pieces, whole=needs_whole_answer(ctx.body))
     state = stream.state

@@ -145,6 +145,27 @@ class RegistryUpdateSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """[redis]: shared state for several processes or machines (limits, budgets, the cache's shared
+    tier, breakers, notifications). No url: everything stays in this process, as before."""
+
+    url: Secret | None = None             # LLMPROXY_REDIS_URL, e.g. redis://redis:6379/0 (may hold a password)
+    timeout_s: float = 0.5                # a command's wait; past it Redis counts as down for this request
+    heartbeat_s: float = 1.0              # liveness beat, and the probe that notices Redis is back
+    fallback_processes: int | None = None  # with Redis down, limits are divided by this; None: the live count seen
+    key_prefix: str = "llmproxy:"         # one Redis can serve several deployments
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    """[database]: the shared database of a deployment of several processes (docs/postgresql.md).
+    No URL: the embedded SQLite file in the data directory, as for one process."""
+
+    url: Secret | None = None       # LLMPROXY_DATABASE_URL: postgresql://user:password@host:port/db
+    pool_size: int = 10             # connections each gateway process holds at most
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -174,6 +195,8 @@ class Settings:
     router: RouterSettings = field(default_factory=RouterSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     registry_update: RegistryUpdateSettings = field(default_factory=RegistryUpdateSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
 
     def provider(self, name: str) -> ProviderSettings | None:
         for p in self.providers:
@@ -201,6 +224,7 @@ _CACHE_KEYS = {"enabled": bool, "ttl_s": float, "max_ttl_s": float, "max_memory_
                "max_entry_bytes": int, "temperature_above_zero": bool, "scope": str, "persist": bool, "keys": dict,
                "max_write_queue_bytes": int}
 _CACHE_KEY_KEYS = {"enabled": bool, "ttl_s": float, "temperature_above_zero": bool}
+_REDIS_KEYS = {"url": str, "timeout_s": float, "heartbeat_s": float, "fallback_processes": int, "key_prefix": str}
 _PROVIDER_KEYS = {"kind": str, "base_url": str, "api_key": str, "api_key_env": str, "models": list,
                   "headers": dict, "timeout_s": float, "connect_timeout_s": float, "first_byte_timeout_s": float,
                   "stream_idle_timeout_s": float, "stream_timeout_s": float}
@@ -220,7 +244,8 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
             raise ConfigError(f"config file {file_path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {file_path} is not valid TOML: {exc}") from None
-    unknown = set(doc) - {"server", "logging", "registry", "usage", "providers", "auth", "limits", "router", "cache"}
+    unknown = set(doc) - {"server", "logging", "registry", "usage", "providers", "auth", "limits", "router", "cache",
+                         "database", "redis"}
     if unknown:
         raise ConfigError(f"unknown section [{sorted(unknown)[0]}] in {file_path}")
     server = _section(doc, "server", _SERVER_KEYS)
@@ -257,7 +282,33 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
         router=_router(_section(doc, "router", _ROUTER_KEYS)),
         cache=_cache(_section(doc, "cache", _CACHE_KEYS), env),
         registry_update=_registry_update(registry, env),
+        database=_database(_section(doc, "database", {"url": str, "pool_size": int}), env),
+        redis=_redis(_section(doc, "redis", _REDIS_KEYS), env),
     )
+
+
+def _redis(raw: dict[str, Any], env: Mapping[str, str]) -> RedisSettings:
+    """[redis] plus LLMPROXY_REDIS_URL (which wins)."""
+    url = env.get("LLMPROXY_REDIS_URL") or raw.pop("url", None)
+    raw.pop("url", None)
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("redis url must start with redis://, rediss:// or unix://")
+    for name in ("timeout_s", "heartbeat_s", "fallback_processes"):
+        if name in raw and not raw[name] > 0:
+            raise ConfigError(f"redis.{name} must be more than 0")
+    return RedisSettings(url=Secret(url) if url else None, **raw)
+
+
+def _database(raw: Mapping[str, Any], env: Mapping[str, str]) -> DatabaseSettings:
+    """[database] plus LLMPROXY_DATABASE_URL; only PostgreSQL URLs are taken."""
+    url = env.get("LLMPROXY_DATABASE_URL") or raw.get("url")
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("database.url (LLMPROXY_DATABASE_URL) must be a postgresql:// URL; "
+                          "leave it unset for the embedded SQLite file")
+    pool_size = raw.get("pool_size", DatabaseSettings().pool_size)
+    if pool_size < 1:
+        raise ConfigError("database.pool_size must be 1 or more")
+    return DatabaseSettings(url=Secret(url) if url else None, pool_size=pool_size)
 
 
 def _edge_limits(server: Mapping[str, Any]) -> dict[str, Any]:

@@ -86,7 +86,10 @@ class RequestContext:
     provider: ProviderSettings | None = None
     attempts: list[Attempt] = field(default_factory=list)
     cache_status: str = "bypass"
+    served_model: str | None = None  # a cache hit: the model and provider that gave the answer it replays
+    served_provider: str | None = None
     cache_key: str | None = None     # set by the cache stage when this request's answer may be stored
+    cache_id: int = 0                # ...with its first 64 bits (the row id on disk)
     cache_ttl_s: float = 0.0         # ...and for how long
     response_body: bytes | None = None   # the provider's answer as sent, when it goes to the client unchanged
     usage: Usage | None = None
@@ -99,6 +102,7 @@ class RequestContext:
     error_type: str | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     rate_hold: Any = None            # the ratelimit stage's reservation, settled in record
+    admission: Any = None            # a shared limit check prepared, not yet sent (ratelimit_shared.py)
 
     def overhead_ms(self, now: float | None = None) -> float:
         now = time.perf_counter() if now is None else now

@@ -11,7 +11,7 @@ is not tried again within the same request.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Iterator
 
 from .context import Attempt, ChatCompletion, RequestContext
 from .errors import GatewayError, InvalidRequest, UpstreamError
@@ -56,6 +56,16 @@ class Attempts:
         if retry_after:
             self.resting.add(provider.name)
 
+    def moved_on(self, candidate: Candidate, exc: GatewayError, started: float,
+                 kept: GatewayError | None) -> GatewayError:
+        """After a failed attempt: the failure re-raised when no other candidate may try, else the
+        one to answer with if none does (a retryable failure after a refusal of our own keeps the
+        refusal; otherwise the latest)."""
+        self.failed(candidate, exc, time.perf_counter() - started)
+        if not _next_may_do(exc):
+            raise exc
+        return kept if kept is not None and _refused_here(kept) else exc
+
     async def complete(self, candidates: list[Candidate]) -> ChatCompletion:
         ctx, failure = self.ctx, None
         for _, candidate in self._turns(candidates):
@@ -65,10 +75,7 @@ class Attempts:
                 adapter, raw = _adapter(ctx, provider.kind)
                 result = await self.transport.complete(adapter, provider, model, ctx.body, ctx.request_id, raw)
             except GatewayError as exc:
-                self.failed(candidate, exc, time.perf_counter() - started)
-                if not _next_may_do(exc):
-                    raise
-                failure = failure if _refused_here(failure) else exc
+                failure = self.moved_on(candidate, exc, started, failure)
                 continue
             ctx.upstream_s += result.seconds
             ctx.attempts.append(Attempt(provider.name, model.id, result.status, ms=result.seconds * 1000.0))
@@ -96,10 +103,7 @@ class Attempts:
                 stream = await self.transport.open_stream(adapter, provider, model, ctx.body, state,
                                                           ctx.request_id, raw)
             except GatewayError as exc:
-                self.failed(candidate, exc, time.perf_counter() - started)
-                if not _next_may_do(exc):
-                    raise
-                failure = failure if _refused_here(failure) else exc
+                failure = self.moved_on(candidate, exc, started, failure)
                 continue
             ctx.upstream_s += stream.seconds
             return stream, state, candidates[i + 1:]
@@ -107,53 +111,65 @@ class Attempts:
 
 
 class FallbackStream:
-    """A started stream that can still hand over to the next candidate while it has sent no content.
+    """A started stream, and the one owner of its upstream responses: it relays the answering
+    candidate's stream, hands over to the next candidate while no content has gone out, and
+    closes each response it opened exactly once (in its one `finally`, or when it hands over),
+    whether the stream ends, fails, or its client leaves. The layers around it only iterate.
 
     `state` is the state of the stream that is answering now (usage, finish reason, completion)."""
 
     def __init__(self, attempts: Attempts, stream: OpenStream, state: StreamState, rest: list[Candidate]) -> None:
         self._attempts, self._stream, self.state, self._rest = attempts, stream, state, rest
         self._opened_at = time.perf_counter()
+        self._content = self._handed_over = False
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def __aiter__(self) -> AsyncGenerator[bytes, None]:
         ctx = self._attempts.ctx
-        content, handed_over = False, False
+        clean = False
         try:
             while True:
-                provider, model = ctx.provider, ctx.model
-                assert provider is not None and model is not None   # open_stream set them for this stream
-                candidate = (provider, model)
+                stream = self._stream
                 try:
-                    async for piece in self._stream:
-                        if not content:
-                            opening = stream_opening(piece)
-                            if opening is False:
-                                raise UpstreamError(f"{provider.name} failed before its first content: "
-                                                    f"{error_message(piece)}")
-                            if opening:
-                                content = True
-                                now = time.perf_counter()
-                                ctx.first_token_s = now - ctx.started
-                                ctx.attempts.append(Attempt(provider.name, model.id, 200,
-                                                            ms=(now - self._opened_at) * 1000.0))
-                            elif handed_over:
-                                continue   # the client already has an opening (role chunk) from the first stream
-                        yield piece
+                    if self._passes(stream.first):
+                        yield stream.first
+                    async for piece in stream.relay:
+                        if self._content or self._passes(piece):
+                            yield piece
+                    clean = True
                     return
                 except GatewayError as exc:
-                    if content or not exc.retryable:
+                    if self._content or not exc.retryable:
                         yield encode(exc.to_dict())
                         return
-                    self._stream.close()
-                    self._attempts.failed(candidate, exc, time.perf_counter() - self._opened_at)
+                    await stream.close()
+                    provider, model = ctx.provider, ctx.model
+                    assert provider is not None and model is not None   # open_stream set them for this stream
+                    self._attempts.failed((provider, model), exc, time.perf_counter() - self._opened_at)
                     try:
                         self._stream, self.state, self._rest = await self._attempts.open_stream(self._rest)
                     except GatewayError:
                         yield encode(exc.to_dict())
                         return
-                    self._opened_at, handed_over = time.perf_counter(), True
+                    self._opened_at, self._handed_over = time.perf_counter(), True
         finally:
-            self._stream.close()   # a client that left mid-stream stops the provider at once
+            await self._stream.close(clean=clean)   # at once: a client that left stops the provider
+
+    def _passes(self, piece: bytes) -> bool:
+        """Before the first content: raises on an error event (the next candidate may answer),
+        notes the first content, and drops a second opening (role chunk) after a hand-over."""
+        opening = stream_opening(piece)
+        if opening is False:
+            name = self._attempts.ctx.provider.name if self._attempts.ctx.provider else "the provider"
+            raise UpstreamError(f"{name} failed before its first content: {error_message(piece)}")
+        if opening:
+            self._content = True
+            ctx = self._attempts.ctx
+            assert ctx.provider is not None and ctx.model is not None
+            now = time.perf_counter()
+            ctx.first_token_s = now - ctx.started
+            ctx.attempts.append(Attempt(ctx.provider.name, ctx.model.id, 200, ms=(now - self._opened_at) * 1000.0))
+            return True
+        return not self._handed_over   # the client already has an opening from the first stream
 
 
 def _adapter(ctx: RequestContext, kind: str) -> tuple[Adapter, bytes | None]:

@@ -15,11 +15,10 @@ from typing import IO, Any
 import orjson
 
 from .context import ChatCompletion, RequestContext
-from .store.usage_sql import COLUMNS
+from .store.records import UsageRow
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
-_ROW_FIELDS = COLUMNS[1:]   # a usage row starts with its request's start time; the line has its own ts
-_LATENCY_MS = COLUMNS.index("latency_ms")
+_ROW_FIELDS = UsageRow._fields[1:]   # a usage row starts with its request's start time; the line has its own ts
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 
@@ -149,9 +148,9 @@ class RequestLog:
         self.payloads = payloads   # prompts and completions go in the line only when this is set
         self.enabled = writer is not None and LEVELS.get(level, 20) <= 20
 
-    def request(self, ctx: RequestContext, row: tuple[Any, ...], completion: ChatCompletion | None = None) -> None:
+    def request(self, ctx: RequestContext, row: UsageRow, completion: ChatCompletion | None = None) -> None:
         """Queue the line for one finished request: its usage row (ids, route, tokens, cost, timings,
-        outcome; store.usage_sql.COLUMNS), the stream flag and, after a fallback, every try. The
+        outcome), the stream flag and, after a fallback, every try. The
         writer thread formats it. Never a key or credential; the prompt and the completion only
         when payload logging is on."""
         attempts = ctx.attempts
@@ -164,7 +163,7 @@ class RequestLog:
 
     def _render(self, item: tuple[Any, ...]) -> bytes:
         _, row, stream, tried, payload = item
-        finished = row[0] + row[_LATENCY_MS] / 1000.0
+        finished = row.ts + row.latency_ms / 1000.0
         fields: dict[str, Any] = {"ts": self._clock.at(finished), "level": "info", "logger": "llmproxy.request",
                                   "msg": "request"}
         fields.update(zip(_ROW_FIELDS, row[1:], strict=True))

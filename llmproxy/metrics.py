@@ -7,8 +7,10 @@ histogram observation is one bisect: no locks (observe and the scrape both run o
 no per-call label lookups. The Prometheus families are built from those numbers at scrape time.
 
 What other components know (registry version and scrape ages, circuit breakers, the cache's own
-counters, the usage queue) is read at scrape time too, through getattr with defaults, so those
-components never call this module and a missing one never breaks /metrics.
+counters, the usage queue) is read at scrape time too, each through its typed stats() (the cache's
+counters()), so those components never call this module and a renamed counter is a type error,
+not a silently missing series. A component whose stats() fails is logged and skipped; the rest of
+the scrape still answers.
 
 Labels stay bounded: route, model (registry ids and configured models; anything else is "other"),
 provider, status. Never a key id, a user or a prompt.
@@ -19,9 +21,9 @@ import logging
 import math
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, UTC
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -33,7 +35,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import __version__
+from .breakers import CLOSED, HALF_OPEN, OPEN, Health
+from .config import Settings
 from .context import RequestContext
+from .current import Current
+from .registry import Registry
+
+if TYPE_CHECKING:   # stages never import each other at run time; these are only the types read
+    from .cache import ResponseCache
+    from .shared.deployment import Deployment
+    from .usage import UsageRecorder
 
 log = logging.getLogger("llmproxy.metrics")
 
@@ -42,7 +53,7 @@ OTHER = "other"
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
-BREAKER_STATES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+BREAKER_STATES = {CLOSED: 0.0, HALF_OPEN: 1.0, OPEN: 2.0}
 _LIMIT_REASONS = ("rate_limit_exceeded", "insufficient_quota")
 _MAX_BOUND = 4096   # raw keys remembered before the map is rebuilt (the label sets themselves stay bounded)
 
@@ -90,10 +101,15 @@ class _Series:
 
 
 class Metrics:
-    """The gateway's Prometheus series, in a registry of its own."""
+    """The gateway's Prometheus series, in a registry of its own. `settings` and `registry` bound
+    the labels (the ones in use at each new label set); `usage`, `cache` and `breakers` are read
+    at scrape time."""
 
-    def __init__(self, gateway: Any = None, *, process: bool = True) -> None:
-        self.gateway = gateway
+    def __init__(self, settings: Current[Settings], registry: Current[Registry], *, usage: UsageRecorder,
+                 cache: ResponseCache, breakers: Health, shared: Deployment | None = None,
+                 process: bool = True) -> None:
+        self._settings, self._models = settings, registry
+        self.usage, self.cache, self.breakers, self.shared = usage, cache, breakers, shared
         self.registry = CollectorRegistry(auto_describe=False)
         self._series: dict[tuple[str, str, str, int], _Series] = {}    # by bounded labels
         self._bound: dict[tuple[str, str, str, int], _Series] = {}     # by raw model id / provider name
@@ -112,11 +128,9 @@ class Metrics:
         """The record stage's share: one finished request, its latency and the gateway's part of it."""
         model = ctx.model
         provider = ctx.provider
-        model_id = model.id if model is not None else ""
-        provider_name = provider.name if provider is not None else ""
-        if model is None and ctx.cache_status == "hit":   # a hit names what it replays in its headers
-            model_id = ctx.response_headers.get("x-llmproxy-model", "")
-            provider_name = ctx.response_headers.get("x-llmproxy-provider", "")
+        # A cache hit has no model of its own: it names what gave the answer it replays.
+        model_id = model.id if model is not None else ctx.served_model or ""
+        provider_name = provider.name if provider is not None else ctx.served_provider or ""
         status = ctx.status
         series = self._bound.get((route, model_id, provider_name, status))
         if series is None:
@@ -173,15 +187,12 @@ class Metrics:
     def _labels(self, model_id: str, provider_name: str) -> tuple[str, str]:
         """Bounded labels: a model the registry knows or the config declares, else "other"; a
         configured provider, else "other"."""
-        gw = self.gateway
-        settings = getattr(gw, "settings", None)
-        registry = getattr(gw, "registry", None)
-        provider = settings.provider(provider_name) if settings is not None and provider_name else None
+        provider = self._settings.current.provider(provider_name) if provider_name else None
         if provider_name and provider is None:
             provider_name = OTHER
         if not model_id:
             return model_id, provider_name
-        if registry is not None and registry.lookup(model_id) is not None:
+        if self._models.current.lookup(model_id) is not None:
             return model_id, provider_name
         upstream = model_id.partition("/")[2]
         if provider is not None and upstream in provider.models:
@@ -281,47 +292,40 @@ class _StateCollector:
         return []   # dynamic: nothing to check at registration
 
     def collect(self) -> Iterator[Metric]:
-        gw = self._metrics.gateway
-        if gw is None:
-            return
-        for collect in (_usage_queue, _registry, _cache, _breakers):
+        m = self._metrics
+        parts: tuple[tuple[str, Callable[[], Iterator[Metric]]], ...] = (
+            ("usage queue", lambda: _usage_queue(m.usage)), ("registry", lambda: _registry(m._models.current)),
+            ("cache", lambda: _cache(m.cache)), ("breakers", lambda: _breakers(m.breakers)),
+            ("redis link", lambda: _redis(m.shared)))
+        for name, collect in parts:
             try:
-                yield from collect(gw)
-            except Exception as exc:  # noqa: BLE001 - one odd component must not break the scrape
-                log.warning("metrics: could not read %s: %s", collect.__name__.lstrip("_"), exc)
+                yield from list(collect())   # whole or not at all
+            except Exception as exc:  # noqa: BLE001 - one failing component must not break the scrape
+                log.warning("metrics: could not read the %s: %s", name, exc)
 
 
-def _usage_queue(gw: Any) -> Iterator[Metric]:
-    usage = getattr(gw, "usage", None)
-    if usage is None:
-        return
-    yield GaugeMetricFamily("llmproxy_usage_queue_depth", "Usage rows waiting to be written.",
-                            value=getattr(usage, "depth", 0))
-    yield CounterMetricFamily("llmproxy_usage_rows_written", "Usage rows written to the store.",
-                              value=getattr(usage, "written", 0))
+def _usage_queue(usage: UsageRecorder) -> Iterator[Metric]:
+    stats = usage.stats()
+    yield GaugeMetricFamily("llmproxy_usage_queue_depth", "Usage rows waiting to be written.", value=stats.depth)
+    yield CounterMetricFamily("llmproxy_usage_rows_written", "Usage rows written to the store.", value=stats.written)
     yield CounterMetricFamily("llmproxy_usage_rows_dropped", "Usage rows dropped because the queue was full.",
-                              value=getattr(usage, "dropped", 0))
+                              value=stats.dropped)
     yield CounterMetricFamily("llmproxy_usage_write_failures", "Usage batch writes that failed (and were retried).",
-                              value=getattr(usage, "write_failures", 0))
+                              value=stats.write_failures)
 
 
-def _registry(gw: Any) -> Iterator[Metric]:
-    registry = getattr(gw, "registry", None)
-    if registry is None:
-        return
+def _registry(registry: Registry) -> Iterator[Metric]:
     yield GaugeMetricFamily("llmproxy_registry_version", "Version of the model registry in use.",
-                            value=float(getattr(registry, "version", 0) or 0))
-    yield GaugeMetricFamily("llmproxy_registry_models", "Models in the registry in use.",
-                            value=len(getattr(registry, "models", ())))
-    providers = getattr(registry, "providers", None) or {}
+                            value=float(registry.version))
+    yield GaugeMetricFamily("llmproxy_registry_models", "Models in the registry in use.", value=len(registry.models))
     age = GaugeMetricFamily("llmproxy_registry_last_success_age_seconds",
                             "Seconds since each provider's prices were last scraped successfully "
                             "(absent for a provider never scraped).", labels=["provider"])
     stamp = GaugeMetricFamily("llmproxy_registry_last_success_timestamp_seconds",
                               "Unix time of each provider's last successful price scrape.", labels=["provider"])
     now = time.time()
-    for name, status in providers.items():
-        when = _unix(status.get("last_success") if isinstance(status, Mapping) else getattr(status, "last_success", None))
+    for name, status in registry.providers.items():
+        when = _unix(status.get("last_success") if isinstance(status, Mapping) else None)
         if when is None:
             continue
         age.add_metric([str(name)], max(0.0, now - when))
@@ -330,59 +334,59 @@ def _registry(gw: Any) -> Iterator[Metric]:
     yield stamp
 
 
-def _cache(gw: Any) -> Iterator[Metric]:
+def _cache(cache: ResponseCache) -> Iterator[Metric]:
     """The response cache's own counters (hits and misses as the cache counts them, memory use)."""
-    cache = getattr(gw, "cache", None)
-    if cache is None:
-        return
+    c = cache.counters()
     family = CounterMetricFamily("llmproxy_cache_lookups", "Response-cache lookups by result "
                                  "(the cache's own count).", labels=["result"])
-    for attr, result in (("hits", "hit"), ("disk_hits", "disk_hit"), ("misses", "miss"), ("bypasses", "bypass")):
-        value = getattr(cache, attr, None)
-        if isinstance(value, (int, float)):
-            family.add_metric([result], value)
+    for result, n in (("hit", c.hits), ("disk_hit", c.disk_hits), ("miss", c.misses), ("bypass", c.bypasses)):
+        family.add_metric([result], n)
     yield family
-    for attr, name, doc in (("stores", "llmproxy_cache_stores", "Responses stored in the cache."),
-                            ("dropped_writes", "llmproxy_cache_dropped_writes",
-                             "Cache writes that never reached the disk (shed, or a failed batch)."),
-                            ("shed_writes", "llmproxy_cache_shed_writes",
-                             "Cache writes shed because the disk write queue was at its byte bound."),
-                            ("disk_errors", "llmproxy_cache_disk_errors", "Cache store errors.")):
-        value = getattr(cache, attr, None)
-        if isinstance(value, (int, float)):
-            yield CounterMetricFamily(name, doc, value=value)
-    pending = getattr(cache, "pending_bytes", None)
-    if isinstance(pending, (int, float)):
-        yield GaugeMetricFamily("llmproxy_cache_write_queue_bytes", "Bytes of answers waiting for the disk.",
-                                value=pending)
-    memory = getattr(cache, "memory", None)
-    if memory is not None:
-        if isinstance(getattr(memory, "bytes", None), (int, float)):
-            yield GaugeMetricFamily("llmproxy_cache_memory_bytes", "Bytes held by the in-memory cache.",
-                                    value=memory.bytes)
-        if hasattr(memory, "__len__"):
-            yield GaugeMetricFamily("llmproxy_cache_memory_entries", "Entries in the in-memory cache.",
-                                    value=len(memory))
-        if isinstance(getattr(memory, "evictions", None), (int, float)):
-            yield CounterMetricFamily("llmproxy_cache_evictions", "Entries evicted from the in-memory cache.",
-                                      value=memory.evictions)
+    yield CounterMetricFamily("llmproxy_cache_stores", "Responses stored in the cache.", value=c.stores)
+    yield CounterMetricFamily("llmproxy_cache_dropped_writes",
+                              "Cache writes that never reached the disk (shed, or a failed batch).",
+                              value=c.dropped_writes)
+    yield CounterMetricFamily("llmproxy_cache_shed_writes",
+                              "Cache writes shed because the disk write queue was at its byte bound.",
+                              value=c.shed_writes)
+    yield CounterMetricFamily("llmproxy_cache_disk_errors", "Cache store errors.", value=c.disk_errors)
+    yield GaugeMetricFamily("llmproxy_cache_write_queue_bytes", "Bytes of answers waiting for the disk.",
+                            value=c.pending_bytes)
+    yield GaugeMetricFamily("llmproxy_cache_memory_bytes", "Bytes held by the in-memory cache.", value=c.memory_bytes)
+    yield GaugeMetricFamily("llmproxy_cache_memory_entries", "Entries in the in-memory cache.", value=c.memory_entries)
+    yield CounterMetricFamily("llmproxy_cache_evictions", "Entries evicted from the in-memory cache.",
+                              value=c.evictions)
 
 
-def _breakers(gw: Any) -> Iterator[Metric]:
-    """Circuit breakers (gw.health.breakers: provider -> breaker whose state(now) is closed, open or
-    half_open)."""
-    health = getattr(gw, "health", None)
-    breakers = getattr(health, "breakers", None)
-    if isinstance(breakers, Mapping):
-        family = GaugeMetricFamily("llmproxy_circuit_breaker_state", "Circuit breaker state per provider: "
-                                   "0 closed, 1 half-open, 2 open (providers never failed are absent).",
-                                   labels=["provider"])
-        now = time.monotonic()
-        for provider, breaker in list(breakers.items()):
-            state = getattr(breaker, "state", breaker)
-            state = state(now) if callable(state) else state
-            family.add_metric([str(provider)], BREAKER_STATES.get(str(state).lower(), math.nan))
-        yield family
+def _breakers(breakers: Health) -> Iterator[Metric]:
+    family = GaugeMetricFamily("llmproxy_circuit_breaker_state", "Circuit breaker state per provider: "
+                               "0 closed, 1 half-open, 2 open (providers never failed are absent).",
+                               labels=["provider"])
+    for provider, state in breakers.stats().items():
+        family.add_metric([provider], BREAKER_STATES.get(state, math.nan))
+    yield family
+
+
+def _redis(shared: Deployment | None) -> Iterator[Metric]:
+    """The link to Redis, when the deployment shares state through it."""
+    if shared is None:
+        return
+    stats = shared.stats()
+    yield GaugeMetricFamily("llmproxy_redis_up", "1 when Redis answers (limits exact across processes), "
+                            "0 while limits fall back to this process's share.", value=1.0 if stats["up"] else 0.0)
+    yield GaugeMetricFamily("llmproxy_redis_live_processes", "Gateway processes seen alive through Redis "
+                            "(what limits are divided by while it is down).", value=stats["live_processes"])
+    yield GaugeMetricFamily("llmproxy_redis_limit_divisor", "What each limit is divided by while Redis is down.",
+                            value=stats["divisor"])
+    yield CounterMetricFamily("llmproxy_redis_errors", "Redis calls that failed or timed out.", value=stats["errors"])
+    yield CounterMetricFamily("llmproxy_redis_fallbacks", "Requests whose limits were decided in this process "
+                              "because Redis was down.", value=stats["fallbacks"])
+    cache = stats["cache"]
+    family = CounterMetricFamily("llmproxy_redis_cache_lookups", "Shared cache tier reads by result.",
+                                 labels=["result"])
+    family.add_metric(["hit"], cache["hits"])
+    family.add_metric(["miss"], cache["misses"])
+    yield family
 
 
 def _unix(value: Any) -> float | None:
@@ -402,9 +406,10 @@ def _unix(value: Any) -> float | None:
 
 async def metrics_endpoint(request: Request) -> Response:
     """GET /metrics: Prometheus text format. Open like /healthz: no secrets, keys or prompts in it."""
-    metrics: Metrics | None = getattr(getattr(request.app.state, "gateway", None), "metrics", None)
-    if metrics is None:
+    gateway = getattr(request.app.state, "gateway", None)   # absent until the lifespan has built it
+    if gateway is None:
         return Response(b"", 503, media_type=CONTENT_TYPE_LATEST)
+    metrics: Metrics = gateway.metrics
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

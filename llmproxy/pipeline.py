@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,6 +23,7 @@ from .classifier import Classifier
 from .classifier.stage import classify
 from .config import Settings
 from .context import BYTES_PER_TOKEN, RequestContext
+from .current import Current
 from .errors import GatewayError
 from .execute import FallbackStream, execute
 from .breakers import Health
@@ -39,30 +41,48 @@ if TYPE_CHECKING:
     from .metrics import Metrics
     from .ratelimit import Limiter
     from .scheduler import RegistryUpdater
+    from .store.protocols import UsageStore
+    from .store.backends import Stores
+    from .shared.deployment import Deployment
 
 log = logging.getLogger("llmproxy.request")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Gateway:
-    """The services one app instance runs on, built in the app's lifespan."""
+    """The services one app instance runs on: all built first (app.build_gateway), then this, once.
 
-    settings: Settings
-    registry: Registry
+    Nothing here is ever rebound. The two values that change while the gateway runs sit in holders
+    that their one owner swaps: the registry (`registry_ref`, the RegistryUpdater) and the settings
+    carrying the vault's provider keys (`settings_ref`, Access); read them as `gw.registry` and
+    `gw.settings`, which give the value in use at that moment."""
+
+    settings_ref: Current[Settings]
+    registry_ref: Current[Registry]
+    store: Stores                   # the configured backend's stores (readiness pings it)
     transport: Transport
-    usage: UsageRecorder
+    usage: UsageRecorder            # the write side of the usage log (batched)
+    usage_reports: UsageStore       # its read side: reports, the dashboard, budgets at startup
     request_log: RequestLog
-    store: Any = None                # store.sqlite.SQLiteStore
-    metrics: Metrics | None = None
-    cache: ResponseCache | None = None
-    health: Health = field(default_factory=Health)
-    resolutions: Resolutions = field(default_factory=Resolutions)
-    classifier: Classifier | None = None
-    auth: Authenticator = None       # type: ignore[assignment]  # built with the rest of access control
-    limits: Limiter = None           # type: ignore[assignment]  # likewise
-    access: Access | None = None     # identity tables, vault and their sync
-    registry_updater: RegistryUpdater | None = None   # refresh, rollback, file watch
-    responses: StoredResponses | None = None           # the Responses door's stored answers
+    cache: ResponseCache
+    health: Health                  # circuit breakers and latency per model
+    resolutions: Resolutions
+    classifier: Classifier
+    metrics: Metrics
+    access: Access                  # identity tables, vault and their sync
+    auth: Authenticator
+    limits: Limiter
+    registry_updater: RegistryUpdater   # refresh, rollback, file watch
+    shared: Deployment | None       # Redis: what the deployment's processes share (None: one process)
+    responses: StoredResponses      # the Responses door's stored answers
+
+    @property
+    def settings(self) -> Settings:
+        return self.settings_ref.current
+
+    @property
+    def registry(self) -> Registry:
+        return self.registry_ref.current
 
 
 Headers = list[tuple[bytes, bytes]]
@@ -89,7 +109,9 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, read_body: Callable
         options = ctx.body.get("stream_options")
         ctx.include_usage = bool(ctx.stream and isinstance(options, dict) and options.get("include_usage"))
         gw.auth.authorize_model(ctx, gw.registry)
-        hit = await gw.cache.lookup(ctx) if gw.cache is not None else None
+        hit = await gw.cache.lookup(ctx)
+        if ctx.admission is not None:   # a shared limit check, sent with the cache read or now
+            await gw.limits.confirm(ctx)
         if hit is not None:
             return _cached(gw, ctx, hit)
         if is_auto(ctx.requested_model):
@@ -108,8 +130,7 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, read_body: Callable
     record(gw, ctx, result)
     headers = _headers(ctx)
     body = ctx.response_body if ctx.response_body is not None else orjson.dumps(result)
-    if gw.cache is not None:
-        gw.cache.store(ctx, body)
+    gw.cache.store(ctx, body)
     return Outcome(200, body=body, headers=headers)
 
 
@@ -137,7 +158,9 @@ async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: 
         if reading is not None:
             await reading
         gw.auth.authorize_model(ctx, gw.registry)
-        hit = await gw.cache.lookup(ctx) if gw.cache is not None else None
+        hit = await gw.cache.lookup(ctx)
+        if ctx.admission is not None:
+            await gw.limits.confirm(ctx)
         if hit is not None:
             record(gw, ctx)
             body, stream = door.cached(ctx, hit.body)
@@ -151,8 +174,8 @@ async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: 
         if isinstance(result, (FallbackStream, cascade.HeldStream)):
             return Outcome(200, stream=door.stream(ctx, _relay(gw, ctx, result, len(raw))), headers=_headers(ctx))
         record(gw, ctx, result)
-        if gw.cache is not None and ctx.cache_key is not None:
-            gw.cache.store(ctx, orjson.dumps(result))   # the internal answer: any door can serve it
+        if ctx.cache_key is not None:   # may be stored: the internal answer, which any door can serve
+            gw.cache.store(ctx, orjson.dumps(result))
         return Outcome(200, body=door.answer(ctx, result), headers=_headers(ctx))
     except GatewayError as exc:
         failure = exc
@@ -176,21 +199,23 @@ def _cached(gw: Gateway, ctx: RequestContext, hit: Entry) -> Outcome:
 async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream | cascade.HeldStream,
                  request_bytes: int) -> AsyncIterator[bytes]:
     waited, finished, events = 0.0, False, 0
-    collected = gw.cache.collector(ctx) if gw.cache is not None else None
+    collected = gw.cache.collector(ctx)
     try:
-        it = stream.__aiter__()
-        while True:
-            t = time.perf_counter()
-            try:
-                piece = await it.__anext__()
-            except StopAsyncIteration:
-                break
-            finally:
-                waited += time.perf_counter() - t
-            if collected is not None:
-                collected.add(piece)
-            events += piece.count(b"data:")
-            yield piece
+        # aclosing: however this generator ends, the stream it iterates is closed now (and with it
+        # the upstream response, by its owner), not when the collector gets to it.
+        async with aclosing(stream.__aiter__()) as it:
+            while True:
+                t = time.perf_counter()
+                try:
+                    piece = await it.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    waited += time.perf_counter() - t
+                if collected is not None:
+                    collected.add(piece)
+                events += piece.count(b"data:")
+                yield piece
         finished = True
     finally:
         ctx.upstream_s += waited
@@ -206,7 +231,7 @@ async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream | casc
             ctx.usage = _estimate(request_bytes, max(0, events - 2))
         record(gw, ctx)
         if collected is not None:
-            gw.cache.store_stream(ctx, collected, finished and state.completed)  # type: ignore[union-attr]  # a collector means a cache
+            gw.cache.store_stream(ctx, collected, finished and state.completed)
 
 
 def abandoned(gw: Gateway, ctx: RequestContext) -> None:
@@ -245,8 +270,7 @@ def record(gw: Gateway, ctx: RequestContext, completion: dict[str, Any] | None =
     gw.usage.add(row)
     if ctx.attempts:
         gw.health.observe(ctx.attempts)
-    if gw.metrics is not None:
-        gw.metrics.observe(ctx, latency_s, overhead_s)
+    gw.metrics.observe(ctx, latency_s, overhead_s)
     if gw.request_log.enabled:
         gw.request_log.request(ctx, row, completion)
 

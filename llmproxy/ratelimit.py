@@ -11,7 +11,8 @@ A key made by another (user) key is charged up the chain: its spend counts again
 budget and against the budget of every key above it, so a key that has used its budget cannot
 mint a fresh key and spend again. A key's spend here is its own plus its descendants'.
 
-One process holds these counters; the gateway runs one worker (`llmproxy serve` never starts more).
+One process holds these counters. Several processes share them through Redis instead
+(ratelimit_shared.py); `llmproxy serve --workers N` refuses N > 1 without it.
 """
 from __future__ import annotations
 
@@ -212,6 +213,11 @@ class Limiter:
             tokens.total += estimate
             ctx.rate_hold = (tokens, entry)
             _headers(headers, "tokens", p.tpm, max(0.0, p.tpm - tokens.total), tokens, now)
+
+    async def confirm(self, ctx: RequestContext) -> None:
+        """The second half of a check that `admit` left pending in ctx.admission: only the shared
+        limiter (ratelimit_shared.py) defers its decision; this one decides in admit."""
+        ctx.admission = None
 
     def _check_ancestors(self, key_id: str) -> None:
         """QuotaExceeded when a key above this one has used its budget (its keys' spend included)."""

@@ -53,6 +53,12 @@ def parse_object(raw: bytes) -> dict[str, Any]:
                              code="invalid_json") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
+    if _written_back_unchanged(body, raw):
+        # Compact JSON (what most SDKs send) that orjson writes back byte for byte: no key was
+        # dropped, so none is there twice. Its depth is bounded by its brackets when they are few.
+        # (188-byte request: 0.6 instead of 3 us.)
+        if raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH or not _shape(body)[0]:
+            return body
     depth_exceeded, keys = _shape(body)
     if depth_exceeded:
         raise InvalidRequest(f"the request body is nested more than {MAX_DEPTH} levels deep; this gateway "
@@ -62,6 +68,15 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     if len(raw) > _COUNT_UP_TO or keys != _keys_as_written(raw):
         _refuse_duplicate_keys(raw)
     return body
+
+
+def _written_back_unchanged(body: dict[str, Any], raw: bytes) -> bool:
+    if b'": ' in raw:   # spaced JSON (Python's json.dumps): never byte for byte; found at its first key
+        return False
+    try:
+        return orjson.dumps(body) == raw
+    except orjson.JSONEncodeError:   # past orjson's own depth limit: the full check says so
+        return False
 
 
 def _shape(value: dict[str, Any]) -> tuple[bool, int]:

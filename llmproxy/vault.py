@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .config import Secret, Settings
-from .store.keys_sql import KeysDB
+from .store.protocols import KeysStore
 
 log = logging.getLogger("llmproxy.vault")
 _NONCE = 12
@@ -87,9 +87,24 @@ def load_key(settings: Settings, *, want_id: str | None = None, create: bool = T
     if not path.exists():
         if not create:
             raise VaultError(f"no vault key: set LLMPROXY_SECRET_KEY or create {path}")
-        write_key_file(path, new_key_text())
-        log.info("created the vault key file", extra={"path": str(path)})
+        if _create_key_file(path, new_key_text()):
+            log.info("created the vault key file", extra={"path": str(path)})
     return VaultKey.from_text(path.read_text())
+
+
+def _create_key_file(path: Path, text: str) -> bool:
+    """Write a new key file unless one appears meanwhile: workers started together on a new data
+    directory must all end up with the same key. Written aside, then linked into place (which fails
+    if the name exists), so nobody reads a half-written file. True when this call made it."""
+    aside = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    write_key_file(aside, text)
+    try:
+        os.link(aside, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(aside)
 
 
 def write_key_file(path: Path, text: str) -> None:
@@ -116,7 +131,7 @@ class Vault:
         self._applied: dict[str, Secret] = {}
         self.rows: list[dict[str, Any]] = []
 
-    async def load(self, db: KeysDB) -> None:
+    async def load(self, db: KeysStore) -> None:
         """Decrypt what the database holds. A row this process cannot open keeps its old value when
         it is the same version (the key was rotated under us); otherwise it is logged and skipped."""
         want = await db.vault_key_id()
@@ -171,7 +186,7 @@ class Vault:
             return None
         return "vault" if p.api_key is self._applied.get(provider) else "config"
 
-    async def put(self, db: KeysDB, actor: str, provider: str, value: str) -> None:
+    async def put(self, db: KeysStore, actor: str, provider: str, value: str) -> None:
         try:
             await db.put_credential(actor, provider, self.key.encrypt(provider, value), self.key.key_id, hint(value))
         except PermissionError as exc:
@@ -179,7 +194,7 @@ class Vault:
                              "before storing credentials") from None
 
 
-async def rotate(db: KeysDB, old: VaultKey, new: VaultKey, actor: str) -> int:
+async def rotate(db: KeysStore, old: VaultKey, new: VaultKey, actor: str) -> int:
     """Re-encrypt every credential from `old` to `new` in one transaction; returns how many."""
     batch = []
     for row in await db.credentials():

@@ -16,13 +16,14 @@ LAYERS: dict[str, dict[str, set[str]]] = {
     "entry": {"entry": {"app", "cli", "endpoint", "disconnects", "__main__", "ui", "guard", "serving", "openapi",
                         "messages_endpoint", "responses_endpoint"}},
     "composition": {"composition": {"pipeline", "admin", "scheduler", "access", "cascade", "doors"}},
-    "stages": {"auth": {"auth"}, "ratelimit": {"ratelimit"}, "cache": {"cache", "cache_memory", "cache_replay"},
+    "stages": {"auth": {"auth"}, "ratelimit": {"ratelimit", "ratelimit_shared"}, "cache": {"cache", "cache_memory", "cache_replay"},
                "classifier": {"classifier"}, "router": {"router"},
                "providers": {"providers", "execute"}, "usage": {"usage"}, "metrics": {"metrics"},
                "validation": {"validation"}, "logs": {"logs"}, "answer_checks": {"answer_checks"}},
     "state": {"registry": {"registry"},
-              "store": {"store"}, "vault": {"vault", "passwords"}, "breakers": {"breakers"}},
-    "basics": {"basics": {"errors", "config", "context", "__init__"}},
+              "store": {"store"}, "vault": {"vault", "passwords"}, "breakers": {"breakers"},
+              "shared": {"shared"}},
+    "basics": {"basics": {"errors", "config", "context", "current", "__init__"}},
 }
 ORDER = list(LAYERS)
 
@@ -108,6 +109,27 @@ def imports_text(path: Path) -> str:
     return " ".join(ast.unparse(n) for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)))
 
 
+def test_the_package_imports_nothing_from_the_repository_around_it() -> None:
+    """training/, bench/, tests/ and the dashboard's sources use llmproxy, never the other way round:
+    the installed package stands alone."""
+    outside = {"training", "bench", "tests"}
+    for path in modules():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            for name in names:
+                assert name.split(".")[0] not in outside, f"{path.relative_to(REPO)} imports {name}"
+
+
+def test_every_package_is_placed() -> None:
+    """Each package and module of llmproxy sits in one layer (place() raises for a new one)."""
+    tops = {p.relative_to(REPO / "llmproxy").parts[0].removesuffix(".py") for p in modules()}
+    placed = {name for families in LAYERS.values() for names in families.values() for name in names}
+    assert tops <= placed, f"not in LAYERS: {sorted(tops - placed)}"
+    assert not placed - tops, f"LAYERS names modules that are gone: {sorted(placed - tops)}"
+
+
 def test_only_config_reads_the_environment() -> None:
     for path in modules():
         if path.relative_to(REPO / "llmproxy").as_posix() in ("config.py", "cli/__init__.py"):
@@ -149,9 +171,33 @@ def test_store_protocols_and_records_know_no_backend() -> None:
         assert "aiosqlite" not in text and "sqlite" not in text and "_sql" not in text, f"store/{name}: {text}"
 
 
+def test_shared_state_knows_no_stage() -> None:
+    """shared/ (Redis) serves the stages through narrow hooks; it imports only basics and itself."""
+    for path in sorted((REPO / "llmproxy" / "shared").glob("*.py")):
+        assert set(imports(path)) <= {"config", "context", "shared"}, f"shared/{path.name}: {imports(path)}"
+
+
 def test_admin_holds_no_sql() -> None:
     """Queries live in the store of their component; admin/ only asks it."""
     for path in sorted((REPO / "llmproxy" / "admin").glob("*.py")):
         text = path.read_text()
         for word in ("SELECT ", "INSERT ", "UPDATE ", "DELETE FROM", ".execute("):
             assert word not in text, f"admin/{path.name} has SQL ({word.strip()})"
+
+
+def test_only_the_store_knows_the_database_drivers_and_only_backends_picks_one() -> None:
+    """asyncpg and aiosqlite stay inside store/; above it, modules reach a backend only through
+    store/backends.open_stores and the Protocols, so no stage knows which database answers."""
+    backend_modules = ("pg_keys", "pg_usage", "postgres", "pg_sql", "sqlite", "usage_sql", "keys_sql")
+    for path in modules():
+        rel = path.relative_to(REPO / "llmproxy")
+        text = imports_text(path)
+        if rel.parts[0] == "store":
+            continue
+        assert "asyncpg" not in text, f"{rel} imports asyncpg: PostgreSQL belongs in store/"
+        for name in ("pg_keys", "pg_usage", "postgres", "pg_sql"):
+            assert f"store.{name}" not in text, f"{rel} imports store.{name}: ask store/backends.open_stores"
+    store = REPO / "llmproxy" / "store"
+    for name in ("pg_keys", "pg_usage", "pg_sql"):
+        assert "aiosqlite" not in imports_text(store / f"{name}.py"), f"store/{name}.py imports aiosqlite"
+    assert {p.stem for p in store.glob("*.py")} >= set(backend_modules)

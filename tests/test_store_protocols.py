@@ -1,6 +1,7 @@
-"""The SQLite stores implement the Protocols a PostgreSQL backend will implement next
-(store/protocols.py), checked structurally: every method the Protocol names is on the class, is a
-coroutine function, and takes the same parameters (names, kinds, which have defaults)."""
+"""The SQLite and PostgreSQL stores implement the same Protocols (store/protocols.py), checked
+structurally: every method the Protocol names is on the class, is a coroutine function, and takes
+the same parameters (names, kinds, which have defaults). Their behaviour, the same on both
+backends, is tested in tests/scale/test_store_backends.py."""
 from __future__ import annotations
 
 import inspect
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 
 from llmproxy.store.keys_sql import KeysDB
+from llmproxy.store.pg_keys import PostgresKeysStore
+from llmproxy.store.pg_usage import PostgresUsageStore
 from llmproxy.store.protocols import KeysStore, ResponsesStore, UsageStore
 from llmproxy.store.responses_sql import SQLiteResponsesStore
 from llmproxy.store.usage_sql import SQLiteUsageStore
@@ -38,9 +41,11 @@ def problems(protocol: type, cls: type) -> list[str]:
 
 
 @pytest.mark.parametrize(("protocol", "cls"), [(UsageStore, SQLiteUsageStore), (KeysStore, KeysDB),
+                                              (UsageStore, PostgresUsageStore), (KeysStore, PostgresKeysStore),
                                                (ResponsesStore, SQLiteResponsesStore)],
-                         ids=["usage", "keys", "responses"])
-def test_sqlite_store_satisfies_its_protocol(protocol: type, cls: type) -> None:
+                         ids=["usage-sqlite", "keys-sqlite", "usage-postgresql", "keys-postgresql",
+                                                    "responses-sqlite"])
+def test_every_backends_store_satisfies_its_protocol(protocol: type, cls: type) -> None:
     assert members(protocol), "the Protocol lists no methods"
     assert problems(protocol, cls) == []
 

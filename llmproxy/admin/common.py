@@ -11,11 +11,13 @@ from starlette.responses import Response
 
 from ..context import Principal, RequestContext
 from ..errors import PermissionDenied
+from ..pipeline import Gateway
 from ..validation import parse_object
 
 
-def gateway(request: Request) -> Any:
-    return request.app.state.gateway
+def gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
 
 
 async def caller(request: Request, *, role: str = "admin") -> Principal:

@@ -23,7 +23,9 @@ from ..auth import ROLES, new_key
 from ..config import LABELS, STRATEGIES, LimitSettings
 from ..context import Principal, model_allowed
 from ..errors import InvalidRequest, NotFound, PermissionDenied
-from ..store.keys_sql import KeyRecord, KeysDB, TooManyKeys
+from ..store.keys_sql import KeyRecord, TooManyKeys
+from ..store.protocols import KeysStore
+from ..pipeline import Gateway
 from .common import actor, caller, gateway, json_body, json_response
 
 PERIODS = ("day", "month", "total")
@@ -163,7 +165,7 @@ def key_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     return out
 
 
-async def create_key(db: KeysDB, who: str, fields: dict[str, Any], *,
+async def create_key(db: KeysStore, who: str, fields: dict[str, Any], *,
                      max_per_owner: int | None = None) -> tuple[str, str]:
     """Store a new key; returns its id and its value (never stored, shown this once). Past
     `max_per_owner` live keys of its owner: InvalidRequest 409 too_many_keys."""
@@ -178,7 +180,7 @@ async def create_key(db: KeysDB, who: str, fields: dict[str, Any], *,
     return key_id, value
 
 
-async def rotate_key(db: KeysDB, who: str, key_id: str, grace_s: float) -> str:
+async def rotate_key(db: KeysStore, who: str, key_id: str, grace_s: float) -> str:
     value, digest, prefix = new_key()
     await db.rotate_key(who, key_id, digest, prefix, grace_s)
     return value
@@ -317,7 +319,7 @@ async def rotate(request: Request) -> Response:
     return json_response({**await _reloaded(gw, record.id), "key": value, "grace_s": grace})
 
 
-async def _reloaded(gw: Any, key_id: str) -> dict[str, Any]:
+async def _reloaded(gw: Gateway, key_id: str) -> dict[str, Any]:
     """The key as the API shows it, after the change is live in the gateway's auth."""
     await gw.access.reload()
     record: KeyRecord | None = await gw.access.db.key(key_id)

@@ -28,7 +28,7 @@ from ..errors import InvalidRequest
 from ..registry import LongContext, ModelEntry, Registry
 from ..router import blended_price, ready_provider
 from ..store.records import Window
-from ..store.usage_sql import SQLiteUsageStore
+from ..store.protocols import UsageStore
 from ..usage import cost_usd
 from .common import caller, gateway, json_response
 from .usage import scope, time_range
@@ -75,7 +75,7 @@ def frontier_model(registry: Registry, settings: Any, asked: str | None) -> Mode
     return max(pool, key=lambda m: (m.quality or 0.0, blended_price(m)))
 
 
-async def auto_savings(store: SQLiteUsageStore, window: Window, frontier: ModelEntry | None) -> dict[str, Any]:
+async def auto_savings(store: UsageStore, window: Window, frontier: ModelEntry | None) -> dict[str, Any]:
     """Auto-routed requests: what they cost, and what the frontier model would have charged for them."""
     threshold = frontier.long_context.threshold if frontier is not None and frontier.long_context else None
     # Grouped by the frontier's long-context tier: within a tier the price is linear in the tokens,
@@ -117,7 +117,7 @@ async def overview(request: Request) -> Response:
     bucket = pick_bucket(until - since, params.get("bucket_s"))
     key_id, user = scope(principal, params.get("key_id") or None)
     window = Window(since, until, key_id, user)
-    store = SQLiteUsageStore.over(gw.store.db)
+    store = gw.usage_reports
     first = int(since // bucket)
     totals = with_rates((await store.overview("all", window)).get("all") or _empty())
     buckets = await store.overview("bucket", window, bucket_s=bucket)

@@ -3,7 +3,6 @@ characters) at most, never returned or logged in full. A key configured in the e
 llmproxy.toml wins over the vault's; the listing says which one is in effect."""
 from __future__ import annotations
 
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,11 +10,12 @@ from starlette.routing import Route
 
 from ..errors import InvalidRequest, NotFound, ServiceUnavailable
 from ..vault import VaultError
+from ..pipeline import Gateway
 from .common import actor, caller, gateway, json_body, json_response
 
 
-def provider_status(gw: Any) -> list[dict[str, object]]:
-    """`gw` is the Gateway as common.gateway() hands it (Any until the Gateway's fields are all typed)."""
+def provider_status(gw: Gateway) -> list[dict[str, object]]:
+    """Each configured provider: where its key comes from, and the vault's entry if it holds one."""
     access = gw.access
     settings = gw.settings
     stored = {row["provider"]: row for row in access.vault.rows}

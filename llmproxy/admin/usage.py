@@ -17,7 +17,6 @@ from ..context import Principal
 from ..errors import InvalidRequest, PermissionDenied
 from ..store import usage_sql
 from ..store.protocols import UsageStore
-from ..store.usage_sql import SQLiteUsageStore
 from .common import caller, gateway, json_response
 
 DEFAULT_GROUP_BY = ("day", "key", "model", "provider")
@@ -142,7 +141,7 @@ def wants_csv(request: Request) -> bool:
 async def usage(request: Request) -> Response:
     principal = await caller(request, role="user")
     as_csv = wants_csv(request)
-    doc = await report(SQLiteUsageStore.over(gateway(request).store.db), request.query_params, principal)
+    doc = await report(gateway(request).usage_reports, request.query_params, principal)
     if as_csv:
         return Response(to_csv(doc), media_type="text/csv; charset=utf-8",
                         headers={"content-disposition": 'attachment; filename="usage.csv"'})

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from ..auth import ROLES
 from ..errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from ..passwords import check_strength, hash_password
+from ..store.records import UserRecord
 from .common import actor, caller, gateway, json_body, json_response
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-")
@@ -81,8 +82,7 @@ async def create(request: Request) -> Response:
     digest = await asyncio.to_thread(hash_password, password)
     await access.db.insert_user(actor(principal), name, digest, role)
     await access.reload()
-    user = access.auth.user(name)
-    return json_response(user.public(), 201)
+    return json_response(_reloaded(access.auth.user(name), name).public(), 201)
 
 
 async def update(request: Request) -> Response:
@@ -107,7 +107,14 @@ async def update(request: Request) -> Response:
     except LookupError:
         raise NotFound(f"no user '{name}'") from None
     await access.reload()
-    return json_response(access.auth.user(name).public())
+    return json_response(_reloaded(access.auth.user(name), name).public())
+
+
+def _reloaded(user: UserRecord | None, name: str) -> UserRecord:
+    """The user just written, as the reload found it (gone only if another process deleted it since)."""
+    if user is None:
+        raise NotFound(f"no user '{name}'")
+    return user
 
 
 async def delete(request: Request) -> Response:

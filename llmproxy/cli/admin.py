@@ -22,8 +22,8 @@ from ..auth import ROLES
 from ..config import LABELS, STRATEGIES, Settings
 from ..errors import GatewayError
 from ..passwords import check_strength, hash_password
-from ..store.keys_sql import KeysDB
-from ..store.sqlite import SQLiteStore
+from ..store.backends import open_stores
+from ..store.protocols import KeysStore
 from ..vault import Vault, VaultError, VaultKey, key_file_path, load_key, new_key_text, rotate, write_key_file
 
 COMMANDS = ("users", "keys", "secrets")
@@ -85,11 +85,11 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None,
 
 
 async def _with_db(settings: Settings, handler: Any, args: argparse.Namespace, stdin: TextIO) -> Any:
-    store = await SQLiteStore.open(settings.data_dir / "llmproxy.db")
+    stores = await open_stores(settings)   # the gateway's backend: SQLite, or PostgreSQL when configured
     try:
-        return await handler(settings, KeysDB(store.db), args, stdin)
+        return await handler(settings, stores.keys, args, stdin)
     finally:
-        await store.close()
+        await stores.close()
 
 
 def _actor() -> str:
@@ -104,7 +104,7 @@ def _read_secret(stdin: TextIO, prompt: str) -> str:
     return value.strip()
 
 
-async def _create_admin(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:
+async def _create_admin(settings: Settings, db: KeysStore, args: argparse.Namespace, stdin: TextIO) -> Any:
     password = _read_secret(stdin, f"password for {args.name}: ")
     problem = check_strength(password)
     if problem:
@@ -115,41 +115,41 @@ async def _create_admin(settings: Settings, db: KeysDB, args: argparse.Namespace
     return {"name": args.name, "role": "admin", "login": "POST /admin/login"}
 
 
-async def _public(db: KeysDB, key_id: str) -> dict[str, Any]:
+async def _public(db: KeysStore, key_id: str) -> dict[str, Any]:
     """The key as the command prints it; it exists, the command has just written it."""
     record = await db.key(key_id)
     assert record is not None
     return record.public()
 
 
-async def _keys_create(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:
+async def _keys_create(settings: Settings, db: KeysStore, args: argparse.Namespace, stdin: TextIO) -> Any:
     fields = key_fields(_key_body(args), creating=True)
     key_id, value = await create_key(db, _actor(), fields)
     return {**await _public(db, key_id), "key": value}
 
 
-async def _keys_list(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:
+async def _keys_list(settings: Settings, db: KeysStore, args: argparse.Namespace, stdin: TextIO) -> Any:
     return [r.public() for r in await db.keys()]
 
 
-async def _keys_update(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:
+async def _keys_update(settings: Settings, db: KeysStore, args: argparse.Namespace, stdin: TextIO) -> Any:
     fields = key_fields(_key_body(args), creating=False)
     await db.update_key(_actor(), args.key_id, fields)
     return await _public(db, args.key_id)
 
 
-async def _keys_revoke(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:
+async def _keys_revoke(settings: Settings, db: KeysStore, args: argparse.Namespace, stdin: TextIO) -> Any:
     await db.revoke_key(_actor(), args.key_id)
     return await _public(db, args.key_id)
 
 
-async def _keys_rotate(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:
+async def _keys_rotate(settings: Settings, db: KeysStore, args: argparse.Namespace, stdin: TextIO) -> Any:
     grace = settings.auth.rotation_grace_s if args.grace is None else args.grace
     value = await rotate_key(db, _actor(), args.key_id, grace)
     return {**await _public(db, args.key_id), "key": value, "grace_s": grace}
 
 
-async def _secrets_add(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:
+async def _secrets_add(settings: Settings, db: KeysStore, args: argparse.Namespace, stdin: TextIO) -> Any:
     if settings.provider(args.provider) is None:
         raise ValueError(f"no provider '{args.provider}' is configured; add it to llmproxy.toml first")
     value = _read_secret(stdin, f"API key for {args.provider}: ")
@@ -160,12 +160,12 @@ async def _secrets_add(settings: Settings, db: KeysDB, args: argparse.Namespace,
     return _secret_rows(settings, await _rows(db, vault))
 
 
-async def _secrets_list(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:
+async def _secrets_list(settings: Settings, db: KeysStore, args: argparse.Namespace, stdin: TextIO) -> Any:
     vault = Vault(load_key(settings, want_id=await db.vault_key_id()), settings)
     return _secret_rows(settings, await _rows(db, vault))
 
 
-async def _secrets_rotate(settings: Settings, db: KeysDB, args: argparse.Namespace, stdin: TextIO) -> Any:
+async def _secrets_rotate(settings: Settings, db: KeysStore, args: argparse.Namespace, stdin: TextIO) -> Any:
     old = load_key(settings, want_id=await db.vault_key_id())
     text = _read_secret(stdin, "new vault key: ") if args.new_key_stdin else new_key_text()
     if len(text) < 16:
@@ -189,7 +189,7 @@ async def _secrets_rotate(settings: Settings, db: KeysDB, args: argparse.Namespa
     return result
 
 
-async def _rows(db: KeysDB, vault: Vault) -> list[dict[str, Any]]:
+async def _rows(db: KeysStore, vault: Vault) -> list[dict[str, Any]]:
     await vault.load(db)
     return vault.rows
 

@@ -16,6 +16,7 @@ from ..config import Settings
 from ..registry import RegistryError, load_document, load_registry
 from ..registry.versions import diff_documents, list_versions, read_version
 from ..scheduler import RegistryBusy, RegistryUpdater
+from ..store.backends import open_stores
 
 
 def add_parser(sub: Any) -> None:
@@ -75,12 +76,22 @@ def _dispatch(settings: Settings, path: Path, args: argparse.Namespace) -> dict[
     if command == "diff":
         b = args.b if args.b is not None else load_document(path)[0]["version"]
         return diff_documents(read_version(path, args.a), read_version(path, b))
-    updater = RegistryUpdater(settings)
-    if command == "rollback":
-        written, changes = asyncio.run(updater.rollback(args.version))
-        return {"version": written["version"], "rolled_back_to": args.version, "diff": changes}
-    report = asyncio.run(updater.refresh(force=args.force, providers=args.providers))
-    return report.as_dict()
+    return asyncio.run(_write(settings, args))
+
+
+async def _write(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """A refresh or rollback, published to the deployment's database when one is configured."""
+    stores = await open_stores(settings) if settings.database.url is not None else None
+    try:
+        updater = RegistryUpdater(settings, history=stores.registry if stores is not None else None)
+        if args.registry_command == "rollback":
+            written, changes = await updater.rollback(args.version)
+            return {"version": written["version"], "rolled_back_to": args.version, "diff": changes}
+        report = await updater.refresh(force=args.force, providers=args.providers)
+        return report.as_dict()
+    finally:
+        if stores is not None:
+            await stores.close()
 
 
 def _text(command: str, result: dict[str, Any]) -> str:

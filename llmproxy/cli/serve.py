@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import gc
 import ipaddress
+import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,9 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--data-dir", help="directory for the SQLite file and other state (default ./data)")
     serve.add_argument("--log-format", choices=("json", "text"), help="log line format (default json)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="processes serving the port (default 1; more than 1 needs Redis: LLMPROXY_REDIS_URL)")
+    serve.add_argument("--fd", type=int, help=argparse.SUPPRESS)   # a worker's inherited socket (cli/workers.py)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -32,6 +36,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"llmproxy: refusing to listen on {settings.host} without a master key; "
               "set LLMPROXY_MASTER_KEY or listen on 127.0.0.1", file=sys.stderr)
         return 2
+    if args.workers != 1 and args.fd is None:
+        return _workers(settings, args)
     import uvicorn
 
     from ..app import create_app
@@ -39,8 +45,23 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     tune_gc()
     server = uvicorn.Server(uvicorn_config(create_app(settings), settings, loop=_loop()))
-    server.run()
+    server.run(sockets=None if args.fd is None else [socket.socket(fileno=args.fd)])
     return 0 if server.started else 3   # as uvicorn.run: 3 when it could not start (port taken...)
+
+
+def _workers(settings: Settings, args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        print("llmproxy: --workers must be 1 or more", file=sys.stderr)
+        return 2
+    if settings.redis.url is None:
+        print(f"llmproxy: refusing to start {args.workers} workers without shared state: each process would keep "
+              f"its own rate-limit windows, budgets and breakers, multiplying every limit by {args.workers}. "
+              "Set LLMPROXY_REDIS_URL (or url in the [redis] section of llmproxy.toml) to a Redis all workers "
+              "share, or run one worker.", file=sys.stderr)
+        return 2
+    from .workers import supervise
+
+    return supervise(settings, args.workers, args.config)
 
 
 def tune_gc() -> None:

@@ -64,11 +64,19 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None)
 
 
 async def _local(settings: Settings, data_dir: Any, params: Mapping[str, str]) -> dict[str, Any]:
+    from dataclasses import replace
     from pathlib import Path
 
+    from ..store.backends import open_stores
     from ..store.sqlite import SQLiteStore
     from ..store.usage_sql import SQLiteUsageStore
 
+    if settings.database.url is not None:   # the shared database the gateways write to
+        stores = await open_stores(replace(settings, data_dir=Path(data_dir)))
+        try:
+            return await report(stores.usage, params, _OPERATOR)
+        finally:
+            await stores.close()
     path = Path(data_dir) / "llmproxy.db"
     if not path.is_file():
         raise RuntimeError(f"no usage database at {path}; run the gateway first, pass --data-dir, or ask one with --url")

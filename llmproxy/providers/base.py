@@ -177,21 +177,22 @@ class Transport:
         except Exception as exc:  # noqa: BLE001 - translated to a gateway error, as above
             raise transport_error(provider, exc, first_byte_s(provider)) from None
         deadline = Deadline(provider)
-        relay = adapter.relay_stream(_read(resp, provider, deadline), model, state)
+        # From here on the stream object owns the response: every way out closes it through it.
+        stream = OpenStream(b"", adapter.relay_stream(_read(resp, provider, deadline), model, state), resp, 0.0)
         try:
-            first = await relay.__anext__()
-            if stream_opening(first) is False:
-                raise UpstreamError(f"{provider.name} failed at the start of the stream: {error_message(first)}")
+            stream.first = await stream.relay.__anext__()
+            if stream_opening(stream.first) is False:
+                raise UpstreamError(f"{provider.name} failed at the start of the stream: {error_message(stream.first)}")
         except StopAsyncIteration:
-            resp.close()
+            await stream.close()
             raise UpstreamError(f"{provider.name} ended the stream before sending anything") from None
         except BaseException:
-            resp.close()
-            await _aclose(relay)
+            await stream.close()
             raise
         deadline.opened()
         _idle(resp, provider)
-        return OpenStream(first, relay, resp, time.perf_counter() - started)
+        stream.seconds = time.perf_counter() - started
+        return stream
 
 
 class Deadline:
@@ -224,31 +225,28 @@ class Deadline:
 
 
 class OpenStream:
-    """A started upstream stream: the first output already read, the rest still to come."""
+    """A started upstream stream, and the one owner of its response: the first output already read
+    (`first`), the rest still to come (`relay`, the adapter's translation of the body, which only
+    iterates), and close(), which ends the response exactly once however the stream ends."""
 
-    __slots__ = ("first", "_relay", "_resp", "seconds")
+    __slots__ = ("first", "relay", "_resp", "seconds", "closed")
 
     def __init__(self, first: bytes, relay: AsyncIterator[bytes], resp: aiohttp.ClientResponse, seconds: float) -> None:
-        self.first, self._relay, self._resp, self.seconds = first, relay, resp, seconds
+        self.first, self.relay, self._resp, self.seconds = first, relay, resp, seconds
+        self.closed = False
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        clean = False
-        try:
-            yield self.first
-            async for piece in self._relay:
-                yield piece
-            clean = True
-        finally:
-            # A client that went away (or any failure) drops the upstream connection at once, so
-            # the provider stops generating; a clean end returns it to the pool.
-            if clean:
-                self._resp.release()
-            else:
-                self._resp.close()
-            await _aclose(self._relay)
-
-    def close(self) -> None:
-        self._resp.close()
+    async def close(self, *, clean: bool = False) -> None:
+        """A clean end (the provider finished it) returns the connection to the pool; anything
+        else (a client that left, a failure, a fallback) drops it at once, so the provider stops
+        generating. Later calls do nothing."""
+        if self.closed:
+            return
+        self.closed = True
+        if clean:
+            self._resp.release()
+        else:
+            self._resp.close()
+        await _aclose(self.relay)
 
 
 async def _read(resp: aiohttp.ClientResponse, provider: ProviderSettings, deadline: Deadline) -> AsyncIterator[bytes]:

@@ -3,11 +3,11 @@
 The cache opens two connections of its own on the gateway's database file: one that reads (a hit
 that fell out of memory) and one that writes (batched inserts, purges, the sweep) on a thread of
 its own. In WAL mode a reader never waits on a writer, so a long batch of usage rows or cache inserts cannot hold up a
-lookup. Rows go in in the order they were stored (an integer primary key that only grows), so a
-batch of inserts appends to the end of the table instead of touching a random page per row (on
-this machine's core: 5-10 instead of 45-70 us of CPU per row); a unique index on the first 64 bits
-of the cache key finds an entry, and the full key is kept to rule out a collision. The oldest
-entries are the first rows, so trimming to the size bound deletes from the front.
+lookup. Rows go in batch after batch (an integer primary key that only grows), so a batch of
+inserts appends to the end of the table instead of touching a random page per row (on this
+machine's core: 5-10 instead of 45-70 us of CPU per row); a unique index on the first 64 bits of
+the cache key finds an entry, and the full key is kept to rule out a collision. The oldest batches
+are the first rows, so trimming to the size bound deletes from the front.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -186,13 +187,22 @@ def _put_many(db: sqlite3.Connection, rows: Sequence[Row]) -> None:
     # Many rows per statement rather than executemany's one: the thread gives the GIL back and takes
     # it again around every statement. Only power-of-two sizes, so that the connection's statement
     # cache holds a handful of programs (one per size, the largest ~1 MB) instead of one per batch
-    # size seen.
+    # size seen. In id order: the id index then takes the batch page after page instead of at
+    # random (8192-row batches, 250,000 rows on disk: 8.6 -> 7.2 us of CPU per row). So within one
+    # batch (a second or two of answers) the seq order, which the size trim goes by, is the id's,
+    # not the answers'; from batch to batch it stays oldest first. (Giving each row the seq of its
+    # place instead costs 11.3 us: the table then takes rows out of order.) The sort is stable, so
+    # of two rows with one id the later still replaces the earlier.
+    rows = sorted(rows, key=_by_id)
     start = 0
     while start < len(rows):
         size = min(ROWS_PER_INSERT, 1 << ((len(rows) - start).bit_length() - 1))
         chunk = rows[start:start + size]
         db.execute(_INSERTS[size], [value for row in chunk for value in row])
         start += size
+
+
+_by_id = itemgetter(0)
 
 
 def _purge(db: sqlite3.Connection, key: str | None, model: str | None, tenants: list[str] | None) -> int:

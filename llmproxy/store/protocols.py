@@ -1,19 +1,24 @@
-"""What the rest of the gateway asks of each store: one Protocol per component, which the SQLite
-classes implement today and a PostgreSQL backend implements next.
+"""What the rest of the gateway asks of each store: one Protocol per component, implemented by the
+SQLite classes (the embedded default) and the PostgreSQL ones (several processes).
 
-    UsageStore   store/usage_sql.SQLiteUsageStore   the usage log, its roll-up and its reports
-    KeysStore    store/keys_sql.KeysDB              keys, users, provider credentials, the audit log
+    UsageStore   store/usage_sql.SQLiteUsageStore, store/pg_usage.PostgresUsageStore
+                 the usage log, its roll-up and its reports
+    KeysStore    store/keys_sql.KeysDB, store/pg_keys.PostgresKeysStore
+                 keys, users, provider credentials, the audit log
     CacheBackend cache.py (SQLiteCacheStore in store/cache_sql.py)   the response cache's disk tier
+    RegistryHistory store/pg_registry.PostgresRegistryHistory
+                 the deployment's published registry versions (one process: the files are the history)
     ResponsesStore store/responses_sql.SQLiteResponsesStore   stored Responses API answers
 
 Only the calls made from outside store/ are here; opening and closing a store is the business of
-whoever builds it (app.py, the CLI), since that is where the backends differ. Records crossing
-this seam are in store/records.py. tests/test_store_protocols.py checks the SQLite classes
-against these structurally.
+store/backends.open_stores, the one place that picks a backend from the settings. Records crossing
+this seam are in store/records.py. tests/test_store_protocols.py checks every class against these
+structurally, tests/scale/test_store_backends.py their behaviour on both backends.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from .records import AutoRouted, CredentialRow, KeyRecord, StoredResponse, UserRecord, Window
@@ -92,6 +97,22 @@ class KeysStore(Protocol):
 
     async def audit_entries(self, *, limit: int = 100, since: float | None = None,
                             actor: str | None = None) -> list[dict[str, Any]]: ...
+
+
+class RegistryHistory(Protocol):
+    def exclusive(self) -> AbstractAsyncContextManager[bool]:
+        """Try to become the deployment's one registry writer, without waiting: yields whether it did."""
+        ...
+
+    async def publish(self, version: int, document: bytes) -> bool:
+        """Record a version written (its models.json bytes); False when that number is taken."""
+        ...
+
+    async def latest(self) -> int:
+        """The newest published version; 0 when none was."""
+        ...
+
+    async def read(self, version: int) -> bytes | None: ...
 
 
 class ResponsesStore(Protocol):

@@ -82,6 +82,35 @@ class CredentialRow:
     updated_at: float
 
 
+class UsageRow(NamedTuple):
+    """One finished request in the usage log: the usage table's columns, in order (the log line of
+    the request is made from it too)."""
+
+    ts: float                        # when the request started (unix seconds)
+    request_id: str
+    key_id: str | None
+    user: str | None
+    requested_model: str
+    model: str | None                # the model that answered (or was last tried)
+    provider: str | None
+    strategy: str | None
+    complexity: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cached_tokens: int | None
+    reasoning_tokens: int | None
+    cost_usd: float | None
+    latency_ms: float
+    ttft_ms: float | None
+    overhead_ms: float
+    cache: str                       # hit, miss or bypass
+    attempts: int
+    status: int
+    error_type: str | None
+    saved_usd: float | None          # what a cache hit saved
+    cache_write_tokens: int | None
+
+
 class Window(NamedTuple):
     """Raw log rows in [since, until) (unix seconds), optionally of one key or one user."""
 

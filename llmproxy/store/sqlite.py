@@ -7,6 +7,8 @@ event loop never waits on the disk.
 """
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import logging
 import os
 from pathlib import Path
@@ -63,8 +65,23 @@ class SQLiteStore:
         await db.execute("PRAGMA synchronous=NORMAL")
         await db.execute("PRAGMA busy_timeout=5000")
         store = cls(db, path)
-        await store._migrate()
+        try:
+            await store._migrate_alone()
+        except BaseException:
+            await db.close()
+            raise
         return store
+
+    async def _migrate_alone(self) -> None:
+        """Migrate under an exclusive lock on a file beside the database: workers started together
+        on a new file (`serve --workers N`) would otherwise all find version 0 and run the same
+        CREATE TABLEs; the first migrates, the others wait and find nothing left to do."""
+        fd = os.open(self.path.with_name(self.path.name + ".migrate-lock"), os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            await self._migrate()
+        finally:
+            os.close(fd)   # releases the lock
 
     async def _migrate(self) -> None:
         await self.db.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")

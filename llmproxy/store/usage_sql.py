@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from .cache_sql import connect_writer, transaction
-from .records import AutoRouted, Window
+from .records import AutoRouted, UsageRow, Window
 from .transactions import Transactions
 
 T = TypeVar("T")
@@ -111,10 +111,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-COLUMNS = ("ts", "request_id", "key_id", "user", "requested_model", "model", "provider", "strategy",
-           "complexity", "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens",
-           "cost_usd", "latency_ms", "ttft_ms", "overhead_ms", "cache", "attempts", "status", "error_type",
-           "saved_usd", "cache_write_tokens")
+COLUMNS = UsageRow._fields
 _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 ROWS_PER_INSERT = 256   # a power of two; 23 values a row: under SQLite's limit of 32766 per statement
 # Only power-of-two sizes: the connection's statement cache then holds a handful of programs.

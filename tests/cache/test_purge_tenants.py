@@ -99,7 +99,7 @@ async def test_a_tenant_family_matches_its_restrictions_and_nothing_else(tmp_pat
             key = f"{i + 1:016x}" + "0" * 16
             entry = Entry(key, entry_id(key), tenant, "gpt-4o-mini", None, None, 0.0, time.time() + 60, None, b"{}")
             cache.memory.put(entry)
-            cache._pending.append(entry)
+            cache._pending.append(entry.row())
         await cache._flush()
         families = {"key:ab", "user:https://idp/#auth0|42"}
         assert await cache.purge(tenants=families) == 4

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from llmproxy.cache import ResponseCache
-from llmproxy.cache_memory import ENTRY_OVERHEAD
+from llmproxy.cache_memory import ENTRY_OVERHEAD, QUEUED_OVERHEAD
 from llmproxy.config import CacheKeySettings, CacheSettings
 from llmproxy.context import Principal, RequestContext
 from llmproxy.errors import InvalidRequest
@@ -329,10 +329,10 @@ async def test_a_writer_holding_the_database_does_not_block_lookups(opened: Call
 
 async def test_the_disk_is_trimmed_to_its_byte_bound_oldest_first(opened: Callable[..., Any]) -> None:
     cache = await opened()
-    for name in "abcd":
+    for name in "abcd":   # one write batch each: oldest first holds from batch to batch
         await miss_then_store(cache, context(request(name)), answer(name, pad=1000))
         await asyncio.sleep(0.01)
-    await cache._flush()
+        await cache._flush()
     row_size = len(answer("a", pad=1000))
     removed = await cache._backend.sweep(time.time(), 2 * row_size)   # type: ignore[union-attr]  # this cache has a disk
     assert removed == 2
@@ -358,7 +358,7 @@ class StuckWriter:
 async def test_a_disk_that_cannot_keep_up_sheds_writes_within_the_byte_bound(
         opened: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
     body = answer("x", pad=2000)
-    entry_bytes = len(body) + ENTRY_OVERHEAD
+    entry_bytes = len(body) + QUEUED_OVERHEAD
     backend = StuckWriter(await SQLiteCacheStore.open(opened.db_path))
     cache = ResponseCache(replace(CacheSettings(), max_write_queue_bytes=10 * entry_bytes), backend)  # type: ignore[arg-type]  # a test double
     await cache.start()

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import openai
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmproxy.context import Attempt, RequestContext
 from llmproxy.breakers import Breaker, Health
+from llmproxy.cache import ResponseCache
+from llmproxy.config import CacheSettings, ProviderSettings, Settings
+from llmproxy.context import Attempt, RequestContext
+from llmproxy.current import Current
 from llmproxy.metrics import Metrics
+from llmproxy.usage import UsageRecorder
 from llmproxy.registry import ModelEntry, build_registry
 from tests.fakes.openai_server import FakeState
 
@@ -98,15 +104,9 @@ def entry(id_: str) -> ModelEntry:
     return ModelEntry(id=id_, provider="openai", provider_model=id_, input_per_mtok=1.0, output_per_mtok=2.0)
 
 
-class _Memory:
-    bytes, evictions = 2048, 2
-
-    def __len__(self) -> int:
-        return 5
-
-
-def stand_in_gateway() -> SimpleNamespace:
-    """Components with the attributes the collectors read, as the real ones expose them."""
+def components(tmp_path: Path) -> Metrics:
+    """Metrics over real components (a registry, settings, breakers, a cache and a usage queue),
+    each in a known state."""
     now_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 120))
     registry = build_registry([entry("gpt-4o"), entry("o3")], version=7,
                               providers={"openai": {"status": "ok", "last_success": now_iso},
@@ -114,17 +114,23 @@ def stand_in_gateway() -> SimpleNamespace:
     health = Health()
     health.breakers["openai"] = Breaker(failures=5, open_until=time.monotonic() + 30)
     health.breakers["anthropic"] = Breaker()
-    provider = SimpleNamespace(name="openai", kind="openai", models=())
-    settings = SimpleNamespace(provider=lambda name: provider if name == "openai" else None)
-    cache = SimpleNamespace(hits=4, misses=6, bypasses=1, stores=6, disk_hits=1, disk_errors=0, dropped_writes=0,
-                            memory=_Memory())
-    usage = SimpleNamespace(depth=3, written=10, dropped=2, write_failures=1)
-    return SimpleNamespace(registry=registry, health=health, settings=settings, cache=cache, usage=usage)
+    settings = Settings(data_dir=tmp_path, providers=(ProviderSettings(name="openai", kind="openai",
+                                                                       base_url="http://127.0.0.1:9"),))
+    cache = ResponseCache(CacheSettings())
+    cache.hits, cache.misses, cache.bypasses, cache.stores, cache.disk_hits = 4, 6, 1, 6, 1
+    usage = UsageRecorder(_nowhere, interval_s=60, batch_size=10, max_rows=3)
+    for _ in range(5):
+        usage.add(())
+    usage.written, usage.write_failures = 10, 1
+    return Metrics(Current(settings), Current(registry), usage=usage, cache=cache, breakers=health, process=False)
 
 
-def test_scrape_time_series_from_the_other_components() -> None:
-    gw = stand_in_gateway()
-    metrics = Metrics(gw, process=False)
+async def _nowhere(rows: Any) -> None:
+    raise AssertionError("the queue is never flushed here")
+
+
+def test_scrape_time_series_from_the_other_components(tmp_path: Path) -> None:
+    metrics = components(tmp_path)
     m = {f.name: f for f in text_string_to_metric_families(metrics.render().decode())}
     assert value(m, "llmproxy_registry_version", "llmproxy_registry_version") == 7
     age = value(m, "llmproxy_registry_last_success_age_seconds", "llmproxy_registry_last_success_age_seconds",
@@ -135,30 +141,36 @@ def test_scrape_time_series_from_the_other_components() -> None:
     assert value(m, "llmproxy_circuit_breaker_state", "llmproxy_circuit_breaker_state", provider="anthropic") == 0
     assert value(m, "llmproxy_cache_lookups", "llmproxy_cache_lookups_total", result="hit") == 4
     assert value(m, "llmproxy_cache_lookups", "llmproxy_cache_lookups_total", result="miss") == 6
-    assert value(m, "llmproxy_cache_evictions", "llmproxy_cache_evictions_total") == 2
-    assert value(m, "llmproxy_cache_memory_entries", "llmproxy_cache_memory_entries") == 5
+    assert value(m, "llmproxy_cache_memory_entries", "llmproxy_cache_memory_entries") == len(metrics.cache.memory)
+    assert value(m, "llmproxy_cache_stores", "llmproxy_cache_stores_total") == 6
     assert value(m, "llmproxy_usage_queue_depth", "llmproxy_usage_queue_depth") == 3
     assert value(m, "llmproxy_usage_rows_dropped", "llmproxy_usage_rows_dropped_total") == 2
+    assert value(m, "llmproxy_usage_rows_written", "llmproxy_usage_rows_written_total") == 10
 
 
-def test_a_missing_or_odd_component_does_not_break_the_scrape() -> None:
-    gw = SimpleNamespace(registry=None, health=SimpleNamespace(breakers="not a mapping"), cache=object())
-    m = {f.name: f for f in text_string_to_metric_families(Metrics(gw, process=False).render().decode())}
-    assert "llmproxy_requests" in m and "llmproxy_registry_version" not in m
+def test_a_failing_component_does_not_break_the_scrape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    metrics = components(tmp_path)
+
+    def broken() -> None:
+        raise RuntimeError("a counter went missing")
+
+    monkeypatch.setattr(metrics.cache, "counters", broken)
+    m = {f.name: f for f in text_string_to_metric_families(metrics.render().decode())}
+    assert "llmproxy_requests" in m and "llmproxy_registry_version" in m and "llmproxy_usage_queue_depth" in m
+    assert "llmproxy_cache_lookups" not in m and "llmproxy_cache_memory_bytes" not in m   # all of it or none
 
 
-def test_observe_bounds_labels_and_counts_fallbacks_and_rejections() -> None:
-    gw = stand_in_gateway()
-    metrics = Metrics(gw, process=False)
+def test_observe_bounds_labels_and_counts_fallbacks_and_rejections(tmp_path: Path) -> None:
+    metrics = components(tmp_path)
     provider = SimpleNamespace(name="openai", kind="openai", models=())
     for name in ("gpt-4o", "openai/whatever-1", "openai/whatever-2"):
         ctx = RequestContext(request_id="r", body={})
         ctx.model, ctx.provider, ctx.status = entry(name), provider, 200   # type: ignore[assignment]  # a stand-in provider
         ctx.attempts = [Attempt("openai", "o3", 503), Attempt("openai", name, 200)]
         metrics.observe(ctx, 0.01, 0.0001)
-    hit = RequestContext(request_id="r", body={})   # a cache hit: no provider call, named by its headers
+    hit = RequestContext(request_id="r", body={})   # a cache hit: no provider call, named by what it replays
     hit.cache_status, hit.cost_usd, hit.saved_usd = "hit", 0.0, 0.25
-    hit.response_headers.update({"x-llmproxy-model": "gpt-4o", "x-llmproxy-provider": "openai"})
+    hit.served_model, hit.served_provider = "gpt-4o", "openai"
     metrics.observe(hit, 0.01, 0.0001)
     limited = RequestContext(request_id="r", body={})
     limited.status, limited.error_type = 429, "rate_limit_exceeded"
@@ -176,8 +188,8 @@ def test_observe_bounds_labels_and_counts_fallbacks_and_rejections() -> None:
     assert value(m, "llmproxy_cache_requests", "llmproxy_cache_requests_total", result="hit") == 1
 
 
-def test_each_app_has_its_own_registry() -> None:
-    a, b = Metrics(None, process=False), Metrics(None, process=False)
+def test_each_app_has_its_own_registry(tmp_path: Path) -> None:
+    a, b = components(tmp_path), components(tmp_path)
     ctx = RequestContext(request_id="r", body={})
     a.observe(ctx, 0.01, 0.0001)
     assert b"llmproxy_requests_total{" in a.render()

@@ -13,19 +13,19 @@ def fail(provider: str = "p", **kw: object) -> Attempt:
 def test_breaker_opens_after_consecutive_failures_then_half_opens_and_closes() -> None:
     h = Health(failures=3, cooldown_s=0.2)
     h.observe([fail(), fail()])
-    assert h.states() == {"p": CLOSED}
+    assert h.stats() == {"p": CLOSED}
     h.observe([fail()])
-    assert h.states() == {"p": OPEN} and not h.available("p")
+    assert h.stats() == {"p": OPEN} and not h.available("p")
     time.sleep(0.25)
-    assert h.states() == {"p": HALF_OPEN} and h.available("p")
+    assert h.stats() == {"p": HALF_OPEN} and h.available("p")
     h.begin("p")                              # the one trial request
     assert not h.available("p")               # others wait while it runs
     h.observe([fail()])                       # the trial failed: open again
-    assert h.states() == {"p": OPEN}
+    assert h.stats() == {"p": OPEN}
     time.sleep(0.25)
     h.begin("p")
     h.observe([Attempt("p", "m", 200, ms=50)])
-    assert h.states() == {"p": CLOSED}
+    assert h.stats() == {"p": CLOSED}
 
 
 def test_non_retryable_errors_do_not_count() -> None:
@@ -56,7 +56,7 @@ def test_a_trial_that_never_reports_expires() -> None:
     h.begin("p")                              # the trial request's client leaves: nothing is observed
     assert not h.available("p")
     time.sleep(0.12)
-    assert h.states() == {"p": HALF_OPEN}     # another trial may go
+    assert h.stats() == {"p": HALF_OPEN}     # another trial may go
 
 
 def test_a_callers_error_on_the_trial_closes_the_breaker() -> None:
@@ -65,7 +65,7 @@ def test_a_callers_error_on_the_trial_closes_the_breaker() -> None:
     time.sleep(0.12)
     h.begin("p")
     h.observe([Attempt("p", "m", 400, retryable=False)])
-    assert h.states() == {"p": CLOSED}
+    assert h.stats() == {"p": CLOSED}
 
 
 def test_latency_map_is_bounded() -> None:

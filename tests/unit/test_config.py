@@ -63,3 +63,20 @@ def test_bad_config_names_the_problem(tmp_path: Path, text: str, needle: str) ->
 def test_secret_repr_hides_value() -> None:
     s = Secret("sk-very-secret-value")
     assert "very-secret" not in repr(s) and "very-secret" not in str(s)
+
+
+def test_redis_from_file_or_env_and_no_redis_by_default(tmp_path: Path) -> None:
+    assert load_settings(None, {}).redis.url is None
+    path = tmp_path / "llmproxy.toml"
+    path.write_text('[redis]\nurl = "redis://:pw@cache:6379/2"\nfallback_processes = 3\ntimeout_s = 0.2\n')
+    from_file = load_settings(path, {}).redis
+    assert from_file.url is not None and from_file.url.value == "redis://:pw@cache:6379/2"
+    assert (from_file.fallback_processes, from_file.timeout_s) == (3, 0.2)
+    assert "pw" not in repr(from_file)   # the url may hold a password: shown as a Secret
+    env = load_settings(path, {"LLMPROXY_REDIS_URL": "redis://other:6379/0"}).redis
+    assert env.url is not None and env.url.value == "redis://other:6379/0"
+    for text, needle in (('[redis]\nurl = "http://x"\n', "redis://"), ("[redis]\nheartbeat_s = 0\n", "redis.heartbeat_s"),
+                         ("[redis]\nurll = 1\n", "redis.urll")):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=needle):
+            load_settings(path, {})

@@ -1,0 +1,1 @@
+"""Shared state for a deployment of several gateway processes: Redis behind small classes."""

@@ -1,0 +1,86 @@
+"""The shared-state parts on a real redis-server, without gateways: breakers announced to another
+process, the registry lock held by one process at a time, the heartbeat's live count, and a link
+that goes down at once and comes back by itself."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from llmproxy.breakers import OPEN, Health
+from llmproxy.config import RedisSettings, Secret
+from llmproxy.context import Attempt
+from llmproxy.shared.deployment import Deployment
+from llmproxy.shared.redis_link import RedisDown
+from tests.scale.redis_server import RedisServer
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
+
+
+def settings(server: RedisServer) -> RedisSettings:
+    return RedisSettings(url=Secret(server.url), heartbeat_s=0.1, timeout_s=0.5)
+
+
+async def wait_until(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(3.0):
+        while not check():   # noqa: ASYNC110 - polling state that another task's I/O changes
+            await asyncio.sleep(0.02)
+
+
+async def test_a_breaker_opened_in_one_process_holds_the_provider_off_in_the_other(redis_server: RedisServer) -> None:
+    one, other = await Deployment.open(settings(redis_server)), await Deployment.open(settings(redis_server))
+    assert one is not None and other is not None
+    try:
+        here, there = Health(failures=1, cooldown_s=30), Health(failures=1, cooldown_s=30)
+        here.on_open = lambda provider, seconds: one.notifier.publish("breaker", provider=provider, seconds=seconds)
+        other.notifier.on("breaker", lambda m: there.hold(m["provider"], m["seconds"]) if m["kind"] == "breaker" else None)
+        await asyncio.sleep(0.2)   # both subscribed
+        here.observe([Attempt("openai", "gpt-4o-mini", 429, retryable=True, retry_after_s=20.0)])
+        assert here.stats() == {"openai": OPEN}
+        await wait_until(lambda: there.stats().get("openai") == OPEN)
+        assert not there.available("openai")
+    finally:
+        await one.close()
+        await other.close()
+
+
+async def test_the_registry_lock_is_held_by_one_process_at_a_time(redis_server: RedisServer) -> None:
+    one, other = await Deployment.open(settings(redis_server)), await Deployment.open(settings(redis_server))
+    assert one is not None and other is not None
+    try:
+        async with one.registry_lock() as first:
+            async with other.registry_lock() as second:
+                assert first is True and second is False
+        async with other.registry_lock() as again:
+            assert again is True   # released
+        assert one.link.live_processes == 2 or other.link.live_processes == 2
+    finally:
+        await one.close()
+        await other.close()
+
+
+async def test_the_link_goes_down_at_once_and_comes_back_by_itself(redis_server: RedisServer) -> None:
+    deployment = await Deployment.open(settings(redis_server))
+    assert deployment is not None
+    link = deployment.link
+    try:
+        assert link.up
+        redis_server.stop()
+        with pytest.raises(RedisDown):
+            await link.run(lambda client: client.ping())
+        assert not link.up
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(RedisDown):   # no wait at all while down
+            await link.run(lambda client: client.ping())
+        assert asyncio.get_running_loop().time() - started < 0.01
+        redis_server.start()
+        await wait_until(lambda: link.up)
+        assert await link.run(lambda client: client.ping())
+    finally:
+        await deployment.close()
