@@ -9,6 +9,7 @@ cores, the gateway gets its own core and the upstream and the load generator sha
     .venv/bin/python bench/overhead.py                  # about a minute
     .venv/bin/python bench/overhead.py --concurrency 1,16 --duration 5 --stream 10
     .venv/bin/python bench/overhead.py --mode both    # chat and Anthropic Messages (Claude passthrough), same run
+    .venv/bin/python bench/overhead.py --mode responses   # chat, and /v1/responses translated and to OpenAI
     .venv/bin/python bench/overhead.py --limited-key --cache-unique --redis redis://127.0.0.1:6379/0
         # a key with limits (checked on every request), the cache on with unique bodies, state in Redis
 
@@ -49,6 +50,8 @@ MESSAGE = orjson.dumps({
     "content": [{"type": "text", "text": "Hello from the fake upstream."}], "stop_reason": "end_turn",
     "stop_sequence": None, "usage": {"input_tokens": 12, "output_tokens": 8}})
 MESSAGES_REQUEST = orjson.dumps({"model": CLAUDE, "max_tokens": 64, "messages": [{"role": "user", "content": "Say hello."}]})
+RESPONSES_REQUEST = orjson.dumps({"model": "fake-model", "input": "Say hello."})           # translated to chat
+RESPONSES_OPENAI_REQUEST = orjson.dumps({"model": "openai/fake-model", "input": "Say hello."})   # passthrough
 STREAM_REQUEST = orjson.dumps({"model": "fake-model", "stream": True,
                                "messages": [{"role": "user", "content": "Say hello."}]})
 
@@ -82,7 +85,15 @@ async def chat(request):
         await resp.write(chunk({}, usage=True))
     await resp.write(b"data: [DONE]\n\n")
     return resp
+RESPONSE = orjson.dumps({"id": "resp_bench", "object": "response", "created_at": 1, "status": "completed",
+    "model": "fake-model", "output": [{"id": "msg_bench", "type": "message", "status": "completed", "role": "assistant",
+    "content": [{"type": "output_text", "text": "Hello from the fake upstream.", "annotations": []}]}],
+    "usage": {"input_tokens": 12, "output_tokens": 8, "total_tokens": 20}})
+async def responses(request):
+    await request.read()
+    return web.Response(body=RESPONSE, content_type="application/json")
 app = web.Application()
+app.router.add_post("/v1/responses", responses)
 app.router.add_post("/v1/chat/completions", chat)
 app.router.add_post("/v1/messages", messages)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
@@ -196,8 +207,9 @@ async def main() -> None:
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--stream", type=int, default=20, help="sequential streams to time (0 to skip)")
-    ap.add_argument("--mode", choices=("chat", "anthropic", "both"), default="chat",
-                    help="chat completions, Anthropic Messages to a Claude model (passthrough), or both")
+    ap.add_argument("--mode", choices=("chat", "anthropic", "both", "responses"), default="chat",
+                    help="chat completions, Anthropic Messages to a Claude model (passthrough), both, or chat "
+                         "beside the Responses API (translated to chat, and passed through to OpenAI)")
     ap.add_argument("--upstream-port", type=int, default=18281)
     ap.add_argument("--gateway-port", type=int, default=18282)
     ap.add_argument("--redis", help="a Redis url: limits, the cache's shared tier and notifications there")
@@ -213,6 +225,8 @@ async def main() -> None:
         'models = ["fake-model"]\n'
         f'[providers.anthropic]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:{args.upstream_port}"\n'
         'api_key = "sk-ant-bench"\n[logging]\nlevel = "warning"\n'
+        f'[providers.openai]\nkind = "openai"\nbase_url = "http://127.0.0.1:{args.upstream_port}/v1"\n'
+        'api_key = "sk-openai-bench"\n'
         # one request repeated: with the cache on we would time cache hits (--cache-unique: every body new)
         f'[cache]\nenabled = {"true" if args.cache_unique else "false"}\n'
         + (f'[redis]\nurl = "{args.redis}"\n' if args.redis else ''))
@@ -229,6 +243,10 @@ async def main() -> None:
         modes = {"chat": [("chat", direct, gateway, REQUEST)],
                  "anthropic": [("messages", direct.replace("chat/completions", "messages"),
                                 gateway.replace("chat/completions", "messages"), MESSAGES_REQUEST)]}
+        modes["responses"] = modes["chat"] + [
+            ("responses", direct, gateway.replace("chat/completions", "responses"), RESPONSES_REQUEST),
+            ("responses-openai", direct.replace("chat/completions", "responses"),
+             gateway.replace("chat/completions", "responses"), RESPONSES_OPENAI_REQUEST)]
         runs = modes["chat"] + modes["anthropic"] if args.mode == "both" else modes[args.mode]
         await wait_up(f"http://127.0.0.1:{args.upstream_port}/")
         await wait_up(f"http://127.0.0.1:{args.gateway_port}/healthz")

@@ -21,6 +21,10 @@ from starlette.routing import Route
 from . import pipeline
 from .endpoint import GatewayApp, client_request_id
 from .messages_endpoint import ROUTES as DOOR_ROUTES
+from .responses_endpoint import ROUTES as RESPONSES_ROUTES
+from .responses_endpoint import routes as responses_routes
+from .doors.responses_state import StoredResponses
+from .store.responses_sql import SQLiteResponsesStore
 from .admin import admin_routes
 from .access import Access
 from .cache import ResponseCache
@@ -95,6 +99,12 @@ async def build_gateway(settings: Settings, writer: LineWriter | None = None) ->
         stack.push_async_callback(cache.stop)
         await cache.start()
         health = Health(failures=settings.router.breaker_failures, cooldown_s=settings.router.breaker_cooldown_s)
+        # Stored Responses API answers: this process's SQLite file (a PostgreSQL ResponsesStore is to come).
+        responses_store = await SQLiteResponsesStore.open(stores.local_path)
+        stack.push_async_callback(responses_store.close)
+        responses = StoredResponses(responses_store, retention_days=settings.usage_retention_days)
+        responses.start()
+        stack.push_async_callback(responses.stop)
         access = await Access.open(settings_ref, stores, shared)
         stack.push_async_callback(access.close)
         updater = RegistryUpdater(settings, current=registry_ref.get, on_change=registry_ref.set,
@@ -108,7 +118,8 @@ async def build_gateway(settings: Settings, writer: LineWriter | None = None) ->
             request_log=RequestLog(writer, settings.log_level, settings.log_format, payloads=settings.log_payloads),
             cache=cache, health=health, resolutions=Resolutions(), classifier=Classifier.load(),
             metrics=Metrics(settings_ref, registry_ref, usage=usage, cache=cache, breakers=health, shared=shared),
-            access=access, auth=access.auth, limits=access.limits, registry_updater=updater, shared=shared)
+            access=access, auth=access.auth, limits=access.limits, registry_updater=updater, shared=shared,
+            responses=responses)
         stack.push_async_callback(stop_updater, start_updater(updater))
         yield gateway
 
@@ -143,7 +154,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
     routes = [
         Route("/v1/chat/completions", served_by_endpoint, methods=["POST"]),
         Route("/chat/completions", served_by_endpoint, methods=["POST"]),
-        *(Route(path, served_by_endpoint, methods=["POST"]) for path in DOOR_ROUTES),
+        *(Route(path, served_by_endpoint, methods=["POST"]) for path in (*DOOR_ROUTES, *RESPONSES_ROUTES)),
+        *responses_routes(),
         Route("/v1/models", models_list, methods=["GET"]),
         Route("/v1/models/{model:path}", models_retrieve, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -157,7 +169,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
                     exception_handlers=dict.fromkeys((GatewayError, HTTPException, ClientDisconnect, Exception),
                                                      render_error))
     app.state.ids = RequestIds()
-    return Guard(GatewayApp(app, doors=DOOR_ROUTES), settings)
+    return Guard(GatewayApp(app, doors={**DOOR_ROUTES, **RESPONSES_ROUTES}), settings)
 
 
 async def open_deployment(settings: Settings) -> Deployment | None:

@@ -227,14 +227,61 @@ def _paths() -> dict[str, Any]:
     }
 
 
+# The OpenAI Responses API (llmproxy/doors/responses*.py): the fields the door checks; others pass on to OpenAI.
+RESPONSES_SCHEMAS: dict[str, Any] = {
+    "ResponsesRequest": {
+        "type": "object", "required": ["model", "input"],
+        "properties": {
+            "model": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[ -~]+$"},
+            "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+            "instructions": {"type": "string"}, "previous_response_id": {"type": "string"},
+            "stream": {"type": "boolean"}, "store": {"type": "boolean"}, "parallel_tool_calls": {"type": "boolean"},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+            "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+            "max_output_tokens": {"type": "integer", "minimum": 16},
+            "tools": {"type": "array", "items": {"type": "object", "required": ["type"]}},
+            "tool_choice": {"oneOf": [{"type": "string", "enum": ["none", "auto", "required"]}, {"type": "object"}]},
+            "text": {"type": "object"}, "reasoning": {"type": "object"}, "user": {"type": "string"},
+            "metadata": {"type": "object", "maxProperties": 16, "additionalProperties": {"type": "string"}},
+        },
+    },
+    "Response": {"type": "object", "required": ["id", "object", "output"],
+                 "properties": {"id": {"type": "string"}, "object": {"type": "string", "enum": ["response"]},
+                                "output": {"type": "array"}, "usage": {"type": "object", "nullable": True}}},
+    "ResponseDeleted": {"type": "object", "required": ["id", "object", "deleted"],
+                        "properties": {"id": {"type": "string"}, "object": {"type": "string"},
+                                       "deleted": {"type": "boolean"}}},
+}
+
+
+def _responses_paths() -> dict[str, Any]:
+    stored = [_path_param("response_id")]
+    return {
+        "/v1/responses": {"post": _op(
+            "Create a model response (OpenAI Responses API; stream with \"stream\": true)",
+            {**_ok(_ref("Response")), **_errors(400, 401, 403, 404, 429, 499, 502, 504)},
+            body=_body(_ref("ResponsesRequest")))},
+        "/v1/responses/{response_id}": {
+            "get": _op("A stored response (the caller's own)", {**_ok(_ref("Response")), **_errors(400, 401, 404)},
+                       parameters=stored),
+            "delete": _op("Delete a stored response", {**_ok(_ref("ResponseDeleted")), **_errors(401, 404)},
+                          parameters=stored)},
+        "/v1/responses/{response_id}/input_items": {"get": _op(
+            "The conversation a stored response answered", {**_ok(LIST), **_errors(400, 401, 404)},
+            parameters=[*stored, _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+                        _query("order", {"type": "string", "enum": ["asc", "desc"]}),
+                        _query("after", {"type": "string"}), _query("before", {"type": "string"})])},
+    }
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {"title": "llmproxy", "version": __version__,
                  "description": "An OpenAI-compatible LLM gateway: /v1 for clients, /admin for operators. "
                                 "Every error is {\"error\": {\"message\", \"type\", \"param\", \"code\"}}."},
-        "paths": _paths(),
-        "components": {"schemas": SCHEMAS,
+        "paths": {**_paths(), **_responses_paths()},
+        "components": {"schemas": {**SCHEMAS, **RESPONSES_SCHEMAS},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
     }

@@ -36,6 +36,7 @@ from .validation import parse_request
 
 if TYPE_CHECKING:
     from .access import Access
+    from .doors.responses_state import StoredResponses
     from .auth import Authenticator
     from .metrics import Metrics
     from .ratelimit import Limiter
@@ -73,6 +74,7 @@ class Gateway:
     limits: Limiter
     registry_updater: RegistryUpdater   # refresh, rollback, file watch
     shared: Deployment | None       # Redis: what the deployment's processes share (None: one process)
+    responses: StoredResponses      # the Responses door's stored answers
 
     @property
     def settings(self) -> Settings:
@@ -135,7 +137,9 @@ async def chat_completions(gw: Gateway, ctx: RequestContext, read_body: Callable
 class Door(Protocol):
     """A front door other than chat: the client's format in and out around the same stages."""
 
-    def parse(self, ctx: RequestContext, raw: bytes) -> None: ...   # fills ctx.body, requested_model, stream...
+    # fills ctx.body, requested_model, stream...; a door that must read stored state to finish
+    # (Responses' previous_response_id) returns the awaitable that does it, after authentication
+    def parse(self, ctx: RequestContext, raw: bytes) -> Awaitable[None] | None: ...
     def answer(self, ctx: RequestContext, completion: dict[str, Any]) -> bytes: ...
     def stream(self, ctx: RequestContext, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]: ...
     def cached(self, ctx: RequestContext, body: bytes) -> tuple[bytes | None, AsyncIterator[bytes] | None]: ...
@@ -150,7 +154,9 @@ async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: 
         gw.auth.authenticate(ctx, authorization)
         raw = await read_body()
         gw.limits.admit(ctx, len(raw))
-        door.parse(ctx, raw)
+        reading = door.parse(ctx, raw)
+        if reading is not None:
+            await reading
         gw.auth.authorize_model(ctx, gw.registry)
         hit = await gw.cache.lookup(ctx)
         if ctx.admission is not None:

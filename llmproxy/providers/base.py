@@ -312,11 +312,11 @@ def stream_opening(piece: bytes) -> bool | None:
     if it is an error event, None while the stream is still opening (role chunk, pings)."""
     for block in piece.split(b"\n\n"):
         if not block.startswith(b"data:"):
-            if block.startswith(b"event:"):   # Anthropic's own events, relayed to its Messages door
+            if block.startswith(b"event:"):   # Anthropic's or OpenAI Responses' own events, relayed to their door
                 name = block[6:block.find(b"\n")].strip()
-                if name == b"error":
+                if name == b"error" or name == b"response.failed":
                     return False
-                if name in _ANTHROPIC_CONTENT:
+                if name in _ANTHROPIC_CONTENT or (name.startswith(b"response.") and name not in _RESPONSES_OPENING):
                     return True
             continue
         data = block[5:].strip()
@@ -344,15 +344,18 @@ def stream_opening(piece: bytes) -> bool | None:
 
 
 _ANTHROPIC_CONTENT = frozenset((b"content_block_start", b"content_block_delta", b"message_delta", b"message_stop"))
+_RESPONSES_OPENING = frozenset((b"response.created", b"response.in_progress", b"response.queued"))
 
 
 def error_message(piece: bytes) -> str:
     for block in piece.split(b"\n\n"):
-        if block.startswith(b"event: error"):
+        if block.startswith((b"event: error", b"event: response.failed")):
             block = block[block.find(b"\ndata:") + 1:]
         if block.startswith(b"data:"):
             try:
-                error = orjson.loads(block[5:]).get("error")
+                data = orjson.loads(block[5:])
+                error = data.get("error") or (data.get("response") or {}).get("error") or (
+                    data if data.get("type") == "error" else None)   # OpenAI Responses' shapes
             except (orjson.JSONDecodeError, AttributeError):
                 continue
             if isinstance(error, dict):

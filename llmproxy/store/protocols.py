@@ -8,6 +8,7 @@ SQLite classes (the embedded default) and the PostgreSQL ones (several processes
     CacheBackend cache.py (SQLiteCacheStore in store/cache_sql.py)   the response cache's disk tier
     RegistryHistory store/pg_registry.PostgresRegistryHistory
                  the deployment's published registry versions (one process: the files are the history)
+    ResponsesStore store/responses_sql.SQLiteResponsesStore   stored Responses API answers
 
 Only the calls made from outside store/ are here; opening and closing a store is the business of
 store/backends.open_stores, the one place that picks a backend from the settings. Records crossing
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from .records import AutoRouted, CredentialRow, KeyRecord, UserRecord, Window
+from .records import AutoRouted, CredentialRow, KeyRecord, StoredResponse, UserRecord, Window
 
 
 class UsageStore(Protocol):
@@ -112,3 +113,19 @@ class RegistryHistory(Protocol):
         ...
 
     async def read(self, version: int) -> bytes | None: ...
+
+
+class ResponsesStore(Protocol):
+    """Stored Responses API answers, each readable only by the tenant that made it."""
+
+    async def put_many(self, records: Sequence[StoredResponse]) -> None:
+        """One batch, atomically (a record whose id exists replaces it)."""
+        ...
+
+    async def get(self, tenant: str, response_id: str) -> StoredResponse | None: ...
+
+    async def delete(self, tenant: str, response_id: str) -> bool: ...
+
+    async def delete_before(self, cutoff_ts: float, *, batch: int = 5_000) -> int:
+        """Retention: records made before `cutoff_ts`, deleted in batches."""
+        ...

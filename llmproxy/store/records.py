@@ -131,3 +131,16 @@ class AutoRouted(NamedTuple):
     cache_write_tokens: int
     completion_tokens: int
     cost_usd: float
+
+
+class StoredResponse(NamedTuple):
+    """A Responses API answer kept for retrieve and previous_response_id: the Response object as
+    the client got it, and the whole conversation it answered (the stored turns before it, then
+    its own input) as a JSON array of items with ids."""
+
+    id: str
+    tenant: str
+    created_at: float
+    model: str
+    response: bytes
+    items: bytes

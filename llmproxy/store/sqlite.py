@@ -15,13 +15,14 @@ from pathlib import Path
 
 import aiosqlite
 
-from . import cache_sql, keys_sql, usage_sql
+from . import cache_sql, keys_sql, responses_sql, usage_sql
 
 # component -> ordered migration scripts; never edit a shipped one, append a new one.
 MIGRATIONS: dict[str, tuple[str, ...]] = {
     "usage": usage_sql.MIGRATIONS,
     "keys": keys_sql.MIGRATIONS,
     "cache": cache_sql.MIGRATIONS,
+    "responses": responses_sql.MIGRATIONS,
 }
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 log = logging.getLogger("llmproxy.store")

@@ -14,7 +14,8 @@ A last user message "please cut" makes any model's stream break off before its u
 With `tools` (and no tool result last, tool_choice not "none") the answer calls the first two tools
 (one when parallel_tool_calls is false, the named one when forced), arguments made from their
 schemas and streamed in small pieces; tool definitions and tool messages are checked as OpenAI does.
-The known names are the registry's OpenAI models plus a few test names.
+The known names are the registry's OpenAI models plus a few test names. /v1/responses is served
+by openai_responses.py.
 """
 from __future__ import annotations
 
@@ -114,8 +115,11 @@ def create_app(state: FakeState) -> Starlette:
         state.redirected += 1
         return _error(418, "followed a redirect with the key", "invalid_request_error", None)
 
+    from tests.fakes import openai_responses
+
     return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
-                             Route("/v1/redirect-target", redirect_target, methods=["POST"])])
+                             Route("/v1/redirect-target", redirect_target, methods=["POST"]),
+                             *openai_responses.routes(state)])
 
 
 def _reply(body: dict[str, Any]) -> str:
