@@ -17,6 +17,7 @@ from typing import Any
 from . import pipeline
 from .context import RequestContext
 from .disconnects import Disconnects
+from .doors.openai_chat import DOOR
 from .errors import ClientDisconnected, PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
@@ -85,7 +86,7 @@ async def chat_completions(gw: pipeline.Gateway, new_id: Callable[[], str], scop
     # The pipeline reads the body itself, after authentication: an anonymous caller gets its 401
     # before the gateway buffers anything.
     body = partial(read_body, receive, gw.settings.max_body_bytes, declared)
-    await answer(gw, ctx, pipeline.chat_completions(gw, ctx, body, authorization), receive, send, disconnects)
+    await answer(gw, ctx, pipeline.through_door(gw, ctx, DOOR, body, authorization), receive, send, disconnects)
 
 
 async def answer(gw: pipeline.Gateway, ctx: RequestContext, run: Awaitable[pipeline.Outcome], receive: Receive,

@@ -1,4 +1,4 @@
-"""The request pipeline: the order of the stages for POST /v1/chat/completions, and nothing else.
+"""The request pipeline: the order of the stages for every front door's request, and nothing else.
 
 auth -> rate limit -> parse -> model authorization -> cache -> classify (auto only) -> route ->
 execute (with fallback) -> record -> response. Stages talk through the RequestContext; only this
@@ -17,8 +17,6 @@ import orjson
 
 from . import cascade
 from .cache import ResponseCache
-from .cache_memory import Entry
-from .cache_replay import replay
 from .classifier import Classifier
 from .classifier.stage import classify
 from .config import Settings
@@ -32,7 +30,6 @@ from .providers.base import Transport
 from .registry import Registry
 from .router import Resolutions, is_auto, route
 from .usage import UsageRecorder, cost_usd, usage_row
-from .validation import parse_request
 
 if TYPE_CHECKING:
     from .access import Access
@@ -96,46 +93,10 @@ class Outcome:
     headers: Headers = field(default_factory=list)
 
 
-async def chat_completions(gw: Gateway, ctx: RequestContext, read_body: Callable[[], Awaitable[bytes]],
-                           authorization: str | None) -> Outcome:
-    try:
-        gw.auth.authenticate(ctx, authorization)
-        raw = await read_body()
-        gw.limits.admit(ctx, len(raw))
-        ctx.body = parse_request(raw)
-        ctx.raw_body = raw
-        ctx.requested_model = ctx.body["model"]
-        ctx.stream = ctx.body.get("stream") is True
-        options = ctx.body.get("stream_options")
-        ctx.include_usage = bool(ctx.stream and isinstance(options, dict) and options.get("include_usage"))
-        gw.auth.authorize_model(ctx, gw.registry)
-        hit = await gw.cache.lookup(ctx)
-        if ctx.admission is not None:   # a shared limit check, sent with the cache read or now
-            await gw.limits.confirm(ctx)
-        if hit is not None:
-            return _cached(gw, ctx, hit)
-        if is_auto(ctx.requested_model):
-            classify(ctx, gw.classifier)
-        route(ctx, gw.registry, gw.settings, gw.health, gw.resolutions)
-        gw.auth.filter_candidates(ctx)
-        result = await (cascade.run(ctx, gw.transport, gw.health) if ctx.escalation
-                        else execute(ctx, gw.transport, gw.health))
-    except GatewayError as exc:
-        return _failed(gw, ctx, exc)
-    except Exception:
-        log.exception("unhandled error", extra={"request_id": ctx.request_id})
-        return _failed(gw, ctx, GatewayError(f"internal error in the gateway (request id {ctx.request_id})"))
-    if isinstance(result, (FallbackStream, cascade.HeldStream)):
-        return Outcome(200, stream=_relay(gw, ctx, result, len(raw)), headers=_headers(ctx))
-    record(gw, ctx, result)
-    headers = _headers(ctx)
-    body = ctx.response_body if ctx.response_body is not None else orjson.dumps(result)
-    gw.cache.store(ctx, body)
-    return Outcome(200, body=body, headers=headers)
-
-
 class Door(Protocol):
-    """A front door other than chat: the client's format in and out around the same stages."""
+    """A front door: the client's format in and out around the same stages (doors/)."""
+
+    native: bool   # answers in the internal (OpenAI chat) format: the cache keeps its answer bytes
 
     # fills ctx.body, requested_model, stream...; a door that must read stored state to finish
     # (Responses' previous_response_id) returns the awaitable that does it, after authentication
@@ -148,8 +109,8 @@ class Door(Protocol):
 
 async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: Callable[[], Awaitable[bytes]],
                        authorization: str | None) -> Outcome:
-    """The chat stages, in chat's order, for a request that came through another front door: the
-    door parses its format into the internal request and renders answers and errors in its shape."""
+    """The stages, in their order, for a request that came through any front door: the door parses
+    its format into the internal request and renders answers and errors in its shape."""
     try:
         gw.auth.authenticate(ctx, authorization)
         raw = await read_body()
@@ -174,9 +135,10 @@ async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: 
         if isinstance(result, (FallbackStream, cascade.HeldStream)):
             return Outcome(200, stream=door.stream(ctx, _relay(gw, ctx, result, len(raw))), headers=_headers(ctx))
         record(gw, ctx, result)
+        body = door.answer(ctx, result)
         if ctx.cache_key is not None:   # may be stored: the internal answer, which any door can serve
-            gw.cache.store(ctx, orjson.dumps(result))
-        return Outcome(200, body=door.answer(ctx, result), headers=_headers(ctx))
+            gw.cache.store(ctx, body if door.native else orjson.dumps(result))
+        return Outcome(200, body=body, headers=_headers(ctx))
     except GatewayError as exc:
         failure = exc
     except Exception:
@@ -186,14 +148,6 @@ async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: 
     record(gw, ctx)
     status, body = door.error(failure)
     return Outcome(status, body=body, headers=_headers(ctx, failure.headers))
-
-
-def _cached(gw: Gateway, ctx: RequestContext, hit: Entry) -> Outcome:
-    """A cache hit: recorded (cost 0, the saving noted) and answered without a provider."""
-    record(gw, ctx)
-    if ctx.stream:
-        return Outcome(200, stream=replay(hit.body, ctx.include_usage), headers=_headers(ctx))
-    return Outcome(200, body=hit.body, headers=_headers(ctx))
 
 
 async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream | cascade.HeldStream,
@@ -273,12 +227,6 @@ def record(gw: Gateway, ctx: RequestContext, completion: dict[str, Any] | None =
     gw.metrics.observe(ctx, latency_s, overhead_s)
     if gw.request_log.enabled:
         gw.request_log.request(ctx, row, completion)
-
-
-def _failed(gw: Gateway, ctx: RequestContext, exc: GatewayError) -> Outcome:
-    ctx.status, ctx.error_type = exc.status, exc.code or exc.type
-    record(gw, ctx)
-    return Outcome(exc.status, body=exc.to_json(), headers=_headers(ctx, exc.headers))
 
 
 def _headers(ctx: RequestContext, extra: dict[str, str] | None = None) -> Headers:

@@ -55,6 +55,7 @@ class MessagesDoor:
     """Anthropic Messages <-> the internal request and answer."""
 
     name = "anthropic-messages"
+    native = False   # the cache keeps the internal answer, not the Anthropic rendering
 
     @staticmethod
     def parse(ctx: RequestContext, raw: bytes) -> None:

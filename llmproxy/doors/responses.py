@@ -65,6 +65,7 @@ class ResponsesDoor:
     """OpenAI Responses <-> the internal request and answer, for one request."""
 
     name = "openai-responses"
+    native = False   # the cache keeps the internal answer, not the Responses rendering
     __slots__ = ("stored", "body", "items", "passthrough", "kept")
 
     def __init__(self, stored: StoredResponses | None) -> None:
