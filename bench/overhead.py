@@ -9,6 +9,7 @@ cores, the gateway gets its own core and the upstream and the load generator sha
     .venv/bin/python bench/overhead.py                  # about a minute
     .venv/bin/python bench/overhead.py --concurrency 1,16 --duration 5 --stream 10
     .venv/bin/python bench/overhead.py --mode both    # chat and Anthropic Messages (Claude passthrough), same run
+    .venv/bin/python bench/overhead.py --mode chat,embeddings   # and /v1/embeddings (1536 floats), same run
     .venv/bin/python bench/overhead.py --limited-key --cache-unique --redis redis://127.0.0.1:6379/0
         # a key with limits (checked on every request), the cache on with unique bodies, state in Redis
 
@@ -49,6 +50,11 @@ MESSAGE = orjson.dumps({
     "content": [{"type": "text", "text": "Hello from the fake upstream."}], "stop_reason": "end_turn",
     "stop_sequence": None, "usage": {"input_tokens": 12, "output_tokens": 8}})
 MESSAGES_REQUEST = orjson.dumps({"model": CLAUDE, "max_tokens": 64, "messages": [{"role": "user", "content": "Say hello."}]})
+# An answer the size of text-embedding-3-small's (1536 floats), for POST /v1/embeddings.
+EMBEDDING = orjson.dumps({"object": "list", "model": "fake-embed", "usage": {"prompt_tokens": 3, "total_tokens": 3},
+                          "data": [{"object": "embedding", "index": 0,
+                                    "embedding": [round((i % 97) / 97 - 0.5, 6) for i in range(1536)]}]})
+EMBEDDING_REQUEST = orjson.dumps({"model": "fake-embed", "input": "Say hello.", "encoding_format": "float"})
 STREAM_REQUEST = orjson.dumps({"model": "fake-model", "stream": True,
                                "messages": [{"role": "user", "content": "Say hello."}]})
 
@@ -57,6 +63,10 @@ import asyncio, sys, orjson
 from aiohttp import web
 COMPLETION = sys.argv[2].encode()
 MESSAGE = sys.argv[3].encode()
+EMBEDDING = sys.argv[4].encode()
+async def embeddings(request):
+    await request.read()
+    return web.Response(body=EMBEDDING, content_type="application/json")
 async def messages(request):
     await request.read()
     return web.Response(body=MESSAGE, content_type="application/json")
@@ -85,6 +95,7 @@ async def chat(request):
 app = web.Application()
 app.router.add_post("/v1/chat/completions", chat)
 app.router.add_post("/v1/messages", messages)
+app.router.add_post("/v1/embeddings", embeddings)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 '''
 
@@ -196,8 +207,9 @@ async def main() -> None:
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--stream", type=int, default=20, help="sequential streams to time (0 to skip)")
-    ap.add_argument("--mode", choices=("chat", "anthropic", "both"), default="chat",
-                    help="chat completions, Anthropic Messages to a Claude model (passthrough), or both")
+    ap.add_argument("--mode", default="chat",
+                    help="comma-separated: chat (completions), anthropic (Messages to a Claude model, passthrough), "
+                         "embeddings; both = chat,anthropic")
     ap.add_argument("--upstream-port", type=int, default=18281)
     ap.add_argument("--gateway-port", type=int, default=18282)
     ap.add_argument("--redis", help="a Redis url: limits, the cache's shared tier and notifications there")
@@ -210,7 +222,7 @@ async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="llmproxy-bench-"))
     (work / "llmproxy.toml").write_text(
         f'[providers.bench]\nkind = "openai-compatible"\nbase_url = "http://127.0.0.1:{args.upstream_port}/v1"\n'
-        'models = ["fake-model"]\n'
+        'models = ["fake-model", "fake-embed"]\n'
         f'[providers.anthropic]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:{args.upstream_port}"\n'
         'api_key = "sk-ant-bench"\n[logging]\nlevel = "warning"\n'
         # one request repeated: with the cache on we would time cache hits (--cache-unique: every body new)
@@ -218,7 +230,7 @@ async def main() -> None:
         + (f'[redis]\nurl = "{args.redis}"\n' if args.redis else ''))
     up = subprocess.Popen(pinned("0" if multi else None, [sys.executable, "-c", UPSTREAM_CODE,  # noqa: ASYNC220 - Popen returns at once; the server outlives this call
                                                           str(args.upstream_port), COMPLETION.decode(),
-                                                          MESSAGE.decode()]))
+                                                          MESSAGE.decode(), EMBEDDING.decode()]))
     env = {**os.environ, "LLMPROXY_MASTER_KEY": "sk-bench"}
     gw = subprocess.Popen(pinned("1" if multi else None, [  # noqa: ASYNC220 - Popen returns at once; the server outlives this call
         sys.executable, "-m", "llmproxy", "--config", str(work / "llmproxy.toml"), "serve",
@@ -228,8 +240,11 @@ async def main() -> None:
         gateway = f"http://127.0.0.1:{args.gateway_port}/v1/chat/completions"
         modes = {"chat": [("chat", direct, gateway, REQUEST)],
                  "anthropic": [("messages", direct.replace("chat/completions", "messages"),
-                                gateway.replace("chat/completions", "messages"), MESSAGES_REQUEST)]}
-        runs = modes["chat"] + modes["anthropic"] if args.mode == "both" else modes[args.mode]
+                                gateway.replace("chat/completions", "messages"), MESSAGES_REQUEST)],
+                 "embeddings": [("embeddings", direct.replace("chat/completions", "embeddings"),
+                                 gateway.replace("chat/completions", "embeddings"), EMBEDDING_REQUEST)]}
+        names = ["chat", "anthropic"] if args.mode == "both" else args.mode.split(",")
+        runs = [run for name in names for run in modes[name]]
         await wait_up(f"http://127.0.0.1:{args.upstream_port}/")
         await wait_up(f"http://127.0.0.1:{args.gateway_port}/healthz")
         key = await limited_key(args.gateway_port) if args.limited_key else "sk-bench"
@@ -249,7 +264,7 @@ async def main() -> None:
                 print(f"| {api} | llmproxy | {c} | {g['rps']:.0f} | {g['p50']:.2f} | {g['p99']:.2f} | {g['p50'] - d['p50']:.2f} "
                       f"| {g.get('overhead_p50', float('nan')):.3f} / {g.get('overhead_p99', float('nan')):.3f} "
                       f"| {cpu_us:.0f} | {g['errors']} |")
-        if args.stream and args.mode != "anthropic":
+        if args.stream and "chat" in names:
             d, g = await ttfb(direct, args.stream), await ttfb(gateway, args.stream)
             print(f"\nstreaming (20 chunks, 5 ms apart), median of {args.stream}: "
                   f"TTFB direct {d['ttfb_p50']:.2f} ms, through llmproxy {g['ttfb_p50']:.2f} ms "
