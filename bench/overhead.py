@@ -50,10 +50,10 @@ MESSAGE = orjson.dumps({
     "content": [{"type": "text", "text": "Hello from the fake upstream."}], "stop_reason": "end_turn",
     "stop_sequence": None, "usage": {"input_tokens": 12, "output_tokens": 8}})
 MESSAGES_REQUEST = orjson.dumps({"model": CLAUDE, "max_tokens": 64, "messages": [{"role": "user", "content": "Say hello."}]})
-# An answer the size of text-embedding-3-small's (1536 floats), for POST /v1/embeddings.
-EMBEDDING = orjson.dumps({"object": "list", "model": "fake-embed", "usage": {"prompt_tokens": 3, "total_tokens": 3},
-                          "data": [{"object": "embedding", "index": 0,
-                                    "embedding": [round((i % 97) / 97 - 0.5, 6) for i in range(1536)]}]})
+# An answer the size and shape of text-embedding-3-small's (1536 floats, usage last), for POST /v1/embeddings.
+EMBEDDING = orjson.dumps({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [
+    round((i % 97) / 97 - 0.5, 6) for i in range(1536)]}], "model": "fake-embed",
+    "usage": {"prompt_tokens": 3, "total_tokens": 3}})
 EMBEDDING_REQUEST = orjson.dumps({"model": "fake-embed", "input": "Say hello.", "encoding_format": "float"})
 STREAM_REQUEST = orjson.dumps({"model": "fake-model", "stream": True,
                                "messages": [{"role": "user", "content": "Say hello."}]})

@@ -78,7 +78,8 @@ class Attempts:
                 result = await (self.transport.complete(adapter, provider, model, ctx.body, ctx.request_id, raw)
                                 if ctx.endpoint != EMBEDDINGS else   # a large batch may take several calls
                                 embedding_parts.complete(self.transport, cast(EmbeddingAdapter, adapter), provider,
-                                                         model, ctx.body, ctx.request_id, raw))
+                                                         model, ctx.body, ctx.request_id, raw,
+                                                         whole=ctx.cache_key is not None))
             except GatewayError as exc:
                 failure = self.moved_on(candidate, exc, started, failure)
                 continue

@@ -138,10 +138,14 @@ class EmbeddingsDoor:
     @staticmethod
     def answer(ctx: RequestContext, completion: ChatCompletion) -> bytes:
         encoding = ctx.body.get("encoding_format") or "float"
-        data = completion.get("data") or ()
-        if ctx.response_body is not None and (encoding == "float" or not data or
-                                              not isinstance(data[0].get("embedding"), list)):
-            return ctx.response_body   # the provider's own answer, already in the asked encoding
+        if ctx.response_body is not None:
+            if encoding == "float":
+                return ctx.response_body   # the provider's own answer: floats, as asked
+            if completion.get("data") is None:   # left in the bytes by the adapter
+                completion = orjson.loads(ctx.response_body)
+            data = completion.get("data") or ()
+            if not data or not isinstance(data[0].get("embedding"), list):
+                return ctx.response_body   # already base64, as asked
         return orjson.dumps(render(completion, encoding))
 
     @staticmethod

@@ -12,6 +12,8 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
+import orjson
+
 from ..config import ProviderSettings
 from ..context import ChatCompletion, ChatRequest
 from ..errors import GatewayError, InvalidRequest
@@ -61,12 +63,14 @@ def join(parts: list[Embeddings]) -> Embeddings:
 
 
 async def complete(transport: Transport, adapter: EmbeddingAdapter, provider: ProviderSettings, model: ModelEntry,
-                   req: EmbeddingRequest, request_id: str | None, raw: bytes | None) -> UpstreamResult:
-    """The execute stage's call for an embeddings request: one upstream call, or several joined."""
+                   req: EmbeddingRequest, request_id: str | None, raw: bytes | None, *,
+                   whole: bool = False) -> UpstreamResult:
+    """The execute stage's call for an embeddings request: one upstream call, or several joined.
+    `whole`: the answer's vectors are needed parsed (the cache keeps it), not only its bytes."""
     parts = split(req, adapter.MAX_INPUTS)
     if len(parts) == 1:
         result = await transport.complete(adapter, provider, model, req, request_id, raw)
-        result.completion = adapter.finish(result.completion, req)
+        result.completion = adapter.finish(parsed(result) if whole else result.completion, req)
         return result
     started = time.perf_counter()
     answers: list[Embeddings] = []
@@ -77,9 +81,17 @@ async def complete(transport: Transport, adapter: EmbeddingAdapter, provider: Pr
                          for part in parts[wave:wave + CONCURRENT_PARTS]]
         except BaseExceptionGroup as failed:
             raise _first_error(failed) from None
-        answers += [adapter.finish(task.result().completion, part)
+        answers += [adapter.finish(parsed(task.result()), part)
                     for task, part in zip(tasks, parts[wave:wave + CONCURRENT_PARTS], strict=True)]
     return UpstreamResult(join(answers), 200, time.perf_counter() - started)
+
+
+def parsed(result: UpstreamResult) -> Embeddings:
+    """The answer with its vectors, parsing the bytes an adapter left unparsed (data None)."""
+    answer = result.completion
+    if answer.get("data") is None and result.body is not None:
+        answer = {**orjson.loads(result.body), "usage": answer["usage"]}
+    return answer
 
 
 def _first_error(group: BaseExceptionGroup[Any]) -> BaseException:

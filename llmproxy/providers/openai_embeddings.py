@@ -9,6 +9,7 @@ must be 2048 dimensions or less"); larger batches are split (embedding_parts.py)
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import orjson
 
@@ -68,7 +69,35 @@ class OpenAIEmbeddings:
 
 
 def parse_response(body: bytes, model: ModelEntry) -> ChatCompletion:
-    """The answer, checked for what the gateway reads of it: a list of embeddings and the usage."""
+    """What the gateway reads of the answer: its usage. An answer that ends in its usage object (as
+    OpenAI's does) is not parsed further: its vectors stay in the bytes, which go to the client as
+    they are (`data` None; embedding_parts.whole parses them when they are needed: a cache entry,
+    a joined batch, base64 to pack). Parsing 1536 floats would cost more than the rest of the
+    gateway's work on the request."""
+    usage = trailing_usage(body)
+    if usage is not None:
+        return {"object": "list", "data": None, "usage": usage}
+    return parse_whole(body, model)
+
+
+def trailing_usage(body: bytes) -> dict[str, Any] | None:
+    """The usage object, when it is the answer's last member; None when the bytes do not say so plainly."""
+    end = body.rstrip()
+    if not body.startswith(b"{") or not end.endswith(b"}}"):
+        return None
+    key = body.rfind(b'"usage"')
+    start = body.find(b"{", key)
+    if key < 0 or start < 0 or body[key + 7:start].strip() != b":" or body.find(b"}", start) != len(end) - 2:
+        return None
+    try:
+        usage = orjson.loads(body[start:len(end) - 1])
+    except orjson.JSONDecodeError:
+        return None
+    return usage if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int) else None
+
+
+def parse_whole(body: bytes, model: ModelEntry) -> ChatCompletion:
+    """The answer parsed whole, checked for a list of embeddings (and given a usage if it has none)."""
     try:
         answer = orjson.loads(body)
     except orjson.JSONDecodeError:
