@@ -17,7 +17,7 @@ import pytest
 
 from llmproxy.config import CacheSettings, ProviderSettings, RouterSettings, Secret
 from tests.conftest import base_settings
-from tests.fakes import gemini_server, openai_server
+from tests.fakes import anthropic_server, gemini_server, openai_server
 from tests.fakes.openai_legacy import vector
 from tests.integration._providers import fake_anthropic, fake_gemini, upstreams  # noqa: F401 - fixtures by name
 
@@ -45,7 +45,7 @@ def start(gateway_factory: Callable[..., str], tmp_path: Path, openai_upstream: 
         others = tuple(p for p in settings.providers if p.name not in ("anthropic", "gemini"))
         providers = others + (
             ProviderSettings(name="anthropic", kind="anthropic", base_url=upstreams["anthropic"][0].url,
-                             api_key=Secret("sk-ant-fake")),
+                             api_key=Secret(anthropic_server.API_KEY)),
             ProviderSettings(name="gemini", kind="gemini", base_url=upstreams["gemini"][0].url,
                              api_key=Secret(gemini_server.API_KEY)),
             ProviderSettings(name="tei", kind="openai-compatible", base_url=openai_upstream[0],
