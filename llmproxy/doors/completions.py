@@ -178,10 +178,15 @@ async def relay(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             if not event:
                 continue
             if event.startswith(b"data: {") and b'"chat.completion.chunk"' in event:
-                converted = chunk_event(orjson.loads(event[6:]))
-                if converted is None:
-                    continue
-                event = b"data: " + orjson.dumps(converted)
+                try:
+                    chunk = orjson.loads(event[6:])
+                except orjson.JSONDecodeError:
+                    chunk = None   # not ours to mend: it goes on as it came
+                if isinstance(chunk, dict):
+                    converted = chunk_event(chunk)
+                    if converted is None:
+                        continue
+                    event = b"data: " + orjson.dumps(converted)
             out.append(event + b"\n\n")
         if out:
             yield b"".join(out)
