@@ -9,7 +9,7 @@ cores, the gateway gets its own core and the upstream and the load generator sha
     .venv/bin/python bench/overhead.py                  # about a minute
     .venv/bin/python bench/overhead.py --concurrency 1,16 --duration 5 --stream 10
     .venv/bin/python bench/overhead.py --mode both    # chat and Anthropic Messages (Claude passthrough), same run
-    .venv/bin/python bench/overhead.py --mode chat,embeddings   # and /v1/embeddings (1536 floats), same run
+    .venv/bin/python bench/overhead.py --mode chat,embeddings --rounds 7   # and /v1/embeddings (1536 floats)
     .venv/bin/python bench/overhead.py --limited-key --cache-unique --redis redis://127.0.0.1:6379/0
         # a key with limits (checked on every request), the cache on with unique bodies, state in Redis
 
@@ -196,6 +196,11 @@ async def limited_key(port: int) -> str:
             return str((await r.json())["key"])
 
 
+def _median(results: list[dict[str, float]]) -> dict[str, float]:
+    """Each number's median over rounds (one round: the round itself)."""
+    return {key: statistics.median(r[key] for r in results) for key in results[0] if all(key in r for r in results)}
+
+
 def percentile(sorted_values: list[float], p: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -210,6 +215,8 @@ async def main() -> None:
     ap.add_argument("--mode", default="chat",
                     help="comma-separated: chat (completions), anthropic (Messages to a Claude model, passthrough), "
                          "embeddings; both = chat,anthropic")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="interleaved rounds per concurrency, medians reported (a shared, noisy machine: use 5+)")
     ap.add_argument("--upstream-port", type=int, default=18281)
     ap.add_argument("--gateway-port", type=int, default=18282)
     ap.add_argument("--redis", help="a Redis url: limits, the cache's shared tier and notifications there")
@@ -254,12 +261,18 @@ async def main() -> None:
               "gateway CPU us/req | errors |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for c in [int(x) for x in args.concurrency.split(",") if x]:
-            for api, up_url, gw_url, body in runs:   # interleaved, so both see the same machine
-                send = unique_bodies(body) if args.cache_unique else body
-                d = await load(up_url, send, c, args.duration)
-                cpu = cpu_seconds(gw.pid)
-                g = await load(gw_url, send, c, args.duration, key)
-                cpu_us = (cpu_seconds(gw.pid) - cpu) * 1e6 / max(1.0, g["rps"] * args.duration)
+            rounds: dict[str, list[tuple[dict[str, float], dict[str, float]]]] = {api: [] for api, *_ in runs}
+            for _ in range(args.rounds):
+                for api, up_url, gw_url, body in runs:   # interleaved, so all see the same machine
+                    send = unique_bodies(body) if args.cache_unique else body
+                    d = await load(up_url, send, c, args.duration)
+                    cpu = cpu_seconds(gw.pid)
+                    g = await load(gw_url, send, c, args.duration, key)
+                    g["cpu_us"] = (cpu_seconds(gw.pid) - cpu) * 1e6 / max(1.0, g["rps"] * args.duration)
+                    rounds[api].append((d, g))
+            for api, _, _, _ in runs:
+                d, g = (_median([pair[i] for pair in rounds[api]]) for i in (0, 1))
+                cpu_us = g["cpu_us"]
                 print(f"| {api} | direct | {c} | {d['rps']:.0f} | {d['p50']:.2f} | {d['p99']:.2f} | 0.00 | - | - | {d['errors']} |")
                 print(f"| {api} | llmproxy | {c} | {g['rps']:.0f} | {g['p50']:.2f} | {g['p99']:.2f} | {g['p50'] - d['p50']:.2f} "
                       f"| {g.get('overhead_p50', float('nan')):.3f} / {g.get('overhead_p99', float('nan')):.3f} "
