@@ -4,6 +4,7 @@ provider's limit and joined in order, the cache, fallbacks, usage and cost, and 
 from __future__ import annotations
 
 import base64
+import time
 import math
 import struct
 from collections.abc import Callable, Iterator
@@ -210,3 +211,36 @@ def test_no_key_gets_a_401_before_the_body_is_read(start: Callable[..., str]) ->
 def test_the_models_list_names_the_embedding_models(client: openai.OpenAI) -> None:
     ids = {m.id for m in client.models.list()}
     assert {"text-embedding-3-small", "text-embedding-3-large", "gemini-embedding-001"} <= ids
+
+
+def test_usage_log_and_metrics_count_both_new_routes(start: Callable[..., str]) -> None:
+    url = start()
+    auth = {"authorization": f"Bearer {MASTER}"}
+    with openai.OpenAI(base_url=url + "/v1", api_key=MASTER, max_retries=0) as client:
+        client.embeddings.create(model="text-embedding-3-small", input=["one", "two"])
+        client.completions.create(model="gpt-3.5-turbo-instruct", prompt="hi")
+    deadline = time.monotonic() + 5
+    while True:   # usage rows are written in batches, after the answers
+        usage = httpx.get(url + "/admin/usage", params={"group_by": "model"}, headers=auth).json()
+        if usage["totals"]["requests"] >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    by_model = {r["model"]: r for r in usage["data"]}
+    assert by_model["text-embedding-3-small"]["prompt_tokens"] == 2 and by_model["text-embedding-3-small"]["cost_usd"] > 0
+    assert by_model["gpt-3.5-turbo-instruct"]["completion_tokens"] > 0
+    metrics = httpx.get(url + "/metrics", headers=auth).text
+    assert 'llmproxy_requests_total{model="text-embedding-3-small",provider="openai",route="/v1/embeddings",status="200"} 1.0' in metrics
+    assert 'route="/v1/completions"' in metrics
+
+
+def test_the_body_limit_and_methods_are_chats(start: Callable[..., str], openai_upstream: Any) -> None:
+    url = start(max_body_bytes=2000)
+    auth = {"authorization": f"Bearer {MASTER}"}
+    for path, field in (("/v1/embeddings", "input"), ("/v1/completions", "prompt")):
+        big = httpx.post(url + path, headers=auth, json={"model": "text-embedding-3-small", field: "x" * 3000})
+        assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
+        anonymous = httpx.post(url + path, json={"model": "m", field: "x" * 3000})
+        assert anonymous.status_code == 401   # the key is checked before the size, as for chat
+        wrong = httpx.get(url + path, headers=auth)
+        assert wrong.status_code == 405 and set(wrong.json()["error"]) == {"message", "type", "param", "code"}
+    assert openai_upstream[1].embedding_requests == [] and openai_upstream[1].completion_requests == []
