@@ -39,6 +39,7 @@ def start(gateway_factory: Callable[..., str], tmp_path: Path, openai_upstream: 
           upstreams: dict[str, Any]) -> Callable[..., str]:
     """A gateway (master key) whose openai, gemini and "tei" (OpenAI-compatible) providers are fakes."""
     openai_upstream[1].embedding_requests.clear()
+    openai_upstream[1].completion_requests.clear()
     upstreams["gemini"][1].embed_requests.clear()
 
     def run(**changes: Any) -> str:
