@@ -10,6 +10,7 @@ cores, the gateway gets its own core and the upstream and the load generator sha
     .venv/bin/python bench/overhead.py --concurrency 1,16 --duration 5 --stream 10
     .venv/bin/python bench/overhead.py --mode both    # chat and Anthropic Messages (Claude passthrough), same run
     .venv/bin/python bench/overhead.py --mode responses   # chat, and /v1/responses translated and to OpenAI
+    .venv/bin/python bench/overhead.py --mode chat,embeddings --rounds 7   # and /v1/embeddings (1536 floats)
     .venv/bin/python bench/overhead.py --limited-key --cache-unique --redis redis://127.0.0.1:6379/0
         # a key with limits (checked on every request), the cache on with unique bodies, state in Redis
 
@@ -52,6 +53,11 @@ MESSAGE = orjson.dumps({
 MESSAGES_REQUEST = orjson.dumps({"model": CLAUDE, "max_tokens": 64, "messages": [{"role": "user", "content": "Say hello."}]})
 RESPONSES_REQUEST = orjson.dumps({"model": "fake-model", "input": "Say hello."})           # translated to chat
 RESPONSES_OPENAI_REQUEST = orjson.dumps({"model": "openai/fake-model", "input": "Say hello."})   # passthrough
+# An answer the size and shape of text-embedding-3-small's (1536 floats, usage last), for POST /v1/embeddings.
+EMBEDDING = orjson.dumps({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [
+    round((i % 97) / 97 - 0.5, 6) for i in range(1536)]}], "model": "fake-embed",
+    "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+EMBEDDING_REQUEST = orjson.dumps({"model": "fake-embed", "input": "Say hello.", "encoding_format": "float"})
 STREAM_REQUEST = orjson.dumps({"model": "fake-model", "stream": True,
                                "messages": [{"role": "user", "content": "Say hello."}]})
 
@@ -60,6 +66,10 @@ import asyncio, sys, orjson
 from aiohttp import web
 COMPLETION = sys.argv[2].encode()
 MESSAGE = sys.argv[3].encode()
+EMBEDDING = sys.argv[4].encode()
+async def embeddings(request):
+    await request.read()
+    return web.Response(body=EMBEDDING, content_type="application/json")
 async def messages(request):
     await request.read()
     return web.Response(body=MESSAGE, content_type="application/json")
@@ -96,6 +106,7 @@ app = web.Application()
 app.router.add_post("/v1/responses", responses)
 app.router.add_post("/v1/chat/completions", chat)
 app.router.add_post("/v1/messages", messages)
+app.router.add_post("/v1/embeddings", embeddings)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 '''
 
@@ -196,6 +207,11 @@ async def limited_key(port: int) -> str:
             return str((await r.json())["key"])
 
 
+def _median(results: list[dict[str, float]]) -> dict[str, float]:
+    """Each number's median over rounds (one round: the round itself)."""
+    return {key: statistics.median(r[key] for r in results) for key in results[0] if all(key in r for r in results)}
+
+
 def percentile(sorted_values: list[float], p: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -207,9 +223,12 @@ async def main() -> None:
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--stream", type=int, default=20, help="sequential streams to time (0 to skip)")
-    ap.add_argument("--mode", choices=("chat", "anthropic", "both", "responses"), default="chat",
-                    help="chat completions, Anthropic Messages to a Claude model (passthrough), both, or chat "
-                         "beside the Responses API (translated to chat, and passed through to OpenAI)")
+    ap.add_argument("--mode", default="chat",
+                    help="comma-separated: chat (completions), anthropic (Messages to a Claude model, passthrough), "
+                         "embeddings, responses (chat beside /v1/responses translated to chat and passed through "
+                         "to OpenAI); both = chat,anthropic")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="interleaved rounds per concurrency, medians reported (a shared, noisy machine: use 5+)")
     ap.add_argument("--upstream-port", type=int, default=18281)
     ap.add_argument("--gateway-port", type=int, default=18282)
     ap.add_argument("--redis", help="a Redis url: limits, the cache's shared tier and notifications there")
@@ -222,7 +241,7 @@ async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="llmproxy-bench-"))
     (work / "llmproxy.toml").write_text(
         f'[providers.bench]\nkind = "openai-compatible"\nbase_url = "http://127.0.0.1:{args.upstream_port}/v1"\n'
-        'models = ["fake-model"]\n'
+        'models = ["fake-model", "fake-embed"]\n'
         f'[providers.anthropic]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:{args.upstream_port}"\n'
         'api_key = "sk-ant-bench"\n[logging]\nlevel = "warning"\n'
         f'[providers.openai]\nkind = "openai"\nbase_url = "http://127.0.0.1:{args.upstream_port}/v1"\n'
@@ -232,7 +251,7 @@ async def main() -> None:
         + (f'[redis]\nurl = "{args.redis}"\n' if args.redis else ''))
     up = subprocess.Popen(pinned("0" if multi else None, [sys.executable, "-c", UPSTREAM_CODE,  # noqa: ASYNC220 - Popen returns at once; the server outlives this call
                                                           str(args.upstream_port), COMPLETION.decode(),
-                                                          MESSAGE.decode()]))
+                                                          MESSAGE.decode(), EMBEDDING.decode()]))
     env = {**os.environ, "LLMPROXY_MASTER_KEY": "sk-bench"}
     gw = subprocess.Popen(pinned("1" if multi else None, [  # noqa: ASYNC220 - Popen returns at once; the server outlives this call
         sys.executable, "-m", "llmproxy", "--config", str(work / "llmproxy.toml"), "serve",
@@ -242,12 +261,15 @@ async def main() -> None:
         gateway = f"http://127.0.0.1:{args.gateway_port}/v1/chat/completions"
         modes = {"chat": [("chat", direct, gateway, REQUEST)],
                  "anthropic": [("messages", direct.replace("chat/completions", "messages"),
-                                gateway.replace("chat/completions", "messages"), MESSAGES_REQUEST)]}
+                                gateway.replace("chat/completions", "messages"), MESSAGES_REQUEST)],
+                 "embeddings": [("embeddings", direct.replace("chat/completions", "embeddings"),
+                                 gateway.replace("chat/completions", "embeddings"), EMBEDDING_REQUEST)]}
         modes["responses"] = modes["chat"] + [
             ("responses", direct, gateway.replace("chat/completions", "responses"), RESPONSES_REQUEST),
             ("responses-openai", direct.replace("chat/completions", "responses"),
              gateway.replace("chat/completions", "responses"), RESPONSES_OPENAI_REQUEST)]
-        runs = modes["chat"] + modes["anthropic"] if args.mode == "both" else modes[args.mode]
+        names = ["chat", "anthropic"] if args.mode == "both" else args.mode.split(",")
+        runs = list({run[0]: run for name in names for run in modes[name]}.values())   # chat once
         await wait_up(f"http://127.0.0.1:{args.upstream_port}/")
         await wait_up(f"http://127.0.0.1:{args.gateway_port}/healthz")
         key = await limited_key(args.gateway_port) if args.limited_key else "sk-bench"
@@ -257,17 +279,23 @@ async def main() -> None:
               "gateway CPU us/req | errors |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for c in [int(x) for x in args.concurrency.split(",") if x]:
-            for api, up_url, gw_url, body in runs:   # interleaved, so both see the same machine
-                send = unique_bodies(body) if args.cache_unique else body
-                d = await load(up_url, send, c, args.duration)
-                cpu = cpu_seconds(gw.pid)
-                g = await load(gw_url, send, c, args.duration, key)
-                cpu_us = (cpu_seconds(gw.pid) - cpu) * 1e6 / max(1.0, g["rps"] * args.duration)
+            rounds: dict[str, list[tuple[dict[str, float], dict[str, float]]]] = {api: [] for api, *_ in runs}
+            for _ in range(args.rounds):
+                for api, up_url, gw_url, body in runs:   # interleaved, so all see the same machine
+                    send = unique_bodies(body) if args.cache_unique else body
+                    d = await load(up_url, send, c, args.duration)
+                    cpu = cpu_seconds(gw.pid)
+                    g = await load(gw_url, send, c, args.duration, key)
+                    g["cpu_us"] = (cpu_seconds(gw.pid) - cpu) * 1e6 / max(1.0, g["rps"] * args.duration)
+                    rounds[api].append((d, g))
+            for api, _, _, _ in runs:
+                d, g = (_median([pair[i] for pair in rounds[api]]) for i in (0, 1))
+                cpu_us = g["cpu_us"]
                 print(f"| {api} | direct | {c} | {d['rps']:.0f} | {d['p50']:.2f} | {d['p99']:.2f} | 0.00 | - | - | {d['errors']} |")
                 print(f"| {api} | llmproxy | {c} | {g['rps']:.0f} | {g['p50']:.2f} | {g['p99']:.2f} | {g['p50'] - d['p50']:.2f} "
                       f"| {g.get('overhead_p50', float('nan')):.3f} / {g.get('overhead_p99', float('nan')):.3f} "
                       f"| {cpu_us:.0f} | {g['errors']} |")
-        if args.stream and args.mode != "anthropic":
+        if args.stream and "chat" in names:
             d, g = await ttfb(direct, args.stream), await ttfb(gateway, args.stream)
             print(f"\nstreaming (20 chunks, 5 ms apart), median of {args.stream}: "
                   f"TTFB direct {d['ttfb_p50']:.2f} ms, through llmproxy {g['ttfb_p50']:.2f} ms "

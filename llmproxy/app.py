@@ -20,7 +20,8 @@ from starlette.routing import Route
 
 from . import pipeline
 from .endpoint import GatewayApp, client_request_id
-from .messages_endpoint import ROUTES as DOOR_ROUTES
+from .messages_endpoint import ROUTES as MESSAGES_ROUTES
+from .openai_endpoint import ROUTES as OPENAI_DOOR_ROUTES
 from .responses_endpoint import ROUTES as RESPONSES_ROUTES
 from .responses_endpoint import routes as responses_routes
 from .doors.responses_state import StoredResponses
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from .shared.deployment import Deployment
 
 log = logging.getLogger("llmproxy.app")
+DOOR_ROUTES = {**MESSAGES_ROUTES, **OPENAI_DOOR_ROUTES}   # path -> raw handler of a front door beside chat
 JSON = "application/json"
 
 

@@ -32,7 +32,7 @@ from .cache_memory import QUEUED_OVERHEAD, DiskIndex, Entry, MemoryLRU, Row, que
 from .cache_memory import _pack as pack_row, _unpack as unpack_entry   # the shared tier stores the memory tier's form
 from .cache_replay import StreamCollector, assemble
 from .config import CacheSettings
-from .context import ChatRequest, RequestContext
+from .context import CHAT, EMBEDDINGS, ChatRequest, RequestContext
 from .errors import InvalidRequest
 
 log = logging.getLogger("llmproxy.cache")
@@ -201,8 +201,10 @@ class ResponseCache:
                 no_cache = "no-cache" in control
                 max_age = _max_age(control)
                 asked = asked or max_age is not None
-        if not asked and not (s.temperature_above_zero if policy is None or policy.temperature_above_zero is None
-                              else policy.temperature_above_zero):
+        # Embeddings are deterministic: no temperature to wait for.
+        if not asked and ctx.endpoint != EMBEDDINGS and not (
+                s.temperature_above_zero if policy is None or policy.temperature_above_zero is None
+                else policy.temperature_above_zero):
             # Absent means the provider's default, which is 1 for OpenAI, Anthropic and Gemini.
             if body.get("temperature") != 0 and body.get("seed") is None:
                 self._bypass(ctx)
@@ -220,7 +222,8 @@ class ResponseCache:
         if principal is not last or not tenant:
             tenant = self._tenant(principal)
             self._last_tenant = (principal, tenant)
-        key, id_ = request_key(tenant, body)
+        # Another API's answer has another shape: its requests never share a key with chat's.
+        key, id_ = request_key(tenant if ctx.endpoint == CHAT else ctx.endpoint + tenant, body)
         ctx.cache_key, ctx.cache_id, ctx.cache_ttl_s = key, id_, ttl
         ctx.cache_status = "miss"
         ctx.response_headers["x-llmproxy-cache-key"] = key

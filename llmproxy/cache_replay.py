@@ -85,6 +85,8 @@ def _fold(acc: dict[str, Any], choice: dict[str, Any]) -> None:
     delta = choice.get("delta") or {}
     if isinstance(delta.get("content"), str):
         acc["content"].append(delta["content"])
+    if isinstance(choice.get("text"), str):   # a legacy completions chunk (text_completion)
+        acc["content"].append(choice["text"])
     if isinstance(delta.get("refusal"), str):
         acc["refusal"].append(delta["refusal"])
     for call in delta.get("tool_calls") or ():

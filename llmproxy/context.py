@@ -21,6 +21,12 @@ Usage = dict[str, Any]
 # provider reports the real usage (rate limits reserve it, cost estimates start from it).
 BYTES_PER_TOKEN = 4
 
+# The client API a request came in through (RequestContext.endpoint): the router serves each only
+# with models of the modes it accepts, the cache keeps their answers apart, metrics label by it.
+CHAT = "/v1/chat/completions"
+EMBEDDINGS = "/v1/embeddings"
+COMPLETIONS = "/v1/completions"
+
 
 @dataclass(slots=True)
 class Principal:
@@ -103,6 +109,7 @@ class RequestContext:
     response_headers: dict[str, str] = field(default_factory=dict)
     rate_hold: Any = None            # the ratelimit stage's reservation, settled in record
     admission: Any = None            # a shared limit check prepared, not yet sent (ratelimit_shared.py)
+    endpoint: str = CHAT             # the client API it came through (CHAT, EMBEDDINGS, COMPLETIONS)
 
     def overhead_ms(self, now: float | None = None) -> float:
         now = time.perf_counter() if now is None else now

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Awaitable, Iterator
+from typing import cast
 
-from .context import Attempt, ChatCompletion, RequestContext
+from .context import EMBEDDINGS, Attempt, ChatCompletion, RequestContext
 from .errors import GatewayError, InvalidRequest, UpstreamError
 from .breakers import Candidate, Health
-from .providers import ADAPTERS
+from .providers import ADAPTERS, embedding_parts
+from .providers.embedding_parts import EmbeddingAdapter
 from .providers.base import Adapter, OpenStream, StreamState, Transport, error_message, stream_opening
 from .providers.sse import encode
 
@@ -73,7 +75,11 @@ class Attempts:
             started = time.perf_counter()
             try:
                 adapter, raw = _adapter(ctx, provider.kind)
-                result = await self.transport.complete(adapter, provider, model, ctx.body, ctx.request_id, raw)
+                result = await (self.transport.complete(adapter, provider, model, ctx.body, ctx.request_id, raw)
+                                if ctx.endpoint != EMBEDDINGS else   # a large batch may take several calls
+                                embedding_parts.complete(self.transport, cast(EmbeddingAdapter, adapter), provider,
+                                                         model, ctx.body, ctx.request_id, raw,
+                                                         whole=ctx.cache_key is not None))
             except GatewayError as exc:
                 failure = self.moved_on(candidate, exc, started, failure)
                 continue

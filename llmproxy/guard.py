@@ -34,6 +34,7 @@ from .endpoint import CHAT_PATHS, client_request_id
 from .errors import (ClientDisconnected, GatewayError, HeadersTooLarge, PayloadTooLarge, PermissionDenied,
                      RequestTimeout, ServiceUnavailable, UnsupportedMediaType)
 from .messages_endpoint import ROUTES as MESSAGES_ROUTES
+from .openai_endpoint import ROUTES as OPENAI_DOOR_ROUTES
 from .responses_endpoint import ROUTES as RESPONSES_ROUTES
 
 Scope = MutableMapping[str, Any]
@@ -124,7 +125,7 @@ class Guard:
     def body_reader(self, scope: Scope, fields: dict[bytes, bytes], receive: Receive) -> _Body | GatewayError:
         """The body's limits, checked on its declared length first; its media type for a write."""
         path = scope["path"]
-        if path in CHAT_PATHS or path in RESPONSES_ROUTES:
+        if path in CHAT_PATHS or path in OPENAI_DOOR_ROUTES or path in RESPONSES_ROUTES:
             # The chat endpoint checks the declared length itself, after authenticating: an
             # anonymous caller learns nothing there but its 401.
             limit = self.max_body

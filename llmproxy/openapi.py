@@ -58,6 +58,46 @@ def _op(summary: str, responses: dict[str, Any], *, body: dict[str, Any] | None 
 
 
 OBJECT: dict[str, Any] = {"type": "object"}
+TOKENS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}
+MODEL_NAME = {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[ -~]+$"}
+# POST /v1/embeddings and /v1/completions (doors/embeddings.py, doors/completions.py check the same)
+_LEGACY_SCHEMAS: dict[str, Any] = {
+    "EmbeddingRequest": {
+        "type": "object", "required": ["model", "input"],
+        "properties": {
+            "model": MODEL_NAME,
+            "input": {"oneOf": [{"type": "string", "minLength": 1},
+                                {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                                TOKENS, {"type": "array", "minItems": 1, "items": TOKENS}]},
+            "encoding_format": {"type": "string", "enum": ["float", "base64"]},
+            "dimensions": {"type": "integer", "minimum": 1}, "user": {"type": "string"},
+        },
+    },
+    "EmbeddingList": {"type": "object", "required": ["object", "data", "model", "usage"],
+                      "properties": {"object": {"type": "string", "enum": ["list"]}, "data": {"type": "array"},
+                                     "model": {"type": "string"}, "usage": {"type": "object"}}},
+    "CompletionRequest": {
+        "type": "object", "required": ["model", "prompt"],
+        "properties": {
+            "model": MODEL_NAME,
+            "prompt": {"oneOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                                 TOKENS, {"type": "array", "minItems": 1, "items": TOKENS}]},
+            "max_tokens": {"type": "integer", "minimum": 1}, "n": {"type": "integer", "minimum": 1, "maximum": 128},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+            "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+            "frequency_penalty": {"type": "number", "minimum": -2, "maximum": 2},
+            "presence_penalty": {"type": "number", "minimum": -2, "maximum": 2},
+            "logprobs": {"type": "integer", "minimum": 0, "maximum": 5},
+            "best_of": {"type": "integer", "minimum": 0, "maximum": 20},
+            "echo": {"type": "boolean"}, "stream": {"type": "boolean"}, "suffix": {"type": "string"},
+            "stop": {"oneOf": [{"type": "string"}, {"type": "array", "maxItems": 4, "items": {"type": "string"}}]},
+            "seed": {"type": "integer"}, "user": {"type": "string"}, "logit_bias": {"type": "object"},
+        },
+    },
+    "TextCompletion": {"type": "object", "required": ["id", "object", "choices"],
+                       "properties": {"id": {"type": "string"}, "object": {"type": "string", "enum": ["text_completion"]},
+                                      "choices": {"type": "array"}, "usage": {"type": "object"}}},
+}
 LIST: dict[str, Any] = {"type": "object", "required": ["object", "data"],
                         "properties": {"object": {"type": "string", "enum": ["list"]}, "data": {"type": "array"}}}
 NAME = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"^[A-Za-z0-9._@-]+$"}
@@ -106,6 +146,7 @@ SCHEMAS: dict[str, Any] = {
     "ChatCompletion": {"type": "object", "required": ["id", "object", "choices"],
                        "properties": {"id": {"type": "string"}, "object": {"type": "string"},
                                       "choices": {"type": "array"}, "usage": {"type": "object"}}},
+    **_LEGACY_SCHEMAS,
     "Model": {"type": "object", "required": ["id", "object"],
               "properties": {"id": {"type": "string"}, "object": {"type": "string"}}},
     "Login": {"type": "object", "required": ["username", "password"], "additionalProperties": False,
@@ -159,6 +200,14 @@ def _paths() -> dict[str, Any]:
             "Create a chat completion (OpenAI format; stream with \"stream\": true)",
             {**_ok(_ref("ChatCompletion")), **_errors(400, 401, 403, 404, 429, 499, 502, 504)},
             body=_body(_ref("ChatRequest")))},
+        "/v1/embeddings": {"post": _op(
+            "Create embeddings (OpenAI format; float or base64)",
+            {**_ok(_ref("EmbeddingList")), **_errors(400, 401, 403, 404, 429, 499, 502, 504)},
+            body=_body(_ref("EmbeddingRequest")))},
+        "/v1/completions": {"post": _op(
+            "Create a legacy text completion (OpenAI format; stream with \"stream\": true)",
+            {**_ok(_ref("TextCompletion")), **_errors(400, 401, 403, 404, 429, 499, 502, 504)},
+            body=_body(_ref("CompletionRequest")))},
         "/v1/models": {"get": _op("List the models this caller may use", {**_ok(LIST), **_errors(401)})},
         "/v1/models/{model}": {"get": _op("One model", {**_ok(_ref("Model")), **_errors(401, 404)},
                                           parameters=[_path_param("model")])},

@@ -224,7 +224,7 @@ def record(gw: Gateway, ctx: RequestContext, completion: dict[str, Any] | None =
     gw.usage.add(row)
     if ctx.attempts:
         gw.health.observe(ctx.attempts)
-    gw.metrics.observe(ctx, latency_s, overhead_s)
+    gw.metrics.observe(ctx, latency_s, overhead_s, ctx.endpoint)
     if gw.request_log.enabled:
         gw.request_log.request(ctx, row, completion)
 

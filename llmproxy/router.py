@@ -14,7 +14,7 @@ cascade.py tries when the cheaper tier's answer fails its checks.
 from __future__ import annotations
 
 from .config import DEFAULT_BASE_URLS, KEY_ENV, STRATEGIES, ProviderSettings, Settings
-from .context import ChatRequest, RequestContext, model_allowed
+from .context import CHAT, COMPLETIONS, EMBEDDINGS, ChatRequest, RequestContext, model_allowed
 from .errors import GatewayError, InvalidRequest, ModelNotFound
 from .breakers import Candidate, Health
 from .registry import ModelEntry, Registry
@@ -31,6 +31,9 @@ CASCADE = "cascade"
 AUTO_NAMES = (AUTO, *(f"{AUTO}:{s}" for s in STRATEGIES))
 _CHARS_PER_TOKEN = 4   # a cheap, deliberately generous prompt-size estimate; no tokenizer on the hot path
 _SINGLE_CHOICE = frozenset({"anthropic"})   # the Messages API has no `n`; its adapter refuses n > 1
+# The registry modes each client API may be served by (a chat model answers legacy completions
+# through the chat translation); an ad-hoc model's mode is unknown (None) and may serve any.
+MODES = {CHAT: ("chat",), COMPLETIONS: ("chat", "completion"), EMBEDDINGS: ("embedding",)}
 
 
 def is_auto(name: str) -> bool:
@@ -47,12 +50,13 @@ class Resolutions:
         self._settings: Settings | None = None
         self._known: dict[str, tuple[Candidate, ...]] = {}
 
-    def get(self, name: str, registry: Registry, settings: Settings) -> tuple[Candidate, ...]:
+    def get(self, name: str, registry: Registry, settings: Settings, endpoint: str = CHAT) -> tuple[Candidate, ...]:
         if registry is not self._registry or settings is not self._settings or len(self._known) >= self.size:
             self._registry, self._settings, self._known = registry, settings, {}
-        found = self._known.get(name)
+        key = name if endpoint == CHAT else f"{endpoint} {name}"
+        found = self._known.get(key)
         if found is None:
-            found = self._known[name] = tuple(_explicit(name, registry, settings))
+            found = self._known[key] = tuple(_explicit(name, registry, settings, endpoint))
         return found
 
 
@@ -61,8 +65,8 @@ def route(ctx: RequestContext, registry: Registry, settings: Settings, health: H
     """The route stage: fill ctx.candidates (and ctx.strategy for auto requests)."""
     name = ctx.requested_model
     if not is_auto(name):
-        candidates = (resolutions.get(name, registry, settings) if resolutions is not None
-                      else _explicit(name, registry, settings))
+        candidates = (resolutions.get(name, registry, settings, ctx.endpoint) if resolutions is not None
+                      else _explicit(name, registry, settings, ctx.endpoint))
         if len(candidates) > 1:
             candidates = health.order(candidates)[: max(1, settings.router.max_attempts)]
         ctx.candidates = list(candidates)
@@ -70,35 +74,58 @@ def route(ctx: RequestContext, registry: Registry, settings: Settings, health: H
     ctx.strategy = _strategy(ctx, settings)
     allowed = ctx.principal.allowed_models if ctx.principal else None
     max_price = _max_price(ctx)
+    modes = MODES[ctx.endpoint]
     if ctx.strategy == CASCADE and not ctx.complexity_confident and ctx.complexity is not None:
         first, then = cascade_tiers(ctx.complexity)
         cheap = choose(ctx.body, registry, settings, health, strategy="cost", label=first,
-                       allowed=allowed, max_price=max_price)
+                       allowed=allowed, max_price=max_price, modes=modes)
         floor = cheap[0][1].quality or 0.0
         ctx.escalation = [c for c in choose(ctx.body, registry, settings, health, strategy="cost", label=then,
-                                            allowed=allowed, max_price=max_price) if (c[1].quality or 0.0) > floor]
+                                            allowed=allowed, max_price=max_price, modes=modes)
+                          if (c[1].quality or 0.0) > floor]
         if ctx.escalation:   # the cheaper tier's own fallbacks stay below the next tier
             stronger = {c[1].id for c in ctx.escalation}
             ctx.candidates = [c for c in cheap if c[1].id not in stronger]
             return
     ctx.candidates = choose(ctx.body, registry, settings, health, strategy=ctx.strategy,
                             label=ctx.complexity if ctx.complexity_confident else settings.router.unsure_label,
-                            allowed=allowed, max_price=max_price)
+                            allowed=allowed, max_price=max_price, modes=modes)
 
 
-def _explicit(name: str, registry: Registry, settings: Settings) -> list[Candidate]:
+def _explicit(name: str, registry: Registry, settings: Settings, endpoint: str = CHAT) -> list[Candidate]:
+    modes = MODES[endpoint]
     candidates = resolve(name, registry, settings)
+    mode = candidates[0][1].mode
+    if mode is not None and mode not in modes:
+        raise wrong_mode(name, candidates[0][1], endpoint, registry)
     for fallback in settings.router.fallbacks.get(name, ()):
         try:
-            candidates += resolve(fallback, registry, settings)
+            more = resolve(fallback, registry, settings)
         except GatewayError:
             continue   # a fallback that cannot be used now is skipped, not an error for the caller
+        # only to a model of the same kind: an embedding model never stands in for a chat model
+        candidates += [c for c in more if c[1].mode is None or c[1].mode in modes]
     return candidates
 
 
+def wrong_mode(name: str, entry: ModelEntry, endpoint: str, registry: Registry) -> InvalidRequest:
+    """The 400 for a model asked for through an API it does not serve, saying where it belongs."""
+    if entry.mode == "embedding":
+        why = "is an embedding model; send it to POST /v1/embeddings"
+    elif entry.mode == "completion":
+        why = "serves only the legacy completions API; send it to POST /v1/completions"
+    else:
+        served = sorted(m.id for m in registry.models if m.mode == "embedding" and not m.deprecated)
+        why = (f"is a chat model ({entry.provider} serves no embeddings for it); POST /v1/embeddings needs an "
+               f"embedding model" + (f", such as {', '.join(served[:4])}" if served else ""))
+    return InvalidRequest(f"the model '{name}' {why}", code="model_not_supported", param="model")
+
+
 def choose(body: ChatRequest, registry: Registry, settings: Settings, health: Health, *, strategy: str,
-           label: str | None, allowed: tuple[str, ...] | None = None, max_price: float | None = None) -> list[Candidate]:
+           label: str | None, allowed: tuple[str, ...] | None = None, max_price: float | None = None,
+           modes: tuple[str, ...] = MODES[CHAT]) -> list[Candidate]:
     need = requirements(body, settings.router.expected_output_tokens)
+    need.modes = modes
     pool: list[Candidate] = []
     dropped: dict[str, int] = {}
     for entry in registry.models:
@@ -134,13 +161,14 @@ def choose(body: ChatRequest, registry: Registry, settings: Settings, health: He
 
 
 class Needs:
-    __slots__ = ("tools", "vision", "json_schema", "prompt_tokens", "output_tokens", "stream", "choices")
+    __slots__ = ("tools", "vision", "json_schema", "prompt_tokens", "output_tokens", "stream", "choices", "modes")
 
     def __init__(self, tools: bool, vision: bool, json_schema: bool, prompt_tokens: int, output_tokens: int,
                  stream: bool, choices: int = 1) -> None:
         self.tools, self.vision, self.json_schema = tools, vision, json_schema
         self.prompt_tokens, self.output_tokens, self.stream = prompt_tokens, output_tokens, stream
         self.choices = choices
+        self.modes: tuple[str, ...] = MODES[CHAT]
 
 
 def requirements(body: ChatRequest, default_output: int) -> Needs:
@@ -168,6 +196,8 @@ def _unfit(entry: ModelEntry, need: Needs, settings: Settings, allowed: tuple[st
     caps = entry.capabilities
     if entry.deprecated:
         return "deprecated"
+    if entry.mode is not None and entry.mode not in need.modes:
+        return f"{entry.mode} model" if entry.mode != "chat" else "chat model"
     if not entry.priced:
         return "price unknown"
     if allowed is not None and not entry_allowed(entry, allowed):
@@ -258,8 +288,8 @@ def resolve(name: str, registry: Registry, settings: Settings) -> list[Candidate
 
 
 def adhoc_entry(provider: ProviderSettings, model: str) -> ModelEntry:
-    """An entry for a model the registry does not know: routable, price unknown."""
-    return ModelEntry(id=f"{provider.name}/{model}", provider=provider.name, provider_model=model)
+    """An entry for a model the registry does not know: routable, price unknown, any endpoint may try it."""
+    return ModelEntry(id=f"{provider.name}/{model}", provider=provider.name, provider_model=model, mode=None)
 
 
 def _by_upstream_name(registry: Registry, provider: ProviderSettings, model: str) -> ModelEntry | None:

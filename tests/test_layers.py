@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 LAYERS: dict[str, dict[str, set[str]]] = {
     # layer -> family -> top-level module names of llmproxy (a package counts as one family)
     "entry": {"entry": {"app", "cli", "endpoint", "disconnects", "__main__", "ui", "guard", "serving", "openapi",
-                        "messages_endpoint", "responses_endpoint"}},
+                        "messages_endpoint", "openai_endpoint", "responses_endpoint"}},
     "composition": {"composition": {"pipeline", "admin", "scheduler", "access", "cascade", "doors"}},
     "stages": {"auth": {"auth"}, "ratelimit": {"ratelimit", "ratelimit_shared"}, "cache": {"cache", "cache_memory", "cache_replay"},
                "classifier": {"classifier"}, "router": {"router"},

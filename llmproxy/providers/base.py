@@ -338,7 +338,7 @@ def stream_opening(piece: bytes) -> bool | None:
         for choice in choices:
             delta = choice.get("delta") or {}
             if delta.get("content") or delta.get("tool_calls") or delta.get("refusal") or \
-                    delta.get("reasoning_content") or choice.get("finish_reason"):
+                    delta.get("reasoning_content") or choice.get("finish_reason") or choice.get("text"):
                 return True
     return None
 

@@ -67,6 +67,9 @@ class ModelEntry:
     stale: bool = False   # the provider's last scrape failed or was held back: the price may be old
     cache_write_per_mtok: float | None = None   # Anthropic's prompt-cache write price
     long_context: LongContext | None = None
+    # The API that serves it: "chat", "completion" (legacy /v1/completions only) or "embedding";
+    # None for a model the registry does not know (any endpoint may try it).
+    mode: str | None = "chat"
 
     @property
     def priced(self) -> bool:
@@ -195,6 +198,7 @@ def _entry(raw: Mapping[str, Any]) -> ModelEntry:
         aliases=tuple(raw.get("aliases") or ()), deprecated=bool(raw.get("deprecated", False)),
         source=raw.get("source"), updated_at=raw.get("updated_at"), stale=bool(raw.get("stale", False)),
         cache_write_per_mtok=_float(raw.get("cache_write_per_mtok")), long_context=_long_context(raw.get("long_context")),
+        mode=raw.get("mode", "chat"),
     )
 
 

@@ -216,6 +216,8 @@ def _page_values(entry: PriceEntry, model: Model | None) -> dict[str, Any]:
     """The fields the page states, in the registry's terms. A price the page leaves out (None) is
     not a price of zero and does not erase a known one, so it is left out here too."""
     values: dict[str, Any] = {"input_per_mtok": entry.input_per_mtok, "output_per_mtok": entry.output_per_mtok}
+    if entry.mode == "embedding":
+        del values["output_per_mtok"]   # no output price on the page (none is billed): not a price of 0 to check
     if entry.cached_input_per_mtok is not None:
         values["cached_input_per_mtok"] = entry.cached_input_per_mtok
     if entry.cache_write_per_mtok is not None:
@@ -311,10 +313,13 @@ def _new_model(entry: PriceEntry, taken: set[str], today: str) -> Model:
     are unknown (null / defaults) until someone fills them in; the source says so."""
     aliases = [a for a in entry.aliases if a not in taken]
     taken.update(aliases)
-    return {"id": entry.model, "provider": entry.provider, "provider_model": entry.model,
-            **_page_values(entry, None), "context_window": None, "max_output_tokens": None,
-            "capabilities": {}, "quality": None, "aliases": aliases, "deprecated": False,
-            "source": entry.source_url or None, "updated_at": today}
+    model = {"id": entry.model, "provider": entry.provider, "provider_model": entry.model,
+             **_page_values(entry, None), "context_window": None, "max_output_tokens": None,
+             "capabilities": {}, "quality": None, "aliases": aliases, "deprecated": False,
+             "source": entry.source_url or None, "updated_at": today}
+    if entry.mode == "embedding":
+        model.update(output_per_mtok=0.0, mode="embedding", capabilities={"tools": False, "streaming": False})
+    return model
 
 
 def _failure(result: ScrapeResult) -> str:

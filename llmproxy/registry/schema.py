@@ -17,6 +17,7 @@ PRICE_FIELDS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "c
 LONG_CONTEXT_PRICES = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
 CAPABILITIES = ("tools", "vision", "json_schema", "streaming", "reasoning")
 STATUSES = ("seeded", "ok", "stale", "held")
+MODES = ("chat", "completion", "embedding")   # which API serves the model: chat, legacy completions, embeddings
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
 _PROVIDER = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _MAX_PROBLEMS = 5
@@ -75,6 +76,10 @@ def _capabilities(value: Any) -> str | None:
     return None
 
 
+def _mode(value: Any) -> str | None:
+    return None if value in MODES else f"must be one of {', '.join(MODES)}"
+
+
 def _quality(value: Any) -> str | None:
     if value is None:
         return None
@@ -122,7 +127,7 @@ MODEL_FIELDS: Mapping[str, Check] = {
     "input_per_mtok": _price, "output_per_mtok": _price, "cached_input_per_mtok": _price,
     "cache_write_per_mtok": _price, "long_context": _long_context,
     "context_window": _positive_int, "max_output_tokens": _positive_int,
-    "capabilities": _capabilities, "quality": _quality, "aliases": _names,
+    "capabilities": _capabilities, "quality": _quality, "aliases": _names, "mode": _mode,
     "deprecated": _bool, "source": _text, "updated_at": _text,
     # Kept by the scrape merge: why a price is what it is.
     "stale": _bool,                 # the provider's last scrape failed or was held back
@@ -134,7 +139,7 @@ MODEL_FIELDS: Mapping[str, Check] = {
 REQUIRED_MODEL_FIELDS = ("id", "provider", "provider_model")
 # What an operator may set in overrides.json (everything a model has, except its id).
 OVERRIDABLE = ("provider", "provider_model", *PRICE_FIELDS, "long_context", "context_window",
-               "max_output_tokens", "capabilities", "quality", "aliases", "deprecated", "source")
+               "max_output_tokens", "capabilities", "quality", "aliases", "deprecated", "source", "mode")
 
 PROVIDER_FIELDS: Mapping[str, Check] = {
     "status": lambda v: None if v in STATUSES else f"must be one of {', '.join(STATUSES)}",

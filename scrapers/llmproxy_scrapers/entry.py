@@ -26,3 +26,4 @@ class PriceEntry:
     batch_output_per_mtok: float | None = None
     aliases: tuple[str, ...] = ()  # other names the page lists the same row under
     source_url: str = ""
+    mode: str = "chat"  # "embedding" for an embedding model: its input price only (output_per_mtok 0)

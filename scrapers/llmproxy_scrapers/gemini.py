@@ -4,7 +4,8 @@ https://ai.google.dev/gemini-api/docs/pricing is server-rendered Google devsite 
 model is an <h2> followed by its API id(s) in <code>, then one table per tier (<h3> "Standard",
 "Batch", ...). The tables have one row per kind of price ("Input price", "Output price",
 "Context caching price") and one column per plan ("Free Tier", "Paid Tier, per 1M tokens in USD").
-We read the paid column of the Standard and Batch tables.
+We read the paid column of the Standard and Batch tables. An embedding model's table has an input
+price only (mode "embedding", output 0).
 """
 
 from __future__ import annotations
@@ -145,9 +146,11 @@ def _entry(section: _Section) -> PriceEntry | None:
     """An entry for a section with an id and paid input and output prices; None otherwise (e.g. Imagen)."""
     std = section.standard
     ids = section.ids
-    if not ids or "input" not in std or "output" not in std:
+    # An embedding model's table has an input price only: its output costs nothing.
+    embedding = "output" not in std and any("embedding" in i for i in ids)
+    if not ids or "input" not in std or ("output" not in std and not embedding):
         return None
-    inp, out = std["input"], std["output"]
+    inp, out = std["input"], std.get("output", TieredPrice(0.0))
     if inp.short is None or out.short is None:
         return None
     cached = std.get("cached", TieredPrice(None))
@@ -165,6 +168,7 @@ def _entry(section: _Section) -> PriceEntry | None:
         batch_input_per_mtok=batch_in.short if batch_in else None,
         batch_output_per_mtok=batch_out.short if batch_out else None,
         aliases=tuple(ids[1:]),
+        mode="embedding" if embedding else "chat",
     )
 
 

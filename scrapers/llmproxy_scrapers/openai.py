@@ -6,8 +6,9 @@ The same docs site serves the page as Markdown at the same URL + ".md"; that is 
 `parse` also reads plain HTML <table>s, so a page that moves back to server-rendered tables
 (as the ChatGPT/Codex table already is) keeps working.
 
-Standard and Batch tables are read; Flex, Priority and per-modality tables (audio, image,
-realtime, embeddings, fine-tuning) are not, since PriceEntry holds text-token prices only.
+Standard and Batch tables are read, and the Embeddings table (one price per model, mode
+"embedding"); Flex, Priority and per-modality tables (audio, image, realtime, fine-tuning) are
+not, since PriceEntry holds text-token prices only.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Columns are found by what their header says, never by position, so a reordered, renamed
 ("Base Input Tokens" / "Input") or widened (short + long context, cache writes) table still reads.
 The tier of a table (standard or batch) comes from its headings; other tiers (flex, priority,
-fast mode, regional) and other modalities (audio, image, embeddings) are left out.
+fast mode, regional) and other modalities (audio, image) are left out. An embeddings table (its
+heading says so) has one price per model, whatever its column is called ("Cost", "Price",
+"Input"): it becomes that model's input price, with no output price (mode "embedding").
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ _SKIPPED_TIERS = re.compile(r"\b(flex|priority|fast|scale|regional|data residenc
                             r"realtime|audio|image|video|embedding|transcription|speech|moderation|"
                             r"fine[- ]?tun\w*|training|tool|search)\b", re.IGNORECASE)
 _BATCH = re.compile(r"\bbatch", re.IGNORECASE)
+_EMBEDDINGS = re.compile(r"\bembedding", re.IGNORECASE)
+_ONE_PRICE = re.compile(r"\b(cost|price|input)", re.IGNORECASE)
 _PARENTHETICAL = re.compile(r"\(([^()]*)\)")
 _NAME_SPLIT = re.compile(r"\s*(?:/|,|;|\n|\bor\b)\s*")
 _SHORT_FIELDS = MappingProxyType({"input_per_mtok": "input_per_mtok_long", "output_per_mtok": "output_per_mtok_long"})
@@ -65,12 +69,13 @@ def entries_from_tables(tables: Iterable[Table], provider: str, namer: Namer) ->
     rows = [row for table in tables for row in read_table(table, namer)]
     entries: dict[str, PriceEntry] = {}
     for row in rows:
-        if row.tier != "standard" or row.names[0] in entries:
+        if row.tier not in ("standard", "embedding") or row.names[0] in entries:
             continue
         if any(row.prices.get(field) is None for field in _REQUIRED):
             continue
         prices = {k: v for k, v in row.prices.items() if v is not None}
-        entries[row.names[0]] = PriceEntry(provider=provider, model=row.names[0], aliases=row.names[1:],
+        mode = "embedding" if row.tier == "embedding" else "chat"
+        entries[row.names[0]] = PriceEntry(provider=provider, model=row.names[0], aliases=row.names[1:], mode=mode,
                                            **prices)  # type: ignore[arg-type]  # prices holds price fields only, all floats
     for row in rows:
         entry = entries.get(row.names[0])
@@ -87,7 +92,7 @@ def entries_from_tables(tables: Iterable[Table], provider: str, namer: Namer) ->
 def read_table(table: Table, namer: Namer) -> list[Row]:
     """The model rows of one table; [] when it is not a per-model token price table."""
     tier = table_tier(table)
-    columns = locate_columns(table.headers)
+    columns = embedding_columns(table.headers) if tier == "embedding" else locate_columns(table.headers)
     if tier is None or "model" not in columns or not any(f in columns for f in _PRICED):
         return []
     factor = unit_factor(" ".join(table.headers)) or unit_factor(table.preamble) or 1.0
@@ -106,6 +111,8 @@ def read_table(table: Table, namer: Namer) -> list[Row]:
         if not ids:
             continue
         prices = _read_prices(cells, columns, factor, table.headers)
+        if tier == "embedding":
+            prices["output_per_mtok"] = 0.0   # embeddings bill the text in only
         if prices.get("input_per_mtok_long") is not None or prices.get("output_per_mtok_long") is not None:
             prices["long_context_threshold"] = prices.get("long_context_threshold") or threshold
         else:
@@ -119,9 +126,27 @@ def table_tier(table: Table) -> str | None:
     for heading in reversed(table.headings):
         if _BATCH.search(heading):
             return "batch"
+        if _EMBEDDINGS.search(heading):
+            return "embedding"
         if _SKIPPED_TIERS.search(heading):
             return None
     return "standard"
+
+
+def embedding_columns(headers: Sequence[str]) -> dict[str, int]:
+    """An embeddings table's columns: the model, its one price, and a batch price if it has one."""
+    columns: dict[str, int] = {}
+    for index, header in enumerate(headers):
+        field = classify_header(header)
+        if field == "model":
+            columns.setdefault("model", index)
+        elif _OTHER_PLAN.search(header.lower()):
+            continue
+        elif _BATCH.search(header):
+            columns.setdefault("batch_input_per_mtok", index)
+        elif _ONE_PRICE.search(header):
+            columns.setdefault("input_per_mtok", index)
+    return columns
 
 
 def locate_columns(headers: Sequence[str]) -> dict[str, int]:

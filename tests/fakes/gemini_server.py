@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes import gemini_embed
 from tests.fakes.anthropic_server import sample
 
 API_KEY = "AIzaFakeGeminiKey0123456789"
@@ -68,6 +69,7 @@ class FakeState:
     urls: list[str] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    embed_requests: list[dict[str, Any]] = field(default_factory=list)   # gemini_embed.py's batchEmbedContents
 
 
 def error(code: int, status: str, message: str, details: list[dict[str, Any]] | None = None) -> Response:
@@ -264,6 +266,8 @@ def create_app(state: FakeState) -> Starlette:
                                                    "established identity). Please use API Key or other form of API consumer identity to call this API.")
         if request.headers["x-goog-api-key"] != API_KEY:
             return error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
+        if method == "batchEmbedContents":
+            return await gemini_embed.batch_embed(request, state, model, error)
         stream = method == "streamGenerateContent"
         if method not in ("generateContent", "streamGenerateContent"):
             return error(404, "NOT_FOUND", f"Method {method} not found")

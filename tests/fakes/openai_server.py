@@ -31,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes import openai_legacy, openai_responses
+
 API_KEY = "sk-upstream-test-key-0123456789"
 _REGISTRY = Path(__file__).resolve().parents[2] / "registry" / "models.json"
 MODELS = {m["provider_model"] for m in orjson.loads(_REGISTRY.read_bytes())["models"] if m["provider"] == "openai"} | {
@@ -44,6 +46,8 @@ class FakeState:
     disconnects: int = 0
     redirected: int = 0
     chunk_delay_s: float = 0.0
+    embedding_requests: list[dict[str, Any]] = field(default_factory=list)    # openai_legacy.py's routes
+    completion_requests: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _error(status: int, message: str, type_: str, code: str | None, param: str | None = None,
@@ -80,6 +84,9 @@ def create_app(state: FakeState) -> Starlette:
             return Response(status_code=307, headers={"location": "/v1/redirect-target"})
         if isinstance(model, str) and model.startswith("slow-"):
             await asyncio.sleep(int(model.split("-")[1]) / 1000)
+        elif model in openai_legacy.NOT_CHAT:
+            return _error(404, "This is not a chat model and thus not supported in the v1/chat/completions "
+                          "endpoint. Did you mean to use v1/completions?", "invalid_request_error", None, "model")
         elif model not in MODELS:
             return _error(404, f"The model `{model}` does not exist or you do not have access to it.",
                           "invalid_request_error", "model_not_found")
@@ -115,10 +122,21 @@ def create_app(state: FakeState) -> Starlette:
         state.redirected += 1
         return _error(418, "followed a redirect with the key", "invalid_request_error", None)
 
-    from tests.fakes import openai_responses
+    async def authorized(request: Request) -> Response | dict[str, Any]:
+        """The key and JSON checks of every route, for the routes in other modules."""
+        auth = request.headers.get("authorization", "")
+        if auth != f"Bearer {API_KEY}":
+            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error", None)
+        state.headers.append(dict(request.headers))
+        return body if isinstance(body, dict) else _error(400, "The body must be an object.", "invalid_request_error", None)
 
     return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
                              Route("/v1/redirect-target", redirect_target, methods=["POST"]),
+                             *openai_legacy.routes(state, _error, authorized),
                              *openai_responses.routes(state)])
 
 

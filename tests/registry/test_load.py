@@ -27,7 +27,7 @@ def refuse(doc: Any) -> str:
 
 def test_the_shipped_registry_passes_the_strict_check() -> None:
     registry = parse_registry(shipped_registry().read_bytes())
-    assert len(registry.models) == 45 and registry.version >= 1
+    assert len(registry.models) == 52 and registry.version >= 1
     assert registry.unpriced == ()
     assert registry.lookup("claude-sonnet-4-5").id == "claude-sonnet-4-5-20250929"
     assert set(registry.providers) == {"openai", "anthropic", "gemini"}
@@ -104,7 +104,7 @@ def test_with_file_and_backup_both_bad_the_shipped_copy_is_used(registry_file: P
     registry_file.with_name("models.json.bak").write_text("{}")
     registry = load_registry(registry_file)
     assert registry.path == str(shipped_registry())
-    assert len(registry.models) == 45
+    assert len(registry.models) == 52
 
 
 def test_a_missing_file_uses_the_shipped_copy(tmp_path: Path) -> None:

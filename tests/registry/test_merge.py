@@ -144,8 +144,8 @@ def test_a_page_that_loses_too_many_known_models_is_held_back() -> None:
     result = merge(seed(), {"gemini": saved_page("gemini")}, {}, MergePolicy(max_model_loss=0.34), now=NOW)
     outcome = result.outcomes["gemini"]
     assert outcome.status == "held"
-    assert "8 of the 11 known models" in outcome.problems[0]
-    assert len(models(result)) == 45 and not any(m.get("unlisted_since") for m in result.document["models"])
+    assert "9 of the 12 known models" in outcome.problems[0]
+    assert len(models(result)) == 52 and not any(m.get("unlisted_since") for m in result.document["models"])
 
 
 def test_a_model_the_page_stops_listing_is_kept_and_marked() -> None:

@@ -1,0 +1,45 @@
+"""POST /v1/embeddings and /v1/completions as plain ASGI handlers, beside the chat endpoint.
+
+OpenAI's other two front doors: the same headers as chat (Authorization, x-request-id, the
+x-llmproxy-* controls, cache-control), the request run through the pipeline's door entry, served
+raw like chat so that an embeddings request costs the gateway what a chat request does.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from . import pipeline
+from .context import RequestContext
+from .disconnects import Disconnects
+from .doors.completions import DOOR as COMPLETIONS
+from .doors.embeddings import DOOR as EMBEDDINGS
+from .endpoint import Receive, Scope, Send, answer, client_request_id, read_body
+
+
+def _handler(door: pipeline.Door) -> Callable[..., object]:
+    async def handle(gw: pipeline.Gateway, new_id: Callable[[], str], scope: Scope, receive: Receive, send: Send,
+                     disconnects: Disconnects) -> None:
+        authorization = request_id = None
+        declared = -1
+        client_headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"content-length":
+                declared = int(value) if value.isdigit() else -1
+            elif name == b"x-request-id":
+                request_id = client_request_id(value)
+            elif name.startswith(b"x-llmproxy-") or name == b"cache-control":
+                client_headers[name.decode("latin-1")] = value.decode("latin-1")
+        ctx = RequestContext(request_id=request_id or new_id(), body={}, client_headers=client_headers)
+        # Read after authentication, as chat does: an anonymous caller gets its 401 first.
+        body = partial(read_body, receive, gw.settings.max_body_bytes, declared)
+        await answer(gw, ctx, pipeline.through_door(gw, ctx, door, body, authorization), receive, send, disconnects)
+
+    return handle
+
+
+_embeddings, _completions = _handler(EMBEDDINGS), _handler(COMPLETIONS)
+ROUTES = {"/v1/embeddings": _embeddings, "/embeddings": _embeddings,
+          "/v1/completions": _completions, "/completions": _completions}
