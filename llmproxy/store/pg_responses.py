@@ -8,6 +8,7 @@ order, are the row's). A batch goes in as one statement over arrays, in one tran
 row is found by its id, and a query for another tenant's id finds nothing. Retention deletes by
 age, oldest first, in batches.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -40,7 +41,9 @@ ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, created = excluded.crea
 """
 _GET = "SELECT id, tenant, created, model, response, items FROM responses WHERE id = $1 AND tenant = $2"
 _DELETE = "DELETE FROM responses WHERE id = $1 AND tenant = $2"
-_DELETE_OLD = "DELETE FROM responses WHERE id IN (SELECT id FROM responses WHERE created < $1 ORDER BY created LIMIT $2)"
+_DELETE_OLD = (
+    "DELETE FROM responses WHERE id IN (SELECT id FROM responses WHERE created < $1 ORDER BY created LIMIT $2)"
+)
 
 
 class PostgresResponsesStore:
