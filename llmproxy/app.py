@@ -25,7 +25,6 @@ from .openai_endpoint import ROUTES as OPENAI_DOOR_ROUTES
 from .responses_endpoint import ROUTES as RESPONSES_ROUTES
 from .responses_endpoint import routes as responses_routes
 from .doors.responses_state import StoredResponses
-from .store.responses_sql import SQLiteResponsesStore
 from .admin import admin_routes
 from .access import Access
 from .cache import ResponseCache
@@ -101,10 +100,8 @@ async def build_gateway(settings: Settings, writer: LineWriter | None = None) ->
         stack.push_async_callback(cache.stop)
         await cache.start()
         health = Health(failures=settings.router.breaker_failures, cooldown_s=settings.router.breaker_cooldown_s)
-        # Stored Responses API answers: this process's SQLite file (a PostgreSQL ResponsesStore is to come).
-        responses_store = await SQLiteResponsesStore.open(stores.local_path)
-        stack.push_async_callback(responses_store.close)
-        responses = StoredResponses(responses_store, retention_days=settings.usage_retention_days)
+        # Stored Responses API answers: on the configured backend (shared by every gateway on PostgreSQL).
+        responses = StoredResponses(stores.responses, retention_days=settings.usage_retention_days)
         responses.start()
         stack.push_async_callback(responses.stop)
         access = await Access.open(settings_ref, stores, shared)

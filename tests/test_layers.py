@@ -188,16 +188,17 @@ def test_admin_holds_no_sql() -> None:
 def test_only_the_store_knows_the_database_drivers_and_only_backends_picks_one() -> None:
     """asyncpg and aiosqlite stay inside store/; above it, modules reach a backend only through
     store/backends.open_stores and the Protocols, so no stage knows which database answers."""
-    backend_modules = ("pg_keys", "pg_usage", "postgres", "pg_sql", "sqlite", "usage_sql", "keys_sql")
+    backend_modules = ("pg_keys", "pg_usage", "pg_responses", "postgres", "pg_sql", "sqlite", "usage_sql", "keys_sql",
+                       "responses_sql")
     for path in modules():
         rel = path.relative_to(REPO / "llmproxy")
         text = imports_text(path)
         if rel.parts[0] == "store":
             continue
         assert "asyncpg" not in text, f"{rel} imports asyncpg: PostgreSQL belongs in store/"
-        for name in ("pg_keys", "pg_usage", "postgres", "pg_sql"):
+        for name in ("pg_keys", "pg_usage", "pg_responses", "postgres", "pg_sql", "responses_sql"):
             assert f"store.{name}" not in text, f"{rel} imports store.{name}: ask store/backends.open_stores"
     store = REPO / "llmproxy" / "store"
-    for name in ("pg_keys", "pg_usage", "pg_sql"):
+    for name in ("pg_keys", "pg_usage", "pg_responses", "pg_sql"):
         assert "aiosqlite" not in imports_text(store / f"{name}.py"), f"store/{name}.py imports aiosqlite"
     assert {p.stem for p in store.glob("*.py")} >= set(backend_modules)

@@ -11,6 +11,7 @@ import pytest
 
 from llmproxy.store.keys_sql import KeysDB
 from llmproxy.store.pg_keys import PostgresKeysStore
+from llmproxy.store.pg_responses import PostgresResponsesStore
 from llmproxy.store.pg_usage import PostgresUsageStore
 from llmproxy.store.protocols import KeysStore, ResponsesStore, UsageStore
 from llmproxy.store.responses_sql import SQLiteResponsesStore
@@ -42,9 +43,10 @@ def problems(protocol: type, cls: type) -> list[str]:
 
 @pytest.mark.parametrize(("protocol", "cls"), [(UsageStore, SQLiteUsageStore), (KeysStore, KeysDB),
                                               (UsageStore, PostgresUsageStore), (KeysStore, PostgresKeysStore),
-                                               (ResponsesStore, SQLiteResponsesStore)],
+                                               (ResponsesStore, SQLiteResponsesStore),
+                                               (ResponsesStore, PostgresResponsesStore)],
                          ids=["usage-sqlite", "keys-sqlite", "usage-postgresql", "keys-postgresql",
-                                                    "responses-sqlite"])
+                                                    "responses-sqlite", "responses-postgresql"])
 def test_every_backends_store_satisfies_its_protocol(protocol: type, cls: type) -> None:
     assert members(protocol), "the Protocol lists no methods"
     assert problems(protocol, cls) == []

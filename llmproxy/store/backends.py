@@ -3,9 +3,9 @@ the store objects every other module talks to through store/protocols.py, withou
 backend answers.
 
     no database URL (the default)   SQLite file <data_dir>/llmproxy.db for everything, one process
-    database.url = postgresql://... PostgreSQL (asyncpg pool) for usage and identity, shared by
-                                    every gateway process; the SQLite file keeps only what is local
-                                    to a process (the response cache's disk tier)
+    database.url = postgresql://... PostgreSQL (asyncpg pool) for usage, identity and stored
+                                    responses, shared by every gateway process; the SQLite file keeps
+                                    only what is local to a process (the response cache's disk tier)
 """
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ from .keys_sql import KeysDB
 from . import pg_keys, pg_registry
 from .pg_keys import PostgresKeysStore
 from .pg_registry import PostgresRegistryHistory
+from .pg_responses import PostgresResponsesStore
 from .pg_usage import PostgresUsageStore
 from .postgres import UNREACHABLE, PostgresStore
-from .protocols import KeysStore, RegistryHistory, UsageStore
+from .protocols import KeysStore, RegistryHistory, ResponsesStore, UsageStore
+from .responses_sql import SQLiteResponsesStore
 from .sqlite import SQLiteStore
 from .usage_sql import SQLiteUsageStore
 
@@ -38,6 +40,7 @@ class Stores:
     usage: UsageStore             # the usage log: batch writes, retention, reports, spend
     keys: KeysStore               # keys, users, provider credentials, audit
     local: SQLiteStore            # this process's SQLite file (the cache's disk tier lives beside it)
+    responses: ResponsesStore     # stored Responses API answers
     _ping: Callable[[], Awaitable[bool]]
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _shared: PostgresStore | None = None
@@ -87,11 +90,13 @@ async def open_stores(settings: Settings) -> Stores:
             # by a usage batch committing on the shared one.
             identity = await SQLiteStore.open(local.path)
             closers.append(identity.close)
-            return Stores("sqlite", usage, KeysDB(identity.db), local, local.ping, closers)
+            responses = await SQLiteResponsesStore.open(local.path)
+            closers.append(responses.close)
+            return Stores("sqlite", usage, KeysDB(identity.db), local, responses, local.ping, closers)
         shared = await PostgresStore.open(url.value, max_size=settings.database.pool_size)
         closers.append(shared.close)
         return Stores("postgresql", PostgresUsageStore(shared.pool), PostgresKeysStore(shared.pool), local,
-                      shared.ping, closers, shared, PostgresRegistryHistory(shared.pool))
+                      PostgresResponsesStore(shared.pool), shared.ping, closers, shared, PostgresRegistryHistory(shared.pool))
     except BaseException:
         for close in reversed(closers):
             await close()

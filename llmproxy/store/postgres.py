@@ -1,7 +1,7 @@
 """PostgreSQL store (asyncpg): the connection pool and the schema migrations.
 
 The PostgreSQL twin of sqlite.py, for deployments of several processes or machines. Each component
-(usage, keys) owns its tables and queries in its own module (pg_usage.py, pg_keys.py) and its
+(usage, keys, registry, responses) owns its tables and queries in its own module (pg_usage.py, ...) and its
 migrations; versions are kept per component in `schema_versions`, as for SQLite. Migrations run
 under an advisory lock, so gateways starting together never apply one twice.
 
@@ -18,13 +18,14 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from . import pg_keys, pg_registry, pg_usage
+from . import pg_keys, pg_registry, pg_responses, pg_usage
 
 # component -> ordered migration scripts; never edit a shipped one, append a new one.
 MIGRATIONS: dict[str, tuple[str, ...]] = {
     "usage": pg_usage.MIGRATIONS,
     "keys": pg_keys.MIGRATIONS,
     "registry": pg_registry.MIGRATIONS,
+    "responses": pg_responses.MIGRATIONS,
 }
 _MIGRATION_LOCK = 0x6C6C6D70   # "llmp": one advisory lock id for every llmproxy schema change
 # What a call raises when the server is away (down, restarting, unreachable), as opposed to a

@@ -8,7 +8,8 @@ SQLite classes (the embedded default) and the PostgreSQL ones (several processes
     CacheBackend cache.py (SQLiteCacheStore in store/cache_sql.py)   the response cache's disk tier
     RegistryHistory store/pg_registry.PostgresRegistryHistory
                  the deployment's published registry versions (one process: the files are the history)
-    ResponsesStore store/responses_sql.SQLiteResponsesStore   stored Responses API answers
+    ResponsesStore store/responses_sql.SQLiteResponsesStore, store/pg_responses.PostgresResponsesStore
+                 stored Responses API answers
 
 Only the calls made from outside store/ are here; opening and closing a store is the business of
 store/backends.open_stores, the one place that picks a backend from the settings. Records crossing

@@ -1,24 +1,17 @@
 """The Responses door's pure parts on recorded shapes: request -> internal request, chat chunks ->
-Responses events, OpenAI's Response -> internal completion; and the stored responses on a real
-SQLite file (tenants, write-behind, delete, retention)."""
+Responses events, OpenAI's Response -> internal completion. The stored responses' behaviour
+(tenants, write-behind, delete, retention) is tested on both backends in tests/scale/test_store_backends.py."""
 from __future__ import annotations
 
 import asyncio
-import time
-from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from llmproxy.doors import responses_request as request
 from llmproxy.doors import responses_response as rr
-from llmproxy.doors.responses_state import StoredResponses
 from llmproxy.doors.responses_stream import ResponseStream, relay, replay
 from llmproxy.providers.responses_passthrough import completion
-from llmproxy.store.records import StoredResponse
-from llmproxy.store.responses_sql import SQLiteResponsesStore
-from llmproxy.store.sqlite import SQLiteStore
 
 CONVERSATION = [
     {"role": "developer", "content": "Answer in French."},
@@ -181,39 +174,6 @@ def test_openai_response_as_internal_completion() -> None:
     assert choice["finish_reason"] == "length"
     assert done["usage"]["prompt_tokens"] == 10 and done["usage"]["prompt_tokens_details"]["cached_tokens"] == 4
     assert done["usage"]["completion_tokens_details"]["reasoning_tokens"] == 2
-
-
-def _record(rid: str, tenant: str = "key:a", age_s: float = 0) -> StoredResponse:
-    return StoredResponse(rid, tenant, time.time() - age_s, "m", b'{"id": "%s", "output": []}' % rid.encode(), b"[]")
-
-
-@pytest.mark.parametrize("interval_s", [0.02])
-def test_stored_responses_write_behind_tenants_delete_and_retention(tmp_path: Path, interval_s: float) -> None:
-    async def run() -> None:
-        base = await SQLiteStore.open(tmp_path / "db.sqlite")
-        store = await SQLiteResponsesStore.open(base.path)
-        stored = StoredResponses(store, interval_s=interval_s, retention_days=1)
-        stored.start()
-        stored.keep(_record("resp_a"))
-        assert (await stored.get("key:a", "resp_a")) is not None        # readable before it is on disk
-        assert await stored.get("key:b", "resp_a") is None               # another tenant's: not found
-        await asyncio.sleep(interval_s * 5)
-        assert not stored.waiting and (await store.get("key:a", "resp_a")) is not None
-        assert await store.get("key:b", "resp_a") is None
-        assert not await stored.delete("key:b", "resp_a")
-        assert await stored.delete("key:a", "resp_a") and await stored.get("key:a", "resp_a") is None
-        stored.keep(_record("resp_old", age_s=3 * 86_400))
-        stored.keep(_record("resp_new"))
-        await stored.flush()
-        assert await stored.apply_retention() == 1
-        assert await stored.get("key:a", "resp_old") is None and await stored.get("key:a", "resp_new") is not None
-        stored.keep(_record("resp_last"))
-        await stored.stop()                                              # what waits is written on stop
-        assert await store.get("key:a", "resp_last") is not None
-        await store.close()
-        await base.close()
-
-    asyncio.run(run())
 
 
 def test_relay_keeps_one_id_when_openai_takes_over_a_translated_stream() -> None:

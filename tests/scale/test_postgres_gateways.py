@@ -2,7 +2,8 @@
 database; a key made or revoked through one gateway seen by the other within a second; SIGTERM
 after a burst loses nothing; PostgreSQL stopped and restarted under load fails no request and
 loses no row; SIGKILL loses at most the rows of the last batch window; a registry version written
-through one is served by the other; the CLI writes and reads the same database. The burst, SIGTERM,
+through one is served by the other; a stored Responses API answer made through one is retrieved,
+continued and deleted through the other; the CLI writes and reads the same database. The burst, SIGTERM,
 SIGKILL and outage tests run twice: on PostgreSQL alone, and on PostgreSQL with one Redis shared by
 the gateways (the issue's full configuration)."""
 from __future__ import annotations
@@ -309,3 +310,44 @@ def test_the_cli_writes_and_reads_the_shared_database(tmp_path: Path, postgres_s
     assert gw.stop()
     report = cli("usage", "--json", "--data-dir", str(tmp_path / "cli"))
     assert report["totals"]["requests"] >= 2   # the warm-up and the key's request, read from PostgreSQL
+
+
+def test_a_response_stored_through_one_gateway_is_continued_and_deleted_through_the_other(
+        tmp_path: Path, postgres_server: PostgresServer, postgres_url: str,
+        openai_upstream: tuple[str, FakeState], gateways: list[GatewayProcess]) -> None:
+    a, b = (spawn(tmp_path, name, postgres_url, openai_upstream[0]) for name in ("a", "b"))
+    gateways += [a, b]
+    wait_ready(a, b)
+    _, key = make_key(a)
+    with httpx.Client() as client:
+        assert wait_until(lambda: b.chat(client, key).status_code == 200, timeout_s=5, interval_s=0.02)
+    via_a, via_b = (openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, timeout=15) for gw in (a, b))
+
+    one = via_a.responses.create(model="gpt-4o-mini", input="My name is Ada.")
+    made = time.monotonic()
+
+    def found_through_b() -> Any:
+        try:
+            return via_b.responses.retrieve(one.id)
+        except openai.NotFoundError:   # not yet written by a (its writer runs every 0.2 s)
+            return None
+
+    assert wait_until(found_through_b, timeout_s=3, interval_s=0.02), f"b never found {one.id}"
+    seen_after = time.monotonic() - made
+    got = via_b.responses.retrieve(one.id)
+    assert got.id == one.id and got.output_text == one.output_text and got.usage == one.usage
+
+    two = via_b.responses.create(model="gpt-4o-mini", input="What is my name?", previous_response_id=one.id)
+    assert two.previous_response_id == one.id
+    sent = json.dumps(openai_upstream[1].requests[-1])
+    assert "My name is Ada." in sent and one.output_text in sent   # b sent a's turn upstream
+
+    via_b.responses.delete(one.id)
+    with pytest.raises(openai.NotFoundError):
+        via_a.responses.retrieve(one.id)
+    with pytest.raises(openai.NotFoundError):
+        via_a.responses.create(model="gpt-4o-mini", input="again", previous_response_id=one.id)
+    assert a.stop() and b.stop()   # b's own response is written on the way out
+    database = postgres_url.rsplit("/", 1)[1]
+    assert postgres_server.sql("SELECT id FROM responses", database).split() == [two.id]
+    print(f"\nresponse made through a, found through b {seen_after * 1000:.0f} ms later")

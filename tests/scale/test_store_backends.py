@@ -4,6 +4,7 @@ asserts the same answers. Nothing above store/ can tell the two apart."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 
 from llmproxy.config import DatabaseSettings, Secret, Settings
+from llmproxy.doors.responses_state import StoredResponses
 from llmproxy.store.backends import Stores, open_stores
-from llmproxy.store.records import TooManyKeys, Window
+from llmproxy.store.records import StoredResponse, TooManyKeys, Window
 from tests.observability.test_usage_store import DAY, T0, rounded, row, sample
 
 
@@ -217,6 +219,57 @@ async def test_audit_log_and_jwt_namespacing(stores: Stores) -> None:
     recent: list[dict[str, Any]] = await keys.audit_entries(limit=10)
     assert [e["action"] for e in recent][-1] == "login"
     assert await keys.audit_entries(since=recent[0]["ts"] + 1) == []
+
+
+# --- stored Responses API answers ------------------------------------------------------------------
+
+
+def stored(rid: str, tenant: str = "key:a", age_s: float = 0, body: bytes = b"") -> StoredResponse:
+    return StoredResponse(rid, tenant, time.time() - age_s, "m", b'{"id": "%s", "output": []}' % rid.encode() + body,
+                          b"[]")
+
+
+async def test_stored_responses_write_behind_tenants_delete_and_retention(stores: Stores) -> None:
+    interval_s = 0.02
+    store = stores.responses
+    kept = StoredResponses(store, interval_s=interval_s, retention_days=1)
+    kept.start()
+    kept.keep(stored("resp_a"))
+    assert (await kept.get("key:a", "resp_a")) is not None        # readable before it is in the database
+    assert await kept.get("key:b", "resp_a") is None               # another tenant's: not found
+    await asyncio.sleep(interval_s * 5)
+    assert not kept.waiting and (await store.get("key:a", "resp_a")) is not None
+    assert await store.get("key:b", "resp_a") is None
+    assert not await kept.delete("key:b", "resp_a")
+    assert await kept.delete("key:a", "resp_a") and await kept.get("key:a", "resp_a") is None
+    kept.keep(stored("resp_old", age_s=3 * 86_400))
+    kept.keep(stored("resp_new"))
+    await kept.flush()
+    assert await kept.apply_retention() == 1
+    assert await kept.get("key:a", "resp_old") is None and await kept.get("key:a", "resp_new") is not None
+    kept.keep(stored("resp_last"))
+    await kept.stop()                                              # what waits is written on stop
+    assert await store.get("key:a", "resp_last") is not None
+
+
+async def test_stored_response_batches_replace_by_id_and_another_process_reads_them(stores: Stores,
+                                                                                    settings: Settings) -> None:
+    old = [stored(f"resp_old{i:03}", age_s=2 * 86_400) for i in range(250)]
+    await stores.responses.put_many(old + [stored("resp_x", body=b" first"), stored("resp_x", body=b"\x00\xff")])
+    await stores.responses.put_many([stored("resp_x", "key:b", body=b" last"), stored("resp_y")])
+    other = await open_stores(settings)   # another process's stores on the same database
+    try:
+        x = await other.responses.get("key:b", "resp_x")
+        assert x is not None and x.response.endswith(b" last") and await other.responses.get("key:a", "resp_x") is None
+        got = await other.responses.get("key:a", "resp_old007")
+        assert got == old[7] and isinstance(got.response, bytes) and isinstance(got.items, bytes)
+        assert await other.responses.delete_before(time.time() - 86_400, batch=100) == 250
+        assert await stores.responses.get("key:a", "resp_old249") is None
+        assert await stores.responses.get("key:a", "resp_y") is not None
+        assert not await stores.responses.delete("key:a", "resp_missing")
+        assert await other.responses.delete("key:a", "resp_y") and await stores.responses.get("key:a", "resp_y") is None
+    finally:
+        await other.close()
 
 
 # --- the registry's published versions (PostgreSQL only: one process's files are its history) -----
