@@ -3,6 +3,7 @@ parse_response and per-chunk stream translation, on a request with tools and a ~
 
     .venv/bin/python bench/adapters_bench.py [--rounds 2000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,10 +22,26 @@ from llmproxy.providers.sse import SSEDecoder, SSEEvent
 from llmproxy.registry import Capabilities, ModelEntry
 from tests.fakes import anthropic_server, gemini_server
 
-TOOLS = [{"type": "function", "function": {"name": f"tool_{i}", "description": "Look something up " * 4,
-          "parameters": {"type": "object", "properties": {"query": {"type": "string"}, "limit": {"type": ["integer", "null"]},
-                                                          "tags": {"type": "array", "items": {"type": "string"}}},
-                         "required": ["query"], "additionalProperties": False}}} for i in range(6)]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": f"tool_{i}",
+            "description": "Look something up " * 4,
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string"},
+                    "limit": {"type": ["integer", "null"]},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["query"],
+                "additionalProperties": False,
+            },
+        },
+    }
+    for i in range(6)
+]
 SENTENCE = "The quick brown fox jumps over the lazy dog while the gateway translates every field. "
 
 
@@ -34,8 +51,19 @@ def request() -> dict[str, Any]:
     for turn in range(10):
         messages.append({"role": "user", "content": SENTENCE * 7})
         call_id = f"call_{turn:04d}"
-        messages.append({"role": "assistant", "content": SENTENCE, "tool_calls": [{"id": call_id, "type": "function",
-                         "function": {"name": "tool_1", "arguments": '{"query": "fox", "limit": 3}'}}]})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": SENTENCE,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": "tool_1", "arguments": '{"query": "fox", "limit": 3}'},
+                    }
+                ],
+            }
+        )
         messages.append({"role": "tool", "tool_call_id": call_id, "content": SENTENCE * 2})
     messages.append({"role": "user", "content": "Summarise all of that."})
     return {"model": "x", "messages": messages, "tools": TOOLS, "temperature": 0.4, "max_tokens": 1024}
@@ -88,18 +116,33 @@ def main() -> None:
         ("gemini", gemini, "gemini-3-flash-preview"),
     ]
     for name, adapter, provider_model in cases:
-        model = ModelEntry(id=provider_model, provider=name, provider_model=provider_model, max_output_tokens=64000,
-                           capabilities=Capabilities(json_schema=True, reasoning=True))
+        model = ModelEntry(
+            id=provider_model,
+            provider=name,
+            provider_model=provider_model,
+            max_output_tokens=64000,
+            capabilities=Capabilities(json_schema=True, reasoning=True),
+        )
         creds = ProviderSettings(name=name, kind=name, base_url="https://example.invalid", api_key=Secret("k"))
         body = orjson.loads(adapter.build_request(req, model, creds, stream=False).body)
         if name == "anthropic":
             answer = anthropic_server.answer({**body, "tool_choice": {"type": "auto"}})
-            raw = b"".join(anthropic_server.events(anthropic_server.answer(
-                {**body, "tools": [], "messages": [{"role": "user", "content": SENTENCE * 3}]})))
+            raw = b"".join(
+                anthropic_server.events(
+                    anthropic_server.answer(
+                        {**body, "tools": [], "messages": [{"role": "user", "content": SENTENCE * 3}]}
+                    )
+                )
+            )
         else:
             answer = gemini_server.answer(body, provider_model)
-            raw = b"".join(gemini_server.stream_chunks(gemini_server.answer(
-                {"contents": [{"role": "user", "parts": [{"text": SENTENCE * 3}]}]}, provider_model)))
+            raw = b"".join(
+                gemini_server.stream_chunks(
+                    gemini_server.answer(
+                        {"contents": [{"role": "user", "parts": [{"text": SENTENCE * 3}]}]}, provider_model
+                    )
+                )
+            )
         events = SSEDecoder().feed(raw)
         answer_bytes = orjson.dumps(answer)
         rows = [

@@ -20,8 +20,10 @@ import orjson
 from llmproxy.answer_checks import failure, stream_message
 from llmproxy.classifier import Classifier
 
-WORDS = ("the quarterly report shows revenue grew while support tickets fell after the new onboarding "
-         "flow; customers asked for dark mode, faster search and better exports ").split()
+WORDS = (
+    "the quarterly report shows revenue grew while support tickets fell after the new onboarding "
+    "flow; customers asked for dark mode, faster search and better exports "
+).split()
 
 
 def _text(n_chars: int) -> str:
@@ -36,8 +38,17 @@ def _text(n_chars: int) -> str:
 
 
 def cases() -> dict[str, dict[str, Any]]:
-    tools = [{"type": "function", "function": {"name": f"tool_{i}", "description": "Look something up in the system.",
-              "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}} for i in range(8)]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": f"tool_{i}",
+                "description": "Look something up in the system.",
+                "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+            },
+        }
+        for i in range(8)
+    ]
     chat = [{"role": "system", "content": "You are a helpful assistant for an online store."}]
     for _ in range(6):
         chat += [{"role": "user", "content": _text(700)}, {"role": "assistant", "content": _text(700)}]
@@ -45,15 +56,31 @@ def cases() -> dict[str, dict[str, Any]]:
     return {
         "short": {"model": "auto", "messages": [{"role": "user", "content": "hi! what's the capital of Peru?"}]},
         "chat 2k tokens": {"model": "auto", "messages": chat},
-        "tools": {"model": "auto", "tools": tools, "messages": [
-            {"role": "system", "content": "You are a support agent."},
-            {"role": "user", "content": "Where is my order 1234? It was due yesterday."}]},
-        "100 kB prompt": {"model": "auto", "messages": [
-            {"role": "user", "content": _text(100_000) + "\n\nFix the typo in the second paragraph."}]},
-        "100 kB parts+image": {"model": "auto", "messages": [{"role": "user", "content": [
-            {"type": "text", "text": _text(100_000)},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-            {"type": "text", "text": "Prove that the algorithm above terminates."}]}]},
+        "tools": {
+            "model": "auto",
+            "tools": tools,
+            "messages": [
+                {"role": "system", "content": "You are a support agent."},
+                {"role": "user", "content": "Where is my order 1234? It was due yesterday."},
+            ],
+        },
+        "100 kB prompt": {
+            "model": "auto",
+            "messages": [{"role": "user", "content": _text(100_000) + "\n\nFix the typo in the second paragraph."}],
+        },
+        "100 kB parts+image": {
+            "model": "auto",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": _text(100_000)},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                        {"type": "text", "text": "Prove that the algorithm above terminates."},
+                    ],
+                }
+            ],
+        },
     }
 
 
@@ -78,20 +105,42 @@ def measure(clf: Classifier, request: dict[str, Any], n: int) -> tuple[float, fl
 
 def check_cases() -> dict[str, Any]:
     """Callables doing what the cascade does after a cheaper answer: check it (and, for a stream, rebuild it)."""
-    schema = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
-        "type": "object", "required": ["name", "qty"], "properties": {"name": {"type": "string"}, "qty": {"type": "integer"}}}}}}
+    schema = {
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "qty"],
+                    "properties": {"name": {"type": "string"}, "qty": {"type": "integer"}},
+                },
+            }
+        },
+    }
     body = {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}}
-    answer = {"role": "assistant", "content": orjson.dumps({"items": [{"name": f"item {i}", "qty": i} for i in range(50)]}).decode()}
+    answer = {
+        "role": "assistant",
+        "content": orjson.dumps({"items": [{"name": f"item {i}", "qty": i} for i in range(50)]}).decode(),
+    }
     words = _text(8000).split(" ")
-    pieces = [b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": {"content": w + " "}, "finish_reason": None}]})
-              + b"\n\n" for w in words]
+    pieces = [
+        b"data: "
+        + orjson.dumps({"choices": [{"index": 0, "delta": {"content": w + " "}, "finish_reason": None}]})
+        + b"\n\n"
+        for w in words
+    ]
 
     def stream_check(whole: bool) -> None:
         got = stream_message(pieces, whole)
         failure({}, got.message, got.finish_reason, got.partial)
-    return {"check JSON answer": lambda: failure(body, answer, "stop"),
-            "check 2k-token stream": lambda: stream_check(False),
-            "  same, read whole": lambda: stream_check(True)}
+
+    return {
+        "check JSON answer": lambda: failure(body, answer, "stop"),
+        "check 2k-token stream": lambda: stream_check(False),
+        "  same, read whole": lambda: stream_check(True),
+    }
 
 
 def measure_call(fn: Any, n: int) -> tuple[float, float, float, float]:

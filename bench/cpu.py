@@ -13,6 +13,7 @@ after each timed window, divided by the requests served in it.
 The request is the reference bench's (188 bytes, temperature 0: cacheable by the default rule).
 Needs Linux and wrk; the gateway gets cpu 1, the upstream and wrk cpu 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,10 +32,12 @@ from pathlib import Path
 from overhead import COMPLETION, MESSAGE, UPSTREAM_CODE
 
 REPO = Path(__file__).resolve().parent.parent
-BODY = (b'{"model":"fake-model","messages":[{"role":"system","content":"You are a helpful assistant."},'
-        b'{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"temperature":0}')
+BODY = (
+    b'{"model":"fake-model","messages":[{"role":"system","content":"You are a helpful assistant."},'
+    b'{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"temperature":0}'
+)
 # Every request's last message starts with a fresh counter (a new random tag per wrk run).
-WRK_SCRIPT = r'''
+WRK_SCRIPT = r"""
 wrk.method = "POST"
 wrk.body = os.getenv("CPU_BODY")
 wrk.headers["Content-Type"] = "application/json"
@@ -51,7 +54,7 @@ end
 function done(summary, latency, requests)
   io.write(string.format("CPUBENCH %d %d %d\n", summary.requests, summary.errors.status, latency:percentile(50)))
 end
-'''
+"""
 
 
 def thread_times(pid: int) -> dict[str, float]:
@@ -63,8 +66,8 @@ def thread_times(pid: int) -> dict[str, float]:
         try:
             stat = (task / "stat").read_text()
         except OSError:
-            continue   # a thread that just ended
-        fields = stat[stat.rindex(")") + 2:].split()
+            continue  # a thread that just ended
+        fields = stat[stat.rindex(")") + 2 :].split()
         name = "loop" if task.name == str(pid) else f"thread {task.name}"
         times[name] = (int(fields[11]) + int(fields[12])) / tick
     return times
@@ -77,7 +80,7 @@ def wait_up(url: str, timeout: float = 30.0) -> None:
             with urllib.request.urlopen(url, timeout=1):
                 return
         except urllib.error.HTTPError:
-            return   # it answers
+            return  # it answers
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"{url} did not come up")
@@ -85,8 +88,26 @@ def wait_up(url: str, timeout: float = 30.0) -> None:
 
 def wrk(url: str, script: Path, concurrency: int, duration: float, unique: bool) -> tuple[int, int, float]:
     env = {**os.environ, "CPU_BODY": BODY.decode(), "CPU_UNIQUE": "1" if unique else "0"}
-    out = subprocess.run(["taskset", "-c", "0", "wrk", "-t1", f"-c{concurrency}", f"-d{duration:g}s", "-s", str(script),
-                          "--timeout", "5s", url], env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            "0",
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{duration:g}s",
+            "-s",
+            str(script),
+            "--timeout",
+            "5s",
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     match = re.search(r"CPUBENCH (\d+) (\d+) (\d+)", out)
     if match is None:
         raise SystemExit(f"wrk said:\n{out}")
@@ -102,23 +123,46 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--upstream-port", type=int, default=18381)
-    ap.add_argument("--upstream", help="base URL of an upstream already running (e.g. the reference bench's "
-                                       "nginx), instead of starting bench/overhead.py's")
+    ap.add_argument(
+        "--upstream",
+        help="base URL of an upstream already running (e.g. the reference bench's "
+        "nginx), instead of starting bench/overhead.py's",
+    )
     ap.add_argument("--gateway-port", type=int, default=18382)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="llmproxy-cpu-"))
     script = work / "load.lua"
     script.write_text(WRK_SCRIPT)
-    up = None if args.upstream else subprocess.Popen(
-        ["taskset", "-c", "0", sys.executable, "-c", UPSTREAM_CODE, str(args.upstream_port), COMPLETION.decode(),
-         MESSAGE.decode()])
+    up = (
+        None
+        if args.upstream
+        else subprocess.Popen(
+            [
+                "taskset",
+                "-c",
+                "0",
+                sys.executable,
+                "-c",
+                UPSTREAM_CODE,
+                str(args.upstream_port),
+                COMPLETION.decode(),
+                MESSAGE.decode(),
+            ]
+        )
+    )
     base = args.upstream or f"http://127.0.0.1:{args.upstream_port}/v1"
-    env = {**os.environ, "BENCH_PORT": str(args.gateway_port), "BENCH_WORKDIR": str(work),
-           "BENCH_UPSTREAM_BASE": base, "PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "BENCH_PORT": str(args.gateway_port),
+        "BENCH_WORKDIR": str(work),
+        "BENCH_UPSTREAM_BASE": base,
+        "PYTHON": sys.executable,
+    }
     if args.cache == "off":
         env["LLMPROXY_CACHE"] = "off"
-    gw = subprocess.Popen(["taskset", "-c", "1", str(REPO / "bench" / "serve_for_bench.sh")], cwd=REPO, env=env,
-                          stderr=subprocess.DEVNULL)
+    gw = subprocess.Popen(
+        ["taskset", "-c", "1", str(REPO / "bench" / "serve_for_bench.sh")], cwd=REPO, env=env, stderr=subprocess.DEVNULL
+    )
     try:
         if up is not None:
             wait_up(f"http://127.0.0.1:{args.upstream_port}/")
@@ -134,9 +178,13 @@ def main() -> None:
             wall = time.monotonic() - t0
             per = {name: (after[name] - before.get(name, 0.0)) * 1e6 / requests for name in after}
             total = sum(per.values())
-            threads = ", ".join(f"{name} {us:.1f}" for name, us in sorted(per.items(), key=lambda kv: -kv[1]) if us >= 0.3)
-            print(f"run {run + 1}: {requests / wall:.0f} req/s, p50 {p50:.2f} ms, errors {errors}: "
-                  f"{total:.1f} us CPU per request ({threads})")
+            threads = ", ".join(
+                f"{name} {us:.1f}" for name, us in sorted(per.items(), key=lambda kv: -kv[1]) if us >= 0.3
+            )
+            print(
+                f"run {run + 1}: {requests / wall:.0f} req/s, p50 {p50:.2f} ms, errors {errors}: "
+                f"{total:.1f} us CPU per request ({threads})"
+            )
     finally:
         procs = [gw] if up is None else [gw, up]
         for proc in procs:

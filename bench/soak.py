@@ -13,6 +13,7 @@ is held to 4 MiB (--cache-memory-mib) so that it reaches its bound during the wa
 looking like growth. At the end the gateway gets SIGTERM and every
 request must have its row in the usage log. Not part of the pytest suite: it takes a minute or two.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,17 +30,23 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 API_KEY = "sk-soak-upstream"
-COMPLETION = (b'{"id":"chatcmpl-soak","object":"chat.completion","created":1,"model":"gpt-4o-mini",'
-              b'"choices":[{"index":0,"message":{"role":"assistant","content":"ok, soaked"},"finish_reason":"stop"}],'
-              b'"usage":{"prompt_tokens":20,"completion_tokens":3,"total_tokens":23,'
-              b'"prompt_tokens_details":{"cached_tokens":4}}}')
-_CHUNK = (b'data: {"id":"chatcmpl-soak","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
-          b'"choices":[{"index":0,"delta":{"content":"ok "},"finish_reason":null}]}\n\n')
-STREAM = (_CHUNK * 3 + b'data: {"id":"chatcmpl-soak","object":"chat.completion.chunk","created":1,'
-          b'"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
-          b'data: {"id":"chatcmpl-soak","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
-          b'"choices":[],"usage":{"prompt_tokens":20,"completion_tokens":3,"total_tokens":23}}\n\n'
-          b"data: [DONE]\n\n")
+COMPLETION = (
+    b'{"id":"chatcmpl-soak","object":"chat.completion","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"message":{"role":"assistant","content":"ok, soaked"},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":20,"completion_tokens":3,"total_tokens":23,'
+    b'"prompt_tokens_details":{"cached_tokens":4}}}'
+)
+_CHUNK = (
+    b'data: {"id":"chatcmpl-soak","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"delta":{"content":"ok "},"finish_reason":null}]}\n\n'
+)
+STREAM = (
+    _CHUNK * 3 + b'data: {"id":"chatcmpl-soak","object":"chat.completion.chunk","created":1,'
+    b'"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    b'data: {"id":"chatcmpl-soak","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",'
+    b'"choices":[],"usage":{"prompt_tokens":20,"completion_tokens":3,"total_tokens":23}}\n\n'
+    b"data: [DONE]\n\n"
+)
 
 
 def serve_upstream(port: int) -> None:
@@ -85,6 +92,7 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     import urllib.request
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -107,13 +115,17 @@ async def drive(url: str, start: int, count: int, in_flight: int) -> tuple[int, 
     began = time.perf_counter()
     connector = aiohttp.TCPConnector(limit=in_flight)
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def worker() -> None:
             nonlocal next_i, failures
             while next_i < end:
                 i = next_i
                 next_i += 1
-                body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"soak request {i}"}],
-                        "temperature": 0}
+                body = {
+                    "model": "gpt-4o-mini",
+                    "messages": [{"role": "user", "content": f"soak request {i}"}],
+                    "temperature": 0,
+                }
                 if i % 4 == 0:
                     body["stream"] = True
                 async with session.post(url + "/v1/chat/completions", json=body) as r:
@@ -143,14 +155,30 @@ def main() -> int:
     up_port, gw_port = free_port(), free_port()
     cache = "enabled = false" if args.no_cache else f"max_memory_bytes = {args.cache_memory_mib << 20}"
     (work / "llmproxy.toml").write_text(
-        f"[logging]\nlevel = \"info\"\n[cache]\n{cache}\n[registry]\nauto_update = false\n")
+        f'[logging]\nlevel = "info"\n[cache]\n{cache}\n[registry]\nauto_update = false\n'
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMPROXY_", "OPENAI_", "ANTHROPIC_", "GEMINI_"))}
     env.update({"LLMPROXY_OPENAI_BASE_URL": f"http://127.0.0.1:{up_port}/v1", "OPENAI_API_KEY": API_KEY})
     upstream = subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(up_port)], env=env)
     log_file = open(work / "gateway.log", "wb")
-    gateway = subprocess.Popen([sys.executable, "-m", "llmproxy", "--config", str(work / "llmproxy.toml"), "serve",
-                                "--port", str(gw_port), "--data-dir", str(work / "data")],
-                               cwd=work, env=env, stdout=log_file, stderr=log_file)
+    gateway = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmproxy",
+            "--config",
+            str(work / "llmproxy.toml"),
+            "serve",
+            "--port",
+            str(gw_port),
+            "--data-dir",
+            str(work / "data"),
+        ],
+        cwd=work,
+        env=env,
+        stdout=log_file,
+        stderr=log_file,
+    )
     url = f"http://127.0.0.1:{gw_port}"
     try:
         wait_port(up_port, upstream)
@@ -158,8 +186,10 @@ def main() -> int:
         boot = rss_mib(gateway.pid)
         failures, seconds = asyncio.run(drive(url, 0, args.warmup, args.in_flight))
         start_rss = rss_mib(gateway.pid)
-        print(f"gateway pid {gateway.pid}; RSS at boot {boot:.1f} MiB, after {args.warmup:,} warm-up requests "
-              f"{start_rss:.1f} MiB ({args.warmup / seconds:,.0f} req/s)")
+        print(
+            f"gateway pid {gateway.pid}; RSS at boot {boot:.1f} MiB, after {args.warmup:,} warm-up requests "
+            f"{start_rss:.1f} MiB ({args.warmup / seconds:,.0f} req/s)"
+        )
         print(f"{'requests':>10}  {'RSS MiB':>8}  {'req/s':>7}")
         print(f"{0:>10,}  {start_rss:8.1f}  {'':>7}")
         step = max(1, args.requests // args.samples)
@@ -176,13 +206,16 @@ def main() -> int:
         if not args.no_cache:
             import json
             import urllib.request
+
             with urllib.request.urlopen(url + "/admin/cache", timeout=10) as r:
                 stats = json.loads(r.read())
             disk = stats["disk"] or {}
-            print(f"cache: {stats['stores']:,} stored; memory {stats['memory']['bytes'] / 2**20:.1f} of "
-                  f"{stats['memory']['max_bytes'] / 2**20:.0f} MiB ({stats['memory']['entries']:,} entries); disk "
-                  f"{disk.get('entries')} entries, write queue {disk.get('pending_bytes', 0) / 2**20:.1f} of "
-                  f"{disk.get('max_pending_bytes', 0) / 2**20:.0f} MiB, {disk.get('shed_writes')} writes shed")
+            print(
+                f"cache: {stats['stores']:,} stored; memory {stats['memory']['bytes'] / 2**20:.1f} of "
+                f"{stats['memory']['max_bytes'] / 2**20:.0f} MiB ({stats['memory']['entries']:,} entries); disk "
+                f"{disk.get('entries')} entries, write queue {disk.get('pending_bytes', 0) / 2**20:.1f} of "
+                f"{disk.get('max_pending_bytes', 0) / 2**20:.0f} MiB, {disk.get('shed_writes')} writes shed"
+            )
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(timeout=120)
     finally:
@@ -199,12 +232,18 @@ def main() -> int:
     growth = end_rss - start_rss
     second_half = end_rss - samples[len(samples) // 2]
     flat = growth < max(8.0, 0.08 * start_rss) and second_half < max(4.0, 0.04 * start_rss)
-    print(f"\n{args.requests:,} requests in {total_s:.1f} s ({args.requests / total_s:,.0f} req/s), "
-          f"{failures} failures, {args.in_flight} in flight")
-    print(f"RSS start {start_rss:.1f} MiB, end {end_rss:.1f} MiB: {growth:+.1f} MiB overall, "
-          f"{second_half:+.1f} MiB over the second half -> {'FLAT' if flat else 'GROWING'}")
-    print(f"usage rows after SIGTERM: {rows:,} of {sent:,} requests; gateway exit code {gateway.returncode}; "
-          f"log {(work / 'gateway.log').stat().st_size / 1e6:.1f} MB in {work}")
+    print(
+        f"\n{args.requests:,} requests in {total_s:.1f} s ({args.requests / total_s:,.0f} req/s), "
+        f"{failures} failures, {args.in_flight} in flight"
+    )
+    print(
+        f"RSS start {start_rss:.1f} MiB, end {end_rss:.1f} MiB: {growth:+.1f} MiB overall, "
+        f"{second_half:+.1f} MiB over the second half -> {'FLAT' if flat else 'GROWING'}"
+    )
+    print(
+        f"usage rows after SIGTERM: {rows:,} of {sent:,} requests; gateway exit code {gateway.returncode}; "
+        f"log {(work / 'gateway.log').stat().st_size / 1e6:.1f} MB in {work}"
+    )
     ok = flat and failures == 0 and rows == sent
     return 0 if ok else 1
 

@@ -9,6 +9,7 @@ and are announced. A reload builds new maps aside and swaps them in, and makes t
 keys effective by setting a copy of the settings (Settings is frozen) in the holder it owns, which
 the Gateway reads as `gw.settings`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,9 @@ log = logging.getLogger("llmproxy.access")
 class Access:
     """Identity state of one gateway: `auth`, `limits`, `vault`, the tables (`db`), and their sync."""
 
-    def __init__(self, settings: Current[Settings], stores: Stores, auth: Authenticator, limits: Limiter,
-                 vault: Vault) -> None:
+    def __init__(
+        self, settings: Current[Settings], stores: Stores, auth: Authenticator, limits: Limiter, vault: Vault
+    ) -> None:
         self._settings = settings
         self._stores = stores
         self.db: KeysStore = stores.keys
@@ -45,7 +47,7 @@ class Access:
         self.vault = vault
         self.generation = -1
         self._reload_lock = asyncio.Lock()
-        self._changed = asyncio.Event()   # set by the store's change notifications, where it has them
+        self._changed = asyncio.Event()  # set by the store's change notifications, where it has them
         self._task: asyncio.Task[None] | None = None
         self._shared: Deployment | None = None
 
@@ -60,22 +62,23 @@ class Access:
         auth = Authenticator(settings, key.derive(b"llmproxy login tokens v1"))
         shared_limits: SharedLimiter | None = None
         if shared is not None:
-            from .ratelimit_shared import SharedLimiter   # redis-py only where Redis is configured
+            from .ratelimit_shared import SharedLimiter  # redis-py only where Redis is configured
 
             shared_limits = SharedLimiter(shared.link, lambda: access.spend_totals())
         access = cls(settings_ref, stores, auth, shared_limits or Limiter(), Vault(key, settings))
         if auth.jwt_namespace is not None:
             moved = await access.db.namespace_jwt_owners(auth.jwt_namespace)
             if moved:
-                log.warning("%d keys made by identity-provider subjects now belong to '%s#<sub>'",
-                            moved, auth.jwt_namespace)
+                log.warning(
+                    "%d keys made by identity-provider subjects now belong to '%s#<sub>'", moved, auth.jwt_namespace
+                )
         await access._load()
         await access._load_spend()
         access._task = asyncio.create_task(access._watch(settings.auth.sync_interval_s), name="access-sync")
         stores.watch_changes(access._changed.set)
         if shared is not None:
             access._shared = shared
-            shared.notifier.on("keys", lambda _: access._changed.set())   # (and on a resync after an outage)
+            shared.notifier.on("keys", lambda _: access._changed.set())  # (and on a resync after an outage)
         if shared_limits is not None:
             await shared_limits.seed()
         return access

@@ -6,6 +6,7 @@ small hand-written subset (type, properties, required, additionalProperties, ite
 anyOf/oneOf, string/array/number bounds); keywords outside it pass, so a valid answer is never failed
 for a schema feature this module does not know.
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple
@@ -17,13 +18,29 @@ Message = dict[str, Any]
 
 # Openings of a refusal, matched on the start of a short answer only (a long answer that opens with an
 # apology is usually an answer).
-REFUSALS = ("i'm sorry, but i can", "i am sorry, but i can", "sorry, but i can", "sorry, i can't", "sorry, i cannot",
-            "i can't help with", "i cannot help with", "i can't assist", "i cannot assist", "i'm unable to help",
-            "i am unable to help", "i'm not able to help", "i won't be able to help", "i can't provide",
-            "i cannot provide", "i'm sorry, i can't", "i’m sorry, but i can", "i can’t help")
+REFUSALS = (
+    "i'm sorry, but i can",
+    "i am sorry, but i can",
+    "sorry, but i can",
+    "sorry, i can't",
+    "sorry, i cannot",
+    "i can't help with",
+    "i cannot help with",
+    "i can't assist",
+    "i cannot assist",
+    "i'm unable to help",
+    "i am unable to help",
+    "i'm not able to help",
+    "i won't be able to help",
+    "i can't provide",
+    "i cannot provide",
+    "i'm sorry, i can't",
+    "i’m sorry, but i can",
+    "i can’t help",
+)
 REFUSAL_MAX_CHARS = 400
 MAX_DEPTH = 32
-HEAD_EVENTS, TAIL_EVENTS = 64, 8   # a plain-text stream is checked on its first and last events only
+HEAD_EVENTS, TAIL_EVENTS = 64, 8  # a plain-text stream is checked on its first and last events only
 
 
 def failure(body: ChatRequest, message: Message, finish_reason: str | None, partial: bool = False) -> str | None:
@@ -78,7 +95,7 @@ def tool_calls_valid(body: ChatRequest, calls: list[Any]) -> bool:
 
 def _parse(text: str) -> Any:
     text = text.strip()
-    if text.startswith("```"):   # a fenced answer: the JSON inside the fence
+    if text.startswith("```"):  # a fenced answer: the JSON inside the fence
         text = text.strip("`").removeprefix("json").strip()
     try:
         return orjson.loads(text)
@@ -87,10 +104,12 @@ def _parse(text: str) -> Any:
 
 
 _TYPES: dict[str, Any] = {
-    "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool), "null": lambda v: v is None,
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool)
-    or (isinstance(v, float) and v.is_integer()),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool) or (isinstance(v, float) and v.is_integer()),
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
 }
 
@@ -141,10 +160,10 @@ def matches(value: Any, schema: Any, depth: int = 0) -> bool:
 
 
 class StreamAnswer(NamedTuple):
-    message: Message             # the assistant message of choice 0
+    message: Message  # the assistant message of choice 0
     finish_reason: str | None
-    errored: bool                # an error event came
-    partial: bool                # only the first and last events were read (a long plain-text answer)
+    errored: bool  # an error event came
+    partial: bool  # only the first and last events were read (a long plain-text answer)
 
 
 def needs_whole_answer(body: ChatRequest) -> bool:
@@ -188,8 +207,9 @@ def stream_message(pieces: list[bytes], whole: bool = True) -> StreamAnswer:
             if isinstance(delta.get("refusal"), str):
                 refusal.append(delta["refusal"])
             for call in delta.get("tool_calls") or ():
-                slot = calls.setdefault(call.get("index", 0),
-                                        {"type": "function", "function": {"name": "", "arguments": ""}})
+                slot = calls.setdefault(
+                    call.get("index", 0), {"type": "function", "function": {"name": "", "arguments": ""}}
+                )
                 fn = call.get("function") or {}
                 slot["function"]["name"] += fn.get("name") or ""
                 slot["function"]["arguments"] += fn.get("arguments") or ""

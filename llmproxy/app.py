@@ -1,4 +1,5 @@
 """The Starlette app: routes, and the lifespan that opens and closes everything the gateway uses."""
+
 from __future__ import annotations
 
 import gc
@@ -31,8 +32,15 @@ from .cache import ResponseCache
 from .config import Settings
 from .context import RequestContext
 from .current import Current
-from .errors import (ClientDisconnected, GatewayError, InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound,
-                     ServiceUnavailable)
+from .errors import (
+    ClientDisconnected,
+    GatewayError,
+    InvalidRequest,
+    MethodNotAllowed,
+    ModelNotFound,
+    NotFound,
+    ServiceUnavailable,
+)
 from .guard import Guard
 from .logs import LineWriter, RequestLog, configure_logging
 from .metrics import ROUTES as METRICS_ROUTES
@@ -53,7 +61,7 @@ if TYPE_CHECKING:
     from .shared.deployment import Deployment
 
 log = logging.getLogger("llmproxy.app")
-DOOR_ROUTES = {**MESSAGES_ROUTES, **OPENAI_DOOR_ROUTES}   # path -> raw handler of a front door beside chat
+DOOR_ROUTES = {**MESSAGES_ROUTES, **OPENAI_DOOR_ROUTES}  # path -> raw handler of a front door beside chat
 JSON = "application/json"
 
 
@@ -77,26 +85,32 @@ async def build_gateway(settings: Settings, writer: LineWriter | None = None) ->
     A new service (a store backend, a front door's state) is built here like the others: open it,
     push its close on the stack, pass it to the Gateway as a field of its own."""
     async with AsyncExitStack() as stack:
-        settings_ref = Current(settings)              # owned by Access: the vault's provider keys
-        registry_ref = Current(load_registry(settings.registry_path))   # owned by the RegistryUpdater
-        stores = await open_stores(settings)   # SQLite, or PostgreSQL when a database URL is set
+        settings_ref = Current(settings)  # owned by Access: the vault's provider keys
+        registry_ref = Current(load_registry(settings.registry_path))  # owned by the RegistryUpdater
+        stores = await open_stores(settings)  # SQLite, or PostgreSQL when a database URL is set
         stack.push_async_callback(stores.close)
-        shared = await open_deployment(settings)   # Redis: None without a url
+        shared = await open_deployment(settings)  # Redis: None without a url
         if shared is not None:
             stack.push_async_callback(shared.close)
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            auto_decompress=True, raise_for_status=False)
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), auto_decompress=True, raise_for_status=False
+        )
         stack.push_async_callback(session.close)
-        usage = UsageRecorder(stores.usage.insert, interval_s=settings.usage_flush_interval_s,
-                              batch_size=settings.usage_batch_size, max_rows=settings.usage_queue_max,
-                              retain=stores.usage.delete_before,
-                              retention_days=settings.usage_retention_days)
+        usage = UsageRecorder(
+            stores.usage.insert,
+            interval_s=settings.usage_flush_interval_s,
+            batch_size=settings.usage_batch_size,
+            max_rows=settings.usage_queue_max,
+            retain=stores.usage.delete_before,
+            retention_days=settings.usage_retention_days,
+        )
         usage.start()
         stack.push_async_callback(usage.stop)
-        cache = ResponseCache(settings.cache,
-                              await SQLiteCacheStore.open(stores.local_path) if settings.cache.persist else None,
-                              shared=shared.cache if shared is not None else None)
+        cache = ResponseCache(
+            settings.cache,
+            await SQLiteCacheStore.open(stores.local_path) if settings.cache.persist else None,
+            shared=shared.cache if shared is not None else None,
+        )
         stack.push_async_callback(cache.stop)
         await cache.start()
         health = Health(failures=settings.router.breaker_failures, cooldown_s=settings.router.breaker_cooldown_s)
@@ -106,19 +120,32 @@ async def build_gateway(settings: Settings, writer: LineWriter | None = None) ->
         stack.push_async_callback(responses.stop)
         access = await Access.open(settings_ref, stores, shared)
         stack.push_async_callback(access.close)
-        updater = RegistryUpdater(settings, current=registry_ref.get, on_change=registry_ref.set,
-                                  history=stores.registry)
+        updater = RegistryUpdater(
+            settings, current=registry_ref.get, on_change=registry_ref.set, history=stores.registry
+        )
         stores.watch_changes(updater.wake, what="registry")
         if shared is not None:
             share_health_and_registry(health, updater, shared)
         gateway = pipeline.Gateway(
-            settings_ref=settings_ref, registry_ref=registry_ref, store=stores, transport=Transport(session),
-            usage=usage, usage_reports=stores.usage,
+            settings_ref=settings_ref,
+            registry_ref=registry_ref,
+            store=stores,
+            transport=Transport(session),
+            usage=usage,
+            usage_reports=stores.usage,
             request_log=RequestLog(writer, settings.log_level, settings.log_format, payloads=settings.log_payloads),
-            cache=cache, health=health, resolutions=Resolutions(), classifier=Classifier.load(),
+            cache=cache,
+            health=health,
+            resolutions=Resolutions(),
+            classifier=Classifier.load(),
             metrics=Metrics(settings_ref, registry_ref, usage=usage, cache=cache, breakers=health, shared=shared),
-            access=access, auth=access.auth, limits=access.limits, registry_updater=updater, shared=shared,
-            responses=responses)
+            access=access,
+            auth=access.auth,
+            limits=access.limits,
+            registry_updater=updater,
+            shared=shared,
+            responses=responses,
+        )
         stack.push_async_callback(stop_updater, start_updater(updater))
         yield gateway
 
@@ -140,10 +167,15 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
                 # Everything built so far lives as long as the process: keep it out of the
                 # collector's full passes, which otherwise walk it again and again under load.
                 gc.freeze()
-                log.info("llmproxy ready", extra={"models": len(gateway.registry.models),
-                                                  "registry_version": gateway.registry.version,
-                                                  "data_dir": str(settings.data_dir),
-                                                  "database": gateway.store.backend})
+                log.info(
+                    "llmproxy ready",
+                    extra={
+                        "models": len(gateway.registry.models),
+                        "registry_version": gateway.registry.version,
+                        "data_dir": str(settings.data_dir),
+                        "database": gateway.store.backend,
+                    },
+                )
                 yield
             log.info("llmproxy stopped", extra={"usage_rows_written": gateway.usage.written})
         finally:
@@ -164,9 +196,11 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         *METRICS_ROUTES,
         *ui_routes(),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers=dict.fromkeys((GatewayError, HTTPException, ClientDisconnect, Exception),
-                                                     render_error))
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=dict.fromkeys((GatewayError, HTTPException, ClientDisconnect, Exception), render_error),
+    )
     app.state.ids = RequestIds()
     return Guard(GatewayApp(app, doors={**DOOR_ROUTES, **RESPONSES_ROUTES}), settings)
 
@@ -186,8 +220,10 @@ def share_health_and_registry(health: Health, updater: RegistryUpdater, shared: 
     keeps the deployment's registry writers apart)."""
     notifier = shared.notifier
     health.on_open = lambda provider, seconds: notifier.publish("breaker", provider=provider, seconds=seconds)
-    notifier.on("breaker", lambda m: health.hold(str(m["provider"]), float(m["seconds"]))
-                if m.get("kind") == "breaker" else None)
+    notifier.on(
+        "breaker",
+        lambda m: health.hold(str(m["provider"]), float(m["seconds"])) if m.get("kind") == "breaker" else None,
+    )
     updater.deployment_lock = shared.registry_lock
     updater.published = lambda version: notifier.publish("registry", version=version)
     notifier.on("registry", lambda _: updater.wake())
@@ -218,7 +254,7 @@ async def models_retrieve(request: Request) -> Response:
     try:
         provider, entry = resolve(name, gw.registry, gw.settings)[0]
     except InvalidRequest as exc:
-        if exc.status == 400:   # a model that no provider here can serve is, to this route, not found
+        if exc.status == 400:  # a model that no provider here can serve is, to this route, not found
             raise ModelNotFound(exc.message, param="model") from None
         raise
     item = {"id": name, "object": "model", "created": 0, "owned_by": provider.name}
@@ -235,13 +271,19 @@ async def readyz(request: Request) -> Response:
     gw: pipeline.Gateway | None = getattr(request.app.state, "gateway", None)
     checks = {"database": bool(gw and await gw.store.ping()), "registry": bool(gw and gw.registry.models)}
     ready = all(checks.values())
-    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks,
-                            "registry_version": gw.registry.version if gw else None}
+    body: dict[str, Any] = {
+        "status": "ready" if ready else "not ready",
+        "checks": checks,
+        "registry_version": gw.registry.version if gw else None,
+    }
     if gw is not None and gw.shared is not None:
         # Still ready without Redis (requests are served on per-process limits), but say so.
         link = gw.shared.link
-        body["redis"] = {"up": link.up, "live_processes": link.live_processes,
-                         "limits": "shared" if link.up else f"per process (1/{link.divisor()})"}
+        body["redis"] = {
+            "up": link.up,
+            "live_processes": link.live_processes,
+            "limits": "shared" if link.up else f"per process (1/{link.divisor()})",
+        }
         if not link.up:
             body["degraded"] = ["redis"]
     return Response(orjson.dumps(body), 200 if ready else 503, media_type=JSON)
@@ -273,10 +315,12 @@ def _as_gateway_error(request: Request, exc: Exception, rid: str) -> GatewayErro
         # The client went away mid-upload: nobody hears the answer, and it is no error of the gateway's.
         log.debug("client disconnected before sending its whole request", extra={"path": request.url.path})
         return ClientDisconnected("the client closed the connection before sending the whole request")
-    if isinstance(exc, DATABASE_AWAY):   # an admin call while the database is away: try again later
+    if isinstance(exc, DATABASE_AWAY):  # an admin call while the database is away: try again later
         log.warning("database unreachable: %s", exc, extra={"request_id": rid, "path": request.url.path})
-        return ServiceUnavailable("the database is unreachable right now; model requests are still served, "
-                                  "try this again shortly", headers={"retry-after": "5"})
+        return ServiceUnavailable(
+            "the database is unreachable right now; model requests are still served, try this again shortly",
+            headers={"retry-after": "5"},
+        )
     log.error("unhandled error", exc_info=exc, extra={"request_id": rid})
     return GatewayError(f"internal error in the gateway (request id {rid})")
 

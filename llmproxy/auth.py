@@ -13,6 +13,7 @@ Keyless calls: without a master key the gateway only listens on loopback, and wh
 and no JWT issuer is configured every local caller is an anonymous admin. The first key or user
 closes that door: from then on every call needs a credential.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -54,8 +55,8 @@ class ConfigProblem(ValueError):
 class _KeyEntry:
     record: KeyRecord
     principal: Principal
-    secret_expires_at: float | None      # the end of a rotated value's grace period
-    refusal: str | None                  # revoked or owner disabled: why it no longer works
+    secret_expires_at: float | None  # the end of a rotated value's grace period
+    refusal: str | None  # revoked or owner disabled: why it no longer works
 
 
 class Authenticator:
@@ -78,13 +79,26 @@ class Authenticator:
         by_hash: dict[str, _KeyEntry] = {}
         for rec in keys:
             owner = users_by_name.get(rec.owner or "")
-            refusal = ("this API key was revoked" if rec.revoked_at is not None
-                       else "the owner of this API key is disabled" if owner is not None and owner.disabled else None)
-            principal = Principal(kind="key", key_id=rec.id, user=rec.owner, role=rec.role, allowed_models=rec.models,
-                                  rpm=rec.rpm if rec.rpm is not None else self._limits.rpm,
-                                  tpm=rec.tpm if rec.tpm is not None else self._limits.tpm,
-                                  budget_usd=rec.budget_usd, budget_period=rec.budget_period, strategy=rec.strategy,
-                                  complexity=rec.complexity)
+            refusal = (
+                "this API key was revoked"
+                if rec.revoked_at is not None
+                else "the owner of this API key is disabled"
+                if owner is not None and owner.disabled
+                else None
+            )
+            principal = Principal(
+                kind="key",
+                key_id=rec.id,
+                user=rec.owner,
+                role=rec.role,
+                allowed_models=rec.models,
+                rpm=rec.rpm if rec.rpm is not None else self._limits.rpm,
+                tpm=rec.tpm if rec.tpm is not None else self._limits.tpm,
+                budget_usd=rec.budget_usd,
+                budget_period=rec.budget_period,
+                strategy=rec.strategy,
+                complexity=rec.complexity,
+            )
             for secret in rec.secrets:
                 by_hash[secret.hash] = _KeyEntry(rec, principal, secret.expires_at, refusal)
         self._by_hash, self._users = by_hash, users_by_name
@@ -161,9 +175,12 @@ class Authenticator:
         allowed = principal.allowed_models
         kept = ctx.candidates
         if allowed is not None:
-            kept = [(p, m) for p, m in kept
-                    if any(model_allowed(n, allowed) for n in (m.id, *m.aliases, f"{p.name}/{m.provider_model}"))
-                    or (m.id == f"{p.name}/{m.provider_model}" and model_allowed(m.provider_model, allowed))]
+            kept = [
+                (p, m)
+                for p, m in kept
+                if any(model_allowed(n, allowed) for n in (m.id, *m.aliases, f"{p.name}/{m.provider_model}"))
+                or (m.id == f"{p.name}/{m.provider_model}" and model_allowed(m.provider_model, allowed))
+            ]
             if not kept:
                 raise _not_allowed(ctx.requested_model, allowed)
         if principal.budget_usd is not None:
@@ -171,7 +188,10 @@ class Authenticator:
             if kept and not priced:
                 raise PermissionDenied(
                     f"this key has a budget, and the price of model '{kept[0][1].id}' is unknown; "
-                    "ask an admin to add it to the registry", code="model_price_unknown", param="model")
+                    "ask an admin to add it to the registry",
+                    code="model_price_unknown",
+                    param="model",
+                )
             kept = priced
         ctx.candidates = kept
 
@@ -196,9 +216,15 @@ class Authenticator:
 
     def _login_principal(self, token: str) -> tuple[Principal, float]:
         try:
-            claims = jwt.decode(token, self._login_key, algorithms=["HS256"], issuer=LOGIN_ISSUER,
-                                audience=LOGIN_ISSUER, leeway=self._auth.jwt_leeway_s,
-                                options={"require": ["exp", "iat", "sub", "iss", "aud"]})
+            claims = jwt.decode(
+                token,
+                self._login_key,
+                algorithms=["HS256"],
+                issuer=LOGIN_ISSUER,
+                audience=LOGIN_ISSUER,
+                leeway=self._auth.jwt_leeway_s,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
         except jwt.ExpiredSignatureError:
             raise AuthenticationFailed("the access token expired; log in again", code="token_expired") from None
         except jwt.PyJWTError as exc:
@@ -206,8 +232,7 @@ class Authenticator:
         user = self._users.get(claims["sub"])
         if user is None or user.disabled or claims.get("pwv") != _password_version(user):
             raise AuthenticationFailed("this access token is no longer valid; log in again")
-        principal = Principal(kind="login", user=user.name, role=user.role,
-                              rpm=self._limits.rpm, tpm=self._limits.tpm)
+        principal = Principal(kind="login", user=user.name, role=user.role, rpm=self._limits.rpm, tpm=self._limits.tpm)
         return principal, float(claims["exp"])
 
     def _claims_principal(self, claims: dict[str, object]) -> Principal:
@@ -216,10 +241,13 @@ class Authenticator:
         models = claims.get("models")
         rpm, tpm = claims.get("rpm"), claims.get("tpm")
         return Principal(
-            kind="jwt", user=f"{self.jwt_namespace}#{claims['sub']}", role="admin" if "admin" in roles else "user",
+            kind="jwt",
+            user=f"{self.jwt_namespace}#{claims['sub']}",
+            role="admin" if "admin" in roles else "user",
             allowed_models=tuple(str(m) for m in models) if isinstance(models, list) else None,
             rpm=rpm if isinstance(rpm, int) and not isinstance(rpm, bool) else self._limits.rpm,
-            tpm=tpm if isinstance(tpm, int) and not isinstance(tpm, bool) else self._limits.tpm)
+            tpm=tpm if isinstance(tpm, int) and not isinstance(tpm, bool) else self._limits.tpm,
+        )
 
     # --- logins ---------------------------------------------------------------------------------
 
@@ -229,8 +257,10 @@ class Authenticator:
         password."""
         wait = self.login_guard.admit(name, address)
         if wait > 0:
-            raise RateLimited("too many failed logins from this address; "
-                              f"try again in {math.ceil(wait)}s", headers={"retry-after": str(max(1, math.ceil(wait)))})
+            raise RateLimited(
+                f"too many failed logins from this address; try again in {math.ceil(wait)}s",
+                headers={"retry-after": str(max(1, math.ceil(wait)))},
+            )
         async with self.login_guard.slots:
             user = self._users.get(name)
             ok = await asyncio.to_thread(verify_password, password, user.password_hash if user else _DUMMY_HASH)
@@ -242,8 +272,15 @@ class Authenticator:
     def issue_token(self, user: UserRecord) -> tuple[str, int]:
         now = int(time.time())
         ttl = int(self._auth.login_ttl_s)
-        claims = {"iss": LOGIN_ISSUER, "aud": LOGIN_ISSUER, "sub": user.name, "role": user.role,
-                  "iat": now, "exp": now + ttl, "pwv": _password_version(user)}
+        claims = {
+            "iss": LOGIN_ISSUER,
+            "aud": LOGIN_ISSUER,
+            "sub": user.name,
+            "role": user.role,
+            "iat": now,
+            "exp": now + ttl,
+            "pwv": _password_version(user),
+        }
         return jwt.encode(claims, self._login_key, algorithm="HS256"), ttl
 
     def user(self, name: str) -> UserRecord | None:
@@ -288,7 +325,7 @@ class _ExternalJWT:
         if any(a.startswith("HS") for a in self.algorithms) and not self.hmac_key:
             raise ConfigProblem("auth.jwt_algorithms lists an HMAC algorithm but no jwt_secret is set")
 
-    def verify(self, token: str) -> dict[str, Any]:   # jwt.decode's own type; exp may be "123" or 123
+    def verify(self, token: str) -> dict[str, Any]:  # jwt.decode's own type; exp may be "123" or 123
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -311,13 +348,21 @@ class _ExternalJWT:
             key = self.public_key
         else:
             raise AuthenticationFailed("token carries no key id")
-        required = ["exp", "sub"] + (["iss"] if self.auth.jwt_issuer else []) + (["aud"] if self.auth.jwt_audience else [])
+        required = (
+            ["exp", "sub"] + (["iss"] if self.auth.jwt_issuer else []) + (["aud"] if self.auth.jwt_audience else [])
+        )
         try:
             # arg-type: a PEM key may parse as any public key type (DH, X25519...); one that does not fit the
             # token's algorithm fails below as TypeError/ValueError, which is the answer we want.
-            return jwt.decode(token, key, algorithms=[alg], issuer=self.auth.jwt_issuer,  # type: ignore[arg-type]
-                              audience=self.auth.jwt_audience, leeway=self.auth.jwt_leeway_s,
-                              options={"require": required, "verify_aud": self.auth.jwt_audience is not None})
+            return jwt.decode(
+                token,
+                key,  # type: ignore[arg-type]
+                algorithms=[alg],
+                issuer=self.auth.jwt_issuer,
+                audience=self.auth.jwt_audience,
+                leeway=self.auth.jwt_leeway_s,
+                options={"require": required, "verify_aud": self.auth.jwt_audience is not None},
+            )
         except jwt.ExpiredSignatureError:
             raise AuthenticationFailed("the token expired", code="token_expired") from None
         except jwt.ImmatureSignatureError:
@@ -328,13 +373,16 @@ class _ExternalJWT:
             raise AuthenticationFailed("the token's audience is not this gateway") from None
         except jwt.PyJWTError as exc:
             raise AuthenticationFailed(f"invalid token: {exc}") from None
-        except (TypeError, ValueError):   # e.g. an RS256 header on a token for an EC key
+        except (TypeError, ValueError):  # e.g. an RS256 header on a token for an EC key
             raise AuthenticationFailed(f"token algorithm {alg!r} does not match the key") from None
 
 
 def _not_allowed(name: str, allowed: tuple[str, ...]) -> PermissionDenied:
-    return PermissionDenied(f"this key may not use the model '{name}'; it may use: {', '.join(allowed) or 'none'}",
-                            code="model_not_allowed", param="model")
+    return PermissionDenied(
+        f"this key may not use the model '{name}'; it may use: {', '.join(allowed) or 'none'}",
+        code="model_not_allowed",
+        param="model",
+    )
 
 
 def bearer_token(authorization: str | None) -> str | None:

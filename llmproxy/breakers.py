@@ -2,6 +2,7 @@
 weighted latency per model, both learned from live traffic (in memory). With Redis configured a
 breaker that opens (a retry-after hold included) is announced to the deployment's other processes
 (`on_open`), which hold that provider off as long (`hold`)."""
+
 from __future__ import annotations
 
 import time
@@ -16,14 +17,14 @@ Candidate = tuple[ProviderSettings, ModelEntry]
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
-MAX_MODELS = 1000   # latency entries kept; ad-hoc model names from clients must not grow it forever
+MAX_MODELS = 1000  # latency entries kept; ad-hoc model names from clients must not grow it forever
 
 
 @dataclass(slots=True)
 class Breaker:
-    failures: int = 0               # consecutive retryable failures
-    open_until: float = 0.0         # monotonic time; 0 when closed
-    trial_until: float = 0.0        # a half-open trial is under way until then (it may never report)
+    failures: int = 0  # consecutive retryable failures
+    open_until: float = 0.0  # monotonic time; 0 when closed
+    trial_until: float = 0.0  # a half-open trial is under way until then (it may never report)
 
     def state(self, now: float) -> str:
         if self.open_until == 0.0:
@@ -37,8 +38,8 @@ class Health:
         self.cooldown_s = cooldown_s
         self.alpha = alpha
         self.breakers: dict[str, Breaker] = {}
-        self.latency_s: dict[str, float] = {}   # model id -> EWMA of time to first token
-        self.on_open: Callable[[str, float], None] | None = None   # (provider, seconds): tell the others
+        self.latency_s: dict[str, float] = {}  # model id -> EWMA of time to first token
+        self.on_open: Callable[[str, float], None] | None = None  # (provider, seconds): tell the others
 
     def available(self, provider: str, now: float | None = None) -> bool:
         breaker = self.breakers.get(provider)
@@ -98,7 +99,7 @@ class Health:
     def _latency(self, model: str, sample: float) -> None:
         old = self.latency_s.get(model)
         if old is None and len(self.latency_s) >= MAX_MODELS:
-            self.latency_s.pop(next(iter(self.latency_s)))   # forget the oldest-seen model
+            self.latency_s.pop(next(iter(self.latency_s)))  # forget the oldest-seen model
         self.latency_s[model] = sample if old is None else old + self.alpha * (sample - old)
 
     def stats(self) -> dict[str, str]:

@@ -16,6 +16,7 @@ response has gone out puts it in memory and in the disk queue. The disk queue is
 a background task writes it in batches (and completely on shutdown). When the disk cannot keep
 up, new writes are shed (counted, and said in a log line at most every SHED_LOG_INTERVAL_S).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from .cache_memory import QUEUED_OVERHEAD, DiskIndex, Entry, MemoryLRU, Row, queued_size
-from .cache_memory import _pack as pack_row, _unpack as unpack_entry   # the shared tier stores the memory tier's form
+from .cache_memory import _pack as pack_row, _unpack as unpack_entry  # the shared tier stores the memory tier's form
 from .cache_replay import StreamCollector, assemble
 from .config import CacheSettings
 from .context import CHAT, EMBEDDINGS, ChatRequest, RequestContext
@@ -41,23 +42,24 @@ log = logging.getLogger("llmproxy.cache")
 # (user, safety_identifier) and bookkeeping the provider keeps (metadata, store, prompt_cache_key).
 # Everything else, unknown fields included, is part of the key: a needless miss is cheap, a wrong
 # hit is not.
-IGNORED_FIELDS = frozenset(("stream", "stream_options", "user", "metadata", "store", "prompt_cache_key",
-                            "safety_identifier"))
+IGNORED_FIELDS = frozenset(
+    ("stream", "stream_options", "user", "metadata", "store", "prompt_cache_key", "safety_identifier")
+)
 _NUMBER_FIELDS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
 TTL_HEADER = "x-llmproxy-cache-ttl"
-SWITCH_HEADER = "x-llmproxy-cache"   # "on": cache this request whatever its temperature; "off": bypass
-DB_READ_TIMEOUT_S = 0.02      # past this a read from disk counts as a miss
+SWITCH_HEADER = "x-llmproxy-cache"  # "on": cache this request whatever its temperature; "off": bypass
+DB_READ_TIMEOUT_S = 0.02  # past this a read from disk counts as a miss
 # Bigger batches cost less per row: the id index is a hash, so each batch dirties most of its leaf
 # pages once whatever its size (with 250,000 rows on disk, rows sorted by id: 11.7 us of CPU per
 # row in batches of 2048, 7.3 in batches of 8192, 6.5 in batches of 16384). So the writer waits
 # FLUSH_INTERVAL_S, or until WAKE_AT of the write queue's bound is taken, which the queue counts in
 # the bytes its entries really hold (Entry.queued_size): at 4,000 stores/s, batches of ~8,000 rows.
 FLUSH_INTERVAL_S = 2.0
-FLUSH_BATCH = 16384           # rows per write transaction
+FLUSH_BATCH = 16384  # rows per write transaction
 WAKE_AT = 0.75
 SWEEP_INTERVAL_S = 60.0
 SHED_LOG_INTERVAL_S = 10.0
-RESTRICTED = "|models:"       # a tenant's suffix naming its callers' model restriction (see _tenant)
+RESTRICTED = "|models:"  # a tenant's suffix naming its callers' model restriction (see _tenant)
 
 
 class CacheBackend(Protocol):
@@ -66,8 +68,9 @@ class CacheBackend(Protocol):
     async def get(self, id_: int) -> Sequence[Any] | None: ...
     async def put_many(self, rows: Sequence[Sequence[Any]]) -> None: ...
     async def ids(self, now: float) -> list[int]: ...
-    async def purge(self, *, key: str | None = None, model: str | None = None,
-                    tenants: Collection[str] | None = None) -> int: ...
+    async def purge(
+        self, *, key: str | None = None, model: str | None = None, tenants: Collection[str] | None = None
+    ) -> int: ...
     async def sweep(self, now: float, max_bytes: int) -> int: ...
     async def totals(self, now: float) -> tuple[int, int]: ...
     async def close(self) -> None: ...
@@ -111,10 +114,10 @@ class CacheCounters(NamedTuple):
     misses: int
     bypasses: int
     stores: int
-    dropped_writes: int     # never reached the disk (shed, or a failed batch)
-    shed_writes: int        # shed at the write queue's byte bound
+    dropped_writes: int  # never reached the disk (shed, or a failed batch)
+    shed_writes: int  # shed at the write queue's byte bound
     disk_errors: int
-    pending_bytes: int      # answers waiting for the disk
+    pending_bytes: int  # answers waiting for the disk
     memory_bytes: int
     memory_entries: int
     evictions: int
@@ -123,16 +126,20 @@ class CacheCounters(NamedTuple):
 class ResponseCache:
     """The cache stage and its storage. Counters are plain attributes, for the metrics and the admin API."""
 
-    def __init__(self, settings: CacheSettings, backend: CacheBackend | None = None,
-                 shared: SharedTier | None = None) -> None:
+    def __init__(
+        self, settings: CacheSettings, backend: CacheBackend | None = None, shared: SharedTier | None = None
+    ) -> None:
         self.settings = settings
         self.shared = shared
         self.memory = MemoryLRU(settings.max_memory_bytes)
         self._backend = backend
-        self._on_disk = DiskIndex(settings.max_disk_bytes)   # ids the backend may hold: a "no" skips the read
-        self._incoming: list[tuple[RequestContext, bytes | StreamCollector]] = []   # answered, not yet stored
-        self._pending: list[Row] = []             # in memory, waiting for the disk
-        self._last_tenant: tuple[Any, str] = (None, "")   # (principal, its tenant): most requests come from a few callers
+        self._on_disk = DiskIndex(settings.max_disk_bytes)  # ids the backend may hold: a "no" skips the read
+        self._incoming: list[tuple[RequestContext, bytes | StreamCollector]] = []  # answered, not yet stored
+        self._pending: list[Row] = []  # in memory, waiting for the disk
+        self._last_tenant: tuple[Any, str] = (
+            None,
+            "",
+        )  # (principal, its tenant): most requests come from a few callers
         self.pending_bytes = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -189,8 +196,9 @@ class ResponseCache:
                     self._bypass(ctx)
                     return None
                 if switch != "on":
-                    raise InvalidRequest(f"{SWITCH_HEADER} must be 'on' or 'off', not {switch[:40]!r}",
-                                         param=SWITCH_HEADER)
+                    raise InvalidRequest(
+                        f"{SWITCH_HEADER} must be 'on' or 'off', not {switch[:40]!r}", param=SWITCH_HEADER
+                    )
                 asked = True
             control = headers.get("cache-control")
             if control:
@@ -202,15 +210,21 @@ class ResponseCache:
                 max_age = _max_age(control)
                 asked = asked or max_age is not None
         # Embeddings are deterministic: no temperature to wait for.
-        if not asked and ctx.endpoint != EMBEDDINGS and not (
-                s.temperature_above_zero if policy is None or policy.temperature_above_zero is None
-                else policy.temperature_above_zero):
+        if (
+            not asked
+            and ctx.endpoint != EMBEDDINGS
+            and not (
+                s.temperature_above_zero
+                if policy is None or policy.temperature_above_zero is None
+                else policy.temperature_above_zero
+            )
+        ):
             # Absent means the provider's default, which is 1 for OpenAI, Anthropic and Gemini.
             if body.get("temperature") != 0 and body.get("seed") is None:
                 self._bypass(ctx)
                 return None
         if body.get("logprobs") or "audio" in body:
-            self._bypass(ctx)   # a replayed stream could not reproduce them
+            self._bypass(ctx)  # a replayed stream could not reproduce them
             return None
         ttl = policy.ttl_s if policy is not None and policy.ttl_s is not None else s.ttl_s
         if max_age is not None:
@@ -236,13 +250,13 @@ class ResponseCache:
                 if blob is not None:
                     entry = unpack_entry(key, blob)
                     if entry.expires > now:
-                        self.memory.put(entry)   # the next identical request here is served from memory
+                        self.memory.put(entry)  # the next identical request here is served from memory
                     else:
                         entry = None
             if entry is None and id_ in self._on_disk:
                 entry = await self._read(key, id_, now)
             if entry is not None and max_age is not None and now - entry.created > max_age:
-                entry = None   # older than the caller accepts
+                entry = None  # older than the caller accepts
         if entry is None:
             self.misses += 1
             return None
@@ -265,12 +279,17 @@ class ResponseCache:
         """Where a stream's bytes are kept while relayed, when its answer may be stored."""
         if ctx.cache_key is None or ctx.cache_ttl_s <= 0:
             return None
-        return StreamCollector(self.settings.max_entry_bytes * 4)   # SSE framing takes room too
+        return StreamCollector(self.settings.max_entry_bytes * 4)  # SSE framing takes room too
 
     def store(self, ctx: RequestContext, body: bytes) -> None:
         """Keep a successful answer (the bytes the client got) for the next identical request. Only
         queues it: it is stored once the response has gone out."""
-        if ctx.cache_key is None or ctx.status != 200 or ctx.cache_ttl_s <= 0 or len(body) > self.settings.max_entry_bytes:
+        if (
+            ctx.cache_key is None
+            or ctx.status != 200
+            or ctx.cache_ttl_s <= 0
+            or len(body) > self.settings.max_entry_bytes
+        ):
             return
         self._queue(ctx, body)
 
@@ -293,12 +312,12 @@ class ResponseCache:
         now = time.time()
         limit = self.settings.max_write_queue_bytes
         memory, pending, on_disk, persist = self.memory, self._pending, self._on_disk, self._backend is not None
-        last, tenant = self._last_tenant   # one caller sends many: its tenant string is made once
+        last, tenant = self._last_tenant  # one caller sends many: its tenant string is made once
         for ctx, answer in incoming:
             if answer.__class__ is not bytes:
                 try:
-                    completion = assemble(b"".join(answer.pieces), ctx.usage)   # type: ignore[union-attr, arg-type]  # not bytes: a StreamCollector; a stored stream has its usage
-                except Exception:   # an unreadable stream is not stored; the rest of the batch still is
+                    completion = assemble(b"".join(answer.pieces), ctx.usage)  # type: ignore[union-attr, arg-type]  # not bytes: a StreamCollector; a stored stream has its usage
+                except Exception:  # an unreadable stream is not stored; the rest of the batch still is
                     log.exception("cache: a finished stream could not be assembled for storing")
                     continue
                 if completion is None:
@@ -313,9 +332,19 @@ class ResponseCache:
                 tenant = self._tenant(last)
             model, provider = ctx.model, ctx.provider
             # The row the disk stores is made once; the memory tier packs it, the write queue keeps it.
-            row = (ctx.cache_id, key, tenant, ctx.requested_model, model.id if model is not None else None,
-                   provider.name if provider is not None else None, now, now + ctx.cache_ttl_s, ctx.cost_usd,
-                   len(answer), answer)
+            row = (
+                ctx.cache_id,
+                key,
+                tenant,
+                ctx.requested_model,
+                model.id if model is not None else None,
+                provider.name if provider is not None else None,
+                now,
+                now + ctx.cache_ttl_s,
+                ctx.cost_usd,
+                len(answer),
+                answer,
+            )
             memory.put_row(row)
             self.stores += 1
             if self.shared is not None:
@@ -337,26 +366,38 @@ class ResponseCache:
         self.dropped_writes += 1
         self._shed_since_log += 1
         if now - self._shed_logged >= SHED_LOG_INTERVAL_S:
-            log.warning("cache: the disk writer is behind; %d writes shed since the last note (%d in all), the "
-                        "write queue is at its bound of %d bytes; those answers stay in memory only",
-                        self._shed_since_log, self.shed_writes, self.settings.max_write_queue_bytes)
+            log.warning(
+                "cache: the disk writer is behind; %d writes shed since the last note (%d in all), the "
+                "write queue is at its bound of %d bytes; those answers stay in memory only",
+                self._shed_since_log,
+                self.shed_writes,
+                self.settings.max_write_queue_bytes,
+            )
             self._shed_logged, self._shed_since_log = now, 0
 
     # --- admin ---
 
-    async def purge(self, *, key: str | None = None, model: str | None = None,
-                    tenants: Collection[str] | None = None) -> int:
+    async def purge(
+        self, *, key: str | None = None, model: str | None = None, tenants: Collection[str] | None = None
+    ) -> int:
         """Drop the entries matching every given filter (all when none is given), in memory, in the
         write queue and on disk. `tenants` are tenant families (see tenant_families): each matches
         its tenant with or without a model restriction. Returns how many were dropped (the larger
         of memory and disk)."""
+
         def match(e: Entry) -> bool:
-            return ((key is None or e.key == key) and (model is None or model in (e.model, e.served_model))
-                    and (tenants is None or e.tenant in tenants or e.tenant.rpartition(RESTRICTED)[0] in tenants))
+            return (
+                (key is None or e.key == key)
+                and (model is None or model in (e.model, e.served_model))
+                and (tenants is None or e.tenant in tenants or e.tenant.rpartition(RESTRICTED)[0] in tenants)
+            )
 
         def match_row(r: Row) -> bool:
-            return ((key is None or r[1] == key) and (model is None or model in (r[3], r[4]))
-                    and (tenants is None or r[2] in tenants or r[2].rpartition(RESTRICTED)[0] in tenants))
+            return (
+                (key is None or r[1] == key)
+                and (model is None or model in (r[3], r[4]))
+                and (tenants is None or r[2] in tenants or r[2].rpartition(RESTRICTED)[0] in tenants)
+            )
 
         self._drain()
         dropped = self.memory.purge(match)
@@ -390,9 +431,20 @@ class ResponseCache:
 
     def counters(self) -> CacheCounters:
         memory = self.memory
-        return CacheCounters(self.hits, self.disk_hits, self.misses, self.bypasses, self.stores, self.dropped_writes,
-                             self.shed_writes, self.disk_errors, self.pending_bytes, memory.bytes, len(memory),
-                             memory.evictions)
+        return CacheCounters(
+            self.hits,
+            self.disk_hits,
+            self.misses,
+            self.bypasses,
+            self.stores,
+            self.dropped_writes,
+            self.shed_writes,
+            self.disk_errors,
+            self.pending_bytes,
+            memory.bytes,
+            len(memory),
+            memory.evictions,
+        )
 
     async def stats(self) -> dict[str, Any]:
         disk_entries = disk_bytes = None
@@ -403,17 +455,35 @@ class ResponseCache:
                 log.warning("cache: could not count the persistent cache: %s", exc)
         lookups = self.hits + self.misses
         return {
-            "enabled": self.settings.enabled, "scope": self.settings.scope,
-            "memory": {"entries": len(self.memory), "bytes": self.memory.bytes, "max_bytes": self.memory.max_bytes,
-                       "evictions": self.memory.evictions},
-            "disk": {"entries": disk_entries, "bytes": disk_bytes, "max_bytes": self.settings.max_disk_bytes,
-                     "pending_writes": len(self._pending), "pending_bytes": self.pending_bytes,
-                     "max_pending_bytes": self.settings.max_write_queue_bytes, "shed_writes": self.shed_writes,
-                     "dropped_writes": self.dropped_writes,
-                     "errors": self.disk_errors} if self._backend is not None else None,
-            "hits": self.hits, "disk_hits": self.disk_hits, "misses": self.misses, "bypasses": self.bypasses,
-            "hit_rate": round(self.hits / lookups, 4) if lookups else None, "stores": self.stores,
-            "bytes_served": self.bytes_served, "saved_usd": round(self.saved_usd, 8),
+            "enabled": self.settings.enabled,
+            "scope": self.settings.scope,
+            "memory": {
+                "entries": len(self.memory),
+                "bytes": self.memory.bytes,
+                "max_bytes": self.memory.max_bytes,
+                "evictions": self.memory.evictions,
+            },
+            "disk": {
+                "entries": disk_entries,
+                "bytes": disk_bytes,
+                "max_bytes": self.settings.max_disk_bytes,
+                "pending_writes": len(self._pending),
+                "pending_bytes": self.pending_bytes,
+                "max_pending_bytes": self.settings.max_write_queue_bytes,
+                "shed_writes": self.shed_writes,
+                "dropped_writes": self.dropped_writes,
+                "errors": self.disk_errors,
+            }
+            if self._backend is not None
+            else None,
+            "hits": self.hits,
+            "disk_hits": self.disk_hits,
+            "misses": self.misses,
+            "bypasses": self.bypasses,
+            "hit_rate": round(self.hits / lookups, 4) if lookups else None,
+            "stores": self.stores,
+            "bytes_served": self.bytes_served,
+            "saved_usd": round(self.saved_usd, 8),
             "shared": self.shared.stats() if self.shared is not None else None,
         }
 
@@ -445,8 +515,11 @@ class ResponseCache:
         except Exception as exc:  # noqa: BLE001 - a slow or failing disk is a miss, never a failed request
             self.disk_errors += 1
             if self.disk_errors == 1 or self.disk_errors % 1000 == 0:
-                log.warning("cache: read from disk failed (%s), served as a miss; %d so far",
-                            type(exc).__name__, self.disk_errors)
+                log.warning(
+                    "cache: read from disk failed (%s), served as a miss; %d so far",
+                    type(exc).__name__,
+                    self.disk_errors,
+                )
             return None
         if row is None or row[1] != key or row[7] <= now:
             return None
@@ -499,7 +572,7 @@ def _max_age(control: str) -> float | None:
     at = control.find("max-age=")
     if at < 0:
         return None
-    digits = control[at + 8:].split(",", 1)[0].strip().strip('"')
+    digits = control[at + 8 :].split(",", 1)[0].strip().strip('"')
     return float(digits) if digits.isdigit() else None
 
 
@@ -508,7 +581,8 @@ def _ttl(value: str) -> float:
         ttl = float(value)
     except ValueError:
         ttl = -1.0
-    if not ttl >= 0:   # also NaN
-        raise InvalidRequest(f"{TTL_HEADER} must be a number of seconds (0 or more), not {value[:40]!r}",
-                             param=TTL_HEADER)
+    if not ttl >= 0:  # also NaN
+        raise InvalidRequest(
+            f"{TTL_HEADER} must be a number of seconds (0 or more), not {value[:40]!r}", param=TTL_HEADER
+        )
     return ttl

@@ -4,6 +4,7 @@ is the memory tier, and the bit set that says which ids the disk tier may hold.
 Kept apart from cache.py (the stage: the caching rule, the key, lookups and the write queue) because
 these are plain data structures with their own memory arithmetic, tested on their own.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,10 +14,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-ENTRY_OVERHEAD = 1536         # bytes an entry costs beyond its body in a serving process: object, key, LRU
-                              # node (~440) and what the allocator cannot reuse under churn (measured RSS)
-QUEUED_OVERHEAD = 400         # bytes a row waiting for the disk holds beyond its body: the tuple (128), its
-                              # key (81), id (36), size (28), three floats (72), the body's header (33), a list slot
+ENTRY_OVERHEAD = 1536  # bytes an entry costs beyond its body in a serving process: object, key, LRU
+# node (~440) and what the allocator cannot reuse under churn (measured RSS)
+QUEUED_OVERHEAD = 400  # bytes a row waiting for the disk holds beyond its body: the tuple (128), its
+# key (81), id (36), size (28), three floats (72), the body's header (33), a list slot
 
 # A row: what the disk tier stores, and what the write queue holds (store.cache_sql.COLUMNS order):
 # (id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body)
@@ -25,16 +26,16 @@ Row = tuple[int, str, str, str, "str | None", "str | None", float, float, "float
 
 @dataclass(slots=True)
 class Entry:
-    key: str                  # hex digest of tenant + canonical request
-    id: int                   # its first 64 bits, signed: the row id on disk
+    key: str  # hex digest of tenant + canonical request
+    id: int  # its first 64 bits, signed: the row id on disk
     tenant: str
-    model: str                # as requested ("auto" included)
+    model: str  # as requested ("auto" included)
     served_model: str | None  # the registry model that answered
     provider: str | None
-    created: float            # wall clock
+    created: float  # wall clock
     expires: float
-    cost_usd: float | None    # what the answer cost; a hit saves this much
-    body: bytes               # the chat.completion as served
+    cost_usd: float | None  # what the answer cost; a hit saves this much
+    body: bytes  # the chat.completion as served
 
     @property
     def size(self) -> int:
@@ -42,8 +43,19 @@ class Entry:
         return len(self.body) + ENTRY_OVERHEAD
 
     def row(self) -> Row:
-        return (self.id, self.key, self.tenant, self.model, self.served_model, self.provider, self.created,
-                self.expires, self.cost_usd, len(self.body), self.body)
+        return (
+            self.id,
+            self.key,
+            self.tenant,
+            self.model,
+            self.served_model,
+            self.provider,
+            self.created,
+            self.expires,
+            self.cost_usd,
+            len(self.body),
+            self.body,
+        )
 
 
 def queued_size(row: Row) -> int:
@@ -119,7 +131,7 @@ class MemoryLRU:
 # A packed entry: id, created, expires, cost (NaN for None), body length, then the four strings'
 # lengths (0xFFFFFFFF for None), the strings (UTF-8), the body, and zeros up to _MIN_BLOB.
 _HEAD = struct.Struct("<qdddI4I")
-_MIN_BLOB = 520               # above the small-object allocator's 512-byte limit
+_MIN_BLOB = 520  # above the small-object allocator's 512-byte limit
 _NONE = 0xFFFFFFFF
 
 
@@ -129,8 +141,17 @@ def _pack(row: Row) -> bytes:
     t, m = tenant.encode(), model.encode()
     s = served_model.encode() if served_model is not None else b""
     p = provider.encode() if provider is not None else b""
-    head = _HEAD.pack(id_, created, expires, math.nan if cost is None else cost, size, len(t), len(m),
-                      _NONE if served_model is None else len(s), _NONE if provider is None else len(p))
+    head = _HEAD.pack(
+        id_,
+        created,
+        expires,
+        math.nan if cost is None else cost,
+        size,
+        len(t),
+        len(m),
+        _NONE if served_model is None else len(s),
+        _NONE if provider is None else len(p),
+    )
     short = _MIN_BLOB - (_HEAD.size + len(t) + len(m) + len(s) + len(p) + size)
     return b"".join((head, t, m, s, p, body, bytes(short))) if short > 0 else b"".join((head, t, m, s, p, body))
 
@@ -155,11 +176,21 @@ def _unpack(key: str, blob: bytes) -> Entry:
         if n == _NONE:
             texts.append(None)
         else:
-            texts.append(blob[at:at + n].decode())
+            texts.append(blob[at : at + n].decode())
             at += n
     tenant, model, served_model, provider = texts
-    return Entry(key, id_, tenant or "", model or "", served_model, provider, created, expires,
-                 None if math.isnan(cost) else cost, blob[at:at + body_len])
+    return Entry(
+        key,
+        id_,
+        tenant or "",
+        model or "",
+        served_model,
+        provider,
+        created,
+        expires,
+        None if math.isnan(cost) else cost,
+        blob[at : at + body_len],
+    )
 
 
 class DiskIndex:
@@ -176,7 +207,7 @@ class DiskIndex:
         bits = 1 << max(16, min(27, (16 * max(1, max_disk_bytes // 1024) - 1).bit_length()))
         self._mask = bits - 1
         self._bits = bytearray(bits // 8)
-        self._next: bytearray | None = None   # the set a rebuild is filling; adds go to both
+        self._next: bytearray | None = None  # the set a rebuild is filling; adds go to both
 
     def add(self, id_: int) -> None:
         i, j = id_ & self._mask, (id_ >> 32) & self._mask

@@ -5,6 +5,7 @@ A replayed stream has the shape OpenAI sends: per choice a role chunk, the conte
 the tool calls (name first, then arguments), the finish chunk; then the usage chunk when the client
 asked for it (`stream_options.include_usage`), and `data: [DONE]`.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -15,8 +16,8 @@ import orjson
 from .context import ChatCompletion, ChatChunk, Usage
 
 DONE = b"data: [DONE]\n\n"
-CONTENT_PIECES = 4        # a hit's text is sent in this many chunks, as a stream would be
-_MIN_PIECE = 16           # ...but never in pieces shorter than this
+CONTENT_PIECES = 4  # a hit's text is sent in this many chunks, as a stream would be
+_MIN_PIECE = 16  # ...but never in pieces shorter than this
 
 
 class StreamCollector:
@@ -65,8 +66,12 @@ def assemble(raw: bytes, usage: Usage | None) -> ChatCompletion | None:
             _fold(choices.setdefault(choice.get("index", 0), {"content": [], "refusal": [], "tools": {}}), choice)
     if not choices:
         return None
-    completion: ChatCompletion = {"id": head.get("id", ""), "object": "chat.completion",
-                                  "created": head.get("created", 0), "model": head.get("model", "")}
+    completion: ChatCompletion = {
+        "id": head.get("id", ""),
+        "object": "chat.completion",
+        "created": head.get("created", 0),
+        "model": head.get("model", ""),
+    }
     completion["choices"] = [_choice(index, acc) for index, acc in sorted(choices.items())]
     if usage is not None:
         completion["usage"] = usage
@@ -85,13 +90,14 @@ def _fold(acc: dict[str, Any], choice: dict[str, Any]) -> None:
     delta = choice.get("delta") or {}
     if isinstance(delta.get("content"), str):
         acc["content"].append(delta["content"])
-    if isinstance(choice.get("text"), str):   # a legacy completions chunk (text_completion)
+    if isinstance(choice.get("text"), str):  # a legacy completions chunk (text_completion)
         acc["content"].append(choice["text"])
     if isinstance(delta.get("refusal"), str):
         acc["refusal"].append(delta["refusal"])
     for call in delta.get("tool_calls") or ():
-        slot = acc["tools"].setdefault(call.get("index", len(acc["tools"])),
-                                       {"id": None, "type": "function", "name": "", "arguments": []})
+        slot = acc["tools"].setdefault(
+            call.get("index", len(acc["tools"])), {"id": None, "type": "function", "name": "", "arguments": []}
+        )
         if call.get("id"):
             slot["id"] = call["id"]
         if call.get("type"):
@@ -108,12 +114,16 @@ def _fold(acc: dict[str, Any], choice: dict[str, Any]) -> None:
 def _choice(index: int, acc: dict[str, Any]) -> dict[str, Any]:
     text = "".join(acc["content"])
     # A tool-call answer's role chunk carries content "", but its message content is null.
-    message: dict[str, Any] = {"role": "assistant", "content": text if text or (acc["content"] and not acc["tools"]) else None,
-                               "refusal": "".join(acc["refusal"]) if acc["refusal"] else None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": text if text or (acc["content"] and not acc["tools"]) else None,
+        "refusal": "".join(acc["refusal"]) if acc["refusal"] else None,
+    }
     if acc["tools"]:
         message["tool_calls"] = [
             {"id": t["id"], "type": t["type"], "function": {"name": t["name"], "arguments": "".join(t["arguments"])}}
-            for _, t in sorted(acc["tools"].items())]
+            for _, t in sorted(acc["tools"].items())
+        ]
     return {"index": index, "message": message, "logprobs": None, "finish_reason": acc.get("finish_reason")}
 
 
@@ -124,18 +134,24 @@ async def replay(body: bytes, include_usage: bool) -> AsyncIterator[bytes]:
 
 
 def replay_bytes(completion: ChatCompletion, include_usage: bool) -> bytes:
-    base: dict[str, Any] = {"id": completion.get("id", ""), "object": "chat.completion.chunk",
-                            "created": completion.get("created", 0), "model": completion.get("model", "")}
+    base: dict[str, Any] = {
+        "id": completion.get("id", ""),
+        "object": "chat.completion.chunk",
+        "created": completion.get("created", 0),
+        "model": completion.get("model", ""),
+    }
     for name in ("system_fingerprint", "service_tier"):
         if name in completion:
             base[name] = completion[name]
     out: list[bytes] = []
 
     def emit(index: int, delta: dict[str, Any], finish: str | None = None) -> None:
-        chunk: ChatChunk = {**base, "choices": [{"index": index, "delta": delta, "logprobs": None,
-                                                 "finish_reason": finish}]}
+        chunk: ChatChunk = {
+            **base,
+            "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
         if include_usage:
-            chunk["usage"] = None   # as OpenAI does on every chunk but the last when usage was asked for
+            chunk["usage"] = None  # as OpenAI does on every chunk but the last when usage was asked for
         out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
 
     for choice in completion.get("choices") or ():
@@ -150,8 +166,19 @@ def replay_bytes(completion: ChatCompletion, include_usage: bool) -> bytes:
             emit(index, {"refusal": message["refusal"]})
         for n, call in enumerate(message.get("tool_calls") or ()):
             function = call.get("function") or {}
-            emit(index, {"tool_calls": [{"index": n, "id": call.get("id"), "type": call.get("type", "function"),
-                                         "function": {"name": function.get("name", ""), "arguments": ""}}]})
+            emit(
+                index,
+                {
+                    "tool_calls": [
+                        {
+                            "index": n,
+                            "id": call.get("id"),
+                            "type": call.get("type", "function"),
+                            "function": {"name": function.get("name", ""), "arguments": ""},
+                        }
+                    ]
+                },
+            )
             for piece in _pieces(function.get("arguments") or ""):
                 emit(index, {"tool_calls": [{"index": n, "function": {"arguments": piece}}]})
         emit(index, {}, choice.get("finish_reason") or "stop")
@@ -165,4 +192,4 @@ def _pieces(text: str) -> list[str]:
     if not text:
         return []
     size = max(_MIN_PIECE, -(-len(text) // CONTENT_PIECES))
-    return [text[i:i + size] for i in range(0, len(text), size)]
+    return [text[i : i + size] for i in range(0, len(text), size)]

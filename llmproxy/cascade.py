@@ -15,6 +15,7 @@ whole JSON); the `x-llmproxy-cascade` response header says what happened:
 Usage and cost record both attempts: the request's usage row carries the sum of both attempts'
 tokens and costs (fold(), called by the record stage), and its attempts list names both models.
 """
+
 from __future__ import annotations
 
 import time
@@ -52,13 +53,14 @@ class HeldStream:
         self._pieces, self.state, self._ctx = pieces, state, ctx
 
     async def __aiter__(self) -> AsyncGenerator[bytes, None]:
-        self._ctx.first_token_s = time.perf_counter() - self._ctx.started   # the client's first token is now
+        self._ctx.first_token_s = time.perf_counter() - self._ctx.started  # the client's first token is now
         for piece in self._pieces:
             yield piece
 
 
-async def run(ctx: RequestContext, transport: Transport,
-              health: Health | None) -> ChatCompletion | FallbackStream | HeldStream:
+async def run(
+    ctx: RequestContext, transport: Transport, health: Health | None
+) -> ChatCompletion | FallbackStream | HeldStream:
     """The execute stage for a cascading request: the cheaper tier, checked, then maybe the next tier."""
     first_model = ctx.candidates[0][1].id if ctx.candidates else "?"
     answer: ChatCompletion | HeldStream | None
@@ -67,7 +69,7 @@ async def run(ctx: RequestContext, transport: Transport,
             reason, answer = await _first_stream(ctx, transport, health)
         else:
             completion = await execute(ctx, transport, health)
-            assert not isinstance(completion, FallbackStream)   # a request without stream gets a whole answer
+            assert not isinstance(completion, FallbackStream)  # a request without stream gets a whole answer
             answer = completion
             reason = _completion_failure(ctx, answer)
     except GatewayError as exc:
@@ -80,27 +82,32 @@ async def run(ctx: RequestContext, transport: Transport,
         return answer
     first = _note_first(ctx, reason or "error", first_model)
     ctx.candidates, ctx.escalation = ctx.escalation, []
-    shown = first_model if reason == "error" else first.model   # the model whose answer failed, if one answered
-    ctx.response_headers[HEADER] = (f"{held}escalated; reason={reason}; first={shown}; "
-                                    f"first_cost_usd={first.cost_usd:.8f}")
+    shown = first_model if reason == "error" else first.model  # the model whose answer failed, if one answered
+    ctx.response_headers[HEADER] = (
+        f"{held}escalated; reason={reason}; first={shown}; first_cost_usd={first.cost_usd:.8f}"
+    )
     return await execute(ctx, transport, health)
 
 
-async def _first_stream(ctx: RequestContext, transport: Transport,
-                        health: Health | None) -> tuple[str | None, HeldStream]:
+async def _first_stream(
+    ctx: RequestContext, transport: Transport, health: Health | None
+) -> tuple[str | None, HeldStream]:
     stream = await execute(ctx, transport, health)
     assert isinstance(stream, FallbackStream)
     pieces: list[bytes] = []
     started = time.perf_counter()
-    async with aclosing(stream.__aiter__()) as relayed:   # closed now even if this task is cancelled
+    async with aclosing(stream.__aiter__()) as relayed:  # closed now even if this task is cancelled
         async for piece in relayed:
             pieces.append(piece)
     ctx.upstream_s += time.perf_counter() - started
     answer = stream_message(pieces, whole=needs_whole_answer(ctx.body))
     state = stream.state
     ctx.usage, ctx.finish_reason = state.usage, state.finish_reason
-    reason = ("error" if answer.errored or not state.completed
-              else failure(ctx.body, answer.message, answer.finish_reason, answer.partial))
+    reason = (
+        "error"
+        if answer.errored or not state.completed
+        else failure(ctx.body, answer.message, answer.finish_reason, answer.partial)
+    )
     return reason, HeldStream(pieces, state, ctx)
 
 

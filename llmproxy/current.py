@@ -6,6 +6,7 @@ the only such values. Everything else the Gateway holds is built once and never 
 takes `.current` at the moment it needs the value: a swap is one assignment, so a request sees
 either the old value or the new one, never a mix.
 """
+
 from __future__ import annotations
 
 from typing import Generic, TypeVar

@@ -9,6 +9,7 @@ per request cost ~3.7 us and a timer per request ~1.4 us (timer alone). A client
 costs the provider at most that much more work.
 The sweeper stops by itself once no request is in flight.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,7 +32,7 @@ class Watch:
     def __init__(self, receive: Receive, ctx: RequestContext) -> None:
         self.receive, self.ctx, self.left = receive, ctx, False
         task = asyncio.current_task()
-        assert task is not None   # made inside the request's own task
+        assert task is not None  # made inside the request's own task
         self.task: asyncio.Task[Any] = task
         self.watcher: asyncio.Future[None] | None = None
 

@@ -5,6 +5,7 @@ on the shared bench a raw ASGI proxy served 1.4-1.8x the requests/s of the same 
 Starlette route (about 90 us less per request on these machines). Everything else (models, admin,
 metrics, UI, errors for other methods) stays in the Starlette app, which this wraps.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,7 +36,7 @@ class GatewayApp:
 
     def __init__(self, app: Any, doors: dict[str, Any] | None = None) -> None:
         self.app = app
-        self.doors = doors or {}   # path -> raw handler of another front door (messages_endpoint.ROUTES)
+        self.doors = doors or {}  # path -> raw handler of another front door (messages_endpoint.ROUTES)
         self.state = app.state
         self.disconnects = Disconnects()
 
@@ -45,8 +46,9 @@ class GatewayApp:
         elif scope["method"] == "POST" and scope["path"] in CHAT_PATHS:
             await chat_completions(self.state.gateway, self.state.ids.new, scope, receive, send, self.disconnects)
         elif scope["method"] == "POST" and scope["path"] in self.doors:
-            await self.doors[scope["path"]](self.state.gateway, self.state.ids.new, scope, receive, send,
-                                            self.disconnects)
+            await self.doors[scope["path"]](
+                self.state.gateway, self.state.ids.new, scope, receive, send, self.disconnects
+            )
         else:
             await self.app(scope, receive, with_ids(send, scope, self.state.ids.new))
 
@@ -68,8 +70,14 @@ def with_ids(send: Send, scope: Scope, new_id: Callable[[], str]) -> Send:
     return send_with_ids
 
 
-async def chat_completions(gw: pipeline.Gateway, new_id: Callable[[], str], scope: Scope, receive: Receive,
-                           send: Send, disconnects: Disconnects) -> None:
+async def chat_completions(
+    gw: pipeline.Gateway,
+    new_id: Callable[[], str],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    disconnects: Disconnects,
+) -> None:
     authorization = request_id = None
     declared = -1
     client_headers: dict[str, str] = {}
@@ -89,8 +97,14 @@ async def chat_completions(gw: pipeline.Gateway, new_id: Callable[[], str], scop
     await answer(gw, ctx, pipeline.through_door(gw, ctx, DOOR, body, authorization), receive, send, disconnects)
 
 
-async def answer(gw: pipeline.Gateway, ctx: RequestContext, run: Awaitable[pipeline.Outcome], receive: Receive,
-                 send: Send, disconnects: Disconnects) -> None:
+async def answer(
+    gw: pipeline.Gateway,
+    ctx: RequestContext,
+    run: Awaitable[pipeline.Outcome],
+    receive: Receive,
+    send: Send,
+    disconnects: Disconnects,
+) -> None:
     """Run a front door's pipeline call while its client is watched, then send the outcome. A client
     that leaves while the provider works cancels the call; the request is recorded as abandoned."""
     watch = disconnects.start(receive, ctx)
@@ -98,7 +112,7 @@ async def answer(gw: pipeline.Gateway, ctx: RequestContext, run: Awaitable[pipel
         outcome = await run
     except asyncio.CancelledError:
         if not watch.left:
-            raise            # cancelled from outside (shutdown), not by the client leaving
+            raise  # cancelled from outside (shutdown), not by the client leaving
         watch.task.uncancel()
         pipeline.abandoned(gw, ctx)
         return
@@ -122,7 +136,7 @@ async def read_body(receive: Receive, limit: int, declared: int) -> bytes:
     if declared > limit:
         raise PayloadTooLarge(f"the request body is {declared} bytes; this gateway accepts at most {limit}")
     first = b""
-    rest: list[bytes] | None = None   # only a body that comes in several pieces is joined, once
+    rest: list[bytes] | None = None  # only a body that comes in several pieces is joined, once
     size = 0
     while True:
         message = await receive()
@@ -179,10 +193,10 @@ async def stream(send: Send, receive: Receive, headers: pipeline.Headers, pieces
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
         if finished or not watcher.done():
-            raise            # cancelled from outside (shutdown), not by the client leaving
+            raise  # cancelled from outside (shutdown), not by the client leaving
         task.uncancel()
     finally:
         watcher.cancel()
         close = getattr(pieces, "aclose", None)
         if close is not None:
-            await close()    # runs the relay's clean-up (record, close upstream) now, not at GC
+            await close()  # runs the relay's clean-up (record, close upstream) now, not at GC

@@ -27,6 +27,7 @@ Foreign failures are translated at the edge (aiohttp exceptions in providers/bas
 bodies in each adapter's map_error); past that edge everything is a GatewayError.
 `retryable` tells the route whether the next candidate may be tried.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -141,7 +142,7 @@ class ClientDisconnected(GatewayError):
 
 class UpstreamError(GatewayError):
     status = 502
-    default_code: str | None = "upstream_error"   # UpstreamRejected has none
+    default_code: str | None = "upstream_error"  # UpstreamRejected has none
     retryable = True
 
 
@@ -180,20 +181,35 @@ class UpstreamRejected(UpstreamError):
     retryable = False
 
 
-def from_upstream_status(provider: str, status: int, message: str, *, retry_after: str | None = None,
-                         code: str | None = None, param: str | None = None) -> GatewayError:
+def from_upstream_status(
+    provider: str,
+    status: int,
+    message: str,
+    *,
+    retry_after: str | None = None,
+    code: str | None = None,
+    param: str | None = None,
+) -> GatewayError:
     """The gateway error for a provider's HTTP status, shared by every adapter's map_error."""
     if status in (401, 403):
-        return UpstreamAuthError(f"{provider} refused the gateway's credentials ({status}); "
-                                 f"check the {provider} API key configured in llmproxy")
+        return UpstreamAuthError(
+            f"{provider} refused the gateway's credentials ({status}); "
+            f"check the {provider} API key configured in llmproxy"
+        )
     if status == 429:
         headers = {"retry-after": retry_after} if retry_after else None
-        return UpstreamRateLimited(f"{provider} rate limit: {message}", headers=headers, code=code or "rate_limit_exceeded")
+        return UpstreamRateLimited(
+            f"{provider} rate limit: {message}", headers=headers, code=code or "rate_limit_exceeded"
+        )
     if status == 408:
         return UpstreamTimeout(f"{provider} timed out: {message}")
     if status >= 500:
         return UpstreamUnavailable(f"{provider} is unavailable ({status}): {message}")
     if 400 <= status < 500:
-        return UpstreamRejected(f"{provider}: {message}", status=status if status in (400, 404, 409, 413, 422) else 400,
-                                code=code, param=param)
+        return UpstreamRejected(
+            f"{provider}: {message}",
+            status=status if status in (400, 404, 409, 413, 422) else 400,
+            code=code,
+            param=param,
+        )
     return UpstreamError(f"{provider} returned an unexpected status {status}")

@@ -8,6 +8,7 @@ events dropped. Once content has reached the client a failure ends the stream wi
 event: never a silent retry. A provider that asked us to come back later (429 with retry-after)
 is not tried again within the same request.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,8 +24,9 @@ from .providers.base import Adapter, OpenStream, StreamState, Transport, error_m
 from .providers.sse import encode
 
 
-def execute(ctx: RequestContext, transport: Transport,
-            health: Health | None = None) -> Awaitable[ChatCompletion | FallbackStream]:
+def execute(
+    ctx: RequestContext, transport: Transport, health: Health | None = None
+) -> Awaitable[ChatCompletion | FallbackStream]:
     """The execute stage: await it for the completion, or for the started stream."""
     attempt = Attempts(ctx, transport, health)
     # the coroutine itself, not one wrapped in another: one frame less on every resume
@@ -53,13 +55,23 @@ class Attempts:
         provider, model = candidate
         self.ctx.upstream_s += elapsed
         retry_after = _seconds(exc.headers.get("retry-after"))
-        self.ctx.attempts.append(Attempt(provider.name, model.id, exc.status, exc.code or exc.type,
-                                         elapsed * 1000.0, retryable=exc.retryable, retry_after_s=retry_after))
+        self.ctx.attempts.append(
+            Attempt(
+                provider.name,
+                model.id,
+                exc.status,
+                exc.code or exc.type,
+                elapsed * 1000.0,
+                retryable=exc.retryable,
+                retry_after_s=retry_after,
+            )
+        )
         if retry_after:
             self.resting.add(provider.name)
 
-    def moved_on(self, candidate: Candidate, exc: GatewayError, started: float,
-                 kept: GatewayError | None) -> GatewayError:
+    def moved_on(
+        self, candidate: Candidate, exc: GatewayError, started: float, kept: GatewayError | None
+    ) -> GatewayError:
         """After a failed attempt: the failure re-raised when no other candidate may try, else the
         one to answer with if none does (a retryable failure after a refusal of our own keeps the
         refusal; otherwise the latest)."""
@@ -75,11 +87,21 @@ class Attempts:
             started = time.perf_counter()
             try:
                 adapter, raw = _adapter(ctx, provider.kind)
-                result = await (self.transport.complete(adapter, provider, model, ctx.body, ctx.request_id, raw)
-                                if ctx.endpoint != EMBEDDINGS else   # a large batch may take several calls
-                                embedding_parts.complete(self.transport, cast(EmbeddingAdapter, adapter), provider,
-                                                         model, ctx.body, ctx.request_id, raw,
-                                                         whole=ctx.cache_key is not None))
+                result = await (
+                    self.transport.complete(adapter, provider, model, ctx.body, ctx.request_id, raw)
+                    if ctx.endpoint != EMBEDDINGS
+                    # a large batch may take several calls
+                    else embedding_parts.complete(
+                        self.transport,
+                        cast(EmbeddingAdapter, adapter),
+                        provider,
+                        model,
+                        ctx.body,
+                        ctx.request_id,
+                        raw,
+                        whole=ctx.cache_key is not None,
+                    )
+                )
             except GatewayError as exc:
                 failure = self.moved_on(candidate, exc, started, failure)
                 continue
@@ -106,13 +128,14 @@ class Attempts:
             started = time.perf_counter()
             try:
                 adapter, raw = _adapter(ctx, provider.kind)
-                stream = await self.transport.open_stream(adapter, provider, model, ctx.body, state,
-                                                          ctx.request_id, raw)
+                stream = await self.transport.open_stream(
+                    adapter, provider, model, ctx.body, state, ctx.request_id, raw
+                )
             except GatewayError as exc:
                 failure = self.moved_on(candidate, exc, started, failure)
                 continue
             ctx.upstream_s += stream.seconds
-            return stream, state, candidates[i + 1:]
+            return stream, state, candidates[i + 1 :]
         raise failure or UpstreamError("no provider left to try for this request")
 
 
@@ -149,7 +172,7 @@ class FallbackStream:
                         return
                     await stream.close()
                     provider, model = ctx.provider, ctx.model
-                    assert provider is not None and model is not None   # open_stream set them for this stream
+                    assert provider is not None and model is not None  # open_stream set them for this stream
                     self._attempts.failed((provider, model), exc, time.perf_counter() - self._opened_at)
                     try:
                         self._stream, self.state, self._rest = await self._attempts.open_stream(self._rest)
@@ -158,7 +181,7 @@ class FallbackStream:
                         return
                     self._opened_at, self._handed_over = time.perf_counter(), True
         finally:
-            await self._stream.close(clean=clean)   # at once: a client that left stops the provider
+            await self._stream.close(clean=clean)  # at once: a client that left stops the provider
 
     def _passes(self, piece: bytes) -> bool:
         """Before the first content: raises on an error event (the next candidate may answer),
@@ -175,7 +198,7 @@ class FallbackStream:
             ctx.first_token_s = now - ctx.started
             ctx.attempts.append(Attempt(ctx.provider.name, ctx.model.id, 200, ms=(now - self._opened_at) * 1000.0))
             return True
-        return not self._handed_over   # the client already has an opening from the first stream
+        return not self._handed_over  # the client already has an opening from the first stream
 
 
 def _adapter(ctx: RequestContext, kind: str) -> tuple[Adapter, bytes | None]:
@@ -204,4 +227,4 @@ def _seconds(value: str | None) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        return None   # the adapters give whole seconds (providers.retry_after); anything else: no rest
+        return None  # the adapters give whole seconds (providers.retry_after); anything else: no rest

@@ -18,6 +18,7 @@ Its errors are OpenAI-shaped and close the connection (the unread body is never 
 Cost on the hot path: a header pass in C (dict, join), a few attribute writes per body read; one
 sweeper task per app watches the read deadlines.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,16 @@ from typing import Any
 from .config import Settings
 from .doors.anthropic_response import error_body as anthropic_error
 from .endpoint import CHAT_PATHS, client_request_id
-from .errors import (ClientDisconnected, GatewayError, HeadersTooLarge, PayloadTooLarge, PermissionDenied,
-                     RequestTimeout, ServiceUnavailable, UnsupportedMediaType)
+from .errors import (
+    ClientDisconnected,
+    GatewayError,
+    HeadersTooLarge,
+    PayloadTooLarge,
+    PermissionDenied,
+    RequestTimeout,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
 from .messages_endpoint import ROUTES as MESSAGES_ROUTES
 from .openai_endpoint import ROUTES as OPENAI_DOOR_ROUTES
 from .responses_endpoint import ROUTES as RESPONSES_ROUTES
@@ -84,7 +93,9 @@ class Guard:
         if refusal is None and self.active >= self.max_concurrency:
             refusal = ServiceUnavailable(
                 f"the gateway is serving its limit of {self.max_concurrency} requests at once; retry shortly",
-                code="overloaded", headers={"retry-after": "1"})
+                code="overloaded",
+                headers={"retry-after": "1"},
+            )
         if refusal is not None:
             await self.refuse(send, refusal, fields, scope["path"])
             return
@@ -99,27 +110,39 @@ class Guard:
         finally:
             self.active -= 1
 
-    def check(self, scope: Scope, headers: list[tuple[bytes, bytes]], fields: dict[bytes, bytes]) -> GatewayError | None:
+    def check(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]], fields: dict[bytes, bytes]
+    ) -> GatewayError | None:
         """The checks on the request head: sizes, open mode's loopback rule, the Origin."""
         if len(headers) > self.max_headers:
-            return HeadersTooLarge(f"the request has {len(headers)} headers; this gateway accepts at most "
-                                   f"{self.max_headers}")
+            return HeadersTooLarge(
+                f"the request has {len(headers)} headers; this gateway accepts at most {self.max_headers}"
+            )
         if len(b"".join(chain.from_iterable(headers))) > self.max_header_bytes:
-            return HeadersTooLarge(f"the request headers are over {self.max_header_bytes} bytes together, "
-                                   "the most this gateway accepts")
+            return HeadersTooLarge(
+                f"the request headers are over {self.max_header_bytes} bytes together, the most this gateway accepts"
+            )
         host = fields.get(b"host")
         if self.loopback_only:
             client = scope.get("client")
             if client and not loopback_address(client[0]):
-                return PermissionDenied("this gateway has no master key, so it serves loopback callers only; "
-                                        "set LLMPROXY_MASTER_KEY to serve other addresses", code="loopback_only")
+                return PermissionDenied(
+                    "this gateway has no master key, so it serves loopback callers only; "
+                    "set LLMPROXY_MASTER_KEY to serve other addresses",
+                    code="loopback_only",
+                )
             if host is not None and not loopback_host(host):
-                return PermissionDenied("this gateway has no master key, so it answers only to loopback host "
-                                        "names (localhost, 127.0.0.1, [::1])", code="loopback_only")
+                return PermissionDenied(
+                    "this gateway has no master key, so it answers only to loopback host "
+                    "names (localhost, 127.0.0.1, [::1])",
+                    code="loopback_only",
+                )
         origin = fields.get(b"origin")
         if origin is not None and not same_origin(origin, host):
-            return PermissionDenied("cross-origin requests are refused; call the gateway from its own origin or "
-                                    "from a server", code="cross_origin")
+            return PermissionDenied(
+                "cross-origin requests are refused; call the gateway from its own origin or from a server",
+                code="cross_origin",
+            )
         return None
 
     def body_reader(self, scope: Scope, fields: dict[bytes, bytes], receive: Receive) -> _Body | GatewayError:
@@ -133,13 +156,16 @@ class Guard:
             limit = self.max_admin_body if path.startswith("/admin") else self.max_body
             length = fields.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > limit:
-                return PayloadTooLarge(f"the request body is {int(length)} bytes; this gateway accepts at most "
-                                       f"{limit} on {path}", headers=_CLOSING)
+                return PayloadTooLarge(
+                    f"the request body is {int(length)} bytes; this gateway accepts at most {limit} on {path}",
+                    headers=_CLOSING,
+                )
         if scope["method"] in WRITES and fields.get(b"content-length") != b"0":
             media = fields.get(b"content-type")
             if media != b"application/json" and not json_media(media):
-                return UnsupportedMediaType("send the request body as JSON, with 'Content-Type: application/json'",
-                                            param="content-type")
+                return UnsupportedMediaType(
+                    "send the request body as JSON, with 'Content-Type: application/json'", param="content-type"
+                )
         return _Body(self, receive, limit)
 
     async def refuse(self, send: Send, error: GatewayError, fields: dict[bytes, bytes], path: str = "") -> None:
@@ -147,9 +173,13 @@ class Guard:
         after it, so an unread body is never read."""
         status, body = anthropic_error(error) if path in MESSAGES_ROUTES else (error.status, error.to_json())
         request_id = client_request_id(fields.get(b"x-request-id")) or self.state.ids.new()
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), _CLOSE,
-                   (b"x-request-id", request_id.encode("latin-1")),
-                   *((k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items() if k != "connection")]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+            _CLOSE,
+            (b"x-request-id", request_id.encode("latin-1")),
+            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items() if k != "connection"),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -169,6 +199,7 @@ class Guard:
                 self._sweeper.cancel()
                 self._sweeper = None
             await send(message)
+
         return send_then_stop
 
 
@@ -190,7 +221,7 @@ class _Body:
 
     async def receive(self) -> Message:
         if self._done:
-            return await self._receive()   # after the body: only the disconnect is left to hear
+            return await self._receive()  # after the body: only the disconnect is left to hear
         reading = self._guard.reading
         self._task = asyncio.current_task()
         self.deadline = time.monotonic() + self._guard.read_timeout_s
@@ -202,16 +233,19 @@ class _Body:
                 raise
             self._task.uncancel()
             self._done = True
-            raise RequestTimeout(f"the request body stopped arriving for {self._guard.read_timeout_s:g} s",
-                                 headers=_CLOSING) from None
+            raise RequestTimeout(
+                f"the request body stopped arriving for {self._guard.read_timeout_s:g} s", headers=_CLOSING
+            ) from None
         finally:
-            reading.pop(self, None)   # (a second reader of the same channel may have removed it)
+            reading.pop(self, None)  # (a second reader of the same channel may have removed it)
         if message["type"] == "http.request":
             self._size += len(message.get("body", b""))
             if self._size > self._limit:
                 self._done = True
-                raise PayloadTooLarge(f"the request body is over {self._limit} bytes, the most this gateway "
-                                      "accepts here", headers=_CLOSING)
+                raise PayloadTooLarge(
+                    f"the request body is over {self._limit} bytes, the most this gateway accepts here",
+                    headers=_CLOSING,
+                )
             self._done = not message.get("more_body", False)
         elif message["type"] == "http.disconnect":
             self._done = True
@@ -232,8 +266,12 @@ def json_media(value: bytes | None) -> bool:
 def same_origin(origin: bytes, host: bytes | None) -> bool:
     """Does a browser's Origin name the host it is talking to? ("null" never does.)"""
     scheme, sep, authority = origin.partition(b"://")
-    return bool(sep) and scheme.lower() in (b"http", b"https") and host is not None \
+    return (
+        bool(sep)
+        and scheme.lower() in (b"http", b"https")
+        and host is not None
         and authority.lower().rstrip(b"/") == host.lower()
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -241,16 +279,16 @@ def loopback_address(address: str) -> bool:
     try:
         return ipaddress.ip_address(address.removeprefix("::ffff:")).is_loopback
     except ValueError:
-        return False   # a unix socket has no address; the client field is absent then, not this
+        return False  # a unix socket has no address; the client field is absent then, not this
 
 
 @functools.lru_cache(maxsize=256)
 def loopback_host(host: bytes) -> bool:
     """localhost, 127.0.0.0/8 or [::1], with any port."""
     text = host.decode("latin-1").lower()
-    if text.startswith("["):                       # [v6 address], then nothing or :port
+    if text.startswith("["):  # [v6 address], then nothing or :port
         end = text.find("]")
-        name, port = (text[1:end], text[end + 1:]) if end > 0 else ("", "")
+        name, port = (text[1:end], text[end + 1 :]) if end > 0 else ("", "")
         if port and not (port.startswith(":") and port[1:].isdigit()):
             return False
     elif text.count(":") == 1:

@@ -4,6 +4,7 @@ Lines are written to stderr by a background thread in batches, so the loop never
 terminal or a full pipe and pays no thread wake-up per line. The per-request line is formatted on
 that thread too, from the request's usage row: the event loop only queues a tuple.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,7 +19,7 @@ from .context import ChatCompletion, RequestContext
 from .store.records import UsageRow
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
-_ROW_FIELDS = UsageRow._fields[1:]   # a usage row starts with its request's start time; the line has its own ts
+_ROW_FIELDS = UsageRow._fields[1:]  # a usage row starts with its request's start time; the line has its own ts
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 
@@ -97,7 +98,7 @@ class LineWriter:
         self._thread.start()
 
     def write(self, line: bytes | tuple[Any, ...]) -> None:
-        if len(self._lines) >= self.max_lines:   # stderr is stuck: drop, and say so once it moves
+        if len(self._lines) >= self.max_lines:  # stderr is stuck: drop, and say so once it moves
             self.dropped += 1
             return
         self._lines.append(line)
@@ -116,12 +117,27 @@ class LineWriter:
                 try:
                     line = line[0](line)
                 except Exception as exc:  # noqa: BLE001 - one bad record must not stop the log
-                    line = orjson.dumps({"ts": timestamp(time.time()), "level": "error", "logger": "llmproxy.logs",
-                                        "msg": "a log record could not be formatted", "error": repr(exc)}) + b"\n"
+                    line = (
+                        orjson.dumps(
+                            {
+                                "ts": timestamp(time.time()),
+                                "level": "error",
+                                "logger": "llmproxy.logs",
+                                "msg": "a log record could not be formatted",
+                                "error": repr(exc),
+                            }
+                        )
+                        + b"\n"
+                    )
             out.append(line)
         if self.dropped:
-            note = {"ts": timestamp(time.time()), "level": "error", "logger": "llmproxy.logs",
-                    "msg": "log lines dropped while stderr was not draining", "dropped": self.dropped}
+            note = {
+                "ts": timestamp(time.time()),
+                "level": "error",
+                "logger": "llmproxy.logs",
+                "msg": "log lines dropped while stderr was not draining",
+                "dropped": self.dropped,
+            }
             out.append(orjson.dumps(note) + b"\n")
             self.dropped = 0
         if out:
@@ -129,7 +145,7 @@ class LineWriter:
                 self._stream.write(b"".join(out))
                 self._stream.flush()
             except (OSError, ValueError):
-                pass   # a closed stderr must not take the gateway down
+                pass  # a closed stderr must not take the gateway down
 
     def stop(self) -> None:
         self._stop.set()
@@ -145,7 +161,7 @@ class RequestLog:
         self._writer = writer
         self._fmt = fmt
         self._clock = _Clock()
-        self.payloads = payloads   # prompts and completions go in the line only when this is set
+        self.payloads = payloads  # prompts and completions go in the line only when this is set
         self.enabled = writer is not None and LEVELS.get(level, 20) <= 20
 
     def request(self, ctx: RequestContext, row: UsageRow, completion: ChatCompletion | None = None) -> None:
@@ -157,15 +173,21 @@ class RequestLog:
         tried = [f"{a.provider}/{a.model}:{a.status}" for a in attempts] if len(attempts) > 1 else None
         payload = None
         if self.payloads:
-            payload = (ctx.body.get("messages") if isinstance(ctx.body, dict) else None,
-                       completion.get("choices") if completion is not None else None)
+            payload = (
+                ctx.body.get("messages") if isinstance(ctx.body, dict) else None,
+                completion.get("choices") if completion is not None else None,
+            )
         self._writer.write((self._render, row, ctx.stream, tried, payload))  # type: ignore[union-attr]  # enabled implies a writer
 
     def _render(self, item: tuple[Any, ...]) -> bytes:
         _, row, stream, tried, payload = item
         finished = row.ts + row.latency_ms / 1000.0
-        fields: dict[str, Any] = {"ts": self._clock.at(finished), "level": "info", "logger": "llmproxy.request",
-                                  "msg": "request"}
+        fields: dict[str, Any] = {
+            "ts": self._clock.at(finished),
+            "level": "info",
+            "logger": "llmproxy.request",
+            "msg": "request",
+        }
         fields.update(zip(_ROW_FIELDS, row[1:], strict=True))
         fields["stream"] = stream
         if tried is not None:
@@ -180,7 +202,7 @@ class RequestLog:
 def _json_line(fields: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)
-    except TypeError:   # a payload field orjson does not know (payload logging only)
+    except TypeError:  # a payload field orjson does not know (payload logging only)
         return orjson.dumps(fields, default=str, option=orjson.OPT_APPEND_NEWLINE)
 
 
@@ -194,8 +216,12 @@ class LineHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            fields: dict[str, Any] = {"ts": timestamp(record.created), "level": record.levelname.lower(),
-                                      "logger": record.name, "msg": record.getMessage()}
+            fields: dict[str, Any] = {
+                "ts": timestamp(record.created),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "msg": record.getMessage(),
+            }
             for key, value in record.__dict__.items():
                 if key not in _STANDARD:
                     fields[key] = value

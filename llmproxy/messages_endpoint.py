@@ -5,6 +5,7 @@ The Anthropic Messages front door: the key comes from `x-api-key` or `Authorizat
 upstream, and the request runs through the pipeline's door entry. Served raw, like chat, so that a
 Claude request costs the gateway what a chat request does.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -40,20 +41,32 @@ def _context(scope: Scope, new_id: Callable[[], str]) -> tuple[RequestContext, s
         elif name in _KEPT or name.startswith(b"x-llmproxy-"):
             kept[name.decode("latin-1")] = value.decode("latin-1")
     if api_key and not authorization:
-        authorization = "Bearer " + api_key   # the anthropic SDKs send the key this way
+        authorization = "Bearer " + api_key  # the anthropic SDKs send the key this way
     ctx = RequestContext(request_id=request_id or new_id(), body={}, client_headers=kept)
     return ctx, authorization, declared
 
 
-async def messages(gw: pipeline.Gateway, new_id: Callable[[], str], scope: Scope, receive: Receive, send: Send,
-                   disconnects: Disconnects) -> None:
+async def messages(
+    gw: pipeline.Gateway,
+    new_id: Callable[[], str],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    disconnects: Disconnects,
+) -> None:
     ctx, authorization, declared = _context(scope, new_id)
     body = partial(read_body, receive, gw.settings.max_body_bytes, declared)
     await answer(gw, ctx, pipeline.through_door(gw, ctx, DOOR, body, authorization), receive, send, disconnects)
 
 
-async def messages_count_tokens(gw: pipeline.Gateway, new_id: Callable[[], str], scope: Scope, receive: Receive,
-                                send: Send, disconnects: Disconnects) -> None:
+async def messages_count_tokens(
+    gw: pipeline.Gateway,
+    new_id: Callable[[], str],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    disconnects: Disconnects,
+) -> None:
     """Counting is free and not a completion: authenticated, but neither rate-limited nor recorded."""
     ctx, authorization, declared = _context(scope, new_id)
     headers = [(b"x-request-id", ctx.request_id.encode("latin-1"))]

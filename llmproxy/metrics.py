@@ -15,6 +15,7 @@ the scrape still answers.
 Labels stay bounded: route, model (registry ids and configured models; anything else is "other"),
 provider, status. Never a key id, a user or a prompt.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,7 +42,7 @@ from .context import RequestContext
 from .current import Current
 from .registry import Registry
 
-if TYPE_CHECKING:   # stages never import each other at run time; these are only the types read
+if TYPE_CHECKING:  # stages never import each other at run time; these are only the types read
     from .cache import ResponseCache
     from .shared.deployment import Deployment
     from .usage import UsageRecorder
@@ -55,7 +56,7 @@ TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.
 OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 BREAKER_STATES = {CLOSED: 0.0, HALF_OPEN: 1.0, OPEN: 2.0}
 _LIMIT_REASONS = ("rate_limit_exceeded", "insufficient_quota")
-_MAX_BOUND = 4096   # raw keys remembered before the map is rebuilt (the label sets themselves stay bounded)
+_MAX_BOUND = 4096  # raw keys remembered before the map is rebuilt (the label sets themselves stay bounded)
 
 
 class _Histogram:
@@ -89,8 +90,22 @@ class _Histogram:
 class _Series:
     """Everything counted for one (route, model, provider, status)."""
 
-    __slots__ = ("route", "model", "provider", "status", "requests", "latency", "ttft", "prompt", "completion",
-                 "cached", "reasoning", "cost", "saved", "unpriced")
+    __slots__ = (
+        "route",
+        "model",
+        "provider",
+        "status",
+        "requests",
+        "latency",
+        "ttft",
+        "prompt",
+        "completion",
+        "cached",
+        "reasoning",
+        "cost",
+        "saved",
+        "unpriced",
+    )
 
     def __init__(self, route: str, model: str, provider: str, status: int) -> None:
         self.route, self.model, self.provider, self.status = route, model, provider, status
@@ -105,14 +120,22 @@ class Metrics:
     the labels (the ones in use at each new label set); `usage`, `cache` and `breakers` are read
     at scrape time."""
 
-    def __init__(self, settings: Current[Settings], registry: Current[Registry], *, usage: UsageRecorder,
-                 cache: ResponseCache, breakers: Health, shared: Deployment | None = None,
-                 process: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Current[Settings],
+        registry: Current[Registry],
+        *,
+        usage: UsageRecorder,
+        cache: ResponseCache,
+        breakers: Health,
+        shared: Deployment | None = None,
+        process: bool = True,
+    ) -> None:
         self._settings, self._models = settings, registry
         self.usage, self.cache, self.breakers, self.shared = usage, cache, breakers, shared
         self.registry = CollectorRegistry(auto_describe=False)
-        self._series: dict[tuple[str, str, str, int], _Series] = {}    # by bounded labels
-        self._bound: dict[tuple[str, str, str, int], _Series] = {}     # by raw model id / provider name
+        self._series: dict[tuple[str, str, str, int], _Series] = {}  # by bounded labels
+        self._bound: dict[tuple[str, str, str, int], _Series] = {}  # by raw model id / provider name
         self._overhead: dict[str, _Histogram] = {}
         self.cache_results = {"hit": 0, "miss": 0, "bypass": 0}
         self.fallbacks: dict[tuple[str, str], int] = {}
@@ -214,28 +237,46 @@ class _RequestCollector:
 
     def collect(self) -> Iterator[Metric]:
         m = self._m
-        requests = CounterMetricFamily("llmproxy_requests", "Requests answered, by route, model, provider and "
-                                       "HTTP status.", labels=["route", "model", "provider", "status"])
-        latency = HistogramMetricFamily("llmproxy_request_duration_seconds", "Time from request to the last "
-                                        "byte of the answer, by status class.",
-                                        labels=["route", "model", "provider", "status"])
-        ttft = HistogramMetricFamily("llmproxy_time_to_first_token_seconds", "Streams: time from request to "
-                                     "the first output sent to the client.", labels=["model", "provider"])
-        tokens = CounterMetricFamily("llmproxy_tokens", "Tokens by kind: prompt (all input), completion (all "
-                                     "output), cached (input read from a prompt cache), reasoning (part of "
-                                     "completion).", labels=["model", "provider", "type"])
-        cost = CounterMetricFamily("llmproxy_cost_usd", "Cost in USD at the registry prices of the moment.",
-                                   labels=["model", "provider"])
-        saved = CounterMetricFamily("llmproxy_cache_saved_usd", "USD that cache hits saved.",
-                                    labels=["model", "provider"])
-        unpriced = CounterMetricFamily("llmproxy_unpriced_requests", "Answered requests whose cost is unknown "
-                                       "(no registry price).", labels=["model", "provider"])
+        requests = CounterMetricFamily(
+            "llmproxy_requests",
+            "Requests answered, by route, model, provider and HTTP status.",
+            labels=["route", "model", "provider", "status"],
+        )
+        latency = HistogramMetricFamily(
+            "llmproxy_request_duration_seconds",
+            "Time from request to the last byte of the answer, by status class.",
+            labels=["route", "model", "provider", "status"],
+        )
+        ttft = HistogramMetricFamily(
+            "llmproxy_time_to_first_token_seconds",
+            "Streams: time from request to the first output sent to the client.",
+            labels=["model", "provider"],
+        )
+        tokens = CounterMetricFamily(
+            "llmproxy_tokens",
+            "Tokens by kind: prompt (all input), completion (all "
+            "output), cached (input read from a prompt cache), reasoning (part of "
+            "completion).",
+            labels=["model", "provider", "type"],
+        )
+        cost = CounterMetricFamily(
+            "llmproxy_cost_usd", "Cost in USD at the registry prices of the moment.", labels=["model", "provider"]
+        )
+        saved = CounterMetricFamily(
+            "llmproxy_cache_saved_usd", "USD that cache hits saved.", labels=["model", "provider"]
+        )
+        unpriced = CounterMetricFamily(
+            "llmproxy_unpriced_requests",
+            "Answered requests whose cost is unknown (no registry price).",
+            labels=["model", "provider"],
+        )
         by_class: dict[tuple[str, str, str, str], _Histogram] = {}
         by_model: dict[tuple[str, str], list[Any]] = {}
         for s in m.series():
             requests.add_metric([s.route, s.model, s.provider, str(s.status)], s.requests)
-            merged = by_class.setdefault((s.route, s.model, s.provider, f"{s.status // 100}xx"),
-                                         _Histogram(LATENCY_BUCKETS))
+            merged = by_class.setdefault(
+                (s.route, s.model, s.provider, f"{s.status // 100}xx"), _Histogram(LATENCY_BUCKETS)
+            )
             merged.merge(s.latency)
             if not s.model:
                 continue
@@ -248,32 +289,47 @@ class _RequestCollector:
         for (model, provider), (h, prompt, completion, cached, reasoning, usd, saved_usd, unknown) in by_model.items():
             if sum(h.counts):
                 ttft.add_metric([model, provider], h.buckets(), h.sum)
-            for kind, n in (("prompt", prompt), ("completion", completion), ("cached", cached),
-                            ("reasoning", reasoning)):
+            for kind, n in (
+                ("prompt", prompt),
+                ("completion", completion),
+                ("cached", cached),
+                ("reasoning", reasoning),
+            ):
                 tokens.add_metric([model, provider, kind], n)
             cost.add_metric([model, provider], usd)
             saved.add_metric([model, provider], saved_usd)
             unpriced.add_metric([model, provider], unknown)
         yield from (requests, latency, ttft, tokens, cost, saved, unpriced)
-        overhead = HistogramMetricFamily("llmproxy_overhead_seconds", "The gateway's own time per request "
-                                         "(total minus waiting on the provider).", labels=["route"])
+        overhead = HistogramMetricFamily(
+            "llmproxy_overhead_seconds",
+            "The gateway's own time per request (total minus waiting on the provider).",
+            labels=["route"],
+        )
         for route, h in list(m._overhead.items()):
             overhead.add_metric([route], h.buckets(), h.sum)
         yield overhead
-        cache = CounterMetricFamily("llmproxy_cache_requests", "Chat requests by response-cache result.",
-                                    labels=["result"])
+        cache = CounterMetricFamily(
+            "llmproxy_cache_requests", "Chat requests by response-cache result.", labels=["result"]
+        )
         for result, n in m.cache_results.items():
             cache.add_metric([result], n)
         yield cache
-        fallbacks = CounterMetricFamily("llmproxy_fallbacks", "Failed attempts the route moved on from, by the "
-                                        "provider and model that failed.", labels=["provider", "model"])
+        fallbacks = CounterMetricFamily(
+            "llmproxy_fallbacks",
+            "Failed attempts the route moved on from, by the provider and model that failed.",
+            labels=["provider", "model"],
+        )
         for (provider, model), n in list(m.fallbacks.items()):
             fallbacks.add_metric([provider, model], n)
         yield fallbacks
-        rejections = CounterMetricFamily("llmproxy_ratelimit_rejections", "Requests the gateway's own limits "
-                                         "refused (429 before any provider was called), by reason: "
-                                         "rate_limit_exceeded (requests or tokens per minute) or "
-                                         "insufficient_quota (budget).", labels=["route", "reason"])
+        rejections = CounterMetricFamily(
+            "llmproxy_ratelimit_rejections",
+            "Requests the gateway's own limits "
+            "refused (429 before any provider was called), by reason: "
+            "rate_limit_exceeded (requests or tokens per minute) or "
+            "insufficient_quota (budget).",
+            labels=["route", "reason"],
+        )
         for (route, reason), n in list(m.rejections.items()):
             rejections.add_metric([route, reason], n)
         yield rejections
@@ -289,17 +345,20 @@ class _StateCollector:
         self._metrics = metrics
 
     def describe(self) -> list[Metric]:
-        return []   # dynamic: nothing to check at registration
+        return []  # dynamic: nothing to check at registration
 
     def collect(self) -> Iterator[Metric]:
         m = self._metrics
         parts: tuple[tuple[str, Callable[[], Iterator[Metric]]], ...] = (
-            ("usage queue", lambda: _usage_queue(m.usage)), ("registry", lambda: _registry(m._models.current)),
-            ("cache", lambda: _cache(m.cache)), ("breakers", lambda: _breakers(m.breakers)),
-            ("redis link", lambda: _redis(m.shared)))
+            ("usage queue", lambda: _usage_queue(m.usage)),
+            ("registry", lambda: _registry(m._models.current)),
+            ("cache", lambda: _cache(m.cache)),
+            ("breakers", lambda: _breakers(m.breakers)),
+            ("redis link", lambda: _redis(m.shared)),
+        )
         for name, collect in parts:
             try:
-                yield from list(collect())   # whole or not at all
+                yield from list(collect())  # whole or not at all
             except Exception as exc:  # noqa: BLE001 - one failing component must not break the scrape
                 log.warning("metrics: could not read the %s: %s", name, exc)
 
@@ -308,21 +367,31 @@ def _usage_queue(usage: UsageRecorder) -> Iterator[Metric]:
     stats = usage.stats()
     yield GaugeMetricFamily("llmproxy_usage_queue_depth", "Usage rows waiting to be written.", value=stats.depth)
     yield CounterMetricFamily("llmproxy_usage_rows_written", "Usage rows written to the store.", value=stats.written)
-    yield CounterMetricFamily("llmproxy_usage_rows_dropped", "Usage rows dropped because the queue was full.",
-                              value=stats.dropped)
-    yield CounterMetricFamily("llmproxy_usage_write_failures", "Usage batch writes that failed (and were retried).",
-                              value=stats.write_failures)
+    yield CounterMetricFamily(
+        "llmproxy_usage_rows_dropped", "Usage rows dropped because the queue was full.", value=stats.dropped
+    )
+    yield CounterMetricFamily(
+        "llmproxy_usage_write_failures",
+        "Usage batch writes that failed (and were retried).",
+        value=stats.write_failures,
+    )
 
 
 def _registry(registry: Registry) -> Iterator[Metric]:
-    yield GaugeMetricFamily("llmproxy_registry_version", "Version of the model registry in use.",
-                            value=float(registry.version))
+    yield GaugeMetricFamily(
+        "llmproxy_registry_version", "Version of the model registry in use.", value=float(registry.version)
+    )
     yield GaugeMetricFamily("llmproxy_registry_models", "Models in the registry in use.", value=len(registry.models))
-    age = GaugeMetricFamily("llmproxy_registry_last_success_age_seconds",
-                            "Seconds since each provider's prices were last scraped successfully "
-                            "(absent for a provider never scraped).", labels=["provider"])
-    stamp = GaugeMetricFamily("llmproxy_registry_last_success_timestamp_seconds",
-                              "Unix time of each provider's last successful price scrape.", labels=["provider"])
+    age = GaugeMetricFamily(
+        "llmproxy_registry_last_success_age_seconds",
+        "Seconds since each provider's prices were last scraped successfully (absent for a provider never scraped).",
+        labels=["provider"],
+    )
+    stamp = GaugeMetricFamily(
+        "llmproxy_registry_last_success_timestamp_seconds",
+        "Unix time of each provider's last successful price scrape.",
+        labels=["provider"],
+    )
     now = time.time()
     for name, status in registry.providers.items():
         when = _unix(status.get("last_success") if isinstance(status, Mapping) else None)
@@ -337,31 +406,40 @@ def _registry(registry: Registry) -> Iterator[Metric]:
 def _cache(cache: ResponseCache) -> Iterator[Metric]:
     """The response cache's own counters (hits and misses as the cache counts them, memory use)."""
     c = cache.counters()
-    family = CounterMetricFamily("llmproxy_cache_lookups", "Response-cache lookups by result "
-                                 "(the cache's own count).", labels=["result"])
+    family = CounterMetricFamily(
+        "llmproxy_cache_lookups", "Response-cache lookups by result (the cache's own count).", labels=["result"]
+    )
     for result, n in (("hit", c.hits), ("disk_hit", c.disk_hits), ("miss", c.misses), ("bypass", c.bypasses)):
         family.add_metric([result], n)
     yield family
     yield CounterMetricFamily("llmproxy_cache_stores", "Responses stored in the cache.", value=c.stores)
-    yield CounterMetricFamily("llmproxy_cache_dropped_writes",
-                              "Cache writes that never reached the disk (shed, or a failed batch).",
-                              value=c.dropped_writes)
-    yield CounterMetricFamily("llmproxy_cache_shed_writes",
-                              "Cache writes shed because the disk write queue was at its byte bound.",
-                              value=c.shed_writes)
+    yield CounterMetricFamily(
+        "llmproxy_cache_dropped_writes",
+        "Cache writes that never reached the disk (shed, or a failed batch).",
+        value=c.dropped_writes,
+    )
+    yield CounterMetricFamily(
+        "llmproxy_cache_shed_writes",
+        "Cache writes shed because the disk write queue was at its byte bound.",
+        value=c.shed_writes,
+    )
     yield CounterMetricFamily("llmproxy_cache_disk_errors", "Cache store errors.", value=c.disk_errors)
-    yield GaugeMetricFamily("llmproxy_cache_write_queue_bytes", "Bytes of answers waiting for the disk.",
-                            value=c.pending_bytes)
+    yield GaugeMetricFamily(
+        "llmproxy_cache_write_queue_bytes", "Bytes of answers waiting for the disk.", value=c.pending_bytes
+    )
     yield GaugeMetricFamily("llmproxy_cache_memory_bytes", "Bytes held by the in-memory cache.", value=c.memory_bytes)
     yield GaugeMetricFamily("llmproxy_cache_memory_entries", "Entries in the in-memory cache.", value=c.memory_entries)
-    yield CounterMetricFamily("llmproxy_cache_evictions", "Entries evicted from the in-memory cache.",
-                              value=c.evictions)
+    yield CounterMetricFamily(
+        "llmproxy_cache_evictions", "Entries evicted from the in-memory cache.", value=c.evictions
+    )
 
 
 def _breakers(breakers: Health) -> Iterator[Metric]:
-    family = GaugeMetricFamily("llmproxy_circuit_breaker_state", "Circuit breaker state per provider: "
-                               "0 closed, 1 half-open, 2 open (providers never failed are absent).",
-                               labels=["provider"])
+    family = GaugeMetricFamily(
+        "llmproxy_circuit_breaker_state",
+        "Circuit breaker state per provider: 0 closed, 1 half-open, 2 open (providers never failed are absent).",
+        labels=["provider"],
+    )
     for provider, state in breakers.stats().items():
         family.add_metric([provider], BREAKER_STATES.get(state, math.nan))
     yield family
@@ -372,18 +450,29 @@ def _redis(shared: Deployment | None) -> Iterator[Metric]:
     if shared is None:
         return
     stats = shared.stats()
-    yield GaugeMetricFamily("llmproxy_redis_up", "1 when Redis answers (limits exact across processes), "
-                            "0 while limits fall back to this process's share.", value=1.0 if stats["up"] else 0.0)
-    yield GaugeMetricFamily("llmproxy_redis_live_processes", "Gateway processes seen alive through Redis "
-                            "(what limits are divided by while it is down).", value=stats["live_processes"])
-    yield GaugeMetricFamily("llmproxy_redis_limit_divisor", "What each limit is divided by while Redis is down.",
-                            value=stats["divisor"])
+    yield GaugeMetricFamily(
+        "llmproxy_redis_up",
+        "1 when Redis answers (limits exact across processes), 0 while limits fall back to this process's share.",
+        value=1.0 if stats["up"] else 0.0,
+    )
+    yield GaugeMetricFamily(
+        "llmproxy_redis_live_processes",
+        "Gateway processes seen alive through Redis (what limits are divided by while it is down).",
+        value=stats["live_processes"],
+    )
+    yield GaugeMetricFamily(
+        "llmproxy_redis_limit_divisor", "What each limit is divided by while Redis is down.", value=stats["divisor"]
+    )
     yield CounterMetricFamily("llmproxy_redis_errors", "Redis calls that failed or timed out.", value=stats["errors"])
-    yield CounterMetricFamily("llmproxy_redis_fallbacks", "Requests whose limits were decided in this process "
-                              "because Redis was down.", value=stats["fallbacks"])
+    yield CounterMetricFamily(
+        "llmproxy_redis_fallbacks",
+        "Requests whose limits were decided in this process because Redis was down.",
+        value=stats["fallbacks"],
+    )
     cache = stats["cache"]
-    family = CounterMetricFamily("llmproxy_redis_cache_lookups", "Shared cache tier reads by result.",
-                                 labels=["result"])
+    family = CounterMetricFamily(
+        "llmproxy_redis_cache_lookups", "Shared cache tier reads by result.", labels=["result"]
+    )
     family.add_metric(["hit"], cache["hits"])
     family.add_metric(["miss"], cache["misses"])
     yield family
@@ -400,13 +489,13 @@ def _unix(value: Any) -> float | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)   # the registry writes UTC
+        parsed = parsed.replace(tzinfo=UTC)  # the registry writes UTC
     return parsed.timestamp()
 
 
 async def metrics_endpoint(request: Request) -> Response:
     """GET /metrics: Prometheus text format. Open like /healthz: no secrets, keys or prompts in it."""
-    gateway = getattr(request.app.state, "gateway", None)   # absent until the lifespan has built it
+    gateway = getattr(request.app.state, "gateway", None)  # absent until the lifespan has built it
     if gateway is None:
         return Response(b"", 503, media_type=CONTENT_TYPE_LATEST)
     metrics: Metrics = gateway.metrics

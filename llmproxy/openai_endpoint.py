@@ -4,6 +4,7 @@ OpenAI's other two front doors: the same headers as chat (Authorization, x-reque
 x-llmproxy-* controls, cache-control), the request run through the pipeline's door entry, served
 raw like chat so that an embeddings request costs the gateway what a chat request does.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -18,8 +19,14 @@ from .endpoint import Receive, Scope, Send, answer, client_request_id, read_body
 
 
 def _handler(door: pipeline.Door) -> Callable[..., object]:
-    async def handle(gw: pipeline.Gateway, new_id: Callable[[], str], scope: Scope, receive: Receive, send: Send,
-                     disconnects: Disconnects) -> None:
+    async def handle(
+        gw: pipeline.Gateway,
+        new_id: Callable[[], str],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        disconnects: Disconnects,
+    ) -> None:
         authorization = request_id = None
         declared = -1
         client_headers: dict[str, str] = {}
@@ -41,5 +48,9 @@ def _handler(door: pipeline.Door) -> Callable[..., object]:
 
 
 _embeddings, _completions = _handler(EMBEDDINGS), _handler(COMPLETIONS)
-ROUTES = {"/v1/embeddings": _embeddings, "/embeddings": _embeddings,
-          "/v1/completions": _completions, "/completions": _completions}
+ROUTES = {
+    "/v1/embeddings": _embeddings,
+    "/embeddings": _embeddings,
+    "/v1/completions": _completions,
+    "/completions": _completions,
+}

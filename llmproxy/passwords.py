@@ -5,6 +5,7 @@ Stored as `scrypt$<log2 n>$<r>$<p>$<salt b64>$<hash b64>`, so the cost can rise 
 hashes still verify. Hashing takes ~50 ms and 16 MiB on purpose; callers on the event loop run it
 in a thread.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,9 +21,9 @@ LOG2_N, R, P = 14, 8, 1
 _DKLEN = 32
 MIN_LENGTH = 8
 FAILURE_WINDOW_S = 300.0
-MAX_FAILURES_PER_PAIR = 5          # one user name from one client address
-MAX_FAILURES_PER_ADDRESS = 20      # any names from one client address
-NAME_UNDER_ATTACK = 20             # one user name from all addresses: from here, one try per address
+MAX_FAILURES_PER_PAIR = 5  # one user name from one client address
+MAX_FAILURES_PER_ADDRESS = 20  # any names from one client address
+NAME_UNDER_ATTACK = 20  # one user name from all addresses: from here, one try per address
 MAX_CONCURRENT_VERIFICATIONS = 4
 _K = TypeVar("_K", str, tuple[str, str])
 
@@ -80,9 +81,15 @@ class LoginGuard:
     window.
     """
 
-    def __init__(self, *, per_pair: int = MAX_FAILURES_PER_PAIR, per_address: int = MAX_FAILURES_PER_ADDRESS,
-                 name_under_attack: int = NAME_UNDER_ATTACK, window_s: float = FAILURE_WINDOW_S,
-                 concurrency: int = MAX_CONCURRENT_VERIFICATIONS) -> None:
+    def __init__(
+        self,
+        *,
+        per_pair: int = MAX_FAILURES_PER_PAIR,
+        per_address: int = MAX_FAILURES_PER_ADDRESS,
+        name_under_attack: int = NAME_UNDER_ATTACK,
+        window_s: float = FAILURE_WINDOW_S,
+        concurrency: int = MAX_CONCURRENT_VERIFICATIONS,
+    ) -> None:
         self._limits = (per_pair, per_address, name_under_attack)
         self._window_s = window_s
         self._by_pair: dict[tuple[str, str], deque[float]] = {}
@@ -103,7 +110,7 @@ class LoginGuard:
         names = self._counter(self._by_name, name, under_attack, now)
         wait = max(self._wait(pair, now), self._wait(addresses, now))
         if pair and len(names) == under_attack:
-            wait = max(wait, pair[-1] + self._window_s - now)   # one try per window per address
+            wait = max(wait, pair[-1] + self._window_s - now)  # one try per window per address
         if wait > 0:
             return wait
         pair.append(now)
@@ -115,7 +122,7 @@ class LoginGuard:
         self._by_pair.pop((name, address), None)
         for marks in (self._by_address.get(address), self._by_name.get(name)):
             if marks:
-                marks.pop()   # one reservation back: the count is what matters, not which
+                marks.pop()  # one reservation back: the count is what matters, not which
 
     def _counter(self, table: dict[_K, deque[float]], ident: _K, limit: int, now: float) -> deque[float]:
         marks = table.get(ident)

@@ -4,6 +4,7 @@ auth -> rate limit -> parse -> model authorization -> cache -> classify (auto on
 execute (with fallback) -> record -> response. Stages talk through the RequestContext; only this
 module knows their order. Errors become an Outcome here so every request is recorded.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,22 +57,22 @@ class Gateway:
 
     settings_ref: Current[Settings]
     registry_ref: Current[Registry]
-    store: Stores                   # the configured backend's stores (readiness pings it)
+    store: Stores  # the configured backend's stores (readiness pings it)
     transport: Transport
-    usage: UsageRecorder            # the write side of the usage log (batched)
-    usage_reports: UsageStore       # its read side: reports, the dashboard, budgets at startup
+    usage: UsageRecorder  # the write side of the usage log (batched)
+    usage_reports: UsageStore  # its read side: reports, the dashboard, budgets at startup
     request_log: RequestLog
     cache: ResponseCache
-    health: Health                  # circuit breakers and latency per model
+    health: Health  # circuit breakers and latency per model
     resolutions: Resolutions
     classifier: Classifier
     metrics: Metrics
-    access: Access                  # identity tables, vault and their sync
+    access: Access  # identity tables, vault and their sync
     auth: Authenticator
     limits: Limiter
-    registry_updater: RegistryUpdater   # refresh, rollback, file watch
-    shared: Deployment | None       # Redis: what the deployment's processes share (None: one process)
-    responses: StoredResponses      # the Responses door's stored answers
+    registry_updater: RegistryUpdater  # refresh, rollback, file watch
+    shared: Deployment | None  # Redis: what the deployment's processes share (None: one process)
+    responses: StoredResponses  # the Responses door's stored answers
 
     @property
     def settings(self) -> Settings:
@@ -96,7 +97,7 @@ class Outcome:
 class Door(Protocol):
     """A front door: the client's format in and out around the same stages (doors/)."""
 
-    native: bool   # answers in the internal (OpenAI chat) format: the cache keeps its answer bytes
+    native: bool  # answers in the internal (OpenAI chat) format: the cache keeps its answer bytes
 
     # fills ctx.body, requested_model, stream...; a door that must read stored state to finish
     # (Responses' previous_response_id) returns the awaitable that does it, after authentication
@@ -107,8 +108,9 @@ class Door(Protocol):
     def error(self, exc: GatewayError) -> tuple[int, bytes]: ...
 
 
-async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: Callable[[], Awaitable[bytes]],
-                       authorization: str | None) -> Outcome:
+async def through_door(
+    gw: Gateway, ctx: RequestContext, door: Door, read_body: Callable[[], Awaitable[bytes]], authorization: str | None
+) -> Outcome:
     """The stages, in their order, for a request that came through any front door: the door parses
     its format into the internal request and renders answers and errors in its shape."""
     try:
@@ -130,13 +132,14 @@ async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: 
             classify(ctx, gw.classifier)
         route(ctx, gw.registry, gw.settings, gw.health, gw.resolutions)
         gw.auth.filter_candidates(ctx)
-        result = await (cascade.run(ctx, gw.transport, gw.health) if ctx.escalation
-                        else execute(ctx, gw.transport, gw.health))
+        result = await (
+            cascade.run(ctx, gw.transport, gw.health) if ctx.escalation else execute(ctx, gw.transport, gw.health)
+        )
         if isinstance(result, (FallbackStream, cascade.HeldStream)):
             return Outcome(200, stream=door.stream(ctx, _relay(gw, ctx, result, len(raw))), headers=_headers(ctx))
         record(gw, ctx, result)
         body = door.answer(ctx, result)
-        if ctx.cache_key is not None:   # may be stored: the internal answer, which any door can serve
+        if ctx.cache_key is not None:  # may be stored: the internal answer, which any door can serve
             gw.cache.store(ctx, body if door.native else orjson.dumps(result))
         return Outcome(200, body=body, headers=_headers(ctx))
     except GatewayError as exc:
@@ -150,8 +153,9 @@ async def through_door(gw: Gateway, ctx: RequestContext, door: Door, read_body: 
     return Outcome(status, body=body, headers=_headers(ctx, failure.headers))
 
 
-async def _relay(gw: Gateway, ctx: RequestContext, stream: FallbackStream | cascade.HeldStream,
-                 request_bytes: int) -> AsyncIterator[bytes]:
+async def _relay(
+    gw: Gateway, ctx: RequestContext, stream: FallbackStream | cascade.HeldStream, request_bytes: int
+) -> AsyncIterator[bytes]:
     waited, finished, events = 0.0, False, 0
     collected = gw.cache.collector(ctx)
     try:
@@ -201,8 +205,12 @@ def _estimate(request_bytes: int, completion_tokens: int) -> dict[str, Any]:
     """Usage when the provider's own count never came: the prompt from its size (as the rate limit
     estimates it), about a token per content event."""
     prompt = request_bytes // BYTES_PER_TOKEN
-    return {"prompt_tokens": prompt, "completion_tokens": completion_tokens,
-            "total_tokens": prompt + completion_tokens, "estimated": True}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt + completion_tokens,
+        "estimated": True,
+    }
 
 
 def record(gw: Gateway, ctx: RequestContext, completion: dict[str, Any] | None = None) -> None:
@@ -212,11 +220,14 @@ def record(gw: Gateway, ctx: RequestContext, completion: dict[str, Any] | None =
     if ctx.model is not None and ctx.usage is not None and ctx.cache_status != "hit":
         try:
             ctx.cost_usd = cost_usd(ctx.model, ctx.usage)
-        except (TypeError, ValueError):   # a provider's malformed usage must not fail the answer
-            log.warning("unreadable usage from %s", ctx.provider.name if ctx.provider else "?",
-                        extra={"request_id": ctx.request_id})
+        except (TypeError, ValueError):  # a provider's malformed usage must not fail the answer
+            log.warning(
+                "unreadable usage from %s",
+                ctx.provider.name if ctx.provider else "?",
+                extra={"request_id": ctx.request_id},
+            )
     if ctx.cascade is not None:
-        cascade.fold(ctx)   # the cheaper tier's answer that was not used still cost tokens
+        cascade.fold(ctx)  # the cheaper tier's answer that was not used still cost tokens
     gw.limits.settle(ctx)
     latency_s = now - ctx.started
     overhead_s = max(0.0, latency_s - ctx.upstream_s)

@@ -14,6 +14,7 @@ mint a fresh key and spend again. A key's spend here is its own plus its descend
 One process holds these counters. Several processes share them through Redis instead
 (ratelimit_shared.py); `llmproxy serve --workers N` refuses N > 1 without it.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -28,7 +29,7 @@ from .context import BYTES_PER_TOKEN, Principal, RequestContext
 from .errors import QuotaExceeded, RateLimited
 
 WINDOW_S = 60.0
-MAX_CHAIN = 1000        # ancestors followed at most (a guard against a cycle in hand-edited data)
+MAX_CHAIN = 1000  # ancestors followed at most (a guard against a cycle in hand-edited data)
 
 
 @dataclass(slots=True)
@@ -36,7 +37,7 @@ class _Event:
     """One request, or one request's tokens, in a window. `amount` of a token reservation is the
     up-front estimate until the record stage replaces it with the real usage."""
 
-    at: float        # time.monotonic()
+    at: float  # time.monotonic()
     amount: float
 
 
@@ -75,10 +76,13 @@ class Spend:
         self._day = self._month = 0.0
         self._next_boundary = 0.0
 
-    def load(self, day: Mapping[str, float], month: Mapping[str, float], total: Mapping[str, float], now: float) -> None:
+    def load(
+        self, day: Mapping[str, float], month: Mapping[str, float], total: Mapping[str, float], now: float
+    ) -> None:
         self._roll(now)
-        self._by_key = {k: KeySpend(self._day, day.get(k, 0.0), self._month, month.get(k, 0.0), v)
-                        for k, v in total.items()}
+        self._by_key = {
+            k: KeySpend(self._day, day.get(k, 0.0), self._month, month.get(k, 0.0), v) for k, v in total.items()
+        }
 
     def add(self, key_id: str, usd: float, now: float) -> None:
         entry = self._current(key_id, now)
@@ -147,8 +151,9 @@ class Limiter:
                 ancestors[key_id] = tuple(chain)
         self._ancestors = ancestors
 
-    def load_spend(self, day: Mapping[str, float], month: Mapping[str, float], total: Mapping[str, float],
-                   now: float) -> None:
+    def load_spend(
+        self, day: Mapping[str, float], month: Mapping[str, float], total: Mapping[str, float], now: float
+    ) -> None:
         """Each key's spend from the usage log (its own), rolled up to the keys above it."""
         self.spend.load(self._roll_up(day.items()), self._roll_up(month.items()), self._roll_up(total.items()), now)
 
@@ -169,8 +174,10 @@ class Limiter:
         if p.budget_usd is not None and p.key_id is not None:
             spent = self.spend.spent(p.key_id, p.budget_period, time.time())
             if spent >= p.budget_usd:
-                raise QuotaExceeded(f"this key has used its budget of ${p.budget_usd:.2f}{_period(p.budget_period)} "
-                                    f"(spent ${spent:.4f}); ask an admin to raise it")
+                raise QuotaExceeded(
+                    f"this key has used its budget of ${p.budget_usd:.2f}{_period(p.budget_period)} "
+                    f"(spent ${spent:.4f}); ask an admin to raise it"
+                )
         if self._ancestors and p.key_id in self._ancestors:
             self._check_ancestors(p.key_id)
         if p.rpm is None and p.tpm is None:
@@ -187,22 +194,28 @@ class Limiter:
             if requests.total >= p.rpm:
                 _headers(headers, "requests", p.rpm, 0, requests, now)
                 wait = requests.events[0].at + WINDOW_S - now if requests.events else WINDOW_S
-                raise RateLimited(f"rate limit reached: {p.rpm} requests per minute for this key; "
-                                  f"try again in {_duration(wait)}", headers={"retry-after": str(max(1, math.ceil(wait)))})
+                raise RateLimited(
+                    f"rate limit reached: {p.rpm} requests per minute for this key; try again in {_duration(wait)}",
+                    headers={"retry-after": str(max(1, math.ceil(wait)))},
+                )
         estimate = float(body_bytes // BYTES_PER_TOKEN)
         if p.tpm is not None:
             tokens = self._tokens.get(ident) or self._tokens.setdefault(ident, _Window())
             tokens.expire(now)
             if tokens.total + estimate > p.tpm:
-                if requests is not None and p.rpm is not None:   # one implies the other; the check tells mypy
+                if requests is not None and p.rpm is not None:  # one implies the other; the check tells mypy
                     _headers(headers, "requests", p.rpm, p.rpm - requests.total, requests, now)
                 _headers(headers, "tokens", p.tpm, max(0.0, p.tpm - tokens.total), tokens, now)
                 if estimate > p.tpm:
-                    raise RateLimited(f"this request (~{int(estimate)} tokens) is larger than the key's limit of "
-                                      f"{p.tpm} tokens per minute")
+                    raise RateLimited(
+                        f"this request (~{int(estimate)} tokens) is larger than the key's limit of "
+                        f"{p.tpm} tokens per minute"
+                    )
                 wait = _time_to_fit(tokens, p.tpm - estimate, now)
-                raise RateLimited(f"rate limit reached: {p.tpm} tokens per minute for this key; "
-                                  f"try again in {_duration(wait)}", headers={"retry-after": str(max(1, math.ceil(wait)))})
+                raise RateLimited(
+                    f"rate limit reached: {p.tpm} tokens per minute for this key; try again in {_duration(wait)}",
+                    headers={"retry-after": str(max(1, math.ceil(wait)))},
+                )
         if requests is not None and p.rpm is not None:
             requests.events.append(_Event(now, 1.0))
             requests.total += 1.0
@@ -226,9 +239,11 @@ class Limiter:
             if usd is not None:
                 spent = self.spend.spent(ancestor_id, period, now)
                 if spent >= usd:
-                    raise QuotaExceeded(f"this key was made from key {ancestor_id}, which has used its budget of "
-                                        f"${usd:.2f}{_period(period)} (spent ${spent:.4f}, its keys included); "
-                                        "ask an admin to raise it")
+                    raise QuotaExceeded(
+                        f"this key was made from key {ancestor_id}, which has used its budget of "
+                        f"${usd:.2f}{_period(period)} (spent ${spent:.4f}, its keys included); "
+                        "ask an admin to raise it"
+                    )
 
     def _sweep(self, now: float) -> None:
         """Drop the windows that have emptied, once a minute: one per key or JWT subject seen would
@@ -249,10 +264,10 @@ class Limiter:
             if usage is not None and isinstance(usage.get("total_tokens"), int):
                 actual = float(usage["total_tokens"])
             elif ctx.status != 200:
-                actual = 0.0          # refused or failed before any tokens were spent
+                actual = 0.0  # refused or failed before any tokens were spent
             else:
                 actual = entry.amount
-            if window.events and window.events[0].at <= entry.at:   # still inside the window
+            if window.events and window.events[0].at <= entry.at:  # still inside the window
                 window.total += actual - entry.amount
                 entry.amount = actual
         p = ctx.principal

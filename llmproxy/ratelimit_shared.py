@@ -11,6 +11,7 @@ key's rpm and tpm divided by the processes last seen alive (or [redis] fallback_
 the deployment as a whole stays within the limits; budgets are checked against this process's
 spend (loaded from the usage log, plus what it has spent since). Exactness returns with Redis.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,12 +27,23 @@ from typing import Any, NamedTuple
 from .context import BYTES_PER_TOKEN, RequestContext
 from .errors import QuotaExceeded, RateLimited
 from .ratelimit import WINDOW_S, Limiter, _duration, _ident, _period, period_starts
-from .shared.redis_limits import (ADMITTED, DAY_TTL_S, MONTH_TTL_S, NOT_SEEDED, OVER_BUDGET, OVER_RPM, SCRIPTS,
-                                  WINDOW_MS, Admission, spend_key, window_keys)
+from .shared.redis_limits import (
+    ADMITTED,
+    DAY_TTL_S,
+    MONTH_TTL_S,
+    NOT_SEEDED,
+    OVER_BUDGET,
+    OVER_RPM,
+    SCRIPTS,
+    WINDOW_MS,
+    Admission,
+    spend_key,
+    window_keys,
+)
 from .shared.redis_link import RedisDown, RedisLink
 
 log = logging.getLogger("llmproxy.ratelimit")
-SpendTotals = tuple[Mapping[str, float], Mapping[str, float], Mapping[str, float]]   # day, month, total
+SpendTotals = tuple[Mapping[str, float], Mapping[str, float], Mapping[str, float]]  # day, month, total
 
 
 class _SharedHold(NamedTuple):
@@ -46,13 +58,13 @@ class SharedLimiter(Limiter):
     def __init__(self, link: RedisLink, spend_source: Callable[[], Awaitable[SpendTotals]]) -> None:
         super().__init__()
         self.link = link
-        self._spend_source = spend_source   # the usage log's spend per key (own), to seed Redis from
+        self._spend_source = spend_source  # the usage log's spend per key (own), to seed Redis from
         self._prefix = link.prefix
         self._member_prefix = os.urandom(4).hex()
         self._next_member = count(1).__next__
-        self._outbox: list[tuple[str, list[str], list[Any]]] = []   # settle calls for the next pipeline
+        self._outbox: list[tuple[str, list[str], list[Any]]] = []  # settle calls for the next pipeline
         self._seeding: asyncio.Task[None] | None = None
-        for name, source in SCRIPTS.items():   # (the deployment registers them already; harmless twice)
+        for name, source in SCRIPTS.items():  # (the deployment registers them already; harmless twice)
             link.script(name, source)
         link.on_up(self.seed)
 
@@ -80,8 +92,14 @@ class SharedLimiter(Limiter):
         starts = {"day": day, "month": month}
         keys = window_keys(prefix, ident) + [prefix + "seeded"]
         keys += [spend_key(prefix, key_id, period, starts.get(period, 0.0)) for key_id, _, period in budgets]
-        args: list[Any] = [-1 if p.rpm is None else p.rpm, -1 if p.tpm is None else p.tpm,
-                           body_bytes // BYTES_PER_TOKEN, member, *[usd for _, usd, _ in budgets], WINDOW_MS]
+        args: list[Any] = [
+            -1 if p.rpm is None else p.rpm,
+            -1 if p.tpm is None else p.tpm,
+            body_bytes // BYTES_PER_TOKEN,
+            member,
+            *[usd for _, usd, _ in budgets],
+            WINDOW_MS,
+        ]
         ctx.admission = Admission(keys, args, body_bytes, budgets, member, ident)
 
     async def confirm(self, ctx: RequestContext) -> None:
@@ -110,27 +128,37 @@ class SharedLimiter(Limiter):
             key_id, usd, period = adm.budgets[int(reply[1]) - 1]
             spent = float(reply[2])
             if key_id == p.key_id:
-                raise QuotaExceeded(f"this key has used its budget of ${usd:.2f}{_period(period)} "
-                                    f"(spent ${spent:.4f}); ask an admin to raise it")
-            raise QuotaExceeded(f"this key was made from key {key_id}, which has used its budget of "
-                                f"${usd:.2f}{_period(period)} (spent ${spent:.4f}, its keys included); "
-                                "ask an admin to raise it")
+                raise QuotaExceeded(
+                    f"this key has used its budget of ${usd:.2f}{_period(period)} "
+                    f"(spent ${spent:.4f}); ask an admin to raise it"
+                )
+            raise QuotaExceeded(
+                f"this key was made from key {key_id}, which has used its budget of "
+                f"${usd:.2f}{_period(period)} (spent ${spent:.4f}, its keys included); "
+                "ask an admin to raise it"
+            )
         if outcome == OVER_RPM:
             wait = float(reply[2])
             assert p.rpm is not None
             _set_headers(headers, "requests", p.rpm, 0, wait)
-            raise RateLimited(f"rate limit reached: {p.rpm} requests per minute for this key; "
-                              f"try again in {_duration(wait)}", headers={"retry-after": str(max(1, math.ceil(wait)))})
+            raise RateLimited(
+                f"rate limit reached: {p.rpm} requests per minute for this key; try again in {_duration(wait)}",
+                headers={"retry-after": str(max(1, math.ceil(wait)))},
+            )
         estimate = float(adm.args[2])
-        if outcome != ADMITTED:   # over tpm
+        if outcome != ADMITTED:  # over tpm
             assert p.tpm is not None
             total, wait = float(reply[1]), float(reply[2])
             _set_headers(headers, "tokens", p.tpm, max(0.0, p.tpm - total), wait)
             if estimate > p.tpm:
-                raise RateLimited(f"this request (~{int(estimate)} tokens) is larger than the key's limit of "
-                                  f"{p.tpm} tokens per minute")
-            raise RateLimited(f"rate limit reached: {p.tpm} tokens per minute for this key; "
-                              f"try again in {_duration(wait)}", headers={"retry-after": str(max(1, math.ceil(wait)))})
+                raise RateLimited(
+                    f"this request (~{int(estimate)} tokens) is larger than the key's limit of "
+                    f"{p.tpm} tokens per minute"
+                )
+            raise RateLimited(
+                f"rate limit reached: {p.tpm} tokens per minute for this key; try again in {_duration(wait)}",
+                headers={"retry-after": str(max(1, math.ceil(wait)))},
+            )
         if p.rpm is not None:
             _set_headers(headers, "requests", p.rpm, p.rpm - int(reply[1]), WINDOW_S)
         if p.tpm is not None:
@@ -145,8 +173,9 @@ class SharedLimiter(Limiter):
         if p is None or n <= 1 or (p.rpm is None and p.tpm is None):
             super().admit(ctx, body_bytes)
             return
-        ctx.principal = replace(p, rpm=None if p.rpm is None else max(1, p.rpm // n),
-                                tpm=None if p.tpm is None else max(1, p.tpm // n))
+        ctx.principal = replace(
+            p, rpm=None if p.rpm is None else max(1, p.rpm // n), tpm=None if p.tpm is None else max(1, p.tpm // n)
+        )
         try:
             super().admit(ctx, body_bytes)
         finally:
@@ -166,7 +195,7 @@ class SharedLimiter(Limiter):
             if actual != hold.estimate:
                 keys = window_keys(self._prefix, hold.ident)
                 self._send("settle_tokens", [keys[2], keys[3]], [hold.member, actual])
-        super().settle(ctx)   # a reservation made here while Redis was down; this process's spend
+        super().settle(ctx)  # a reservation made here while Redis was down; this process's spend
         p = ctx.principal
         if ctx.cost_usd and p is not None and p.key_id is not None:
             self._add_spend(p.key_id, ctx.cost_usd)
@@ -176,8 +205,11 @@ class SharedLimiter(Limiter):
         prefix = self._prefix
         keys, ttls = [prefix + "seeded"], [usd]
         for owner in (key_id, *(a for a, _, _ in self._ancestors.get(key_id, ()))):
-            keys += [spend_key(prefix, owner, "day", day), spend_key(prefix, owner, "month", month),
-                     spend_key(prefix, owner, "total", 0.0)]
+            keys += [
+                spend_key(prefix, owner, "day", day),
+                spend_key(prefix, owner, "month", month),
+                spend_key(prefix, owner, "total", 0.0),
+            ]
             ttls += [DAY_TTL_S, MONTH_TTL_S, 0]
         self._send("add_spend", keys, ttls)
 
@@ -197,7 +229,7 @@ class SharedLimiter(Limiter):
         try:
             await self.link.call(*[self.link.script_call(script, keys, args) for script, keys, args in calls])
         except RedisDown:
-            pass   # the spend is in the usage log; a reseed after Redis returns counts it
+            pass  # the spend is in the usage log; a reseed after Redis returns counts it
 
     # --- seeding the spend counters ---
 
@@ -214,12 +246,15 @@ class SharedLimiter(Limiter):
             if await link.run(lambda c: c.exists(prefix + "seeded")):
                 return
             if not await link.run(lambda c: c.set(prefix + "seeding", link.process_id, nx=True, px=10_000)):
-                return   # another process is at it
+                return  # another process is at it
             day_usd, month_usd, total_usd = await self._spend_source()
             day, month = period_starts(time.time())
             writes: list[tuple[str, float, int]] = []
-            for spent, period, start, ttl in ((day_usd, "day", day, DAY_TTL_S), (month_usd, "month", month, MONTH_TTL_S),
-                                              (total_usd, "total", 0.0, 0)):
+            for spent, period, start, ttl in (
+                (day_usd, "day", day, DAY_TTL_S),
+                (month_usd, "month", month, MONTH_TTL_S),
+                (total_usd, "total", 0.0, 0),
+            ):
                 for key_id, usd in self._roll_up(spent.items()).items():
                     writes.append((spend_key(prefix, key_id, period, start), usd, ttl))
 

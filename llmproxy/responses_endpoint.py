@@ -5,6 +5,7 @@ input_items as Starlette routes (they read the store, not a provider).
 Stored responses belong to the tenant that made them (doors.responses.tenant): any other caller
 gets the same 404 as for an id that never existed.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -45,8 +46,14 @@ def _context(scope: Scope, new_id: Callable[[], str]) -> tuple[RequestContext, s
     return RequestContext(request_id=request_id or new_id(), body={}, client_headers=kept), authorization, declared
 
 
-async def create(gw: pipeline.Gateway, new_id: Callable[[], str], scope: Scope, receive: Receive, send: Send,
-                 disconnects: Disconnects) -> None:
+async def create(
+    gw: pipeline.Gateway,
+    new_id: Callable[[], str],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    disconnects: Disconnects,
+) -> None:
     ctx, authorization, declared = _context(scope, new_id)
     body = partial(read_body, receive, gw.settings.max_body_bytes, declared)
     door = ResponsesDoor(gw.responses)
@@ -72,15 +79,16 @@ async def _stored(request: Request) -> tuple[StoredResponse, str]:
 async def retrieve(request: Request) -> Response:
     record, rid = await _stored(request)
     if request.query_params.get("stream") in ("true", "1"):
-        raise InvalidRequest("streaming a stored response again is not served by this gateway; "
-                             "retrieve it whole", param="stream")
+        raise InvalidRequest(
+            "streaming a stored response again is not served by this gateway; retrieve it whole", param="stream"
+        )
     return Response(record.response, headers={"x-request-id": rid}, media_type=JSON)
 
 
 async def delete(request: Request) -> Response:
     gw: pipeline.Gateway = request.app.state.gateway
     record, rid = await _stored(request)
-    assert gw.responses is not None   # _stored found the record there
+    assert gw.responses is not None  # _stored found the record there
     await gw.responses.delete(record.tenant, record.id)
     body = orjson.dumps({"id": record.id, "object": "response", "deleted": True})
     return Response(body, headers={"x-request-id": rid}, media_type=JSON)
@@ -104,12 +112,18 @@ async def input_items(request: Request) -> Response:
             continue
         position = next((i for i, item in enumerate(items) if item.get("id") == cursor), None)
         if position is None:
-            raise InvalidRequest(f"Invalid '{name}': no item with id {cursor[:80]!r} in this response's input",
-                                 param=name)
-        items = items[position + 1:] if name == "after" else items[:position]
+            raise InvalidRequest(
+                f"Invalid '{name}': no item with id {cursor[:80]!r} in this response's input", param=name
+            )
+        items = items[position + 1 :] if name == "after" else items[:position]
     page = items[:limit]
-    body = {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None, "has_more": len(items) > limit}
+    body = {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": len(items) > limit,
+    }
     return Response(orjson.dumps(body), headers={"x-request-id": rid}, media_type=JSON)
 
 
@@ -125,7 +139,9 @@ def routes() -> list[Route]:
     """The Starlette routes of the stored responses (POST is answered before Starlette, by ROUTES)."""
     paths = []
     for prefix in ("/v1/responses", "/responses"):
-        paths += [Route(prefix + "/{response_id}", retrieve, methods=["GET"]),
-                  Route(prefix + "/{response_id}", delete, methods=["DELETE"]),
-                  Route(prefix + "/{response_id}/input_items", input_items, methods=["GET"])]
+        paths += [
+            Route(prefix + "/{response_id}", retrieve, methods=["GET"]),
+            Route(prefix + "/{response_id}", delete, methods=["DELETE"]),
+            Route(prefix + "/{response_id}/input_items", input_items, methods=["GET"]),
+        ]
     return paths

@@ -11,6 +11,7 @@ the strategy against the quality floor of the request's complexity. "cascade" or
 for a request the classifier is unsure about it also fills ctx.escalation with the next tier, which
 cascade.py tries when the cheaper tier's answer fails its checks.
 """
+
 from __future__ import annotations
 
 from .config import DEFAULT_BASE_URLS, KEY_ENV, STRATEGIES, ProviderSettings, Settings
@@ -26,11 +27,12 @@ def cascade_tiers(label: str) -> tuple[str, str]:
     """(first tier, escalation tier) for an unsure prediction: the cheaper of the two plausible tiers first."""
     return CASCADE_TIERS.get(label, ("medium", "complex"))
 
+
 AUTO = "auto"
 CASCADE = "cascade"
 AUTO_NAMES = (AUTO, *(f"{AUTO}:{s}" for s in STRATEGIES))
-_CHARS_PER_TOKEN = 4   # a cheap, deliberately generous prompt-size estimate; no tokenizer on the hot path
-_SINGLE_CHOICE = frozenset({"anthropic"})   # the Messages API has no `n`; its adapter refuses n > 1
+_CHARS_PER_TOKEN = 4  # a cheap, deliberately generous prompt-size estimate; no tokenizer on the hot path
+_SINGLE_CHOICE = frozenset({"anthropic"})  # the Messages API has no `n`; its adapter refuses n > 1
 # The registry modes each client API may be served by (a chat model answers legacy completions
 # through the chat translation); an ad-hoc model's mode is unknown (None) and may serve any.
 MODES = {CHAT: ("chat",), COMPLETIONS: ("chat", "completion"), EMBEDDINGS: ("embedding",)}
@@ -60,13 +62,17 @@ class Resolutions:
         return found
 
 
-def route(ctx: RequestContext, registry: Registry, settings: Settings, health: Health,
-          resolutions: Resolutions | None = None) -> None:
+def route(
+    ctx: RequestContext, registry: Registry, settings: Settings, health: Health, resolutions: Resolutions | None = None
+) -> None:
     """The route stage: fill ctx.candidates (and ctx.strategy for auto requests)."""
     name = ctx.requested_model
     if not is_auto(name):
-        candidates = (resolutions.get(name, registry, settings, ctx.endpoint) if resolutions is not None
-                      else _explicit(name, registry, settings, ctx.endpoint))
+        candidates = (
+            resolutions.get(name, registry, settings, ctx.endpoint)
+            if resolutions is not None
+            else _explicit(name, registry, settings, ctx.endpoint)
+        )
         if len(candidates) > 1:
             candidates = health.order(candidates)[: max(1, settings.router.max_attempts)]
         ctx.candidates = list(candidates)
@@ -77,19 +83,48 @@ def route(ctx: RequestContext, registry: Registry, settings: Settings, health: H
     modes = MODES[ctx.endpoint]
     if ctx.strategy == CASCADE and not ctx.complexity_confident and ctx.complexity is not None:
         first, then = cascade_tiers(ctx.complexity)
-        cheap = choose(ctx.body, registry, settings, health, strategy="cost", label=first,
-                       allowed=allowed, max_price=max_price, modes=modes)
+        cheap = choose(
+            ctx.body,
+            registry,
+            settings,
+            health,
+            strategy="cost",
+            label=first,
+            allowed=allowed,
+            max_price=max_price,
+            modes=modes,
+        )
         floor = cheap[0][1].quality or 0.0
-        ctx.escalation = [c for c in choose(ctx.body, registry, settings, health, strategy="cost", label=then,
-                                            allowed=allowed, max_price=max_price, modes=modes)
-                          if (c[1].quality or 0.0) > floor]
-        if ctx.escalation:   # the cheaper tier's own fallbacks stay below the next tier
+        ctx.escalation = [
+            c
+            for c in choose(
+                ctx.body,
+                registry,
+                settings,
+                health,
+                strategy="cost",
+                label=then,
+                allowed=allowed,
+                max_price=max_price,
+                modes=modes,
+            )
+            if (c[1].quality or 0.0) > floor
+        ]
+        if ctx.escalation:  # the cheaper tier's own fallbacks stay below the next tier
             stronger = {c[1].id for c in ctx.escalation}
             ctx.candidates = [c for c in cheap if c[1].id not in stronger]
             return
-    ctx.candidates = choose(ctx.body, registry, settings, health, strategy=ctx.strategy,
-                            label=ctx.complexity if ctx.complexity_confident else settings.router.unsure_label,
-                            allowed=allowed, max_price=max_price, modes=modes)
+    ctx.candidates = choose(
+        ctx.body,
+        registry,
+        settings,
+        health,
+        strategy=ctx.strategy,
+        label=ctx.complexity if ctx.complexity_confident else settings.router.unsure_label,
+        allowed=allowed,
+        max_price=max_price,
+        modes=modes,
+    )
 
 
 def _explicit(name: str, registry: Registry, settings: Settings, endpoint: str = CHAT) -> list[Candidate]:
@@ -102,7 +137,7 @@ def _explicit(name: str, registry: Registry, settings: Settings, endpoint: str =
         try:
             more = resolve(fallback, registry, settings)
         except GatewayError:
-            continue   # a fallback that cannot be used now is skipped, not an error for the caller
+            continue  # a fallback that cannot be used now is skipped, not an error for the caller
         # only to a model of the same kind: an embedding model never stands in for a chat model
         candidates += [c for c in more if c[1].mode is None or c[1].mode in modes]
     return candidates
@@ -116,14 +151,25 @@ def wrong_mode(name: str, entry: ModelEntry, endpoint: str, registry: Registry) 
         why = "serves only the legacy completions API; send it to POST /v1/completions"
     else:
         served = sorted(m.id for m in registry.models if m.mode == "embedding" and not m.deprecated)
-        why = (f"is a chat model ({entry.provider} serves no embeddings for it); POST /v1/embeddings needs an "
-               f"embedding model" + (f", such as {', '.join(served[:4])}" if served else ""))
+        why = (
+            f"is a chat model ({entry.provider} serves no embeddings for it); POST /v1/embeddings needs an "
+            f"embedding model" + (f", such as {', '.join(served[:4])}" if served else "")
+        )
     return InvalidRequest(f"the model '{name}' {why}", code="model_not_supported", param="model")
 
 
-def choose(body: ChatRequest, registry: Registry, settings: Settings, health: Health, *, strategy: str,
-           label: str | None, allowed: tuple[str, ...] | None = None, max_price: float | None = None,
-           modes: tuple[str, ...] = MODES[CHAT]) -> list[Candidate]:
+def choose(
+    body: ChatRequest,
+    registry: Registry,
+    settings: Settings,
+    health: Health,
+    *,
+    strategy: str,
+    label: str | None,
+    allowed: tuple[str, ...] | None = None,
+    max_price: float | None = None,
+    modes: tuple[str, ...] = MODES[CHAT],
+) -> list[Candidate]:
     need = requirements(body, settings.router.expected_output_tokens)
     need.modes = modes
     pool: list[Candidate] = []
@@ -139,8 +185,11 @@ def choose(body: ChatRequest, registry: Registry, settings: Settings, health: He
         dropped[reason] = dropped.get(reason, 0) + 1
     if not pool:
         why = "; ".join(f"{n} {'model' if n == 1 else 'models'}: {r}" for r, n in sorted(dropped.items()))
-        raise InvalidRequest(f"no model can serve this request ({why or 'the registry is empty'})",
-                             code="no_model_available", param="model")
+        raise InvalidRequest(
+            f"no model can serve this request ({why or 'the registry is empty'})",
+            code="no_model_available",
+            param="model",
+        )
     floor = settings.router.floors.get(label or "medium", 0.0)
     meets = [c for c in pool if (c[1].quality or 0.0) >= floor]
     rest = [c for c in pool if (c[1].quality or 0.0) < floor]
@@ -148,23 +197,35 @@ def choose(body: ChatRequest, registry: Registry, settings: Settings, health: He
         within = [c for c in pool if max_price is None or blended_price(c[1]) <= max_price] or pool
         ordered = sorted(within, key=lambda c: (-(c[1].quality or 0.0), blended_price(c[1])))
     elif strategy == "latency":
+
         def latency(c: Candidate) -> float:
             seen = health.latency_s.get(c[1].id)
-            return seen if seen is not None else 1.0   # unseen models get a neutral prior, so they get tried
-        ordered = sorted(meets, key=lambda c: (latency(c), estimated_cost(c[1], need))) + \
-            sorted(rest, key=lambda c: -(c[1].quality or 0.0))
+            return seen if seen is not None else 1.0  # unseen models get a neutral prior, so they get tried
+
+        ordered = sorted(meets, key=lambda c: (latency(c), estimated_cost(c[1], need))) + sorted(
+            rest, key=lambda c: -(c[1].quality or 0.0)
+        )
     else:
         # cheapest that meets the floor; if none does, the best of the rest (quality beats price then)
-        ordered = sorted(meets, key=lambda c: (estimated_cost(c[1], need), -(c[1].quality or 0.0))) + \
-            sorted(rest, key=lambda c: -(c[1].quality or 0.0))
+        ordered = sorted(meets, key=lambda c: (estimated_cost(c[1], need), -(c[1].quality or 0.0))) + sorted(
+            rest, key=lambda c: -(c[1].quality or 0.0)
+        )
     return health.order(_one_per_model(ordered))[: max(1, settings.router.max_attempts)]
 
 
 class Needs:
     __slots__ = ("tools", "vision", "json_schema", "prompt_tokens", "output_tokens", "stream", "choices", "modes")
 
-    def __init__(self, tools: bool, vision: bool, json_schema: bool, prompt_tokens: int, output_tokens: int,
-                 stream: bool, choices: int = 1) -> None:
+    def __init__(
+        self,
+        tools: bool,
+        vision: bool,
+        json_schema: bool,
+        prompt_tokens: int,
+        output_tokens: int,
+        stream: bool,
+        choices: int = 1,
+    ) -> None:
         self.tools, self.vision, self.json_schema = tools, vision, json_schema
         self.prompt_tokens, self.output_tokens, self.stream = prompt_tokens, output_tokens, stream
         self.choices = choices
@@ -188,8 +249,15 @@ def requirements(body: ChatRequest, default_output: int) -> Needs:
     requested = body.get("max_completion_tokens") or body.get("max_tokens")
     output = requested if isinstance(requested, int) else default_output
     n = body.get("n")
-    return Needs(bool(body.get("tools")), vision, json_schema, chars // _CHARS_PER_TOKEN, output,
-                 body.get("stream") is True, n if isinstance(n, int) else 1)
+    return Needs(
+        bool(body.get("tools")),
+        vision,
+        json_schema,
+        chars // _CHARS_PER_TOKEN,
+        output,
+        body.get("stream") is True,
+        n if isinstance(n, int) else 1,
+    )
 
 
 def _unfit(entry: ModelEntry, need: Needs, settings: Settings, allowed: tuple[str, ...] | None) -> str | None:
@@ -252,8 +320,10 @@ def _strategy(ctx: RequestContext, settings: Settings) -> str:
     header = ctx.client_headers.get("x-llmproxy-strategy")
     if header:
         if header not in STRATEGIES:
-            raise InvalidRequest(f"x-llmproxy-strategy must be one of {', '.join(STRATEGIES)}, not {header!r}",
-                                 param="x-llmproxy-strategy")
+            raise InvalidRequest(
+                f"x-llmproxy-strategy must be one of {', '.join(STRATEGIES)}, not {header!r}",
+                param="x-llmproxy-strategy",
+            )
         return header
     per_key = ctx.principal.strategy if ctx.principal is not None else None
     return per_key if per_key in STRATEGIES else settings.router.default_strategy
@@ -266,8 +336,9 @@ def _max_price(ctx: RequestContext) -> float | None:
     try:
         return float(raw)
     except ValueError:
-        raise InvalidRequest("x-llmproxy-max-price must be a number (USD per million tokens, 3:1 blend)",
-                             param="x-llmproxy-max-price") from None
+        raise InvalidRequest(
+            "x-llmproxy-max-price must be a number (USD per million tokens, 3:1 blend)", param="x-llmproxy-max-price"
+        ) from None
 
 
 def resolve(name: str, registry: Registry, settings: Settings) -> list[Candidate]:
@@ -318,17 +389,25 @@ def _usable(settings: Settings, provider_name: str, requested: str) -> ProviderS
     if provider is not None:
         return provider
     if settings.provider(provider_name) is None:
-        raise InvalidRequest(f"the model '{requested}' belongs to provider '{provider_name}', "
-                             "which this gateway does not configure", code="provider_not_configured", param="model")
+        raise InvalidRequest(
+            f"the model '{requested}' belongs to provider '{provider_name}', which this gateway does not configure",
+            code="provider_not_configured",
+            param="model",
+        )
     env = " or ".join(KEY_ENV.get(provider_name, ()))
-    raise InvalidRequest(f"the model '{requested}' needs provider '{provider_name}', which has no API key "
-                         f"configured on this gateway (set {env})", code="provider_not_configured", param="model")
+    raise InvalidRequest(
+        f"the model '{requested}' needs provider '{provider_name}', which has no API key "
+        f"configured on this gateway (set {env})",
+        code="provider_not_configured",
+        param="model",
+    )
 
 
 def list_models(registry: Registry, settings: Settings) -> list[dict[str, object]]:
     """GET /v1/models data: auto and its strategies, the registry's models, the compatible providers'."""
-    out: list[dict[str, object]] = [{"id": name, "object": "model", "created": 0, "owned_by": "llmproxy"}
-                                    for name in AUTO_NAMES]
+    out: list[dict[str, object]] = [
+        {"id": name, "object": "model", "created": 0, "owned_by": "llmproxy"} for name in AUTO_NAMES
+    ]
     for entry in registry.models:
         item: dict[str, object] = {"id": entry.id, "object": "model", "created": 0, "owned_by": entry.provider}
         if not entry.priced:
@@ -336,6 +415,5 @@ def list_models(registry: Registry, settings: Settings) -> list[dict[str, object
         out.append(item)
     for provider in settings.providers:
         for model in provider.models:
-            out.append({"id": model, "object": "model", "created": 0, "owned_by": provider.name,
-                        "pricing": "unknown"})
+            out.append({"id": model, "object": "model", "created": 0, "owned_by": provider.name, "pricing": "unknown"})
     return out

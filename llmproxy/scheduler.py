@@ -11,6 +11,7 @@ once on the database's notification, else at the next watch). Without a shared d
 Redis, a lock there (`deployment_lock`) keeps the deployment's writers apart, and each version
 written here is announced (`published`) so the other processes look at once (`wake`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,11 +31,27 @@ from croniter import croniter
 from llmproxy_scrapers import SCRAPERS
 
 from .config import Settings
-from .registry import (Document, Registry, RegistryError, load_document, load_registry, parse_document,
-                       registry_from_document, warn_unpriced)
+from .registry import (
+    Document,
+    Registry,
+    RegistryError,
+    load_document,
+    load_registry,
+    parse_document,
+    registry_from_document,
+    warn_unpriced,
+)
 from .registry.merge import MergePolicy, OverridesError, ScrapeResult, merge, parse_overrides
-from .registry.versions import (atomic_write, diff_documents, dumps, exclusive, now_iso, rollback, version_path,
-                                write_document)
+from .registry.versions import (
+    atomic_write,
+    diff_documents,
+    dumps,
+    exclusive,
+    now_iso,
+    rollback,
+    version_path,
+    write_document,
+)
 from .store.protocols import RegistryHistory
 
 log = logging.getLogger("llmproxy.scheduler")
@@ -55,11 +72,17 @@ class RefreshReport:
     diff: dict[str, Any]
     providers: dict[str, dict[str, Any]]
     drift: list[dict[str, Any]] = field(default_factory=list)
-    skipped: str | None = None   # why a scheduled run did nothing (another worker already ran it)
+    skipped: str | None = None  # why a scheduled run did nothing (another worker already ran it)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "previous_version": self.previous_version, "diff": self.diff,
-                "providers": self.providers, "drift": self.drift, "skipped": self.skipped}
+        return {
+            "version": self.version,
+            "previous_version": self.previous_version,
+            "diff": self.diff,
+            "providers": self.providers,
+            "drift": self.drift,
+            "skipped": self.skipped,
+        }
 
 
 class RegistryUpdater:
@@ -67,9 +90,15 @@ class RegistryUpdater:
     Registry (in the app: the registry holder's `set`, this updater being its one owner); `current`
     returns the one in use."""
 
-    def __init__(self, settings: Settings, *, current: Callable[[], Registry | None] = lambda: None,
-                 on_change: Callable[[Registry], None] | None = None,
-                 scrapers: Mapping[str, ModuleType] = SCRAPERS, history: RegistryHistory | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        current: Callable[[], Registry | None] = lambda: None,
+        on_change: Callable[[Registry], None] | None = None,
+        scrapers: Mapping[str, ModuleType] = SCRAPERS,
+        history: RegistryHistory | None = None,
+    ) -> None:
         self.settings = settings
         self.options = settings.registry_update
         self.path = Path(settings.registry_path)
@@ -79,7 +108,7 @@ class RegistryUpdater:
         self._on_change = on_change
         self._seen = self._stamp()
         self._history = history
-        self._published = asyncio.Event()   # set by the database's notification of a new version
+        self._published = asyncio.Event()  # set by the database's notification of a new version
         self._history_failing = False
         # Set by the app when Redis is configured (shared/deployment.py).
         self.deployment_lock: Callable[[], contextlib.AbstractAsyncContextManager[bool]] = _no_lock
@@ -89,8 +118,9 @@ class RegistryUpdater:
         """Another gateway published a version: look at once instead of at the next watch."""
         self._published.set()
 
-    async def refresh(self, *, force: bool = False, providers: Iterable[str] | None = None,
-                      due: datetime | None = None) -> RefreshReport:
+    async def refresh(
+        self, *, force: bool = False, providers: Iterable[str] | None = None, due: datetime | None = None
+    ) -> RefreshReport:
         """Scrape (all providers, or `providers`), merge, write a new version, swap it in.
         RegistryBusy when another writer holds the lock; RegistryError (OverridesError) when the
         files cannot be read or the result would not load. `due`: a scheduled tick, skipped when
@@ -100,23 +130,40 @@ class RegistryUpdater:
         if unknown:
             raise RegistryError(f"no scraper for provider {unknown[0]!r} (known: {', '.join(self.scrapers)})")
         async with self._deployment_lock(), self._local_lock():
-            await self.catch_up()   # refresh from the deployment's newest version, never an older one
+            await self.catch_up()  # refresh from the deployment's newest version, never an older one
             doc, overrides = await asyncio.to_thread(self._read_inputs)
             if due is not None and _already_ran(doc, names, due):
-                return RefreshReport(doc["version"], doc["version"], diff_documents(doc, doc), {},
-                                     skipped=f"another worker already ran the {due.isoformat()} refresh")
+                return RefreshReport(
+                    doc["version"],
+                    doc["version"],
+                    diff_documents(doc, doc),
+                    {},
+                    skipped=f"another worker already ran the {due.isoformat()} refresh",
+                )
             scraped = await self.scrape(names)
-            policy = MergePolicy(max_model_loss=self.options.max_model_loss,
-                                 max_price_factor=self.options.max_price_factor, force=force)
+            policy = MergePolicy(
+                max_model_loss=self.options.max_model_loss, max_price_factor=self.options.max_price_factor, force=force
+            )
             result = merge(doc, scraped, overrides, policy, now=now_iso())
             reason = "scheduled refresh" if due else ("forced refresh" if force else "refresh")
-            written = await asyncio.to_thread(write_document, self.path, result.document, previous=doc,
-                                              reason=reason, keep_versions=self.options.keep_versions)
+            written = await asyncio.to_thread(
+                write_document,
+                self.path,
+                result.document,
+                previous=doc,
+                reason=reason,
+                keep_versions=self.options.keep_versions,
+            )
             await self._publish(written, previous=doc)
         registry = warn_unpriced(registry_from_document(written, path=str(self.path)))
         self._swap(registry, announce=True)
-        report = RefreshReport(written["version"], doc["version"], diff_documents(doc, written),
-                               {name: o.as_dict() for name, o in result.outcomes.items()}, result.drift)
+        report = RefreshReport(
+            written["version"],
+            doc["version"],
+            diff_documents(doc, written),
+            {name: o.as_dict() for name, o in result.outcomes.items()},
+            result.drift,
+        )
         _log_run(report)
         return report
 
@@ -135,8 +182,7 @@ class RegistryUpdater:
 
             def work() -> tuple[Document, Document]:
                 current, _ = load_document(self.path)
-                return current, rollback(self.path, version, current=current,
-                                         keep_versions=self.options.keep_versions)
+                return current, rollback(self.path, version, current=current, keep_versions=self.options.keep_versions)
 
             current, written = await asyncio.to_thread(work)
             await self._publish(written, previous=current)
@@ -152,15 +198,17 @@ class RegistryUpdater:
             due = ticks.get_next(datetime) if ticks else None
             while due is None or (wait := (due - datetime.now(UTC)).total_seconds()) > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._published.wait(), self.options.watch_interval_s if due is None
-                                           else min(wait, self.options.watch_interval_s))
+                    await asyncio.wait_for(
+                        self._published.wait(),
+                        self.options.watch_interval_s if due is None else min(wait, self.options.watch_interval_s),
+                    )
                 self._published.clear()
                 await self._watch_once()
             try:
                 await self.refresh(due=due)
             except RegistryBusy:
                 log.info("scheduled registry refresh skipped: another worker is running it")
-            except Exception:   # the loop must survive a bad run; the next tick retries
+            except Exception:  # the loop must survive a bad run; the next tick retries
                 log.exception("scheduled registry refresh failed")
 
     async def reload_if_changed(self) -> Registry | None:
@@ -204,7 +252,7 @@ class RegistryUpdater:
             raise
         except TimeoutError:
             return TimeoutError(f"{name}: no answer within {self.options.scrape_timeout_s:g}s")
-        except Exception as exc:   # noqa: BLE001 - one provider's failure, of any kind, is its own
+        except Exception as exc:  # noqa: BLE001 - one provider's failure, of any kind, is its own
             return exc
 
     async def _watch_once(self) -> None:
@@ -254,7 +302,7 @@ class RegistryUpdater:
         there yet (the shipped seed, before the first write), so any gateway can roll back to it."""
         if self._history is not None:
             if isinstance(previous.get("version"), int):
-                await self._history.publish(previous["version"], dumps(previous))   # a no-op when known
+                await self._history.publish(previous["version"], dumps(previous))  # a no-op when known
             if not await self._history.publish(written["version"], dumps(written)):
                 log.warning("registry version %s was already published by another gateway", written["version"])
 
@@ -262,7 +310,7 @@ class RegistryUpdater:
     async def _deployment_lock(self) -> AsyncIterator[None]:
         """The shared database's writer lock, when there is one (RegistryBusy when another holds it)."""
         if self._history is None:
-            async with self.deployment_lock() as ours:   # Redis's, or none
+            async with self.deployment_lock() as ours:  # Redis's, or none
                 if not ours:
                     raise RegistryBusy("another gateway of this deployment is refreshing the registry")
                 yield
@@ -323,23 +371,37 @@ def _already_ran(doc: Document, names: Iterable[str], due: datetime) -> bool:
     """Did another worker refresh every one of `names` at or after this tick?"""
     providers = doc.get("providers") or {}
     tick = due.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return all((providers.get(n) or {}).get("last_attempt") and providers[n]["last_attempt"] >= tick
-               for n in names)
+    return all((providers.get(n) or {}).get("last_attempt") and providers[n]["last_attempt"] >= tick for n in names)
 
 
 def _log_run(report: RefreshReport) -> None:
     for name, outcome in report.providers.items():
         level = logging.INFO if outcome["status"] == "ok" else logging.WARNING
-        log.log(level, "registry scrape %s: %s", name, outcome["message"],
-                extra={"provider": name, "status": outcome["status"], "problems": outcome["problems"] or None,
-                       "registry_version": report.version})
+        log.log(
+            level,
+            "registry scrape %s: %s",
+            name,
+            outcome["message"],
+            extra={
+                "provider": name,
+                "status": outcome["status"],
+                "problems": outcome["problems"] or None,
+                "registry_version": report.version,
+            },
+        )
     for drift in report.drift:
         log.warning("price drift under an override", extra=drift)
     diff = report.diff
-    log.info("registry refresh done", extra={"registry_version": report.version,
-                                             "previous_version": report.previous_version,
-                                             "added": len(diff["added"]), "removed": len(diff["removed"]),
-                                             "changed": len(diff["changed"])})
+    log.info(
+        "registry refresh done",
+        extra={
+            "registry_version": report.version,
+            "previous_version": report.previous_version,
+            "added": len(diff["added"]),
+            "removed": len(diff["removed"]),
+            "changed": len(diff["changed"]),
+        },
+    )
 
 
 def start_updater(updater: RegistryUpdater) -> asyncio.Task[None]:

@@ -11,6 +11,7 @@ first byte) to the end of its head, answered 408; `max_header_bytes` (plus the r
 head, `max_headers` lines, answered 431. Both close the connection. The rest of the limits hold in
 the app for any server (guard.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from .config import Settings
 from .errors import GatewayError, HeadersTooLarge, RequestTimeout
 
-MAX_REQUEST_LINE = 8192   # the method, path and query; more is a 431 as well
-LINGER_S = 2.0            # after a refusal, how long the rest of what the client sends is read and dropped
+MAX_REQUEST_LINE = 8192  # the method, path and query; more is a 431 as well
+LINGER_S = 2.0  # after a refusal, how long the rest of what the client sends is read and dropped
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
@@ -48,9 +49,15 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
     @classmethod
     def configured(cls, settings: Settings) -> type[HeadLimitedProtocol]:
-        return type(cls.__name__, (cls,), {"head_timeout_s": settings.head_timeout_s,
-                                           "max_head_bytes": settings.max_header_bytes + MAX_REQUEST_LINE,
-                                           "max_headers": settings.max_headers})
+        return type(
+            cls.__name__,
+            (cls,),
+            {
+                "head_timeout_s": settings.head_timeout_s,
+                "max_head_bytes": settings.max_header_bytes + MAX_REQUEST_LINE,
+                "max_headers": settings.max_headers,
+            },
+        )
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's own
         super().connection_made(transport)
@@ -129,8 +136,10 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._head_open = False
         self._stop_head_timer()
         body = error.to_json()
-        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                             b"connection: close\r\n\r\n%s" % (error.status, _REASONS[error.status], len(body), body))
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (error.status, _REASONS[error.status], len(body), body)
+        )
         if not self.transport.can_write_eof():
             self.transport.close()
             return
@@ -144,8 +153,19 @@ def uvicorn_config(app: Any, settings: Settings, *, loop: str = "auto") -> uvico
     # proxy_headers=False: X-Forwarded-* would let any caller choose the address the gateway sees
     # (and its per-address login limits), and parsing them is work on every request.
     return uvicorn.Config(
-        app, host=settings.host, port=settings.port, workers=1, loop=loop,
-        http=HeadLimitedProtocol.configured(settings), log_level="warning", access_log=False, proxy_headers=False,
-        timeout_graceful_shutdown=int(settings.drain_timeout_s), server_header=False,
-        timeout_keep_alive=5, limit_concurrency=settings.max_connections, backlog=min(2048, settings.max_connections),
-        h11_max_incomplete_event_size=settings.max_header_bytes)
+        app,
+        host=settings.host,
+        port=settings.port,
+        workers=1,
+        loop=loop,
+        http=HeadLimitedProtocol.configured(settings),
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.drain_timeout_s),
+        server_header=False,
+        timeout_keep_alive=5,
+        limit_concurrency=settings.max_connections,
+        backlog=min(2048, settings.max_connections),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+    )

@@ -1,5 +1,6 @@
 """Usage: the cost of a request from the registry prices of that moment, and the usage log,
 written off the hot path in batches and flushed completely on shutdown."""
+
 from __future__ import annotations
 
 import asyncio
@@ -73,19 +74,38 @@ def usage_row(ctx: RequestContext, latency_s: float, overhead_s: float) -> Usage
     if isinstance(completion_details, dict):
         reasoning = completion_details.get("reasoning_tokens")
     principal = ctx.principal
-    model = ctx.model.id if ctx.model else ctx.served_model   # a hit: what answered the request it replays
+    model = ctx.model.id if ctx.model else ctx.served_model  # a hit: what answered the request it replays
     provider = ctx.provider.name if ctx.provider else ctx.served_provider
     # tuple.__new__ rather than UsageRow(...): the NamedTuple's own __new__ is Python code (0.4 against
     # 0.2 us a row); the values go in field order all the same.
-    return _new_row(UsageRow, (
-        ctx.started_wall, ctx.request_id, principal.key_id if principal else None,
-        principal.user if principal else None, ctx.requested_model, model, provider,
-        ctx.strategy, ctx.complexity, usage.get("prompt_tokens"), usage.get("completion_tokens"),
-        cached, reasoning, ctx.cost_usd, round(latency_s * 1000.0, 3),
-        round(ctx.first_token_s * 1000.0, 3) if ctx.first_token_s is not None else None,
-        round(overhead_s * 1000.0, 3), ctx.cache_status, len(ctx.attempts), ctx.status, ctx.error_type,
-        ctx.saved_usd, writes,
-    ))
+    return _new_row(
+        UsageRow,
+        (
+            ctx.started_wall,
+            ctx.request_id,
+            principal.key_id if principal else None,
+            principal.user if principal else None,
+            ctx.requested_model,
+            model,
+            provider,
+            ctx.strategy,
+            ctx.complexity,
+            usage.get("prompt_tokens"),
+            usage.get("completion_tokens"),
+            cached,
+            reasoning,
+            ctx.cost_usd,
+            round(latency_s * 1000.0, 3),
+            round(ctx.first_token_s * 1000.0, 3) if ctx.first_token_s is not None else None,
+            round(overhead_s * 1000.0, 3),
+            ctx.cache_status,
+            len(ctx.attempts),
+            ctx.status,
+            ctx.error_type,
+            ctx.saved_usd,
+            writes,
+        ),
+    )
 
 
 _new_row = tuple.__new__
@@ -95,10 +115,10 @@ Rows = Sequence[UsageRow]
 class UsageStats(NamedTuple):
     """The usage queue's counters, as /metrics exports them."""
 
-    depth: int              # rows waiting to be written
+    depth: int  # rows waiting to be written
     written: int
-    dropped: int            # rows the full queue refused
-    write_failures: int     # batch writes that failed (and were retried)
+    dropped: int  # rows the full queue refused
+    write_failures: int  # batch writes that failed (and were retried)
 
 
 class UsageRecorder:
@@ -110,9 +130,17 @@ class UsageRecorder:
     fails a request. stop() writes everything still queued.
     """
 
-    def __init__(self, write: Callable[[Rows], Awaitable[None]], *, interval_s: float, batch_size: int,
-                 max_rows: int, retain: Callable[[float], Awaitable[int]] | None = None,
-                 retention_days: float = 0, retention_every_s: float = 3600.0) -> None:
+    def __init__(
+        self,
+        write: Callable[[Rows], Awaitable[None]],
+        *,
+        interval_s: float,
+        batch_size: int,
+        max_rows: int,
+        retain: Callable[[float], Awaitable[int]] | None = None,
+        retention_days: float = 0,
+        retention_every_s: float = 3600.0,
+    ) -> None:
         self._write = write
         self._interval_s = interval_s
         self._batch_size = batch_size
@@ -141,8 +169,11 @@ class UsageRecorder:
         if len(rows) >= self._max_rows:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.error("usage queue full (%d rows): %d usage rows dropped so far; the database is not "
-                          "keeping up", self._max_rows, self.dropped)
+                log.error(
+                    "usage queue full (%d rows): %d usage rows dropped so far; the database is not keeping up",
+                    self._max_rows,
+                    self.dropped,
+                )
             return
         rows.append(row)
         if len(rows) == self._batch_size:

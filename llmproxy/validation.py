@@ -9,6 +9,7 @@ levels back out, and the gateway re-serialises requests for the cache key and th
 key given twice in one object (orjson keeps the last value, which the gateway would authorise, bill
 and cache under, while the same bytes relayed upstream may be read by a parser that keeps the first).
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,9 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the request body is not valid JSON ({exc.msg} at position {exc.pos})",
-                             code="invalid_json") from None
+        raise InvalidRequest(
+            f"the request body is not valid JSON ({exc.msg} at position {exc.pos})", code="invalid_json"
+        ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
     if _written_back_unchanged(body, raw):
@@ -61,8 +63,10 @@ def parse_object(raw: bytes) -> dict[str, Any]:
             return body
     depth_exceeded, keys = _shape(body)
     if depth_exceeded:
-        raise InvalidRequest(f"the request body is nested more than {MAX_DEPTH} levels deep; this gateway "
-                             "accepts at most that", code="json_too_deep")
+        raise InvalidRequest(
+            f"the request body is nested more than {MAX_DEPTH} levels deep; this gateway accepts at most that",
+            code="json_too_deep",
+        )
     # Small bodies (most requests) are cleared by counting; past a few KB one exact pass of the
     # standard library's C parser costs less than the counting scans.
     if len(raw) > _COUNT_UP_TO or keys != _keys_as_written(raw):
@@ -71,11 +75,11 @@ def parse_object(raw: bytes) -> dict[str, Any]:
 
 
 def _written_back_unchanged(body: dict[str, Any], raw: bytes) -> bool:
-    if b'": ' in raw:   # spaced JSON (Python's json.dumps): never byte for byte; found at its first key
+    if b'": ' in raw:  # spaced JSON (Python's json.dumps): never byte for byte; found at its first key
         return False
     try:
         return orjson.dumps(body) == raw
-    except orjson.JSONEncodeError:   # past orjson's own depth limit: the full check says so
+    except orjson.JSONEncodeError:  # past orjson's own depth limit: the full check says so
         return False
 
 
@@ -120,10 +124,13 @@ def _refuse_duplicate_keys(raw: bytes) -> None:
         json.loads(raw, object_pairs_hook=_unique)
     except _DuplicateKey as exc:
         key = str(exc)[:64]
-        raise InvalidRequest(f"the key '{key}' appears more than once in one object of the request body; "
-                             "send each key once", code="duplicate_key", param=key) from None
+        raise InvalidRequest(
+            f"the key '{key}' appears more than once in one object of the request body; send each key once",
+            code="duplicate_key",
+            param=key,
+        ) from None
     except (ValueError, RecursionError):
-        pass   # orjson read it; the standard library's stricter reading has nothing more to say
+        pass  # orjson read it; the standard library's stricter reading has nothing more to say
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -204,8 +211,9 @@ def _check_message(message: Any, i: int) -> None:
         raise InvalidRequest(f"messages[{i}] must be an object with 'role' and 'content'", param=f"messages[{i}]")
     role = message.get("role")
     if role not in ROLES:
-        raise InvalidRequest(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}; got {role!r}",
-                             param=f"messages[{i}].role")
+        raise InvalidRequest(
+            f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}; got {role!r}", param=f"messages[{i}].role"
+        )
     content = message.get("content")
     if content.__class__ is str:
         return
@@ -216,8 +224,9 @@ def _check_message(message: Any, i: int) -> None:
     if isinstance(content, str):
         return
     if not isinstance(content, list):
-        raise InvalidRequest(f"messages[{i}].content must be a string or an array of content parts",
-                             param=f"messages[{i}].content")
+        raise InvalidRequest(
+            f"messages[{i}].content must be a string or an array of content parts", param=f"messages[{i}].content"
+        )
     for j, part in enumerate(content):
         _check_part(part, f"messages[{i}].content[{j}]")
 
@@ -247,9 +256,19 @@ def _check_tools(name: str, tools: Any) -> None:
 
 
 _FIELD_CHECKS: dict[str, Callable[[str, Any], None]] = {
-    "stream": _boolean, "stream_options": _object,
-    "temperature": _number, "top_p": _number, "frequency_penalty": _number, "presence_penalty": _number,
-    "seed": _integer, "top_logprobs": _integer,
-    "max_tokens": _count, "max_completion_tokens": _count, "n": _count,
-    "stop": _stop, "tools": _check_tools, "tool_choice": _tool_choice, "response_format": _response_format,
+    "stream": _boolean,
+    "stream_options": _object,
+    "temperature": _number,
+    "top_p": _number,
+    "frequency_penalty": _number,
+    "presence_penalty": _number,
+    "seed": _integer,
+    "top_logprobs": _integer,
+    "max_tokens": _count,
+    "max_completion_tokens": _count,
+    "n": _count,
+    "stop": _stop,
+    "tools": _check_tools,
+    "tool_choice": _tool_choice,
+    "response_format": _response_format,
 }

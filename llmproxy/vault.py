@@ -10,6 +10,7 @@ so a crash at any point leaves a key that opens every row; a running gateway not
 re-reads the file. With LLMPROXY_SECRET_KEY a running gateway keeps the values it already holds
 (and refuses to store new ones) until it restarts with the new key.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,12 +39,14 @@ class VaultError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class VaultKey:
-    raw: bytes                      # 32 bytes, after HKDF
-    key_id: str                     # a fingerprint, safe to store and show
+    raw: bytes  # 32 bytes, after HKDF
+    key_id: str  # a fingerprint, safe to store and show
 
     @classmethod
     def from_text(cls, text: str) -> VaultKey:
-        raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"llmproxy vault v1").derive(text.strip().encode())
+        raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"llmproxy vault v1").derive(
+            text.strip().encode()
+        )
         return cls(raw, hashlib.sha256(b"llmproxy key id:" + raw).hexdigest()[:16])
 
     def __repr__(self) -> str:
@@ -143,15 +146,27 @@ class Vault:
         plain: dict[str, tuple[int, Secret]] = {}
         rows: list[dict[str, Any]] = []
         for row in await db.credentials():
-            rows.append({"provider": row.provider, "hint": row.hint, "version": row.version,
-                         "created_at": row.created_at, "updated_at": row.updated_at})
+            rows.append(
+                {
+                    "provider": row.provider,
+                    "hint": row.hint,
+                    "version": row.version,
+                    "created_at": row.created_at,
+                    "updated_at": row.updated_at,
+                }
+            )
             held = self._plain.get(row.provider)
             if held is not None and held[0] == row.version:
                 plain[row.provider] = held
                 continue
             if row.vault_key_id != self.key.key_id:
-                log.error("the credential of '%s' is under vault key %s, this gateway holds %s; restart it with "
-                          "the current LLMPROXY_SECRET_KEY", row.provider, row.vault_key_id, self.key.key_id)
+                log.error(
+                    "the credential of '%s' is under vault key %s, this gateway holds %s; restart it with "
+                    "the current LLMPROXY_SECRET_KEY",
+                    row.provider,
+                    row.vault_key_id,
+                    self.key.key_id,
+                )
                 continue
             try:
                 plain[row.provider] = (row.version, Secret(self.key.decrypt(row.provider, row.ciphertext)))
@@ -190,8 +205,10 @@ class Vault:
         try:
             await db.put_credential(actor, provider, self.key.encrypt(provider, value), self.key.key_id, hint(value))
         except PermissionError as exc:
-            raise VaultError(f"the vault key was rotated (now {exc}); restart the gateway with the new key "
-                             "before storing credentials") from None
+            raise VaultError(
+                f"the vault key was rotated (now {exc}); restart the gateway with the new key "
+                "before storing credentials"
+            ) from None
 
 
 async def rotate(db: KeysStore, old: VaultKey, new: VaultKey, actor: str) -> int:
@@ -199,8 +216,10 @@ async def rotate(db: KeysStore, old: VaultKey, new: VaultKey, actor: str) -> int
     batch = []
     for row in await db.credentials():
         if row.vault_key_id != old.key_id:
-            raise VaultError(f"the credential of '{row.provider}' is under vault key {row.vault_key_id}, "
-                             f"not the current key {old.key_id}; nothing was changed")
+            raise VaultError(
+                f"the credential of '{row.provider}' is under vault key {row.vault_key_id}, "
+                f"not the current key {old.key_id}; nothing was changed"
+            )
         batch.append((row.provider, new.encrypt(row.provider, old.decrypt(row.provider, row.ciphertext)), row.version))
     await db.reencrypt(actor, old.key_id, new.key_id, batch)
     return len(batch)

@@ -1,4 +1,5 @@
 """Shared fixtures: fake providers and the gateway, each a real server on a free loopback port."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -38,19 +39,32 @@ def base_settings(tmp_path: Path, openai_base: str, **changes: object) -> Settin
         ProviderSettings(name="openai", kind="openai", base_url=openai_base, api_key=Secret(openai_server.API_KEY)),
         ProviderSettings(name="anthropic", kind="anthropic", base_url="https://api.anthropic.com"),
         ProviderSettings(name="gemini", kind="gemini", base_url="https://generativelanguage.googleapis.com"),
-        ProviderSettings(name="ollama", kind="openai-compatible", base_url=openai_base,
-                         api_key=Secret(openai_server.API_KEY), models=("llama3.3",)),
+        ProviderSettings(
+            name="ollama",
+            kind="openai-compatible",
+            base_url=openai_base,
+            api_key=Secret(openai_server.API_KEY),
+            models=("llama3.3",),
+        ),
     )
     # auto_update off: a test must never scrape the internet or write into the repo's registry/.
     # The response cache off: most tests count what reaches the upstream; tests/cache turns it on.
-    settings = Settings(data_dir=tmp_path / "data", registry_path=REPO / "registry" / "models.json",
-                        registry_update=RegistryUpdateSettings(auto_update=False),
-                        cache=CacheSettings(enabled=False), providers=providers, usage_flush_interval_s=0.05, log_level="warning")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        registry_path=REPO / "registry" / "models.json",
+        registry_update=RegistryUpdateSettings(auto_update=False),
+        cache=CacheSettings(enabled=False),
+        providers=providers,
+        usage_flush_interval_s=0.05,
+        log_level="warning",
+    )
     return replace(settings, **changes)
 
 
 @pytest.fixture
-def gateway_factory(tmp_path: Path, openai_upstream: tuple[str, openai_server.FakeState]) -> Iterator[Callable[..., str]]:
+def gateway_factory(
+    tmp_path: Path, openai_upstream: tuple[str, openai_server.FakeState]
+) -> Iterator[Callable[..., str]]:
     """Start a gateway with the test settings (changes as keyword arguments); returns its base URL."""
     started: list[ServerThread] = []
 

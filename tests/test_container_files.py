@@ -1,4 +1,5 @@
 """What can be checked of the container files without a Docker engine."""
+
 from __future__ import annotations
 
 import re

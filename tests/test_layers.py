@@ -5,6 +5,7 @@ from its own layer or lower ones; stages never import each other (they talk thro
 RequestContext); scrapers know nothing of llmproxy; adapters never see Starlette or the store;
 only config.py reads the environment (the entry hands os.environ to it).
 """
+
 from __future__ import annotations
 
 import ast
@@ -13,16 +14,43 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 LAYERS: dict[str, dict[str, set[str]]] = {
     # layer -> family -> top-level module names of llmproxy (a package counts as one family)
-    "entry": {"entry": {"app", "cli", "endpoint", "disconnects", "__main__", "ui", "guard", "serving", "openapi",
-                        "messages_endpoint", "openai_endpoint", "responses_endpoint"}},
+    "entry": {
+        "entry": {
+            "app",
+            "cli",
+            "endpoint",
+            "disconnects",
+            "__main__",
+            "ui",
+            "guard",
+            "serving",
+            "openapi",
+            "messages_endpoint",
+            "openai_endpoint",
+            "responses_endpoint",
+        }
+    },
     "composition": {"composition": {"pipeline", "admin", "scheduler", "access", "cascade", "doors"}},
-    "stages": {"auth": {"auth"}, "ratelimit": {"ratelimit", "ratelimit_shared"}, "cache": {"cache", "cache_memory", "cache_replay"},
-               "classifier": {"classifier"}, "router": {"router"},
-               "providers": {"providers", "execute"}, "usage": {"usage"}, "metrics": {"metrics"},
-               "validation": {"validation"}, "logs": {"logs"}, "answer_checks": {"answer_checks"}},
-    "state": {"registry": {"registry"},
-              "store": {"store"}, "vault": {"vault", "passwords"}, "breakers": {"breakers"},
-              "shared": {"shared"}},
+    "stages": {
+        "auth": {"auth"},
+        "ratelimit": {"ratelimit", "ratelimit_shared"},
+        "cache": {"cache", "cache_memory", "cache_replay"},
+        "classifier": {"classifier"},
+        "router": {"router"},
+        "providers": {"providers", "execute"},
+        "usage": {"usage"},
+        "metrics": {"metrics"},
+        "validation": {"validation"},
+        "logs": {"logs"},
+        "answer_checks": {"answer_checks"},
+    },
+    "state": {
+        "registry": {"registry"},
+        "store": {"store"},
+        "vault": {"vault", "passwords"},
+        "breakers": {"breakers"},
+        "shared": {"shared"},
+    },
     "basics": {"basics": {"errors", "config", "context", "current", "__init__"}},
 }
 ORDER = list(LAYERS)
@@ -53,7 +81,7 @@ def imports(path: Path) -> list[str]:
             if node.level:
                 base = package[: len(package) - node.level + 1]
                 parts = base + (node.module.split(".") if node.module else [])
-                if not parts:   # "from . import x" at the package root
+                if not parts:  # "from . import x" at the package root
                     parts = [alias.name for alias in node.names]
                     found.extend(parts)
                     continue
@@ -79,8 +107,10 @@ def test_dependencies_point_down_and_stages_do_not_import_each_other() -> None:
                 continue
             t_rank, t_family = place(target)
             if t_rank < rank or (ORDER[rank] == "stages" and t_rank == rank and t_family != family):
-                problems.append(f"{path.relative_to(REPO)} imports llmproxy.{target} "
-                                f"({ORDER[rank]}/{family} -> {ORDER[t_rank]}/{t_family})")
+                problems.append(
+                    f"{path.relative_to(REPO)} imports llmproxy.{target} "
+                    f"({ORDER[rank]}/{family} -> {ORDER[t_rank]}/{t_family})"
+                )
     assert not problems, "\n".join(problems)
 
 
@@ -116,8 +146,13 @@ def test_the_package_imports_nothing_from_the_repository_around_it() -> None:
     for path in modules():
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                     [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                else []
+            )
             for name in names:
                 assert name.split(".")[0] not in outside, f"{path.relative_to(REPO)} imports {name}"
 
@@ -150,8 +185,13 @@ def submodule_imports(path: Path) -> set[str]:
 
 # Inside registry/: the format knows nothing else, the loader knows only the format, and the two
 # writers (versions, merge) build on the loader; the loader never knows who writes the file.
-REGISTRY_MAY_IMPORT = {"schema": set(), "load": {"schema"}, "versions": {"load", "schema"},
-                       "merge": {"load", "schema"}, "__init__": {"load"}}
+REGISTRY_MAY_IMPORT = {
+    "schema": set(),
+    "load": {"schema"},
+    "versions": {"load", "schema"},
+    "merge": {"load", "schema"},
+    "__init__": {"load"},
+}
 
 
 def test_registry_package_points_one_way() -> None:
@@ -188,8 +228,17 @@ def test_admin_holds_no_sql() -> None:
 def test_only_the_store_knows_the_database_drivers_and_only_backends_picks_one() -> None:
     """asyncpg and aiosqlite stay inside store/; above it, modules reach a backend only through
     store/backends.open_stores and the Protocols, so no stage knows which database answers."""
-    backend_modules = ("pg_keys", "pg_usage", "pg_responses", "postgres", "pg_sql", "sqlite", "usage_sql", "keys_sql",
-                       "responses_sql")
+    backend_modules = (
+        "pg_keys",
+        "pg_usage",
+        "pg_responses",
+        "postgres",
+        "pg_sql",
+        "sqlite",
+        "usage_sql",
+        "keys_sql",
+        "responses_sql",
+    )
     for path in modules():
         rel = path.relative_to(REPO / "llmproxy")
         text = imports_text(path)

@@ -2,6 +2,7 @@
 structurally: every method the Protocol names is on the class, is a coroutine function, and takes
 the same parameters (names, kinds, which have defaults). Their behaviour, the same on both
 backends, is tested in tests/scale/test_store_backends.py."""
+
 from __future__ import annotations
 
 import inspect
@@ -19,12 +20,13 @@ from llmproxy.store.usage_sql import SQLiteUsageStore
 
 
 def members(protocol: type) -> list[str]:
-    return sorted(name for name, value in vars(protocol).items()
-                  if inspect.isfunction(value) and not name.startswith("_"))
+    return sorted(
+        name for name, value in vars(protocol).items() if inspect.isfunction(value) and not name.startswith("_")
+    )
 
 
 def shape(func: Any) -> list[tuple[str, Any, bool]]:
-    params = list(inspect.signature(func).parameters.values())[1:]   # without self
+    params = list(inspect.signature(func).parameters.values())[1:]  # without self
     return [(p.name, p.kind, p.default is inspect.Parameter.empty) for p in params]
 
 
@@ -41,12 +43,25 @@ def problems(protocol: type, cls: type) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize(("protocol", "cls"), [(UsageStore, SQLiteUsageStore), (KeysStore, KeysDB),
-                                              (UsageStore, PostgresUsageStore), (KeysStore, PostgresKeysStore),
-                                               (ResponsesStore, SQLiteResponsesStore),
-                                               (ResponsesStore, PostgresResponsesStore)],
-                         ids=["usage-sqlite", "keys-sqlite", "usage-postgresql", "keys-postgresql",
-                                                    "responses-sqlite", "responses-postgresql"])
+@pytest.mark.parametrize(
+    ("protocol", "cls"),
+    [
+        (UsageStore, SQLiteUsageStore),
+        (KeysStore, KeysDB),
+        (UsageStore, PostgresUsageStore),
+        (KeysStore, PostgresKeysStore),
+        (ResponsesStore, SQLiteResponsesStore),
+        (ResponsesStore, PostgresResponsesStore),
+    ],
+    ids=[
+        "usage-sqlite",
+        "keys-sqlite",
+        "usage-postgresql",
+        "keys-postgresql",
+        "responses-sqlite",
+        "responses-postgresql",
+    ],
+)
 def test_every_backends_store_satisfies_its_protocol(protocol: type, cls: type) -> None:
     assert members(protocol), "the Protocol lists no methods"
     assert problems(protocol, cls) == []
@@ -54,14 +69,16 @@ def test_every_backends_store_satisfies_its_protocol(protocol: type, cls: type) 
 
 def test_the_check_catches_a_store_that_drifts() -> None:
     class Drifted(SQLiteUsageStore):
-        async def spend_by_key(self, since_ts: float, user: str) -> dict[str, float]:   # type: ignore[override]  # the drift under test
+        async def spend_by_key(self, since_ts: float, user: str) -> dict[str, float]:  # type: ignore[override]  # the drift under test
             return {}
 
-        def delete_before(self, cutoff_ts: float, *, batch: int = 5_000) -> int:   # type: ignore[override]  # the drift under test
+        def delete_before(self, cutoff_ts: float, *, batch: int = 5_000) -> int:  # type: ignore[override]  # the drift under test
             return 0
 
     assert [p.split("(")[0].split(":")[0] for p in problems(UsageStore, Drifted)] == ["delete_before", "spend_by_key"]
 
 
 def test_usage_protocol_covers_what_the_app_calls_outside_store() -> None:
-    assert {"insert", "delete_before", "spend_by_key", "aggregate", "overview", "auto_routed"} <= set(members(UsageStore))
+    assert {"insert", "delete_before", "spend_by_key", "aggregate", "overview", "auto_routed"} <= set(
+        members(UsageStore)
+    )

@@ -45,9 +45,14 @@ def _tool(spec: str) -> dict[str, Any]:
         props[arg_name] = {"type": "array", "items": {"type": "string"}} if kind == "list" else {"type": kind}
         if not optional:
             required.append(arg_name)
-    return {"type": "function", "function": {"name": name, "description": description,
-                                             "parameters": {"type": "object", "properties": props,
-                                                            "required": required}}}
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {"type": "object", "properties": props, "required": required},
+        },
+    }
 
 
 def parse(text: str, source: str) -> list[Row]:
@@ -102,23 +107,39 @@ def _record(head: str, lines: list[str], docs: dict[str, str], source: str) -> R
         elif word == "call":
             name, _, args = rest.partition(" ")
             calls += 1
-            messages.append({"role": "assistant", "content": None, "tool_calls": [{
-                "id": f"call_{rid}_{calls}", "type": "function",
-                "function": {"name": name, "arguments": orjson.dumps(orjson.loads(args or "{}")).decode()}}]})
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": f"call_{rid}_{calls}",
+                            "type": "function",
+                            "function": {"name": name, "arguments": orjson.dumps(orjson.loads(args or "{}")).decode()},
+                        }
+                    ],
+                }
+            )
         elif word == "result":
             messages.append({"role": "tool", "tool_call_id": f"call_{rid}_{calls}", "content": rest.strip()})
         elif word == "tool":
             body.setdefault("tools", []).append(_tool(rest))
         elif word == "format":
             kind, _, schema = rest.partition(" ")
-            body["response_format"] = ({"type": kind} if not schema else
-                                       {"type": kind, "json_schema": {"name": "answer", "schema": orjson.loads(schema)}})
+            body["response_format"] = (
+                {"type": kind}
+                if not schema
+                else {"type": kind, "json_schema": {"name": "answer", "schema": orjson.loads(schema)}}
+            )
         elif word == "max_tokens":
             body["max_tokens"] = int(rest)
         elif word == "image":
             last = messages[-1]
             text = last["content"] if isinstance(last["content"], str) else ""
-            last["content"] = [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": rest.strip()}}]
+            last["content"] = [
+                {"type": "text", "text": text},
+                {"type": "image_url", "image_url": {"url": rest.strip()}},
+            ]
         else:
             raise ValueError(f"{source}/{rid}: unknown directive @{word}")
     close()

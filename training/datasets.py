@@ -137,14 +137,21 @@ def load_splits(data_dir: Path | None, handwritten_dir: Path = HANDWRITTEN_DIR) 
     return Splits(fit=fit, valid=valid, heldout=heldout, needs_strong_heldout=needs_heldout)
 
 
-def _benchmark_rows(data_dir: Path, fit: list[Row], valid: list[Row], heldout: list[Row],
-                    needs_heldout: list[Row]) -> None:
+def _benchmark_rows(
+    data_dir: Path, fit: list[Row], valid: list[Row], heldout: list[Row], needs_heldout: list[Row]
+) -> None:
     routing = read_jsonl(data_dir / "routing_eval.jsonl")
     strong = read_jsonl(data_dir / "needs_strong_routellm.jsonl")
     seen: set[str] = set()
     for i, r in enumerate(routing):
-        row = {"id": f"routing-{i}", "source": r["source"], "label": r["label"], "request": chat(r["prompt"]),
-               "prompt": r["prompt"], "evidence": r["source_label"].split(":")[0]}
+        row = {
+            "id": f"routing-{i}",
+            "source": r["source"],
+            "label": r["label"],
+            "request": chat(r["prompt"]),
+            "prompt": r["prompt"],
+            "evidence": r["source_label"].split(":")[0],
+        }
         seen.add(prompt_key(r["prompt"]))
         {"fit": fit, "valid": valid, "heldout": heldout}[side(r)].append(row)
     subjects = _mmlu_subject_stats(strong)
@@ -156,6 +163,12 @@ def _benchmark_rows(data_dir: Path, fit: list[Row], valid: list[Row], heldout: l
         label = label_needs_strong(r, subjects)
         if label is None or prompt_key(r["prompt"]) in seen:
             continue
-        row = {"id": f"needs-{i}", "source": f"{r['source']}*", "label": label, "request": chat(r["prompt"]),
-               "prompt": r["prompt"], "evidence": "outcome"}
+        row = {
+            "id": f"needs-{i}",
+            "source": f"{r['source']}*",
+            "label": label,
+            "request": chat(r["prompt"]),
+            "prompt": r["prompt"],
+            "evidence": "outcome",
+        }
         (fit if where == "fit" else valid).append(row)

@@ -25,8 +25,7 @@ from llmproxy.classifier.features import extract, featurize
 from llmproxy.classifier.model import CLASSES
 from training.chatfile import read_dir
 from training.datasets import Row, chat, load_splits, routing_data
-from training.metrics import (LABELS, Prices, accuracy, gap_curve, macro_f1, recall, request_cost, roc_auc,
-                              under_routing)
+from training.metrics import LABELS, Prices, accuracy, gap_curve, macro_f1, recall, request_cost, roc_auc, under_routing
 
 REPO = Path(__file__).resolve().parents[1]
 EVALSET = REPO / "training" / "evalset"
@@ -51,6 +50,7 @@ def length_predictor(fit: list[Row]) -> Predictor:
     def predict(row: Row) -> Prediction:
         n = length_of(row)
         return ("simple" if n < lo else "medium" if n < hi else "complex"), float(n), True
+
     return predict
 
 
@@ -58,6 +58,7 @@ def model_predictor(clf: Classifier) -> Predictor:
     def predict(row: Row) -> Prediction:
         c = clf.classify(row["request"])
         return c.label, c.score, c.confident
+
     return predict
 
 
@@ -66,8 +67,13 @@ def registry_prices(path: Path) -> tuple[Prices, str]:
     models = [m for m in orjson.loads(path.read_bytes()).get("models", []) if not m.get("deprecated")]
     picks: dict[str, dict] = {}
     for label, floor in FLOORS.items():
-        ok = [m for m in models if (m.get("quality") or {}).get("score", 0) >= floor
-              and m.get("input_per_mtok") is not None and m.get("output_per_mtok") is not None]
+        ok = [
+            m
+            for m in models
+            if (m.get("quality") or {}).get("score", 0) >= floor
+            and m.get("input_per_mtok") is not None
+            and m.get("output_per_mtok") is not None
+        ]
         picks[label] = min(ok, key=lambda m: 3 * m["input_per_mtok"] + m["output_per_mtok"])
     prices = Prices(*((picks[k]["input_per_mtok"], picks[k]["output_per_mtok"]) for k in LABELS))
     return prices, ", ".join(f"{k} = {picks[k]['id']} {prices.tier(k)}" for k in LABELS)
@@ -100,23 +106,41 @@ def f1_interval(y: list[str], pred: list[str]) -> tuple[float, float]:
     """95% bootstrap interval of macro-F1 (rows resampled with replacement; fixed seed)."""
     rng = random.Random(0)
     idx = range(len(y))
-    vals = sorted(macro_f1([y[i] for i in s], [pred[i] for i in s])
-                  for s in (rng.choices(idx, k=len(y)) for _ in range(BOOTSTRAP)))
+    vals = sorted(
+        macro_f1([y[i] for i in s], [pred[i] for i in s])
+        for s in (rng.choices(idx, k=len(y)) for _ in range(BOOTSTRAP))
+    )
     return vals[int(0.025 * BOOTSTRAP)], vals[int(0.975 * BOOTSTRAP) - 1]
 
 
 def pooled_table(rows: list[Row], routers: dict[str, list[list[str]]], prices: Prices) -> list[str]:
     """One line per router over all `rows` (a router with several runs, e.g. random, is averaged)."""
-    out = ["| router | acc | macro-F1 | macro-F1 95% CI | recall simple | recall medium | recall complex "
-           "| complex->simple | cost / always-frontier |", "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| router | acc | macro-F1 | macro-F1 95% CI | recall simple | recall medium | recall complex "
+        "| complex->simple | cost / always-frontier |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     y = [r["label"] for r in rows]
     for name, runs in routers.items():
-        vals = [[accuracy(y, p), macro_f1(y, p), recall(y, p, "simple"), recall(y, p, "medium"),
-                 recall(y, p, "complex"), under_routing(y, p), cost_share(rows, p, prices)] for p in runs]
+        vals = [
+            [
+                accuracy(y, p),
+                macro_f1(y, p),
+                recall(y, p, "simple"),
+                recall(y, p, "medium"),
+                recall(y, p, "complex"),
+                under_routing(y, p),
+                cost_share(rows, p, prices),
+            ]
+            for p in runs
+        ]
         mean = [sum(v[i] for v in vals) / len(vals) for i in range(7)]
         ci = "{:.3f}-{:.3f}".format(*f1_interval(y, runs[0])) if len(runs) == 1 else "–"
-        out.append(f"| {name} | {_fmt(mean[0])} | {_fmt(mean[1])} | {ci} | "
-                   + " | ".join(_fmt(v) for v in mean[2:6]) + f" | {mean[6]:.1%} |")
+        out.append(
+            f"| {name} | {_fmt(mean[0])} | {_fmt(mean[1])} | {ci} | "
+            + " | ".join(_fmt(v) for v in mean[2:6])
+            + f" | {mean[6]:.1%} |"
+        )
     return out
 
 
@@ -134,8 +158,12 @@ def per_source_table(rows: list[Row], routers: dict[str, list[str]], prices: Pri
         cells = [source, str(len(idx))]
         for n in names:
             p = [routers[n][i] for i in idx]
-            cells += [_fmt(accuracy(y, p)), _fmt(macro_f1(y, p)), _fmt(under_routing(y, p)),
-                      f"{cost_share([rows[i] for i in idx], p, prices):.0%}"]
+            cells += [
+                _fmt(accuracy(y, p)),
+                _fmt(macro_f1(y, p)),
+                _fmt(under_routing(y, p)),
+                f"{cost_share([rows[i] for i in idx], p, prices):.0%}",
+            ]
         out.append("| " + " | ".join(cells) + " |")
     return out
 
@@ -152,13 +180,19 @@ def calibration(clf: Classifier, rows: list[Row], bins: int = 10) -> tuple[float
     for b in range(bins):
         inside = [(p, ok) for p, ok in top if b / bins <= p < (b + 1) / bins or (b == bins - 1 and p == 1.0)]
         if inside:
-            ece += len(inside) / len(top) * abs(sum(p for p, _ in inside) / len(inside)
-                                                - sum(ok for _, ok in inside) / len(inside))
+            ece += (
+                len(inside)
+                / len(top)
+                * abs(sum(p for p, _ in inside) / len(inside) - sum(ok for _, ok in inside) / len(inside))
+            )
     return ece, sum(p for p, _ in top) / len(top), sum(ok for _, ok in top) / len(top)
 
 
 def needs_strong_table(rows: list[Row], scorers: dict[str, Callable[[Row], float]]) -> list[str]:
-    out = ["| source | n | needs-strong rate | router | ROC-AUC | APGR | CPT(50%) | CPT(80%) |", "|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| source | n | needs-strong rate | router | ROC-AUC | APGR | CPT(50%) | CPT(80%) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     groups: dict[str, list[Row]] = defaultdict(list)
     for r in rows:
         groups[r["source"]].append(r)
@@ -171,8 +205,11 @@ def needs_strong_table(rows: list[Row], scorers: dict[str, Callable[[Row], float
             score = [scorer(r) for r in group]
             curve = gap_curve(score, weak, strong)
             vals = [roc_auc(positive, score), curve.apgr(), curve.cpt(0.5), curve.cpt(0.8)]
-            out.append(f"| {name} | {len(group)} | {sum(positive) / len(group):.3f} | {router} | "
-                       + " | ".join(_fmt(v) for v in vals) + " |")
+            out.append(
+                f"| {name} | {len(group)} | {sum(positive) / len(group):.3f} | {router} | "
+                + " | ".join(_fmt(v) for v in vals)
+                + " |"
+            )
     return out
 
 
@@ -184,40 +221,49 @@ def evaluate(weights: Path | None, data_dir: Path | None, registry: Path = REGIS
     length = length_predictor(splits.fit)
     hand_length = length_predictor([r for r in splits.fit if r["source"] == "handwritten"] or splits.fit)
     model = model_predictor(clf)
-    lines = [f"Prices: {registry.name}, the cheapest current model meeting the router's default quality floors "
-             f"{FLOORS}: {picked}. Output tokens assumed by true label 150/500/1000; input tokens = request "
-             f"JSON bytes / 4. `routed` = unsure predictions sent to the router default (`{DEFAULT_TIER}`). "
-             "Length-only cuts total message characters at the tertiles of the fit split (or of its "
-             "hand-written rows only, which look more like the independent set).", ""]
-    sets = [("Independent evaluation set (training/evalset/, hand-written, never trained or tuned on)",
-             read_dir(EVALSET)),
-            ("Old held-out bank (held-out benchmark rows and synthetic bank B templates)", splits.heldout)]
+    lines = [
+        f"Prices: {registry.name}, the cheapest current model meeting the router's default quality floors "
+        f"{FLOORS}: {picked}. Output tokens assumed by true label 150/500/1000; input tokens = request "
+        f"JSON bytes / 4. `routed` = unsure predictions sent to the router default (`{DEFAULT_TIER}`). "
+        "Length-only cuts total message characters at the tertiles of the fit split (or of its "
+        "hand-written rows only, which look more like the independent set).",
+        "",
+    ]
+    sets = [
+        ("Independent evaluation set (training/evalset/, hand-written, never trained or tuned on)", read_dir(EVALSET)),
+        ("Old held-out bank (held-out benchmark rows and synthetic bank B templates)", splits.heldout),
+    ]
     for title, rows in sets:
         preds = [model(r) for r in rows]
         prev = [tuple(previous[r["id"]]) if r["id"] in previous else None for r in rows]
-        routers: dict[str, list[list[str]]] = {
-            "model": [[p[0] for p in preds]], "model, routed": [routed(preds)]}
+        routers: dict[str, list[list[str]]] = {"model": [[p[0] for p in preds]], "model, routed": [routed(preds)]}
         if all(prev):
-            routers["previous model"] = [[p[0] for p in prev]]   # type: ignore[index]  # all(prev): no None left
-            routers["previous model, routed"] = [routed(prev)]   # type: ignore[arg-type]  # as above
+            routers["previous model"] = [[p[0] for p in prev]]  # type: ignore[index]  # all(prev): no None left
+            routers["previous model, routed"] = [routed(prev)]  # type: ignore[arg-type]  # as above
         routers["length-only"] = [[length(r)[0] for r in rows]]
         routers["length-only, cuts from hand-written rows"] = [[hand_length(r)[0] for r in rows]]
-        routers["random"] = [[random.Random(s * 7919 + i).choice(LABELS) for i in range(len(rows))]
-                             for s in RANDOM_SEEDS]
+        routers["random"] = [
+            [random.Random(s * 7919 + i).choice(LABELS) for i in range(len(rows))] for s in RANDOM_SEEDS
+        ]
         routers["always-frontier"] = [["complex"] * len(rows)]
         ece, mean_p, top_acc = calibration(clf, rows)
         confident = sum(p[2] for p in preds) / len(preds)
         lines += [f"### {title}: {len(rows)} rows", ""] + pooled_table(rows, routers, prices) + [""]
-        lines += [f"Model calibration (argmax of the probabilities, before the decision offsets): ECE {ece:.3f}, "
-                  f"mean top probability {mean_p:.3f}, top-class accuracy {top_acc:.3f}; confident on "
-                  f"{confident:.1%} of rows.", ""]
-        per_source = {k: v[0] for k, v in routers.items() if k in ("model, routed", "previous model, routed",
-                                                                  "length-only")}
+        lines += [
+            f"Model calibration (argmax of the probabilities, before the decision offsets): ECE {ece:.3f}, "
+            f"mean top probability {mean_p:.3f}, top-class accuracy {top_acc:.3f}; confident on "
+            f"{confident:.1%} of rows.",
+            "",
+        ]
+        per_source = {
+            k: v[0] for k, v in routers.items() if k in ("model, routed", "previous model, routed", "length-only")
+        }
         lines += per_source_table(rows, per_source, prices) + [""]
     if splits.needs_strong_heldout:
         scorers: dict[str, Callable[[Row], float]] = {
             "model": lambda r: clf.classify(chat(r["prompt"])).score,
-            "length-only": lambda r: float(len(r["prompt"]))}
+            "length-only": lambda r: float(len(r["prompt"])),
+        }
         lines += ["### needs_strong_routellm.jsonl held-out rows (AUC of the score for needs-strong)", ""]
         lines += needs_strong_table(splits.needs_strong_heldout, scorers)
     return "\n".join(lines)

@@ -60,8 +60,10 @@ class GapCurve:
 
     def apgr(self) -> float:
         """Area under PGR(calls), trapezoid (RouteLLM's average performance gap recovered)."""
-        return sum((self.calls[i + 1] - self.calls[i]) * (self.pgr[i + 1] + self.pgr[i]) / 2
-                   for i in range(len(self.calls) - 1))
+        return sum(
+            (self.calls[i + 1] - self.calls[i]) * (self.pgr[i + 1] + self.pgr[i]) / 2
+            for i in range(len(self.calls) - 1)
+        )
 
     def cpt(self, target: float) -> float:
         """Smallest strong-call share reaching PGR >= target (linear inside a tie group)."""

@@ -57,8 +57,9 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-def fit(x: tuple[np.ndarray, np.ndarray, np.ndarray, int], y: np.ndarray, sample_w: np.ndarray,
-        l2: float = L2) -> np.ndarray:
+def fit(
+    x: tuple[np.ndarray, np.ndarray, np.ndarray, int], y: np.ndarray, sample_w: np.ndarray, l2: float = L2
+) -> np.ndarray:
     rows, cols, vals, n = x
     k = len(CLASSES)
     w = np.zeros((k, DIM))
@@ -73,7 +74,7 @@ def fit(x: tuple[np.ndarray, np.ndarray, np.ndarray, int], y: np.ndarray, sample
         grad += l2 * w
         m = 0.9 * m + 0.1 * grad
         v = 0.999 * v + 0.001 * grad * grad
-        w -= LEARNING_RATE * (m / (1 - 0.9 ** step)) / (np.sqrt(v / (1 - 0.999 ** step)) + 1e-8)
+        w -= LEARNING_RATE * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
         if step == STEPS:
             loss = -(np.log(p[np.arange(n), y] + 1e-12) * sw).sum()
             print(f"  step {step}: weighted log-loss {loss:.4f}")
@@ -96,8 +97,9 @@ def calibrate(z: np.ndarray, y: np.ndarray) -> float:
     return best[1]
 
 
-def tune_offsets(p: np.ndarray, y: np.ndarray, groups: np.ndarray,
-                 group_weight: dict[str, float]) -> tuple[float, float, float]:
+def tune_offsets(
+    p: np.ndarray, y: np.ndarray, groups: np.ndarray, group_weight: dict[str, float]
+) -> tuple[float, float, float]:
     """Per-class offsets on log-probabilities (simple, medium = 0, complex) maximising the weighted mean
     over row groups of macro-F1, with under-routing at most MAX_UNDER_ROUTING in every group. Under-routing
     counts complex rows that would reach the small model: predicted simple *and* confident (unsure ones
@@ -132,8 +134,11 @@ def weights_for(rows: list[Row], synth_weight: float = SYNTH_WEIGHT, hand_weight
 
 
 def _macro_f1(pred: np.ndarray, y: np.ndarray) -> float:
-    f1s = [2 * ((pred == c) & (y == c)).sum() / max((pred == c).sum() + (y == c).sum(), 1) for c in range(3)
-           if (y == c).any()]
+    f1s = [
+        2 * ((pred == c) & (y == c)).sum() / max((pred == c).sum() + (y == c).sum(), 1)
+        for c in range(3)
+        if (y == c).any()
+    ]
     return float(np.mean(f1s))
 
 
@@ -146,8 +151,9 @@ def search(splits: Splits) -> None:
     for synth_weight, hand_weight, l2 in itertools.product((1.0, 0.3), (1.0, 5.0, 20.0), (1e-4, 3e-4)):
         w = fit(x_fit, y_fit, weights_for(splits.fit, synth_weight, hand_weight), l2)
         pred = logits(w, x_val).argmax(1)
-        scores = ", ".join(f"{g} {_macro_f1(pred[groups == g], y_val[groups == g]):.3f}"
-                           for g in GROUPS if (groups == g).any())
+        scores = ", ".join(
+            f"{g} {_macro_f1(pred[groups == g], y_val[groups == g]):.3f}" for g in GROUPS if (groups == g).any()
+        )
         print(f"synth_weight={synth_weight} hand_weight={hand_weight} l2={l2}: valid macro-F1 {scores}")
 
 
@@ -157,8 +163,10 @@ GROUP_WEIGHT = {"benchmark": 1.0, "synthetic": 1.0, "handwritten": 2.0}  # reali
 
 def train(out: Path, data_dir: Path | None, handwritten: bool = True) -> dict[str, Any]:
     splits = load_splits(data_dir) if handwritten else load_splits(data_dir, handwritten_dir=_EMPTY)
-    print(f"fit rows {len(splits.fit)}, validation rows {len(splits.valid)} (held-out rows untouched); "
-          f"benchmark data {'read' if data_dir else 'not given: left out'}")
+    print(
+        f"fit rows {len(splits.fit)}, validation rows {len(splits.valid)} (held-out rows untouched); "
+        f"benchmark data {'read' if data_dir else 'not given: left out'}"
+    )
     y_fit = np.array([CLASSES.index(r["label"]) for r in splits.fit])
     w = fit(design(splits.fit), y_fit, weights_for(splits.fit))
     y_val = np.array([CLASSES.index(r["label"]) for r in splits.valid])
@@ -175,9 +183,17 @@ def train(out: Path, data_dir: Path | None, handwritten: bool = True) -> dict[st
         "temperature": temperature,
         "min_prob": MIN_PROB,
         "min_margin": MIN_MARGIN,
-        "meta": {"l2": L2, "steps": STEPS, "fit_rows": len(splits.fit), "valid_rows": len(splits.valid),
-                 "synth_weight": SYNTH_WEIGHT, "hand_weight": HAND_WEIGHT, "benchmarks": data_dir is not None,
-                 "max_under_routing": MAX_UNDER_ROUTING, "handwritten": handwritten},
+        "meta": {
+            "l2": L2,
+            "steps": STEPS,
+            "fit_rows": len(splits.fit),
+            "valid_rows": len(splits.valid),
+            "synth_weight": SYNTH_WEIGHT,
+            "hand_weight": HAND_WEIGHT,
+            "benchmarks": data_dir is not None,
+            "max_under_routing": MAX_UNDER_ROUTING,
+            "handwritten": handwritten,
+        },
         "weights": encode_weights((w / temperature).astype(np.float32).tolist()),
     }
     out.write_bytes(orjson.dumps(doc))
@@ -190,8 +206,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--data", default=None, help="folder of the public routing files (or LLMPROXY_ROUTING_DATA)")
     parser.add_argument("--search", action="store_true", help="print validation scores of a small grid; write nothing")
-    parser.add_argument("--without-handwritten", action="store_true",
-                        help="leave the hand-written training requests out (the ablation in docs/classifier.md)")
+    parser.add_argument(
+        "--without-handwritten",
+        action="store_true",
+        help="leave the hand-written training requests out (the ablation in docs/classifier.md)",
+    )
     args = parser.parse_args(argv)
     data_dir = routing_data(args.data, dict(os.environ))
     if args.search:

@@ -1,5 +1,6 @@
 """Admin: the audit log, newest first: who did what to which key, user or credential, and when.
 Entries never hold a secret (a credential appears as its hint at most)."""
+
 from __future__ import annotations
 
 from starlette.requests import Request

@@ -5,6 +5,7 @@ A purge by key or by user drops every entry that key's or user's requests could 
 from: whatever the model restriction in its tenant, the entries of every key a user owns, and
 what the cache scope makes them share (an owner's entries with scope "user", the shared ones
 with scope "shared")."""
+
 from __future__ import annotations
 
 from starlette.requests import Request
@@ -32,8 +33,9 @@ async def purge(request: Request) -> Response:
     body = await json_body(request)
     unknown = sorted(set(body) - set(PURGE_FIELDS))
     if unknown:
-        raise InvalidRequest(f"unknown field '{unknown[0]}'; purge takes one of {', '.join(PURGE_FIELDS)}",
-                             param=unknown[0])
+        raise InvalidRequest(
+            f"unknown field '{unknown[0]}'; purge takes one of {', '.join(PURGE_FIELDS)}", param=unknown[0]
+        )
     for name in PURGE_FIELDS[1:]:
         if name in body and (not isinstance(body[name], str) or not body[name]):
             raise InvalidRequest(f"'{name}' must be a non-empty string", param=name)
@@ -57,8 +59,9 @@ async def purge(request: Request) -> Response:
     try:
         purged = await cache.purge(key=body.get("cache_key"), model=body.get("model"), tenants=tenants)
     except Exception as exc:  # noqa: BLE001 - memory is purged already; say the disk was not
-        raise ServiceUnavailable(f"the persistent cache could not be purged ({type(exc).__name__}); "
-                                 "the in-memory entries were; try again") from None
+        raise ServiceUnavailable(
+            f"the persistent cache could not be purged ({type(exc).__name__}); the in-memory entries were; try again"
+        ) from None
     return json_response({"purged": purged})
 
 

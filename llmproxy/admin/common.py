@@ -1,6 +1,7 @@
 """What every admin endpoint shares: who is calling (and may they), JSON in and out.
 
 A handler raises GatewayError; the app's one exception handler (app.py) renders it."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -50,4 +51,3 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(data), status, headers=headers, media_type="application/json")
-

@@ -8,6 +8,7 @@ only tighten it. A key caller manages itself and those of its owner's keys that 
 powerful than itself (else it could rotate one and take its value). Owner, role and strategy are an
 admin's. The CLI (`llmproxy keys ...`) shares the validation and the operations below.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -31,10 +32,26 @@ from .common import actor, caller, gateway, json_body, json_response
 PERIODS = ("day", "month", "total")
 ROLE_RANK = {"user": 0, "admin": 1}
 # What a non-admin may set, within its own scope (see _excess); owner, role and strategy are an admin's.
-USER_FIELDS = frozenset(("name", "expires_at", "expires_in_s", "metadata", "models", "rpm", "tpm", "budget_usd",
-                         "budget_period"))
-_FIELDS = frozenset(("name", "owner", "role", "models", "rpm", "tpm", "budget_usd", "budget_period",
-                     "expires_at", "expires_in_s", "metadata", "strategy", "complexity"))
+USER_FIELDS = frozenset(
+    ("name", "expires_at", "expires_in_s", "metadata", "models", "rpm", "tpm", "budget_usd", "budget_period")
+)
+_FIELDS = frozenset(
+    (
+        "name",
+        "owner",
+        "role",
+        "models",
+        "rpm",
+        "tpm",
+        "budget_usd",
+        "budget_period",
+        "expires_at",
+        "expires_in_s",
+        "metadata",
+        "strategy",
+        "complexity",
+    )
+)
 _MAX_METADATA = 4096
 
 
@@ -52,23 +69,40 @@ class Scope:
 
     def inherited(self) -> dict[str, Any]:
         """The fields of a key a non-admin creates, before it narrows them."""
-        return {"models": self.models, "rpm": self.rpm, "tpm": self.tpm, "budget_usd": self.budget_usd,
-                "budget_period": self.budget_period, "expires_at": self.expires_at}
+        return {
+            "models": self.models,
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "budget_usd": self.budget_usd,
+            "budget_period": self.budget_period,
+            "expires_at": self.expires_at,
+        }
 
 
 def caller_scope(principal: Principal, caller_key: KeyRecord | None) -> Scope:
     """A caller's own scope. Its principal already carries its limits: a key's own or the [limits]
     default, a JWT's claims, a login user's [limits] default. A login or JWT caller has no expiry
     (its token's short life is not the account's)."""
-    return Scope(principal.allowed_models, principal.rpm, principal.tpm, principal.budget_usd,
-                 principal.budget_period, caller_key.expires_at if caller_key is not None else None)
+    return Scope(
+        principal.allowed_models,
+        principal.rpm,
+        principal.tpm,
+        principal.budget_usd,
+        principal.budget_period,
+        caller_key.expires_at if caller_key is not None else None,
+    )
 
 
 def record_scope(record: KeyRecord, limits: LimitSettings) -> Scope:
     """What a key holds now, with the [limits] defaults it follows resolved."""
-    return Scope(record.models, record.rpm if record.rpm is not None else limits.rpm,
-                 record.tpm if record.tpm is not None else limits.tpm, record.budget_usd, record.budget_period,
-                 record.expires_at)
+    return Scope(
+        record.models,
+        record.rpm if record.rpm is not None else limits.rpm,
+        record.tpm if record.tpm is not None else limits.tpm,
+        record.budget_usd,
+        record.budget_period,
+        record.expires_at,
+    )
 
 
 def excess(values: dict[str, Any], scope: Scope, limits: LimitSettings) -> tuple[str, str] | None:
@@ -105,16 +139,23 @@ def _covered(pattern: str, allowed: tuple[str, ...]) -> bool:
 
 
 def _values(record: KeyRecord) -> dict[str, Any]:
-    return {"models": record.models, "rpm": record.rpm, "tpm": record.tpm, "budget_usd": record.budget_usd,
-            "budget_period": record.budget_period, "expires_at": record.expires_at}
+    return {
+        "models": record.models,
+        "rpm": record.rpm,
+        "tpm": record.tpm,
+        "budget_usd": record.budget_usd,
+        "budget_period": record.budget_period,
+        "expires_at": record.expires_at,
+    }
 
 
 def _refuse_excess(values: dict[str, Any], scope: Scope, limits: LimitSettings, whose: str) -> None:
     found = excess(values, scope, limits)
     if found is not None:
         name, how = found
-        raise PermissionDenied(f"{name} {how} ({whose}); ask an admin for more", code="exceeds_caller_scope",
-                               param=name)
+        raise PermissionDenied(
+            f"{name} {how} ({whose}); ask an admin for more", code="exceeds_caller_scope", param=name
+        )
 
 
 def key_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
@@ -133,40 +174,65 @@ def key_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         elif name == "role":
             _check(value in ROLES, name, f"one of {', '.join(ROLES)}")
         elif name == "models":
-            _check(value is None or (isinstance(value, list) and all(isinstance(m, str) and m for m in value)),
-                   name, "a list of model names (a trailing * matches a prefix) or null for every model")
+            _check(
+                value is None or (isinstance(value, list) and all(isinstance(m, str) and m for m in value)),
+                name,
+                "a list of model names (a trailing * matches a prefix) or null for every model",
+            )
             value = tuple(value) if value is not None else None
         elif name in ("rpm", "tpm"):
-            _check(value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0),
-                   name, "a positive integer or null (the [limits] default)")
+            _check(
+                value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0),
+                name,
+                "a positive integer or null (the [limits] default)",
+            )
         elif name == "budget_usd":
-            _check(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0),
-                   name, "a number of USD or null")
+            _check(
+                value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0),
+                name,
+                "a number of USD or null",
+            )
             value = float(value) if value is not None else None
         elif name == "budget_period":
             _check(value in PERIODS, name, f"one of {', '.join(PERIODS)}")
         elif name == "expires_at":
-            _check(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)), name,
-                   "unix seconds or null")
+            _check(
+                value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)),
+                name,
+                "unix seconds or null",
+            )
         elif name == "expires_in_s":
-            _check(isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0, name,
-                   "a positive number of seconds")
+            _check(
+                isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0,
+                name,
+                "a positive number of seconds",
+            )
             name, value = "expires_at", time.time() + value
         elif name == "metadata":
-            _check(isinstance(value, dict) and len(str(value)) <= _MAX_METADATA, name,
-                   f"a JSON object of at most {_MAX_METADATA} characters")
+            _check(
+                isinstance(value, dict) and len(str(value)) <= _MAX_METADATA,
+                name,
+                f"a JSON object of at most {_MAX_METADATA} characters",
+            )
         elif name == "strategy":
-            _check(value is None or value in STRATEGIES, name,
-                   f"one of {', '.join(STRATEGIES)} or null (the gateway's default for \"auto\")")
+            _check(
+                value is None or value in STRATEGIES,
+                name,
+                f'one of {", ".join(STRATEGIES)} or null (the gateway\'s default for "auto")',
+            )
         elif name == "complexity":
-            _check(value is None or value in LABELS, name,
-                   f"one of {', '.join(LABELS)} or null (the classifier decides for \"auto\")")
+            _check(
+                value is None or value in LABELS,
+                name,
+                f'one of {", ".join(LABELS)} or null (the classifier decides for "auto")',
+            )
         out[name] = value
     return out
 
 
-async def create_key(db: KeysStore, who: str, fields: dict[str, Any], *,
-                     max_per_owner: int | None = None) -> tuple[str, str]:
+async def create_key(
+    db: KeysStore, who: str, fields: dict[str, Any], *, max_per_owner: int | None = None
+) -> tuple[str, str]:
     """Store a new key; returns its id and its value (never stored, shown this once). Past
     `max_per_owner` live keys of its owner: InvalidRequest 409 too_many_keys."""
     value, digest, prefix = new_key()
@@ -174,9 +240,13 @@ async def create_key(db: KeysStore, who: str, fields: dict[str, Any], *,
     try:
         await db.insert_key(who, key_id, digest, prefix, fields, max_per_owner=max_per_owner)
     except TooManyKeys as exc:
-        raise InvalidRequest(f"the owner '{exc.owner}' already has {exc.limit} live keys, the most allowed "
-                             "(auth.max_keys_per_owner); revoke one first", code="too_many_keys", param="owner",
-                             status=409) from None
+        raise InvalidRequest(
+            f"the owner '{exc.owner}' already has {exc.limit} live keys, the most allowed "
+            "(auth.max_keys_per_owner); revoke one first",
+            code="too_many_keys",
+            param="owner",
+            status=409,
+        ) from None
     return key_id, value
 
 
@@ -200,8 +270,12 @@ def _may_manage(principal: Principal, record: KeyRecord, scope: Scope | None, li
     if principal.kind == "key":
         if record.id == principal.key_id:
             return True
-        return (principal.user is not None and record.owner == principal.user and scope is not None
-                and excess(_values(record), scope, limits) is None)
+        return (
+            principal.user is not None
+            and record.owner == principal.user
+            and scope is not None
+            and excess(_values(record), scope, limits) is None
+        )
     return principal.user is not None and record.owner == principal.user
 
 
@@ -222,7 +296,7 @@ async def _owned(request: Request, principal: Principal, scope: Scope | None) ->
     gw = gateway(request)
     record: KeyRecord | None = await gw.access.db.key(key_id)
     if record is None or not _may_manage(principal, record, scope, gw.settings.limits):
-        raise NotFound(f"no key '{key_id}'")   # the same answer whether it exists or is someone else's
+        raise NotFound(f"no key '{key_id}'")  # the same answer whether it exists or is someone else's
     return record
 
 
@@ -239,8 +313,11 @@ async def list_keys(request: Request) -> Response:
     records = await gw.access.db.keys()
     scope = await _scope(request, principal, records)
     owner = request.query_params.get("owner")
-    items = [r.public() for r in records
-             if _may_manage(principal, r, scope, gw.settings.limits) and (owner is None or r.owner == owner)]
+    items = [
+        r.public()
+        for r in records
+        if _may_manage(principal, r, scope, gw.settings.limits) and (owner is None or r.owner == owner)
+    ]
     return json_response({"object": "list", "data": items})
 
 
@@ -260,8 +337,9 @@ async def create(request: Request) -> Response:
             # Charged up the chain: what the new key spends counts against this key's budget too
             # (and its parents'), so a key over budget cannot mint a fresh one and spend again.
             fields["parent_id"] = principal.key_id
-    key_id, value = await create_key(gw.access.db, actor(principal), fields,
-                                     max_per_owner=gw.settings.auth.max_keys_per_owner)
+    key_id, value = await create_key(
+        gw.access.db, actor(principal), fields, max_per_owner=gw.settings.auth.max_keys_per_owner
+    )
     return json_response({**await _reloaded(gw, key_id), "key": value}, 201)
 
 
@@ -310,8 +388,11 @@ async def rotate(request: Request) -> Response:
     body = await json_body(request)
     gw = gateway(request)
     grace = body.get("grace_s", gw.settings.auth.rotation_grace_s)
-    _check(isinstance(grace, (int, float)) and not isinstance(grace, bool) and 0 <= grace <= 30 * 86400,
-           "grace_s", "a number of seconds between 0 and 30 days")
+    _check(
+        isinstance(grace, (int, float)) and not isinstance(grace, bool) and 0 <= grace <= 30 * 86400,
+        "grace_s",
+        "a number of seconds between 0 and 30 days",
+    )
     try:
         value = await rotate_key(gw.access.db, actor(principal), record.id, float(grace))
     except LookupError:

@@ -13,6 +13,7 @@ highest quality score (ties: the higher blended price) among those the gateway c
 (credentials present), or among all of them when it can call none; `?frontier=<model>` names
 another. Requests of unknown cost are left out of both sides.
 """
+
 from __future__ import annotations
 
 import time
@@ -34,7 +35,7 @@ from .common import caller, gateway, json_response
 from .usage import scope, time_range
 
 DEFAULT_RANGE_S = 86_400
-BUCKETS_S = (60, 300, 900, 3600, 6 * 3600, 86_400)   # the bucket is the smallest of these giving <= MAX_BUCKETS
+BUCKETS_S = (60, 300, 900, 3600, 6 * 3600, 86_400)  # the bucket is the smallest of these giving <= MAX_BUCKETS
 MAX_BUCKETS = 96
 
 
@@ -56,9 +57,12 @@ def pick_bucket(span_s: float, asked: str | None) -> int:
 def with_rates(row: dict[str, Any]) -> dict[str, Any]:
     """A group's measures with the figures derived from them: tokens, error and cache-hit rates."""
     requests = row["requests"]
-    return {**row, "tokens": row["prompt_tokens"] + row["completion_tokens"],
-            "error_rate": row["errors"] / requests if requests else 0.0,
-            "cache_hit_rate": row["cache_hits"] / requests if requests else 0.0}
+    return {
+        **row,
+        "tokens": row["prompt_tokens"] + row["completion_tokens"],
+        "error_rate": row["errors"] / requests if requests else 0.0,
+        "cache_hit_rate": row["cache_hits"] / requests if requests else 0.0,
+    }
 
 
 def frontier_model(registry: Registry, settings: Any, asked: str | None) -> ModelEntry | None:
@@ -88,19 +92,29 @@ async def auto_savings(store: UsageStore, window: Window, frontier: ModelEntry |
             continue
         priced_as = replace(frontier, long_context=None)
         tier = frontier.long_context
-        if side.long and tier is not None:   # a threshold of 0 puts the summed prompt in the tier
-            priced_as = replace(frontier, long_context=LongContext(0, tier.input_per_mtok, tier.output_per_mtok,
-                                                                   tier.cached_input_per_mtok))
-        usage = {"prompt_tokens": side.prompt_tokens, "completion_tokens": side.completion_tokens,
-                 "prompt_tokens_details": {"cached_tokens": side.cached_tokens,
-                                           "cache_creation_tokens": side.cache_write_tokens}}
+        if side.long and tier is not None:  # a threshold of 0 puts the summed prompt in the tier
+            priced_as = replace(
+                frontier,
+                long_context=LongContext(0, tier.input_per_mtok, tier.output_per_mtok, tier.cached_input_per_mtok),
+            )
+        usage = {
+            "prompt_tokens": side.prompt_tokens,
+            "completion_tokens": side.completion_tokens,
+            "prompt_tokens_details": {
+                "cached_tokens": side.cached_tokens,
+                "cache_creation_tokens": side.cache_write_tokens,
+            },
+        }
         frontier_cost += cost_usd(priced_as, usage) or 0.0
-    return {"requests": requests, "cost_usd": actual,
-            "frontier_model": frontier.id if frontier is not None else None,
-            "frontier_cost_usd": frontier_cost if frontier is not None else None,
-            "saved_usd": frontier_cost - actual if frontier is not None else None,
-            "definition": "cost of the same tokens on the frontier model at current registry prices, "
-                          "minus the actual cost, over successful non-cached auto-routed requests"}
+    return {
+        "requests": requests,
+        "cost_usd": actual,
+        "frontier_model": frontier.id if frontier is not None else None,
+        "frontier_cost_usd": frontier_cost if frontier is not None else None,
+        "saved_usd": frontier_cost - actual if frontier is not None else None,
+        "definition": "cost of the same tokens on the frontier model at current registry prices, "
+        "minus the actual cost, over successful non-cached auto-routed requests",
+    }
 
 
 async def overview(request: Request) -> Response:
@@ -121,22 +135,45 @@ async def overview(request: Request) -> Response:
     first = int(since // bucket)
     totals = with_rates((await store.overview("all", window)).get("all") or _empty())
     buckets = await store.overview("bucket", window, bucket_s=bucket)
-    series = [{"t": b * bucket, **with_rates(buckets.get(b) or _empty())}
-              for b in range(first, int((until - 1e-9) // bucket) + 1)]
-    by_model = [{"model": model, "provider": provider, **with_rates(row)}
-                for (model, provider), row in (await store.overview("model", window)).items()]
+    series = [
+        {"t": b * bucket, **with_rates(buckets.get(b) or _empty())}
+        for b in range(first, int((until - 1e-9) // bucket) + 1)
+    ]
+    by_model = [
+        {"model": model, "provider": provider, **with_rates(row)}
+        for (model, provider), row in (await store.overview("model", window)).items()
+    ]
     by_provider = [{"provider": g, **with_rates(row)} for g, row in (await store.overview("provider", window)).items()]
     by_model.sort(key=lambda r: (-r["cost_usd"], -r["requests"]))
     by_provider.sort(key=lambda r: (-r["cost_usd"], -r["requests"]))
     frontier = frontier_model(gw.registry, gw.settings, params.get("frontier"))
-    return json_response({"object": "overview", "since": _iso(since), "until": _iso(until), "bucket_s": bucket,
-                          "totals": totals, "series": series, "by_model": by_model, "by_provider": by_provider,
-                          "auto": await auto_savings(store, window, frontier)})
+    return json_response(
+        {
+            "object": "overview",
+            "since": _iso(since),
+            "until": _iso(until),
+            "bucket_s": bucket,
+            "totals": totals,
+            "series": series,
+            "by_model": by_model,
+            "by_provider": by_provider,
+            "auto": await auto_savings(store, window, frontier),
+        }
+    )
 
 
 def _empty() -> dict[str, Any]:
-    return {"requests": 0, "errors": 0, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0,
-            "cost_usd": 0.0, "cache_saved_usd": 0.0, "p50_ms": None, "p99_ms": None}
+    return {
+        "requests": 0,
+        "errors": 0,
+        "cache_hits": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cost_usd": 0.0,
+        "cache_saved_usd": 0.0,
+        "p50_ms": None,
+        "p99_ms": None,
+    }
 
 
 def _iso(ts: float) -> str:
@@ -145,22 +182,40 @@ def _iso(ts: float) -> str:
 
 def model_row(m: ModelEntry) -> dict[str, Any]:
     caps = m.capabilities
-    return {"id": m.id, "provider": m.provider, "provider_model": m.provider_model,
-            "input_per_mtok": m.input_per_mtok, "output_per_mtok": m.output_per_mtok,
-            "cached_input_per_mtok": m.cached_input_per_mtok, "context_window": m.context_window,
-            "max_output_tokens": m.max_output_tokens,
-            "capabilities": [name for name in ("tools", "vision", "json_schema", "streaming", "reasoning")
-                             if getattr(caps, name)],
-            "quality": m.quality, "quality_source": m.quality_source, "aliases": list(m.aliases),
-            "deprecated": m.deprecated, "source": m.source, "updated_at": m.updated_at, "stale": m.stale}
+    return {
+        "id": m.id,
+        "provider": m.provider,
+        "provider_model": m.provider_model,
+        "input_per_mtok": m.input_per_mtok,
+        "output_per_mtok": m.output_per_mtok,
+        "cached_input_per_mtok": m.cached_input_per_mtok,
+        "context_window": m.context_window,
+        "max_output_tokens": m.max_output_tokens,
+        "capabilities": [
+            name for name in ("tools", "vision", "json_schema", "streaming", "reasoning") if getattr(caps, name)
+        ],
+        "quality": m.quality,
+        "quality_source": m.quality_source,
+        "aliases": list(m.aliases),
+        "deprecated": m.deprecated,
+        "source": m.source,
+        "updated_at": m.updated_at,
+        "stale": m.stale,
+    }
 
 
 async def models(request: Request) -> Response:
     """GET /admin/models: the registry in use as table rows, and each provider's scrape status."""
     await caller(request, role="user")
     registry = gateway(request).registry
-    return json_response({"version": registry.version, "generated_at": registry.generated_at,
-                          "providers": registry.providers, "data": [model_row(m) for m in registry.models]})
+    return json_response(
+        {
+            "version": registry.version,
+            "generated_at": registry.generated_at,
+            "providers": registry.providers,
+            "data": [model_row(m) for m in registry.models],
+        }
+    )
 
 
 ROUTES = [

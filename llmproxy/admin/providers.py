@@ -1,6 +1,7 @@
 """Admin: provider credentials in the vault. Stored encrypted, shown as a hint (the last four
 characters) at most, never returned or logged in full. A key configured in the environment or
 llmproxy.toml wins over the vault's; the listing says which one is in effect."""
+
 from __future__ import annotations
 
 
@@ -23,9 +24,17 @@ def provider_status(gw: Gateway) -> list[dict[str, object]]:
     for p in settings.providers:
         row = stored.get(p.name)
         source = access.vault.source(settings, p.name)
-        out.append({"name": p.name, "kind": p.kind, "base_url": p.base_url, "configured": p.api_key is not None,
-                    "source": source, "shadowed": row is not None and source == "config",
-                    "vault": {"hint": row["hint"], "updated_at": row["updated_at"]} if row else None})
+        out.append(
+            {
+                "name": p.name,
+                "kind": p.kind,
+                "base_url": p.base_url,
+                "configured": p.api_key is not None,
+                "source": source,
+                "shadowed": row is not None and source == "config",
+                "vault": {"hint": row["hint"], "updated_at": row["updated_at"]} if row else None,
+            }
+        )
     return out
 
 
@@ -43,7 +52,7 @@ async def put(request: Request) -> Response:
     body = await json_body(request)
     value = body.get("api_key")
     if not isinstance(value, str) or not value.strip() or set(body) != {"api_key"}:
-        raise InvalidRequest("send {\"api_key\": \"...\"}", param="api_key")
+        raise InvalidRequest('send {"api_key": "..."}', param="api_key")
     try:
         await gw.access.vault.put(gw.access.db, actor(principal), name, value.strip())
     except VaultError as exc:

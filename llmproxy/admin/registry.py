@@ -1,4 +1,5 @@
 """Admin: the model registry: its status, refresh from the pricing pages, versions, diff, rollback."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,10 +29,17 @@ async def status(request: Request) -> Response:
     """GET /admin/registry: the version in use, each provider's last scrape, unpriced and stale models."""
     await caller(request)
     registry = gateway(request).registry
-    return json_response({"version": registry.version, "generated_at": registry.generated_at,
-                          "path": registry.path, "models": len(registry.models), "providers": registry.providers,
-                          "unpriced": list(registry.unpriced),
-                          "stale": [m.id for m in registry.models if m.stale]})
+    return json_response(
+        {
+            "version": registry.version,
+            "generated_at": registry.generated_at,
+            "path": registry.path,
+            "models": len(registry.models),
+            "providers": registry.providers,
+            "unpriced": list(registry.unpriced),
+            "stale": [m.id for m in registry.models if m.stale],
+        }
+    )
 
 
 async def refresh(request: Request) -> Response:
@@ -50,7 +58,7 @@ async def refresh(request: Request) -> Response:
         report = await _updater(request).refresh(force=force, providers=providers)
     except RegistryBusy as exc:
         raise RefreshConflict(str(exc)) from None
-    except RegistryError as exc:   # overrides.json or the merged result is bad: the files' state, not the request
+    except RegistryError as exc:  # overrides.json or the merged result is bad: the files' state, not the request
         raise RefreshConflict(str(exc), code="registry_error") from None
     log.info("registry refreshed by %s", actor(principal), extra={"registry_version": report.version})
     return json_response(report.as_dict())
@@ -60,8 +68,12 @@ async def versions(request: Request) -> Response:
     """GET /admin/registry/versions: the history, oldest first."""
     await caller(request)
     path = _updater(request).path
-    return json_response({"current": gateway(request).registry.version,
-                          "versions": [v.as_dict() for v in await asyncio.to_thread(list_versions, path)]})
+    return json_response(
+        {
+            "current": gateway(request).registry.version,
+            "versions": [v.as_dict() for v in await asyncio.to_thread(list_versions, path)],
+        }
+    )
 
 
 async def diff(request: Request) -> Response:
@@ -72,8 +84,9 @@ async def diff(request: Request) -> Response:
     b = _version(b_text, "b") if b_text else gateway(request).registry.version
     path = _updater(request).path
     try:
-        old, new = await asyncio.gather(asyncio.to_thread(read_version, path, a),
-                                        asyncio.to_thread(read_version, path, b))
+        old, new = await asyncio.gather(
+            asyncio.to_thread(read_version, path, a), asyncio.to_thread(read_version, path, b)
+        )
     except RegistryError as exc:
         raise NotFound(str(exc), code="version_not_found") from None
     return json_response(diff_documents(old, new))
@@ -104,8 +117,7 @@ def _updater(request: Request) -> RegistryUpdater:
 def _only(body: dict[str, Any], fields: tuple[str, ...]) -> None:
     unknown = sorted(set(body) - set(fields))
     if unknown:
-        raise InvalidRequest(f"unknown field '{unknown[0]}'; this endpoint takes {', '.join(fields)}",
-                             param=unknown[0])
+        raise InvalidRequest(f"unknown field '{unknown[0]}'; this endpoint takes {', '.join(fields)}", param=unknown[0])
 
 
 def _version(text: str | None, name: str) -> int:

@@ -1,4 +1,5 @@
 """Admin: who am I, and what this gateway runs on."""
+
 from __future__ import annotations
 
 from starlette.requests import Request
@@ -11,17 +12,24 @@ from .common import caller, gateway, json_response
 
 async def whoami(request: Request) -> Response:
     principal = await caller(request, role="user")
-    return json_response({"kind": principal.kind, "key_id": principal.key_id, "user": principal.user,
-                          "role": principal.role})
+    return json_response(
+        {"kind": principal.kind, "key_id": principal.key_id, "user": principal.user, "role": principal.role}
+    )
 
 
 async def info(request: Request) -> Response:
     await caller(request)
     gw = gateway(request)
-    return json_response({"version": __version__, "registry_version": gw.registry.version,
-                          "models": len(gw.registry.models),
-                          "providers": [{"name": p.name, "kind": p.kind, "configured": p.api_key is not None}
-                                        for p in gw.settings.providers]})
+    return json_response(
+        {
+            "version": __version__,
+            "registry_version": gw.registry.version,
+            "models": len(gw.registry.models),
+            "providers": [
+                {"name": p.name, "kind": p.kind, "configured": p.api_key is not None} for p in gw.settings.providers
+            ],
+        }
+    )
 
 
 ROUTES = [

@@ -1,5 +1,6 @@
 """Admin: usage and spend, summed by day, key, user, model and provider over a time range, as JSON
 (with totals) or CSV. An admin sees everything; any other caller only the usage of their own keys."""
+
 from __future__ import annotations
 
 import csv
@@ -22,7 +23,7 @@ from .common import caller, gateway, json_response
 DEFAULT_GROUP_BY = ("day", "key", "model", "provider")
 
 
-MAX_TIME = 253402300799.0    # 9999-12-31T23:59:59Z, the last second a date can name
+MAX_TIME = 253402300799.0  # 9999-12-31T23:59:59Z, the last second a date can name
 MAX_DAYS = 36600
 
 
@@ -34,7 +35,7 @@ def parse_time(value: str, name: str) -> float:
     except ValueError:
         pass
     else:
-        if not 0 <= seconds <= MAX_TIME:   # NaN fails this too
+        if not 0 <= seconds <= MAX_TIME:  # NaN fails this too
             raise InvalidRequest(f"{name} must be unix seconds between 0 and {MAX_TIME:.0f}", param=name)
         return seconds
     try:
@@ -42,8 +43,9 @@ def parse_time(value: str, name: str) -> float:
             return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC).timestamp()
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidRequest(f"{name} must be a date (2026-11-01), an ISO 8601 time or unix seconds, "
-                             f"not {value!r}", param=name) from None
+        raise InvalidRequest(
+            f"{name} must be a date (2026-11-01), an ISO 8601 time or unix seconds, not {value!r}", param=name
+        ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
@@ -100,8 +102,15 @@ async def report(store: UsageStore, params: Mapping[str, str], principal: Princi
     if params.get("user") and principal.role == "admin":
         user = params["user"]
     rows, source = await store.aggregate(group_by=groups, since=since, until=until, key_id=key_id, user=user)
-    return {"object": "usage", "since": _iso(since), "until": _iso(until), "group_by": list(groups),
-            "source": source, "data": rows, "totals": usage_sql.totals(rows)}
+    return {
+        "object": "usage",
+        "since": _iso(since),
+        "until": _iso(until),
+        "group_by": list(groups),
+        "source": source,
+        "data": rows,
+        "totals": usage_sql.totals(rows),
+    }
 
 
 def columns(doc: Mapping[str, Any]) -> list[str]:
@@ -143,8 +152,11 @@ async def usage(request: Request) -> Response:
     as_csv = wants_csv(request)
     doc = await report(gateway(request).usage_reports, request.query_params, principal)
     if as_csv:
-        return Response(to_csv(doc), media_type="text/csv; charset=utf-8",
-                        headers={"content-disposition": 'attachment; filename="usage.csv"'})
+        return Response(
+            to_csv(doc),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": 'attachment; filename="usage.csv"'},
+        )
     return json_response(doc)
 
 

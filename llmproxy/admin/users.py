@@ -4,6 +4,7 @@ a name and password for a short-lived access token (a JWT signed by this gateway
 An admin manages every user; a user may change their own password. Logins, good and bad, are
 written to the audit log (the name, never the password).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -47,7 +48,7 @@ async def login(request: Request) -> Response:
     body = await json_body(request)
     name, password = body.get("username", body.get("name")), body.get("password")
     if not isinstance(name, str) or not isinstance(password, str):
-        raise InvalidRequest("send {\"username\": ..., \"password\": ...}")
+        raise InvalidRequest('send {"username": ..., "password": ...}')
     access = gateway(request).access
     # The peer address, not X-Forwarded-For (anyone can write that); behind a reverse proxy every
     # client shares the proxy's address and its per-address count.
@@ -102,8 +103,13 @@ async def update(request: Request) -> Response:
     if disabled is not None and not isinstance(disabled, bool):
         raise InvalidRequest("disabled must be true or false", param="disabled")
     try:
-        await access.db.update_user(actor(principal), name, password_hash=digest,
-                                    role=check_role(body["role"]) if "role" in body else None, disabled=disabled)
+        await access.db.update_user(
+            actor(principal),
+            name,
+            password_hash=digest,
+            role=check_role(body["role"]) if "role" in body else None,
+            disabled=disabled,
+        )
     except LookupError:
         raise NotFound(f"no user '{name}'") from None
     await access.reload()

@@ -63,7 +63,7 @@ def _decode_weights(blob: str, n_classes: int) -> tuple[array[float], ...]:
         packed.byteswap()
     if len(packed) != n_classes * DIM:
         raise ValueError(f"weights hold {len(packed)} floats, expected {n_classes} x {DIM}")
-    return tuple(packed[k * DIM:(k + 1) * DIM] for k in range(n_classes))
+    return tuple(packed[k * DIM : (k + 1) * DIM] for k in range(n_classes))
 
 
 def load_model(path: str | Path | None = None) -> LinearModel:

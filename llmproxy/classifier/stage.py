@@ -4,6 +4,7 @@ A client that knows says so: the `x-llmproxy-complexity: simple|medium|complex` 
 then the API key's own default (`complexity` on the key), then the classifier. A hint is taken as
 confident; the classifier's own answer carries its confidence.
 """
+
 from __future__ import annotations
 
 from ..config import LABELS
@@ -19,8 +20,11 @@ def classify(ctx: RequestContext, classifier: Classifier | None) -> None:
     if hint is not None:
         hint = hint.strip().lower()
         if hint not in LABELS:
-            raise InvalidRequest(f"{HINT_HEADER} must be one of {', '.join(LABELS)}, not {hint!r}", param=HINT_HEADER,
-                                 code="invalid_complexity")
+            raise InvalidRequest(
+                f"{HINT_HEADER} must be one of {', '.join(LABELS)}, not {hint!r}",
+                param=HINT_HEADER,
+                code="invalid_complexity",
+            )
     elif ctx.principal is not None and ctx.principal.complexity in LABELS:
         hint = ctx.principal.complexity
     if hint is not None:

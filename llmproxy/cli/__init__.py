@@ -1,5 +1,6 @@
 """The `llmproxy` command: parses the command line, loads the settings once and hands them to the
 subcommand's module (serve, usage, registry, and users/keys/secrets in admin)."""
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ are made) and while it runs: the gateway notices a change within a second or two
 from stdin or a prompt, never from the command line (where `ps` would show them); a new key value is
 printed once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,9 @@ COMMANDS = ("users", "keys", "secrets")
 
 
 def add_parsers(sub: Any) -> None:
-    users = sub.add_parser("users", help="users who log in to the admin API").add_subparsers(dest="action", required=True)
+    users = sub.add_parser("users", help="users who log in to the admin API").add_subparsers(
+        dest="action", required=True
+    )
     admin = users.add_parser("create-admin", help="create an admin user (password from a prompt or stdin)")
     admin.add_argument("--name", default="admin", help="user name (default admin)")
     _data_dir(admin)
@@ -52,7 +55,9 @@ def add_parsers(sub: Any) -> None:
     _data_dir(revoke)
     rot = keys.add_parser("rotate", help="give a key a new value; the old one works for a grace period")
     rot.add_argument("key_id")
-    rot.add_argument("--grace", type=float, help="seconds the old value keeps working (default [auth] rotation_grace_s)")
+    rot.add_argument(
+        "--grace", type=float, help="seconds the old value keeps working (default [auth] rotation_grace_s)"
+    )
     _data_dir(rot)
 
     secrets = sub.add_parser("secrets", help="provider credentials in the encrypted vault")
@@ -62,8 +67,11 @@ def add_parsers(sub: Any) -> None:
     _data_dir(add)
     _data_dir(actions.add_parser("list", help="list stored credentials (hints only)"))
     rot_s = actions.add_parser("rotate", help="re-encrypt every credential under a new vault key")
-    rot_s.add_argument("--new-key-stdin", action="store_true",
-                       help="read the new key from stdin (default: generate one; with LLMPROXY_SECRET_KEY it is printed once)")
+    rot_s.add_argument(
+        "--new-key-stdin",
+        action="store_true",
+        help="read the new key from stdin (default: generate one; with LLMPROXY_SECRET_KEY it is printed once)",
+    )
     _data_dir(rot_s)
 
 
@@ -85,7 +93,7 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None,
 
 
 async def _with_db(settings: Settings, handler: Any, args: argparse.Namespace, stdin: TextIO) -> Any:
-    stores = await open_stores(settings)   # the gateway's backend: SQLite, or PostgreSQL when configured
+    stores = await open_stores(settings)  # the gateway's backend: SQLite, or PostgreSQL when configured
     try:
         return await handler(settings, stores.keys, args, stdin)
     finally:
@@ -212,16 +220,30 @@ def _key_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-period", choices=PERIODS, help="the budget's period (default total)")
     p.add_argument("--expires-in", type=float, help="seconds until the key expires")
     p.add_argument("--metadata", help="a JSON object kept with the key")
-    p.add_argument("--strategy", choices=(*STRATEGIES, "default"),
-                   help="how \"auto\" routes this key's requests ('default': the [router] default_strategy)")
-    p.add_argument("--complexity", choices=(*LABELS, "default"),
-                   help="the complexity of this key's \"auto\" requests ('default': the classifier decides)")
+    p.add_argument(
+        "--strategy",
+        choices=(*STRATEGIES, "default"),
+        help="how \"auto\" routes this key's requests ('default': the [router] default_strategy)",
+    )
+    p.add_argument(
+        "--complexity",
+        choices=(*LABELS, "default"),
+        help="the complexity of this key's \"auto\" requests ('default': the classifier decides)",
+    )
 
 
 def _key_body(args: argparse.Namespace) -> dict[str, Any]:
     body: dict[str, Any] = {}
-    for flag, field in (("name", "name"), ("owner", "owner"), ("role", "role"), ("rpm", "rpm"), ("tpm", "tpm"),
-                        ("budget", "budget_usd"), ("budget_period", "budget_period"), ("expires_in", "expires_in_s")):
+    for flag, field in (
+        ("name", "name"),
+        ("owner", "owner"),
+        ("role", "role"),
+        ("rpm", "rpm"),
+        ("tpm", "tpm"),
+        ("budget", "budget_usd"),
+        ("budget_period", "budget_period"),
+        ("expires_in", "expires_in_s"),
+    ):
         value = getattr(args, flag, None)
         if value is not None:
             body[field] = value

@@ -1,4 +1,5 @@
 """`llmproxy serve`: run the gateway under uvicorn, refusing to face a network without a master key."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,13 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--data-dir", help="directory for the SQLite file and other state (default ./data)")
     serve.add_argument("--log-format", choices=("json", "text"), help="log line format (default json)")
-    serve.add_argument("--workers", type=int, default=1,
-                       help="processes serving the port (default 1; more than 1 needs Redis: LLMPROXY_REDIS_URL)")
-    serve.add_argument("--fd", type=int, help=argparse.SUPPRESS)   # a worker's inherited socket (cli/workers.py)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes serving the port (default 1; more than 1 needs Redis: LLMPROXY_REDIS_URL)",
+    )
+    serve.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # a worker's inherited socket (cli/workers.py)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -33,8 +38,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         log_format=args.log_format or settings.log_format,
     )
     if settings.master_key is None and not is_loopback(settings.host):
-        print(f"llmproxy: refusing to listen on {settings.host} without a master key; "
-              "set LLMPROXY_MASTER_KEY or listen on 127.0.0.1", file=sys.stderr)
+        print(
+            f"llmproxy: refusing to listen on {settings.host} without a master key; "
+            "set LLMPROXY_MASTER_KEY or listen on 127.0.0.1",
+            file=sys.stderr,
+        )
         return 2
     if args.workers != 1 and args.fd is None:
         return _workers(settings, args)
@@ -46,7 +54,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     tune_gc()
     server = uvicorn.Server(uvicorn_config(create_app(settings), settings, loop=_loop()))
     server.run(sockets=None if args.fd is None else [socket.socket(fileno=args.fd)])
-    return 0 if server.started else 3   # as uvicorn.run: 3 when it could not start (port taken...)
+    return 0 if server.started else 3  # as uvicorn.run: 3 when it could not start (port taken...)
 
 
 def _workers(settings: Settings, args: argparse.Namespace) -> int:
@@ -54,10 +62,13 @@ def _workers(settings: Settings, args: argparse.Namespace) -> int:
         print("llmproxy: --workers must be 1 or more", file=sys.stderr)
         return 2
     if settings.redis.url is None:
-        print(f"llmproxy: refusing to start {args.workers} workers without shared state: each process would keep "
-              f"its own rate-limit windows, budgets and breakers, multiplying every limit by {args.workers}. "
-              "Set LLMPROXY_REDIS_URL (or url in the [redis] section of llmproxy.toml) to a Redis all workers "
-              "share, or run one worker.", file=sys.stderr)
+        print(
+            f"llmproxy: refusing to start {args.workers} workers without shared state: each process would keep "
+            f"its own rate-limit windows, budgets and breakers, multiplying every limit by {args.workers}. "
+            "Set LLMPROXY_REDIS_URL (or url in the [redis] section of llmproxy.toml) to a Redis all workers "
+            "share, or run one worker.",
+            file=sys.stderr,
+        )
         return 2
     from .workers import supervise
 
@@ -90,4 +101,3 @@ def _loop() -> str:
     except ImportError:
         return "asyncio"
     return "uvloop"
-

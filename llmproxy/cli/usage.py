@@ -1,5 +1,6 @@
 """`llmproxy usage`: the usage report of GET /admin/usage as a table (or CSV, or JSON), read from
 the local database or from a running gateway (--url)."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,18 +16,24 @@ from ..config import Settings
 from ..context import Principal
 from ..errors import GatewayError
 
-_OPERATOR = Principal(kind="master", key_id=None, role="admin")   # whoever can read the file sees it all
+_OPERATOR = Principal(kind="master", key_id=None, role="admin")  # whoever can read the file sees it all
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("usage", help="usage and spend by day, key, model and provider",
-                       description="Usage and spend summed by day, key, model and provider. Times are UTC; "
-                                   "since is inclusive, until exclusive.")
+    p = sub.add_parser(
+        "usage",
+        help="usage and spend by day, key, model and provider",
+        description="Usage and spend summed by day, key, model and provider. Times are UTC; "
+        "since is inclusive, until exclusive.",
+    )
     p.add_argument("--since", help="start: a date (2026-11-01), an ISO 8601 time or unix seconds")
     p.add_argument("--until", help="end (exclusive), same forms as --since")
     p.add_argument("--days", help="today and the N-1 days before it (instead of --since)")
-    p.add_argument("--group-by", default="day,key,model,provider",
-                   help="comma-separated: day, key, user, model, provider (default: day,key,model,provider)")
+    p.add_argument(
+        "--group-by",
+        default="day,key,model,provider",
+        help="comma-separated: day, key, user, model, provider (default: day,key,model,provider)",
+    )
     p.add_argument("--key", dest="key_id", help="only this key id")
     p.add_argument("--user", help="only this user")
     fmt = p.add_mutually_exclusive_group()
@@ -39,9 +46,18 @@ def add_parser(sub: Any) -> None:
 
 def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    params = {name: value for name, value in (
-        ("since", args.since), ("until", args.until), ("days", args.days), ("group_by", args.group_by),
-        ("key_id", args.key_id), ("user", args.user)) if value}
+    params = {
+        name: value
+        for name, value in (
+            ("since", args.since),
+            ("until", args.until),
+            ("days", args.days),
+            ("group_by", args.group_by),
+            ("key_id", args.key_id),
+            ("user", args.user),
+        )
+        if value
+    }
     try:
         if args.url:
             doc = _fetch(args.url, params, args.api_key or (settings.master_key.value if settings.master_key else None))
@@ -71,7 +87,7 @@ async def _local(settings: Settings, data_dir: Any, params: Mapping[str, str]) -
     from ..store.sqlite import SQLiteStore
     from ..store.usage_sql import SQLiteUsageStore
 
-    if settings.database.url is not None:   # the shared database the gateways write to
+    if settings.database.url is not None:  # the shared database the gateways write to
         stores = await open_stores(replace(settings, data_dir=Path(data_dir)))
         try:
             return await report(stores.usage, params, _OPERATOR)
@@ -79,7 +95,9 @@ async def _local(settings: Settings, data_dir: Any, params: Mapping[str, str]) -
             await stores.close()
     path = Path(data_dir) / "llmproxy.db"
     if not path.is_file():
-        raise RuntimeError(f"no usage database at {path}; run the gateway first, pass --data-dir, or ask one with --url")
+        raise RuntimeError(
+            f"no usage database at {path}; run the gateway first, pass --data-dir, or ask one with --url"
+        )
     store = await SQLiteStore.open(path)
     try:
         return await report(SQLiteUsageStore.over(store.db), params, _OPERATOR)
@@ -117,7 +135,9 @@ def table(doc: Mapping[str, Any]) -> str:
     widths = [max(len(header[i]), *(len(r[i]) for r in [*rows, total])) for i in range(len(names))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < groups else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(
+            c.ljust(w) if i < groups else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     span = f"{doc.get('since') or 'the beginning'} to {doc.get('until') or 'now'}"
     out = [f"usage from {span} (UTC)", line(header), line(["-" * w for w in widths])]

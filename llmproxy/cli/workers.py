@@ -7,6 +7,7 @@ on its own (not more than once per RESTART_BACKOFF_S for the same slot). It neve
 Limits, budgets and the cache's shared tier are exact across the children only through Redis: the
 caller refuses N > 1 without it.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,7 +21,7 @@ from types import FrameType
 from ..config import Settings
 
 RESTART_BACKOFF_S = 2.0
-QUICK_DEATHS = 5       # children dying within RESTART_BACKOFF_S of their start, in a row: give up (bad config...)
+QUICK_DEATHS = 5  # children dying within RESTART_BACKOFF_S of their start, in a row: give up (bad config...)
 POLL_S = 0.2
 
 
@@ -29,14 +30,28 @@ def child_args(settings: Settings, config: str | None, fd: int) -> list[str]:
     args = [sys.executable, "-m", "llmproxy"]
     if config:
         args += ["--config", config]
-    return args + ["serve", "--fd", str(fd), "--host", settings.host, "--port", str(settings.port),
-                   "--data-dir", str(settings.data_dir), "--log-format", settings.log_format]
+    return args + [
+        "serve",
+        "--fd",
+        str(fd),
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--data-dir",
+        str(settings.data_dir),
+        "--log-format",
+        settings.log_format,
+    ]
 
 
 def supervise(settings: Settings, workers: int, config: str | None) -> int:
     try:
-        sock = socket.create_server((settings.host.strip("[]"), settings.port), backlog=min(2048, settings.max_connections),
-                                    family=socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+        sock = socket.create_server(
+            (settings.host.strip("[]"), settings.port),
+            backlog=min(2048, settings.max_connections),
+            family=socket.AF_INET6 if ":" in settings.host else socket.AF_INET,
+        )
     except OSError as exc:
         print(f"llmproxy: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
         return 3
@@ -56,8 +71,10 @@ def supervise(settings: Settings, workers: int, config: str | None) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    print(f"llmproxy: {workers} workers on {settings.host}:{settings.port} (supervisor pid {os.getpid()})",
-          file=sys.stderr)
+    print(
+        f"llmproxy: {workers} workers on {settings.host}:{settings.port} (supervisor pid {os.getpid()})",
+        file=sys.stderr,
+    )
     codes: list[int] = []
     try:
         while True:
@@ -72,8 +89,10 @@ def supervise(settings: Settings, workers: int, config: str | None) -> int:
                         print("llmproxy: workers keep exiting at startup; stopping", file=sys.stderr)
                         forward(signal.SIGTERM, None)
                     if not stopping:
-                        print(f"llmproxy: worker {child.pid} exited with {child.returncode}; starting another",
-                              file=sys.stderr)
+                        print(
+                            f"llmproxy: worker {child.pid} exited with {child.returncode}; starting another",
+                            file=sys.stderr,
+                        )
                     children[slot] = None
                 if not stopping and time.monotonic() - started[slot] >= RESTART_BACKOFF_S:
                     children[slot] = subprocess.Popen(argv, pass_fds=(fd,))

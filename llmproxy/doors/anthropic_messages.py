@@ -5,6 +5,7 @@ request (and give the request its Claude passthrough adapter), render the answer
 cache hit and an error in Anthropic's shape. `count_tokens` asks Anthropic for a Claude model and
 estimates for the others (see docs/anthropic.md).
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from ..pipeline import Gateway
 
 CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
-BYTES_PER_TOKEN = 4   # the estimate the rate limiter makes of a prompt, used for non-Claude counts
+BYTES_PER_TOKEN = 4  # the estimate the rate limiter makes of a prompt, used for non-Claude counts
 
 
 class ChatTarget:
@@ -41,8 +42,9 @@ class ChatTarget:
     map_error = staticmethod(openai.map_error)
 
     @staticmethod
-    def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
-                      raw: bytes | None = None) -> UpstreamRequest:
+    def build_request(
+        req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool, raw: bytes | None = None
+    ) -> UpstreamRequest:
         if "reasoning_effort" in req and not model.capabilities.reasoning:
             req = {k: v for k, v in req.items() if k != "reasoning_effort"}
         return openai.build_request(req, model, creds, stream=stream, raw=None)
@@ -55,7 +57,7 @@ class MessagesDoor:
     """Anthropic Messages <-> the internal request and answer."""
 
     name = "anthropic-messages"
-    native = False   # the cache keeps the internal answer, not the Anthropic rendering
+    native = False  # the cache keeps the internal answer, not the Anthropic rendering
 
     @staticmethod
     def parse(ctx: RequestContext, raw: bytes) -> None:
@@ -65,13 +67,16 @@ class MessagesDoor:
         ctx.requested_model = body["model"]
         ctx.stream = ctx.include_usage = body.get("stream") is True
         headers = ctx.client_headers
-        ctx.adapters = {"anthropic": Passthrough(body, headers.get("anthropic-version"), headers.get("anthropic-beta")),
-                        "openai": CHAT_TARGET, "openai-compatible": CHAT_TARGET}
+        ctx.adapters = {
+            "anthropic": Passthrough(body, headers.get("anthropic-version"), headers.get("anthropic-beta")),
+            "openai": CHAT_TARGET,
+            "openai-compatible": CHAT_TARGET,
+        }
 
     @staticmethod
     def answer(ctx: RequestContext, completion: ChatCompletion) -> bytes:
         if ctx.response_body is not None and ctx.provider is not None and ctx.provider.kind == "anthropic":
-            return ctx.response_body   # Claude's own answer, as it sent it
+            return ctx.response_body  # Claude's own answer, as it sent it
         return orjson.dumps(anthropic_response.message(completion, ctx.requested_model))
 
     @staticmethod
@@ -113,8 +118,10 @@ async def count_tokens(gw: Gateway, ctx: RequestContext, raw: bytes) -> bytes:
     ctx.provider, ctx.model = provider, model
     if provider.kind != "anthropic":
         return orjson.dumps({"input_tokens": estimate(body)})
-    headers = {"content-type": "application/json",
-               "anthropic-version": ctx.client_headers.get("anthropic-version") or anthropic.API_VERSION}
+    headers = {
+        "content-type": "application/json",
+        "anthropic-version": ctx.client_headers.get("anthropic-version") or anthropic.API_VERSION,
+    }
     if ctx.client_headers.get("anthropic-beta"):
         headers["anthropic-beta"] = ctx.client_headers["anthropic-beta"]
     if provider.api_key is not None:
@@ -122,8 +129,9 @@ async def count_tokens(gw: Gateway, ctx: RequestContext, raw: bytes) -> bytes:
     if provider.headers:
         headers.update(provider.headers)
     sent = raw if body["model"] == model.provider_model else orjson.dumps({**body, "model": model.provider_model})
-    status, answer = await gw.transport.forward(provider, provider.base_url + "/v1/messages/count_tokens",
-                                                headers, sent)
+    status, answer = await gw.transport.forward(
+        provider, provider.base_url + "/v1/messages/count_tokens", headers, sent
+    )
     if status >= 300:
         raise anthropic.map_error(status, answer, {}, provider=provider.name)
     return answer

@@ -6,6 +6,7 @@ unknown block type...). `to_chat` is the one translation into the internal reque
 format cannot carry (cache_control, top_k, server tools, thinking blocks of past turns) is dropped
 with a debug log, since a Claude model never sees this translation: it gets the client's bytes.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,8 +20,18 @@ from ..providers import chat
 NAME = "anthropic-messages"
 ROLES = ("user", "assistant")
 USER_BLOCKS = frozenset(("text", "image", "document", "tool_result", "search_result"))
-ASSISTANT_BLOCKS = frozenset(("text", "tool_use", "thinking", "redacted_thinking", "server_tool_use",
-                              "web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result"))
+ASSISTANT_BLOCKS = frozenset(
+    (
+        "text",
+        "tool_use",
+        "thinking",
+        "redacted_thinking",
+        "server_tool_use",
+        "web_search_tool_result",
+        "web_fetch_tool_result",
+        "code_execution_tool_result",
+    )
+)
 TOOL_CHOICES = frozenset(("auto", "any", "tool", "none"))
 THINKING = frozenset(("enabled", "disabled", "adaptive"))
 MIN_THINKING_BUDGET = 1024
@@ -112,23 +123,31 @@ def _check_messages(messages: list[Any]) -> None:
         if not isinstance(content, list):
             raise invalid(f"{where}.content", "Input should be a valid string or a list of content blocks")
         if not content and not (role == "assistant" and i == len(messages) - 1):
-            raise invalid(f"{where}.content", "all messages must have non-empty content except for the optional "
-                                              "final assistant message")
+            raise invalid(
+                f"{where}.content",
+                "all messages must have non-empty content except for the optional final assistant message",
+            )
         allowed = USER_BLOCKS if role == "user" else ASSISTANT_BLOCKS
         calls: set[str] = set()
         for j, block in enumerate(content):
             param = f"{where}.content.{j}"
             kind = block.get("type") if isinstance(block, dict) else None
             if kind not in allowed:
-                raise invalid(f"{param}.type", f"{kind!r} is not a valid content block type in a {role} message "
-                                              f"(expected one of {', '.join(sorted(allowed))})")
+                raise invalid(
+                    f"{param}.type",
+                    f"{kind!r} is not a valid content block type in a {role} message "
+                    f"(expected one of {', '.join(sorted(allowed))})",
+                )
             _check_block(block, kind, param)
             if kind == "tool_use":
                 calls.add(block["id"])
             elif kind == "tool_result" and block["tool_use_id"] not in previous_calls:
-                raise invalid(param, f"unexpected `tool_use_id` found in `tool_result` blocks: "
-                                     f"{block['tool_use_id']}. Each `tool_result` block must have a corresponding "
-                                     f"`tool_use` block in the previous message.")
+                raise invalid(
+                    param,
+                    f"unexpected `tool_use_id` found in `tool_result` blocks: "
+                    f"{block['tool_use_id']}. Each `tool_result` block must have a corresponding "
+                    f"`tool_use` block in the previous message.",
+                )
         previous_calls = calls
 
 
@@ -218,7 +237,7 @@ def to_chat(body: dict[str, Any]) -> ChatRequest:
         req["max_completion_tokens"] = body["max_tokens"]
     if body.get("stream"):
         req["stream"] = True
-        req["stream_options"] = {"include_usage": True}   # the door needs the usage for message_delta
+        req["stream_options"] = {"include_usage": True}  # the door needs the usage for message_delta
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
             req[name] = body[name]
@@ -260,7 +279,7 @@ def _user(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
         if kind == "tool_result":
             text, images = _tool_result(block)
             out.append({"role": "tool", "tool_call_id": block["tool_use_id"], "content": text})
-            parts += images   # chat tool messages hold text only: their images follow in the user turn
+            parts += images  # chat tool messages hold text only: their images follow in the user turn
         elif kind == "text":
             if block["text"]:
                 parts.append({"type": "text", "text": block["text"]})
@@ -305,15 +324,24 @@ def _image(source: dict[str, Any]) -> dict[str, Any]:
 def _document(block: dict[str, Any]) -> dict[str, Any]:
     source = block["source"]
     if source["type"] == "base64":
-        return {"type": "file", "file": {"filename": block.get("title") or "document.pdf",
-                                         "file_data": f"data:{source['media_type']};base64,{source['data']}"}}
+        return {
+            "type": "file",
+            "file": {
+                "filename": block.get("title") or "document.pdf",
+                "file_data": f"data:{source['media_type']};base64,{source['data']}",
+            },
+        }
     if source["type"] == "text":
         return {"type": "text", "text": str(source.get("data", ""))}
     if source["type"] == "content" and isinstance(source.get("content"), list):
-        return {"type": "text", "text": "\n".join(str(b.get("text", "")) for b in source["content"]
-                                                  if isinstance(b, dict))}
-    raise InvalidRequest(f"a {source['type']} document reaches Claude models only; send it inline (base64) "
-                         "for other models", param="messages")
+        return {
+            "type": "text",
+            "text": "\n".join(str(b.get("text", "")) for b in source["content"] if isinstance(b, dict)),
+        }
+    raise InvalidRequest(
+        f"a {source['type']} document reaches Claude models only; send it inline (base64) for other models",
+        param="messages",
+    )
 
 
 def _assistant(content: str | list[dict[str, Any]]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ The Message a non-Claude model's completion becomes, the usage and stop reason i
 terms, and `{"type": "error", "error": {"type", "message"}}` with Anthropic's statuses (a provider
 that is down or overloaded answers 529 overloaded_error, as Anthropic itself does).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,8 +17,13 @@ from ..providers import anthropic
 
 # finish_reason -> stop_reason. A stop sequence cannot be told from a natural end in the chat
 # format, so both are end_turn.
-STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
-                "content_filter": "refusal"}
+STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
 # HTTP status -> Anthropic error type (the inverse of the adapter's type -> status table).
 ERROR_TYPES = {status: etype for etype, status in anthropic.ERROR_STATUS.items()}
 ERROR_TYPES.update({402: "billing_error", 422: "invalid_request_error", 502: "api_error", 503: "overloaded_error"})
@@ -38,9 +44,12 @@ def usage(internal: Usage | None) -> dict[str, int]:
     prompt_details = internal.get("prompt_tokens_details") or {}
     cached = int(prompt_details.get("cached_tokens") or 0)
     created = int(prompt_details.get("cache_creation_tokens") or 0)
-    return {"input_tokens": max(0, int(internal.get("prompt_tokens") or 0) - cached - created),
-            "output_tokens": int(internal.get("completion_tokens") or 0),
-            "cache_creation_input_tokens": created, "cache_read_input_tokens": cached}
+    return {
+        "input_tokens": max(0, int(internal.get("prompt_tokens") or 0) - cached - created),
+        "output_tokens": int(internal.get("completion_tokens") or 0),
+        "cache_creation_input_tokens": created,
+        "cache_read_input_tokens": cached,
+    }
 
 
 def message_id(internal_id: Any) -> str:
@@ -63,12 +72,24 @@ def message(completion: ChatCompletion, requested_model: str) -> dict[str, Any]:
     calls = msg.get("tool_calls") or []
     for call in calls:
         fn = call.get("function") or {}
-        content.append({"type": "tool_use", "id": call.get("id") or "toolu_llmproxy", "name": fn.get("name", ""),
-                        "input": tool_input(fn.get("arguments"))})
-    return {"id": message_id(completion.get("id")), "type": "message", "role": "assistant",
-            "model": completion.get("model") or requested_model, "content": content,
-            "stop_reason": stop_reason(choice.get("finish_reason"), bool(calls)), "stop_sequence": None,
-            "usage": usage(completion.get("usage"))}
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or "toolu_llmproxy",
+                "name": fn.get("name", ""),
+                "input": tool_input(fn.get("arguments")),
+            }
+        )
+    return {
+        "id": message_id(completion.get("id")),
+        "type": "message",
+        "role": "assistant",
+        "model": completion.get("model") or requested_model,
+        "content": content,
+        "stop_reason": stop_reason(choice.get("finish_reason"), bool(calls)),
+        "stop_sequence": None,
+        "usage": usage(completion.get("usage")),
+    }
 
 
 def tool_input(arguments: Any) -> dict[str, Any]:
@@ -80,7 +101,7 @@ def tool_input(arguments: Any) -> dict[str, Any]:
     try:
         value = orjson.loads(arguments)
     except orjson.JSONDecodeError:
-        return {"_raw_arguments": arguments}   # kept, not lost: the model wrote something that is not JSON
+        return {"_raw_arguments": arguments}  # kept, not lost: the model wrote something that is not JSON
     return value if isinstance(value, dict) else {"_value": value}
 
 
@@ -90,8 +111,11 @@ def error_status(exc: GatewayError) -> int:
 
 
 def error_payload(status: int, message: str) -> dict[str, Any]:
-    etype = "overloaded_error" if status == OVERLOADED else ERROR_TYPES.get(status) or (
-        "api_error" if status >= 500 else "invalid_request_error")
+    etype = (
+        "overloaded_error"
+        if status == OVERLOADED
+        else ERROR_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
+    )
     return {"type": "error", "error": {"type": etype, "message": message}}
 
 
@@ -106,8 +130,15 @@ def error_event_from_internal(payload: dict[str, Any]) -> bytes:
     err: dict[str, Any] = raw if isinstance(raw, dict) else {}
     etype = str(err.get("type") or "api_error")
     code = str(err.get("code") or "")
-    status = (OVERLOADED if code == "upstream_unavailable" else 429 if etype == "rate_limit_error"
-              else 400 if etype == "invalid_request_error" else 500)
+    status = (
+        OVERLOADED
+        if code == "upstream_unavailable"
+        else 429
+        if etype == "rate_limit_error"
+        else 400
+        if etype == "invalid_request_error"
+        else 500
+    )
     return event("error", error_payload(status, str(err.get("message") or "error")))
 
 

@@ -10,6 +10,7 @@ block and switches blocks only by closing the open one first, so by construction
   call after the next one began ends the stream with an error event instead of a wrong call);
 - a message with tool calls stops with stop_reason "tool_use".
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -34,8 +35,8 @@ class _Tool:
     def __init__(self) -> None:
         self.id: str | None = None
         self.name: str | None = None
-        self.block: int | None = None     # its content block index once opened
-        self.pending: list[str] = []      # argument pieces that came before its id and name
+        self.block: int | None = None  # its content block index once opened
+        self.pending: list[str] = []  # argument pieces that came before its id and name
         self.closed = False
 
 
@@ -46,8 +47,8 @@ class MessageStream:
         self.model = requested_model
         self.started = False
         self.finished = False
-        self.blocks = 0                   # content blocks opened so far
-        self.open: str | None = None      # kind of the open block: "text", "thinking", "tool"
+        self.blocks = 0  # content blocks opened so far
+        self.open: str | None = None  # kind of the open block: "text", "thinking", "tool"
         self.open_tool: _Tool | None = None
         self.tools: dict[int, _Tool] = {}
         self.finish: str | None = None
@@ -61,7 +62,7 @@ class MessageStream:
             self.usage = chunk["usage"]
         for choice in chunk.get("choices") or ():
             if choice.get("index", 0) != 0:
-                continue   # one message: the first choice (the door never asks for more)
+                continue  # one message: the first choice (the door never asks for more)
             delta = choice.get("delta") or {}
             if delta.get("reasoning_content"):
                 self._switch("thinking", out)
@@ -85,18 +86,35 @@ class MessageStream:
             raise StreamBroken("the provider sent tool call arguments without the call's name")
         self._close(out)
         usage = response.usage(self.usage)
-        out.append(event("message_delta", {"type": "message_delta", "delta": {
-            "stop_reason": response.stop_reason(self.finish, bool(self.tools)), "stop_sequence": None},
-            "usage": usage}))
+        out.append(
+            event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {
+                        "stop_reason": response.stop_reason(self.finish, bool(self.tools)),
+                        "stop_sequence": None,
+                    },
+                    "usage": usage,
+                },
+            )
+        )
         out.append(event("message_stop", {"type": "message_stop"}))
         self.finished = True
         return out
 
     def _start(self, chunk: ChatChunk, out: list[bytes]) -> None:
         self.started = True
-        message: dict[str, Any] = {"id": response.message_id(chunk.get("id")), "type": "message", "role": "assistant",
-                   "model": chunk.get("model") or self.model, "content": [], "stop_reason": None,
-                   "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}
+        message: dict[str, Any] = {
+            "id": response.message_id(chunk.get("id")),
+            "type": "message",
+            "role": "assistant",
+            "model": chunk.get("model") or self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        }
         out.append(event("message_start", {"type": "message_start", "message": message}))
         out.append(PING)
 
@@ -120,9 +138,12 @@ class MessageStream:
         if self.open == kind:
             return
         self._close(out)
-        block = {"type": "text", "text": ""} if kind == "text" else {"type": "thinking", "thinking": "", "signature": ""}
-        out.append(event("content_block_start", {"type": "content_block_start", "index": self.blocks,
-                                                  "content_block": block}))
+        block = (
+            {"type": "text", "text": ""} if kind == "text" else {"type": "thinking", "thinking": "", "signature": ""}
+        )
+        out.append(
+            event("content_block_start", {"type": "content_block_start", "index": self.blocks, "content_block": block})
+        )
         self.blocks += 1
         self.open = kind
 
@@ -144,8 +165,10 @@ class MessageStream:
         if tool is self.open_tool:
             out.append(self._delta({"type": "input_json_delta", "partial_json": arguments}))
         elif tool.closed:
-            raise StreamBroken(f"the provider sent more arguments for tool call {index} after the next "
-                               "call had begun; the call cannot be passed on whole")
+            raise StreamBroken(
+                f"the provider sent more arguments for tool call {index} after the next "
+                "call had begun; the call cannot be passed on whole"
+            )
         else:
             tool.pending.append(arguments)
 
@@ -153,9 +176,16 @@ class MessageStream:
         self._close(out)
         tool.id = tool.id or f"toolu_llmproxy_{index}"
         tool.block = self.blocks
-        out.append(event("content_block_start", {"type": "content_block_start", "index": self.blocks,
-                                                  "content_block": {"type": "tool_use", "id": tool.id,
-                                                                    "name": tool.name, "input": {}}}))
+        out.append(
+            event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": self.blocks,
+                    "content_block": {"type": "tool_use", "id": tool.id, "name": tool.name, "input": {}},
+                },
+            )
+        )
         self.blocks += 1
         self.open, self.open_tool = "tool", tool
         for piece in tool.pending:
@@ -176,7 +206,7 @@ async def relay(pieces: AsyncIterator[bytes], requested_model: str) -> AsyncIter
         async for piece in pieces:
             if piece.startswith(b"event:"):
                 if machine.started:
-                    piece = _without_opening(piece)   # the next candidate's opening, after a hand-over
+                    piece = _without_opening(piece)  # the next candidate's opening, after a hand-over
                 machine.started = native = True
                 if piece:
                     yield piece
@@ -219,8 +249,13 @@ def _without_opening(piece: bytes) -> bytes:
 
 def message_events(message: dict[str, Any]) -> list[bytes]:
     """A whole Message as the event stream Anthropic would have sent (a cache hit, replayed)."""
-    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
-             "usage": {**message["usage"], "output_tokens": 0}}
+    start = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {**message["usage"], "output_tokens": 0},
+    }
     out = [event("message_start", {"type": "message_start", "message": start}), PING]
     for i, block in enumerate(message["content"]):
         kind = block["type"]
@@ -230,8 +265,10 @@ def message_events(message: dict[str, Any]) -> list[bytes]:
             deltas = [{"type": "text_delta", "text": block["text"]}]
             opening = {"type": "text", "text": ""}
         elif kind == "thinking":
-            deltas = [{"type": "thinking_delta", "thinking": block["thinking"]},
-                      {"type": "signature_delta", "signature": block.get("signature", "")}]
+            deltas = [
+                {"type": "thinking_delta", "thinking": block["thinking"]},
+                {"type": "signature_delta", "signature": block.get("signature", "")},
+            ]
             opening = {"type": "thinking", "thinking": "", "signature": ""}
         elif kind == "tool_use":
             deltas = [{"type": "input_json_delta", "partial_json": orjson.dumps(block["input"]).decode()}]
@@ -241,8 +278,15 @@ def message_events(message: dict[str, Any]) -> list[bytes]:
         out.append(event("content_block_start", {"type": "content_block_start", "index": i, "content_block": opening}))
         out += [event("content_block_delta", {"type": "content_block_delta", "index": i, "delta": d}) for d in deltas]
         out.append(event("content_block_stop", {"type": "content_block_stop", "index": i}))
-    out.append(event("message_delta", {"type": "message_delta", "delta": {
-        "stop_reason": message["stop_reason"], "stop_sequence": message.get("stop_sequence")},
-        "usage": message["usage"]}))
+    out.append(
+        event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message.get("stop_sequence")},
+                "usage": message["usage"],
+            },
+        )
+    )
     out.append(event("message_stop", {"type": "message_stop"}))
     return out

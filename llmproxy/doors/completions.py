@@ -11,6 +11,7 @@ empty one), while a legacy model still gets OpenAI's own default. `logprobs`, `e
 `best_of` > 1, several prompts and token prompts stay in the internal request only when they ask
 for something, so that the chat targets refuse them (400 naming the field) and the cache keys on them.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -25,11 +26,26 @@ from ..providers.openai_completions import LegacyTarget
 from ..validation import parse_object
 
 MAX_MODEL_NAME = 256
-_NUMBERS = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "frequency_penalty": (-2.0, 2.0),
-            "presence_penalty": (-2.0, 2.0)}
+_NUMBERS = {
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "frequency_penalty": (-2.0, 2.0),
+    "presence_penalty": (-2.0, 2.0),
+}
 _COUNTS = {"n": (1, 128), "best_of": (0, 20), "logprobs": (0, 5), "max_tokens": (0, None), "seed": (None, None)}
-_CHAT_FIELDS = ("temperature", "top_p", "n", "stop", "seed", "presence_penalty", "frequency_penalty",
-                "logit_bias", "user", "stream", "stream_options")
+_CHAT_FIELDS = (
+    "temperature",
+    "top_p",
+    "n",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "user",
+    "stream",
+    "stream_options",
+)
 
 
 def parse(raw: bytes) -> dict[str, Any]:
@@ -47,8 +63,9 @@ def parse(raw: bytes) -> dict[str, Any]:
             raise InvalidRequest(f"{name} must be a number from {low:g} to {high:g}", param=name)
     for name, (lo, hi) in _COUNTS.items():
         value = body.get(name)
-        if value is not None and (not _integer(value) or (lo is not None and value < lo) or
-                                  (hi is not None and value > hi)):
+        if value is not None and (
+            not _integer(value) or (lo is not None and value < lo) or (hi is not None and value > hi)
+        ):
             bounds = f" from {lo} to {hi}" if hi is not None else f" of at least {lo}" if lo is not None else ""
             raise InvalidRequest(f"{name} must be an integer{bounds}", param=name)
     for name in ("echo", "stream"):
@@ -58,8 +75,11 @@ def parse(raw: bytes) -> dict[str, Any]:
         if body.get(name) is not None and not isinstance(body[name], str):
             raise InvalidRequest(f"{name} must be a string", param=name)
     stop = body.get("stop")
-    if stop is not None and not isinstance(stop, str) and (
-            not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) for s in stop)):
+    if (
+        stop is not None
+        and not isinstance(stop, str)
+        and (not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) for s in stop))
+    ):
         raise InvalidRequest("stop must be a string or a list of at most 4 strings", param="stop")
     for name in ("logit_bias", "stream_options"):
         if body.get(name) is not None and not isinstance(body[name], dict):
@@ -88,8 +108,10 @@ def _check_prompt(body: dict[str, Any]) -> None:
         return
     for i, item in enumerate(prompt):
         if not isinstance(item, list) or not item or not all(_token(t) for t in item):
-            raise InvalidRequest(f"prompt[{i}] must be a string or a non-empty array of token ids, like the "
-                                 "other items", param=f"prompt[{i}]")
+            raise InvalidRequest(
+                f"prompt[{i}] must be a string or a non-empty array of token ids, like the other items",
+                param=f"prompt[{i}]",
+            )
 
 
 def _number(value: Any) -> bool:
@@ -133,11 +155,21 @@ def text_completion(completion: ChatCompletion) -> ChatCompletion:
     """A chat completion as a legacy one: each choice's message content as its text."""
     if completion.get("object") == "text_completion":
         return completion
-    answer: ChatCompletion = {"id": _legacy_id(completion.get("id")), "object": "text_completion",
-                              "created": completion.get("created", 0), "model": completion.get("model", "")}
-    answer["choices"] = [{"text": (choice.get("message") or {}).get("content") or "", "index": choice.get("index", i),
-                          "logprobs": None, "finish_reason": choice.get("finish_reason")}
-                         for i, choice in enumerate(completion.get("choices") or ())]
+    answer: ChatCompletion = {
+        "id": _legacy_id(completion.get("id")),
+        "object": "text_completion",
+        "created": completion.get("created", 0),
+        "model": completion.get("model", ""),
+    }
+    answer["choices"] = [
+        {
+            "text": (choice.get("message") or {}).get("content") or "",
+            "index": choice.get("index", i),
+            "logprobs": None,
+            "finish_reason": choice.get("finish_reason"),
+        }
+        for i, choice in enumerate(completion.get("choices") or ())
+    ]
     if completion.get("usage") is not None:
         answer["usage"] = completion["usage"]
     if completion.get("system_fingerprint"):
@@ -157,13 +189,24 @@ def chunk_event(chunk: dict[str, Any]) -> dict[str, Any] | None:
     for choice in chunk.get("choices") or ():
         text = (choice.get("delta") or {}).get("content") or ""
         if text or choice.get("finish_reason"):
-            choices.append({"text": text, "index": choice.get("index", 0), "logprobs": None,
-                            "finish_reason": choice.get("finish_reason")})
+            choices.append(
+                {
+                    "text": text,
+                    "index": choice.get("index", 0),
+                    "logprobs": None,
+                    "finish_reason": choice.get("finish_reason"),
+                }
+            )
     usage = chunk.get("usage")
     if not choices and not usage:
         return None
-    out = {"id": _legacy_id(chunk.get("id")), "object": "text_completion", "created": chunk.get("created", 0),
-           "model": chunk.get("model", ""), "choices": choices}
+    out = {
+        "id": _legacy_id(chunk.get("id")),
+        "object": "text_completion",
+        "created": chunk.get("created", 0),
+        "model": chunk.get("model", ""),
+        "choices": choices,
+    }
     if usage:
         out["usage"] = usage
     return out
@@ -181,7 +224,7 @@ async def relay(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
                 try:
                     chunk = orjson.loads(event[6:])
                 except orjson.JSONDecodeError:
-                    chunk = None   # not ours to mend: it goes on as it came
+                    chunk = None  # not ours to mend: it goes on as it came
                 if isinstance(chunk, dict):
                     converted = chunk_event(chunk)
                     if converted is None:
@@ -194,8 +237,12 @@ async def relay(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 async def _replay(completion: ChatCompletion, include_usage: bool) -> AsyncIterator[bytes]:
     """A cached answer as a legacy stream: per choice its text and finish, the usage if asked, [DONE]."""
-    base = {"id": completion.get("id", ""), "object": "text_completion", "created": completion.get("created", 0),
-            "model": completion.get("model", "")}
+    base = {
+        "id": completion.get("id", ""),
+        "object": "text_completion",
+        "created": completion.get("created", 0),
+        "model": completion.get("model", ""),
+    }
     events = [b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n" for choice in completion["choices"]]
     if include_usage and completion.get("usage") is not None:
         events.append(b"data: " + orjson.dumps({**base, "choices": [], "usage": completion["usage"]}) + b"\n\n")
@@ -206,7 +253,7 @@ class CompletionsDoor:
     """OpenAI legacy completions in and out, around the pipeline's stages."""
 
     name = "completions"
-    native = False   # the cache keeps the internal answer (parsed), rendered again on a hit
+    native = False  # the cache keeps the internal answer (parsed), rendered again on a hit
 
     @staticmethod
     def parse(ctx: RequestContext, raw: bytes) -> None:
@@ -223,7 +270,7 @@ class CompletionsDoor:
     @staticmethod
     def answer(ctx: RequestContext, completion: ChatCompletion) -> bytes:
         if completion.get("object") == "text_completion" and ctx.response_body is not None:
-            return ctx.response_body   # the legacy server's own answer, as it sent it
+            return ctx.response_body  # the legacy server's own answer, as it sent it
         return orjson.dumps(text_completion(completion))
 
     @staticmethod

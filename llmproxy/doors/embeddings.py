@@ -12,6 +12,7 @@ model tomorrow (a price change, a provider down) would silently break every inde
 `encoding_format: "base64"` is OpenAI's packing of each vector as little-endian float32 bytes;
 where the provider answered floats (Gemini, compatible servers), the gateway packs them itself.
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,14 +47,19 @@ def parse(raw: bytes) -> dict[str, Any]:
     if not isinstance(model, str) or not model or len(model) > MAX_MODEL_NAME:
         raise InvalidRequest("model must be a non-empty string (an embedding model's name)", param="model")
     if is_auto(model):
-        raise InvalidRequest("'auto' does not choose embedding models: vectors of different models cannot be "
-                             "compared, so an index needs one model for good; name it (GET /v1/models lists "
-                             "the embedding models)", code="model_not_supported", param="model")
+        raise InvalidRequest(
+            "'auto' does not choose embedding models: vectors of different models cannot be "
+            "compared, so an index needs one model for good; name it (GET /v1/models lists "
+            "the embedding models)",
+            code="model_not_supported",
+            param="model",
+        )
     check_input(body.get("input"), "input" in body)
     encoding = body.get("encoding_format")
     if encoding is not None and encoding not in ENCODINGS:
-        raise InvalidRequest(f"encoding_format must be 'float' or 'base64', not {str(encoding)[:40]!r}",
-                             param="encoding_format")
+        raise InvalidRequest(
+            f"encoding_format must be 'float' or 'base64', not {str(encoding)[:40]!r}", param="encoding_format"
+        )
     dimensions = body.get("dimensions")
     if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1):
         raise InvalidRequest("dimensions must be a positive integer", param="dimensions")
@@ -71,22 +77,27 @@ def check_input(value: Any, present: bool) -> None:
             raise InvalidRequest("input must not be an empty string", param="input")
         return
     if not isinstance(value, list) or not value:
-        raise InvalidRequest("input must be a non-empty string, a non-empty list of strings, or token arrays",
-                             param="input")
+        raise InvalidRequest(
+            "input must be a non-empty string, a non-empty list of strings, or token arrays", param="input"
+        )
     first = value[0]
     if _token(first):
         for i, token in enumerate(value):
             if not _token(token):
-                raise InvalidRequest(f"input[{i}] must be a token id (a non-negative integer), like input[0]",
-                                     param=f"input[{i}]")
+                raise InvalidRequest(
+                    f"input[{i}] must be a token id (a non-negative integer), like input[0]", param=f"input[{i}]"
+                )
         return
     for i, item in enumerate(value):
         if isinstance(first, str):
             if not isinstance(item, str) or not item:
                 raise InvalidRequest(f"input[{i}] must be a non-empty string, like input[0]", param=f"input[{i}]")
         elif not isinstance(item, list) or not item or not all(_token(t) for t in item):
-            raise InvalidRequest(f"input[{i}] must be a non-empty string or a non-empty array of token ids "
-                                 "(non-negative integers), and every item of the same kind", param=f"input[{i}]")
+            raise InvalidRequest(
+                f"input[{i}] must be a non-empty string or a non-empty array of token ids "
+                "(non-negative integers), and every item of the same kind",
+                param=f"input[{i}]",
+            )
 
 
 def _token(value: Any) -> bool:
@@ -126,7 +137,7 @@ class EmbeddingsDoor:
     """OpenAI embeddings in, OpenAI embeddings out, around the pipeline's stages."""
 
     name = "embeddings"
-    native = False   # the cache keeps the internal answer (parsed), rendered again on a hit
+    native = False  # the cache keeps the internal answer (parsed), rendered again on a hit
 
     @staticmethod
     def parse(ctx: RequestContext, raw: bytes) -> None:
@@ -141,17 +152,17 @@ class EmbeddingsDoor:
         encoding = ctx.body.get("encoding_format") or "float"
         if ctx.response_body is not None:
             if encoding == "float":
-                return ctx.response_body   # the provider's own answer: floats, as asked
-            if completion.get("data") is None:   # left in the bytes by the adapter
+                return ctx.response_body  # the provider's own answer: floats, as asked
+            if completion.get("data") is None:  # left in the bytes by the adapter
                 completion = orjson.loads(ctx.response_body)
             data = completion.get("data") or ()
             if not data or not isinstance(data[0].get("embedding"), list):
-                return ctx.response_body   # already base64, as asked
+                return ctx.response_body  # already base64, as asked
         return orjson.dumps(render(completion, encoding))
 
     @staticmethod
     def stream(ctx: RequestContext, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        return pieces   # never reached: an embeddings request is not a stream
+        return pieces  # never reached: an embeddings request is not a stream
 
     @staticmethod
     def cached(ctx: RequestContext, body: bytes) -> tuple[bytes | None, AsyncIterator[bytes] | None]:

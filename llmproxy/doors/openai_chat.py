@@ -4,6 +4,7 @@ Chat is the gateway's internal format, so this door translates nothing: it reads
 fields the stages need, answers with the provider's bytes where the adapter relayed them, passes
 streams through and replays cache hits as they were stored.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ class ChatDoor:
     """OpenAI chat in, OpenAI chat out."""
 
     name = "chat"
-    native = True   # its answer bytes are the internal answer: the cache keeps them as sent
+    native = True  # its answer bytes are the internal answer: the cache keeps them as sent
 
     @staticmethod
     def parse(ctx: RequestContext, raw: bytes) -> None:

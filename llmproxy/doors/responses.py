@@ -6,6 +6,7 @@ caller's own only); give OpenAI models a passthrough adapter that sends the clie
 OpenAI's /v1/responses; render the answer, the stream, a cache hit and an error as the Responses
 API does; and keep each answered response (unless `store` is false) for retrieve and the next turn.
 """
+
 from __future__ import annotations
 
 import time
@@ -55,23 +56,23 @@ class Refuse:
     def __init__(self, problem: str) -> None:
         self.problem = problem
 
-    def build_request(self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
-                      raw: bytes | None = None) -> UpstreamRequest:
-        raise InvalidRequest(f"{self.problem}, which only OpenAI models serve; {model.id} cannot",
-                             param="model")
+    def build_request(
+        self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool, raw: bytes | None = None
+    ) -> UpstreamRequest:
+        raise InvalidRequest(f"{self.problem}, which only OpenAI models serve; {model.id} cannot", param="model")
 
 
 class ResponsesDoor:
     """OpenAI Responses <-> the internal request and answer, for one request."""
 
     name = "openai-responses"
-    native = False   # the cache keeps the internal answer, not the Responses rendering
+    native = False  # the cache keeps the internal answer, not the Responses rendering
     __slots__ = ("stored", "body", "items", "passthrough", "kept")
 
     def __init__(self, stored: StoredResponses | None) -> None:
         self.stored = stored
         self.body: dict[str, Any] = {}
-        self.items: list[dict[str, Any]] = []   # the whole conversation: stored turns, then this input
+        self.items: list[dict[str, Any]] = []  # the whole conversation: stored turns, then this input
         self.passthrough: Passthrough | None = None
         self.kept = False
 
@@ -80,7 +81,7 @@ class ResponsesDoor:
         ctx.raw_body = raw
         ctx.requested_model = body["model"]
         ctx.stream = body.get("stream") is True
-        ctx.include_usage = True   # response.completed carries the usage
+        ctx.include_usage = True  # response.completed carries the usage
         previous = body.get("previous_response_id")
         if previous is not None:
             return self._continue(ctx, raw, previous)
@@ -116,11 +117,15 @@ class ResponsesDoor:
 
     def answer(self, ctx: RequestContext, completion: ChatCompletion) -> bytes:
         native = self.passthrough.answer if self.passthrough is not None else None
-        if native is not None and ctx.response_body is not None and ctx.provider is not None \
-                and ctx.provider.kind == "openai":
+        if (
+            native is not None
+            and ctx.response_body is not None
+            and ctx.provider is not None
+            and ctx.provider.kind == "openai"
+        ):
             if self.body.get("previous_response_id") is None:
                 self.keep(ctx, native, ctx.response_body)
-                return ctx.response_body   # OpenAI's own answer, as it sent it
+                return ctx.response_body  # OpenAI's own answer, as it sent it
             response = native
         else:
             response = rr.response(self.body, completion, rr.response_id())
@@ -158,8 +163,11 @@ class ResponsesDoor:
         if response.get("status") not in ("completed", "incomplete") or not isinstance(response.get("id"), str):
             return
         self.kept = True
-        self.stored.keep(StoredResponse(response["id"], tenant(ctx.principal), time.time(), ctx.requested_model,
-                                        body, orjson.dumps(self.items)))
+        self.stored.keep(
+            StoredResponse(
+                response["id"], tenant(ctx.principal), time.time(), ctx.requested_model, body, orjson.dumps(self.items)
+            )
+        )
 
 
 async def _once(body: bytes) -> AsyncIterator[bytes]:

@@ -8,6 +8,7 @@ items into the internal request. Item and tool types that only OpenAI serves (ho
 computer calls, item references) are named by `untranslatable`: an OpenAI model gets them in
 the client's bytes, any other model refuses the request.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,25 +29,69 @@ INPUT_PARTS = frozenset(("input_text", "input_image", "input_file"))
 ASSISTANT_PARTS = frozenset(("output_text", "refusal"))
 TRANSLATED_ITEMS = frozenset(("message", "function_call", "function_call_output", "reasoning"))
 # Item types the Responses API takes that only OpenAI itself can serve.
-OPENAI_ITEMS = frozenset((
-    "item_reference", "file_search_call", "computer_call", "computer_call_output", "web_search_call",
-    "image_generation_call", "code_interpreter_call", "local_shell_call", "local_shell_call_output",
-    "shell_call", "shell_call_output", "apply_patch_call", "apply_patch_call_output", "mcp_list_tools",
-    "mcp_approval_request", "mcp_approval_response", "mcp_call", "custom_tool_call", "custom_tool_call_output",
-    "compaction", "tool_search_call", "tool_search_output"))
+OPENAI_ITEMS = frozenset(
+    (
+        "item_reference",
+        "file_search_call",
+        "computer_call",
+        "computer_call_output",
+        "web_search_call",
+        "image_generation_call",
+        "code_interpreter_call",
+        "local_shell_call",
+        "local_shell_call_output",
+        "shell_call",
+        "shell_call_output",
+        "apply_patch_call",
+        "apply_patch_call_output",
+        "mcp_list_tools",
+        "mcp_approval_request",
+        "mcp_approval_response",
+        "mcp_call",
+        "custom_tool_call",
+        "custom_tool_call_output",
+        "compaction",
+        "tool_search_call",
+        "tool_search_output",
+    )
+)
 TOOL_CHOICES = frozenset(("none", "auto", "required"))
 DETAILS = frozenset(("low", "high", "auto", "original"))
 SCHEMA_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-MIN_OUTPUT_TOKENS = 16   # OpenAI refuses fewer
+MIN_OUTPUT_TOKENS = 16  # OpenAI refuses fewer
 # Fields this door refuses outright: the gateway does not run OpenAI's background jobs or conversations.
-REFUSED = {"background": "background responses are not served by this gateway; poll-free requests only",
-           "conversation": "the Conversations API is not served by this gateway; chain turns with "
-                           "previous_response_id"}
+REFUSED = {
+    "background": "background responses are not served by this gateway; poll-free requests only",
+    "conversation": "the Conversations API is not served by this gateway; chain turns with previous_response_id",
+}
 # Fields of a Responses request that the chat translation reads; the others reach OpenAI models only.
-READ = frozenset(("model", "input", "instructions", "tools", "tool_choice", "text", "max_output_tokens",
-                  "temperature", "top_p", "reasoning", "parallel_tool_calls", "metadata", "user", "store",
-                  "stream", "previous_response_id", "stream_options", "include", "truncation", "safety_identifier",
-                  "prompt_cache_key", "service_tier", "top_logprobs"))
+READ = frozenset(
+    (
+        "model",
+        "input",
+        "instructions",
+        "tools",
+        "tool_choice",
+        "text",
+        "max_output_tokens",
+        "temperature",
+        "top_p",
+        "reasoning",
+        "parallel_tool_calls",
+        "metadata",
+        "user",
+        "store",
+        "stream",
+        "previous_response_id",
+        "stream_options",
+        "include",
+        "truncation",
+        "safety_identifier",
+        "prompt_cache_key",
+        "service_tier",
+        "top_logprobs",
+    )
+)
 
 
 def invalid(param: str, message: str) -> InvalidRequest:
@@ -84,7 +129,7 @@ def check(body: dict[str, Any]) -> None:
     if "tools" in body or "tool_choice" in body:
         _tool_choice(body.get("tool_choice"), _tools(body.get("tools")))
     if isinstance(value, list) and body.get("previous_response_id") is None:
-        _calls_answered(value, known=set())   # a follow-up's are checked against the stored turns too
+        _calls_answered(value, known=set())  # a follow-up's are checked against the stored turns too
 
 
 def _string(name: str, value: Any) -> None:
@@ -103,6 +148,7 @@ def _between(low: float, high: float) -> Callable[[str, Any], None]:
             raise invalid(name, "expected a number")
         if not low <= value <= high:
             raise invalid(name, f"expected a number between {low} and {high}, got {value}")
+
     return check_number
 
 
@@ -110,8 +156,9 @@ def _tokens(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise invalid(name, "expected an integer")
     if value < MIN_OUTPUT_TOKENS:
-        raise invalid(name, f"integer below minimum value. Expected a value >= {MIN_OUTPUT_TOKENS}, but got "
-                            f"{value} instead.")
+        raise invalid(
+            name, f"integer below minimum value. Expected a value >= {MIN_OUTPUT_TOKENS}, but got {value} instead."
+        )
 
 
 def _refused(name: str, value: Any) -> None:
@@ -159,8 +206,12 @@ _FIELDS: dict[str, Callable[[str, Any], None]] = {
     **dict.fromkeys(("instructions", "previous_response_id", "user", "safety_identifier", "prompt_cache_key"), _string),
     **dict.fromkeys(("stream", "store", "parallel_tool_calls"), _boolean),
     **dict.fromkeys(REFUSED, _refused),
-    "temperature": _between(0, 2), "top_p": _between(0, 1), "max_output_tokens": _tokens,
-    "metadata": _metadata, "reasoning": _reasoning, "text": _text,
+    "temperature": _between(0, 2),
+    "top_p": _between(0, 1),
+    "max_output_tokens": _tokens,
+    "metadata": _metadata,
+    "reasoning": _reasoning,
+    "text": _text,
 }
 
 
@@ -175,7 +226,7 @@ def _tools(tools: Any) -> set[str]:
         if not isinstance(kind, str):
             raise InvalidRequest(f"Missing required parameter: 'tools[{i}].type'.", param=f"tools[{i}].type")
         if kind != "function":
-            continue   # a hosted tool: OpenAI checks it
+            continue  # a hosted tool: OpenAI checks it
         name = tool.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidRequest(f"Missing required parameter: 'tools[{i}].name'.", param=f"tools[{i}].name")
@@ -220,8 +271,9 @@ def check_item(item: Any, where: str) -> None:
     elif kind == "function_call":
         for name in ("call_id", "name", "arguments"):
             if not isinstance(item.get(name), str):
-                raise InvalidRequest(f"Missing required parameter: '{where}.{name}' (a string).",
-                                     param=f"{where}.{name}")
+                raise InvalidRequest(
+                    f"Missing required parameter: '{where}.{name}' (a string).", param=f"{where}.{name}"
+                )
     elif kind == "function_call_output":
         if not isinstance(item.get("call_id"), str):
             raise InvalidRequest(f"Missing required parameter: '{where}.call_id'.", param=f"{where}.call_id")
@@ -266,15 +318,16 @@ def _check_part(part: Any, where: str, allowed: frozenset[str]) -> None:
 def _calls_answered(items: list[dict[str, Any]], known: set[str]) -> None:
     """Every function_call_output answers a function_call that came before it."""
     if any(item.get("type") == "item_reference" for item in items):
-        return   # a referenced call is OpenAI's to find
+        return  # a referenced call is OpenAI's to find
     calls = set(known)
     for i, item in enumerate(items):
         kind = item.get("type")
         if kind == "function_call":
             calls.add(item["call_id"])
         elif kind == "function_call_output" and item["call_id"] not in calls:
-            raise invalid(f"input[{i}].call_id", f"No tool call found for function call output with call_id "
-                                                 f"{item['call_id']}.")
+            raise invalid(
+                f"input[{i}].call_id", f"No tool call found for function call output with call_id {item['call_id']}."
+            )
 
 
 def check_against(history: list[dict[str, Any]], body: dict[str, Any]) -> None:
@@ -290,8 +343,15 @@ def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
     if value is None:
         return []
     if isinstance(value, str):
-        return [{"id": new_id("msg_"), "type": "message", "role": "user", "status": "completed",
-                 "content": [{"type": "input_text", "text": value}]}]
+        return [
+            {
+                "id": new_id("msg_"),
+                "type": "message",
+                "role": "user",
+                "status": "completed",
+                "content": [{"type": "input_text", "text": value}],
+            }
+        ]
     items = []
     for item in value:
         kind = item.get("type", "message")
@@ -307,9 +367,14 @@ def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 def untranslatable(body: dict[str, Any], history: list[dict[str, Any]]) -> str | None:
     """What only an OpenAI model can serve in this request (named for the 400), or None."""
-    if not history and isinstance(body.get("input"), str) and "tools" not in body and "tool_choice" not in body \
-            and "prompt" not in body:
-        return None   # the common request: a prompt, nothing else to look at
+    if (
+        not history
+        and isinstance(body.get("input"), str)
+        and "tools" not in body
+        and "tool_choice" not in body
+        and "prompt" not in body
+    ):
+        return None  # the common request: a prompt, nothing else to look at
     for where, items in (("input", body.get("input")), ("previous_response_id", history)):
         for i, item in enumerate(items if isinstance(items, list) else ()):
             kind = item.get("type", "message")
@@ -340,7 +405,7 @@ def to_chat(body: dict[str, Any], items: list[dict[str, Any]]) -> ChatRequest:
         messages.append({"role": "system", "content": body["instructions"]})
     given = body.get("input")
     if isinstance(given, str) and len(items) == 1:
-        messages.append({"role": "user", "content": given})   # a plain prompt (no stored turns)
+        messages.append({"role": "user", "content": given})  # a plain prompt (no stored turns)
         items = []
     for item in items:
         kind = item.get("type", "message")
@@ -355,13 +420,16 @@ def to_chat(body: dict[str, Any], items: list[dict[str, Any]]) -> ChatRequest:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
             output = item["output"]
-            text = output if isinstance(output, str) else "\n".join(
-                p.get("text", "") for p in output if p.get("type") == "input_text")
+            text = (
+                output
+                if isinstance(output, str)
+                else "\n".join(p.get("text", "") for p in output if p.get("type") == "input_text")
+            )
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
         # reasoning items are the provider's own; other providers neither take nor need them back
     req: ChatRequest = {"model": body["model"], "messages": messages}
     dropped = []
-    for name, value in body.items():   # one pass over the fields the request has
+    for name, value in body.items():  # one pass over the fields the request has
         if value is None:
             continue
         if name in _SAME:
@@ -371,7 +439,7 @@ def to_chat(body: dict[str, Any], items: list[dict[str, Any]]) -> ChatRequest:
         elif name == "stream":
             if value:
                 req["stream"] = True
-                req["stream_options"] = {"include_usage": True}   # the door needs it for response.completed
+                req["stream_options"] = {"include_usage": True}  # the door needs it for response.completed
         elif name == "reasoning":
             if value.get("effort") is not None:
                 req["reasoning_effort"] = value["effort"]

@@ -6,6 +6,7 @@ one assistant message with its output_text, one function_call item per tool call
 (`incomplete` when the output-token limit cut it) and the usage in the Responses' terms. The
 stream (responses_stream.py) builds the same object piece by piece.
 """
+
 from __future__ import annotations
 
 import random
@@ -19,15 +20,46 @@ INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 # The Response's fields before a request's own settings are put in (the SDKs read every one).
 _SHELL: dict[str, Any] = {
-    "object": "response", "status": "in_progress", "background": False, "error": None, "incomplete_details": None,
-    "instructions": None, "max_output_tokens": None, "max_tool_calls": None, "output": None,
-    "parallel_tool_calls": True, "previous_response_id": None, "reasoning": {"effort": None, "summary": None},
-    "service_tier": "default", "store": True, "temperature": 1.0, "text": {"format": {"type": "text"}, "verbosity": "medium"},
-    "tool_choice": "auto", "tools": [], "top_logprobs": 0, "top_p": 1.0, "truncation": "disabled", "usage": None,
-    "user": None, "metadata": {},
+    "object": "response",
+    "status": "in_progress",
+    "background": False,
+    "error": None,
+    "incomplete_details": None,
+    "instructions": None,
+    "max_output_tokens": None,
+    "max_tool_calls": None,
+    "output": None,
+    "parallel_tool_calls": True,
+    "previous_response_id": None,
+    "reasoning": {"effort": None, "summary": None},
+    "service_tier": "default",
+    "store": True,
+    "temperature": 1.0,
+    "text": {"format": {"type": "text"}, "verbosity": "medium"},
+    "tool_choice": "auto",
+    "tools": [],
+    "top_logprobs": 0,
+    "top_p": 1.0,
+    "truncation": "disabled",
+    "usage": None,
+    "user": None,
+    "metadata": {},
 }
-_ECHOED = frozenset(("instructions", "max_output_tokens", "parallel_tool_calls", "previous_response_id", "store",
-                     "temperature", "tool_choice", "top_p", "truncation", "user", "metadata"))
+_ECHOED = frozenset(
+    (
+        "instructions",
+        "max_output_tokens",
+        "parallel_tool_calls",
+        "previous_response_id",
+        "store",
+        "temperature",
+        "tool_choice",
+        "top_p",
+        "truncation",
+        "user",
+        "metadata",
+    )
+)
 
 
 def response_id() -> str:
@@ -53,7 +85,10 @@ def shell(body: dict[str, Any], response_id: str, model: str) -> dict[str, Any]:
         elif name == "reasoning" and isinstance(value, dict):
             out["reasoning"] = {"effort": value.get("effort"), "summary": value.get("summary")}
         elif name == "text" and isinstance(value, dict):
-            out["text"] = {"format": value.get("format") or {"type": "text"}, "verbosity": value.get("verbosity", "medium")}
+            out["text"] = {
+                "format": value.get("format") or {"type": "text"},
+                "verbosity": value.get("verbosity", "medium"),
+            }
         elif name == "tools" and value:
             out["tools"] = [_tool(t) for t in value]
     return out
@@ -62,8 +97,13 @@ def shell(body: dict[str, Any], response_id: str, model: str) -> dict[str, Any]:
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:
     if tool.get("type") != "function":
         return tool
-    return {"type": "function", "name": tool["name"], "description": tool.get("description"),
-            "parameters": tool.get("parameters"), "strict": tool.get("strict", True)}
+    return {
+        "type": "function",
+        "name": tool["name"],
+        "description": tool.get("description"),
+        "parameters": tool.get("parameters"),
+        "strict": tool.get("strict", True),
+    }
 
 
 def response(body: dict[str, Any], completion: ChatCompletion, response_id: str) -> dict[str, Any]:
@@ -80,8 +120,15 @@ def response(body: dict[str, Any], completion: ChatCompletion, response_id: str)
         output.append(message_item(new_id("msg_"), text, "completed"))
     for call in calls:
         fn = call.get("function") or {}
-        output.append(call_item(new_id("fc_"), str(call.get("id") or new_id("call_")),
-                                str(fn.get("name") or ""), str(fn.get("arguments") or ""), "completed"))
+        output.append(
+            call_item(
+                new_id("fc_"),
+                str(call.get("id") or new_id("call_")),
+                str(fn.get("name") or ""),
+                str(fn.get("arguments") or ""),
+                "completed",
+            )
+        )
     out = shell(body, response_id, str(completion.get("model") or body["model"]))
     out["output"] = output
     finish(out, choice.get("finish_reason"), completion.get("usage"))
@@ -101,8 +148,13 @@ def finish(out: dict[str, Any], finish_reason: str | None, internal: Usage | Non
 
 
 def message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
-    return {"id": item_id, "type": "message", "status": status, "role": "assistant",
-            "content": [output_text(text)] if status != "in_progress" else []}
+    return {
+        "id": item_id,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": [output_text(text)] if status != "in_progress" else [],
+    }
 
 
 def output_text(text: str) -> dict[str, Any]:
@@ -110,8 +162,14 @@ def output_text(text: str) -> dict[str, Any]:
 
 
 def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
-    return {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": name,
-            "arguments": arguments}
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
 
 
 def reasoning_item(item_id: str, text: str) -> dict[str, Any]:
@@ -124,9 +182,13 @@ def usage(internal: Usage | None) -> dict[str, Any]:
     prompt = internal.get("prompt_tokens_details") or {}
     completion = internal.get("completion_tokens_details") or {}
     inputs, outputs = int(internal.get("prompt_tokens") or 0), int(internal.get("completion_tokens") or 0)
-    return {"input_tokens": inputs,
-            "input_tokens_details": {"cached_tokens": int(prompt.get("cached_tokens") or 0),
-                                     "cache_write_tokens": int(prompt.get("cache_creation_tokens") or 0)},
-            "output_tokens": outputs,
-            "output_tokens_details": {"reasoning_tokens": int(completion.get("reasoning_tokens") or 0)},
-            "total_tokens": inputs + outputs}
+    return {
+        "input_tokens": inputs,
+        "input_tokens_details": {
+            "cached_tokens": int(prompt.get("cached_tokens") or 0),
+            "cache_write_tokens": int(prompt.get("cache_creation_tokens") or 0),
+        },
+        "output_tokens": outputs,
+        "output_tokens_details": {"reasoning_tokens": int(completion.get("reasoning_tokens") or 0)},
+        "total_tokens": inputs + outputs,
+    }

@@ -8,6 +8,7 @@ in flight can never bring back what was deleted. Retention (the usage retention'
 the same task. A store that fails keeps the records waiting, up to `max_waiting`; past that new
 ones are dropped, loudly.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,15 @@ log = logging.getLogger("llmproxy.responses")
 
 
 class StoredResponses:
-    def __init__(self, store: ResponsesStore, *, interval_s: float = 0.2, max_waiting: int = 20_000,
-                 retention_days: float = 0, retention_every_s: float = 3600.0) -> None:
+    def __init__(
+        self,
+        store: ResponsesStore,
+        *,
+        interval_s: float = 0.2,
+        max_waiting: int = 20_000,
+        retention_days: float = 0,
+        retention_every_s: float = 3600.0,
+    ) -> None:
         self.store = store
         self.interval_s = interval_s
         self.max_waiting = max_waiting
@@ -40,8 +48,9 @@ class StoredResponses:
         if len(self.waiting) >= self.max_waiting and record.id not in self.waiting:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.error("stored responses: %d wait for the database; %d dropped so far", len(self.waiting),
-                          self.dropped)
+                log.error(
+                    "stored responses: %d wait for the database; %d dropped so far", len(self.waiting), self.dropped
+                )
             return
         self.waiting[record.id] = record
         if len(self.waiting) >= 256:

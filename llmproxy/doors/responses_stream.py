@@ -9,6 +9,7 @@ with its usage. Every event has a `sequence_number` one above the last. A failur
 `error` event and response.failed. Function calls stay open to the end, so arguments of several
 calls may arrive interleaved (each delta names its item), as OpenAI's own stream allows.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
@@ -31,21 +32,21 @@ class _Call:
     __slots__ = ("item", "index", "pending")
 
     def __init__(self) -> None:
-        self.item: dict[str, Any] | None = None    # its function_call item, once it has a name
-        self.index = -1                            # its output_index
-        self.pending: list[str] = []               # argument pieces that came before the name
+        self.item: dict[str, Any] | None = None  # its function_call item, once it has a name
+        self.index = -1  # its output_index
+        self.pending: list[str] = []  # argument pieces that came before the name
 
 
 class ResponseStream:
     """Feed it internal chunks; it returns the Responses events they make, as SSE bytes."""
 
     def __init__(self, response: dict[str, Any]) -> None:
-        self.response = response          # the Response in progress (rr.shell)
+        self.response = response  # the Response in progress (rr.shell)
         self.seq = 0
         self.started = False
         self.finished = False
         self.output: list[dict[str, Any]] = response["output"]
-        self.open: dict[str, Any] | None = None   # the open message or reasoning item
+        self.open: dict[str, Any] | None = None  # the open message or reasoning item
         self.calls: dict[int, _Call] = {}
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
@@ -57,8 +58,10 @@ class ResponseStream:
 
     def start(self) -> list[bytes]:
         self.started = True
-        return [self._event("response.created", {"response": self.response}),
-                self._event("response.in_progress", {"response": self.response})]
+        return [
+            self._event("response.created", {"response": self.response}),
+            self._event("response.in_progress", {"response": self.response}),
+        ]
 
     def adopt(self, response_id: str, seq: int) -> None:
         """Continue a stream another provider opened (it failed before any content): its id and numbering."""
@@ -90,15 +93,24 @@ class ResponseStream:
         out = [] if self.started else self.start()
         self._close(out)
         for call in self.calls.values():
-            if call.item is None:   # arguments without a name: a call that cannot be made
+            if call.item is None:  # arguments without a name: a call that cannot be made
                 raise ValueError("the provider sent tool call arguments without the call's name")
             item = call.item
             item["status"] = "completed"
-            out.append(self._event("response.function_call_arguments.done", {
-                "item_id": item["id"], "output_index": call.index, "name": item["name"], "arguments": item["arguments"]}))
+            out.append(
+                self._event(
+                    "response.function_call_arguments.done",
+                    {
+                        "item_id": item["id"],
+                        "output_index": call.index,
+                        "name": item["name"],
+                        "arguments": item["arguments"],
+                    },
+                )
+            )
             out.append(self._event("response.output_item.done", {"output_index": call.index, "item": item}))
         if not any(item["type"] == "message" for item in self.output) and not self.calls:
-            self._text("", out)   # an empty answer is still one message, as OpenAI sends it
+            self._text("", out)  # an empty answer is still one message, as OpenAI sends it
             self._close(out)
         rr.finish(self.response, self.finish_reason, self.usage)
         self.finished = True
@@ -110,8 +122,10 @@ class ResponseStream:
         """An `error` event, then response.failed with the output so far."""
         out = [] if self.started else self.start()
         self.response["status"] = "failed"
-        self.response["error"] = {"code": "rate_limit_exceeded" if code == "rate_limit_exceeded" else "server_error",
-                                  "message": message}
+        self.response["error"] = {
+            "code": "rate_limit_exceeded" if code == "rate_limit_exceeded" else "server_error",
+            "message": message,
+        }
         out.append(self._event("error", {"code": code or "server_error", "message": message, "param": None}))
         out.append(self._event("response.failed", {"response": self.response}))
         self.finished = True
@@ -130,12 +144,24 @@ class ResponseStream:
             item = self.open = rr.reasoning_item(rr.new_id("rs_"), "")
             index = self._add(item, out)
             item["summary"].append({"type": "summary_text", "text": ""})
-            out.append(self._event("response.reasoning_summary_part.added", {
-                "item_id": item["id"], "output_index": index, "summary_index": 0,
-                "part": {"type": "summary_text", "text": ""}}))
+            out.append(
+                self._event(
+                    "response.reasoning_summary_part.added",
+                    {
+                        "item_id": item["id"],
+                        "output_index": index,
+                        "summary_index": 0,
+                        "part": {"type": "summary_text", "text": ""},
+                    },
+                )
+            )
         item["summary"][0]["text"] += text
-        out.append(self._event("response.reasoning_summary_text.delta", {
-            "item_id": item["id"], "output_index": len(self.output) - 1, "summary_index": 0, "delta": text}))
+        out.append(
+            self._event(
+                "response.reasoning_summary_text.delta",
+                {"item_id": item["id"], "output_index": len(self.output) - 1, "summary_index": 0, "delta": text},
+            )
+        )
 
     def _text(self, text: str, out: list[bytes]) -> None:
         item = self.open
@@ -144,13 +170,26 @@ class ResponseStream:
             item = self.open = rr.message_item(rr.new_id("msg_"), "", "in_progress")
             index = self._add(item, out)
             item["content"].append(rr.output_text(""))
-            out.append(self._event("response.content_part.added", {
-                "item_id": item["id"], "output_index": index, "content_index": 0, "part": rr.output_text("")}))
+            out.append(
+                self._event(
+                    "response.content_part.added",
+                    {"item_id": item["id"], "output_index": index, "content_index": 0, "part": rr.output_text("")},
+                )
+            )
         if text:
             item["content"][0]["text"] += text
-            out.append(self._event("response.output_text.delta", {
-                "item_id": item["id"], "output_index": len(self.output) - 1, "content_index": 0, "delta": text,
-                "logprobs": []}))
+            out.append(
+                self._event(
+                    "response.output_text.delta",
+                    {
+                        "item_id": item["id"],
+                        "output_index": len(self.output) - 1,
+                        "content_index": 0,
+                        "delta": text,
+                        "logprobs": [],
+                    },
+                )
+            )
 
     def _close(self, out: list[bytes]) -> None:
         """Finish the open message or reasoning item (function calls stay open to the end)."""
@@ -160,17 +199,39 @@ class ResponseStream:
         index = self.output.index(item)
         if item["type"] == "message":
             part = item["content"][0]
-            out.append(self._event("response.output_text.done", {
-                "item_id": item["id"], "output_index": index, "content_index": 0, "text": part["text"], "logprobs": []}))
-            out.append(self._event("response.content_part.done", {
-                "item_id": item["id"], "output_index": index, "content_index": 0, "part": part}))
+            out.append(
+                self._event(
+                    "response.output_text.done",
+                    {
+                        "item_id": item["id"],
+                        "output_index": index,
+                        "content_index": 0,
+                        "text": part["text"],
+                        "logprobs": [],
+                    },
+                )
+            )
+            out.append(
+                self._event(
+                    "response.content_part.done",
+                    {"item_id": item["id"], "output_index": index, "content_index": 0, "part": part},
+                )
+            )
             item["status"] = "completed"
         else:
             summary = item["summary"][0]
-            out.append(self._event("response.reasoning_summary_text.done", {
-                "item_id": item["id"], "output_index": index, "summary_index": 0, "text": summary["text"]}))
-            out.append(self._event("response.reasoning_summary_part.done", {
-                "item_id": item["id"], "output_index": index, "summary_index": 0, "part": summary}))
+            out.append(
+                self._event(
+                    "response.reasoning_summary_text.done",
+                    {"item_id": item["id"], "output_index": index, "summary_index": 0, "text": summary["text"]},
+                )
+            )
+            out.append(
+                self._event(
+                    "response.reasoning_summary_part.done",
+                    {"item_id": item["id"], "output_index": index, "summary_index": 0, "part": summary},
+                )
+            )
         out.append(self._event("response.output_item.done", {"output_index": index, "item": item}))
 
     def _call(self, delta: dict[str, Any], out: list[bytes]) -> None:
@@ -186,8 +247,9 @@ class ResponseStream:
                     call.pending.append(arguments)
                 return
             self._close(out)
-            call.item = rr.call_item(rr.new_id("fc_"), delta.get("id") or rr.new_id("call_"), fn["name"], "",
-                                     "in_progress")
+            call.item = rr.call_item(
+                rr.new_id("fc_"), delta.get("id") or rr.new_id("call_"), fn["name"], "", "in_progress"
+            )
             call.index = self._add(call.item, out)
             pieces, call.pending = call.pending, []
             for piece in pieces:
@@ -198,8 +260,12 @@ class ResponseStream:
     def _arguments(self, call: _Call, piece: str, out: list[bytes]) -> None:
         assert call.item is not None
         call.item["arguments"] += piece
-        out.append(self._event("response.function_call_arguments.delta", {
-            "item_id": call.item["id"], "output_index": call.index, "delta": piece}))
+        out.append(
+            self._event(
+                "response.function_call_arguments.delta",
+                {"item_id": call.item["id"], "output_index": call.index, "delta": piece},
+            )
+        )
 
 
 def replay(response: dict[str, Any]) -> bytes:
@@ -216,15 +282,19 @@ def replay(response: dict[str, Any]) -> bytes:
     return b"".join(out)
 
 
-async def relay(pieces: AsyncIterator[bytes], machine: ResponseStream, native: Passthrough | None,
-                done: Callable[[dict[str, Any]], None]) -> AsyncIterator[bytes]:
+async def relay(
+    pieces: AsyncIterator[bytes],
+    machine: ResponseStream,
+    native: Passthrough | None,
+    done: Callable[[dict[str, Any]], None],
+) -> AsyncIterator[bytes]:
     """The relayed stream as Responses events. OpenAI's own events (blocks that start with `event:`)
     pass as they are; internal chunks (`data:` blocks) go through the ResponseStream; the gateway's
     error events become `error` and response.failed. `done` gets the final Response before the
     event that ends the stream goes out, so a follow-up request that names it finds it stored. A
     stream that hands over between OpenAI and another provider keeps one response id and one
     numbering. The inner stream is closed here, whatever happens."""
-    seen_native = 0           # OpenAI events passed on (OpenAI numbers them from 0)
+    seen_native = 0  # OpenAI events passed on (OpenAI numbers them from 0)
     native_id: str | None = None
     try:
         async for piece in pieces:
@@ -277,7 +347,7 @@ async def relay(pieces: AsyncIterator[bytes], machine: ResponseStream, native: P
 def _response_of(block: bytes) -> dict[str, Any]:
     start = block.find(b"\ndata:")
     try:
-        value = orjson.loads(block[start + 6:]) if start >= 0 else None
+        value = orjson.loads(block[start + 6 :]) if start >= 0 else None
     except orjson.JSONDecodeError:
         return {}
     response = value.get("response") if isinstance(value, dict) else None
@@ -293,11 +363,11 @@ def _renamed(piece: bytes, response_id: str, native: Passthrough | None) -> byte
             continue
         if block.startswith(_LIFECYCLE_END):
             start = block.find(b"\ndata:")
-            data = orjson.loads(block[start + 6:])
+            data = orjson.loads(block[start + 6 :])
             data["response"]["id"] = response_id
             if native is not None:
                 native.answer = data["response"]
-            block = block[:start + 6] + b" " + orjson.dumps(data)
+            block = block[: start + 6] + b" " + orjson.dumps(data)
         if block:
             blocks.append(block)
     return b"\n\n".join(blocks) + b"\n\n" if blocks else b""

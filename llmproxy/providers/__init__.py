@@ -1,4 +1,5 @@
 """Provider adapters, registered in one place: provider kind -> adapter module."""
+
 from __future__ import annotations
 
 from . import anthropic, gemini, openai

@@ -7,6 +7,7 @@ streams come back as OpenAI completions and chunks. What Anthropic cannot honour
 a debug log (seed, penalties, logprobs) or refused with a 400 (n > 1). The choices are listed in
 docs/providers.md.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
@@ -25,34 +26,70 @@ from .retry_after import retry_after
 from .sse import SSEEvent
 
 NAME = "anthropic"
-DEFAULT_BASE_URL = "https://api.anthropic.com"   # host only, as the official SDK takes it
+DEFAULT_BASE_URL = "https://api.anthropic.com"  # host only, as the official SDK takes it
 API_VERSION = "2023-06-01"
-RELAYS_ANSWER = False   # the answer is translated
+RELAYS_ANSWER = False  # the answer is translated
 
-_HANDLED = frozenset({
-    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
-    "top_p", "stop", "user", "safety_identifier", "tools", "tool_choice", "parallel_tool_calls",
-    "response_format", "reasoning_effort", "n",
-})
-_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop", "max_tokens": "length",
-           "model_context_window_exceeded": "length", "tool_use": "tool_calls", "refusal": "content_filter"}
+_HANDLED = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "user",
+        "safety_identifier",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "reasoning_effort",
+        "n",
+    }
+)
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
 # Thinking budgets for the models that still take `budget_tokens` (must be >= 1024 and < max_tokens,
 # ThinkingConfigEnabledParam in the anthropic SDK).
 _BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000}
 _MIN_BUDGET = 1024
 # The error `type` of an Anthropic error body -> the HTTP status it comes with (API errors reference).
-ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
-                 "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
-                 "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529}
+ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
 
 
-def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
-                  raw: bytes | None = None) -> UpstreamRequest:   # raw: unused, the body is always translated
+def build_request(
+    req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool, raw: bytes | None = None
+) -> UpstreamRequest:  # raw: unused, the body is always translated
     body = build_body(req, model)
     if stream:
         body["stream"] = True
-    headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json",
-               "anthropic-version": API_VERSION}
+    headers = {
+        "content-type": "application/json",
+        "accept": "text/event-stream" if stream else "application/json",
+        "anthropic-version": API_VERSION,
+    }
     if creds.api_key is not None:
         headers["x-api-key"] = creds.api_key.value
     if creds.headers:
@@ -63,8 +100,11 @@ def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, 
 def build_body(req: ChatRequest, model: ModelEntry) -> dict[str, Any]:
     """The Messages API body for an OpenAI request (without `stream`)."""
     if chat.choice_count(req) > 1:
-        raise InvalidRequest("n > 1 is not supported by Anthropic models; send n separate requests "
-                                  "or pick a model that supports several choices", param="n")
+        raise InvalidRequest(
+            "n > 1 is not supported by Anthropic models; send n separate requests "
+            "or pick a model that supports several choices",
+            param="n",
+        )
     messages = req.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages must be a non-empty list", param="messages")
@@ -99,7 +139,7 @@ def build_body(req: ChatRequest, model: ModelEntry) -> dict[str, Any]:
         if version >= (4, 7) or body.get("thinking", {}).get("type") in ("enabled", "adaptive"):
             dropped += [k for k in ("temperature", "top_p") if req.get(k) is not None]
         elif temperature is not None:
-            body["temperature"] = min(float(temperature), 1.0)   # Anthropic's range is 0..1, OpenAI's 0..2
+            body["temperature"] = min(float(temperature), 1.0)  # Anthropic's range is 0..1, OpenAI's 0..2
             if top_p is not None:
                 dropped.append("top_p")
         else:
@@ -146,10 +186,17 @@ def _tools(req: ChatRequest, model: ModelEntry, body: dict[str, Any]) -> bool:
         # Fallback for json_object, and json_schema on models without structured outputs: a tool whose
         # input schema is the wanted schema; its input comes back as the message content.
         if schema is not None and schema.get("type", "object") != "object":
-            raise InvalidRequest("this Anthropic model can only produce JSON objects; wrap the schema in an "
-                                      "object", param="response_format.json_schema.schema")
-        tools.append({"name": JSON_TOOL, "description": "Respond with the final answer as a JSON object.",
-                      "input_schema": dict(schema or {"type": "object"})})
+            raise InvalidRequest(
+                "this Anthropic model can only produce JSON objects; wrap the schema in an object",
+                param="response_format.json_schema.schema",
+            )
+        tools.append(
+            {
+                "name": JSON_TOOL,
+                "description": "Respond with the final answer as a JSON object.",
+                "input_schema": dict(schema or {"type": "object"}),
+            }
+        )
         json_tool = True
 
     if not tools:
@@ -173,15 +220,21 @@ def _tools(req: ChatRequest, model: ModelEntry, body: dict[str, Any]) -> bool:
     return tool_choice["type"] in ("any", "tool")
 
 
-def _thinking(req: ChatRequest, model: ModelEntry, version: tuple[int, int], max_tokens: int, forced_tool: bool,
-              messages: list[dict[str, Any]]) -> tuple[dict[str, Any], str | None] | None:
+def _thinking(
+    req: ChatRequest,
+    model: ModelEntry,
+    version: tuple[int, int],
+    max_tokens: int,
+    forced_tool: bool,
+    messages: list[dict[str, Any]],
+) -> tuple[dict[str, Any], str | None] | None:
     effort = chat.reasoning_effort(req)
     if effort is None:
         return None
     if not model.capabilities.reasoning:
         chat.drop(NAME, ["reasoning_effort"], f"{model.id} does not reason")
         return None
-    adaptive = version >= (4, 6)   # adaptive thinking from Claude 4.6; the budget form is refused from 4.7 on
+    adaptive = version >= (4, 6)  # adaptive thinking from Claude 4.6; the budget form is refused from 4.7 on
     if effort == "none":
         return ({"type": "disabled"}, None) if adaptive else None
     if forced_tool:
@@ -197,7 +250,7 @@ def _thinking(req: ChatRequest, model: ModelEntry, version: tuple[int, int], max
         return {"type": "adaptive"}, level
     budget = _BUDGETS[effort]
     if budget >= max_tokens:
-        budget = max(max_tokens // 2, _MIN_BUDGET)   # keep half of max_tokens for the answer
+        budget = max(max_tokens // 2, _MIN_BUDGET)  # keep half of max_tokens for the answer
     if budget >= max_tokens:
         chat.drop(NAME, ["reasoning_effort"], f"max_tokens {max_tokens} leaves no room for a thinking budget")
         return None
@@ -228,9 +281,10 @@ def usage(raw: Mapping[str, Any]) -> dict[str, Any]:
     writes = int(raw.get("cache_creation_input_tokens") or 0)
     prompt = int(raw.get("input_tokens") or 0) + cached + writes
     details = raw.get("output_tokens_details") or {}
-    out = chat.usage(prompt, int(raw.get("output_tokens") or 0), cached=cached,
-                     reasoning=int(details.get("thinking_tokens") or 0))
-    if writes:   # priced apart (above the input price), so the cost needs them
+    out = chat.usage(
+        prompt, int(raw.get("output_tokens") or 0), cached=cached, reasoning=int(details.get("thinking_tokens") or 0)
+    )
+    if writes:  # priced apart (above the input price), so the cost needs them
         out["prompt_tokens_details"]["cache_creation_tokens"] = writes
     return out
 
@@ -267,13 +321,20 @@ def parse_response(body: bytes, model: ModelEntry) -> ChatCompletion:
             thinking_blocks.append(block)
     text = "".join(texts) if texts or not calls else None
     extra = {"thinking_blocks": thinking_blocks} if thinking_blocks else None
-    choice = chat.message_choice(0, text, calls, finish_reason(msg.get("stop_reason"), json_tool),
-                                 "".join(reasoning) or None, extra)
-    return chat.completion(str(msg.get("id") or chat.new_id("chatcmpl-")), msg.get("model") or model.provider_model,
-                           [choice], usage(msg.get("usage") or {}))
+    choice = chat.message_choice(
+        0, text, calls, finish_reason(msg.get("stop_reason"), json_tool), "".join(reasoning) or None, extra
+    )
+    return chat.completion(
+        str(msg.get("id") or chat.new_id("chatcmpl-")),
+        msg.get("model") or model.provider_model,
+        [choice],
+        usage(msg.get("usage") or {}),
+    )
 
 
-async def translate_stream(events: AsyncIterator[SSEEvent], model: ModelEntry, state: StreamState) -> AsyncIterator[ChatChunk]:
+async def translate_stream(
+    events: AsyncIterator[SSEEvent], model: ModelEntry, state: StreamState
+) -> AsyncIterator[ChatChunk]:
     """Anthropic stream events -> OpenAI chunks. Input tokens arrive in message_start and output
     tokens (cumulative) in message_delta; the usage is complete at message_stop."""
     id_, name, created = chat.new_id("chatcmpl-"), model.provider_model, chat.now()
@@ -301,8 +362,12 @@ async def translate_stream(events: AsyncIterator[SSEEvent], model: ModelEntry, s
                     yield chat.chunk(id_, name, created, {"content": delta["partial_json"]})
                 elif block["kind"] == "tool":
                     block["sent"] = True
-                    yield chat.chunk(id_, name, created, {"tool_calls": [
-                        {"index": block["index"], "function": {"arguments": delta["partial_json"]}}]})
+                    yield chat.chunk(
+                        id_,
+                        name,
+                        created,
+                        {"tool_calls": [{"index": block["index"], "function": {"arguments": delta["partial_json"]}}]},
+                    )
             elif dtype == "thinking_delta" and delta.get("thinking"):
                 block["thinking"] = block.get("thinking", "") + delta["thinking"]
                 yield chat.chunk(id_, name, created, {"reasoning_content": delta["thinking"]})
@@ -317,9 +382,21 @@ async def translate_stream(events: AsyncIterator[SSEEvent], model: ModelEntry, s
                 json_tool = True
             elif btype == "tool_use":
                 blocks[index] = {"kind": "tool", "index": tools, "sent": False}
-                yield chat.chunk(id_, name, created, {"tool_calls": [
-                    {"index": tools, "id": block.get("id") or chat.new_id("toolu_"), "type": "function",
-                     "function": {"name": block.get("name", ""), "arguments": ""}}]})
+                yield chat.chunk(
+                    id_,
+                    name,
+                    created,
+                    {
+                        "tool_calls": [
+                            {
+                                "index": tools,
+                                "id": block.get("id") or chat.new_id("toolu_"),
+                                "type": "function",
+                                "function": {"name": block.get("name", ""), "arguments": ""},
+                            }
+                        ]
+                    },
+                )
                 tools += 1
             elif btype == "text":
                 blocks[index] = {"kind": "text"}
@@ -330,19 +407,29 @@ async def translate_stream(events: AsyncIterator[SSEEvent], model: ModelEntry, s
             elif btype == "redacted_thinking":
                 blocks[index] = {"kind": "redacted", "data": block.get("data", "")}
             else:
-                blocks[index] = {"kind": "other"}   # server tools: not part of the OpenAI format
+                blocks[index] = {"kind": "other"}  # server tools: not part of the OpenAI format
         elif kind == "content_block_stop":
             block = blocks.get(data.get("index", 0)) or {"kind": "other"}
             if block["kind"] == "tool" and not block["sent"]:
                 # A call without arguments streams no input_json_delta: its arguments are "{}".
-                yield chat.chunk(id_, name, created, {"tool_calls": [
-                    {"index": block["index"], "function": {"arguments": "{}"}}]})
+                yield chat.chunk(
+                    id_, name, created, {"tool_calls": [{"index": block["index"], "function": {"arguments": "{}"}}]}
+                )
             elif block["kind"] == "thinking":
-                yield chat.chunk(id_, name, created, {"thinking_blocks": [
-                    {"type": "thinking", "thinking": block["thinking"], "signature": block["signature"]}]})
+                yield chat.chunk(
+                    id_,
+                    name,
+                    created,
+                    {
+                        "thinking_blocks": [
+                            {"type": "thinking", "thinking": block["thinking"], "signature": block["signature"]}
+                        ]
+                    },
+                )
             elif block["kind"] == "redacted":
-                yield chat.chunk(id_, name, created, {"thinking_blocks": [
-                    {"type": "redacted_thinking", "data": block["data"]}]})
+                yield chat.chunk(
+                    id_, name, created, {"thinking_blocks": [{"type": "redacted_thinking", "data": block["data"]}]}
+                )
         elif kind == "message_start":
             msg = data.get("message") or {}
             id_ = str(msg.get("id") or id_)
@@ -367,15 +454,17 @@ async def translate_stream(events: AsyncIterator[SSEEvent], model: ModelEntry, s
 relay_stream = translated(translate_stream)
 
 
-def error_from_body(payload: Mapping[str, Any], provider: str, status: int | None = None,
-                    headers: Mapping[str, str] | None = None) -> GatewayError:
+def error_from_body(
+    payload: Mapping[str, Any], provider: str, status: int | None = None, headers: Mapping[str, str] | None = None
+) -> GatewayError:
     raw = payload.get("error")
     err: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
     etype = str(err.get("type") or "api_error")
     message = str(err.get("message") or etype)
     status = status or ERROR_STATUS.get(etype, 500)
-    return from_upstream_status(provider, status, message, retry_after=retry_after(headers or {}),
-                                code=etype if status != 429 else None)
+    return from_upstream_status(
+        provider, status, message, retry_after=retry_after(headers or {}), code=etype if status != 429 else None
+    )
 
 
 def map_error(status: int, body: bytes, headers: Mapping[str, str], *, provider: str = NAME) -> GatewayError:

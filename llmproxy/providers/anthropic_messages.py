@@ -1,4 +1,5 @@
 """OpenAI messages -> Anthropic `system` blocks and alternating user/assistant turns."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,10 +9,10 @@ from . import chat
 from .images import image_part, parse_data_url
 from .toolids import anthropic_id
 
-JSON_TOOL = "llmproxy_json_response"   # the forced tool behind response_format on models without structured outputs
+JSON_TOOL = "llmproxy_json_response"  # the forced tool behind response_format on models without structured outputs
 # Base64 image media types Anthropic takes (Base64ImageSourceParam in the anthropic SDK).
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-_PLACEHOLDER = "(continued)"   # opens a conversation that starts with the assistant: Anthropic wants a user turn first
+_PLACEHOLDER = "(continued)"  # opens a conversation that starts with the assistant: Anthropic wants a user turn first
 
 Block = dict[str, Any]
 
@@ -40,11 +41,13 @@ def convert_messages(messages: list[Any]) -> tuple[list[Block], list[dict[str, A
                 raise InvalidRequest(f"{where}.tool_call_id is required", param=f"{where}.tool_call_id")
             chat.push_turn(turns, "user", "content", [_tool_result(call_id, msg.get("content"), where)])
         elif role == "function":
-            raise InvalidRequest(f"{where}: the legacy 'function' role is not supported; use tool messages",
-                                 param=f"{where}.role")
+            raise InvalidRequest(
+                f"{where}: the legacy 'function' role is not supported; use tool messages", param=f"{where}.role"
+            )
         else:
-            raise InvalidRequest(f"{where}.role {role!r} is not one of system, developer, user, assistant, tool",
-                                 param=f"{where}.role")
+            raise InvalidRequest(
+                f"{where}.role {role!r} is not one of system, developer, user, assistant, tool", param=f"{where}.role"
+            )
     if not turns:
         raise InvalidRequest("messages must hold at least one user message with content", param="messages")
     if turns[0]["role"] != "user":
@@ -85,8 +88,9 @@ def _user_blocks(content: Any, where: str) -> list[Block]:
         elif kind == "file":
             blocks.append(_document_block(part, param))
         else:
-            raise InvalidRequest(f"{param}: content part type {kind!r} is not supported by Anthropic models",
-                                 param=param)
+            raise InvalidRequest(
+                f"{param}: content part type {kind!r} is not supported by Anthropic models", param=param
+            )
     return blocks
 
 
@@ -95,8 +99,10 @@ def image_block(part: dict[str, Any], param: str) -> Block:
     if image.url is not None:
         return {"type": "image", "source": {"type": "url", "url": image.url}}
     if image.media_type not in IMAGE_TYPES:
-        raise InvalidRequest(f"{param}: Anthropic takes JPEG, PNG, GIF or WebP images, not {image.media_type}",
-                             param=f"{param}.image_url.url")
+        raise InvalidRequest(
+            f"{param}: Anthropic takes JPEG, PNG, GIF or WebP images, not {image.media_type}",
+            param=f"{param}.image_url.url",
+        )
     return {"type": "image", "source": {"type": "base64", "media_type": image.media_type, "data": image.data}}
 
 
@@ -105,8 +111,9 @@ def _document_block(part: dict[str, Any], param: str) -> Block:
     spec: dict[str, Any] = file if isinstance(file, dict) else {}
     data = spec.get("file_data")
     if not isinstance(data, str):
-        raise InvalidRequest(f"{param}: only inline files (file.file_data) are supported by Anthropic models",
-                             param=f"{param}.file")
+        raise InvalidRequest(
+            f"{param}: only inline files (file.file_data) are supported by Anthropic models", param=f"{param}.file"
+        )
     if not data.startswith("data:"):
         data = "data:application/pdf;base64," + data
     media_type, b64 = parse_data_url(data, param=f"{param}.file.file_data")
@@ -121,8 +128,9 @@ def _assistant_blocks(msg: dict[str, Any], where: str) -> list[Block]:
     # must precede the text and tool calls, unmodified.
     for block in msg.get("thinking_blocks") or ():
         if isinstance(block, dict) and block.get("type") == "thinking" and block.get("signature"):
-            blocks.append({"type": "thinking", "thinking": str(block.get("thinking", "")),
-                           "signature": str(block["signature"])})
+            blocks.append(
+                {"type": "thinking", "thinking": str(block.get("thinking", "")), "signature": str(block["signature"])}
+            )
         elif isinstance(block, dict) and block.get("type") == "redacted_thinking" and block.get("data"):
             blocks.append({"type": "redacted_thinking", "data": str(block["data"])})
     content = msg.get("content")
@@ -137,8 +145,14 @@ def _assistant_blocks(msg: dict[str, Any], where: str) -> list[Block]:
         fn = call.get("function") if isinstance(call, dict) else None
         if not isinstance(fn, dict) or not isinstance(call.get("id"), str) or not isinstance(fn.get("name"), str):
             raise InvalidRequest(f"{param} must have an id and a function name", param=param)
-        blocks.append({"type": "tool_use", "id": anthropic_id(call["id"]), "name": fn["name"],
-                       "input": chat.tool_arguments(fn.get("arguments"), f"{param}.function.arguments")})
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": anthropic_id(call["id"]),
+                "name": fn["name"],
+                "input": chat.tool_arguments(fn.get("arguments"), f"{param}.function.arguments"),
+            }
+        )
     return blocks
 
 
@@ -153,8 +167,9 @@ def _tool_result(call_id: str, content: Any, where: str) -> Block:
             elif kind == "image_url":
                 parts.append(image_block(part, f"{where}.content[{j}]"))
             elif kind != "text":
-                raise InvalidRequest(f"{where}.content[{j}]: tool results hold text or images",
-                                     param=f"{where}.content[{j}]")
+                raise InvalidRequest(
+                    f"{where}.content[{j}]: tool results hold text or images", param=f"{where}.content[{j}]"
+                )
         if parts:
             block["content"] = parts
     elif content:

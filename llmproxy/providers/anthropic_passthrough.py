@@ -7,6 +7,7 @@ stop reason (message_start, message_delta, message_stop, error), so the gateway 
 charge, and an upstream cut short ends with an error event. One instance per request: it holds
 that request's body and headers (the adapter interface has no other place for them).
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
@@ -34,12 +35,16 @@ class Passthrough:
     def __init__(self, body: dict[str, Any], version: str | None, beta: str | None) -> None:
         self.body, self.version, self.beta = body, version, beta
 
-    def build_request(self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
-                      raw: bytes | None = None) -> UpstreamRequest:
+    def build_request(
+        self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool, raw: bytes | None = None
+    ) -> UpstreamRequest:
         if raw is None or self.body.get("model") != model.provider_model:
             raw = orjson.dumps({**self.body, "model": model.provider_model})
-        headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json",
-                   "anthropic-version": self.version or anthropic.API_VERSION}
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream" if stream else "application/json",
+            "anthropic-version": self.version or anthropic.API_VERSION,
+        }
         if self.beta:
             headers["anthropic-beta"] = self.beta
         if creds.api_key is not None:
@@ -54,7 +59,9 @@ class Passthrough:
         return anthropic.parse_response(body, model)
 
     @staticmethod
-    def map_error(status: int, body: bytes, headers: Mapping[str, str], *, provider: str = anthropic.NAME) -> GatewayError:
+    def map_error(
+        status: int, body: bytes, headers: Mapping[str, str], *, provider: str = anthropic.NAME
+    ) -> GatewayError:
         return anthropic.map_error(status, body, headers, provider=provider)
 
     @staticmethod
@@ -104,7 +111,7 @@ def _data(block: bytes) -> dict[str, Any]:
     if start < 0:
         return {}
     try:
-        value = orjson.loads(block[start + 6:])
+        value = orjson.loads(block[start + 6 :])
     except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}

@@ -6,6 +6,7 @@ gateway uses (aiohttp's, for the reasons and numbers in ARCHITECTURE.md). For st
 to the first event before the caller commits to a response, so a provider that fails up front can
 still fall back to the next candidate.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,8 @@ from ..errors import GatewayError, UpstreamConnectionError, UpstreamError, Upstr
 from ..registry import ModelEntry
 from .sse import DONE, encode, iter_events
 
-MAX_ERROR_BYTES = 64 * 1024               # of an error body: more than any provider's error JSON
-MAX_ANSWER_BYTES = 64 * 1024 * 1024       # of a whole (non-streamed) answer
+MAX_ERROR_BYTES = 64 * 1024  # of an error body: more than any provider's error JSON
+MAX_ANSWER_BYTES = 64 * 1024 * 1024  # of a whole (non-streamed) answer
 
 # The header that carries our request id upstream, where the provider documents one: OpenAI logs
 # X-Client-Request-Id with the request; compatible servers (vLLM and others) take X-Request-Id.
@@ -43,11 +44,11 @@ class UpstreamRequest:
 class StreamState:
     """What the gateway learns from a stream while relaying it."""
 
-    include_usage: bool              # the client asked for the usage chunk
+    include_usage: bool  # the client asked for the usage chunk
     usage: Usage | None = None
     finish_reason: str | None = None
-    completed: bool = False          # the provider ended the stream properly
-    errored: bool = False            # the provider sent an error event (already passed on)
+    completed: bool = False  # the provider ended the stream properly
+    errored: bool = False  # the provider sent an error event (already passed on)
 
 
 class Adapter(Protocol):
@@ -57,10 +58,11 @@ class Adapter(Protocol):
 
     NAME: str
     DEFAULT_BASE_URL: str
-    RELAYS_ANSWER: bool   # parse_response changes nothing, so the provider's bytes may go out as they are
+    RELAYS_ANSWER: bool  # parse_response changes nothing, so the provider's bytes may go out as they are
 
-    def build_request(self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
-                      raw: bytes | None = None) -> UpstreamRequest:
+    def build_request(
+        self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool, raw: bytes | None = None
+    ) -> UpstreamRequest:
         """The upstream request; `raw` is the client's body, for an adapter that can send it unchanged."""
         ...
 
@@ -68,8 +70,7 @@ class Adapter(Protocol):
         """A whole upstream answer as an OpenAI chat completion."""
         ...
 
-    def relay_stream(self, chunks: AsyncIterator[bytes], model: ModelEntry,
-                     state: StreamState) -> AsyncIterator[bytes]:
+    def relay_stream(self, chunks: AsyncIterator[bytes], model: ModelEntry, state: StreamState) -> AsyncIterator[bytes]:
         """The upstream stream's bytes in, OpenAI SSE bytes out, learning usage and the end in `state`."""
         ...
 
@@ -82,8 +83,8 @@ class Adapter(Protocol):
 class UpstreamResult:
     completion: ChatCompletion
     status: int
-    seconds: float                   # time spent waiting on the provider
-    body: bytes | None = None        # the provider's answer as sent, when it is the completion unchanged
+    seconds: float  # time spent waiting on the provider
+    body: bytes | None = None  # the provider's answer as sent, when it is the completion unchanged
 
 
 class Transport:
@@ -100,22 +101,36 @@ class Transport:
             # A stream may last long; what must not last is the wait for its first event (bounded
             # in open_stream) and the silence between two reads (sock_read, set to the idle
             # timeout once the stream has opened).
-            timeout = (aiohttp.ClientTimeout(total=None, sock_connect=provider.connect_timeout_s,
-                                             sock_read=first_byte_s(provider)) if stream else
-                       aiohttp.ClientTimeout(total=provider.timeout_s, sock_connect=provider.connect_timeout_s))
+            timeout = (
+                aiohttp.ClientTimeout(
+                    total=None, sock_connect=provider.connect_timeout_s, sock_read=first_byte_s(provider)
+                )
+                if stream
+                else aiohttp.ClientTimeout(total=provider.timeout_s, sock_connect=provider.connect_timeout_s)
+            )
             self._timeouts[key] = timeout
         return timeout
 
-    def _post(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry, request: ChatRequest,
-              request_id: str | None, raw: bytes | None, *, stream: bool) -> Any:
+    def _post(
+        self,
+        adapter: Adapter,
+        provider: ProviderSettings,
+        model: ModelEntry,
+        request: ChatRequest,
+        request_id: str | None,
+        raw: bytes | None,
+        *,
+        stream: bool,
+    ) -> Any:
         """The adapter's request, on its way: awaiting this gives the response, its headers read.
         (Returned rather than awaited here: one coroutine frame less on every resume.)"""
         up = adapter.build_request(request, model, provider, stream=stream, raw=raw)
         if request_id is not None:
             _tag(up, provider, request_id)
         # allow_redirects=False: a redirect would carry the provider key to wherever it points
-        return self.session.post(up.url, data=up.body, headers=up.headers, allow_redirects=False,
-                                 timeout=self._timeout(provider, stream))
+        return self.session.post(
+            up.url, data=up.body, headers=up.headers, allow_redirects=False, timeout=self._timeout(provider, stream)
+        )
 
     @staticmethod
     async def _refused(adapter: Adapter, provider: ProviderSettings, resp: aiohttp.ClientResponse) -> GatewayError:
@@ -127,8 +142,15 @@ class Transport:
             resp.release()
         return adapter.map_error(resp.status, body, resp.headers, provider=provider.name)
 
-    async def complete(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
-                       request: ChatRequest, request_id: str | None = None, raw: bytes | None = None) -> UpstreamResult:
+    async def complete(
+        self,
+        adapter: Adapter,
+        provider: ProviderSettings,
+        model: ModelEntry,
+        request: ChatRequest,
+        request_id: str | None = None,
+        raw: bytes | None = None,
+    ) -> UpstreamResult:
         """`raw`: the client's body as it came, for an adapter that can send it on unchanged."""
         started = time.perf_counter()
         sending = self._post(adapter, provider, model, request, request_id, raw, stream=False)
@@ -149,23 +171,33 @@ class Transport:
         except Exception as exc:  # noqa: BLE001 - every transport failure is translated right here
             raise transport_error(provider, exc) from None
         seconds = time.perf_counter() - started
-        return UpstreamResult(adapter.parse_response(body, model), resp.status, seconds,
-                              body if adapter.RELAYS_ANSWER else None)
+        return UpstreamResult(
+            adapter.parse_response(body, model), resp.status, seconds, body if adapter.RELAYS_ANSWER else None
+        )
 
-    async def forward(self, provider: ProviderSettings, url: str, headers: dict[str, str],
-                      body: bytes) -> tuple[int, bytes]:
+    async def forward(
+        self, provider: ProviderSettings, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes]:
         """POST a request a front door passes on as it is (Anthropic's count_tokens): status and
         body, any failure a gateway error."""
         try:
-            async with self.session.post(url, data=body, headers=headers, allow_redirects=False,
-                                         timeout=self._timeout(provider, False)) as resp:
+            async with self.session.post(
+                url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout(provider, False)
+            ) as resp:
                 return resp.status, await _read_at_most(resp, MAX_ERROR_BYTES)
         except Exception as exc:  # noqa: BLE001 - translated to a gateway error, as above
             raise transport_error(provider, exc) from None
 
-    async def open_stream(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
-                          request: ChatRequest, state: StreamState, request_id: str | None = None,
-                          raw: bytes | None = None) -> OpenStream:
+    async def open_stream(
+        self,
+        adapter: Adapter,
+        provider: ProviderSettings,
+        model: ModelEntry,
+        request: ChatRequest,
+        state: StreamState,
+        request_id: str | None = None,
+        raw: bytes | None = None,
+    ) -> OpenStream:
         """Start a stream and read its first event, so that a provider that fails up front (an
         error status, or an error event first) raises here and can fall back."""
         started = time.perf_counter()
@@ -214,13 +246,16 @@ class Deadline:
     def passed(self) -> UpstreamTimeout:
         if self._opening:
             return self.silent()
-        return UpstreamTimeout(f"{self._provider.name} stream ran past its limit "
-                               f"of {self._provider.stream_timeout_s:g}s")
+        return UpstreamTimeout(
+            f"{self._provider.name} stream ran past its limit of {self._provider.stream_timeout_s:g}s"
+        )
 
     def silent(self) -> UpstreamTimeout:
         if self._opening:
-            return UpstreamTimeout(f"{self._provider.name} sent no first event in time "
-                                   f"(first-byte timeout {first_byte_s(self._provider):g}s)")
+            return UpstreamTimeout(
+                f"{self._provider.name} sent no first event in time "
+                f"(first-byte timeout {first_byte_s(self._provider):g}s)"
+            )
         return UpstreamTimeout(f"{self._provider.name} fell silent in the middle of the stream")
 
 
@@ -287,7 +322,7 @@ def _idle(resp: aiohttp.ClientResponse, provider: ProviderSettings) -> None:
     protocol = connection.protocol if connection is not None else None
     if protocol is not None and idle != first_byte_s(provider):
         protocol.read_timeout = idle
-        reschedule = getattr(protocol, "_reschedule_timeout", None)   # else the next gap still gets the old value
+        reschedule = getattr(protocol, "_reschedule_timeout", None)  # else the next gap still gets the old value
         if reschedule is not None:
             reschedule()
 
@@ -312,8 +347,8 @@ def stream_opening(piece: bytes) -> bool | None:
     if it is an error event, None while the stream is still opening (role chunk, pings)."""
     for block in piece.split(b"\n\n"):
         if not block.startswith(b"data:"):
-            if block.startswith(b"event:"):   # Anthropic's or OpenAI Responses' own events, relayed to their door
-                name = block[6:block.find(b"\n")].strip()
+            if block.startswith(b"event:"):  # Anthropic's or OpenAI Responses' own events, relayed to their door
+                name = block[6 : block.find(b"\n")].strip()
                 if name == b"error" or name == b"response.failed":
                     return False
                 if name in _ANTHROPIC_CONTENT or (name.startswith(b"response.") and name not in _RESPONSES_OPENING):
@@ -337,8 +372,14 @@ def stream_opening(piece: bytes) -> bool | None:
             continue
         for choice in choices:
             delta = choice.get("delta") or {}
-            if delta.get("content") or delta.get("tool_calls") or delta.get("refusal") or \
-                    delta.get("reasoning_content") or choice.get("finish_reason") or choice.get("text"):
+            if (
+                delta.get("content")
+                or delta.get("tool_calls")
+                or delta.get("refusal")
+                or delta.get("reasoning_content")
+                or choice.get("finish_reason")
+                or choice.get("text")
+            ):
                 return True
     return None
 
@@ -350,12 +391,15 @@ _RESPONSES_OPENING = frozenset((b"response.created", b"response.in_progress", b"
 def error_message(piece: bytes) -> str:
     for block in piece.split(b"\n\n"):
         if block.startswith((b"event: error", b"event: response.failed")):
-            block = block[block.find(b"\ndata:") + 1:]
+            block = block[block.find(b"\ndata:") + 1 :]
         if block.startswith(b"data:"):
             try:
                 data = orjson.loads(block[5:])
-                error = data.get("error") or (data.get("response") or {}).get("error") or (
-                    data if data.get("type") == "error" else None)   # OpenAI Responses' shapes
+                error = (
+                    data.get("error")
+                    or (data.get("response") or {}).get("error")
+                    or (data if data.get("type") == "error" else None)
+                )  # OpenAI Responses' shapes
             except (orjson.JSONDecodeError, AttributeError):
                 continue
             if isinstance(error, dict):
@@ -373,8 +417,9 @@ def transport_error(provider: ProviderSettings, exc: BaseException, timeout_s: f
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return UpstreamTimeout(f"{name} did not answer in time (timeout {timeout_s or provider.timeout_s:g}s)")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return UpstreamConnectionError(f"could not connect to {name} at {_host(provider.base_url)}: "
-                                       f"{exc.os_error.strerror or 'connection failed'}")
+        return UpstreamConnectionError(
+            f"could not connect to {name} at {_host(provider.base_url)}: {exc.os_error.strerror or 'connection failed'}"
+        )
     if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError)):
         return UpstreamConnectionError(f"the connection to {name} broke before the answer was complete")
     return UpstreamError(f"request to {name} failed ({type(exc).__name__})")
@@ -387,13 +432,19 @@ def _host(url: str) -> str:
 
 def translated(translate: Callable[..., AsyncIterator[dict[str, Any]]]) -> Callable[..., AsyncIterator[bytes]]:
     """An adapter's relay_stream for a stream translator (provider SSE events in, OpenAI chunks out)."""
+
     def relay_stream(chunks: AsyncIterator[bytes], model: ModelEntry, state: StreamState) -> AsyncIterator[bytes]:
         return relay_translated(chunks, model, state, translate)
+
     return relay_stream
 
 
-async def relay_translated(chunks: AsyncIterator[bytes], model: ModelEntry, state: StreamState,
-                           translate: Callable[..., AsyncIterator[dict[str, Any]]]) -> AsyncIterator[bytes]:
+async def relay_translated(
+    chunks: AsyncIterator[bytes],
+    model: ModelEntry,
+    state: StreamState,
+    translate: Callable[..., AsyncIterator[dict[str, Any]]],
+) -> AsyncIterator[bytes]:
     """Run a provider's stream translator (SSE events in, OpenAI chunk dicts out) and encode its
     output as our SSE: `data: [DONE]` after a clean end, an OpenAI-style error event after a
     provider error event or a dropped connection, never a hang."""

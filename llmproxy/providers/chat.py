@@ -4,6 +4,7 @@ Reading the parts of an OpenAI request the same way everywhere (message text, st
 the output-token limit, the fields nobody upstream can honour) and writing the OpenAI response
 shapes (completion, chunk, usage) in one place keeps the two translations symmetrical.
 """
+
 from __future__ import annotations
 
 import logging
@@ -120,8 +121,9 @@ def reasoning_effort(req: ChatRequest) -> str | None:
     if effort is None:
         return None
     if not isinstance(effort, str) or effort not in REASONING_EFFORTS:
-        raise InvalidRequest(f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}",
-                             param="reasoning_effort")
+        raise InvalidRequest(
+            f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}", param="reasoning_effort"
+        )
     return effort
 
 
@@ -136,8 +138,10 @@ def tool_choice(req: ChatRequest) -> tuple[str, str | None]:
         fn = choice.get("function")
         if choice.get("type") == "function" and isinstance(fn, dict) and isinstance(fn.get("name"), str):
             return "named", fn["name"]
-    raise InvalidRequest("tool_choice must be 'auto', 'none', 'required' or "
-                         "{'type': 'function', 'function': {'name': ...}}", param="tool_choice")
+    raise InvalidRequest(
+        "tool_choice must be 'auto', 'none', 'required' or {'type': 'function', 'function': {'name': ...}}",
+        param="tool_choice",
+    )
 
 
 def functions(req: ChatRequest) -> list[dict[str, Any]]:
@@ -156,8 +160,9 @@ def functions(req: ChatRequest) -> list[dict[str, Any]]:
             raise InvalidRequest(f"tools[{i}].function.name is required", param=f"tools[{i}].function.name")
         params = fn.get("parameters")
         if params is not None and not isinstance(params, dict):
-            raise InvalidRequest(f"tools[{i}].function.parameters must be an object",
-                                 param=f"tools[{i}].function.parameters")
+            raise InvalidRequest(
+                f"tools[{i}].function.parameters must be an object", param=f"tools[{i}].function.parameters"
+            )
         out.append(fn)
     return out
 
@@ -173,11 +178,13 @@ def response_format(req: ChatRequest) -> tuple[str, dict[str, Any] | None, str]:
     if kind == "json_schema":
         spec = rf.get("json_schema")
         if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
-            raise InvalidRequest("response_format.json_schema.schema must be an object",
-                                 param="response_format.json_schema.schema")
+            raise InvalidRequest(
+                "response_format.json_schema.schema must be an object", param="response_format.json_schema.schema"
+            )
         return kind, spec["schema"], str(spec.get("name") or "response")
-    raise InvalidRequest("response_format.type must be 'text', 'json_object' or 'json_schema'",
-                         param="response_format.type")
+    raise InvalidRequest(
+        "response_format.type must be 'text', 'json_object' or 'json_schema'", param="response_format.type"
+    )
 
 
 def tool_call_names(messages: list[dict[str, Any]]) -> dict[str, str]:
@@ -193,39 +200,69 @@ def tool_call_names(messages: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def usage(prompt: int, completion: int, *, cached: int = 0, reasoning: int = 0) -> Usage:
-    out: Usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-                  "prompt_tokens_details": {"cached_tokens": cached},
-                  "completion_tokens_details": {"reasoning_tokens": reasoning}}
+    out: Usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }
     return out
 
 
-def completion(id_: str, model: str, choices: list[dict[str, Any]], usage_: Usage | None,
-               created: int | None = None) -> ChatCompletion:
-    return {"id": id_, "object": "chat.completion", "created": created or now(), "model": model,
-            "choices": choices, "usage": usage_, "system_fingerprint": None}
+def completion(
+    id_: str, model: str, choices: list[dict[str, Any]], usage_: Usage | None, created: int | None = None
+) -> ChatCompletion:
+    return {
+        "id": id_,
+        "object": "chat.completion",
+        "created": created or now(),
+        "model": model,
+        "choices": choices,
+        "usage": usage_,
+        "system_fingerprint": None,
+    }
 
 
-def message_choice(index: int, text: str | None, tool_calls: list[dict[str, Any]], finish: str | None,
-                   reasoning: str | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def message_choice(
+    index: int,
+    text: str | None,
+    tool_calls: list[dict[str, Any]],
+    finish: str | None,
+    reasoning: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
     if tool_calls:
         message["tool_calls"] = tool_calls
     if reasoning:
-        message["reasoning_content"] = reasoning   # the de facto field (DeepSeek, vLLM) for thinking text
+        message["reasoning_content"] = reasoning  # the de facto field (DeepSeek, vLLM) for thinking text
     if extra:
         message.update(extra)
     return {"index": index, "message": message, "logprobs": None, "finish_reason": finish}
 
 
-def chunk(id_: str, model: str, created: int, delta: dict[str, Any], *, index: int = 0,
-          finish: str | None = None) -> ChatChunk:
-    return {"id": id_, "object": "chat.completion.chunk", "created": created, "model": model,
-            "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+def chunk(
+    id_: str, model: str, created: int, delta: dict[str, Any], *, index: int = 0, finish: str | None = None
+) -> ChatChunk:
+    return {
+        "id": id_,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
 
 
 def usage_chunk(id_: str, model: str, created: int, usage_: Usage) -> ChatChunk:
-    return {"id": id_, "object": "chat.completion.chunk", "created": created, "model": model,
-            "choices": [], "usage": usage_}
+    return {
+        "id": id_,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": usage_,
+    }
 
 
 def tool_call(id_: str, name: str, arguments: str, index: int | None = None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ All parts go to the same model of the same provider: a failed part fails the att
 fallback starts the whole batch again on the next candidate, so one answer never mixes the vectors of
 two models. Also here: the adapter for a provider kind that has no embeddings API at all.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,10 +21,10 @@ from ..errors import GatewayError, InvalidRequest
 from ..registry import ModelEntry
 from .base import Adapter, StreamState, Transport, UpstreamRequest, UpstreamResult
 
-CONCURRENT_PARTS = 4   # parts of one request in flight at once: faster than one by one, gentle on rate limits
+CONCURRENT_PARTS = 4  # parts of one request in flight at once: faster than one by one, gentle on rate limits
 
 EmbeddingRequest = dict[str, Any]
-Embeddings = dict[str, Any]   # OpenAI's CreateEmbeddingResponse: {"object": "list", "data", "model", "usage"}
+Embeddings = dict[str, Any]  # OpenAI's CreateEmbeddingResponse: {"object": "list", "data", "model", "usage"}
 
 
 class EmbeddingAdapter(Adapter, Protocol):
@@ -48,7 +49,7 @@ def split(req: EmbeddingRequest, limit: int) -> list[EmbeddingRequest]:
     items = inputs(req)
     if len(items) <= limit:
         return [req]
-    return [{**req, "input": items[i:i + limit]} for i in range(0, len(items), limit)]
+    return [{**req, "input": items[i : i + limit]} for i in range(0, len(items), limit)]
 
 
 def join(parts: list[Embeddings]) -> Embeddings:
@@ -62,9 +63,17 @@ def join(parts: list[Embeddings]) -> Embeddings:
     return {**parts[0], "data": data, "usage": {"prompt_tokens": prompt, "total_tokens": prompt}}
 
 
-async def complete(transport: Transport, adapter: EmbeddingAdapter, provider: ProviderSettings, model: ModelEntry,
-                   req: EmbeddingRequest, request_id: str | None, raw: bytes | None, *,
-                   whole: bool = False) -> UpstreamResult:
+async def complete(
+    transport: Transport,
+    adapter: EmbeddingAdapter,
+    provider: ProviderSettings,
+    model: ModelEntry,
+    req: EmbeddingRequest,
+    request_id: str | None,
+    raw: bytes | None,
+    *,
+    whole: bool = False,
+) -> UpstreamResult:
     """The execute stage's call for an embeddings request: one upstream call, or several joined.
     `whole`: the answer's vectors are needed parsed (the cache keeps it), not only its bytes."""
     parts = split(req, adapter.MAX_INPUTS)
@@ -76,13 +85,17 @@ async def complete(transport: Transport, adapter: EmbeddingAdapter, provider: Pr
     answers: list[Embeddings] = []
     for wave in range(0, len(parts), CONCURRENT_PARTS):
         try:
-            async with asyncio.TaskGroup() as group:   # a failed part cancels the others of its wave
-                tasks = [group.create_task(transport.complete(adapter, provider, model, part, request_id))
-                         for part in parts[wave:wave + CONCURRENT_PARTS]]
+            async with asyncio.TaskGroup() as group:  # a failed part cancels the others of its wave
+                tasks = [
+                    group.create_task(transport.complete(adapter, provider, model, part, request_id))
+                    for part in parts[wave : wave + CONCURRENT_PARTS]
+                ]
         except BaseExceptionGroup as failed:
             raise _first_error(failed) from None
-        answers += [adapter.finish(parsed(task.result()), part)
-                    for task, part in zip(tasks, parts[wave:wave + CONCURRENT_PARTS], strict=True)]
+        answers += [
+            adapter.finish(parsed(task.result()), part)
+            for task, part in zip(tasks, parts[wave : wave + CONCURRENT_PARTS], strict=True)
+        ]
     return UpstreamResult(join(answers), 200, time.perf_counter() - started)
 
 
@@ -115,11 +128,15 @@ class NoEmbeddings:
     def __init__(self, kind: str) -> None:
         self.kind = kind
 
-    def build_request(self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
-                      raw: bytes | None = None) -> UpstreamRequest:
-        raise InvalidRequest(f"the model '{model.id}' belongs to {creds.name} ({self.kind}), which serves no "
-                             "embeddings API; name an embedding model (GET /v1/models lists them)",
-                             code="model_not_supported", param="model")
+    def build_request(
+        self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool, raw: bytes | None = None
+    ) -> UpstreamRequest:
+        raise InvalidRequest(
+            f"the model '{model.id}' belongs to {creds.name} ({self.kind}), which serves no "
+            "embeddings API; name an embedding model (GET /v1/models lists them)",
+            code="model_not_supported",
+            param="model",
+        )
 
     @staticmethod
     def parse_response(body: bytes, model: ModelEntry) -> ChatCompletion:

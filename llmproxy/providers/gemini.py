@@ -6,6 +6,7 @@ their JSON schemas cut down to what Gemini accepts (gemini_schema.py), response_
 (thinkingLevel from Gemini 3, thinkingBudget before). A functionCall's `thoughtSignature` travels
 in the OpenAI tool call id (toolids.py) and is put back on the next request.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
@@ -27,29 +28,57 @@ from .sse import SSEEvent
 from .toolids import new_call_id
 
 NAME = "gemini"
-DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"   # host only; the path carries v1beta
-RELAYS_ANSWER = False   # the answer is translated
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"  # host only; the path carries v1beta
+RELAYS_ANSWER = False  # the answer is translated
 API_VERSION = "v1beta"
 
-_HANDLED = frozenset({
-    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
-    "top_p", "stop", "seed", "n", "tools", "tool_choice", "response_format", "reasoning_effort",
-})
-_FILTERED = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
-                       "LANGUAGE"})
+_HANDLED = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "seed",
+        "n",
+        "tools",
+        "tool_choice",
+        "response_format",
+        "reasoning_effort",
+    }
+)
+_FILTERED = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"})
 # thinkingBudget ranges (Gemini thinking docs): 2.5 Pro 128..32768 and cannot be turned off;
 # 2.5 Flash 0..24576; 2.5 Flash-Lite 512..24576 or 0.
 _BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768}
 # The gRPC status names Gemini puts in error.status -> the HTTP status they travel with.
-_STATUS = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400, "UNAUTHENTICATED": 401,
-           "PERMISSION_DENIED": 403, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 429, "CANCELLED": 499,
-           "INTERNAL": 500, "UNKNOWN": 500, "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504}
+_STATUS = {
+    "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400,
+    "OUT_OF_RANGE": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "RESOURCE_EXHAUSTED": 429,
+    "CANCELLED": 499,
+    "INTERNAL": 500,
+    "UNKNOWN": 500,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+}
 
 
-def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
-                  raw: bytes | None = None) -> UpstreamRequest:   # raw: unused, the body is always translated
-    name = quote(model.provider_model.removeprefix("models/"), safe="")   # one path segment, whatever a client sent
-    url = f"{creds.base_url}/{API_VERSION}/models/{name}:" + ("streamGenerateContent?alt=sse" if stream else "generateContent")
+def build_request(
+    req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool, raw: bytes | None = None
+) -> UpstreamRequest:  # raw: unused, the body is always translated
+    name = quote(model.provider_model.removeprefix("models/"), safe="")  # one path segment, whatever a client sent
+    url = f"{creds.base_url}/{API_VERSION}/models/{name}:" + (
+        "streamGenerateContent?alt=sse" if stream else "generateContent"
+    )
     headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}
     if creds.api_key is not None:
         headers["x-goog-api-key"] = creds.api_key.value
@@ -158,7 +187,7 @@ def _thinking(req: ChatRequest, model: ModelEntry, version: tuple[int, int]) -> 
                 budget = 512
         config = {"thinkingBudget": budget}
     if effort != "none":
-        config["includeThoughts"] = True   # thought summaries come back as reasoning_content
+        config["includeThoughts"] = True  # thought summaries come back as reasoning_content
     return config
 
 
@@ -202,33 +231,49 @@ def parse_response(body: bytes, model: ModelEntry) -> ChatCompletion:
         for part in _parts(cand):
             if "functionCall" in part:
                 call = part["functionCall"]
-                calls.append(chat.tool_call(new_call_id(part.get("thoughtSignature")), str(call.get("name", "")),
-                                            orjson.dumps(call.get("args") or {}).decode()))
+                calls.append(
+                    chat.tool_call(
+                        new_call_id(part.get("thoughtSignature")),
+                        str(call.get("name", "")),
+                        orjson.dumps(call.get("args") or {}).decode(),
+                    )
+                )
             elif part.get("thought") and "text" in part:
                 thoughts.append(part["text"])
             elif "text" in part:
                 texts.append(part["text"])
         text = "".join(texts) if texts or not calls else None
-        choices.append(chat.message_choice(int(cand.get("index", i)), text, calls,
-                                           finish_reason(cand.get("finishReason"), bool(calls)) or "stop",
-                                           "".join(thoughts) or None))
+        choices.append(
+            chat.message_choice(
+                int(cand.get("index", i)),
+                text,
+                calls,
+                finish_reason(cand.get("finishReason"), bool(calls)) or "stop",
+                "".join(thoughts) or None,
+            )
+        )
     if not choices:
         # The prompt itself was blocked (promptFeedback.blockReason): no candidate at all.
         blocked = (resp.get("promptFeedback") or {}).get("blockReason")
         choices.append(chat.message_choice(0, "", [], "content_filter" if blocked else "stop"))
-    return chat.completion(str(resp.get("responseId") or chat.new_id("chatcmpl-")),
-                           resp.get("modelVersion") or model.provider_model, choices,
-                           usage(resp.get("usageMetadata") or {}))
+    return chat.completion(
+        str(resp.get("responseId") or chat.new_id("chatcmpl-")),
+        resp.get("modelVersion") or model.provider_model,
+        choices,
+        usage(resp.get("usageMetadata") or {}),
+    )
 
 
-async def translate_stream(events: AsyncIterator[SSEEvent], model: ModelEntry, state: StreamState) -> AsyncIterator[ChatChunk]:
+async def translate_stream(
+    events: AsyncIterator[SSEEvent], model: ModelEntry, state: StreamState
+) -> AsyncIterator[ChatChunk]:
     """Each SSE event is a whole GenerateContentResponse; the stream ends when the connection closes,
     so it is complete once every candidate that spoke has a finishReason. usageMetadata is
     cumulative: the last one wins."""
     id_, name, created = chat.new_id("chatcmpl-"), model.provider_model, chat.now()
     started: set[int] = set()
     finished: set[int] = set()
-    calls: dict[int, int] = {}       # candidate index -> tool calls so far
+    calls: dict[int, int] = {}  # candidate index -> tool calls so far
     meta: Mapping[str, Any] = {}
     blocked = False
     async for event in events:
@@ -261,12 +306,33 @@ async def translate_stream(events: AsyncIterator[SSEEvent], model: ModelEntry, s
                     call = part["functionCall"]
                     k = calls.get(index, 0)
                     calls[index] = k + 1
-                    yield chat.chunk(id_, name, created, {"tool_calls": [
-                        {"index": k, "id": new_call_id(part.get("thoughtSignature")), "type": "function",
-                         "function": {"name": str(call.get("name", "")), "arguments": ""}}]}, index=index)
-                    yield chat.chunk(id_, name, created, {"tool_calls": [
-                        {"index": k, "function": {"arguments": orjson.dumps(call.get("args") or {}).decode()}}]},
-                        index=index)
+                    yield chat.chunk(
+                        id_,
+                        name,
+                        created,
+                        {
+                            "tool_calls": [
+                                {
+                                    "index": k,
+                                    "id": new_call_id(part.get("thoughtSignature")),
+                                    "type": "function",
+                                    "function": {"name": str(call.get("name", "")), "arguments": ""},
+                                }
+                            ]
+                        },
+                        index=index,
+                    )
+                    yield chat.chunk(
+                        id_,
+                        name,
+                        created,
+                        {
+                            "tool_calls": [
+                                {"index": k, "function": {"arguments": orjson.dumps(call.get("args") or {}).decode()}}
+                            ]
+                        },
+                        index=index,
+                    )
                 elif part.get("thought") and part.get("text"):
                     yield chat.chunk(id_, name, created, {"reasoning_content": part["text"]}, index=index)
                 elif part.get("text"):
@@ -281,7 +347,7 @@ async def translate_stream(events: AsyncIterator[SSEEvent], model: ModelEntry, s
         yield chat.chunk(id_, name, created, {"role": "assistant", "content": ""})
         yield chat.chunk(id_, name, created, {}, finish="content_filter")
     elif not started or started - finished:
-        return   # the connection ended before Gemini finished: base.relay_translated reports it
+        return  # the connection ended before Gemini finished: base.relay_translated reports it
     state.completed = True
     state.usage = usage(meta)
     if state.include_usage:
@@ -291,8 +357,9 @@ async def translate_stream(events: AsyncIterator[SSEEvent], model: ModelEntry, s
 relay_stream = translated(translate_stream)
 
 
-def error_from_body(payload: Mapping[str, Any], provider: str, status: int | None = None,
-                    headers: Mapping[str, str] | None = None) -> GatewayError:
+def error_from_body(
+    payload: Mapping[str, Any], provider: str, status: int | None = None, headers: Mapping[str, str] | None = None
+) -> GatewayError:
     raw = payload.get("error")
     err: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
     grpc = str(err.get("status") or "")
@@ -300,9 +367,14 @@ def error_from_body(payload: Mapping[str, Any], provider: str, status: int | Non
     status = status or code or _STATUS.get(grpc, 500)
     message = str(err.get("message") or grpc or f"HTTP {status}")
     if status == 400 and "API key not valid" in message:
-        status = 401   # Gemini answers a wrong key with 400 INVALID_ARGUMENT; it is the gateway's credential
-    return from_upstream_status(provider, status, message, retry_after=retry_after(headers or {}, _retry_delay(err)),
-                                code=(grpc or None) if status != 429 else None)
+        status = 401  # Gemini answers a wrong key with 400 INVALID_ARGUMENT; it is the gateway's credential
+    return from_upstream_status(
+        provider,
+        status,
+        message,
+        retry_after=retry_after(headers or {}, _retry_delay(err)),
+        code=(grpc or None) if status != 429 else None,
+    )
 
 
 def _retry_delay(err: Mapping[str, Any]) -> float | None:
@@ -320,7 +392,7 @@ def map_error(status: int, body: bytes, headers: Mapping[str, str], *, provider:
     except orjson.JSONDecodeError:
         payload = None
     if isinstance(payload, list) and payload:
-        payload = payload[0]   # streamGenerateContent without alt=sse wraps errors in a list
+        payload = payload[0]  # streamGenerateContent without alt=sse wraps errors in a list
     if not isinstance(payload, dict):
         return from_upstream_status(provider, status, f"HTTP {status}", retry_after=retry_after(headers))
     return error_from_body(payload, provider, status, headers)

@@ -1,4 +1,5 @@
 """OpenAI messages -> Gemini `systemInstruction` and user/model `contents`."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,13 +17,21 @@ from .toolids import split
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 _PLACEHOLDER = "(continued)"
 # input_audio formats -> media types (Gemini audio understanding docs list wav, mp3, aiff, aac, ogg, flac)
-_AUDIO = {"wav": "audio/wav", "mp3": "audio/mp3", "aiff": "audio/aiff", "aac": "audio/aac", "ogg": "audio/ogg",
-          "flac": "audio/flac"}
+_AUDIO = {
+    "wav": "audio/wav",
+    "mp3": "audio/mp3",
+    "aiff": "audio/aiff",
+    "aac": "audio/aac",
+    "ogg": "audio/ogg",
+    "flac": "audio/flac",
+}
 
 Part = dict[str, Any]
 
 
-def convert_messages(messages: list[Any], *, needs_signatures: bool) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+def convert_messages(
+    messages: list[Any], *, needs_signatures: bool
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """(systemInstruction or None, contents). Consecutive turns of one role are merged, so parallel
     function responses share one user turn as Gemini expects."""
     system: list[Part] = []
@@ -44,16 +53,24 @@ def convert_messages(messages: list[Any], *, needs_signatures: bool) -> tuple[di
         elif role == "tool":
             call_id = msg.get("tool_call_id")
             if not isinstance(call_id, str) or call_id not in names:
-                raise InvalidRequest(f"{where}.tool_call_id must match a tool call of an earlier assistant message",
-                                     param=f"{where}.tool_call_id")
-            chat.push_turn(contents, "user", "parts", [{"functionResponse": {"name": names[call_id],
-                                                           "response": _response(msg.get("content"), where)}}])
+                raise InvalidRequest(
+                    f"{where}.tool_call_id must match a tool call of an earlier assistant message",
+                    param=f"{where}.tool_call_id",
+                )
+            chat.push_turn(
+                contents,
+                "user",
+                "parts",
+                [{"functionResponse": {"name": names[call_id], "response": _response(msg.get("content"), where)}}],
+            )
         elif role == "function":
-            raise InvalidRequest(f"{where}: the legacy 'function' role is not supported; use tool messages",
-                                 param=f"{where}.role")
+            raise InvalidRequest(
+                f"{where}: the legacy 'function' role is not supported; use tool messages", param=f"{where}.role"
+            )
         else:
-            raise InvalidRequest(f"{where}.role {role!r} is not one of system, developer, user, assistant, tool",
-                                 param=f"{where}.role")
+            raise InvalidRequest(
+                f"{where}.role {role!r} is not one of system, developer, user, assistant, tool", param=f"{where}.role"
+            )
     if not contents:
         raise InvalidRequest("messages must hold at least one user message with content", param="messages")
     if contents[0]["role"] != "user":
@@ -81,15 +98,18 @@ def _user_parts(content: Any, where: str) -> list[Part]:
             audio = part.get("input_audio") if isinstance(part.get("input_audio"), dict) else {}
             fmt = audio.get("format")
             if fmt not in _AUDIO or not isinstance(audio.get("data"), str):
-                raise InvalidRequest(f"{param}.input_audio needs base64 data and a format among {', '.join(_AUDIO)}",
-                                     param=f"{param}.input_audio")
+                raise InvalidRequest(
+                    f"{param}.input_audio needs base64 data and a format among {', '.join(_AUDIO)}",
+                    param=f"{param}.input_audio",
+                )
             parts.append({"inlineData": {"mimeType": _AUDIO[fmt], "data": audio["data"]}})
         elif kind == "file":
             spec = part.get("file") if isinstance(part.get("file"), dict) else {}
             data = spec.get("file_data")
             if not isinstance(data, str) or not data.startswith("data:"):
-                raise InvalidRequest(f"{param}: only inline files (file.file_data as a data: URL) are supported",
-                                     param=f"{param}.file")
+                raise InvalidRequest(
+                    f"{param}: only inline files (file.file_data as a data: URL) are supported", param=f"{param}.file"
+                )
             media_type, b64 = parse_data_url(data, param=f"{param}.file.file_data")
             parts.append({"inlineData": {"mimeType": media_type, "data": b64}})
         else:

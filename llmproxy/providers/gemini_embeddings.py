@@ -11,6 +11,7 @@ own length, so the gateway scales it to unit length, as OpenAI's `dimensions` do
 dot-product search behaves the same behind either provider. Usage: the answer's usageMetadata when
 Gemini sends it, else an estimate from the text (four characters to a token).
 """
+
 from __future__ import annotations
 
 import math
@@ -30,21 +31,25 @@ from .embedding_parts import inputs
 
 NAME = gemini.NAME
 DEFAULT_BASE_URL = gemini.DEFAULT_BASE_URL
-RELAYS_ANSWER = False   # translated
+RELAYS_ANSWER = False  # translated
 MAX_INPUTS = 100
 CHARS_PER_TOKEN = 4
 
 
-def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
-                  raw: bytes | None = None) -> UpstreamRequest:
+def build_request(
+    req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool, raw: bytes | None = None
+) -> UpstreamRequest:
     name = quote(model.provider_model.removeprefix("models/"), safe="")
     resource = f"models/{name}"
     dimensions = req.get("dimensions")
     requests = []
     for i, item in enumerate(inputs(req)):
         if not isinstance(item, str):
-            raise InvalidRequest(f"the model '{model.id}' (Gemini) takes text only; input[{i}] is an array of "
-                                 "tokens: send the text instead", param="input")
+            raise InvalidRequest(
+                f"the model '{model.id}' (Gemini) takes text only; input[{i}] is an array of "
+                "tokens: send the text instead",
+                param="input",
+            )
         one: dict[str, Any] = {"model": resource, "content": {"parts": [{"text": item}]}}
         if dimensions is not None:
             one["outputDimensionality"] = dimensions

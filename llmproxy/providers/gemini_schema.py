@@ -9,6 +9,7 @@ inlined from $defs/definitions, `anyOf [X, {type: null}]` and `type: [X, "null"]
 `nullable: true`, `const` becomes a one-value enum, and unknown keywords (additionalProperties,
 strict, $schema, oneOf/allOf...) are dropped.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from ..errors import InvalidRequest
 
 _TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
-_MAX_DEPTH = 64   # a recursive $ref is cut here rather than expanded forever
+_MAX_DEPTH = 64  # a recursive $ref is cut here rather than expanded forever
 
 
 def gemini_schema(schema: dict[str, Any], *, param: str) -> dict[str, Any]:
@@ -66,10 +67,16 @@ def _convert(node: Any, defs: dict[str, Any], param: str, depth: int) -> dict[st
     if isinstance(all_of, list) and all_of:
         merged = _without(node, "allOf")
         for part in all_of:
-            part = defs.get(part["$ref"].rsplit("/", 1)[-1], part) if isinstance(part, dict) and "$ref" in part else part
+            part = (
+                defs.get(part["$ref"].rsplit("/", 1)[-1], part) if isinstance(part, dict) and "$ref" in part else part
+            )
             if isinstance(part, dict):
-                merged = {**part, **merged, "properties": {**(part.get("properties") or {}), **(merged.get("properties") or {})},
-                          "required": [*(part.get("required") or []), *(merged.get("required") or [])]}
+                merged = {
+                    **part,
+                    **merged,
+                    "properties": {**(part.get("properties") or {}), **(merged.get("properties") or {})},
+                    "required": [*(part.get("required") or []), *(merged.get("required") or [])],
+                }
         return _convert({k: v for k, v in merged.items() if v != [] and v != {}}, defs, param, depth + 1)
 
     if isinstance(kind, str):
@@ -90,27 +97,49 @@ def _convert(node: Any, defs: dict[str, Any], param: str, depth: int) -> dict[st
 
     props = node.get("properties")
     if isinstance(props, dict):
-        out["properties"] = {name: _convert(sub, defs, f"{param}.properties.{name}", depth + 1)
-                             for name, sub in props.items()}
+        out["properties"] = {
+            name: _convert(sub, defs, f"{param}.properties.{name}", depth + 1) for name, sub in props.items()
+        }
         out.setdefault("type", "object")
         required = [r for r in node.get("required") or () if r in props]
         if required:
             out["required"] = required
     if "items" in node:
         items = node["items"]
-        out["items"] = _convert(items if isinstance(items, dict) else {}, defs, f"{param}.items", depth + 1) \
-            if items not in (True, {}) else {"type": "string"}
+        out["items"] = (
+            _convert(items if isinstance(items, dict) else {}, defs, f"{param}.items", depth + 1)
+            if items not in (True, {})
+            else {"type": "string"}
+        )
         out.setdefault("type", "array")
     if out.get("type") == "array" and "items" not in out:
-        out["items"] = {"type": "string"}   # Gemini refuses an ARRAY without items
+        out["items"] = {"type": "string"}  # Gemini refuses an ARRAY without items
 
-    for key in ("description", "title", "pattern", "minimum", "maximum", "minItems", "maxItems", "minLength",
-                "maxLength", "minProperties", "maxProperties", "example", "default", "propertyOrdering"):
+    for key in (
+        "description",
+        "title",
+        "pattern",
+        "minimum",
+        "maximum",
+        "minItems",
+        "maxItems",
+        "minLength",
+        "maxLength",
+        "minProperties",
+        "maxProperties",
+        "example",
+        "default",
+        "propertyOrdering",
+    ):
         if key in node and node[key] is not None:
             out[key] = node[key]
     fmt = node.get("format")
-    if isinstance(fmt, str) and "format" not in out and fmt in ("date-time", "enum", "int32", "int64", "float", "double"):
-        out["format"] = fmt   # other formats (email, uri...) are refused by Gemini
+    if (
+        isinstance(fmt, str)
+        and "format" not in out
+        and fmt in ("date-time", "enum", "int32", "int64", "float", "double")
+    ):
+        out["format"] = fmt  # other formats (email, uri...) are refused by Gemini
     if out.get("type") == "null":
         out.pop("type")
         out["nullable"] = True

@@ -1,4 +1,5 @@
 """Image parts of OpenAI messages: data: URLs taken apart, and a media type for a plain URL."""
+
 from __future__ import annotations
 
 import base64
@@ -11,21 +12,35 @@ from ..errors import InvalidRequest
 
 # By file extension, for providers that want a media type next to a URL (Gemini fileData).
 _BY_EXTENSION = {
-    "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
-    "heic": "image/heic", "heif": "image/heif", "bmp": "image/bmp", "tif": "image/tiff", "tiff": "image/tiff",
-    "svg": "image/svg+xml", "pdf": "application/pdf",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "heic": "image/heic",
+    "heif": "image/heif",
+    "bmp": "image/bmp",
+    "tif": "image/tiff",
+    "tiff": "image/tiff",
+    "svg": "image/svg+xml",
+    "pdf": "application/pdf",
 }
 
 # The magic numbers of the formats providers take, for data: URLs that lie or say nothing useful.
-_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
-          (b"GIF89a", "image/gif"), (b"%PDF-", "application/pdf"))
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"%PDF-", "application/pdf"),
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Image:
-    url: str | None          # set for http(s) images
-    media_type: str | None   # from the data: URL (checked against its bytes) or guessed from the extension
-    data: str | None         # base64, set for data: URLs
+    url: str | None  # set for http(s) images
+    media_type: str | None  # from the data: URL (checked against its bytes) or guessed from the extension
+    data: str | None  # base64, set for data: URLs
 
 
 def image_part(part: dict[str, Any], *, param: str) -> Image:
@@ -39,8 +54,7 @@ def image_part(part: dict[str, Any], *, param: str) -> Image:
         return Image(None, media_type, data)
     if url.startswith(("https://", "http://")):
         return Image(url, guess_media_type(url), None)
-    raise InvalidRequest(f"{param}.image_url.url must be an http(s) URL or a data: URL",
-                         param=f"{param}.image_url.url")
+    raise InvalidRequest(f"{param}.image_url.url must be an http(s) URL or a data: URL", param=f"{param}.image_url.url")
 
 
 def parse_data_url(url: str, *, param: str) -> tuple[str, str]:

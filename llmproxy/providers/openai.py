@@ -4,6 +4,7 @@ The request goes upstream as the client sent it (unknown fields included) with o
 swapped; the stream is relayed byte for byte, except that upstream is always asked for usage and
 the usage chunk is dropped again when the client did not ask for it.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
@@ -19,13 +20,14 @@ from .retry_after import retry_after
 from .sse import DONE, SSEFramer, encode
 
 NAME = "openai"
-DEFAULT_BASE_URL = "https://api.openai.com/v1"   # ends in /v1, as the official SDK takes it
+DEFAULT_BASE_URL = "https://api.openai.com/v1"  # ends in /v1, as the official SDK takes it
 
-RELAYS_ANSWER = True   # parse_response changes nothing: the provider's bytes can go to the client as they are
+RELAYS_ANSWER = True  # parse_response changes nothing: the provider's bytes can go to the client as they are
 
 
-def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
-                  raw: bytes | None = None) -> UpstreamRequest:
+def build_request(
+    req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool, raw: bytes | None = None
+) -> UpstreamRequest:
     """`raw` is the client's body as it came: sent on untouched when the model name stays and the
     stream already asks for usage, so upstream sees exactly what the client wrote."""
     options = req.get("stream_options")
@@ -36,7 +38,9 @@ def build_request(req: ChatRequest, model: ModelEntry, creds: ProviderSettings, 
         body = dict(req)
         body["model"] = model.provider_model
         if stream and not asks_usage:
-            body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
+            body["stream_options"] = (
+                {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
+            )
         payload = orjson.dumps(body)
     headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}
     if creds.api_key is not None:
@@ -84,7 +88,7 @@ def _inspect(ready: bytes, state: StreamState) -> bytes:
     so `"usage" :` is always a key, never text inside the content."""
     finish = _last_value(ready, b'"finish_reason"', _STRING)
     if finish >= 0:
-        state.finish_reason = ready[finish + 1:ready.find(b'"', finish + 1)].decode()
+        state.finish_reason = ready[finish + 1 : ready.find(b'"', finish + 1)].decode()
     if _DONE_EVENT in ready:
         state.completed = True
     if _last_value(ready, b'"usage"', _OBJECT) < 0 and _last_value(ready, b'"error"', _OBJECT_OR_STRING) < 0:
@@ -102,7 +106,7 @@ def _inspect(ready: bytes, state: StreamState) -> bytes:
                 elif isinstance(payload.get("usage"), dict):
                     state.usage = payload["usage"]
                     if not state.include_usage and not payload.get("choices"):
-                        continue   # the usage chunk the gateway asked for on its own behalf
+                        continue  # the usage chunk the gateway asked for on its own behalf
         if event:
             kept.append(event)
     return b"\n\n".join(kept) + b"\n\n" if kept else b""
@@ -114,24 +118,24 @@ def _last_value(buf: bytes, key: bytes, starts: tuple[bytes, ...]) -> int:
     end, size = len(buf), len(key)
     while (pos := buf.rfind(key, 0, end)) >= 0:
         i = pos + size
-        if buf[i:i + 1] != b":":               # compact JSON is the common case: no loop for it
-            while buf[i:i + 1] in _BLANKS:
+        if buf[i : i + 1] != b":":  # compact JSON is the common case: no loop for it
+            while buf[i : i + 1] in _BLANKS:
                 i += 1
-            if buf[i:i + 1] != b":":
+            if buf[i : i + 1] != b":":
                 end = pos
                 continue
         i += 1
-        value = buf[i:i + 1]
+        value = buf[i : i + 1]
         while value in _BLANKS:
             i += 1
-            value = buf[i:i + 1]
+            value = buf[i : i + 1]
         if value in starts:
             return i
         end = pos
     return -1
 
 
-_BLANKS = (b" ", b"\t")   # JSON spacing inside one data line (a line end would end the line)
+_BLANKS = (b" ", b"\t")  # JSON spacing inside one data line (a line end would end the line)
 _STRING, _OBJECT, _OBJECT_OR_STRING = (b'"',), (b"{",), (b"{", b'"')
 _DONE_EVENT = DONE[:-2]
 

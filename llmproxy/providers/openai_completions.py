@@ -8,6 +8,7 @@ davinci-002, babbage-002) and any OpenAI-compatible server (vLLM, Ollama, llama.
 `best_of`, several prompts, token prompts) is refused there with a 400 naming the field, and the
 route's next candidate may still take it as it is.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
@@ -25,8 +26,13 @@ from .base import Adapter, StreamState, UpstreamRequest
 # Fields of the internal request that only a legacy completions server can honour (the front door
 # keeps them there only when they ask for something).
 LEGACY_ONLY = ("echo", "logprobs", "suffix", "best_of", "prompt")
-_WHY = {"echo": "echo (the prompt repeated in the answer)", "logprobs": "logprobs", "suffix": "suffix",
-        "best_of": "best_of", "prompt": "a prompt of several texts or of token ids"}
+_WHY = {
+    "echo": "echo (the prompt repeated in the answer)",
+    "logprobs": "logprobs",
+    "suffix": "suffix",
+    "best_of": "best_of",
+    "prompt": "a prompt of several texts or of token ids",
+}
 
 
 class LegacyTarget:
@@ -39,22 +45,26 @@ class LegacyTarget:
     def __init__(self, kind: str, body: dict[str, Any]) -> None:
         self.kind, self.body = kind, body
         self.chat: Adapter = ADAPTERS[kind]
-        self.RELAYS_ANSWER = self.chat.RELAYS_ANSWER   # a passthrough answer is relayed too (openai kinds)
+        self.RELAYS_ANSWER = self.chat.RELAYS_ANSWER  # a passthrough answer is relayed too (openai kinds)
         self.NAME, self.DEFAULT_BASE_URL = self.chat.NAME, self.chat.DEFAULT_BASE_URL
 
     def passes(self, model: ModelEntry) -> bool:
         """Whether this model gets the client's legacy request as it is."""
         return self.kind == "openai-compatible" or (self.kind == "openai" and model.mode == "completion")
 
-    def build_request(self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
-                      raw: bytes | None = None) -> UpstreamRequest:
+    def build_request(
+        self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool, raw: bytes | None = None
+    ) -> UpstreamRequest:
         if self.passes(model):
             return passthrough_request(self.body, raw, model, creds, stream=stream)
         for name in LEGACY_ONLY:
             if name in req:
-                raise InvalidRequest(f"the model '{model.id}' answers through chat, which has no {_WHY[name]}; "
-                                     "use a model that serves the legacy completions API (OpenAI's "
-                                     "gpt-3.5-turbo-instruct, an OpenAI-compatible server)", param=name)
+                raise InvalidRequest(
+                    f"the model '{model.id}' answers through chat, which has no {_WHY[name]}; "
+                    "use a model that serves the legacy completions API (OpenAI's "
+                    "gpt-3.5-turbo-instruct, an OpenAI-compatible server)",
+                    param=name,
+                )
         return self.chat.build_request(req, model, creds, stream=stream, raw=None)
 
     def parse_response(self, body: bytes, model: ModelEntry) -> ChatCompletion:
@@ -68,8 +78,9 @@ class LegacyTarget:
         return self.chat.map_error(status, body, headers, provider=provider or self.kind)
 
 
-def passthrough_request(body: dict[str, Any], raw: bytes | None, model: ModelEntry, creds: ProviderSettings, *,
-                        stream: bool) -> UpstreamRequest:
+def passthrough_request(
+    body: dict[str, Any], raw: bytes | None, model: ModelEntry, creds: ProviderSettings, *, stream: bool
+) -> UpstreamRequest:
     """The client's legacy request to `{base}/completions`, untouched when the model name stays and a
     stream already asks for usage (the gateway always wants it, to record and charge)."""
     options = body.get("stream_options")
@@ -97,5 +108,5 @@ def parse_text_completion(body: bytes, model: ModelEntry) -> ChatCompletion:
         if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
             raise openai.map_error(500, body, {}, provider=model.provider)
         raise UpstreamError(f"{model.provider} sent a completion without choices")
-    answer["object"] = "text_completion"   # some compatible servers leave it out; the door reads it
+    answer["object"] = "text_completion"  # some compatible servers leave it out; the door reads it
     return answer

@@ -6,6 +6,7 @@ always asked for floats (not every one encodes base64) and the front door encode
 client wanted base64. At most 2048 inputs per call: OpenAI's API reference for `input` ("any array
 must be 2048 dimensions or less"); larger batches are split (embedding_parts.py).
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
@@ -35,8 +36,9 @@ class OpenAIEmbeddings:
     def __init__(self, *, base64_upstream: bool) -> None:
         self.base64_upstream = base64_upstream
 
-    def build_request(self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
-                      raw: bytes | None = None) -> UpstreamRequest:
+    def build_request(
+        self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool, raw: bytes | None = None
+    ) -> UpstreamRequest:
         """`raw` (the client's body) goes as it is when nothing in it must change."""
         floats_only = not self.base64_upstream and req.get("encoding_format") == "base64"
         if raw is None or req["model"] != model.provider_model or floats_only:
@@ -87,10 +89,10 @@ def trailing_usage(body: bytes) -> dict[str, Any] | None:
         return None
     key = body.rfind(b'"usage"')
     start = body.find(b"{", key)
-    if key < 0 or start < 0 or body[key + 7:start].strip() != b":" or body.find(b"}", start) != len(end) - 2:
+    if key < 0 or start < 0 or body[key + 7 : start].strip() != b":" or body.find(b"}", start) != len(end) - 2:
         return None
     try:
-        usage = orjson.loads(body[start:len(end) - 1])
+        usage = orjson.loads(body[start : len(end) - 1])
     except orjson.JSONDecodeError:
         return None
     return usage if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int) else None

@@ -7,6 +7,7 @@ stream, the lifecycle events: response.completed / incomplete / failed, error) i
 completion, for usage, cost, the cache and the conversation store. One instance per request: it
 holds that request's body and, once answered, OpenAI's Response object.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
@@ -36,14 +37,15 @@ class Passthrough:
 
     def __init__(self, body: dict[str, Any], raw: bytes, changes: dict[str, Any] | None = None) -> None:
         self.body, self.raw, self.changes = body, raw, changes
-        self.answer: dict[str, Any] | None = None   # OpenAI's Response object, once it came
+        self.answer: dict[str, Any] | None = None  # OpenAI's Response object, once it came
 
-    def build_request(self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool,
-                      raw: bytes | None = None) -> UpstreamRequest:
+    def build_request(
+        self, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool, raw: bytes | None = None
+    ) -> UpstreamRequest:
         payload = self.raw
         if self.changes is not None or self.body["model"] != model.provider_model:
             body = {**self.body, **(self.changes or {}), "model": model.provider_model}
-            if self.changes:   # the stored conversation is in `input` now: OpenAI must not look the id up
+            if self.changes:  # the stored conversation is in `input` now: OpenAI must not look the id up
                 body.pop("previous_response_id", None)
             payload = orjson.dumps(body)
         headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}
@@ -98,7 +100,7 @@ class Passthrough:
                 continue
             start = block.find(b"\ndata:")
             try:
-                response = orjson.loads(block[start + 6:]).get("response") if start >= 0 else None
+                response = orjson.loads(block[start + 6 :]).get("response") if start >= 0 else None
             except (orjson.JSONDecodeError, AttributeError):
                 response = None
             if isinstance(response, dict):
@@ -124,17 +126,28 @@ def completion(response: dict[str, Any], model: str) -> ChatCompletion:
                 elif part.get("type") == "refusal":
                     texts.append(str(part.get("refusal") or ""))
         elif kind == "function_call":
-            calls.append(chat.tool_call(str(item.get("call_id") or item.get("id") or ""), str(item.get("name") or ""),
-                                        str(item.get("arguments") or "")))
+            calls.append(
+                chat.tool_call(
+                    str(item.get("call_id") or item.get("id") or ""),
+                    str(item.get("name") or ""),
+                    str(item.get("arguments") or ""),
+                )
+            )
         elif kind == "reasoning":
             reasoning += [str(s.get("text") or "") for s in item.get("summary") or () if isinstance(s, dict)]
     incomplete = response.get("incomplete_details") or {}
     finish = "tool_calls" if calls else FINISH.get(str(incomplete.get("reason")), "stop") if incomplete else "stop"
-    choice = chat.message_choice(0, "".join(texts) if texts or not calls else None, calls, finish,
-                                 "\n".join(reasoning) or None)
+    choice = chat.message_choice(
+        0, "".join(texts) if texts or not calls else None, calls, finish, "\n".join(reasoning) or None
+    )
     created = response.get("created_at")
-    return chat.completion(str(response.get("id") or ""), str(response.get("model") or model), [choice],
-                           usage(response.get("usage")), int(created) if isinstance(created, (int, float)) else None)
+    return chat.completion(
+        str(response.get("id") or ""),
+        str(response.get("model") or model),
+        [choice],
+        usage(response.get("usage")),
+        int(created) if isinstance(created, (int, float)) else None,
+    )
 
 
 def usage(value: Any) -> Usage | None:
@@ -143,6 +156,10 @@ def usage(value: Any) -> Usage | None:
         return None
     inputs = value.get("input_tokens_details") or {}
     outputs = value.get("output_tokens_details") or {}
-    out = chat.usage(int(value.get("input_tokens") or 0), int(value.get("output_tokens") or 0),
-                     cached=int(inputs.get("cached_tokens") or 0), reasoning=int(outputs.get("reasoning_tokens") or 0))
+    out = chat.usage(
+        int(value.get("input_tokens") or 0),
+        int(value.get("output_tokens") or 0),
+        cached=int(inputs.get("cached_tokens") or 0),
+        reasoning=int(outputs.get("reasoning_tokens") or 0),
+    )
     return out

@@ -1,6 +1,7 @@
 """How long a provider asks the gateway to wait: its Retry-After header in either form, OpenAI's
 retry-after-ms, or a delay in the error body (Gemini's RetryInfo), always answered as whole seconds
 (HTTP's delta-seconds), the form the gateway's own retry-after promises."""
+
 from __future__ import annotations
 
 import datetime
@@ -54,6 +55,6 @@ def _until(http_date: str) -> float | None:
         when = email.utils.parsedate_to_datetime(http_date)
     except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:    # the obsolete forms without a zone are GMT, as HTTP says
+    if when.tzinfo is None:  # the obsolete forms without a zone are GMT, as HTTP says
         when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - time.time())

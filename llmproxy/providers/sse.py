@@ -6,6 +6,7 @@ Every upstream stream is cut into events by `SSEFramer`, whether its bytes are r
 The SSE format allows LF, CRLF and a lone CR as line ends; a read may end between the CR and the LF
 of one CRLF, so a trailing CR is held back until the next byte says which it was.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -16,12 +17,12 @@ import orjson
 from ..errors import UpstreamError
 
 DONE = b"data: [DONE]\n\n"
-MAX_PENDING_BYTES = 16 * 1024 * 1024   # one unfinished event larger than this is a broken upstream
+MAX_PENDING_BYTES = 16 * 1024 * 1024  # one unfinished event larger than this is a broken upstream
 
 
 class SSEEvent(NamedTuple):
-    event: str | None   # the `event:` field (Anthropic names its events); None when absent
-    data: bytes         # the `data:` lines joined by "\n"
+    event: str | None  # the `event:` field (Anthropic names its events); None when absent
+    data: bytes  # the `data:` lines joined by "\n"
 
 
 class SSEFramer:
@@ -37,7 +38,7 @@ class SSEFramer:
         buf = self._buf + chunk if self._buf else chunk
         held = b""
         if b"\r" in buf:
-            if buf[-1:] == b"\r":        # maybe the first half of a CRLF: decide with the next byte
+            if buf[-1:] == b"\r":  # maybe the first half of a CRLF: decide with the next byte
                 buf, held = buf[:-1], b"\r"
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         end = buf.rfind(b"\n\n")
@@ -47,8 +48,8 @@ class SSEFramer:
                 # memory stays bounded whatever the upstream sends
                 raise UpstreamError(f"the provider sent over {MAX_PENDING_BYTES} bytes without ending an event")
             return b""
-        self._buf = buf[end + 2:] + held
-        return buf[:end + 2]
+        self._buf = buf[end + 2 :] + held
+        return buf[: end + 2]
 
     def flush(self) -> bytes:
         """What is left when the stream ends without a final blank line, as one block (or b"")."""

@@ -6,6 +6,7 @@ the tool call id, so the signature rides in the id: `call_<hex>__ts__<signature>
 written in URL-safe base64 so the id stays within [A-Za-z0-9_-]. The prefix never contains the
 marker, so splitting on its first occurrence is exact.
 """
+
 from __future__ import annotations
 
 import base64
@@ -15,7 +16,7 @@ import re
 from .chat import new_id
 
 MARKER = "__ts__"
-_ANTHROPIC_ID = re.compile(r"^[a-zA-Z0-9_-]+$")   # tool_use.id pattern, Anthropic Messages API reference
+_ANTHROPIC_ID = re.compile(r"^[a-zA-Z0-9_-]+$")  # tool_use.id pattern, Anthropic Messages API reference
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 
 

@@ -7,10 +7,41 @@
 
 Everything a stage needs (`ModelEntry`, `Registry`, `load_registry`...) is importable from here.
 """
-from .load import (DEFAULT_CAPABILITIES, Capabilities, Document, LongContext, ModelEntry, Registry, RegistryError,
-                   backup_path, build_registry, load_document, load_registry, parse_document, parse_registry,
-                   registry_from_document, shipped_registry, warn_unpriced)
 
-__all__ = ["DEFAULT_CAPABILITIES", "Capabilities", "Document", "LongContext", "ModelEntry", "Registry",
-           "RegistryError", "backup_path", "build_registry", "load_document", "load_registry", "parse_document",
-           "parse_registry", "registry_from_document", "shipped_registry", "warn_unpriced"]
+from .load import (
+    DEFAULT_CAPABILITIES,
+    Capabilities,
+    Document,
+    LongContext,
+    ModelEntry,
+    Registry,
+    RegistryError,
+    backup_path,
+    build_registry,
+    load_document,
+    load_registry,
+    parse_document,
+    parse_registry,
+    registry_from_document,
+    shipped_registry,
+    warn_unpriced,
+)
+
+__all__ = [
+    "DEFAULT_CAPABILITIES",
+    "Capabilities",
+    "Document",
+    "LongContext",
+    "ModelEntry",
+    "Registry",
+    "RegistryError",
+    "backup_path",
+    "build_registry",
+    "load_document",
+    "load_registry",
+    "parse_document",
+    "parse_registry",
+    "registry_from_document",
+    "shipped_registry",
+    "warn_unpriced",
+]

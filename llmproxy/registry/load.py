@@ -4,6 +4,7 @@ A Registry is immutable; the app swaps the whole object when a new file is loade
 that took a reference never sees half of one. Writing the file (versions, backup, diff, rollback)
 is versions.py; merging scraped prices into it is merge.py; the file's format is schema.py.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -18,7 +19,7 @@ import orjson
 from . import schema
 
 log = logging.getLogger("llmproxy.registry")
-Document = dict[str, Any]   # models.json as parsed JSON; writers keep every field of it
+Document = dict[str, Any]  # models.json as parsed JSON; writers keep every field of it
 
 
 class RegistryError(ValueError):
@@ -34,7 +35,7 @@ class Capabilities:
     reasoning: bool = False
 
 
-DEFAULT_CAPABILITIES = Capabilities()   # immutable, so one instance serves every entry
+DEFAULT_CAPABILITIES = Capabilities()  # immutable, so one instance serves every entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +65,8 @@ class ModelEntry:
     deprecated: bool = False
     source: str | None = None
     updated_at: str | None = None
-    stale: bool = False   # the provider's last scrape failed or was held back: the price may be old
-    cache_write_per_mtok: float | None = None   # Anthropic's prompt-cache write price
+    stale: bool = False  # the provider's last scrape failed or was held back: the price may be old
+    cache_write_per_mtok: float | None = None  # Anthropic's prompt-cache write price
     long_context: LongContext | None = None
     # The API that serves it: "chat", "completion" (legacy /v1/completions only) or "embedding";
     # None for a model the registry does not know (any endpoint may try it).
@@ -81,7 +82,7 @@ class Registry:
     version: int
     generated_at: str
     models: tuple[ModelEntry, ...]
-    providers: Mapping[str, Any]    # per provider: status, last_attempt, last_success, message, source
+    providers: Mapping[str, Any]  # per provider: status, last_attempt, last_success, message, source
     by_name: Mapping[str, ModelEntry]
     path: str | None = None
     unpriced: tuple[str, ...] = ()  # ids of models whose price is unknown (their cost is reported as unknown)
@@ -94,8 +95,14 @@ class Registry:
         return close[0] if close else None
 
 
-def build_registry(models: Iterable[ModelEntry], *, version: int = 0, generated_at: str = "",
-                   providers: Mapping[str, Any] | None = None, path: str | None = None) -> Registry:
+def build_registry(
+    models: Iterable[ModelEntry],
+    *,
+    version: int = 0,
+    generated_at: str = "",
+    providers: Mapping[str, Any] | None = None,
+    path: str | None = None,
+) -> Registry:
     models = tuple(models)
     by_name: dict[str, ModelEntry] = {}
     for m in models:
@@ -103,9 +110,15 @@ def build_registry(models: Iterable[ModelEntry], *, version: int = 0, generated_
             if name in by_name and by_name[name] is not m:
                 raise RegistryError(f"model name {name!r} is used twice ({by_name[name].id} and {m.id})")
             by_name[name] = m
-    return Registry(version=version, generated_at=generated_at, models=models,
-                    providers=dict(providers or {}), by_name=by_name, path=path,
-                    unpriced=tuple(m.id for m in models if not m.priced))
+    return Registry(
+        version=version,
+        generated_at=generated_at,
+        models=models,
+        providers=dict(providers or {}),
+        by_name=by_name,
+        path=path,
+        unpriced=tuple(m.id for m in models if not m.priced),
+    )
 
 
 def parse_document(data: bytes) -> Document:
@@ -116,16 +129,20 @@ def parse_document(data: bytes) -> Document:
     except orjson.JSONDecodeError as exc:
         raise RegistryError(f"not valid JSON: {exc}") from None
     found = schema.problems(doc)
-    if found or not isinstance(doc, dict):   # problems() names a non-object already; this narrows the type
+    if found or not isinstance(doc, dict):  # problems() names a non-object already; this narrows the type
         raise RegistryError("; ".join(found))
     return doc
 
 
 def registry_from_document(doc: Document, *, path: str | None = None) -> Registry:
     """A Registry from a checked document; RegistryError if two models claim the same name."""
-    return build_registry((_entry(raw) for raw in doc["models"]), version=doc["version"],
-                          generated_at=str(doc.get("generated_at") or ""),
-                          providers=doc.get("providers") or {}, path=path)
+    return build_registry(
+        (_entry(raw) for raw in doc["models"]),
+        version=doc["version"],
+        generated_at=str(doc.get("generated_at") or ""),
+        providers=doc.get("providers") or {},
+        path=path,
+    )
 
 
 def parse_registry(data: bytes, *, path: str | None = None) -> Registry:
@@ -136,8 +153,7 @@ def parse_registry(data: bytes, *, path: str | None = None) -> Registry:
 def warn_unpriced(registry: Registry) -> Registry:
     """Loud on purpose: a model without a price must never be a silent $0."""
     if registry.unpriced:
-        log.warning("models without a known price (cost will be reported as unknown): %s",
-                    ", ".join(registry.unpriced))
+        log.warning("models without a known price (cost will be reported as unknown): %s", ", ".join(registry.unpriced))
     return registry
 
 
@@ -149,7 +165,7 @@ def load_document(path: Path) -> tuple[Document, Path]:
     for candidate in dict.fromkeys(candidates):
         try:
             doc = parse_document(candidate.read_bytes())
-            registry_from_document(doc)   # duplicate names are a problem of the file too
+            registry_from_document(doc)  # duplicate names are a problem of the file too
         except FileNotFoundError:
             problems.append(f"{candidate}: missing")
             continue
@@ -175,7 +191,7 @@ def backup_path(path: Path) -> Path:
 
 def shipped_registry() -> Path:
     """The models.json that ships with the code: inside the wheel, or registry/ in a checkout."""
-    package = Path(__file__).resolve().parent.parent   # llmproxy/
+    package = Path(__file__).resolve().parent.parent  # llmproxy/
     packaged = package / "_shipped" / "models.json"
     return packaged if packaged.is_file() else package.parent / "registry" / "models.json"
 
@@ -189,15 +205,24 @@ def _entry(raw: Mapping[str, Any]) -> ModelEntry:
     caps = raw.get("capabilities")
     quality = raw.get("quality") or {}
     return ModelEntry(
-        id=raw["id"], provider=raw["provider"], provider_model=raw["provider_model"],
-        input_per_mtok=_float(raw.get("input_per_mtok")), output_per_mtok=_float(raw.get("output_per_mtok")),
+        id=raw["id"],
+        provider=raw["provider"],
+        provider_model=raw["provider_model"],
+        input_per_mtok=_float(raw.get("input_per_mtok")),
+        output_per_mtok=_float(raw.get("output_per_mtok")),
         cached_input_per_mtok=_float(raw.get("cached_input_per_mtok")),
-        context_window=raw.get("context_window"), max_output_tokens=raw.get("max_output_tokens"),
+        context_window=raw.get("context_window"),
+        max_output_tokens=raw.get("max_output_tokens"),
         capabilities=Capabilities(**caps) if caps else DEFAULT_CAPABILITIES,
-        quality=_float(quality.get("score")), quality_source=quality.get("source"),
-        aliases=tuple(raw.get("aliases") or ()), deprecated=bool(raw.get("deprecated", False)),
-        source=raw.get("source"), updated_at=raw.get("updated_at"), stale=bool(raw.get("stale", False)),
-        cache_write_per_mtok=_float(raw.get("cache_write_per_mtok")), long_context=_long_context(raw.get("long_context")),
+        quality=_float(quality.get("score")),
+        quality_source=quality.get("source"),
+        aliases=tuple(raw.get("aliases") or ()),
+        deprecated=bool(raw.get("deprecated", False)),
+        source=raw.get("source"),
+        updated_at=raw.get("updated_at"),
+        stale=bool(raw.get("stale", False)),
+        cache_write_per_mtok=_float(raw.get("cache_write_per_mtok")),
+        long_context=_long_context(raw.get("long_context")),
         mode=raw.get("mode", "chat"),
     )
 
@@ -205,6 +230,9 @@ def _entry(raw: Mapping[str, Any]) -> ModelEntry:
 def _long_context(raw: Any) -> LongContext | None:
     if not isinstance(raw, dict) or not raw.get("threshold"):
         return None
-    return LongContext(threshold=int(raw["threshold"]), input_per_mtok=_float(raw.get("input_per_mtok")),
-                       output_per_mtok=_float(raw.get("output_per_mtok")),
-                       cached_input_per_mtok=_float(raw.get("cached_input_per_mtok")))
+    return LongContext(
+        threshold=int(raw["threshold"]),
+        input_per_mtok=_float(raw.get("input_per_mtok")),
+        output_per_mtok=_float(raw.get("output_per_mtok")),
+        cached_input_per_mtok=_float(raw.get("cached_input_per_mtok")),
+    )

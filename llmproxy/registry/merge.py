@@ -11,6 +11,7 @@ Per provider, independently (one provider failing never blocks another):
 Only price fields come from a page; capabilities, limits, quality, aliases and `deprecated` are
 kept from the previous version. Then overrides.json is applied on top (see `apply_overrides`).
 """
+
 from __future__ import annotations
 
 import re
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
 
 Model = dict[str, Any]
 ScrapeResult = Sequence["PriceEntry"] | BaseException
-_DATED = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")   # claude-3-5-haiku-20241022, gpt-4o-2024-08-06
-_MIX_UP = (1e5, 1e7)   # a ratio around 10^6 between old and new price: per-token vs per-million
+_DATED = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")  # claude-3-5-haiku-20241022, gpt-4o-2024-08-06
+_MIX_UP = (1e5, 1e7)  # a ratio around 10^6 between old and new price: per-token vs per-million
 
 
 class OverridesError(RegistryError):
@@ -36,11 +37,11 @@ class OverridesError(RegistryError):
 
 @dataclass(frozen=True, slots=True)
 class MergePolicy:
-    max_model_loss: float = 0.34    # share of a provider's listed models one scrape may drop
-    max_price_factor: float = 4.0   # a price may move by at most this factor (up or down) in one scrape
-    min_price: float = 0.001        # USD per 1M tokens; below it a per-token price was likely read
-    max_price: float = 5000.0       # above it a per-million price was likely scaled again
-    force: bool = False             # apply scrapes held back for loss or factor (bounds still hold)
+    max_model_loss: float = 0.34  # share of a provider's listed models one scrape may drop
+    max_price_factor: float = 4.0  # a price may move by at most this factor (up or down) in one scrape
+    min_price: float = 0.001  # USD per 1M tokens; below it a per-token price was likely read
+    max_price: float = 5000.0  # above it a per-million price was likely scaled again
+    force: bool = False  # apply scrapes held back for loss or factor (bounds still hold)
 
 
 @dataclass(slots=True)
@@ -48,27 +49,34 @@ class ProviderOutcome:
     """What one provider's scrape did to the registry, for the report, the log and the status."""
 
     provider: str
-    status: str                     # "ok" applied, "held" held back, "stale" page failed
+    status: str  # "ok" applied, "held" held back, "stale" page failed
     message: str
     problems: list[str] = field(default_factory=list)
-    updated: int = 0                # known models the page priced
+    updated: int = 0  # known models the page priced
     added: list[str] = field(default_factory=list)
     unlisted: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "message": self.message, "problems": self.problems,
-                "updated": self.updated, "added": self.added, "unlisted": self.unlisted}
+        return {
+            "status": self.status,
+            "message": self.message,
+            "problems": self.problems,
+            "updated": self.updated,
+            "added": self.added,
+            "unlisted": self.unlisted,
+        }
 
 
 @dataclass(slots=True)
 class MergeResult:
     document: Document
     outcomes: dict[str, ProviderOutcome]
-    drift: list[dict[str, Any]]     # overridden fields whose page value moved
+    drift: list[dict[str, Any]]  # overridden fields whose page value moved
 
 
-def merge(doc: Document, scraped: Mapping[str, ScrapeResult], overrides: Mapping[str, Model],
-          policy: MergePolicy, *, now: str) -> MergeResult:
+def merge(
+    doc: Document, scraped: Mapping[str, ScrapeResult], overrides: Mapping[str, Model], policy: MergePolicy, *, now: str
+) -> MergeResult:
     """The next document: `doc` with each provider's scrape applied or held back, then overrides.
     `doc` is not changed; `now` is an ISO timestamp (its date part stamps `updated_at`)."""
     models = [dict(m) for m in doc["models"]]
@@ -103,8 +111,10 @@ def parse_overrides(doc: Any) -> dict[str, Model]:
     for model_id, fields in models.items():
         where = f"overrides.json models.{model_id}"
         if isinstance(fields, dict) and set(fields) - set(OVERRIDABLE):
-            raise OverridesError(f"{where}: {sorted(set(fields) - set(OVERRIDABLE))[0]!r} cannot be overridden "
-                                 f"(fields: {', '.join(OVERRIDABLE)})")
+            raise OverridesError(
+                f"{where}: {sorted(set(fields) - set(OVERRIDABLE))[0]!r} cannot be overridden "
+                f"(fields: {', '.join(OVERRIDABLE)})"
+            )
         found = check_model(fields, where)
         if found:
             raise OverridesError("; ".join(found))
@@ -132,11 +142,17 @@ def apply_overrides(models: list[Model], overrides: Mapping[str, Model], today: 
         existing = by_id.get(model_id)
         if existing is None or existing.get("private"):
             if not fields.get("provider") or not fields.get("provider_model"):
-                raise OverridesError(f"overrides.json models.{model_id}: not in the registry, so it needs "
-                                     "'provider' and 'provider_model' to define a private model")
-            private = {"id": model_id, **fields, "private": True,
-                       "source": fields.get("source") or "registry/overrides.json",
-                       "updated_at": existing.get("updated_at", today) if existing else today}
+                raise OverridesError(
+                    f"overrides.json models.{model_id}: not in the registry, so it needs "
+                    "'provider' and 'provider_model' to define a private model"
+                )
+            private = {
+                "id": model_id,
+                **fields,
+                "private": True,
+                "source": fields.get("source") or "registry/overrides.json",
+                "updated_at": existing.get("updated_at", today) if existing else today,
+            }
             if existing is None:
                 models.append(private)
             else:
@@ -157,8 +173,15 @@ def apply_overrides(models: list[Model], overrides: Mapping[str, Model], today: 
             model.pop("scraped", None)
 
 
-def _apply(provider: str, own: list[Model], models: list[Model], entries: list[PriceEntry],
-           policy: MergePolicy, today: str, drift: list[dict[str, Any]]) -> ProviderOutcome:
+def _apply(
+    provider: str,
+    own: list[Model],
+    models: list[Model],
+    entries: list[PriceEntry],
+    policy: MergePolicy,
+    today: str,
+    drift: list[dict[str, Any]],
+) -> ProviderOutcome:
     """Check one provider's entries against its known models; apply them when they pass."""
     names = {name: m for m in own for name in (m["id"], m["provider_model"], *m.get("aliases", ()))}
     taken = {name for m in models for name in (m["id"], *m.get("aliases", ()))}
@@ -180,14 +203,25 @@ def _apply(provider: str, own: list[Model], models: list[Model], entries: list[P
     listed = [m for m in own if not m.get("unlisted_since")]
     lost = [m["id"] for m in listed if m["id"] not in matched]
     if listed and len(lost) / len(listed) > policy.max_model_loss:
-        moved.append(f"the page lists {len(lost)} of the {len(listed)} known models no more "
-                     f"(more than {policy.max_model_loss:.0%}): {', '.join(lost[:8])}{'...' if len(lost) > 8 else ''}")
+        moved.append(
+            f"the page lists {len(lost)} of the {len(listed)} known models no more "
+            f"(more than {policy.max_model_loss:.0%}): {', '.join(lost[:8])}{'...' if len(lost) > 8 else ''}"
+        )
     if bad:
-        return ProviderOutcome(provider, "held", f"held back: {len(bad)} price(s) out of sane bounds; "
-                               "kept the last good prices, marked stale", problems=bad + moved)
+        return ProviderOutcome(
+            provider,
+            "held",
+            f"held back: {len(bad)} price(s) out of sane bounds; kept the last good prices, marked stale",
+            problems=bad + moved,
+        )
     if moved and not policy.force:
-        return ProviderOutcome(provider, "held", "held back: the scrape changes too much to apply unreviewed "
-                               "(apply it with force); kept the last good prices, marked stale", problems=moved)
+        return ProviderOutcome(
+            provider,
+            "held",
+            "held back: the scrape changes too much to apply unreviewed "
+            "(apply it with force); kept the last good prices, marked stale",
+            problems=moved,
+        )
     for model, entry in matched.values():
         _update(model, entry, taken, today, drift)
     for model_id in lost:
@@ -197,8 +231,9 @@ def _apply(provider: str, own: list[Model], models: list[Model], entries: list[P
     message = f"applied: {len(matched)} known models priced, {len(new)} added, {len(lost)} no longer listed"
     if moved:
         message += f" (forced past {len(moved)} check(s))"
-    return ProviderOutcome(provider, "ok", message, problems=moved, updated=len(matched),
-                           added=[e.model for e in new], unlisted=lost)
+    return ProviderOutcome(
+        provider, "ok", message, problems=moved, updated=len(matched), added=[e.model for e in new], unlisted=lost
+    )
 
 
 def _match(entry: PriceEntry, names: Mapping[str, Model], own: Sequence[Model]) -> Model | None:
@@ -207,8 +242,11 @@ def _match(entry: PriceEntry, names: Mapping[str, Model], own: Sequence[Model]) 
     for name in (entry.model, *entry.aliases):
         if name in names:
             return names[name]
-    dated = [m for m in own if any(_DATED.sub("", n) == entry.model and n != entry.model
-                                   for n in (m["id"], m["provider_model"]))]
+    dated = [
+        m
+        for m in own
+        if any(_DATED.sub("", n) == entry.model and n != entry.model for n in (m["id"], m["provider_model"]))
+    ]
     return dated[0] if len(dated) == 1 else None
 
 
@@ -217,7 +255,7 @@ def _page_values(entry: PriceEntry, model: Model | None) -> dict[str, Any]:
     not a price of zero and does not erase a known one, so it is left out here too."""
     values: dict[str, Any] = {"input_per_mtok": entry.input_per_mtok, "output_per_mtok": entry.output_per_mtok}
     if entry.mode == "embedding":
-        del values["output_per_mtok"]   # no output price on the page (none is billed): not a price of 0 to check
+        del values["output_per_mtok"]  # no output price on the page (none is billed): not a price of 0 to check
     if entry.cached_input_per_mtok is not None:
         values["cached_input_per_mtok"] = entry.cached_input_per_mtok
     if entry.cache_write_per_mtok is not None:
@@ -225,7 +263,7 @@ def _page_values(entry: PriceEntry, model: Model | None) -> dict[str, Any]:
     if entry.input_per_mtok_long is not None or entry.output_per_mtok_long is not None:
         before = _previous(model, "long_context") or {}
         threshold = entry.long_context_threshold or before.get("threshold")
-        if threshold:   # long-context prices without the point where they start cannot be used
+        if threshold:  # long-context prices without the point where they start cannot be used
             long = {**before, "threshold": threshold}
             if entry.input_per_mtok_long is not None:
                 long["input_per_mtok"] = entry.input_per_mtok_long
@@ -250,11 +288,15 @@ def _bound_problems(name: str, values: Mapping[str, Any], policy: MergePolicy) -
         if not isinstance(value, (int, float)) or value <= 0:
             found.append(f"{name}.{key} = {value!r}: a scraped price must be positive")
         elif value < policy.min_price:
-            found.append(f"{name}.{key} = ${value:g} per 1M tokens is below ${policy.min_price:g}: "
-                         "a per-token price read as per-million (off by 10^6)?")
+            found.append(
+                f"{name}.{key} = ${value:g} per 1M tokens is below ${policy.min_price:g}: "
+                "a per-token price read as per-million (off by 10^6)?"
+            )
         elif value > policy.max_price:
-            found.append(f"{name}.{key} = ${value:g} per 1M tokens is above ${policy.max_price:g}: "
-                         "a per-million price scaled by 10^6 again?")
+            found.append(
+                f"{name}.{key} = ${value:g} per 1M tokens is above ${policy.max_price:g}: "
+                "a per-million price scaled by 10^6 again?"
+            )
     cached, inp = values.get("cached_input_per_mtok"), values.get("input_per_mtok")
     if cached is not None and inp is not None and cached > inp:
         found.append(f"{name}: cached input ${cached:g} is above input ${inp:g}; columns mixed up?")
@@ -270,9 +312,15 @@ def _factor_problems(model: Model, values: Mapping[str, Any], policy: MergePolic
             continue
         ratio = max(value / old, old / value)
         if ratio > policy.max_price_factor:
-            hint = " (a factor of about 10^6: per-token vs per-million mix-up?)" if _MIX_UP[0] <= ratio <= _MIX_UP[1] else ""
-            found.append(f"{model['id']}.{key}: ${old:g} -> ${value:g} per 1M tokens, "
-                         f"a change by x{ratio:.3g} (more than x{policy.max_price_factor:g}){hint}")
+            hint = (
+                " (a factor of about 10^6: per-token vs per-million mix-up?)"
+                if _MIX_UP[0] <= ratio <= _MIX_UP[1]
+                else ""
+            )
+            found.append(
+                f"{model['id']}.{key}: ${old:g} -> ${value:g} per 1M tokens, "
+                f"a change by x{ratio:.3g} (more than x{policy.max_price_factor:g}){hint}"
+            )
     return found
 
 
@@ -291,8 +339,15 @@ def _update(model: Model, entry: PriceEntry, taken: set[str], today: str, drift:
         if key in model.get("overridden", ()):
             scraped = model.setdefault("scraped", {})
             if key in scraped and scraped[key] != value:
-                drift.append({"id": model["id"], "field": key, "override": model.get(key),
-                              "page_was": scraped[key], "page_now": value})
+                drift.append(
+                    {
+                        "id": model["id"],
+                        "field": key,
+                        "override": model.get(key),
+                        "page_was": scraped[key],
+                        "page_now": value,
+                    }
+                )
             model["scraped"] = {**scraped, key: value}
         elif model.get(key) != value:
             model[key] = value
@@ -313,10 +368,20 @@ def _new_model(entry: PriceEntry, taken: set[str], today: str) -> Model:
     are unknown (null / defaults) until someone fills them in; the source says so."""
     aliases = [a for a in entry.aliases if a not in taken]
     taken.update(aliases)
-    model = {"id": entry.model, "provider": entry.provider, "provider_model": entry.model,
-             **_page_values(entry, None), "context_window": None, "max_output_tokens": None,
-             "capabilities": {}, "quality": None, "aliases": aliases, "deprecated": False,
-             "source": entry.source_url or None, "updated_at": today}
+    model = {
+        "id": entry.model,
+        "provider": entry.provider,
+        "provider_model": entry.model,
+        **_page_values(entry, None),
+        "context_window": None,
+        "max_output_tokens": None,
+        "capabilities": {},
+        "quality": None,
+        "aliases": aliases,
+        "deprecated": False,
+        "source": entry.source_url or None,
+        "updated_at": today,
+    }
     if entry.mode == "embedding":
         model.update(output_per_mtok=0.0, mode="embedding", capabilities={"tools": False, "streaming": False})
     return model
@@ -331,9 +396,13 @@ def _failure(result: ScrapeResult) -> str:
 
 def _status(before: Mapping[str, Any], outcome: ProviderOutcome, result: ScrapeResult, now: str) -> dict[str, Any]:
     """The provider's entry in `providers`: what the metrics and the admin read."""
-    status: dict[str, Any] = {"status": outcome.status, "last_attempt": now,
-              "last_success": now if outcome.status == "ok" else before.get("last_success"),
-              "source": before.get("source"), "message": outcome.message}
+    status: dict[str, Any] = {
+        "status": outcome.status,
+        "last_attempt": now,
+        "last_success": now if outcome.status == "ok" else before.get("last_success"),
+        "source": before.get("source"),
+        "message": outcome.message,
+    }
     if outcome.status == "ok" and not isinstance(result, BaseException):
         urls = sorted({e.source_url for e in result if e.source_url})
         status["source"] = ", ".join(urls) or before.get("source")

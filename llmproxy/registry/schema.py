@@ -5,19 +5,20 @@ file, so that it ships with the package and needs no validator library. `problem
 is wrong, each with its place (`models[3] 'gpt-4o'.input_per_mtok: ...`); an empty list means the
 document is good. README.md ("Model registry") documents the same format for people.
 """
+
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-Check = Callable[[Any], str | None]   # None when the value is fine, else what is wrong with it
+Check = Callable[[Any], str | None]  # None when the value is fine, else what is wrong with it
 
 PRICE_FIELDS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok")
 LONG_CONTEXT_PRICES = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
 CAPABILITIES = ("tools", "vision", "json_schema", "streaming", "reasoning")
 STATUSES = ("seeded", "ok", "stale", "held")
-MODES = ("chat", "completion", "embedding")   # which API serves the model: chat, legacy completions, embeddings
+MODES = ("chat", "completion", "embedding")  # which API serves the model: chat, legacy completions, embeddings
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
 _PROVIDER = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _MAX_PROBLEMS = 5
@@ -84,7 +85,7 @@ def _quality(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, dict) or set(value) - {"score", "source"}:
-        return "must be null or {\"score\": number, \"source\": text}"
+        return 'must be null or {"score": number, "source": text}'
     if not _number(value.get("score")):
         return "score must be a number"
     return _text(value.get("source"))
@@ -94,7 +95,7 @@ def _long_context(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, dict) or set(value) - {"threshold", *LONG_CONTEXT_PRICES}:
-        return "must be null or {\"threshold\": tokens, \"input_per_mtok\": ..., \"output_per_mtok\": ...}"
+        return 'must be null or {"threshold": tokens, "input_per_mtok": ..., "output_per_mtok": ...}'
     if value.get("threshold") is None or _positive_int(value["threshold"]):
         return "threshold must be a positive integer (tokens)"
     for key in LONG_CONTEXT_PRICES:
@@ -123,27 +124,53 @@ def _scraped(value: Any) -> str | None:
 
 
 MODEL_FIELDS: Mapping[str, Check] = {
-    "id": _name, "provider": _provider, "provider_model": _name,
-    "input_per_mtok": _price, "output_per_mtok": _price, "cached_input_per_mtok": _price,
-    "cache_write_per_mtok": _price, "long_context": _long_context,
-    "context_window": _positive_int, "max_output_tokens": _positive_int,
-    "capabilities": _capabilities, "quality": _quality, "aliases": _names, "mode": _mode,
-    "deprecated": _bool, "source": _text, "updated_at": _text,
+    "id": _name,
+    "provider": _provider,
+    "provider_model": _name,
+    "input_per_mtok": _price,
+    "output_per_mtok": _price,
+    "cached_input_per_mtok": _price,
+    "cache_write_per_mtok": _price,
+    "long_context": _long_context,
+    "context_window": _positive_int,
+    "max_output_tokens": _positive_int,
+    "capabilities": _capabilities,
+    "quality": _quality,
+    "aliases": _names,
+    "mode": _mode,
+    "deprecated": _bool,
+    "source": _text,
+    "updated_at": _text,
     # Kept by the scrape merge: why a price is what it is.
-    "stale": _bool,                 # the provider's last scrape failed or was held back
-    "unlisted_since": _text,        # the pricing page stopped listing the model on that date
-    "private": _bool,               # defined only in overrides.json
-    "overridden": _field_names,     # fields whose value comes from overrides.json
-    "scraped": _scraped,            # the page's values of those fields, to see the drift
+    "stale": _bool,  # the provider's last scrape failed or was held back
+    "unlisted_since": _text,  # the pricing page stopped listing the model on that date
+    "private": _bool,  # defined only in overrides.json
+    "overridden": _field_names,  # fields whose value comes from overrides.json
+    "scraped": _scraped,  # the page's values of those fields, to see the drift
 }
 REQUIRED_MODEL_FIELDS = ("id", "provider", "provider_model")
 # What an operator may set in overrides.json (everything a model has, except its id).
-OVERRIDABLE = ("provider", "provider_model", *PRICE_FIELDS, "long_context", "context_window",
-               "max_output_tokens", "capabilities", "quality", "aliases", "deprecated", "source", "mode")
+OVERRIDABLE = (
+    "provider",
+    "provider_model",
+    *PRICE_FIELDS,
+    "long_context",
+    "context_window",
+    "max_output_tokens",
+    "capabilities",
+    "quality",
+    "aliases",
+    "deprecated",
+    "source",
+    "mode",
+)
 
 PROVIDER_FIELDS: Mapping[str, Check] = {
     "status": lambda v: None if v in STATUSES else f"must be one of {', '.join(STATUSES)}",
-    "last_attempt": _text, "last_success": _text, "source": _text, "message": _text,
+    "last_attempt": _text,
+    "last_success": _text,
+    "source": _text,
+    "message": _text,
     "models": _positive_int,
 }
 
@@ -162,8 +189,9 @@ def _changes(value: Any) -> str | None:
 
 
 TOP_FIELDS: Mapping[str, Check] = {
-    "version": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= 0
-    else "must be a non-negative integer",
+    "version": lambda v: (
+        None if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else "must be a non-negative integer"
+    ),
     "generated_at": _text,
     "providers": lambda v: None if isinstance(v, dict) else "must be an object of provider: status",
     "models": lambda v: None if isinstance(v, list) else "must be a list of models",
@@ -204,8 +232,9 @@ def check_model(model: Any, where: str) -> list[str]:
     return _check_object(model, MODEL_FIELDS, (), where + ".")
 
 
-def _check_object(obj: Mapping[str, Any], fields: Mapping[str, Check], required: tuple[str, ...],
-                  prefix: str) -> list[str]:
+def _check_object(
+    obj: Mapping[str, Any], fields: Mapping[str, Check], required: tuple[str, ...], prefix: str
+) -> list[str]:
     found = [f"{prefix}{key} is missing" for key in required if key not in obj]
     for key, value in obj.items():
         check = fields.get(key)

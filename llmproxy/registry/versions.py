@@ -10,6 +10,7 @@ Every write bumps `version`, stamps `generated_at` and records in `changes` what
 previous version. A rollback writes the old models as a new version: numbers only ever go up, so
 a gateway watching the file knows a newer one when it sees it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,8 +46,15 @@ class VersionInfo:
     changed: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "generated_at": self.generated_at, "models": self.models,
-                "reason": self.reason, "added": self.added, "removed": self.removed, "changed": self.changed}
+        return {
+            "version": self.version,
+            "generated_at": self.generated_at,
+            "models": self.models,
+            "reason": self.reason,
+            "added": self.added,
+            "removed": self.removed,
+            "changed": self.changed,
+        }
 
 
 def now_iso() -> str:
@@ -67,9 +75,13 @@ def diff_documents(old: Document, new: Document) -> dict[str, Any]:
             was, now = before[model_id].get(key), after[model_id].get(key)
             if was != now:
                 changed.append({"id": model_id, "field": key, "old": was, "new": now})
-    return {"from_version": old.get("version"), "to_version": new.get("version"),
-            "added": sorted(after.keys() - before.keys()), "removed": sorted(before.keys() - after.keys()),
-            "changed": changed}
+    return {
+        "from_version": old.get("version"),
+        "to_version": new.get("version"),
+        "added": sorted(after.keys() - before.keys()),
+        "removed": sorted(before.keys() - after.keys()),
+        "changed": changed,
+    }
 
 
 def dumps(doc: Document) -> bytes:
@@ -79,8 +91,7 @@ def dumps(doc: Document) -> bytes:
     return orjson.dumps(ordered, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 
 
-def write_document(path: Path, doc: Document, *, previous: Document, reason: str,
-                   keep_versions: int = 0) -> Document:
+def write_document(path: Path, doc: Document, *, previous: Document, reason: str, keep_versions: int = 0) -> Document:
     """Write `doc` as the next version after `previous` (what the caller read and changed).
 
     The new bytes are checked with the loader's own check before anything is touched, so a write
@@ -89,10 +100,15 @@ def write_document(path: Path, doc: Document, *, previous: Document, reason: str
     latest = max(int(previous.get("version", 0)), _latest_version(path))
     new = {**doc, "version": latest + 1, "generated_at": now_iso()}
     delta = diff_documents(previous, new)
-    new["changes"] = {"from_version": previous.get("version"), "reason": reason, "added": delta["added"],
-                      "removed": delta["removed"], "changed": delta["changed"]}
+    new["changes"] = {
+        "from_version": previous.get("version"),
+        "reason": reason,
+        "added": delta["added"],
+        "removed": delta["removed"],
+        "changed": delta["changed"],
+    }
     data = dumps(new)
-    registry_from_document(parse_document(data))   # RegistryError here leaves every file as it was
+    registry_from_document(parse_document(data))  # RegistryError here leaves every file as it was
     (path.parent / VERSIONS_DIR).mkdir(parents=True, exist_ok=True)
     # The backup is the version this one replaces: the current file when it is good, else the
     # document the caller started from (its .bak, or the shipped copy on a first start), so a
@@ -100,14 +116,21 @@ def write_document(path: Path, doc: Document, *, previous: Document, reason: str
     before = _good_bytes(path) or dumps(previous)
     before_version = orjson.loads(before).get("version")
     if isinstance(before_version, int) and not version_path(path, before_version).exists():
-        atomic_write(version_path(path, before_version), before)   # the seed joins the history
+        atomic_write(version_path(path, before_version), before)  # the seed joins the history
     atomic_write(backup_path(path), before)
     atomic_write(version_path(path, new["version"]), data)
     atomic_write(path, data)
     _prune(path, keep_versions)
-    log.info("registry written", extra={"registry_version": new["version"], "reason": reason,
-                                        "added": len(delta["added"]), "removed": len(delta["removed"]),
-                                        "changed": len(delta["changed"])})
+    log.info(
+        "registry written",
+        extra={
+            "registry_version": new["version"],
+            "reason": reason,
+            "added": len(delta["added"]),
+            "removed": len(delta["removed"]),
+            "changed": len(delta["changed"]),
+        },
+    )
     return new
 
 
@@ -131,11 +154,14 @@ def rollback(path: Path, version: int, *, current: Document, keep_versions: int 
     providers = current["providers"] if "providers" in current else target.get("providers", {})
     # A provider whose last scrape failed still cannot vouch for the old prices either.
     unsure = {name for name, status in providers.items() if status.get("status") in ("stale", "held")}
-    models = [{**m, "stale": True} if m["provider"] in unsure else {k: v for k, v in m.items() if k != "stale"}
-              for m in target["models"]]
+    models = [
+        {**m, "stale": True} if m["provider"] in unsure else {k: v for k, v in m.items() if k != "stale"}
+        for m in target["models"]
+    ]
     doc = {**target, "providers": providers, "models": models}
-    return write_document(path, doc, previous=current, reason=f"rollback to version {version}",
-                          keep_versions=keep_versions)
+    return write_document(
+        path, doc, previous=current, reason=f"rollback to version {version}", keep_versions=keep_versions
+    )
 
 
 def list_versions(path: Path) -> list[VersionInfo]:
@@ -167,7 +193,7 @@ def atomic_write(target: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    with contextlib.suppress(OSError):   # make the rename itself durable where the OS allows it
+    with contextlib.suppress(OSError):  # make the rename itself durable where the OS allows it
         fd = os.open(target.parent, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -197,10 +223,15 @@ def exclusive(lock_path: Path) -> Iterator[bool]:
 
 def _info(doc: Document) -> VersionInfo:
     changes = doc.get("changes") or {}
-    return VersionInfo(version=doc["version"], generated_at=str(doc.get("generated_at") or ""),
-                       models=len(doc.get("models") or ()), reason=changes.get("reason"),
-                       added=len(changes.get("added") or ()), removed=len(changes.get("removed") or ()),
-                       changed=len(changes.get("changed") or ()))
+    return VersionInfo(
+        version=doc["version"],
+        generated_at=str(doc.get("generated_at") or ""),
+        models=len(doc.get("models") or ()),
+        reason=changes.get("reason"),
+        added=len(changes.get("added") or ()),
+        removed=len(changes.get("removed") or ()),
+        changed=len(changes.get("changed") or ()),
+    )
 
 
 def _good_bytes(path: Path) -> bytes | None:

@@ -4,6 +4,7 @@ the notifications, the cache's shared tier, and the lock that makes a registry r
 `Deployment.open(settings)` is None without a Redis url: then nothing here exists and the gateway
 is the single process it always was.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from .redis_cache import RedisCacheTier
 from .redis_limits import SCRIPTS as LIMIT_SCRIPTS
 from .redis_link import RedisDown, RedisLink
 
-REGISTRY_LOCK_MS = 15 * 60 * 1000   # longer than any refresh; a crashed holder's lock expires
+REGISTRY_LOCK_MS = 15 * 60 * 1000  # longer than any refresh; a crashed holder's lock expires
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -29,7 +30,7 @@ class Deployment:
         self.notifier = Notifier(link)
         self.cache = RedisCacheTier(link)
         link.script("release", RELEASE)
-        for name, source in LIMIT_SCRIPTS.items():   # loaded at start, not by the first requests at once
+        for name, source in LIMIT_SCRIPTS.items():  # loaded at start, not by the first requests at once
             link.script(name, source)
 
     @classmethod
@@ -63,8 +64,11 @@ class Deployment:
                 try:
                     await self.link.evalsha("release", [name], [token])
                 except RedisDown:
-                    pass   # it expires by itself
+                    pass  # it expires by itself
 
     def stats(self) -> dict[str, Any]:
-        return {**self.link.stats(), "cache": self.cache.stats(),
-                "notifications": {"published": self.notifier.published, "received": self.notifier.received}}
+        return {
+            **self.link.stats(),
+            "cache": self.cache.stats(),
+            "notifications": {"published": self.notifier.published, "received": self.notifier.received},
+        }

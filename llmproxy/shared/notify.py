@@ -8,6 +8,7 @@ the provider off. A process never handles its own messages. Publishing is fire a
 the subscription is lost and comes back, every handler runs once with {"kind": "resync"} (what was
 missed meanwhile is read again), and the processes' own polling stays as the slow safety net.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,11 @@ class Notifier:
         self.channel = link.prefix + "events"
         # Its own connection without a read timeout: a subscription is quiet most of the time.
         self._client: redis.Redis = redis.Redis.from_url(
-            link.settings.url.value, socket_connect_timeout=link.settings.timeout_s,
-            retry=Retry(NoBackoff(), 0), decode_responses=False)
+            link.settings.url.value,
+            socket_connect_timeout=link.settings.timeout_s,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=False,
+        )
         self._handlers: dict[str, list[Handler]] = {}
         self._task: asyncio.Task[None] | None = None
         self.received = self.published = 0
@@ -108,5 +112,5 @@ class Notifier:
                 result = handler(message)
                 if inspect.isawaitable(result):
                     await result
-            except Exception:   # one handler's failure must not stop the subscription
+            except Exception:  # one handler's failure must not stop the subscription
                 log.exception("notifications: handling %r failed", kind)

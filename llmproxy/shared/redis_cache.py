@@ -6,6 +6,7 @@ carries the request's pending limit check (ctx.admission) in the same pipeline, 
 needs both pays one round trip. Writes are queued and sent in one pipeline per event-loop turn, off
 the request's path. Any Redis failure is a miss (or a lost write), never a failed request.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,9 +38,9 @@ class RedisCacheTier:
         try:
             if admission is None or admission.reply is not None:
                 value = (await link.call(("GET", name)))[0]
-            else:   # the request's limit check rides along: one round trip for both
+            else:  # the request's limit check rides along: one round trip for both
                 reply, value = await link.call(link.script_call("admit", admission.keys, admission.args), ("GET", name))
-                admission.reply = None if isinstance(reply, Exception) else reply   # None: sent again alone
+                admission.reply = None if isinstance(reply, Exception) else reply  # None: sent again alone
         except RedisDown:
             self.errors += 1
             if admission is not None:
@@ -74,16 +75,21 @@ class RedisCacheTier:
 
     async def purge(self, match: Callable[[str, bytes], bool] | None) -> int:
         """Delete the entries for which `match(key, packed entry)` holds (all when None)."""
+
         async def work(client: Any) -> int:
             dropped = 0
             async for batch in _batches(client.scan_iter(match=self._prefix + "*", count=SCAN_BATCH)):
                 if match is not None:
                     values = await client.mget(batch)
-                    batch = [name for name, value in zip(batch, values, strict=True)
-                             if value is not None and match(name.decode()[len(self._prefix):], bytes(value))]
+                    batch = [
+                        name
+                        for name, value in zip(batch, values, strict=True)
+                        if value is not None and match(name.decode()[len(self._prefix) :], bytes(value))
+                    ]
                 if batch:
                     dropped += int(await client.delete(*batch))
             return dropped
+
         try:
             return await self.link.run(work)
         except RedisDown:
@@ -91,8 +97,13 @@ class RedisCacheTier:
             return 0
 
     def stats(self) -> dict[str, Any]:
-        return {"up": self.link.up, "hits": self.hits, "misses": self.misses, "writes": self.writes,
-                "errors": self.errors}
+        return {
+            "up": self.link.up,
+            "hits": self.hits,
+            "misses": self.misses,
+            "writes": self.writes,
+            "errors": self.errors,
+        }
 
 
 async def _batches(names: Any) -> Any:

@@ -10,12 +10,13 @@ Redis's own clock (TIME), so processes on machines with drifting clocks still sh
 with the cache's shared-tier read (redis_cache.py): `Admission` carries the call's keys and
 arguments from the ratelimit stage to whichever sends it, and the answer back.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-WINDOW_MS = 61_000     # keys of a window outlive it slightly; Redis drops an idle key's state by itself
+WINDOW_MS = 61_000  # keys of a window outlive it slightly; Redis drops an idle key's state by itself
 
 # KEYS: requests zset, tokens zset, tokens hash, tokens total, seeded marker, then one spend counter
 # per budget. ARGV: rpm (-1: none), tpm (-1: none), estimate, member, then each budget's cap.
@@ -125,7 +126,7 @@ class Admission:
     keys: list[str]
     args: list[Any]
     body_bytes: int
-    budgets: list[tuple[str, float, str]]   # (key id, cap, period) in the order of the spend keys
+    budgets: list[tuple[str, float, str]]  # (key id, cap, period) in the order of the spend keys
     member: str
     ident: str
     reply: list[Any] | None = None

@@ -7,6 +7,7 @@ second, both says that this process is alive (a sorted set of process ids scored
 clock) and probes a down link; when Redis answers again the link comes back up and the callbacks
 given to `on_up` run (the spend counters are seeded again, notifications resubscribed).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,7 @@ from .redis_pipe import Command, PipeDown, RedisPipe
 log = logging.getLogger("llmproxy.redis")
 T = TypeVar("T")
 
-LIVE_FOR_S = 5.0       # a process missing this many seconds of heartbeats no longer counts as alive
+LIVE_FOR_S = 5.0  # a process missing this many seconds of heartbeats no longer counts as alive
 HEARTBEAT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -54,16 +55,20 @@ class RedisLink:
         self.process_id = f"{os.uname().nodename}:{os.getpid()}:{os.urandom(3).hex()}"
         timeout = settings.timeout_s
         self.client: redis.Redis = redis.Redis.from_url(
-            settings.url.value, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), decode_responses=False)
-        self.pipe = RedisPipe(settings.url.value, timeout)   # the request path's connection
+            settings.url.value,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=False,
+        )
+        self.pipe = RedisPipe(settings.url.value, timeout)  # the request path's connection
         self.up = False
         self.live_processes = 1
-        self.errors = 0               # calls that failed
-        self.fallbacks = 0            # requests whose limits were decided in this process (Redis down)
-        self.went_down = 0            # times the link went down
+        self.errors = 0  # calls that failed
+        self.fallbacks = 0  # requests whose limits were decided in this process (Redis down)
+        self.went_down = 0  # times the link went down
         self.down_since: float | None = time.monotonic()
-        self._scripts: dict[str, str] = {}   # name -> source; loaded into Redis on first use
+        self._scripts: dict[str, str] = {}  # name -> source; loaded into Redis on first use
         self._shas: dict[str, str] = {}
         self._on_up: list[Callable[[], Awaitable[None]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -115,10 +120,10 @@ class RedisLink:
         try:
             try:
                 return await call(self.client)
-            except NoScriptError:   # a restarted Redis has forgotten the scripts
+            except NoScriptError:  # a restarted Redis has forgotten the scripts
                 await self.load_scripts()
                 return await call(self.client)
-        except ResponseError as exc:   # Redis answered, with an error: this call fails, the link is fine
+        except ResponseError as exc:  # Redis answered, with an error: this call fails, the link is fine
             self.errors += 1
             log.error("redis refused a command: %s", exc)
             raise RedisDown from exc
@@ -127,7 +132,7 @@ class RedisLink:
             raise RedisDown from exc
         except asyncio.CancelledError:
             raise
-        except Exception as exc:   # no request fails because of the shared state: fall back, and say why
+        except Exception as exc:  # no request fails because of the shared state: fall back, and say why
             self.errors += 1
             log.exception("redis call failed unexpectedly")
             raise RedisDown from exc
@@ -140,7 +145,7 @@ class RedisLink:
         try:
             replies = await self.pipe.call(*commands)
             if any(isinstance(r, hiredis.ReplyError) and str(r).startswith("NOSCRIPT") for r in replies):
-                await self.run(lambda client: self.load_scripts())   # a restarted Redis forgot them
+                await self.run(lambda client: self.load_scripts())  # a restarted Redis forgot them
                 replies = await self.pipe.call(*commands)
         except PipeDown as exc:
             self.failed(exc)
@@ -153,7 +158,7 @@ class RedisLink:
 
     async def load_scripts(self) -> None:
         for name, source in self._scripts.items():
-            self._shas[name] = (await self.client.script_load(source))
+            self._shas[name] = await self.client.script_load(source)
 
     async def evalsha(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """One script call; a Redis that lost its scripts (restarted) gets them again."""
@@ -170,8 +175,11 @@ class RedisLink:
             self.up = False
             self.went_down += 1
             self.down_since = time.monotonic()
-            log.warning("redis unreachable (%s); limits fall back to this process's share (1/%d) until it returns",
-                        type(exc).__name__, self.divisor())
+            log.warning(
+                "redis unreachable (%s); limits fall back to this process's share (1/%d) until it returns",
+                type(exc).__name__,
+                self.divisor(),
+            )
 
     # --- heartbeat ---
 
@@ -185,11 +193,12 @@ class RedisLink:
         try:
             if not was_up:
                 await self.load_scripts()
-            live = await self.client.evalsha(self._shas["heartbeat"], 1, self.key("live"), self.process_id,
-                                             str(LIVE_FOR_S))
+            live = await self.client.evalsha(
+                self._shas["heartbeat"], 1, self.key("live"), self.process_id, str(LIVE_FOR_S)
+            )
         except NoScriptError:
             try:
-                await self.load_scripts()   # a restarted Redis: the next beat finds them
+                await self.load_scripts()  # a restarted Redis: the next beat finds them
             except (RedisError, OSError, TimeoutError):
                 pass
             return
@@ -197,8 +206,10 @@ class RedisLink:
             if was_up:
                 self.failed(exc)
             elif self.down_since is not None and self.errors == 0:
-                log.warning("redis unreachable at startup (%s); serving with per-process limits until it answers",
-                            type(exc).__name__)
+                log.warning(
+                    "redis unreachable at startup (%s); serving with per-process limits until it answers",
+                    type(exc).__name__,
+                )
                 self.errors += 1
             return
         self.live_processes = max(1, int(live))
@@ -206,14 +217,22 @@ class RedisLink:
             self.up = True
             down_for = time.monotonic() - self.down_since if self.down_since is not None else 0.0
             self.down_since = None
-            log.info("redis reachable; shared limits, cache and notifications on",
-                     extra={"live_processes": self.live_processes, "down_s": round(down_for, 3)})
+            log.info(
+                "redis reachable; shared limits, cache and notifications on",
+                extra={"live_processes": self.live_processes, "down_s": round(down_for, 3)},
+            )
             for callback in self._on_up:
                 try:
                     await callback()
-                except Exception:   # one callback's failure must not keep the others from running
+                except Exception:  # one callback's failure must not keep the others from running
                     log.exception("redis: a reconnect step failed")
 
     def stats(self) -> dict[str, Any]:
-        return {"up": self.up, "live_processes": self.live_processes, "divisor": self.divisor(),
-                "errors": self.errors, "fallbacks": self.fallbacks, "went_down": self.went_down}
+        return {
+            "up": self.up,
+            "live_processes": self.live_processes,
+            "divisor": self.divisor(),
+            "errors": self.errors,
+            "fallbacks": self.fallbacks,
+            "went_down": self.went_down,
+        }

@@ -9,6 +9,7 @@ when the loop next turns, and `data_received` hands each reply to its caller in 
 the oldest unanswered call is older than the timeout, the connection is dropped and every waiting
 call fails with RedisDown, as they do when the connection is lost.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -53,7 +54,7 @@ class RedisPipe:
         self._timeout_s = timeout_s
         self._transport: asyncio.Transport | None = None
         self._reader = hiredis.Reader()
-        self._waiting: deque[_Call] = deque()   # sent (or about to be), oldest first
+        self._waiting: deque[_Call] = deque()  # sent (or about to be), oldest first
         self._out: list[bytes] = []
         self._connecting: asyncio.Future[None] | None = None
         self._stall_check: asyncio.TimerHandle | None = None
@@ -94,7 +95,7 @@ class RedisPipe:
             call.replies.append(reply)
             if len(call.replies) == call.expected:
                 waiting.popleft()
-                if not call.future.done():   # its caller may have been cancelled
+                if not call.future.done():  # its caller may have been cancelled
                     call.future.set_result(call.replies)
 
     def _check_stall(self) -> None:
@@ -127,7 +128,7 @@ class RedisPipe:
                 call.future.set_exception(PipeDown(str(exc) or type(exc).__name__))
 
     async def _connect(self) -> None:
-        if self._connecting is not None:   # another caller is connecting: wait for it
+        if self._connecting is not None:  # another caller is connecting: wait for it
             await asyncio.shield(self._connecting)
             if self._transport is None:
                 raise PipeDown("could not connect to redis")
@@ -139,8 +140,12 @@ class RedisPipe:
             if "path" in where:
                 opening = loop.create_unix_connection(lambda: _Protocol(self), where["path"])
             else:
-                opening = loop.create_connection(lambda: _Protocol(self), where.get("host", "localhost"),
-                                                 where.get("port", 6379), ssl=self._tls or None)
+                opening = loop.create_connection(
+                    lambda: _Protocol(self),
+                    where.get("host", "localhost"),
+                    where.get("port", 6379),
+                    ssl=self._tls or None,
+                )
             transport, _ = await asyncio.wait_for(opening, self._timeout_s)
             self._transport = transport
             hello: list[Command] = []

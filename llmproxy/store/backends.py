@@ -7,6 +7,7 @@ backend answers.
                                     responses, shared by every gateway process; the SQLite file keeps
                                     only what is local to a process (the response cache's disk tier)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,18 +30,18 @@ from .sqlite import SQLiteStore
 from .usage_sql import SQLiteUsageStore
 
 
-DATABASE_AWAY = UNREACHABLE   # the exceptions that mean "the shared database cannot be reached now"
+DATABASE_AWAY = UNREACHABLE  # the exceptions that mean "the shared database cannot be reached now"
 
 
 @dataclass(slots=True)
 class Stores:
     """What a gateway (or the CLI) stores through, opened together and closed together."""
 
-    backend: str                  # "sqlite" or "postgresql": for logs, /readyz and /metrics only
-    usage: UsageStore             # the usage log: batch writes, retention, reports, spend
-    keys: KeysStore               # keys, users, provider credentials, audit
-    local: SQLiteStore            # this process's SQLite file (the cache's disk tier lives beside it)
-    responses: ResponsesStore     # stored Responses API answers
+    backend: str  # "sqlite" or "postgresql": for logs, /readyz and /metrics only
+    usage: UsageStore  # the usage log: batch writes, retention, reports, spend
+    keys: KeysStore  # keys, users, provider credentials, audit
+    local: SQLiteStore  # this process's SQLite file (the cache's disk tier lives beside it)
+    responses: ResponsesStore  # stored Responses API answers
     _ping: Callable[[], Awaitable[bool]]
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _shared: PostgresStore | None = None
@@ -95,8 +96,17 @@ async def open_stores(settings: Settings) -> Stores:
             return Stores("sqlite", usage, KeysDB(identity.db), local, responses, local.ping, closers)
         shared = await PostgresStore.open(url.value, max_size=settings.database.pool_size)
         closers.append(shared.close)
-        return Stores("postgresql", PostgresUsageStore(shared.pool), PostgresKeysStore(shared.pool), local,
-                      PostgresResponsesStore(shared.pool), shared.ping, closers, shared, PostgresRegistryHistory(shared.pool))
+        return Stores(
+            "postgresql",
+            PostgresUsageStore(shared.pool),
+            PostgresKeysStore(shared.pool),
+            local,
+            PostgresResponsesStore(shared.pool),
+            shared.ping,
+            closers,
+            shared,
+            PostgresRegistryHistory(shared.pool),
+        )
     except BaseException:
         for close in reversed(closers):
             await close()

@@ -9,6 +9,7 @@ machine's core: 5-10 instead of 45-70 us of CPU per row); a unique index on the 
 the cache key finds an entry, and the full key is kept to rule out a collision. The oldest batches
 are the first rows, so trimming to the size bound deletes from the front.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -72,8 +73,8 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 # (id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body)
-RESTRICTED = "|models:"   # as cache.py names a model restriction in a tenant
-_TENANTS_PER_STATEMENT = 300   # three parameters each, well under SQLite's limit
+RESTRICTED = "|models:"  # as cache.py names a model restriction in a tenant
+_TENANTS_PER_STATEMENT = 300  # three parameters each, well under SQLite's limit
 Row = tuple[int, str, str, str, "str | None", "str | None", float, float, "float | None", int, bytes]
 COLUMNS = "id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body"
 _INSERT = f"INSERT OR REPLACE INTO cache_entries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -81,11 +82,13 @@ _INSERT = f"INSERT OR REPLACE INTO cache_entries ({COLUMNS}) VALUES (?, ?, ?, ?,
 # must stay in memory between batches (2 MiB holds the index of about 100,000 entries). Filled only
 # as the index grows.
 WRITER_CACHE_KIB = 16 * 1024
-ROWS_PER_INSERT = 512   # a power of two; 11 values a row: under SQLite's limit of 32766 per statement
+ROWS_PER_INSERT = 512  # a power of two; 11 values a row: under SQLite's limit of 32766 per statement
 
 
-_INSERTS = {1 << n: _INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" * ((1 << n) - 1)
-            for n in range(ROWS_PER_INSERT.bit_length())}
+_INSERTS = {
+    1 << n: _INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" * ((1 << n) - 1)
+    for n in range(ROWS_PER_INSERT.bit_length())
+}
 _SELECT = f"SELECT {COLUMNS} FROM cache_entries WHERE id = ?"
 # The oldest rows (lowest seq) whose sizes add up to what must go: reads the front of the table only.
 _OLDEST = "SELECT seq, size FROM cache_entries ORDER BY seq LIMIT ?"
@@ -128,8 +131,9 @@ class SQLiteCacheStore:
         async with self._reader.execute("SELECT id FROM cache_entries WHERE expires > ?", (now,)) as cur:
             return [r[0] for r in await cur.fetchall()]
 
-    async def purge(self, *, key: str | None = None, model: str | None = None,
-                    tenants: Collection[str] | None = None) -> int:
+    async def purge(
+        self, *, key: str | None = None, model: str | None = None, tenants: Collection[str] | None = None
+    ) -> int:
         """Delete the entries matching every given filter (all entries when none is given); a
         tenant matches with or without a model restriction (`<tenant>|models:...`)."""
         if tenants is not None and not tenants:
@@ -143,7 +147,8 @@ class SQLiteCacheStore:
     async def totals(self, now: float) -> tuple[int, int]:
         """(live entries, their bytes) on disk."""
         async with self._reader.execute(
-                "SELECT count(*), coalesce(sum(size), 0) FROM cache_entries WHERE expires > ?", (now,)) as cur:
+            "SELECT count(*), coalesce(sum(size), 0) FROM cache_entries WHERE expires > ?", (now,)
+        ) as cur:
             row = await cur.fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
@@ -178,7 +183,7 @@ def transaction(db: sqlite3.Connection, work: Callable[..., T], *args: Any) -> T
         try:
             db.execute("ROLLBACK")
         except sqlite3.Error:
-            pass   # the original failure is the one to report
+            pass  # the original failure is the one to report
         raise
     return result
 
@@ -197,7 +202,7 @@ def _put_many(db: sqlite3.Connection, rows: Sequence[Row]) -> None:
     start = 0
     while start < len(rows):
         size = min(ROWS_PER_INSERT, 1 << ((len(rows) - start).bit_length() - 1))
-        chunk = rows[start:start + size]
+        chunk = rows[start : start + size]
         db.execute(_INSERTS[size], [value for row in chunk for value in row])
         start += size
 
@@ -211,7 +216,7 @@ def _purge(db: sqlite3.Connection, key: str | None, model: str | None, tenants: 
         return max(db.execute(f"DELETE FROM cache_entries{where}", args).rowcount, 0)
     removed = 0
     for start in range(0, len(tenants), _TENANTS_PER_STATEMENT):
-        chunk = tenants[start:start + _TENANTS_PER_STATEMENT]
+        chunk = tenants[start : start + _TENANTS_PER_STATEMENT]
         # every string that starts with "<t>|models:" sorts from it up to "<t>|models;" (';' follows ':')
         either = " OR ".join("tenant = ? OR (tenant >= ? AND tenant < ?)" for _ in chunk)
         sql = f"{where} AND ({either})" if where else f" WHERE ({either})"

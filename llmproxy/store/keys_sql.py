@@ -6,6 +6,7 @@ Every write runs in one BEGIN IMMEDIATE transaction that also appends its audit 
 a change by polling one integer. Key values are never stored, only their sha256; provider keys
 only as ciphertext (the vault encrypts them before they get here).
 """
+
 from __future__ import annotations
 
 import time
@@ -98,12 +99,24 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-KEY_FIELDS = ("name", "owner", "role", "models", "rpm", "tpm", "budget_usd", "budget_period", "expires_at", "metadata",
-              "strategy", "parent_id", "complexity")
+KEY_FIELDS = (
+    "name",
+    "owner",
+    "role",
+    "models",
+    "rpm",
+    "tpm",
+    "budget_usd",
+    "budget_period",
+    "expires_at",
+    "metadata",
+    "strategy",
+    "parent_id",
+    "complexity",
+)
 
 
-__all__ = ["KEY_FIELDS", "MIGRATIONS", "CredentialRow", "KeyRecord", "KeySecret", "KeysDB", "TooManyKeys",
-           "UserRecord"]
+__all__ = ["KEY_FIELDS", "MIGRATIONS", "CredentialRow", "KeyRecord", "KeySecret", "KeysDB", "TooManyKeys", "UserRecord"]
 
 
 class KeysDB:
@@ -112,26 +125,30 @@ class KeysDB:
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
-        self._transactions = Transactions(db)   # the connection's write turns: this object owns it
+        self._transactions = Transactions(db)  # the connection's write turns: this object owns it
 
     @asynccontextmanager
-    async def write(self, actor: str, action: str, target: str | None = None,
-                    detail: dict[str, Any] | None = None) -> AsyncIterator[aiosqlite.Connection]:
+    async def write(
+        self, actor: str, action: str, target: str | None = None, detail: dict[str, Any] | None = None
+    ) -> AsyncIterator[aiosqlite.Connection]:
         """One transaction: the caller's statements, the audit row and the generation bump."""
         async with self._transactions.write():
             yield self.db
-            await self.db.execute("INSERT INTO audit_log (ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-                                  (time.time(), actor, action, target,
-                                   orjson.dumps(detail).decode() if detail else None))
+            await self.db.execute(
+                "INSERT INTO audit_log (ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+                (time.time(), actor, action, target, orjson.dumps(detail).decode() if detail else None),
+            )
             await self.db.execute("UPDATE auth_state SET generation = generation + 1 WHERE id = 1")
 
-    async def audit(self, actor: str, action: str, target: str | None = None,
-                    detail: dict[str, Any] | None = None) -> None:
+    async def audit(
+        self, actor: str, action: str, target: str | None = None, detail: dict[str, Any] | None = None
+    ) -> None:
         """An audit row with no other change (a login, a refused login)."""
         async with self._transactions.write():
-            await self.db.execute("INSERT INTO audit_log (ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-                                  (time.time(), actor, action, target,
-                                   orjson.dumps(detail).decode() if detail else None))
+            await self.db.execute(
+                "INSERT INTO audit_log (ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+                (time.time(), actor, action, target, orjson.dumps(detail).decode() if detail else None),
+            )
 
     async def generation(self) -> int:
         async with self.db.execute("SELECT generation FROM auth_state WHERE id = 1") as cur:
@@ -142,12 +159,14 @@ class KeysDB:
 
     async def keys(self) -> list[KeyRecord]:
         out: dict[str, KeyRecord] = {}
-        async with self.db.execute(f"SELECT id, {', '.join(KEY_FIELDS)}, created_at, updated_at, revoked_at "
-                                   "FROM api_keys ORDER BY created_at") as cur:
+        async with self.db.execute(
+            f"SELECT id, {', '.join(KEY_FIELDS)}, created_at, updated_at, revoked_at FROM api_keys ORDER BY created_at"
+        ) as cur:
             async for row in cur:
                 out[row[0]] = _key_record(row)
-        async with self.db.execute("SELECT key_id, hash, prefix, created_at, expires_at FROM key_secrets "
-                                   "ORDER BY created_at DESC") as cur:
+        async with self.db.execute(
+            "SELECT key_id, hash, prefix, created_at, expires_at FROM key_secrets ORDER BY created_at DESC"
+        ) as cur:
             async for key_id, digest, prefix, created, expires in cur:
                 if key_id in out:
                     out[key_id].secrets.append(KeySecret(digest, prefix, created, expires))
@@ -159,8 +178,16 @@ class KeysDB:
                 return record
         return None
 
-    async def insert_key(self, actor: str, key_id: str, digest: str, prefix: str, fields: dict[str, Any],
-                         *, max_per_owner: int | None = None) -> None:
+    async def insert_key(
+        self,
+        actor: str,
+        key_id: str,
+        digest: str,
+        prefix: str,
+        fields: dict[str, Any],
+        *,
+        max_per_owner: int | None = None,
+    ) -> None:
         """TooManyKeys when the key has an owner who already holds `max_per_owner` live keys
         (counted in the same transaction, so concurrent creations cannot overshoot)."""
         now = time.time()
@@ -168,24 +195,32 @@ class KeysDB:
         async with self.write(actor, "keys.create", key_id, _audit_fields(fields)) as db:
             owner = fields.get("owner")
             if max_per_owner is not None and owner is not None:
-                async with db.execute("SELECT count(*) FROM api_keys WHERE owner = ? AND revoked_at IS NULL",
-                                      (owner,)) as cur:
+                async with db.execute(
+                    "SELECT count(*) FROM api_keys WHERE owner = ? AND revoked_at IS NULL", (owner,)
+                ) as cur:
                     counted = await cur.fetchone()
-                assert counted is not None   # count(*) always answers one row
+                assert counted is not None  # count(*) always answers one row
                 (held,) = counted
                 if held >= max_per_owner:
                     raise TooManyKeys(owner, max_per_owner)
-            await db.execute(f"INSERT INTO api_keys (id, {', '.join(values)}, created_at, updated_at) "
-                             f"VALUES (?, {', '.join('?' for _ in values)}, ?, ?)", (key_id, *values.values(), now, now))
-            await db.execute("INSERT INTO key_secrets (hash, key_id, prefix, created_at) VALUES (?, ?, ?, ?)",
-                             (digest, key_id, prefix, now))
+            await db.execute(
+                f"INSERT INTO api_keys (id, {', '.join(values)}, created_at, updated_at) "
+                f"VALUES (?, {', '.join('?' for _ in values)}, ?, ?)",
+                (key_id, *values.values(), now, now),
+            )
+            await db.execute(
+                "INSERT INTO key_secrets (hash, key_id, prefix, created_at) VALUES (?, ?, ?, ?)",
+                (digest, key_id, prefix, now),
+            )
 
     async def update_key(self, actor: str, key_id: str, fields: dict[str, Any]) -> bool:
         values = _key_values(fields)
         async with self.write(actor, "keys.update", key_id, _audit_fields(fields)) as db:
             sets = ", ".join(f"{name} = ?" for name in values)
-            cur = await db.execute(f"UPDATE api_keys SET {sets}{', ' if sets else ''}updated_at = ? WHERE id = ?",
-                                   (*values.values(), time.time(), key_id))
+            cur = await db.execute(
+                f"UPDATE api_keys SET {sets}{', ' if sets else ''}updated_at = ? WHERE id = ?",
+                (*values.values(), time.time(), key_id),
+            )
             if cur.rowcount == 0:
                 raise LookupError(key_id)
         return True
@@ -193,8 +228,10 @@ class KeysDB:
     async def revoke_key(self, actor: str, key_id: str) -> None:
         async with self.write(actor, "keys.revoke", key_id) as db:
             now = time.time()
-            cur = await db.execute("UPDATE api_keys SET revoked_at = ?, updated_at = ? WHERE id = ? AND revoked_at IS NULL",
-                                   (now, now, key_id))
+            cur = await db.execute(
+                "UPDATE api_keys SET revoked_at = ?, updated_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (now, now, key_id),
+            )
             if cur.rowcount == 0:
                 raise LookupError(key_id)
 
@@ -206,18 +243,23 @@ class KeysDB:
                 row = await cur.fetchone()
             if row is None or row[0] is not None:
                 raise LookupError(key_id)
-            await db.execute("UPDATE key_secrets SET expires_at = ? WHERE key_id = ? AND "
-                             "(expires_at IS NULL OR expires_at > ?)", (now + grace_s, key_id, now + grace_s))
+            await db.execute(
+                "UPDATE key_secrets SET expires_at = ? WHERE key_id = ? AND (expires_at IS NULL OR expires_at > ?)",
+                (now + grace_s, key_id, now + grace_s),
+            )
             await db.execute("DELETE FROM key_secrets WHERE key_id = ? AND expires_at < ?", (key_id, now - 86400.0))
-            await db.execute("INSERT INTO key_secrets (hash, key_id, prefix, created_at) VALUES (?, ?, ?, ?)",
-                             (digest, key_id, prefix, now))
+            await db.execute(
+                "INSERT INTO key_secrets (hash, key_id, prefix, created_at) VALUES (?, ?, ?, ?)",
+                (digest, key_id, prefix, now),
+            )
             await db.execute("UPDATE api_keys SET updated_at = ? WHERE id = ?", (now, key_id))
 
     # --- users ----------------------------------------------------------------------------------
 
     async def users(self) -> list[UserRecord]:
-        async with self.db.execute("SELECT name, password_hash, role, disabled, created_at, updated_at FROM users "
-                                   "ORDER BY name") as cur:
+        async with self.db.execute(
+            "SELECT name, password_hash, role, disabled, created_at, updated_at FROM users ORDER BY name"
+        ) as cur:
             return [UserRecord(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) async for r in cur]
 
     async def insert_user(self, actor: str, name: str, password_hash: str, role: str) -> None:
@@ -225,11 +267,20 @@ class KeysDB:
             raise ValueError("a user name may not contain '#': it marks the identity provider's subjects")
         now = time.time()
         async with self.write(actor, "users.create", name, {"role": role}) as db:
-            await db.execute("INSERT INTO users (name, password_hash, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                             (name, password_hash, role, now, now))
+            await db.execute(
+                "INSERT INTO users (name, password_hash, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (name, password_hash, role, now, now),
+            )
 
-    async def update_user(self, actor: str, name: str, *, password_hash: str | None = None, role: str | None = None,
-                          disabled: bool | None = None) -> None:
+    async def update_user(
+        self,
+        actor: str,
+        name: str,
+        *,
+        password_hash: str | None = None,
+        role: str | None = None,
+        disabled: bool | None = None,
+    ) -> None:
         changes: dict[str, Any] = {}
         if password_hash is not None:
             changes["password_hash"] = password_hash
@@ -242,8 +293,9 @@ class KeysDB:
             detail["password"] = "changed"
         async with self.write(actor, "users.update", name, detail) as db:
             sets = "".join(f"{k} = ?, " for k in changes)
-            cur = await db.execute(f"UPDATE users SET {sets}updated_at = ? WHERE name = ?",
-                                   (*changes.values(), time.time(), name))
+            cur = await db.execute(
+                f"UPDATE users SET {sets}updated_at = ? WHERE name = ?", (*changes.values(), time.time(), name)
+            )
             if cur.rowcount == 0:
                 raise LookupError(name)
 
@@ -256,9 +308,11 @@ class KeysDB:
             if cur.rowcount == 0:
                 raise LookupError(name)
             now = time.time()
-            cur = await db.execute("UPDATE api_keys SET revoked_at = ?, updated_at = ? "
-                                   "WHERE owner = ? AND revoked_at IS NULL", (now, now, name))
-            revoked = detail["keys_revoked"] = cur.rowcount   # read by write() when it appends the audit row
+            cur = await db.execute(
+                "UPDATE api_keys SET revoked_at = ?, updated_at = ? WHERE owner = ? AND revoked_at IS NULL",
+                (now, now, name),
+            )
+            revoked = detail["keys_revoked"] = cur.rowcount  # read by write() when it appends the audit row
         return revoked
 
     async def namespace_jwt_owners(self, namespace: str) -> int:
@@ -274,7 +328,9 @@ class KeysDB:
             cur = await db.execute(
                 "UPDATE api_keys SET owner = ? || '#' || owner, updated_at = ? WHERE owner IS NOT NULL "
                 "AND instr(owner, '#') = 0 AND EXISTS (SELECT 1 FROM audit_log WHERE action = 'keys.create' "
-                "AND target = api_keys.id AND actor = 'jwt:' || api_keys.owner)", (namespace, time.time()))
+                "AND target = api_keys.id AND actor = 'jwt:' || api_keys.owner)",
+                (namespace, time.time()),
+            )
             moved = detail["keys_moved"] = cur.rowcount
             await db.execute("UPDATE auth_state SET jwt_namespace = ? WHERE id = 1", (namespace,))
         return moved
@@ -282,8 +338,10 @@ class KeysDB:
     # --- provider credentials -------------------------------------------------------------------
 
     async def credentials(self) -> list[CredentialRow]:
-        async with self.db.execute("SELECT provider, ciphertext, vault_key_id, version, hint, created_at, updated_at "
-                                   "FROM provider_credentials ORDER BY provider") as cur:
+        async with self.db.execute(
+            "SELECT provider, ciphertext, vault_key_id, version, hint, created_at, updated_at "
+            "FROM provider_credentials ORDER BY provider"
+        ) as cur:
             return [CredentialRow(*r) async for r in cur]
 
     async def vault_key_id(self) -> str | None:
@@ -300,7 +358,9 @@ class KeysDB:
                 "VALUES (?, ?, ?, (SELECT generation + 1 FROM auth_state WHERE id = 1), ?, ?, ?) "
                 "ON CONFLICT (provider) DO UPDATE SET ciphertext = excluded.ciphertext, "
                 "vault_key_id = excluded.vault_key_id, version = excluded.version, hint = excluded.hint, "
-                "updated_at = excluded.updated_at", (provider, ciphertext, vault_key_id, hint, now, now))
+                "updated_at = excluded.updated_at",
+                (provider, ciphertext, vault_key_id, hint, now, now),
+            )
 
     async def delete_credential(self, actor: str, provider: str) -> None:
         async with self.write(actor, "providers.delete", provider) as db:
@@ -308,31 +368,36 @@ class KeysDB:
             if cur.rowcount == 0:
                 raise LookupError(provider)
 
-    async def reencrypt(self, actor: str, old_key_id: str, new_key_id: str,
-                        rows: Iterable[tuple[str, bytes, int]]) -> None:
+    async def reencrypt(
+        self, actor: str, old_key_id: str, new_key_id: str, rows: Iterable[tuple[str, bytes, int]]
+    ) -> None:
         """Swap every ciphertext for its re-encryption in one transaction; a row whose version moved
         meanwhile (someone set a new value) aborts the whole rotation rather than losing it."""
         rows = list(rows)
-        async with self.write(actor, "secrets.rotate", None,
-                              {"from_key": old_key_id, "to_key": new_key_id, "credentials": len(rows)}) as db:
+        async with self.write(
+            actor, "secrets.rotate", None, {"from_key": old_key_id, "to_key": new_key_id, "credentials": len(rows)}
+        ) as db:
             async with db.execute("SELECT count(*) FROM provider_credentials") as cur:
                 counted = await cur.fetchone()
-            assert counted is not None   # count(*) always answers one row
+            assert counted is not None  # count(*) always answers one row
             (total,) = counted
             if total != len(rows):
                 raise RuntimeError("the credentials changed during the rotation; run it again")
             for provider, ciphertext, version in rows:
-                cur = await db.execute("UPDATE provider_credentials SET ciphertext = ?, vault_key_id = ? "
-                                       "WHERE provider = ? AND version = ? AND vault_key_id = ?",
-                                       (ciphertext, new_key_id, provider, version, old_key_id))
+                cur = await db.execute(
+                    "UPDATE provider_credentials SET ciphertext = ?, vault_key_id = ? "
+                    "WHERE provider = ? AND version = ? AND vault_key_id = ?",
+                    (ciphertext, new_key_id, provider, version, old_key_id),
+                )
                 if cur.rowcount != 1:
                     raise RuntimeError("the credentials changed during the rotation; run it again")
             await db.execute("UPDATE auth_state SET vault_key_id = ? WHERE id = 1", (new_key_id,))
 
     # --- audit ----------------------------------------------------------------------------------
 
-    async def audit_entries(self, *, limit: int = 100, since: float | None = None,
-                            actor: str | None = None) -> list[dict[str, Any]]:
+    async def audit_entries(
+        self, *, limit: int = 100, since: float | None = None, actor: str | None = None
+    ) -> list[dict[str, Any]]:
         where: list[str] = []
         args: list[float | str] = []
         if since is not None:
@@ -341,11 +406,23 @@ class KeysDB:
         if actor is not None:
             where.append("actor = ?")
             args.append(actor)
-        sql = ("SELECT id, ts, actor, action, target, detail FROM audit_log"
-               + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC LIMIT ?")
+        sql = (
+            "SELECT id, ts, actor, action, target, detail FROM audit_log"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + " ORDER BY id DESC LIMIT ?"
+        )
         async with self.db.execute(sql, (*args, limit)) as cur:
-            return [{"id": r[0], "ts": r[1], "actor": r[2], "action": r[3], "target": r[4],
-                     "detail": orjson.loads(r[5]) if r[5] else None} async for r in cur]
+            return [
+                {
+                    "id": r[0],
+                    "ts": r[1],
+                    "actor": r[2],
+                    "action": r[3],
+                    "target": r[4],
+                    "detail": orjson.loads(r[5]) if r[5] else None,
+                }
+                async for r in cur
+            ]
 
 
 async def _claim_vault_key(db: aiosqlite.Connection, vault_key_id: str) -> None:
@@ -361,11 +438,44 @@ async def _claim_vault_key(db: aiosqlite.Connection, vault_key_id: str) -> None:
 
 
 def _key_record(row: Sequence[Any]) -> KeyRecord:
-    (key_id, name, owner, role, models, rpm, tpm, budget, period, expires, metadata, strategy, parent_id,
-     complexity, created, updated, revoked) = row
-    return KeyRecord(key_id, name, owner, role, tuple(orjson.loads(models)) if models is not None else None,
-                     rpm, tpm, budget, period, expires, orjson.loads(metadata or "{}"), created, updated, revoked,
-                     strategy=strategy, parent_id=parent_id, complexity=complexity)
+    (
+        key_id,
+        name,
+        owner,
+        role,
+        models,
+        rpm,
+        tpm,
+        budget,
+        period,
+        expires,
+        metadata,
+        strategy,
+        parent_id,
+        complexity,
+        created,
+        updated,
+        revoked,
+    ) = row
+    return KeyRecord(
+        key_id,
+        name,
+        owner,
+        role,
+        tuple(orjson.loads(models)) if models is not None else None,
+        rpm,
+        tpm,
+        budget,
+        period,
+        expires,
+        orjson.loads(metadata or "{}"),
+        created,
+        updated,
+        revoked,
+        strategy=strategy,
+        parent_id=parent_id,
+        complexity=complexity,
+    )
 
 
 def _key_values(fields: dict[str, Any]) -> dict[str, Any]:

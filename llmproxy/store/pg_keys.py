@@ -9,6 +9,7 @@ appends its audit row. Other gateways see the change by polling the counter and,
 NOTIFY on CHANGES_CHANNEL sent when the transaction commits. Key values are never stored, only
 their sha256; provider keys only as ciphertext (the vault encrypts them before they get here).
 """
+
 from __future__ import annotations
 
 import time
@@ -99,23 +100,27 @@ class PostgresKeysStore:
         self.pool = pool
 
     @asynccontextmanager
-    async def write(self, actor: str, action: str, target: str | None = None,
-                    detail: dict[str, Any] | None = None) -> AsyncIterator[Any]:
+    async def write(
+        self, actor: str, action: str, target: str | None = None, detail: dict[str, Any] | None = None
+    ) -> AsyncIterator[Any]:
         """One transaction: the generation bump (the turn), the caller's statements, the audit row,
         and a notification to the other gateways, delivered at commit."""
         async with self.pool.acquire() as db, db.transaction():
             await db.execute("UPDATE auth_state SET generation = generation + 1 WHERE id = 1")
             yield db
-            await db.execute(_AUDIT, time.time(), actor, action, target,
-                             orjson.dumps(detail).decode() if detail else None)
+            await db.execute(
+                _AUDIT, time.time(), actor, action, target, orjson.dumps(detail).decode() if detail else None
+            )
             await db.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, action)
 
-    async def audit(self, actor: str, action: str, target: str | None = None,
-                    detail: dict[str, Any] | None = None) -> None:
+    async def audit(
+        self, actor: str, action: str, target: str | None = None, detail: dict[str, Any] | None = None
+    ) -> None:
         """An audit row with no other change (a login, a refused login)."""
         async with self.pool.acquire() as db:
-            await db.execute(_AUDIT, time.time(), actor, action, target,
-                             orjson.dumps(detail).decode() if detail else None)
+            await db.execute(
+                _AUDIT, time.time(), actor, action, target, orjson.dumps(detail).decode() if detail else None
+            )
 
     async def generation(self) -> int:
         async with self.pool.acquire() as db:
@@ -136,15 +141,26 @@ class PostgresKeysStore:
         async with self.pool.acquire() as db, db.transaction(isolation="repeatable_read", readonly=True):
             for row in await db.fetch(f"SELECT {_KEY_COLUMNS} FROM api_keys{where} ORDER BY created_at", *args):
                 out[row[0]] = _key_record(row)
-            secrets = ("SELECT key_id, hash, prefix, created_at, expires_at FROM key_secrets"
-                       + (" WHERE key_id = $1" if args else "") + " ORDER BY created_at DESC")
+            secrets = (
+                "SELECT key_id, hash, prefix, created_at, expires_at FROM key_secrets"
+                + (" WHERE key_id = $1" if args else "")
+                + " ORDER BY created_at DESC"
+            )
             for key_id, digest, prefix, created, expires in await db.fetch(secrets, *args):
                 if key_id in out:
                     out[key_id].secrets.append(KeySecret(digest, prefix, created, expires))
         return list(out.values())
 
-    async def insert_key(self, actor: str, key_id: str, digest: str, prefix: str, fields: dict[str, Any],
-                         *, max_per_owner: int | None = None) -> None:
+    async def insert_key(
+        self,
+        actor: str,
+        key_id: str,
+        digest: str,
+        prefix: str,
+        fields: dict[str, Any],
+        *,
+        max_per_owner: int | None = None,
+    ) -> None:
         """TooManyKeys when the key has an owner who already holds `max_per_owner` live keys
         (counted inside the write's turn, so concurrent creations in any process cannot overshoot)."""
         now = time.time()
@@ -157,18 +173,27 @@ class PostgresKeysStore:
                     raise TooManyKeys(owner, max_per_owner)
             params = Params()
             placeholders = ", ".join(params.add(v) for v in (key_id, *values.values(), now, now))
-            await db.execute(f"INSERT INTO api_keys (id, {', '.join(values)}, created_at, updated_at) "
-                             f"VALUES ({placeholders})", *params.values)
-            await db.execute("INSERT INTO key_secrets (hash, key_id, prefix, created_at) VALUES ($1, $2, $3, $4)",
-                             digest, key_id, prefix, now)
+            await db.execute(
+                f"INSERT INTO api_keys (id, {', '.join(values)}, created_at, updated_at) VALUES ({placeholders})",
+                *params.values,
+            )
+            await db.execute(
+                "INSERT INTO key_secrets (hash, key_id, prefix, created_at) VALUES ($1, $2, $3, $4)",
+                digest,
+                key_id,
+                prefix,
+                now,
+            )
 
     async def update_key(self, actor: str, key_id: str, fields: dict[str, Any]) -> bool:
         values = _pg_values(fields)
         async with self.write(actor, "keys.update", key_id, _audit_fields(fields)) as db:
             params = Params()
             sets = "".join(f"{name} = {params.add(value)}, " for name, value in values.items())
-            status = await db.execute(f"UPDATE api_keys SET {sets}updated_at = {params.add(time.time())} "
-                                      f"WHERE id = {params.add(key_id)}", *params.values)
+            status = await db.execute(
+                f"UPDATE api_keys SET {sets}updated_at = {params.add(time.time())} WHERE id = {params.add(key_id)}",
+                *params.values,
+            )
             if affected(status) == 0:
                 raise LookupError(key_id)
         return True
@@ -176,8 +201,9 @@ class PostgresKeysStore:
     async def revoke_key(self, actor: str, key_id: str) -> None:
         async with self.write(actor, "keys.revoke", key_id) as db:
             now = time.time()
-            status = await db.execute("UPDATE api_keys SET revoked_at = $1, updated_at = $1 "
-                                      "WHERE id = $2 AND revoked_at IS NULL", now, key_id)
+            status = await db.execute(
+                "UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL", now, key_id
+            )
             if affected(status) == 0:
                 raise LookupError(key_id)
 
@@ -189,19 +215,28 @@ class PostgresKeysStore:
             if row is None or row[0] is not None:
                 raise LookupError(key_id)
             ends = now + float(grace_s)
-            await db.execute("UPDATE key_secrets SET expires_at = $1 WHERE key_id = $2 AND "
-                             "(expires_at IS NULL OR expires_at > $1)", ends, key_id)
+            await db.execute(
+                "UPDATE key_secrets SET expires_at = $1 WHERE key_id = $2 AND (expires_at IS NULL OR expires_at > $1)",
+                ends,
+                key_id,
+            )
             await db.execute("DELETE FROM key_secrets WHERE key_id = $1 AND expires_at < $2", key_id, now - 86400.0)
-            await db.execute("INSERT INTO key_secrets (hash, key_id, prefix, created_at) VALUES ($1, $2, $3, $4)",
-                             digest, key_id, prefix, now)
+            await db.execute(
+                "INSERT INTO key_secrets (hash, key_id, prefix, created_at) VALUES ($1, $2, $3, $4)",
+                digest,
+                key_id,
+                prefix,
+                now,
+            )
             await db.execute("UPDATE api_keys SET updated_at = $1 WHERE id = $2", now, key_id)
 
     # --- users ----------------------------------------------------------------------------------
 
     async def users(self) -> list[UserRecord]:
         async with self.pool.acquire() as db:
-            rows = await db.fetch("SELECT name, password_hash, role, disabled, created_at, updated_at FROM users "
-                                  "ORDER BY name")
+            rows = await db.fetch(
+                "SELECT name, password_hash, role, disabled, created_at, updated_at FROM users ORDER BY name"
+            )
         return [UserRecord(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
 
     async def insert_user(self, actor: str, name: str, password_hash: str, role: str) -> None:
@@ -209,11 +244,23 @@ class PostgresKeysStore:
             raise ValueError("a user name may not contain '#': it marks the identity provider's subjects")
         now = time.time()
         async with self.write(actor, "users.create", name, {"role": role}) as db:
-            await db.execute("INSERT INTO users (name, password_hash, role, created_at, updated_at) "
-                             "VALUES ($1, $2, $3, $4, $4)", name, password_hash, role, now)
+            await db.execute(
+                "INSERT INTO users (name, password_hash, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+                name,
+                password_hash,
+                role,
+                now,
+            )
 
-    async def update_user(self, actor: str, name: str, *, password_hash: str | None = None, role: str | None = None,
-                          disabled: bool | None = None) -> None:
+    async def update_user(
+        self,
+        actor: str,
+        name: str,
+        *,
+        password_hash: str | None = None,
+        role: str | None = None,
+        disabled: bool | None = None,
+    ) -> None:
         changes: dict[str, Any] = {}
         if password_hash is not None:
             changes["password_hash"] = password_hash
@@ -227,8 +274,10 @@ class PostgresKeysStore:
         async with self.write(actor, "users.update", name, detail) as db:
             params = Params()
             sets = "".join(f"{k} = {params.add(v)}, " for k, v in changes.items())
-            status = await db.execute(f"UPDATE users SET {sets}updated_at = {params.add(time.time())} "
-                                      f"WHERE name = {params.add(name)}", *params.values)
+            status = await db.execute(
+                f"UPDATE users SET {sets}updated_at = {params.add(time.time())} WHERE name = {params.add(name)}",
+                *params.values,
+            )
             if affected(status) == 0:
                 raise LookupError(name)
 
@@ -239,9 +288,12 @@ class PostgresKeysStore:
             if affected(await db.execute("DELETE FROM users WHERE name = $1", name)) == 0:
                 raise LookupError(name)
             now = time.time()
-            status = await db.execute("UPDATE api_keys SET revoked_at = $1, updated_at = $1 "
-                                      "WHERE owner = $2 AND revoked_at IS NULL", now, name)
-            revoked = detail["keys_revoked"] = affected(status)   # read by write() when it appends the audit row
+            status = await db.execute(
+                "UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE owner = $2 AND revoked_at IS NULL",
+                now,
+                name,
+            )
+            revoked = detail["keys_revoked"] = affected(status)  # read by write() when it appends the audit row
         return revoked
 
     async def namespace_jwt_owners(self, namespace: str) -> int:
@@ -253,11 +305,14 @@ class PostgresKeysStore:
         detail: dict[str, Any] = {"namespace": namespace}
         async with self.write("system", "keys.namespace_jwt_owners", None, detail) as db:
             if await db.fetchval("SELECT jwt_namespace FROM auth_state WHERE id = 1") is not None:
-                return 0   # another gateway did it first; its audit row stands, this one says 0
+                return 0  # another gateway did it first; its audit row stands, this one says 0
             status = await db.execute(
                 "UPDATE api_keys SET owner = $1 || '#' || owner, updated_at = $2 WHERE owner IS NOT NULL "
                 "AND strpos(owner, '#') = 0 AND EXISTS (SELECT 1 FROM audit_log WHERE action = 'keys.create' "
-                "AND target = api_keys.id AND actor = 'jwt:' || api_keys.owner)", namespace, time.time())
+                "AND target = api_keys.id AND actor = 'jwt:' || api_keys.owner)",
+                namespace,
+                time.time(),
+            )
             moved = detail["keys_moved"] = affected(status)
             await db.execute("UPDATE auth_state SET jwt_namespace = $1 WHERE id = 1", namespace)
         return moved
@@ -266,8 +321,10 @@ class PostgresKeysStore:
 
     async def credentials(self) -> list[CredentialRow]:
         async with self.pool.acquire() as db:
-            rows = await db.fetch("SELECT provider, ciphertext, vault_key_id, version, hint, created_at, updated_at "
-                                  "FROM provider_credentials ORDER BY provider")
+            rows = await db.fetch(
+                "SELECT provider, ciphertext, vault_key_id, version, hint, created_at, updated_at "
+                "FROM provider_credentials ORDER BY provider"
+            )
         return [CredentialRow(r[0], bytes(r[1]), r[2], int(r[3]), r[4], r[5], r[6]) for r in rows]
 
     async def vault_key_id(self) -> str | None:
@@ -282,61 +339,121 @@ class PostgresKeysStore:
             if current is None:
                 await db.execute("UPDATE auth_state SET vault_key_id = $1 WHERE id = 1", vault_key_id)
             elif current != vault_key_id:
-                raise PermissionError(current)   # a process holding another vault key must not mix it in
+                raise PermissionError(current)  # a process holding another vault key must not mix it in
             # write() bumped the generation first: its value now is this change's, never repeated.
             await db.execute(
                 "INSERT INTO provider_credentials (provider, ciphertext, vault_key_id, version, hint, created_at, updated_at) "
                 "VALUES ($1, $2, $3, (SELECT generation FROM auth_state WHERE id = 1), $4, $5, $5) "
                 "ON CONFLICT (provider) DO UPDATE SET ciphertext = excluded.ciphertext, "
                 "vault_key_id = excluded.vault_key_id, version = excluded.version, hint = excluded.hint, "
-                "updated_at = excluded.updated_at", provider, ciphertext, vault_key_id, hint, now)
+                "updated_at = excluded.updated_at",
+                provider,
+                ciphertext,
+                vault_key_id,
+                hint,
+                now,
+            )
 
     async def delete_credential(self, actor: str, provider: str) -> None:
         async with self.write(actor, "providers.delete", provider) as db:
             if affected(await db.execute("DELETE FROM provider_credentials WHERE provider = $1", provider)) == 0:
                 raise LookupError(provider)
 
-    async def reencrypt(self, actor: str, old_key_id: str, new_key_id: str,
-                        rows: Iterable[tuple[str, bytes, int]]) -> None:
+    async def reencrypt(
+        self, actor: str, old_key_id: str, new_key_id: str, rows: Iterable[tuple[str, bytes, int]]
+    ) -> None:
         """Swap every ciphertext for its re-encryption in one transaction; a row whose version moved
         meanwhile aborts the whole rotation rather than losing it."""
         rows = list(rows)
-        async with self.write(actor, "secrets.rotate", None,
-                              {"from_key": old_key_id, "to_key": new_key_id, "credentials": len(rows)}) as db:
+        async with self.write(
+            actor, "secrets.rotate", None, {"from_key": old_key_id, "to_key": new_key_id, "credentials": len(rows)}
+        ) as db:
             if await db.fetchval("SELECT count(*) FROM provider_credentials") != len(rows):
                 raise RuntimeError("the credentials changed during the rotation; run it again")
             for provider, ciphertext, version in rows:
-                status = await db.execute("UPDATE provider_credentials SET ciphertext = $1, vault_key_id = $2 "
-                                          "WHERE provider = $3 AND version = $4 AND vault_key_id = $5",
-                                          ciphertext, new_key_id, provider, version, old_key_id)
+                status = await db.execute(
+                    "UPDATE provider_credentials SET ciphertext = $1, vault_key_id = $2 "
+                    "WHERE provider = $3 AND version = $4 AND vault_key_id = $5",
+                    ciphertext,
+                    new_key_id,
+                    provider,
+                    version,
+                    old_key_id,
+                )
                 if affected(status) != 1:
                     raise RuntimeError("the credentials changed during the rotation; run it again")
             await db.execute("UPDATE auth_state SET vault_key_id = $1 WHERE id = 1", new_key_id)
 
     # --- audit ----------------------------------------------------------------------------------
 
-    async def audit_entries(self, *, limit: int = 100, since: float | None = None,
-                            actor: str | None = None) -> list[dict[str, Any]]:
+    async def audit_entries(
+        self, *, limit: int = 100, since: float | None = None, actor: str | None = None
+    ) -> list[dict[str, Any]]:
         params = Params()
         where: list[str] = []
         if since is not None:
             where.append(f"ts >= {params.add(float(since))}")
         if actor is not None:
             where.append(f"actor = {params.add(actor)}")
-        sql = ("SELECT id, ts, actor, action, target, detail FROM audit_log"
-               + (f" WHERE {' AND '.join(where)}" if where else "") + f" ORDER BY id DESC LIMIT {params.add(limit)}")
+        sql = (
+            "SELECT id, ts, actor, action, target, detail FROM audit_log"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f" ORDER BY id DESC LIMIT {params.add(limit)}"
+        )
         async with self.pool.acquire() as db:
             rows = await db.fetch(sql, *params.values)
-        return [{"id": r[0], "ts": r[1], "actor": r[2], "action": r[3], "target": r[4],
-                 "detail": orjson.loads(r[5]) if r[5] else None} for r in rows]
+        return [
+            {
+                "id": r[0],
+                "ts": r[1],
+                "actor": r[2],
+                "action": r[3],
+                "target": r[4],
+                "detail": orjson.loads(r[5]) if r[5] else None,
+            }
+            for r in rows
+        ]
 
 
 def _key_record(row: Sequence[Any]) -> KeyRecord:
-    (key_id, name, owner, role, models, rpm, tpm, budget, period, expires, metadata, strategy, parent_id,
-     complexity, created, updated, revoked) = row
-    return KeyRecord(key_id, name, owner, role, tuple(orjson.loads(models)) if models is not None else None,
-                     rpm, tpm, budget, period, expires, orjson.loads(metadata or "{}"), created, updated, revoked,
-                     strategy=strategy, parent_id=parent_id, complexity=complexity)
+    (
+        key_id,
+        name,
+        owner,
+        role,
+        models,
+        rpm,
+        tpm,
+        budget,
+        period,
+        expires,
+        metadata,
+        strategy,
+        parent_id,
+        complexity,
+        created,
+        updated,
+        revoked,
+    ) = row
+    return KeyRecord(
+        key_id,
+        name,
+        owner,
+        role,
+        tuple(orjson.loads(models)) if models is not None else None,
+        rpm,
+        tpm,
+        budget,
+        period,
+        expires,
+        orjson.loads(metadata or "{}"),
+        created,
+        updated,
+        revoked,
+        strategy=strategy,
+        parent_id=parent_id,
+        complexity=complexity,
+    )
 
 
 def _pg_values(fields: dict[str, Any]) -> dict[str, Any]:

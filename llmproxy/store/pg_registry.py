@@ -6,6 +6,7 @@ deployment's record of which version is current. A writer publishes the version 
 others copy any newer version into their own directory under the same number and swap it in.
 `PostgresRegistryHistory` answers store.protocols.RegistryHistory.
 """
+
 from __future__ import annotations
 
 import time
@@ -16,7 +17,7 @@ from typing import Any
 from .pg_sql import affected
 
 CHANGES_CHANNEL = "llmproxy_registry"
-_LOCK = 0x6C6C7267   # "llrg": the advisory lock id of registry writers
+_LOCK = 0x6C6C7267  # "llrg": the advisory lock id of registry writers
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -52,9 +53,13 @@ class PostgresRegistryHistory:
         """Record `version` (its models.json bytes) and tell the other gateways; False when that
         version number is already taken (the first writer's document stands)."""
         async with self.pool.acquire() as db, db.transaction():
-            status = await db.execute("INSERT INTO registry_versions (version, document, published_at) "
-                                      "VALUES ($1, $2, $3) ON CONFLICT (version) DO NOTHING",
-                                      version, document, time.time())
+            status = await db.execute(
+                "INSERT INTO registry_versions (version, document, published_at) "
+                "VALUES ($1, $2, $3) ON CONFLICT (version) DO NOTHING",
+                version,
+                document,
+                time.time(),
+            )
             stored = affected(status) == 1
             if stored:
                 await db.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, str(version))

@@ -1,5 +1,6 @@
 """Small pieces every PostgreSQL store class uses: numbered query parameters, and the row count of
 a command's status ("UPDATE 3")."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -7,6 +7,7 @@ transaction: batches of several gateways never interleave inside the roll-up's a
 roll-up never disagrees with the log. Upserts take their row locks in one order (ORDER BY), so
 two processes writing the same days never deadlock.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -74,14 +75,39 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 # Column types in COLUMNS order: the staging table's, and what a stray value is coerced to.
-_TYPES = ("DOUBLE PRECISION", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT",
-          "BIGINT", "BIGINT", "DOUBLE PRECISION", "DOUBLE PRECISION", "DOUBLE PRECISION", "DOUBLE PRECISION", "TEXT",
-          "INTEGER", "INTEGER", "TEXT", "DOUBLE PRECISION", "BIGINT")
+_TYPES = (
+    "DOUBLE PRECISION",
+    "TEXT",
+    "TEXT",
+    "TEXT",
+    "TEXT",
+    "TEXT",
+    "TEXT",
+    "TEXT",
+    "TEXT",
+    "BIGINT",
+    "BIGINT",
+    "BIGINT",
+    "BIGINT",
+    "DOUBLE PRECISION",
+    "DOUBLE PRECISION",
+    "DOUBLE PRECISION",
+    "DOUBLE PRECISION",
+    "TEXT",
+    "INTEGER",
+    "INTEGER",
+    "TEXT",
+    "DOUBLE PRECISION",
+    "BIGINT",
+)
 _CASTS = {"DOUBLE PRECISION": float, "TEXT": str, "BIGINT": int, "INTEGER": int}
 _QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)
 STAGING = "usage_batch"
-_STAGING_TABLE = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ("
-                  + ", ".join(f'"{c}" {t}' for c, t in zip(COLUMNS, _TYPES, strict=True)) + ") ON COMMIT DELETE ROWS")
+_STAGING_TABLE = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ("
+    + ", ".join(f'"{c}" {t}' for c, t in zip(COLUMNS, _TYPES, strict=True))
+    + ") ON COMMIT DELETE ROWS"
+)
 _APPEND = f"INSERT INTO usage ({_QUOTED}) SELECT {_QUOTED} FROM {STAGING}"
 
 _DAY = "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
@@ -92,15 +118,21 @@ def _day_of(param: str) -> str:
 
 
 _RAW_MEASURES = (
-    "count(*)", "sum((status >= 400)::int)", "sum((coalesce(cache, '') = 'hit')::int)",
+    "count(*)",
+    "sum((status >= 400)::int)",
+    "sum((coalesce(cache, '') = 'hit')::int)",
     "sum((cost_usd IS NULL AND status < 400 AND coalesce(cache, '') != 'hit')::int)",
-    "sum(coalesce(prompt_tokens, 0))", "sum(coalesce(completion_tokens, 0))", "sum(coalesce(cached_tokens, 0))",
-    "sum(coalesce(reasoning_tokens, 0))", "sum(coalesce(cost_usd, 0))", "sum(coalesce(saved_usd, 0))",
+    "sum(coalesce(prompt_tokens, 0))",
+    "sum(coalesce(completion_tokens, 0))",
+    "sum(coalesce(cached_tokens, 0))",
+    "sum(coalesce(reasoning_tokens, 0))",
+    "sum(coalesce(cost_usd, 0))",
+    "sum(coalesce(saved_usd, 0))",
 )
 _ROLL_UP = f"""
 INSERT INTO usage_daily AS d
 SELECT {_DAY}, coalesce(key_id, ''), coalesce("user", ''), coalesce(model, ''), coalesce(provider, ''),
-       {', '.join(_RAW_MEASURES)}
+       {", ".join(_RAW_MEASURES)}
 FROM {STAGING} GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
 ON CONFLICT (day, key_id, "user", model, provider) DO UPDATE SET
     requests = d.requests + excluded.requests, errors = d.errors + excluded.errors,
@@ -111,8 +143,9 @@ ON CONFLICT (day, key_id, "user", model, provider) DO UPDATE SET
     reasoning_tokens = d.reasoning_tokens + excluded.reasoning_tokens,
     cost_usd = d.cost_usd + excluded.cost_usd, saved_usd = d.saved_usd + excluded.saved_usd
 """
-SPEND_BY_KEY = (f"SELECT key_id, sum(cost_usd) FROM usage_daily WHERE day >= {_day_of('$1')} "
-                "AND key_id != '' GROUP BY key_id")
+SPEND_BY_KEY = (
+    f"SELECT key_id, sum(cost_usd) FROM usage_daily WHERE day >= {_day_of('$1')} AND key_id != '' GROUP BY key_id"
+)
 _DELETE_OLD = "DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE ts < $1 ORDER BY ts LIMIT $2)"
 
 # The aggregation API: group names -> (raw log expression, roll-up column), as usage_sql.GROUPS.
@@ -125,12 +158,25 @@ _GROUPS: dict[str, tuple[str, str]] = {
 }
 assert _GROUPS.keys() == GROUPS.keys()
 
-_OVERVIEW_MEASURES = ("count(*)", "sum((status >= 400)::int)", "sum((coalesce(cache, '') = 'hit')::int)",
-                      "sum(coalesce(prompt_tokens, 0))", "sum(coalesce(completion_tokens, 0))",
-                      "sum(coalesce(cost_usd, 0))", "sum(coalesce(saved_usd, 0))")
-_OVERVIEW_NAMES = ("requests", "errors", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd",
-                   "cache_saved_usd")
-_SEP = "\x1f"   # joins model and provider in one SQL group key; never in a model id
+_OVERVIEW_MEASURES = (
+    "count(*)",
+    "sum((status >= 400)::int)",
+    "sum((coalesce(cache, '') = 'hit')::int)",
+    "sum(coalesce(prompt_tokens, 0))",
+    "sum(coalesce(completion_tokens, 0))",
+    "sum(coalesce(cost_usd, 0))",
+    "sum(coalesce(saved_usd, 0))",
+)
+_OVERVIEW_NAMES = (
+    "requests",
+    "errors",
+    "cache_hits",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "cache_saved_usd",
+)
+_SEP = "\x1f"  # joins model and provider in one SQL group key; never in a model id
 _OVERVIEW_GROUPS = {
     "all": "'all'",
     "model": "coalesce(model, '') || chr(31) || coalesce(provider, '')",
@@ -179,8 +225,15 @@ class PostgresUsageStore:
         async with self.pool.acquire() as db:
             return {key: float(total) for key, total in await db.fetch(SPEND_BY_KEY, float(since_ts))}
 
-    async def aggregate(self, *, group_by: Sequence[str], since: float | None = None, until: float | None = None,
-                        key_id: str | None = None, user: str | None = None) -> tuple[list[dict[str, Any]], str]:
+    async def aggregate(
+        self,
+        *,
+        group_by: Sequence[str],
+        since: float | None = None,
+        until: float | None = None,
+        key_id: str | None = None,
+        user: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
         """Usage summed per group over [since, until); whole UTC days read the roll-up, other ranges the log."""
         unknown = [g for g in group_by if g not in _GROUPS]
         if unknown:
@@ -219,7 +272,7 @@ class PostgresUsageStore:
             raw = await db.fetch(sql, *params.values)
         out: list[dict[str, Any]] = []
         for values in raw:
-            if values[len(groups)] in (None, 0):   # an empty range still yields one all-NULL row without groups
+            if values[len(groups)] in (None, 0):  # an empty range still yields one all-NULL row without groups
                 continue
             row = {OUTPUT_NAMES[g]: values[i] for i, g in enumerate(group_by)}
             for j, name in enumerate(MEASURES):
@@ -241,14 +294,18 @@ class PostgresUsageStore:
         where = _where(window, params)
         out: dict[Any, dict[str, Any]] = {}
         sql = f"SELECT {group} AS g, {', '.join(_OVERVIEW_MEASURES)} FROM usage WHERE {where} GROUP BY 1"
-        ranked = (f"SELECT g, rn, n, latency_ms FROM (SELECT {group} AS g, latency_ms, "
-                  f"row_number() OVER (PARTITION BY {group} ORDER BY latency_ms) AS rn, "
-                  f"count(*) OVER (PARTITION BY {group}) AS n FROM usage WHERE {where} AND latency_ms IS NOT NULL) r "
-                  "WHERE rn = (n * 50 + 99) / 100 OR rn = (n * 99 + 99) / 100")
+        ranked = (
+            f"SELECT g, rn, n, latency_ms FROM (SELECT {group} AS g, latency_ms, "
+            f"row_number() OVER (PARTITION BY {group} ORDER BY latency_ms) AS rn, "
+            f"count(*) OVER (PARTITION BY {group}) AS n FROM usage WHERE {where} AND latency_ms IS NOT NULL) r "
+            "WHERE rn = (n * 50 + 99) / 100 OR rn = (n * 99 + 99) / 100"
+        )
         async with self.pool.acquire() as db:
             for g, *values in await db.fetch(sql, *params.values):
-                row: dict[str, Any] = {name: (float(v or 0) if name.endswith("_usd") else int(v or 0))
-                                       for name, v in zip(_OVERVIEW_NAMES, values, strict=True)}
+                row: dict[str, Any] = {
+                    name: (float(v or 0) if name.endswith("_usd") else int(v or 0))
+                    for name, v in zip(_OVERVIEW_NAMES, values, strict=True)
+                }
                 row["p50_ms"] = row["p99_ms"] = None
                 out[tuple(g.split(_SEP)) if by == "model" else g] = row
             for g, rn, n, latency in await db.fetch(ranked, *params.values):
@@ -266,15 +323,19 @@ class PostgresUsageStore:
         params = Params()
         threshold = params.add(long_threshold if long_threshold is not None else 1 << 62)
         where = _where(window, params)
-        sql = (f"SELECT coalesce(prompt_tokens, 0) > {threshold}::bigint AS is_long, count(*), "
-               "sum(coalesce(prompt_tokens, 0)), sum(coalesce(cached_tokens, 0)), sum(coalesce(cache_write_tokens, 0)), "
-               "sum(coalesce(completion_tokens, 0)), sum(cost_usd) FROM usage "
-               f"WHERE {where} AND strategy IS NOT NULL AND status < 400 AND coalesce(cache, '') != 'hit' "
-               "AND cost_usd IS NOT NULL GROUP BY 1")
+        sql = (
+            f"SELECT coalesce(prompt_tokens, 0) > {threshold}::bigint AS is_long, count(*), "
+            "sum(coalesce(prompt_tokens, 0)), sum(coalesce(cached_tokens, 0)), sum(coalesce(cache_write_tokens, 0)), "
+            "sum(coalesce(completion_tokens, 0)), sum(cost_usd) FROM usage "
+            f"WHERE {where} AND strategy IS NOT NULL AND status < 400 AND coalesce(cache, '') != 'hit' "
+            "AND cost_usd IS NOT NULL GROUP BY 1"
+        )
         async with self.pool.acquire() as db:
             rows = await db.fetch(sql, *params.values)
-        return [AutoRouted(bool(long), int(n), int(prompt), int(cached), int(writes), int(completion), float(cost or 0))
-                for long, n, prompt, cached, writes, completion, cost in rows]
+        return [
+            AutoRouted(bool(long), int(n), int(prompt), int(cached), int(writes), int(completion), float(cost or 0))
+            for long, n, prompt, cached, writes, completion, cost in rows
+        ]
 
 
 def _where(window: Window, params: Params) -> str:

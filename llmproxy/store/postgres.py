@@ -8,6 +8,7 @@ under an advisory lock, so gateways starting together never apply one twice.
 The pool reconnects by itself: when the server goes away, calls fail fast (the caller keeps its
 in-memory state and retries later) and the next call after the server is back gets a new connection.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,11 +28,16 @@ MIGRATIONS: dict[str, tuple[str, ...]] = {
     "registry": pg_registry.MIGRATIONS,
     "responses": pg_responses.MIGRATIONS,
 }
-_MIGRATION_LOCK = 0x6C6C6D70   # "llmp": one advisory lock id for every llmproxy schema change
+_MIGRATION_LOCK = 0x6C6C6D70  # "llmp": one advisory lock id for every llmproxy schema change
 # What a call raises when the server is away (down, restarting, unreachable), as opposed to a
 # query's own error: the app answers those 503, never 500.
-UNREACHABLE: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, asyncpg.PostgresConnectionError,
-                                                asyncpg.exceptions.OperatorInterventionError, asyncpg.InterfaceError)
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+)
 CONNECT_TIMEOUT_S = 5.0
 COMMAND_TIMEOUT_S = 10.0
 log = logging.getLogger("llmproxy.store")
@@ -52,12 +58,19 @@ class PostgresStore:
     async def open(cls, url: str, *, max_size: int = 10) -> PostgresStore:
         """Connect (failing at startup, with the server's message, when it cannot) and migrate."""
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size, timeout=CONNECT_TIMEOUT_S,
-                                             command_timeout=COMMAND_TIMEOUT_S, init=pg_usage.prepare_connection,
-                                             server_settings={"application_name": "llmproxy"})
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=max_size,
+                timeout=CONNECT_TIMEOUT_S,
+                command_timeout=COMMAND_TIMEOUT_S,
+                init=pg_usage.prepare_connection,
+                server_settings={"application_name": "llmproxy"},
+            )
         except (*UNREACHABLE, OSError, asyncpg.PostgresError) as exc:
-            raise DatabaseUnavailable(f"cannot open the PostgreSQL database {where(url)} "
-                                      f"(LLMPROXY_DATABASE_URL / database.url): {exc}") from None
+            raise DatabaseUnavailable(
+                f"cannot open the PostgreSQL database {where(url)} (LLMPROXY_DATABASE_URL / database.url): {exc}"
+            ) from None
         store = cls(pool, url)
         try:
             await store._migrate()
@@ -69,15 +82,19 @@ class PostgresStore:
     async def _migrate(self) -> None:
         async with self.pool.acquire() as db, db.transaction():
             await db.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await db.execute("CREATE TABLE IF NOT EXISTS schema_versions "
-                             "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            )
             for component, scripts in MIGRATIONS.items():
                 version = await db.fetchval("SELECT version FROM schema_versions WHERE component = $1", component) or 0
                 for number, script in enumerate(scripts[version:], start=version + 1):
                     await db.execute(script)
-                    await db.execute("INSERT INTO schema_versions (component, version) VALUES ($1, $2) "
-                                     "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-                                     component, number)
+                    await db.execute(
+                        "INSERT INTO schema_versions (component, version) VALUES ($1, $2) "
+                        "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                        component,
+                        number,
+                    )
                     log.info("postgresql schema migrated", extra={"component": component, "version": number})
 
     async def follow(self, channel: str, on_notify: Callable[[], None], *, retry_s: float = 1.0) -> None:

@@ -16,6 +16,7 @@ store/backends.open_stores, the one place that picks a backend from the settings
 this seam are in store/records.py. tests/test_store_protocols.py checks every class against these
 structurally, tests/scale/test_store_backends.py their behaviour on both backends.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -38,8 +39,15 @@ class UsageStore(Protocol):
         """USD per key from the start of the UTC day holding `since_ts` (the budget check)."""
         ...
 
-    async def aggregate(self, *, group_by: Sequence[str], since: float | None = None, until: float | None = None,
-                        key_id: str | None = None, user: str | None = None) -> tuple[list[dict[str, Any]], str]:
+    async def aggregate(
+        self,
+        *,
+        group_by: Sequence[str],
+        since: float | None = None,
+        until: float | None = None,
+        key_id: str | None = None,
+        user: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
         """Usage summed per group, and which table answered ("rollup" or "log")."""
         ...
 
@@ -53,8 +61,9 @@ class UsageStore(Protocol):
 
 
 class KeysStore(Protocol):
-    async def audit(self, actor: str, action: str, target: str | None = None,
-                    detail: dict[str, Any] | None = None) -> None: ...
+    async def audit(
+        self, actor: str, action: str, target: str | None = None, detail: dict[str, Any] | None = None
+    ) -> None: ...
 
     async def generation(self) -> int:
         """The change counter: it moves with every write, so another process sees a change by polling it."""
@@ -64,8 +73,16 @@ class KeysStore(Protocol):
 
     async def key(self, key_id: str) -> KeyRecord | None: ...
 
-    async def insert_key(self, actor: str, key_id: str, digest: str, prefix: str, fields: dict[str, Any],
-                         *, max_per_owner: int | None = None) -> None: ...
+    async def insert_key(
+        self,
+        actor: str,
+        key_id: str,
+        digest: str,
+        prefix: str,
+        fields: dict[str, Any],
+        *,
+        max_per_owner: int | None = None,
+    ) -> None: ...
 
     async def update_key(self, actor: str, key_id: str, fields: dict[str, Any]) -> bool: ...
 
@@ -77,8 +94,15 @@ class KeysStore(Protocol):
 
     async def insert_user(self, actor: str, name: str, password_hash: str, role: str) -> None: ...
 
-    async def update_user(self, actor: str, name: str, *, password_hash: str | None = None, role: str | None = None,
-                          disabled: bool | None = None) -> None: ...
+    async def update_user(
+        self,
+        actor: str,
+        name: str,
+        *,
+        password_hash: str | None = None,
+        role: str | None = None,
+        disabled: bool | None = None,
+    ) -> None: ...
 
     async def delete_user(self, actor: str, name: str) -> int: ...
 
@@ -88,16 +112,19 @@ class KeysStore(Protocol):
 
     async def vault_key_id(self) -> str | None: ...
 
-    async def put_credential(self, actor: str, provider: str, ciphertext: bytes, vault_key_id: str,
-                             hint: str) -> None: ...
+    async def put_credential(
+        self, actor: str, provider: str, ciphertext: bytes, vault_key_id: str, hint: str
+    ) -> None: ...
 
     async def delete_credential(self, actor: str, provider: str) -> None: ...
 
-    async def reencrypt(self, actor: str, old_key_id: str, new_key_id: str,
-                        rows: Iterable[tuple[str, bytes, int]]) -> None: ...
+    async def reencrypt(
+        self, actor: str, old_key_id: str, new_key_id: str, rows: Iterable[tuple[str, bytes, int]]
+    ) -> None: ...
 
-    async def audit_entries(self, *, limit: int = 100, since: float | None = None,
-                            actor: str | None = None) -> list[dict[str, Any]]: ...
+    async def audit_entries(
+        self, *, limit: int = 100, since: float | None = None, actor: str | None = None
+    ) -> list[dict[str, Any]]: ...
 
 
 class RegistryHistory(Protocol):

@@ -1,5 +1,6 @@
 """The records that stores hand out and take in: the same for every backend (SQLite today,
 PostgreSQL next), so that nothing above store/ learns which one it talks to."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ class KeySecret:
     hash: str
     prefix: str
     created_at: float
-    expires_at: float | None     # set when the key was rotated: the old value's grace period ends here
+    expires_at: float | None  # set when the key was rotated: the old value's grace period ends here
 
 
 @dataclass(slots=True)
@@ -38,7 +39,7 @@ class KeyRecord:
     created_at: float
     updated_at: float
     revoked_at: float | None
-    strategy: str | None = None   # "auto" requests: cost, quality or latency; None: the default
+    strategy: str | None = None  # "auto" requests: cost, quality or latency; None: the default
     parent_id: str | None = None  # the user key that made this one: its budget binds this one too
     complexity: str | None = None  # "auto" requests: simple, medium or complex; None: the classifier decides
     secrets: list[KeySecret] = field(default_factory=list)
@@ -47,13 +48,27 @@ class KeyRecord:
         """What the admin API and the CLI show: everything but the key value (a prefix at most)."""
         current = [s for s in self.secrets if s.expires_at is None]
         return {
-            "id": self.id, "name": self.name, "owner": self.owner, "role": self.role,
-            "models": list(self.models) if self.models is not None else None, "rpm": self.rpm, "tpm": self.tpm,
-            "budget_usd": self.budget_usd, "budget_period": self.budget_period, "expires_at": self.expires_at,
-            "metadata": self.metadata, "created_at": self.created_at, "updated_at": self.updated_at,
-            "revoked_at": self.revoked_at, "strategy": self.strategy, "parent_id": self.parent_id,
-            "complexity": self.complexity, "prefix": current[0].prefix if current else None,
-            "previous": [{"prefix": s.prefix, "expires_at": s.expires_at} for s in self.secrets if s.expires_at is not None],
+            "id": self.id,
+            "name": self.name,
+            "owner": self.owner,
+            "role": self.role,
+            "models": list(self.models) if self.models is not None else None,
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "budget_usd": self.budget_usd,
+            "budget_period": self.budget_period,
+            "expires_at": self.expires_at,
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "revoked_at": self.revoked_at,
+            "strategy": self.strategy,
+            "parent_id": self.parent_id,
+            "complexity": self.complexity,
+            "prefix": current[0].prefix if current else None,
+            "previous": [
+                {"prefix": s.prefix, "expires_at": s.expires_at} for s in self.secrets if s.expires_at is not None
+            ],
         }
 
 
@@ -67,8 +82,13 @@ class UserRecord:
     updated_at: float
 
     def public(self) -> dict[str, Any]:
-        return {"name": self.name, "role": self.role, "disabled": self.disabled,
-                "created_at": self.created_at, "updated_at": self.updated_at}
+        return {
+            "name": self.name,
+            "role": self.role,
+            "disabled": self.disabled,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
 
 
 @dataclass(slots=True)
@@ -76,7 +96,7 @@ class CredentialRow:
     provider: str
     ciphertext: bytes
     vault_key_id: str
-    version: int                 # the generation that set this value: never repeats, kept by re-encryption
+    version: int  # the generation that set this value: never repeats, kept by re-encryption
     hint: str
     created_at: float
     updated_at: float
@@ -86,12 +106,12 @@ class UsageRow(NamedTuple):
     """One finished request in the usage log: the usage table's columns, in order (the log line of
     the request is made from it too)."""
 
-    ts: float                        # when the request started (unix seconds)
+    ts: float  # when the request started (unix seconds)
     request_id: str
     key_id: str | None
     user: str | None
     requested_model: str
-    model: str | None                # the model that answered (or was last tried)
+    model: str | None  # the model that answered (or was last tried)
     provider: str | None
     strategy: str | None
     complexity: str | None
@@ -103,11 +123,11 @@ class UsageRow(NamedTuple):
     latency_ms: float
     ttft_ms: float | None
     overhead_ms: float
-    cache: str                       # hit, miss or bypass
+    cache: str  # hit, miss or bypass
     attempts: int
     status: int
     error_type: str | None
-    saved_usd: float | None          # what a cache hit saved
+    saved_usd: float | None  # what a cache hit saved
     cache_write_tokens: int | None
 
 

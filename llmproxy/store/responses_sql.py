@@ -7,6 +7,7 @@ in batches, many per statement, on a writer thread (executemany's one statement 
 GIL back and forth with the event loop's thread at every row); a tenant's row is found by its id,
 and a query for another tenant's id finds nothing. Retention deletes by age, oldest first.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -46,8 +47,10 @@ MIGRATIONS: tuple[str, ...] = (
 _INSERT = "INSERT OR REPLACE INTO responses (id, tenant, created, model, response, items) VALUES (?, ?, ?, ?, ?, ?)"
 _GET = "SELECT id, tenant, created, model, response, items FROM responses WHERE id = ? AND tenant = ?"
 _DELETE = "DELETE FROM responses WHERE id = ? AND tenant = ?"
-_DELETE_OLD = "DELETE FROM responses WHERE seq IN (SELECT seq FROM responses WHERE created < ? ORDER BY created LIMIT ?)"
-ROWS_PER_INSERT = 256   # a power of two; 6 values a row, well under SQLite's 32766 per statement
+_DELETE_OLD = (
+    "DELETE FROM responses WHERE seq IN (SELECT seq FROM responses WHERE created < ? ORDER BY created LIMIT ?)"
+)
+ROWS_PER_INSERT = 256  # a power of two; 6 values a row, well under SQLite's 32766 per statement
 # Many rows per statement (the writer thread gives the GIL back around each one); power-of-two sizes
 # only, so the statement cache holds a handful of programs.
 _INSERTS = {1 << n: _INSERT + ", (?, ?, ?, ?, ?, ?)" * ((1 << n) - 1) for n in range(ROWS_PER_INSERT.bit_length())}
@@ -97,7 +100,7 @@ class SQLiteResponsesStore:
             total += deleted
             if deleted < batch:
                 return total
-            await asyncio.sleep(0)   # let the batches in between two deletes
+            await asyncio.sleep(0)  # let the batches in between two deletes
 
     def _write(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
         return asyncio.get_running_loop().run_in_executor(self._thread, transaction, self._writer, work, *args)
@@ -107,7 +110,7 @@ def _put_many(db: sqlite3.Connection, rows: Sequence[StoredResponse]) -> None:
     start = 0
     while start < len(rows):
         size = min(ROWS_PER_INSERT, 1 << ((len(rows) - start).bit_length() - 1))
-        db.execute(_INSERTS[size], [value for row in rows[start:start + size] for value in row])
+        db.execute(_INSERTS[size], [value for row in rows[start : start + size] for value in row])
         start += size
 
 

@@ -5,6 +5,7 @@ store/ and registers its migrations in MIGRATIONS; versions are kept per compone
 can grow their schemas independently. aiosqlite runs every statement on its own thread, so the
 event loop never waits on the disk.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,12 +39,14 @@ def prepare_files(path: Path) -> None:
     directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     if ours:
         try:
-            os.chmod(directory, PRIVATE_DIR)   # mkdir's mode passes through the umask; this does not
-        except PermissionError:               # someone else's directory: the files stay private
+            os.chmod(directory, PRIVATE_DIR)  # mkdir's mode passes through the umask; this does not
+        except PermissionError:  # someone else's directory: the files stay private
             ours = False
     if not ours and directory.stat().st_mode & 0o077:
-        log.warning("the data directory %s is open to other users; its files are private (0600), but "
-                    "consider chmod 700", directory)
+        log.warning(
+            "the data directory %s is open to other users; its files are private (0600), but consider chmod 700",
+            directory,
+        )
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
     for name in (path.name, path.name + "-wal", path.name + "-shm"):
         try:
@@ -81,10 +84,12 @@ class SQLiteStore:
             await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
             await self._migrate()
         finally:
-            os.close(fd)   # releases the lock
+            os.close(fd)  # releases the lock
 
     async def _migrate(self) -> None:
-        await self.db.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+        await self.db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
         for component, scripts in MIGRATIONS.items():
             async with self.db.execute("SELECT version FROM schema_versions WHERE component = ?", (component,)) as cur:
                 row = await cur.fetchone()
@@ -92,7 +97,8 @@ class SQLiteStore:
             for number, script in enumerate(scripts[version:], start=version + 1):
                 await self.db.executescript(
                     f"BEGIN; {script}; INSERT INTO schema_versions (component, version) VALUES ('{component}', {number}) "
-                    f"ON CONFLICT (component) DO UPDATE SET version = excluded.version; COMMIT;")
+                    f"ON CONFLICT (component) DO UPDATE SET version = excluded.version; COMMIT;"
+                )
 
     async def close(self) -> None:
         await self.db.close()

@@ -9,6 +9,7 @@ connection take turns (an aiosqlite connection is shared by tasks): a second BEG
 and its rollback would undo the first. The turn is a lock held by the connection's owner, a
 `Transactions` object.
 """
+
 from __future__ import annotations
 
 import asyncio

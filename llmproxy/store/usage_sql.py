@@ -5,6 +5,7 @@ as the batch's insert; retention in batches; the aggregations the usage API, the
 overview and the budget check read. Budgets and whole-day reports read the roll-up (a few rows per
 key and day), never the raw log. The class implements store.protocols.UsageStore.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -113,10 +114,12 @@ MIGRATIONS: tuple[str, ...] = (
 
 COLUMNS = UsageRow._fields
 _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
-ROWS_PER_INSERT = 256   # a power of two; 23 values a row: under SQLite's limit of 32766 per statement
+ROWS_PER_INSERT = 256  # a power of two; 23 values a row: under SQLite's limit of 32766 per statement
 # Only power-of-two sizes: the connection's statement cache then holds a handful of programs.
-_INSERTS = {1 << n: _INSERT + (", (" + ", ".join("?" for _ in COLUMNS) + ")") * ((1 << n) - 1)
-            for n in range(ROWS_PER_INSERT.bit_length())}
+_INSERTS = {
+    1 << n: _INSERT + (", (" + ", ".join("?" for _ in COLUMNS) + ")") * ((1 << n) - 1)
+    for n in range(ROWS_PER_INSERT.bit_length())
+}
 _LAST_ID = "SELECT coalesce(max(id), 0) FROM usage"
 _DELETE_OLD = "DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE ts < ? ORDER BY ts LIMIT ?)"
 
@@ -129,13 +132,29 @@ GROUPS: dict[str, tuple[str, str]] = {
     "provider": ("coalesce(provider, '')", "provider"),
 }
 OUTPUT_NAMES = {"day": "day", "key": "key_id", "user": "user", "model": "model", "provider": "provider"}
-MEASURES = ("requests", "errors", "cache_hits", "unpriced", "prompt_tokens", "completion_tokens",
-            "cached_tokens", "reasoning_tokens", "cost_usd", "saved_usd")
+MEASURES = (
+    "requests",
+    "errors",
+    "cache_hits",
+    "unpriced",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "saved_usd",
+)
 _RAW_MEASURES = (
-    "count(*)", "sum(status >= 400)", "sum(coalesce(cache, '') = 'hit')",
+    "count(*)",
+    "sum(status >= 400)",
+    "sum(coalesce(cache, '') = 'hit')",
     "sum(cost_usd IS NULL AND status < 400 AND coalesce(cache, '') != 'hit')",
-    "sum(coalesce(prompt_tokens, 0))", "sum(coalesce(completion_tokens, 0))", "sum(coalesce(cached_tokens, 0))",
-    "sum(coalesce(reasoning_tokens, 0))", "sum(coalesce(cost_usd, 0))", "sum(coalesce(saved_usd, 0))",
+    "sum(coalesce(prompt_tokens, 0))",
+    "sum(coalesce(completion_tokens, 0))",
+    "sum(coalesce(cached_tokens, 0))",
+    "sum(coalesce(reasoning_tokens, 0))",
+    "sum(coalesce(cost_usd, 0))",
+    "sum(coalesce(saved_usd, 0))",
 )
 DAY_S = 86_400
 
@@ -160,17 +179,31 @@ ON CONFLICT (day, key_id, user, model, provider) DO UPDATE SET
 
 # `+column` keeps the planner on the primary key's day range (a few days of the roll-up) instead
 # of walking the whole roll-up in key order to save a sort.
-SPEND_BY_KEY = ("SELECT key_id, sum(cost_usd) FROM usage_daily WHERE day >= date(?, 'unixepoch') "
-                "AND +key_id != '' GROUP BY +key_id")
+SPEND_BY_KEY = (
+    "SELECT key_id, sum(cost_usd) FROM usage_daily WHERE day >= date(?, 'unixepoch') AND +key_id != '' GROUP BY +key_id"
+)
 
 
 # The dashboard's overview: measures of the raw log per group, in this order.
-_OVERVIEW_MEASURES = ("count(*)", "sum(status >= 400)", "sum(coalesce(cache, '') = 'hit')",
-                      "sum(coalesce(prompt_tokens, 0))", "sum(coalesce(completion_tokens, 0))",
-                      "sum(coalesce(cost_usd, 0))", "sum(coalesce(saved_usd, 0))")
-_OVERVIEW_NAMES = ("requests", "errors", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd",
-                  "cache_saved_usd")
-_SEP = "\x1f"   # joins model and provider in one SQL group key; never in a model id
+_OVERVIEW_MEASURES = (
+    "count(*)",
+    "sum(status >= 400)",
+    "sum(coalesce(cache, '') = 'hit')",
+    "sum(coalesce(prompt_tokens, 0))",
+    "sum(coalesce(completion_tokens, 0))",
+    "sum(coalesce(cost_usd, 0))",
+    "sum(coalesce(saved_usd, 0))",
+)
+_OVERVIEW_NAMES = (
+    "requests",
+    "errors",
+    "cache_hits",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "cache_saved_usd",
+)
+_SEP = "\x1f"  # joins model and provider in one SQL group key; never in a model id
 _OVERVIEW_GROUPS = {
     "all": "'all'",
     "model": f"coalesce(model, '') || '{_SEP}' || coalesce(provider, '')",
@@ -185,8 +218,12 @@ class SQLiteUsageStore:
     the event loop's core more than the insert itself. A store `over` a connection it does not
     own (the app's shared one: reads, tests) writes through that connection."""
 
-    def __init__(self, db: aiosqlite.Connection, writer: sqlite3.Connection | None = None,
-                 thread: ThreadPoolExecutor | None = None) -> None:
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        writer: sqlite3.Connection | None = None,
+        thread: ThreadPoolExecutor | None = None,
+    ) -> None:
         self.db = db
         self._writer = writer
         self._thread = thread
@@ -239,7 +276,7 @@ class SQLiteUsageStore:
             total += deleted
             if deleted < batch:
                 return total
-            await asyncio.sleep(0)   # let the batch writer and the readers in between two deletes
+            await asyncio.sleep(0)  # let the batch writer and the readers in between two deletes
 
     def _write(self, work: Callable[..., T], *args: Any) -> Awaitable[T]:
         if self._writer is None:
@@ -252,8 +289,15 @@ class SQLiteUsageStore:
         async with self.db.execute(SPEND_BY_KEY, (since_ts,)) as cur:
             return {key: float(total) for key, total in await cur.fetchall()}
 
-    async def aggregate(self, *, group_by: Sequence[str], since: float | None = None, until: float | None = None,
-                        key_id: str | None = None, user: str | None = None) -> tuple[list[dict[str, Any]], str]:
+    async def aggregate(
+        self,
+        *,
+        group_by: Sequence[str],
+        since: float | None = None,
+        until: float | None = None,
+        key_id: str | None = None,
+        user: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
         """Usage summed per group over [since, until) (unix seconds), optionally for one key or user.
 
         Ranges on whole UTC days read the roll-up; any other range reads the raw log through its time
@@ -301,7 +345,7 @@ class SQLiteUsageStore:
             raw = await cur.fetchall()
         out: list[dict[str, Any]] = []
         for values in raw:
-            if values[len(groups)] in (None, 0):   # an empty range still yields one all-NULL row without groups
+            if values[len(groups)] in (None, 0):  # an empty range still yields one all-NULL row without groups
                 continue
             row = {OUTPUT_NAMES[g]: values[i] for i, g in enumerate(group_by)}
             for j, name in enumerate(MEASURES):
@@ -325,15 +369,19 @@ class SQLiteUsageStore:
         sql = f"SELECT {group} AS g, {', '.join(_OVERVIEW_MEASURES)} FROM usage WHERE {where} GROUP BY g"
         async with self.db.execute(sql, params) as cur:
             for g, *values in await cur.fetchall():
-                row: dict[str, Any] = {name: (float(v or 0) if name.endswith("_usd") else int(v or 0))
-                                       for name, v in zip(_OVERVIEW_NAMES, values, strict=True)}
+                row: dict[str, Any] = {
+                    name: (float(v or 0) if name.endswith("_usd") else int(v or 0))
+                    for name, v in zip(_OVERVIEW_NAMES, values, strict=True)
+                }
                 row["p50_ms"] = row["p99_ms"] = None
                 out[tuple(g.split(_SEP)) if by == "model" else g] = row
         # Window functions keep the sort in SQLite: only the two ranked rows per group come back.
-        ranked = (f"SELECT g, rn, n, latency_ms FROM (SELECT {group} AS g, latency_ms, "
-                  f"row_number() OVER (PARTITION BY {group} ORDER BY latency_ms) AS rn, "
-                  f"count(*) OVER (PARTITION BY {group}) AS n FROM usage WHERE {where} AND latency_ms IS NOT NULL) "
-                  "WHERE rn = (n * 50 + 99) / 100 OR rn = (n * 99 + 99) / 100")
+        ranked = (
+            f"SELECT g, rn, n, latency_ms FROM (SELECT {group} AS g, latency_ms, "
+            f"row_number() OVER (PARTITION BY {group} ORDER BY latency_ms) AS rn, "
+            f"count(*) OVER (PARTITION BY {group}) AS n FROM usage WHERE {where} AND latency_ms IS NOT NULL) "
+            "WHERE rn = (n * 50 + 99) / 100 OR rn = (n * 99 + 99) / 100"
+        )
         async with self.db.execute(ranked, params) as cur:
             for g, rn, n, latency in await cur.fetchall():
                 measured = out.get(tuple(g.split(_SEP)) if by == "model" else g)
@@ -349,16 +397,20 @@ class SQLiteUsageStore:
         """The successful, non-cached, priced requests that `auto` routed (the log's strategy column
         is set only for those), summed on each side of `long_threshold` prompt tokens."""
         where, params = _where(window)
-        sql = ("SELECT coalesce(prompt_tokens, 0) > ? AS long, count(*), sum(coalesce(prompt_tokens, 0)), "
-               "sum(coalesce(cached_tokens, 0)), sum(coalesce(cache_write_tokens, 0)), "
-               "sum(coalesce(completion_tokens, 0)), sum(cost_usd) FROM usage "
-               f"WHERE {where} AND strategy IS NOT NULL AND status < 400 AND coalesce(cache, '') != 'hit' "
-               "AND cost_usd IS NOT NULL GROUP BY long")
+        sql = (
+            "SELECT coalesce(prompt_tokens, 0) > ? AS long, count(*), sum(coalesce(prompt_tokens, 0)), "
+            "sum(coalesce(cached_tokens, 0)), sum(coalesce(cache_write_tokens, 0)), "
+            "sum(coalesce(completion_tokens, 0)), sum(cost_usd) FROM usage "
+            f"WHERE {where} AND strategy IS NOT NULL AND status < 400 AND coalesce(cache, '') != 'hit' "
+            "AND cost_usd IS NOT NULL GROUP BY long"
+        )
         threshold = long_threshold if long_threshold is not None else 1 << 62
         async with self.db.execute(sql, [threshold, *params]) as cur:
             rows = await cur.fetchall()
-        return [AutoRouted(bool(long), int(n), int(prompt), int(cached), int(writes), int(completion), float(cost or 0))
-                for long, n, prompt, cached, writes, completion, cost in rows]
+        return [
+            AutoRouted(bool(long), int(n), int(prompt), int(cached), int(writes), int(completion), float(cost or 0))
+            for long, n, prompt, cached, writes, completion, cost in rows
+        ]
 
 
 def _where(window: Window) -> tuple[str, list[Any]]:
@@ -378,7 +430,7 @@ def _insert(db: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
     start = 0
     while start < len(rows):
         size = min(ROWS_PER_INSERT, 1 << ((len(rows) - start).bit_length() - 1))
-        db.execute(_INSERTS[size], [value for row in rows[start:start + size] for value in row])
+        db.execute(_INSERTS[size], [value for row in rows[start : start + size] for value in row])
         start += size
     db.execute(_ROLL_UP, (last,))
 

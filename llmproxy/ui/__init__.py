@@ -4,6 +4,7 @@ No build step: index.html, style.css and app.js (plain ES modules) plus the vend
 folder holds nothing but what the browser may fetch, so serving all of it exposes no source. Every
 response carries a strict Content-Security-Policy, so the page can only talk to this gateway.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,10 +17,16 @@ from starlette.types import Scope
 DIRECTORY = Path(__file__).resolve().parent / "static"
 # uPlot sizes its elements through element.style (CSSOM), which style-src does not govern;
 # 'unsafe-inline' is not needed anywhere.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-HEADERS = {"content-security-policy": CSP, "x-content-type-options": "nosniff", "referrer-policy": "no-referrer",
-           "x-frame-options": "DENY"}
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
 
 
 class DashboardFiles(StaticFiles):
@@ -29,7 +36,7 @@ class DashboardFiles(StaticFiles):
         response = await super().get_response(path, scope)
         response.headers.update(HEADERS)
         if path in ("", ".", "index.html"):
-            response.headers["cache-control"] = "no-cache"   # a new release's page picks up its new files
+            response.headers["cache-control"] = "no-cache"  # a new release's page picks up its new files
         return response
 
 
@@ -38,5 +45,7 @@ async def _to_slash(request: object) -> Response:
 
 
 def ui_routes() -> list[BaseRoute]:
-    return [Route("/ui", _to_slash, methods=["GET", "HEAD"]),
-            Mount("/ui", app=DashboardFiles(directory=DIRECTORY, html=True), name="ui")]
+    return [
+        Route("/ui", _to_slash, methods=["GET", "HEAD"]),
+        Mount("/ui", app=DashboardFiles(directory=DIRECTORY, html=True), name="ui"),
+    ]

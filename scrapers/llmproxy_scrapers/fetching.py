@@ -24,13 +24,11 @@ USER_AGENT = "llmproxy-scrapers (+pricing registry refresh)"
 async def get_text(client: httpx.AsyncClient, url: str) -> str:
     """The body of `url` as text; FetchError on a transport failure or a status of 400 and above."""
     try:
-        response = await client.get(url, headers={"accept": ACCEPT, "user-agent": USER_AGENT},
-                                    follow_redirects=True)
+        response = await client.get(url, headers={"accept": ACCEPT, "user-agent": USER_AGENT}, follow_redirects=True)
     except httpx.HTTPError as exc:
         raise FetchError(f"GET {url} failed: {type(exc).__name__}: {exc}", url=url) from exc
     if response.status_code >= 400:
-        raise FetchError(f"GET {url} answered HTTP {response.status_code}", url=url,
-                         status=response.status_code)
+        raise FetchError(f"GET {url} answered HTTP {response.status_code}", url=url, status=response.status_code)
     return response.text
 
 

@@ -55,8 +55,10 @@ def parse(text: str) -> list[PriceEntry]:
         if entry is not None:
             entries.setdefault(entry.model, entry)
     if not entries:
-        raise ParseError(f"gemini: no model section (<h2> + model id + table with Input/Output price rows) "
-                         f"in {len(text)} characters of text; has the pricing page layout changed?")
+        raise ParseError(
+            f"gemini: no model section (<h2> + model id + table with Input/Output price rows) "
+            f"in {len(text)} characters of text; has the pricing page layout changed?"
+        )
     return list(entries.values())
 
 
@@ -120,7 +122,7 @@ def _paid_column(headers: Sequence[str]) -> int | None:
 
 
 def _row_kind(label: str) -> str | None:
-    """"input", "output" or "cached" for a row label; None for grounding, storage and other rows."""
+    """ "input", "output" or "cached" for a row label; None for grounding, storage and other rows."""
     label = label.lower()
     if re.search(r"\b(audio|image|video)\b", label) and "text" not in label:
         return None  # a per-modality row; the text price is on the plain row

@@ -12,34 +12,67 @@ import re
 from dataclasses import dataclass
 
 # Cells that state there is no such price. Compared after lowercasing and stripping.
-_ABSENT = frozenset({"", "-", "--", "—", "–", "n/a", "na", "none", "null", "not available",
-                     "not offered", "not supported", "unavailable", "tbd", "coming soon"})
+_ABSENT = frozenset(
+    {
+        "",
+        "-",
+        "--",
+        "—",
+        "–",
+        "n/a",
+        "na",
+        "none",
+        "null",
+        "not available",
+        "not offered",
+        "not supported",
+        "unavailable",
+        "tbd",
+        "coming soon",
+    }
+)
 _FREE = re.compile(r"^\s*(free(\s+of\s+charge)?|no\s+charge|\$?0(\.0+)?)\s*$", re.IGNORECASE)
 _AMOUNT = re.compile(r"\$\s*(\d[\d,]*(?:\.\d+)?)")
 _BARE_NUMBER = re.compile(r"^\s*(\d[\d,]*(?:\.\d+)?)\s*(?:usd)?\s*$", re.IGNORECASE)
 # A promotional price comes first and names its end: "$0.75 through December 31, 2026. $1.50".
-_PROMO = re.compile(r"\b(through|until|till|ends?|promo(tional)?|introductory|limited[- ]time|discount)\b",
-                    re.IGNORECASE)
+_PROMO = re.compile(
+    r"\b(through|until|till|ends?|promo(tional)?|introductory|limited[- ]time|discount)\b", re.IGNORECASE
+)
 # Footnote marks: [^1], <sup>1</sup>, unicode superscripts, trailing asterisks and daggers.
 _FOOTNOTES = re.compile(r"\[\^[^\]]*\]|<sup>.*?</sup>|[\u00b9\u00b2\u00b3\u2070-\u209f*†‡]+", re.IGNORECASE)
 
 # Units, checked in this order; each maps to the factor that turns the stated price into per-1M tokens.
 _UNITS: tuple[tuple[re.Pattern[str], float], ...] = (
-    (re.compile(r"mtok\b|(per|/)\s*(1\s*)?m(illion)?\s+(input\s+|output\s+)?tokens?|"
-                r"(per|/)\s*1,?000,?000\s+tokens?", re.IGNORECASE), 1.0),
-    (re.compile(r"ktok\b|(per|/)\s*(1\s*)?k\s+(input\s+|output\s+)?tokens?|"
-                r"(per|/)\s*(1,?000|thousand)\s+tokens?", re.IGNORECASE), 1_000.0),
+    (
+        re.compile(
+            r"mtok\b|(per|/)\s*(1\s*)?m(illion)?\s+(input\s+|output\s+)?tokens?|"
+            r"(per|/)\s*1,?000,?000\s+tokens?",
+            re.IGNORECASE,
+        ),
+        1.0,
+    ),
+    (
+        re.compile(
+            r"ktok\b|(per|/)\s*(1\s*)?k\s+(input\s+|output\s+)?tokens?|"
+            r"(per|/)\s*(1,?000|thousand)\s+tokens?",
+            re.IGNORECASE,
+        ),
+        1_000.0,
+    ),
     (re.compile(r"(per|/)\s*(1\s+)?(input\s+|output\s+)?token\b", re.IGNORECASE), 1_000_000.0),
 )
 # Context tiers inside a cell or header: "<= 200k tokens", "> 200K", "prompts over 128,000 tokens".
-_UP_TO = re.compile(r"(<=|≤|=<|<|\bup\s+to\b|\bunder\b|\bbelow\b|\bless\s+than\b)\s*(\d[\d,.]*\s*[km]?)",
-                    re.IGNORECASE)
-_ABOVE = re.compile(r"(>=|≥|>|\bover\b|\babove\b|\bmore\s+than\b|\bgreater\s+than\b)\s*(\d[\d,.]*\s*[km]?)",
-                    re.IGNORECASE)
+_UP_TO = re.compile(r"(<=|≤|=<|<|\bup\s+to\b|\bunder\b|\bbelow\b|\bless\s+than\b)\s*(\d[\d,.]*\s*[km]?)", re.IGNORECASE)
+_ABOVE = re.compile(
+    r"(>=|≥|>|\bover\b|\babove\b|\bmore\s+than\b|\bgreater\s+than\b)\s*(\d[\d,.]*\s*[km]?)", re.IGNORECASE
+)
 _RANGE = re.compile(r"(\$\s*\d[\d,]*(?:\.\d+)?)\s*/\s*(\$\s*\d[\d,]*(?:\.\d+)?)")
 # Parts of a cell that are not a per-token price of text: storage, other modalities.
-_NOT_TOKENS = re.compile(r"storage|per\s+hour|\d\s*(per|/)\s*(1,?000\s+)?(image|second|minute|hour|"
-                         r"request|search|quer|prompt)", re.IGNORECASE)
+_NOT_TOKENS = re.compile(
+    r"storage|per\s+hour|\d\s*(per|/)\s*(1,?000\s+)?(image|second|minute|hour|"
+    r"request|search|quer|prompt)",
+    re.IGNORECASE,
+)
 _OTHER_MODALITY = re.compile(r"\b(audio|image|video)\b", re.IGNORECASE)
 
 
@@ -135,13 +168,12 @@ def read_cell(text: str, factor: float = 1.0, hint: str = "") -> TieredPrice:
             if up_to := _UP_TO.search(part):
                 threshold = threshold or parse_tokens(up_to.group(2))
             short.append(part)
-    return TieredPrice(_first_text_price(short, factor), _first_text_price(long, factor),
-                       threshold if long else None)
+    return TieredPrice(_first_text_price(short, factor), _first_text_price(long, factor), threshold if long else None)
 
 
 def _first_text_price(parts: list[str], factor: float) -> float | None:
     """The price for text input among per-modality lines ("$0.30 (text / image / video)", "$1.00 (audio)")."""
     if not parts:
         return None
-    ranked = sorted(parts, key=lambda p: (0 if "text" in p.lower() else 1 if not _OTHER_MODALITY.search(p) else 2))
+    ranked = sorted(parts, key=lambda p: 0 if "text" in p.lower() else 1 if not _OTHER_MODALITY.search(p) else 2)
     return parse_price(ranked[0], factor)

@@ -67,8 +67,7 @@ def markdown_tables(text: str) -> list[Table]:
             while j < len(lines) and lines[j].strip().startswith("|"):
                 body.append(_markdown_row(lines[j]))
                 j += 1
-            tables.append(Table(_markdown_row(line), tuple(body), tuple(h for _, h in headings),
-                                "\n".join(preamble)))
+            tables.append(Table(_markdown_row(line), tuple(body), tuple(h for _, h in headings), "\n".join(preamble)))
             preamble = []
             i = j
             continue
@@ -140,8 +139,11 @@ def html_table(node: LexborNode, headings: tuple[str, ...] = ()) -> Table:
     while count < min(len(grid), _MAX_HEADER_ROWS) and marked[count]:
         count += 1
     if count:
-        while (count < min(len(grid), _MAX_HEADER_ROWS) and _is_label_row(grid[count])
-               and any(cell.lower() == "model" for cell in grid[count])):
+        while (
+            count < min(len(grid), _MAX_HEADER_ROWS)
+            and _is_label_row(grid[count])
+            and any(cell.lower() == "model" for cell in grid[count])
+        ):
             count += 1
     else:
         while count < min(len(grid) - 1, _MAX_HEADER_ROWS) and _is_label_row(grid[count]):
@@ -245,8 +247,7 @@ def _spread_groups(grid: list[list[str]]) -> list[list[str]]:
     out: list[list[str]] = []
     for index, row in enumerate(grid):
         k = len(row)
-        is_group_row = (index < _MAX_HEADER_ROWS and 2 <= k < width
-                        and (width - 1) % (k - 1) == 0 and _is_label_row(row))
+        is_group_row = index < _MAX_HEADER_ROWS and 2 <= k < width and (width - 1) % (k - 1) == 0 and _is_label_row(row)
         if is_group_row:
             size = (width - 1) // (k - 1)
             row = [row[0]] + [label for label in row[1:] for _ in range(size)]

@@ -23,9 +23,12 @@ from .tables import Table, html_tables, markdown_tables
 # A model cell read into the API id first, then the other names the row goes by.
 Namer = Callable[[str], Sequence[str]]
 
-_SKIPPED_TIERS = re.compile(r"\b(flex|priority|fast|scale|regional|data residency|provisioned|"
-                            r"realtime|audio|image|video|embedding|transcription|speech|moderation|"
-                            r"fine[- ]?tun\w*|training|tool|search)\b", re.IGNORECASE)
+_SKIPPED_TIERS = re.compile(
+    r"\b(flex|priority|fast|scale|regional|data residency|provisioned|"
+    r"realtime|audio|image|video|embedding|transcription|speech|moderation|"
+    r"fine[- ]?tun\w*|training|tool|search)\b",
+    re.IGNORECASE,
+)
 _BATCH = re.compile(r"\bbatch", re.IGNORECASE)
 _EMBEDDINGS = re.compile(r"\bembedding", re.IGNORECASE)
 _ONE_PRICE = re.compile(r"\b(cost|price|input)", re.IGNORECASE)
@@ -55,8 +58,10 @@ def parse_page(text: str, provider: str, namer: Namer, expected: str) -> list[Pr
         tables += html_tables(text)
     entries = entries_from_tables(tables, provider, namer)
     if not entries:
-        raise ParseError(f"{provider}: no {expected} with Model, Input and Output columns in {len(text)} "
-                         "characters of text; has the pricing page layout changed?")
+        raise ParseError(
+            f"{provider}: no {expected} with Model, Input and Output columns in {len(text)} "
+            "characters of text; has the pricing page layout changed?"
+        )
     return entries
 
 
@@ -75,15 +80,21 @@ def entries_from_tables(tables: Iterable[Table], provider: str, namer: Namer) ->
             continue
         prices = {k: v for k, v in row.prices.items() if v is not None}
         mode = "embedding" if row.tier == "embedding" else "chat"
-        entries[row.names[0]] = PriceEntry(provider=provider, model=row.names[0], aliases=row.names[1:], mode=mode,
-                                           **prices)  # type: ignore[arg-type]  # prices holds price fields only, all floats
+        entries[row.names[0]] = PriceEntry(
+            provider=provider, model=row.names[0], aliases=row.names[1:], mode=mode, **prices
+        )  # type: ignore[arg-type]  # prices holds price fields only, all floats
     for row in rows:
         entry = entries.get(row.names[0])
         if row.tier != "batch" or entry is None:
             continue
         # A batch table heads its columns "Input" or "Batch input"; both mean the batch price here.
-        updates = {field: _first_set(row.prices.get(field), row.prices.get(plain)) for field, plain in
-                   (("batch_input_per_mtok", "input_per_mtok"), ("batch_output_per_mtok", "output_per_mtok"))}
+        updates = {
+            field: _first_set(row.prices.get(field), row.prices.get(plain))
+            for field, plain in (
+                ("batch_input_per_mtok", "input_per_mtok"),
+                ("batch_output_per_mtok", "output_per_mtok"),
+            )
+        }
         updates = {k: v for k, v in updates.items() if v is not None and getattr(entry, k) is None}
         entries[entry.model] = replace(entry, **updates)  # type: ignore[arg-type]  # batch price fields, floats
     return list(entries.values())
@@ -112,7 +123,7 @@ def read_table(table: Table, namer: Namer) -> list[Row]:
             continue
         prices = _read_prices(cells, columns, factor, table.headers)
         if tier == "embedding":
-            prices["output_per_mtok"] = 0.0   # embeddings bill the text in only
+            prices["output_per_mtok"] = 0.0  # embeddings bill the text in only
         if prices.get("input_per_mtok_long") is not None or prices.get("output_per_mtok_long") is not None:
             prices["long_context_threshold"] = prices.get("long_context_threshold") or threshold
         else:
@@ -122,7 +133,7 @@ def read_table(table: Table, namer: Namer) -> list[Row]:
 
 
 def table_tier(table: Table) -> str | None:
-    """"standard", "batch", or None for a table of a tier or modality that PriceEntry does not hold."""
+    """ "standard", "batch", or None for a table of a tier or modality that PriceEntry does not hold."""
     for heading in reversed(table.headings):
         if _BATCH.search(heading):
             return "batch"
@@ -169,8 +180,9 @@ def classify_header(header: str) -> str | None:
     h = " ".join(header.lower().split())
     if not h:
         return None
-    if h in ("model", "models", "model name", "model id") or (h.startswith("model") and "price" not in h
-                                                              and "input" not in h and "output" not in h):
+    if h in ("model", "models", "model name", "model id") or (
+        h.startswith("model") and "price" not in h and "input" not in h and "output" not in h
+    ):
         return "model"
     if h in ("modality", "type", "token type"):
         return "modality"
@@ -210,8 +222,9 @@ def split_model_cell(cell: str) -> tuple[list[str], int | None]:
     return [name for name in names if name], threshold
 
 
-def _read_prices(cells: Sequence[str], columns: dict[str, int], factor: float,
-                 headers: Sequence[str]) -> dict[str, float | int | None]:
+def _read_prices(
+    cells: Sequence[str], columns: dict[str, int], factor: float, headers: Sequence[str]
+) -> dict[str, float | int | None]:
     prices: dict[str, float | int | None] = {}
     for field, index in columns.items():
         if index >= len(cells):

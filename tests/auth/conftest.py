@@ -1,5 +1,6 @@
 """Auth tests: gateways started and stopped at will (restarts on one data directory), an admin
 API client, and an OpenAI SDK client."""
+
 from __future__ import annotations
 
 import io
@@ -42,21 +43,28 @@ class Gw:
     def client(self, key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, timeout=30)
 
-    def chat(self, key: str | None, model: str = "gpt-4o-mini", content: str | None = None,
-             **fields: Any) -> httpx.Response:
+    def chat(
+        self, key: str | None, model: str = "gpt-4o-mini", content: str | None = None, **fields: Any
+    ) -> httpx.Response:
         """One chat completion; a unique prompt by default, so the response cache never answers."""
         headers = {"authorization": f"Bearer {key}"} if key else {}
         content = content or f"hello {uuid.uuid4().hex}"
-        return httpx.post(self.url + "/v1/chat/completions", headers=headers, timeout=30,
-                          json={"model": model, "messages": [{"role": "user", "content": content}], **fields})
+        return httpx.post(
+            self.url + "/v1/chat/completions",
+            headers=headers,
+            timeout=30,
+            json={"model": model, "messages": [{"role": "user", "content": content}], **fields},
+        )
 
 
 @pytest.fixture
 def settings(tmp_path: Path, openai_upstream: tuple[str, openai_server.FakeState]) -> Callable[..., Settings]:
     """Test settings with a master key unless told otherwise."""
+
     def make(**changes: Any) -> Settings:
         changes.setdefault("master_key", Secret(MASTER))
         return base_settings(tmp_path, openai_upstream[0], **changes)
+
     return make
 
 

@@ -1,5 +1,6 @@
 """`llmproxy users | keys` on the data directory: bootstrap on a fresh install with the gateway
 stopped, and changes made while it runs reach it within ~2 s."""
+
 from __future__ import annotations
 
 import io
@@ -20,8 +21,9 @@ from tests.auth.conftest import Gw
 
 def spawn_cli(*argv: str, stdin: str = "") -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMPROXY_", "OPENAI_", "ANTHROPIC_", "GEMINI_"))}
-    proc = subprocess.run([sys.executable, "-m", "llmproxy", *argv], input=stdin, capture_output=True, text=True,
-                          env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmproxy", *argv], input=stdin, capture_output=True, text=True, env=env, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -41,37 +43,52 @@ def test_bootstrap_on_a_fresh_install_then_serve(launch: Callable[..., Gw], sett
     assert not config.data_dir.exists()
     admin = spawn_cli("users", "create-admin", "--name", "root", "--data-dir", data, stdin="root-password-1\n")
     assert admin == {"name": "root", "role": "admin", "login": "POST /admin/login"}
-    key = spawn_cli("keys", "create", "--name", "first", "--rpm", "10", "--models", "gpt-4o-mini,ollama/*",
-                    "--metadata", '{"team": "x"}', "--data-dir", data)
+    key = spawn_cli(
+        "keys",
+        "create",
+        "--name",
+        "first",
+        "--rpm",
+        "10",
+        "--models",
+        "gpt-4o-mini,ollama/*",
+        "--metadata",
+        '{"team": "x"}',
+        "--data-dir",
+        data,
+    )
     assert key["key"].startswith("sk-") and key["rpm"] == 10 and key["models"] == ["gpt-4o-mini", "ollama/*"]
     listed = spawn_cli("keys", "list", "--data-dir", data)
     assert [k["id"] for k in listed] == [key["id"]] and key["key"] not in json.dumps(listed)
 
     gw = launch(config)
-    assert gw.chat(None).status_code == 401                # keys exist: keyless loopback calls are over
+    assert gw.chat(None).status_code == 401  # keys exist: keyless loopback calls are over
     assert gw.chat(key["key"]).status_code == 200
     login = gw.admin("POST", "/admin/login", token=None, json={"username": "root", "password": "root-password-1"})
     assert gw.admin("GET", "/admin/keys", token=login.json()["access_token"]).status_code == 200
 
 
 def test_cli_changes_reach_a_running_gateway_within_two_seconds(
-        launch: Callable[..., Gw], settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    launch: Callable[..., Gw],
+    settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     config = settings()
     data = str(config.data_dir)
     gw = launch(config)
     key = run_cli(monkeypatch, capsys, "keys", "create", "--name", "live", "--data-dir", data)
     deadline = time.monotonic() + 2.5
-    while gw.chat(key["key"]).status_code != 200:          # a key made by the CLI starts working
+    while gw.chat(key["key"]).status_code != 200:  # a key made by the CLI starts working
         assert time.monotonic() < deadline
         time.sleep(0.1)
     run_cli(monkeypatch, capsys, "keys", "update", key["id"], "--rpm", "1000", "--data-dir", data)
     rotated = run_cli(monkeypatch, capsys, "keys", "rotate", key["id"], "--grace", "0", "--data-dir", data)
     deadline = time.monotonic() + 2.5
-    while gw.chat(rotated["key"]).status_code != 200:      # the new value works once the gateway has it
+    while gw.chat(rotated["key"]).status_code != 200:  # the new value works once the gateway has it
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    assert gw.chat(key["key"]).status_code == 401           # no grace: the old value ended with the rotation
+    assert gw.chat(key["key"]).status_code == 401  # no grace: the old value ended with the rotation
     assert gw.chat(rotated["key"]).headers["x-ratelimit-limit-requests"] == "1000"
     revoke_at = time.monotonic()
     run_cli(monkeypatch, capsys, "keys", "revoke", key["id"], "--data-dir", data)
@@ -82,8 +99,9 @@ def test_cli_changes_reach_a_running_gateway_within_two_seconds(
     assert all(a.startswith("cli") for a in actors)
 
 
-def test_cli_errors_are_one_line_and_exit_2(settings: Callable[..., Settings], capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_errors_are_one_line_and_exit_2(
+    settings: Callable[..., Settings], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = str(settings().data_dir)
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert cli.main(["users", "create-admin", "--data-dir", data]) == 2
@@ -93,8 +111,9 @@ def test_cli_errors_are_one_line_and_exit_2(settings: Callable[..., Settings], c
     assert len(err) == 3 and "8 characters" in err[0] and "key_missing" in err[1] and "rpm" in err[2]
 
 
-def test_cli_sets_and_clears_a_key_strategy(settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_sets_and_clears_a_key_strategy(
+    settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = str(settings().data_dir)
     key = run_cli(monkeypatch, capsys, "keys", "create", "--name", "q", "--strategy", "quality", "--data-dir", data)
     assert key["strategy"] == "quality"

@@ -1,6 +1,7 @@
 """Identities from an outside identity provider live in their own namespace: a JWT whose `sub` is
 the name of a local user is not that user. Its keys, its cache entries and its usage are its own,
 named `<issuer>#<sub>`; keys a JWT subject made before that rule are moved to its namespace."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,15 +22,20 @@ HS_SECRET = "an-hs256-shared-secret-of-enough-length-0123"
 
 
 def with_jwt(config: Settings, **cache: object) -> Settings:
-    return replace(config, auth=replace(config.auth, jwt_secret=Secret(HS_SECRET), jwt_issuer=ISSUER,
-                                        jwt_audience=AUDIENCE),
-                   cache=replace(CacheSettings(), **cache) if cache else config.cache)
+    return replace(
+        config,
+        auth=replace(config.auth, jwt_secret=Secret(HS_SECRET), jwt_issuer=ISSUER, jwt_audience=AUDIENCE),
+        cache=replace(CacheSettings(), **cache) if cache else config.cache,
+    )
 
 
 def idp_token(sub: str, **extra: object) -> str:
     now = int(time.time())
-    return jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 300, **extra},
-                      HS_SECRET, algorithm="HS256")
+    return jwt.encode(
+        {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 300, **extra},
+        HS_SECRET,
+        algorithm="HS256",
+    )
 
 
 def login(gw: Gw, name: str, password: str) -> str:
@@ -38,8 +44,9 @@ def login(gw: Gw, name: str, password: str) -> str:
     return r.json()["access_token"]
 
 
-def test_a_jwt_named_like_a_local_user_cannot_manage_its_keys(launch: Callable[..., Gw],
-                                                             settings: Callable[..., Settings]) -> None:
+def test_a_jwt_named_like_a_local_user_cannot_manage_its_keys(
+    launch: Callable[..., Gw], settings: Callable[..., Settings]
+) -> None:
     gw = launch(with_jwt(settings()))
     assert gw.admin("POST", "/admin/users", json={"name": "alice", "password": "alice-password-1"}).status_code == 201
     local = gw.admin("POST", "/admin/keys", json={"name": "alice-key", "owner": "alice"}).json()
@@ -47,21 +54,26 @@ def test_a_jwt_named_like_a_local_user_cannot_manage_its_keys(launch: Callable[.
     me = gw.admin("GET", "/admin/whoami", token=outsider).json()
     assert (me["kind"], me["user"]) == ("jwt", f"{ISSUER}#alice")
     assert gw.admin("GET", "/admin/keys", token=outsider).json()["data"] == []
-    for method, path, body in (("GET", f"/admin/keys/{local['id']}", None),
-                               ("PATCH", f"/admin/keys/{local['id']}", {"name": "mine"}),
-                               ("POST", f"/admin/keys/{local['id']}/rotate", {}),
-                               ("DELETE", f"/admin/keys/{local['id']}", None)):
+    for method, path, body in (
+        ("GET", f"/admin/keys/{local['id']}", None),
+        ("PATCH", f"/admin/keys/{local['id']}", {"name": "mine"}),
+        ("POST", f"/admin/keys/{local['id']}/rotate", {}),
+        ("DELETE", f"/admin/keys/{local['id']}", None),
+    ):
         assert gw.admin(method, path, token=outsider, json=body).status_code == 404, (method, path)
     assert gw.chat(local["key"]).status_code == 200
     # what the outsider creates is its own, and the local user does not see it
     made = gw.admin("POST", "/admin/keys", token=outsider, json={"name": "idp-key"}).json()
     assert made["owner"] == f"{ISSUER}#alice"
-    names = [k["name"] for k in gw.admin("GET", "/admin/keys", token=login(gw, "alice", "alice-password-1")).json()["data"]]
+    names = [
+        k["name"] for k in gw.admin("GET", "/admin/keys", token=login(gw, "alice", "alice-password-1")).json()["data"]
+    ]
     assert names == ["alice-key"]
 
 
-def test_a_jwt_named_like_a_local_user_does_not_share_its_cache(launch: Callable[..., Gw],
-                                                               settings: Callable[..., Settings]) -> None:
+def test_a_jwt_named_like_a_local_user_does_not_share_its_cache(
+    launch: Callable[..., Gw], settings: Callable[..., Settings]
+) -> None:
     gw = launch(with_jwt(settings(), scope="user"))
     assert gw.admin("POST", "/admin/users", json={"name": "alice", "password": "alice-password-1"}).status_code == 201
     question = "what is in alice's private notes"
@@ -93,8 +105,9 @@ async def _key_made_by_a_jwt_before_namespacing(db_path: Path) -> None:
         await store.close()
 
 
-def test_keys_a_jwt_made_before_are_moved_to_its_namespace(launch: Callable[..., Gw],
-                                                          settings: Callable[..., Settings]) -> None:
+def test_keys_a_jwt_made_before_are_moved_to_its_namespace(
+    launch: Callable[..., Gw], settings: Callable[..., Settings]
+) -> None:
     config = with_jwt(settings())
     config.data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(_key_made_by_a_jwt_before_namespacing(config.data_dir / "llmproxy.db"))
@@ -104,6 +117,6 @@ def test_keys_a_jwt_made_before_are_moved_to_its_namespace(launch: Callable[...,
     owners = {k["name"]: k["owner"] for k in gw.admin("GET", "/admin/keys").json()["data"]}
     assert owners == {"bob-old": f"{ISSUER}#bob", "carol-key": "carol"}
     gw.stop()
-    again = launch(config)                      # the move is done once: a restart changes nothing
+    again = launch(config)  # the move is done once: a restart changes nothing
     owners = {k["name"]: k["owner"] for k in again.admin("GET", "/admin/keys").json()["data"]}
     assert owners == {"bob-old": f"{ISSUER}#bob", "carol-key": "carol"}

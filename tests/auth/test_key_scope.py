@@ -1,6 +1,7 @@
 """What a non-admin may do with keys: a key it creates inherits its restrictions (narrower is fine,
 wider is 403), a change only tightens (an expiry is brought forward, never removed or pushed back),
 and it never sees or touches a key of a higher role or, as a key, one more powerful than itself."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -25,8 +26,16 @@ def refused(r: httpx.Response, param: str) -> bool:
 
 def test_a_key_made_by_a_user_key_inherits_its_restrictions(launch: Callable[..., Gw]) -> None:
     gw = launch()
-    parent = make_key(gw, owner="bob", models=["gpt-4o-mini", "ollama/*"], rpm=5, tpm=10_000,
-                      budget_usd=1.0, budget_period="day", expires_in_s=3600)
+    parent = make_key(
+        gw,
+        owner="bob",
+        models=["gpt-4o-mini", "ollama/*"],
+        rpm=5,
+        tpm=10_000,
+        budget_usd=1.0,
+        budget_period="day",
+        expires_in_s=3600,
+    )
     child = make_key(gw, token=parent["key"], name="child")
     assert child["owner"] == "bob" and child["role"] == "user"
     assert (child["models"], child["rpm"], child["tpm"]) == (["gpt-4o-mini", "ollama/*"], 5, 10_000)
@@ -54,11 +63,12 @@ def test_a_key_made_by_a_user_key_inherits_its_restrictions(launch: Callable[...
 def test_a_login_user_hands_on_the_default_limits(launch: Callable[..., Gw]) -> None:
     gw = launch(limits=LimitSettings(rpm=7, tpm=5000))
     assert gw.admin("POST", "/admin/users", json={"name": "bob", "password": "bob-password-1"}).status_code == 201
-    token = gw.admin("POST", "/admin/login", token=None,
-                     json={"username": "bob", "password": "bob-password-1"}).json()["access_token"]
+    token = gw.admin("POST", "/admin/login", token=None, json={"username": "bob", "password": "bob-password-1"}).json()[
+        "access_token"
+    ]
     key = make_key(gw, token=token)
     assert (key["owner"], key["rpm"], key["tpm"], key["models"], key["budget_usd"]) == ("bob", 7, 5000, None, None)
-    assert key["expires_at"] is None            # a login token's short life is not the account's
+    assert key["expires_at"] is None  # a login token's short life is not the account's
     r = gw.admin("POST", "/admin/keys", token=token, json={"name": "x", "rpm": 8})
     assert refused(r, "rpm")
     assert make_key(gw, token=token, rpm=3)["rpm"] == 3
@@ -80,10 +90,10 @@ def test_a_user_may_only_tighten_a_key_and_bring_its_expiry_forward(launch: Call
     def patch(**fields: object) -> httpx.Response:
         return gw.admin("PATCH", f"/admin/keys/{child['id']}", token=parent["key"], json=fields)
 
-    assert refused(patch(expires_at=None), "expires_at")               # remove the expiry
-    assert refused(patch(expires_in_s=5000), "expires_at")             # push it back
+    assert refused(patch(expires_at=None), "expires_at")  # remove the expiry
+    assert refused(patch(expires_in_s=5000), "expires_at")  # push it back
     assert refused(patch(expires_at=child["expires_at"] + 1), "expires_at")
-    assert refused(patch(rpm=50), "rpm")                               # within the caller's, above the key's
+    assert refused(patch(rpm=50), "rpm")  # within the caller's, above the key's
     r = patch(expires_in_s=100, rpm=5, name="renamed")
     assert r.status_code == 200, r.text
     assert r.json()["expires_at"] < child["expires_at"] and r.json()["rpm"] == 5
@@ -97,16 +107,21 @@ def test_a_user_never_sees_or_touches_an_admin_role_key_of_its_owner(launch: Cal
     admin_key = make_key(gw, owner="bob", role="admin", name="bob-admin")
     user_key = make_key(gw, owner="bob", name="bob-user")
     assert gw.admin("POST", "/admin/users", json={"name": "bob", "password": "bob-password-1"}).status_code == 201
-    login = gw.admin("POST", "/admin/login", token=None,
-                     json={"username": "bob", "password": "bob-password-1"}).json()["access_token"]
+    login = gw.admin("POST", "/admin/login", token=None, json={"username": "bob", "password": "bob-password-1"}).json()[
+        "access_token"
+    ]
     for token in (user_key["key"], login):
         names = [k["name"] for k in gw.admin("GET", "/admin/keys", token=token).json()["data"]]
         assert names == ["bob-user"]
         base = f"/admin/keys/{admin_key['id']}"
-        for method, path, body in (("GET", base, None), ("PATCH", base, {"name": "x"}),
-                                   ("POST", base + "/rotate", {}), ("DELETE", base, None)):
+        for method, path, body in (
+            ("GET", base, None),
+            ("PATCH", base, {"name": "x"}),
+            ("POST", base + "/rotate", {}),
+            ("DELETE", base, None),
+        ):
             assert gw.admin(method, path, token=token, json=body).status_code == 404, (method, path)
-    assert gw.chat(admin_key["key"]).status_code == 200                  # untouched, still its old value
+    assert gw.chat(admin_key["key"]).status_code == 200  # untouched, still its old value
     assert gw.admin("GET", "/admin/users", token=admin_key["key"]).status_code == 200
 
 

@@ -1,5 +1,6 @@
 """Virtual keys through the admin API and the OpenAI SDK: shown once, stored as a hash, listed by
 prefix, limited to models, revoked, expired and rotated with a grace period."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -43,7 +44,8 @@ def test_unknown_and_missing_keys_are_401_in_openai_shape(launch: Callable[..., 
     gw = launch()
     with pytest.raises(openai.AuthenticationError) as err:
         gw.client("sk-not-a-real-key-000000000000").chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
     assert err.value.code == "invalid_api_key"
     assert "sk-not-a-real-key-000000000000" not in str(err.value)
     assert gw.chat(None).status_code == 401
@@ -79,7 +81,7 @@ def test_rotation_new_key_works_at_once_old_one_until_grace_ends(launch: Callabl
     assert new != old and r.json()["id"] == created["id"] and r.json()["prefix"] == new[:10]
     assert r.json()["previous"][0]["prefix"] == old[:10]
     assert gw.chat(new).status_code == 200
-    assert gw.chat(old).status_code == 200          # inside the grace period
+    assert gw.chat(old).status_code == 200  # inside the grace period
     # both values are one key: one rate-limit window, one spend
     assert gw.chat(new).headers["x-ratelimit-remaining-requests"] == "97"
     time.sleep(1.7)
@@ -100,7 +102,7 @@ def test_allowed_models_are_enforced(launch: Callable[..., Gw]) -> None:
     gw = launch()
     key = make_key(gw, models=["gpt-4o-mini", "ollama/*"])["key"]
     assert gw.chat(key, "gpt-4o-mini").status_code == 200
-    assert gw.chat(key, "openai/gpt-4o-mini").status_code == 200     # another name of an allowed model
+    assert gw.chat(key, "openai/gpt-4o-mini").status_code == 200  # another name of an allowed model
     assert gw.chat(key, "ollama/llama3.3").status_code == 200
     with pytest.raises(openai.PermissionDeniedError) as err:
         gw.client(key).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
@@ -138,8 +140,13 @@ def test_user_keys_see_only_their_own_and_no_admin_endpoints(launch: Callable[..
     assert gw.admin("POST", "/admin/keys", token=mine["key"], json={"name": "x", "rpm": 10**6}).status_code == 403
     carol_id = [k for k in gw.admin("GET", "/admin/keys").json()["data"] if k["owner"] == "carol"][0]["id"]
     assert gw.admin("DELETE", f"/admin/keys/{carol_id}", token=mine["key"]).status_code == 404
-    for method, path in (("GET", "/admin/users"), ("GET", "/admin/providers"), ("GET", "/admin/audit"),
-                         ("GET", "/admin/info"), ("POST", "/admin/users")):
+    for method, path in (
+        ("GET", "/admin/users"),
+        ("GET", "/admin/providers"),
+        ("GET", "/admin/audit"),
+        ("GET", "/admin/info"),
+        ("POST", "/admin/users"),
+    ):
         r = gw.admin(method, path, token=mine["key"], json={})
         assert r.status_code == 403, path
         assert r.json()["error"]["type"] == "permission_error"
@@ -154,8 +161,13 @@ def test_admin_role_key_may_use_the_admin_api(launch: Callable[..., Gw]) -> None
 
 def test_invalid_key_fields_are_400_naming_the_field(launch: Callable[..., Gw]) -> None:
     gw = launch()
-    for body, param in (({"name": "a", "rpm": -1}, "rpm"), ({"name": "a", "budget_period": "week"}, "budget_period"),
-                        ({"name": "a", "colour": "red"}, "colour"), ({}, "name"), ({"name": "a", "models": "gpt"}, "models")):
+    for body, param in (
+        ({"name": "a", "rpm": -1}, "rpm"),
+        ({"name": "a", "budget_period": "week"}, "budget_period"),
+        ({"name": "a", "colour": "red"}, "colour"),
+        ({}, "name"),
+        ({"name": "a", "models": "gpt"}, "models"),
+    ):
         r = gw.admin("POST", "/admin/keys", json=body)
         assert r.status_code == 400 and r.json()["error"]["param"] == param, body
 
@@ -201,20 +213,21 @@ def test_every_admin_action_is_audited_without_secrets(launch: Callable[..., Gw]
 def test_a_budget_refuses_models_whose_price_is_unknown() -> None:
     auth = Authenticator(Settings(master_key=Secret(MASTER)), b"k" * 32)
     openai_p = ProviderSettings(name="openai", kind="openai", base_url="http://x")
-    priced = ModelEntry(id="gpt-4o-mini", provider="openai", provider_model="gpt-4o-mini",
-                        input_per_mtok=0.15, output_per_mtok=0.6)
+    priced = ModelEntry(
+        id="gpt-4o-mini", provider="openai", provider_model="gpt-4o-mini", input_per_mtok=0.15, output_per_mtok=0.6
+    )
     unpriced = ModelEntry(id="openai/some-new-model", provider="openai", provider_model="some-new-model")
     ctx = RequestContext("r", {})
     ctx.requested_model = "openai/some-new-model"
     ctx.principal = Principal(kind="key", key_id="k1", role="user", budget_usd=5.0)
     ctx.candidates = [(openai_p, unpriced), (openai_p, priced)]
-    auth.filter_candidates(ctx)                       # an unpriced fallback is dropped, the priced one kept
+    auth.filter_candidates(ctx)  # an unpriced fallback is dropped, the priced one kept
     assert [m.id for _, m in ctx.candidates] == ["gpt-4o-mini"]
     ctx.candidates = [(openai_p, unpriced)]
     with pytest.raises(PermissionDenied) as err:
         auth.filter_candidates(ctx)
     assert err.value.code == "model_price_unknown" and "openai/some-new-model" in err.value.message
-    ctx.principal = Principal(kind="key", key_id="k2", role="user")   # no budget: unknown prices are fine
+    ctx.principal = Principal(kind="key", key_id="k2", role="user")  # no budget: unknown prices are fine
     auth.filter_candidates(ctx)
     assert [m.id for _, m in ctx.candidates] == ["openai/some-new-model"]
 
@@ -223,8 +236,9 @@ def test_a_key_with_a_budget_gets_403_on_an_unpriced_model(launch: Callable[...,
     gw = launch()
     budgeted = make_key(gw, budget_usd=5.0)["key"]
     with pytest.raises(openai.PermissionDeniedError) as err:
-        gw.client(budgeted).chat.completions.create(model="openai/some-new-model",
-                                                    messages=[{"role": "user", "content": "hi"}])
+        gw.client(budgeted).chat.completions.create(
+            model="openai/some-new-model", messages=[{"role": "user", "content": "hi"}]
+        )
     assert err.value.code == "model_price_unknown" and "ask an admin" in err.value.message
     assert gw.chat(budgeted, "gpt-4o-mini").status_code == 200
     assert gw.chat(make_key(gw)["key"], "openai/some-new-model").status_code == 200
@@ -262,7 +276,10 @@ def test_a_key_strategy_routes_its_auto_requests(launch: Callable[..., Gw]) -> N
     r = gw.admin("PATCH", f"/admin/keys/{plain['id']}", json={"strategy": "latency"})
     assert r.status_code == 200 and r.json()["strategy"] == "latency"
     assert gw.chat(plain["key"], "auto").headers["x-llmproxy-strategy"] == "latency"
-    assert gw.admin("PATCH", f"/admin/keys/{plain['id']}", json={"strategy": "fast"}).json()["error"]["param"] == "strategy"
+    assert (
+        gw.admin("PATCH", f"/admin/keys/{plain['id']}", json={"strategy": "fast"}).json()["error"]["param"]
+        == "strategy"
+    )
     r = gw.admin("PATCH", f"/admin/keys/{plain['id']}", json={"strategy": None})
     assert r.status_code == 200 and r.json()["strategy"] is None
     # only an admin sets it, even on a user's own key

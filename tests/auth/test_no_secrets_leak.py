@@ -1,5 +1,6 @@
 """After a full scenario (keys, vault credentials, logins, requests, rotations, refusals, errors), no
 secret value appears in any log line, and none in any response but the one that hands it out."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -16,7 +17,7 @@ def test_no_secret_in_logs_or_responses(launch: Callable[..., Gw], settings: Cal
     config = settings(log_level="debug")
     providers = tuple(replace(p, api_key=None) if p.name == "openai" else p for p in config.providers)
     gw = launch(replace(config, providers=providers), capture_logs=True)
-    responses: list[tuple[str, httpx.Response]] = []   # (what it is, response)
+    responses: list[tuple[str, httpx.Response]] = []  # (what it is, response)
 
     def keep(label: str, r: httpx.Response) -> httpx.Response:
         responses.append((label, r))
@@ -28,16 +29,28 @@ def test_no_secret_in_logs_or_responses(launch: Callable[..., Gw], settings: Cal
     keep("provider", gw.admin("PUT", "/admin/providers/openai", json={"api_key": vault_secret}))
     keep("provider", gw.admin("PUT", "/admin/providers/anthropic", json={"api_key": other_secret}))
     keep("user", gw.admin("POST", "/admin/users", json={"name": "ann", "password": password, "role": "admin"}))
-    created = keep("issue:key1", gw.admin("POST", "/admin/keys", json={"name": "k1", "rpm": 3, "models": ["gpt-4o-mini"]})).json()
+    created = keep(
+        "issue:key1", gw.admin("POST", "/admin/keys", json={"name": "k1", "rpm": 3, "models": ["gpt-4o-mini"]})
+    ).json()
     key1 = created["key"]
-    login = keep("issue:token", gw.admin("POST", "/admin/login", token=None, json={"username": "ann", "password": password}))
+    login = keep(
+        "issue:token", gw.admin("POST", "/admin/login", token=None, json={"username": "ann", "password": password})
+    )
     token = login.json()["access_token"]
-    keep("bad-login", gw.admin("POST", "/admin/login", token=None, json={"username": "ann", "password": password + "x"}))
-    for _ in range(4):                                              # the 4th is rate limited
+    keep(
+        "bad-login", gw.admin("POST", "/admin/login", token=None, json={"username": "ann", "password": password + "x"})
+    )
+    for _ in range(4):  # the 4th is rate limited
         keep("chat", gw.chat(key1))
-    keep("chat-stream", httpx.post(gw.url + "/v1/chat/completions", headers={"authorization": f"Bearer {key1}"},
-                                   json={"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "s"}]}))
-    keep("not-allowed", gw.chat(token, model="openai/fail-401"))    # the provider refuses: an upstream auth error
+    keep(
+        "chat-stream",
+        httpx.post(
+            gw.url + "/v1/chat/completions",
+            headers={"authorization": f"Bearer {key1}"},
+            json={"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "s"}]},
+        ),
+    )
+    keep("not-allowed", gw.chat(token, model="openai/fail-401"))  # the provider refuses: an upstream auth error
     keep("chat-token", gw.chat(token))
     keep("wrong-key", gw.chat(key1[:-2] + "zz"))
     keep("wrong-master", gw.chat(MASTER + "x"))
@@ -49,16 +62,26 @@ def test_no_secret_in_logs_or_responses(launch: Callable[..., Gw], settings: Cal
     keep("revoked", gw.chat(key2))
     for path in ("/admin/keys", "/admin/users", "/admin/providers", "/admin/audit", "/admin/info", "/admin/whoami"):
         keep("read", gw.admin("GET", path))
-    keep("bad-json", httpx.post(gw.url + "/admin/keys", headers={"authorization": f"Bearer {MASTER}"}, content=b"{oops"))
+    keep(
+        "bad-json", httpx.post(gw.url + "/admin/keys", headers={"authorization": f"Bearer {MASTER}"}, content=b"{oops")
+    )
     vault_key_text = (gw.settings.data_dir / "secret.key").read_text().strip()
-    gw.stop()                                                        # flushes the log writer
+    gw.stop()  # flushes the log writer
 
     assert {r.status_code for label, r in responses if label == "chat"} == {200, 429}
     logs = gw.logs.getvalue().decode()
     assert logs.count("\n") > 10 and '"request"' in logs
-    secrets = {"master": MASTER, "vault": vault_secret, "other": other_secret, "password": password,
-               "key1": key1, "key2": key2, "token": token, "vault_key": vault_key_text,
-               "token_signature": token.rsplit(".", 1)[1]}
+    secrets = {
+        "master": MASTER,
+        "vault": vault_secret,
+        "other": other_secret,
+        "password": password,
+        "key1": key1,
+        "key2": key2,
+        "token": token,
+        "vault_key": vault_key_text,
+        "token_signature": token.rsplit(".", 1)[1],
+    }
     for name, value in secrets.items():
         assert value not in logs, f"{name} appears in the logs"
         for label, r in responses:

@@ -1,6 +1,7 @@
 """Rate limits and budgets: RPM and TPM per key and by default, exact under concurrency, OpenAI's
 x-ratelimit-* headers, retry-after, the token estimate corrected by real usage, and budgets from the
 usage log (kept across a restart)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,9 @@ def test_200_concurrent_requests_against_50_per_minute_exactly_50_pass(launch: C
 
     async def burst() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        async with httpx.AsyncClient(base_url=gw.url, limits=limits, timeout=60,
-                                     headers={"authorization": f"Bearer {key}"}) as client:
+        async with httpx.AsyncClient(
+            base_url=gw.url, limits=limits, timeout=60, headers={"authorization": f"Bearer {key}"}
+        ) as client:
             body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
             return await asyncio.gather(*(client.post("/v1/chat/completions", json=body) for _ in range(200)))
 
@@ -53,7 +55,8 @@ def test_headers_on_every_response_and_the_sdk_sees_a_rate_limit_error(launch: C
     gw = launch()
     key = make_key(gw, rpm=2, tpm=10_000)["key"]
     raw = gw.client(key).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
     h = raw.headers
     assert (h["x-ratelimit-limit-requests"], h["x-ratelimit-remaining-requests"]) == ("2", "1")
     assert h["x-ratelimit-limit-tokens"] == "10000" and int(h["x-ratelimit-remaining-tokens"]) < 10_000
@@ -70,7 +73,7 @@ def test_headers_on_every_response_and_the_sdk_sees_a_rate_limit_error(launch: C
 def test_tpm_counts_the_estimate_first_and_the_real_usage_after(launch: Callable[..., Gw]) -> None:
     gw = launch()
     key = make_key(gw, tpm=2000)["key"]
-    big = "word " * 2000                      # ~10 KB: an estimate of ~2,500 tokens, over the limit alone
+    big = "word " * 2000  # ~10 KB: an estimate of ~2,500 tokens, over the limit alone
     r = gw.chat(key, content=big)
     assert r.status_code == 429 and "larger than the key's limit" in r.json()["error"]["message"]
     # a small request is estimated up front, then corrected to the fake's real usage (19 tokens)
@@ -78,7 +81,9 @@ def test_tpm_counts_the_estimate_first_and_the_real_usage_after(launch: Callable
     assert first.status_code == 200
     second = gw.chat(key, content="hi")
     assert int(second.headers["x-ratelimit-remaining-tokens"]) > 2000 - 19 - 19 - 60
-    assert int(first.headers["x-ratelimit-remaining-tokens"]) < int(second.headers["x-ratelimit-remaining-tokens"]) + 150
+    assert (
+        int(first.headers["x-ratelimit-remaining-tokens"]) < int(second.headers["x-ratelimit-remaining-tokens"]) + 150
+    )
 
 
 def test_default_limits_apply_to_keys_without_their_own(launch: Callable[..., Gw]) -> None:
@@ -95,12 +100,12 @@ def test_budget_over_is_insufficient_quota_and_survives_a_restart(launch: Callab
     gw = launch()
     created = make_key(gw, budget_usd=0.0000001, budget_period="day")
     key = created["key"]
-    assert gw.chat(key).status_code == 200             # spend 0 so far; this request costs more than the budget
+    assert gw.chat(key).status_code == 200  # spend 0 so far; this request costs more than the budget
     with pytest.raises(openai.RateLimitError) as err:
         gw.client(key).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert err.value.code == "insufficient_quota" and err.value.type == "insufficient_quota"
     gw.stop()
-    again = launch(gw.settings)                        # spend is read back from the usage log
+    again = launch(gw.settings)  # spend is read back from the usage log
     r = again.chat(key)
     assert r.status_code == 429 and r.json()["error"]["code"] == "insufficient_quota"
     # raising the budget lets it through again, at once
@@ -127,14 +132,14 @@ def test_limiter_window_slides_and_budget_periods_roll(monkeypatch: pytest.Monke
     with pytest.raises(RateLimited) as err:
         admit()
     assert err.value.headers["retry-after"] == "30"
-    clock.mono += 30.5                     # the first request left the window
+    clock.mono += 30.5  # the first request left the window
     ctx = admit()
     ctx.cost_usd, ctx.usage = 1.5, {"total_tokens": 10}
     limiter.settle(ctx)
     clock.mono += 61
     with pytest.raises(QuotaExceeded):
         admit()
-    clock.wall += 86400                    # a new UTC day: a daily budget starts over
+    clock.wall += 86400  # a new UTC day: a daily budget starts over
     admit()
     assert limiter.spend.spent("k", "total", clock.wall) == 1.5
 
@@ -147,12 +152,12 @@ def test_windows_of_callers_gone_quiet_are_dropped(monkeypatch: pytest.MonkeyPat
     clock = SimpleNamespace(mono=1000.0)
     monkeypatch.setattr("llmproxy.ratelimit.time.monotonic", lambda: clock.mono)
     limiter = Limiter()
-    for i in range(500):                       # one window pair per JWT subject seen
+    for i in range(500):  # one window pair per JWT subject seen
         ctx = RequestContext("r", {})
         ctx.principal = Principal(kind="jwt", user=f"sub-{i}", role="user", rpm=10, tpm=1000)
         limiter.admit(ctx, 40)
     assert len(limiter._requests) == len(limiter._tokens) == 500
-    clock.mono += 61                            # all of them out of the window
+    clock.mono += 61  # all of them out of the window
     ctx = RequestContext("r", {})
     ctx.principal = Principal(kind="jwt", user="sub-new", role="user", rpm=10, tpm=1000)
     limiter.admit(ctx, 40)

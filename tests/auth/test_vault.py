@@ -1,6 +1,7 @@
 """Provider credentials at rest: authenticated encryption bound to the provider, the key file, the
 admin API and CLI, configured keys winning over the vault's, and key rotation while serving (no
 credential lost, a restart with the new key reads everything)."""
+
 from __future__ import annotations
 
 import io
@@ -52,7 +53,7 @@ def test_encryption_is_authenticated_and_bound_to_the_provider() -> None:
     assert b"sk-secret-value" not in blob
     assert key.decrypt("openai", blob) == "sk-secret-value"
     with pytest.raises(VaultError):
-        key.decrypt("anthropic", blob)              # a row moved to another provider
+        key.decrypt("anthropic", blob)  # a row moved to another provider
     with pytest.raises(VaultError):
         key.decrypt("openai", blob[:-1] + bytes([blob[-1] ^ 1]))
     with pytest.raises(VaultError):
@@ -70,10 +71,11 @@ def test_key_file_is_created_once_with_0600(tmp_path: Path) -> None:
     assert from_env.key_id != first.key_id
 
 
-def test_credential_from_the_admin_api_is_used_and_never_shown(launch: Callable[..., Gw],
-                                                                settings: Callable[..., Settings]) -> None:
+def test_credential_from_the_admin_api_is_used_and_never_shown(
+    launch: Callable[..., Gw], settings: Callable[..., Settings]
+) -> None:
     gw = launch(keyless(settings()))
-    assert gw.chat(gw.settings.master_key.value).status_code == 502       # the fake refuses a keyless call
+    assert gw.chat(gw.settings.master_key.value).status_code == 502  # the fake refuses a keyless call
     r = gw.admin("PUT", "/admin/providers/openai", json={"api_key": API_KEY})
     assert r.status_code == 200 and API_KEY not in r.text
     assert r.json()["source"] == "vault" and r.json()["vault"]["hint"] == "…" + API_KEY[-4:]
@@ -89,17 +91,22 @@ def test_credential_from_the_admin_api_is_used_and_never_shown(launch: Callable[
 
 def test_configured_key_wins_over_the_vault(launch: Callable[..., Gw], settings: Callable[..., Settings]) -> None:
     config = settings()
-    wrong = tuple(replace(p, api_key=Secret("sk-from-the-environment-wrong-000")) if p.name == "openai" else p
-                  for p in config.providers)
+    wrong = tuple(
+        replace(p, api_key=Secret("sk-from-the-environment-wrong-000")) if p.name == "openai" else p
+        for p in config.providers
+    )
     gw = launch(replace(config, providers=wrong))
     r = gw.admin("PUT", "/admin/providers/openai", json={"api_key": API_KEY})
     assert r.json()["source"] == "config" and r.json()["shadowed"] is True
-    assert gw.chat(gw.settings.master_key.value).status_code == 502      # the environment's (wrong) key is used
+    assert gw.chat(gw.settings.master_key.value).status_code == 502  # the environment's (wrong) key is used
 
 
-def test_cli_secrets_and_rotation_while_serving_lose_nothing(launch: Callable[..., Gw], settings: Callable[..., Settings],
-                                                              monkeypatch: pytest.MonkeyPatch,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_secrets_and_rotation_while_serving_lose_nothing(
+    launch: Callable[..., Gw],
+    settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     config = keyless(settings())
     data = str(config.data_dir)
     run_cli(monkeypatch, capsys, "secrets", "add", "openai", "--data-dir", data, stdin=API_KEY + "\n")
@@ -118,8 +125,11 @@ def test_cli_secrets_and_rotation_while_serving_lose_nothing(launch: Callable[..
     assert rotated["credentials"] == 3 and rotated["from_key_id"] != rotated["to_key_id"]
     assert key_file.read_text() != before and not key_file.with_name("secret.key.new").exists()
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    rows = sqlite3.connect(config.data_dir / "llmproxy.db").execute(
-        "SELECT DISTINCT vault_key_id FROM provider_credentials").fetchall()
+    rows = (
+        sqlite3.connect(config.data_dir / "llmproxy.db")
+        .execute("SELECT DISTINCT vault_key_id FROM provider_credentials")
+        .fetchall()
+    )
     assert rows == [(rotated["to_key_id"],)]
     # the gateway keeps serving through the rotation, picks up the new key file, and can store again
     for _ in range(5):
@@ -128,15 +138,18 @@ def test_cli_secrets_and_rotation_while_serving_lose_nothing(launch: Callable[..
     assert gw.admin("PUT", "/admin/providers/ollama", json={"api_key": API_KEY}).status_code == 200
     gw.stop()
 
-    again = launch(config)                     # a restart reads every credential under the new key
+    again = launch(config)  # a restart reads every credential under the new key
     status = {p["name"]: p for p in again.admin("GET", "/admin/providers").json()["data"]}
     assert all(status[name]["source"] == "vault" for name in ("openai", "anthropic", "gemini"))
     assert again.chat(master).status_code == 200
 
 
 def test_rotation_with_an_env_key_keeps_serving_and_a_restart_needs_the_new_key(
-        launch: Callable[..., Gw], settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    launch: Callable[..., Gw],
+    settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     old_key, new_key = "old-vault-key-0123456789abcdef-xyz", "new-vault-key-0123456789abcdef-xyz"
     config = keyless(settings())
     config = replace(config, auth=replace(config.auth, secret_key=Secret(old_key)))
@@ -149,11 +162,11 @@ def test_rotation_with_an_env_key_keeps_serving_and_a_restart_needs_the_new_key(
     out = run_cli(monkeypatch, capsys, "secrets", "rotate", "--new-key-stdin", "--data-dir", data, stdin=new_key)
     assert out["credentials"] == 1 and "new_secret_key" not in out
     time.sleep(1.5)
-    assert gw.chat(master).status_code == 200                      # the value it holds stays in use
+    assert gw.chat(master).status_code == 200  # the value it holds stays in use
     refused = gw.admin("PUT", "/admin/providers/gemini", json={"api_key": "AIza-0123456789abcdef"})
     assert refused.status_code == 503 and refused.json()["error"]["code"] == "vault_key_rotated"
     gw.stop()
-    stale = launch(config)                                         # the old key opens nothing now
+    stale = launch(config)  # the old key opens nothing now
     assert stale.chat(master).status_code == 502
     stale.stop()
     fresh = launch(replace(config, auth=replace(config.auth, secret_key=Secret(new_key))))

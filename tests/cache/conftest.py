@@ -1,5 +1,6 @@
 """The cache's integration tests run on a gateway with the response cache on (the shared fixtures
 turn it off, so that other tests see every request reach the upstream)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,5 +1,6 @@
 """A fake OpenAI-compatible server whose every answer is two tool calls, streamed the way OpenAI
 streams them (name first, arguments in fragments), for the cache's tool-call replay tests."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,10 +28,24 @@ def create_app(state: ToolState) -> Starlette:
         state.requests.append(body)
         base = {"id": "chatcmpl-tools", "created": 1700000000, "model": MODEL}
         if not body.get("stream"):
-            message = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": i, "type": "function", "function": {"name": n, "arguments": "".join(a)}} for i, n, a in CALLS]}
-            return Response(orjson.dumps({**base, "object": "chat.completion", "usage": USAGE, "choices": [
-                {"index": 0, "message": message, "finish_reason": "tool_calls"}]}), media_type="application/json")
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": i, "type": "function", "function": {"name": n, "arguments": "".join(a)}} for i, n, a in CALLS
+                ],
+            }
+            return Response(
+                orjson.dumps(
+                    {
+                        **base,
+                        "object": "chat.completion",
+                        "usage": USAGE,
+                        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+                    }
+                ),
+                media_type="application/json",
+            )
         return StreamingResponse(_stream(base, body), media_type="text/event-stream")
 
     return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
@@ -40,12 +55,21 @@ async def _stream(base: dict[str, Any], body: dict[str, Any]):
     base = {**base, "object": "chat.completion.chunk"}
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return b"data: " + orjson.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
+        return (
+            b"data: "
+            + orjson.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            + b"\n\n"
+        )
 
     yield chunk({"role": "assistant", "content": None})
     for n, (call_id, name, parts) in enumerate(CALLS):
-        yield chunk({"tool_calls": [{"index": n, "id": call_id, "type": "function",
-                                     "function": {"name": name, "arguments": ""}}]})
+        yield chunk(
+            {
+                "tool_calls": [
+                    {"index": n, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+                ]
+            }
+        )
         for part in parts:
             yield chunk({"tool_calls": [{"index": n, "function": {"arguments": part}}]})
     yield chunk({}, "tool_calls")

@@ -1,4 +1,5 @@
 """The cache's index of what the disk holds: fixed memory, never a false "no"."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +9,7 @@ from llmproxy.cache_memory import DiskIndex
 
 
 def test_every_added_id_is_found_and_few_others_are() -> None:
-    index = DiskIndex(64 * 1024 * 1024)           # 64 MiB of disk: a 1 Mbit (128 KiB) set
+    index = DiskIndex(64 * 1024 * 1024)  # 64 MiB of disk: a 1 Mbit (128 KiB) set
     rng = random.Random(7)
     added = [rng.getrandbits(64) - 2**63 for _ in range(20_000)]
     for id_ in added:
@@ -16,7 +17,7 @@ def test_every_added_id_is_found_and_few_others_are() -> None:
     assert all(id_ in index for id_ in added)
     others = [rng.getrandbits(64) - 2**63 for _ in range(20_000)]
     wrong = sum(id_ in index for id_ in others)
-    assert wrong / len(others) < 0.005             # 20k ids in 1M bits, two bits each: about 0.15% wrong "maybe"s
+    assert wrong / len(others) < 0.005  # 20k ids in 1M bits, two bits each: about 0.15% wrong "maybe"s
 
 
 def test_memory_does_not_grow_with_the_number_of_entries() -> None:
@@ -28,14 +29,14 @@ def test_memory_does_not_grow_with_the_number_of_entries() -> None:
 
 
 async def test_rebuild_keeps_only_the_given_ids_and_those_added_meanwhile() -> None:
-    index = DiskIndex(64 * 1024 * 1024)            # 1 Mbit: the ids below do not wrap around
+    index = DiskIndex(64 * 1024 * 1024)  # 1 Mbit: the ids below do not wrap around
     index.add(1)
 
     async def add_while_rebuilding() -> None:
         await asyncio.sleep(0)
         index.add(3)
 
-    ids = range(100, 60_100)                       # long enough to yield to the loop on the way
+    ids = range(100, 60_100)  # long enough to yield to the loop on the way
     await asyncio.gather(index.rebuild(ids), add_while_rebuilding())
     assert 3 in index and 100 in index and 60_099 in index
     assert 1 not in index and 60_100 not in index

@@ -1,6 +1,7 @@
 """The cache through a real gateway on loopback, in front of fake upstreams, with the openai SDK as
 the client: hits without a provider call, streams stored and replayed, errors and cut streams never
 stored, the per-request controls, the usage record of a hit, and the admin endpoints."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -27,16 +28,18 @@ def client(base: str) -> openai.OpenAI:
 
 
 def ask(base: str, **kw: object) -> tuple[httpx.Headers, object]:
-    kw.setdefault("temperature", 0)   # a deterministic request: cached by default
+    kw.setdefault("temperature", 0)  # a deterministic request: cached by default
     raw = client(base).chat.completions.with_raw_response.create(
-        model=kw.pop("model", "gpt-4o-mini"), messages=kw.pop("messages", MESSAGES), **kw)
+        model=kw.pop("model", "gpt-4o-mini"), messages=kw.pop("messages", MESSAGES), **kw
+    )
     return raw.headers, raw.parse()
 
 
 def stream(base: str, **kw: object) -> tuple[httpx.Headers, list]:
     kw.setdefault("temperature", 0)
     raw = client(base).chat.completions.with_raw_response.create(
-        model=kw.pop("model", "gpt-4o-mini"), messages=kw.pop("messages", MESSAGES), stream=True, **kw)
+        model=kw.pop("model", "gpt-4o-mini"), messages=kw.pop("messages", MESSAGES), stream=True, **kw
+    )
     return raw.headers, list(raw.parse())
 
 
@@ -65,7 +68,7 @@ def test_a_stream_miss_is_stored_and_replayed_to_the_sdk(gateway: str, openai_up
     assert h2["content-type"].startswith("text/event-stream")
     assert text_of(replayed) == text_of(live) == "echo: what is the capital of France"
     assert replayed[0].choices[0].delta.role == "assistant"
-    assert len([c for c in replayed if c.choices and c.choices[0].delta.content]) > 1   # sent in pieces
+    assert len([c for c in replayed if c.choices and c.choices[0].delta.content]) > 1  # sent in pieces
     assert [c.choices[0].finish_reason for c in replayed if c.choices][-1] == "stop"
     assert replayed[-1].choices == [] and replayed[-1].usage == live[-1].usage
     # the same question without streaming is the same entry; stream options do not change the key
@@ -79,25 +82,32 @@ def test_a_stream_miss_is_stored_and_replayed_to_the_sdk(gateway: str, openai_up
 
 def test_a_stored_completion_is_replayed_as_a_stream(gateway: str, openai_upstream: tuple[str, FakeState]) -> None:
     _, completion = ask(gateway, user="ann")
-    headers, chunks = stream(gateway, user="bob")     # `user` is not part of the key
+    headers, chunks = stream(gateway, user="bob")  # `user` is not part of the key
     assert headers["x-llmproxy-cache"] == "hit" and len(openai_upstream[1].requests) == 1
     assert text_of(chunks) == completion.choices[0].message.content
     assert all(c.usage is None for c in chunks)
 
 
 @pytest.fixture
-def tool_gateway(gateway_factory: Callable[..., str], tmp_path: Path,
-                 openai_upstream: tuple[str, FakeState]) -> Iterator[tuple[str, fake_tools.ToolState]]:
+def tool_gateway(
+    gateway_factory: Callable[..., str], tmp_path: Path, openai_upstream: tuple[str, FakeState]
+) -> Iterator[tuple[str, fake_tools.ToolState]]:
     state = fake_tools.ToolState()
     with ServerThread(fake_tools.create_app(state)) as upstream:
         settings = base_settings(tmp_path, openai_upstream[0], cache=CacheSettings())
-        tools = ProviderSettings(name="tools", kind="openai-compatible", base_url=upstream.url + "/v1",
-                                 api_key=Secret("sk-tools"), models=(fake_tools.MODEL,))
+        tools = ProviderSettings(
+            name="tools",
+            kind="openai-compatible",
+            base_url=upstream.url + "/v1",
+            api_key=Secret("sk-tools"),
+            models=(fake_tools.MODEL,),
+        )
         yield gateway_factory(settings=replace(settings, providers=(*settings.providers, tools))), state
 
 
-TOOLS = [{"type": "function", "function": {"name": n, "parameters": {"type": "object"}}}
-         for n in ("get_weather", "get_time")]
+TOOLS = [
+    {"type": "function", "function": {"name": n, "parameters": {"type": "object"}}} for n in ("get_weather", "get_time")
+]
 
 
 def tool_calls(chunks: list) -> list[tuple[str | None, str | None, str]]:
@@ -146,7 +156,7 @@ def test_broken_streams_are_never_cached(gateway: str, openai_upstream: tuple[st
 def test_a_stream_the_client_left_is_not_cached(gateway: str, openai_upstream: tuple[str, FakeState]) -> None:
     openai_upstream[1].chunk_delay_s = 0.05
     with client(gateway).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True) as s:
-        next(iter(s))                                 # the role chunk, then hang up
+        next(iter(s))  # the role chunk, then hang up
     time.sleep(0.3)
     openai_upstream[1].chunk_delay_s = 0.0
     headers, chunks = stream(gateway)
@@ -158,7 +168,7 @@ def test_cache_control_and_ttl_headers(gateway: str, openai_upstream: tuple[str,
     requests = openai_upstream[1].requests
     h, _ = ask(gateway, extra_headers={"cache-control": "no-store"})
     assert h["x-llmproxy-cache"] == "bypass"
-    h, _ = ask(gateway)                               # no-store wrote nothing
+    h, _ = ask(gateway)  # no-store wrote nothing
     assert h["x-llmproxy-cache"] == "miss" and len(requests) == 2
     h, _ = ask(gateway, extra_headers={"cache-control": "no-cache"})
     assert h["x-llmproxy-cache"] == "miss" and len(requests) == 3
@@ -173,8 +183,9 @@ def test_cache_control_and_ttl_headers(gateway: str, openai_upstream: tuple[str,
         ask(gateway, extra_headers={"x-llmproxy-cache-ttl": "forever"})
 
 
-def test_cache_can_be_switched_off(gateway_factory: Callable[..., str], tmp_path: Path,
-                                   openai_upstream: tuple[str, FakeState]) -> None:
+def test_cache_can_be_switched_off(
+    gateway_factory: Callable[..., str], tmp_path: Path, openai_upstream: tuple[str, FakeState]
+) -> None:
     settings = base_settings(tmp_path, openai_upstream[0])
     base = gateway_factory(settings=replace(settings, cache=CacheSettings(enabled=False)))
     assert [ask(base)[0]["x-llmproxy-cache"] for _ in range(2)] == ["bypass", "bypass"]
@@ -184,7 +195,7 @@ def test_cache_can_be_switched_off(gateway_factory: Callable[..., str], tmp_path
 def test_a_hit_is_recorded_with_cost_zero(gateway: str, tmp_path: Path) -> None:
     first, _ = ask(gateway)
     hit, _ = ask(gateway)
-    time.sleep(0.3)                                   # the usage writer flushes every 50 ms in tests
+    time.sleep(0.3)  # the usage writer flushes every 50 ms in tests
     with sqlite3.connect(tmp_path / "data" / "llmproxy.db") as db:
         rows = dict(db.execute("SELECT request_id, cost_usd FROM usage WHERE cache = 'hit'").fetchall())
         misses = dict(db.execute("SELECT request_id, cost_usd FROM usage WHERE cache = 'miss'").fetchall())
@@ -201,7 +212,7 @@ def test_admin_stats_and_purge(gateway: str, openai_upstream: tuple[str, FakeSta
     stats = httpx.get(gateway + "/admin/cache").json()
     assert (stats["hits"], stats["misses"], stats["memory"]["entries"]) == (1, 2, 2)
     assert stats["memory"]["bytes"] > 0 and stats["saved_usd"] > 0
-    deadline = time.monotonic() + 5                   # the write queue reaches the disk (every 0.5 s)
+    deadline = time.monotonic() + 5  # the write queue reaches the disk (every 0.5 s)
     while httpx.get(gateway + "/admin/cache").json()["disk"]["entries"] != 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert httpx.get(gateway + "/admin/cache").json()["disk"]["entries"] == 2
@@ -230,15 +241,16 @@ def test_auto_requests_hit_before_routing(gateway: str, openai_upstream: tuple[s
     h2, second = ask(gateway, model="auto")
     assert (h1["x-llmproxy-cache"], h2["x-llmproxy-cache"]) == ("miss", "hit")
     assert len(openai_upstream[1].requests) == 1
-    assert h2["x-llmproxy-model"] == h1["x-llmproxy-model"]      # the model "auto" had picked
+    assert h2["x-llmproxy-model"] == h1["x-llmproxy-model"]  # the model "auto" had picked
     assert second.choices[0].message.content == first.choices[0].message.content
 
 
-def test_sampled_requests_are_never_answered_from_the_cache(gateway: str,
-                                                           openai_upstream: tuple[str, FakeState]) -> None:
+def test_sampled_requests_are_never_answered_from_the_cache(
+    gateway: str, openai_upstream: tuple[str, FakeState]
+) -> None:
     """Apps that sample several answers at temperature > 0 must get an answer of their own each time."""
     state = openai_upstream[1]
-    for temperature in (0.8, 0.8, 1.3, openai.NOT_GIVEN, openai.NOT_GIVEN):   # absent: the provider's 1
+    for temperature in (0.8, 0.8, 1.3, openai.NOT_GIVEN, openai.NOT_GIVEN):  # absent: the provider's 1
         headers, completion = ask(gateway, temperature=temperature)
         assert headers["x-llmproxy-cache"] == "bypass" and "x-llmproxy-cache-key" not in headers
         assert completion.choices[0].message.content == "echo: what is the capital of France"
@@ -249,13 +261,12 @@ def test_sampled_requests_are_never_answered_from_the_cache(gateway: str,
     assert (stats["hits"], stats["stores"], stats["bypasses"]) == (0, 0, 6)
 
 
-def test_a_caller_asks_for_a_sampled_answer_to_be_cached(gateway: str,
-                                                         openai_upstream: tuple[str, FakeState]) -> None:
+def test_a_caller_asks_for_a_sampled_answer_to_be_cached(gateway: str, openai_upstream: tuple[str, FakeState]) -> None:
     for ask_for_it in ({"x-llmproxy-cache": "on"}, {"cache-control": "max-age=600"}):
         messages = [{"role": "user", "content": f"a poem, {ask_for_it}"}]
         h1, first = ask(gateway, temperature=0.9, messages=messages, extra_headers=ask_for_it)
         h2, second = ask(gateway, temperature=0.9, messages=messages, extra_headers=ask_for_it)
-        h3, _ = ask(gateway, temperature=0.9, messages=messages)    # without asking: a new sample
+        h3, _ = ask(gateway, temperature=0.9, messages=messages)  # without asking: a new sample
         assert (h1["x-llmproxy-cache"], h2["x-llmproxy-cache"], h3["x-llmproxy-cache"]) == ("miss", "hit", "bypass")
         assert second.model_dump() == first.model_dump()
     assert len(openai_upstream[1].requests) == 4

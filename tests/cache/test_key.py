@@ -1,4 +1,5 @@
 """The cache key: what makes two requests the same question, and what keeps tenants apart."""
+
 from __future__ import annotations
 
 import orjson
@@ -7,9 +8,12 @@ import pytest
 from llmproxy.cache import request_key
 from llmproxy.validation import parse_request
 
-BASE = {"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "be brief"},
-                                             {"role": "user", "content": "hi"}],
-        "temperature": 0.2, "max_tokens": 50}
+BASE = {
+    "model": "gpt-4o-mini",
+    "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+    "temperature": 0.2,
+    "max_tokens": 50,
+}
 
 
 def key(body: dict, tenant: str = "key:a") -> str:
@@ -18,15 +22,24 @@ def key(body: dict, tenant: str = "key:a") -> str:
 
 def test_field_order_and_whitespace_do_not_change_the_key() -> None:
     compact = orjson.dumps(BASE)
-    spaced = (b'{ "max_tokens" : 50,\n  "temperature": 0.2,\n\t"messages": [ {"content": "be brief", "role": "system"},'
-              b' {"role":"user",   "content":"hi"} ],  "model":"gpt-4o-mini" }')
+    spaced = (
+        b'{ "max_tokens" : 50,\n  "temperature": 0.2,\n\t"messages": [ {"content": "be brief", "role": "system"},'
+        b' {"role":"user",   "content":"hi"} ],  "model":"gpt-4o-mini" }'
+    )
     assert key(parse_request(compact)) == key(parse_request(spaced))
 
 
-@pytest.mark.parametrize("extra", [
-    {"stream": True}, {"stream": False}, {"stream": True, "stream_options": {"include_usage": True}},
-    {"user": "alice"}, {"metadata": {"trace": "1"}}, {"store": True},
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"stream": True},
+        {"stream": False},
+        {"stream": True, "stream_options": {"include_usage": True}},
+        {"user": "alice"},
+        {"metadata": {"trace": "1"}},
+        {"store": True},
+    ],
+)
 def test_delivery_and_caller_fields_do_not_change_the_key(extra: dict) -> None:
     assert key({**BASE, **extra}) == key(BASE)
 
@@ -35,16 +48,29 @@ def test_integer_and_float_temperature_are_the_same() -> None:
     assert key({**BASE, "temperature": 1}) == key({**BASE, "temperature": 1.0})
 
 
-@pytest.mark.parametrize("change", [
-    {"model": "auto"}, {"model": "gpt-4o"},
-    {"messages": [{"role": "user", "content": "hi!"}]},
-    {"temperature": 0.3}, {"top_p": 0.9}, {"max_tokens": 51}, {"max_completion_tokens": 50},
-    {"stop": ["\n"]}, {"seed": 7}, {"n": 2}, {"frequency_penalty": 0.1}, {"presence_penalty": 0.1},
-    {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]},
-    {"tool_choice": "required"}, {"parallel_tool_calls": False},
-    {"response_format": {"type": "json_object"}}, {"reasoning_effort": "low"},
-    {"some_future_field": 1},   # unknown fields count: a needless miss beats a wrong hit
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"model": "auto"},
+        {"model": "gpt-4o"},
+        {"messages": [{"role": "user", "content": "hi!"}]},
+        {"temperature": 0.3},
+        {"top_p": 0.9},
+        {"max_tokens": 51},
+        {"max_completion_tokens": 50},
+        {"stop": ["\n"]},
+        {"seed": 7},
+        {"n": 2},
+        {"frequency_penalty": 0.1},
+        {"presence_penalty": 0.1},
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]},
+        {"tool_choice": "required"},
+        {"parallel_tool_calls": False},
+        {"response_format": {"type": "json_object"}},
+        {"reasoning_effort": "low"},
+        {"some_future_field": 1},  # unknown fields count: a needless miss beats a wrong hit
+    ],
+)
 def test_every_answer_changing_field_changes_the_key(change: dict) -> None:
     assert key({**BASE, **change}) != key(BASE)
 

@@ -1,6 +1,7 @@
 """Purging by API key or by user removes every entry that key's or user's requests could hit, in
 memory and on disk: keys restricted to some models (their entries sit under a tenant that names the
 restriction), the keys a user owns, and, with scope "user", the owner's entries a key reads."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -25,9 +26,16 @@ def admin(base: str, method: str, path: str, **kwargs: object) -> httpx.Response
 
 
 def ask(base: str, key: str, content: str = QUESTION) -> str:
-    r = httpx.post(base + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"}, timeout=30,
-                   json={"model": "gpt-4o-mini", "temperature": 0,   # deterministic: cached by default
-                         "messages": [{"role": "user", "content": content}]})
+    r = httpx.post(
+        base + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {key}"},
+        timeout=30,
+        json={
+            "model": "gpt-4o-mini",
+            "temperature": 0,  # deterministic: cached by default
+            "messages": [{"role": "user", "content": content}],
+        },
+    )
     assert r.status_code == 200, r.text
     return r.headers["x-llmproxy-cache"]
 
@@ -49,8 +57,9 @@ def start(gateway_factory: Callable[..., str], tmp_path: Path, scope: str) -> tu
     return base, tmp_path / "data" / "llmproxy.db"
 
 
-def test_purge_by_key_removes_a_model_restricted_keys_entries(gateway_factory: Callable[..., str],
-                                                              tmp_path: Path) -> None:
+def test_purge_by_key_removes_a_model_restricted_keys_entries(
+    gateway_factory: Callable[..., str], tmp_path: Path
+) -> None:
     base, db = start(gateway_factory, tmp_path, "key")
     narrow = admin(base, "POST", "/admin/keys", json={"name": "narrow", "models": ["gpt-4o-mini"]}).json()
     other = admin(base, "POST", "/admin/keys", json={"name": "other", "models": ["gpt-4o-mini"]}).json()
@@ -62,11 +71,14 @@ def test_purge_by_key_removes_a_model_restricted_keys_entries(gateway_factory: C
     assert ask(base, narrow["key"]) == "miss" and ask(base, other["key"]) == "hit"
 
 
-def test_purge_by_user_removes_the_entries_of_every_key_it_owns(gateway_factory: Callable[..., str],
-                                                                tmp_path: Path) -> None:
+def test_purge_by_user_removes_the_entries_of_every_key_it_owns(
+    gateway_factory: Callable[..., str], tmp_path: Path
+) -> None:
     base, db = start(gateway_factory, tmp_path, "key")
-    keys = [admin(base, "POST", "/admin/keys", json={"name": f"bob-{i}", "owner": "bob", **extra}).json()
-            for i, extra in enumerate(({}, {"models": ["gpt-4o-mini"]}))]
+    keys = [
+        admin(base, "POST", "/admin/keys", json={"name": f"bob-{i}", "owner": "bob", **extra}).json()
+        for i, extra in enumerate(({}, {"models": ["gpt-4o-mini"]}))
+    ]
     carol = admin(base, "POST", "/admin/keys", json={"name": "carol", "owner": "carol"}).json()
     for key in (*keys, carol):
         assert ask(base, key["key"]) == "miss"
@@ -77,8 +89,9 @@ def test_purge_by_user_removes_the_entries_of_every_key_it_owns(gateway_factory:
     assert [ask(base, key["key"]) for key in (*keys, carol)] == ["miss", "miss", "hit"]
 
 
-def test_with_user_scope_purge_by_key_removes_what_the_key_reads(gateway_factory: Callable[..., str],
-                                                                 tmp_path: Path) -> None:
+def test_with_user_scope_purge_by_key_removes_what_the_key_reads(
+    gateway_factory: Callable[..., str], tmp_path: Path
+) -> None:
     base, db = start(gateway_factory, tmp_path, "user")
     narrow = admin(base, "POST", "/admin/keys", json={"name": "n", "owner": "bob", "models": ["gpt-4o-mini"]}).json()
     assert ask(base, narrow["key"]) == "miss"
@@ -93,8 +106,16 @@ async def test_a_tenant_family_matches_its_restrictions_and_nothing_else(tmp_pat
     cache = ResponseCache(CacheSettings(), await SQLiteCacheStore.open(store.path))
     await cache.start()
     try:
-        tenants = ["key:ab", "key:ab|models:gpt-4o-mini", "key:abc", "key:abc|models:gpt-4o", "key:ab|modelsX",
-                   "user:https://idp/#auth0|42", "user:https://idp/#auth0|42|models:a,b", "user:https://idp/#auth0"]
+        tenants = [
+            "key:ab",
+            "key:ab|models:gpt-4o-mini",
+            "key:abc",
+            "key:abc|models:gpt-4o",
+            "key:ab|modelsX",
+            "user:https://idp/#auth0|42",
+            "user:https://idp/#auth0|42|models:a,b",
+            "user:https://idp/#auth0",
+        ]
         for i, tenant in enumerate(tenants):
             key = f"{i + 1:016x}" + "0" * 16
             entry = Entry(key, entry_id(key), tenant, "gpt-4o-mini", None, None, 0.0, time.time() + 60, None, b"{}")

@@ -1,4 +1,5 @@
 """Streams folded into a stored completion, and stored completions unfolded into streams."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,8 +9,13 @@ import orjson
 from llmproxy.cache_replay import StreamCollector, assemble, replay_bytes
 
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
-BASE = {"id": "chatcmpl-9", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-4o-2024",
-        "system_fingerprint": "fp_1"}
+BASE = {
+    "id": "chatcmpl-9",
+    "object": "chat.completion.chunk",
+    "created": 1700000000,
+    "model": "gpt-4o-2024",
+    "system_fingerprint": "fp_1",
+}
 
 
 def sse(*chunks: dict[str, Any], done: bool = True) -> bytes:
@@ -23,25 +29,55 @@ def delta(d: dict[str, Any], finish: str | None = None, index: int = 0) -> dict[
 
 TOOL_STREAM = sse(
     delta({"role": "assistant", "content": None}),
-    delta({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
-                           "function": {"name": "get_weather", "arguments": ""}}]}),
+    delta(
+        {
+            "tool_calls": [
+                {"index": 0, "id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+            ]
+        }
+    ),
     delta({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}),
     delta({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}),
-    delta({"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
-                           "function": {"name": "get_time", "arguments": '{"tz": "CET"}'}}]}),
+    delta(
+        {
+            "tool_calls": [
+                {
+                    "index": 1,
+                    "id": "call_b",
+                    "type": "function",
+                    "function": {"name": "get_time", "arguments": '{"tz": "CET"}'},
+                }
+            ]
+        }
+    ),
     delta({}, "tool_calls"),
 )
 
 
 def test_a_text_stream_becomes_one_completion() -> None:
-    raw = sse(delta({"role": "assistant", "content": ""}), delta({"content": "Hel"}), delta({"content": "lo!"}),
-              delta({}, "stop"))
+    raw = sse(
+        delta({"role": "assistant", "content": ""}),
+        delta({"content": "Hel"}),
+        delta({"content": "lo!"}),
+        delta({}, "stop"),
+    )
     completion = assemble(raw, USAGE)
     assert completion == {
-        "id": "chatcmpl-9", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-2024",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!", "refusal": None},
-                     "logprobs": None, "finish_reason": "stop"}],
-        "usage": USAGE, "system_fingerprint": "fp_1"}
+        "id": "chatcmpl-9",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "gpt-4o-2024",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello!", "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": USAGE,
+        "system_fingerprint": "fp_1",
+    }
 
 
 def test_tool_call_arguments_are_concatenated_per_call() -> None:
@@ -51,7 +87,8 @@ def test_tool_call_arguments_are_concatenated_per_call() -> None:
     assert message["content"] is None
     assert message["tool_calls"] == [
         {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
-        {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": '{"tz": "CET"}'}}]
+        {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": '{"tz": "CET"}'}},
+    ]
     assert completion["choices"][0]["finish_reason"] == "tool_calls"
 
 
@@ -80,8 +117,13 @@ def test_replay_has_openais_shape_and_round_trips() -> None:
 
 def test_replay_splits_content_and_leaves_usage_out_unless_asked() -> None:
     text = "The quick brown fox jumps over the lazy dog, again and again and again."
-    completion = {"id": "x", "created": 1, "model": "m", "usage": USAGE,
-                  "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}]}
+    completion = {
+        "id": "x",
+        "created": 1,
+        "model": "m",
+        "usage": USAGE,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}],
+    }
     raw = replay_bytes(completion, include_usage=False)
     chunks = [orjson.loads(b[6:]) for b in raw.split(b"\n\n") if b and b != b"data: [DONE]"]
     pieces = [c["choices"][0]["delta"].get("content") for c in chunks[1:-1]]
@@ -91,9 +133,15 @@ def test_replay_splits_content_and_leaves_usage_out_unless_asked() -> None:
 
 
 def test_replay_of_several_choices() -> None:
-    completion = {"id": "x", "created": 1, "model": "m", "choices": [
-        {"index": i, "message": {"role": "assistant", "content": f"answer {i}"}, "finish_reason": "stop"}
-        for i in range(2)]}
+    completion = {
+        "id": "x",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {"index": i, "message": {"role": "assistant", "content": f"answer {i}"}, "finish_reason": "stop"}
+            for i in range(2)
+        ],
+    }
     again = assemble(replay_bytes(completion, include_usage=False), None)
     assert again is not None
     assert [c["message"]["content"] for c in again["choices"]] == ["answer 0", "answer 1"]

@@ -1,4 +1,5 @@
 """The [cache] section of llmproxy.toml and LLMPROXY_CACHE."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,13 +22,23 @@ def test_defaults_when_the_file_says_nothing(tmp_path: Path) -> None:
 
 
 def test_file_values_and_per_key_tables(tmp_path: Path) -> None:
-    cache = load(tmp_path, '[cache]\nttl_s = 60\nmax_memory_bytes = 1000\nscope = "shared"\n'
-                           'temperature_above_zero = true\nmax_write_queue_bytes = 2048\n[cache.keys.k_123]\nenabled = false\n'
-                           '[cache.keys."team key"]\nttl_s = 5.5\ntemperature_above_zero = true\n')
-    assert (cache.ttl_s, cache.max_memory_bytes, cache.scope, cache.temperature_above_zero) == (60, 1000, "shared", True)
+    cache = load(
+        tmp_path,
+        '[cache]\nttl_s = 60\nmax_memory_bytes = 1000\nscope = "shared"\n'
+        "temperature_above_zero = true\nmax_write_queue_bytes = 2048\n[cache.keys.k_123]\nenabled = false\n"
+        '[cache.keys."team key"]\nttl_s = 5.5\ntemperature_above_zero = true\n',
+    )
+    assert (cache.ttl_s, cache.max_memory_bytes, cache.scope, cache.temperature_above_zero) == (
+        60,
+        1000,
+        "shared",
+        True,
+    )
     assert cache.max_write_queue_bytes == 2048
-    assert cache.keys == {"k_123": CacheKeySettings(enabled=False),
-                          "team key": CacheKeySettings(ttl_s=5.5, temperature_above_zero=True)}
+    assert cache.keys == {
+        "k_123": CacheKeySettings(enabled=False),
+        "team key": CacheKeySettings(ttl_s=5.5, temperature_above_zero=True),
+    }
 
 
 def test_environment_switch_wins(tmp_path: Path) -> None:
@@ -35,13 +46,16 @@ def test_environment_switch_wins(tmp_path: Path) -> None:
     assert load(tmp_path, "[cache]\nenabled = false\n", {"LLMPROXY_CACHE": "on"}).enabled is True
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[cache]\nttl = 5\n", "unknown setting cache.ttl"),
-    ('[cache]\nscope = "team"\n', "cache.scope"),
-    ("[cache]\nttl_s = -1\n", "cache.ttl_s"),
-    ('[cache]\nenabled = "yes"\n', "cache.enabled must be a bool"),
-    ("[cache.keys.k1]\nttl = 5\n", "unknown setting cache.keys.k1.ttl"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[cache]\nttl = 5\n", "unknown setting cache.ttl"),
+        ('[cache]\nscope = "team"\n', "cache.scope"),
+        ("[cache]\nttl_s = -1\n", "cache.ttl_s"),
+        ('[cache]\nenabled = "yes"\n', "cache.enabled must be a bool"),
+        ("[cache.keys.k1]\nttl = 5\n", "unknown setting cache.keys.k1.ttl"),
+    ],
+)
 def test_mistakes_stop_the_start_naming_the_setting(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(tmp_path, text)

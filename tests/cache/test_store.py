@@ -1,5 +1,6 @@
 """The cache's two tiers on a real SQLite file: TTL, the LRU's byte bound, persistence, tenants,
 controls, purge, and a slow or locked disk that must only ever cost a miss."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,9 @@ def request(text: str = "hi", **extra: Any) -> dict[str, Any]:
     return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}], "temperature": 0, **extra}
 
 
-def context(body: dict[str, Any], key_id: str | None = "a", headers: dict[str, str] | None = None,
-            user: str | None = None) -> RequestContext:
+def context(
+    body: dict[str, Any], key_id: str | None = "a", headers: dict[str, str] | None = None, user: str | None = None
+) -> RequestContext:
     ctx = RequestContext(request_id="r1", body=body, client_headers=dict(headers or {}))
     ctx.principal = Principal(kind="key" if key_id else "jwt", key_id=key_id, user=user, role="user")
     ctx.requested_model = body["model"]
@@ -36,16 +38,24 @@ def context(body: dict[str, Any], key_id: str | None = "a", headers: dict[str, s
 
 
 def answer(text: str, pad: int = 0) -> bytes:
-    return orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
-                         "choices": [{"index": 0, "message": {"role": "assistant", "content": text + "." * pad},
-                                      "finish_reason": "stop"}]})
+    return orjson.dumps(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o-mini",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text + "." * pad}, "finish_reason": "stop"}
+            ],
+        }
+    )
 
 
 async def miss_then_store(cache: ResponseCache, ctx: RequestContext, body: bytes, cost: float = 0.001) -> None:
     assert await cache.lookup(ctx) is None
     ctx.cost_usd = cost
     cache.store(ctx, body)
-    await asyncio.sleep(0)   # storing runs once the response has gone out: the next turn of the loop
+    await asyncio.sleep(0)  # storing runs once the response has gone out: the next turn of the loop
 
 
 @pytest.fixture
@@ -62,7 +72,7 @@ async def opened(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         caches.append(cache)
         return cache
 
-    open_cache.db_path = store.path   # type: ignore[attr-defined]  # the factory carries its file for the tests
+    open_cache.db_path = store.path  # type: ignore[attr-defined]  # the factory carries its file for the tests
     yield open_cache
     for cache in caches:
         if not cache._closing:
@@ -90,12 +100,12 @@ async def test_entries_expire_after_their_ttl_in_memory_and_on_disk(opened: Call
     assert await cache.lookup(context(request())) is not None
     await cache.stop()
     reopened = await opened(ttl_s=0.3)
-    assert await reopened.lookup(context(request())) is not None      # from disk, still fresh
+    assert await reopened.lookup(context(request())) is not None  # from disk, still fresh
     await asyncio.sleep(0.35)
-    assert await reopened.lookup(context(request())) is None          # expired in memory
+    assert await reopened.lookup(context(request())) is None  # expired in memory
     await reopened.stop()
     third = await opened(ttl_s=0.3)
-    assert await third.lookup(context(request())) is None             # and on disk
+    assert await third.lookup(context(request())) is None  # and on disk
 
 
 async def test_per_request_ttl_header_overrides_and_is_capped(opened: Callable[..., Any]) -> None:
@@ -124,11 +134,11 @@ async def test_lru_evicts_the_least_recently_used_under_the_byte_bound(opened: C
     for name in "abc":
         await miss_then_store(cache, context(request(name)), answer(name, pad=1000))
     assert len(cache.memory) == 3
-    assert await cache.lookup(context(request("a"))) is not None      # a is now the most recent
+    assert await cache.lookup(context(request("a"))) is not None  # a is now the most recent
     await miss_then_store(cache, context(request("d")), answer("d", pad=1000))
     assert cache.memory.bytes <= cache.memory.max_bytes
     assert (len(cache.memory), cache.memory.evictions) == (3, 1)
-    assert await cache.lookup(context(request("b"))) is None          # the least recently used went
+    assert await cache.lookup(context(request("b"))) is None  # the least recently used went
     for name in "acd":
         assert await cache.lookup(context(request(name))) is not None
 
@@ -145,13 +155,13 @@ async def test_an_entry_larger_than_memory_still_reaches_disk(opened: Callable[.
 async def test_entries_outlive_a_restart_through_sqlite(opened: Callable[..., Any]) -> None:
     cache = await opened()
     await miss_then_store(cache, context(request()), answer("persisted"))
-    await cache.stop()                                   # flushes the write queue
+    await cache.stop()  # flushes the write queue
     reopened = await opened()
     ctx = context(request())
     entry = await reopened.lookup(ctx)
     assert entry is not None and entry.body == answer("persisted")
     assert reopened.disk_hits == 1 and ctx.cache_status == "hit"
-    assert await reopened.lookup(context(request())) is not None and reopened.disk_hits == 1   # now in memory
+    assert await reopened.lookup(context(request())) is not None and reopened.disk_hits == 1  # now in memory
 
 
 async def test_tenants_never_see_each_others_entries(opened: Callable[..., Any]) -> None:
@@ -161,7 +171,7 @@ async def test_tenants_never_see_each_others_entries(opened: Callable[..., Any])
     assert await cache.lookup(context(request(), key_id=None, user="alice")) is None
     assert await cache.lookup(context(request(), key_id="alice")) is not None
     await cache.stop()
-    reopened = await opened()                            # the same holds on disk
+    reopened = await opened()  # the same holds on disk
     assert await reopened.lookup(context(request(), key_id="bob")) is None
     assert await reopened.lookup(context(request(), key_id="alice")) is not None
 
@@ -195,7 +205,7 @@ async def test_cache_control_no_store_bypasses_and_no_cache_refreshes(opened: Ca
 async def test_by_default_only_deterministic_requests_are_cached(opened: Callable[..., Any]) -> None:
     cache = await opened(persist=False)
     for extra in ({"temperature": 0.9}, {"temperature": None}, {"temperature": 1, "seed": None}):
-        ctx = context(request(**extra))                               # absent means the provider's 1.0
+        ctx = context(request(**extra))  # absent means the provider's 1.0
         assert await cache.lookup(ctx) is None and ctx.cache_status == "bypass" and ctx.cache_key is None
     for extra in ({"temperature": 0}, {"temperature": 0.0}, {"temperature": 0.9, "seed": 7}, {"seed": 0}):
         ctx = context(request(**extra))
@@ -206,8 +216,12 @@ async def test_by_default_only_deterministic_requests_are_cached(opened: Callabl
 async def test_the_caller_or_the_settings_ask_for_every_request(opened: Callable[..., Any]) -> None:
     cache = await opened(persist=False, keys={"eager": CacheKeySettings(temperature_above_zero=True)})
     sampled = {"temperature": 0.9}
-    for headers in ({"x-llmproxy-cache": "on"}, {"x-llmproxy-cache": " ON "}, {"cache-control": "max-age=60"},
-                    {"cache-control": "public, Max-Age=60"}):
+    for headers in (
+        {"x-llmproxy-cache": "on"},
+        {"x-llmproxy-cache": " ON "},
+        {"cache-control": "max-age=60"},
+        {"cache-control": "public, Max-Age=60"},
+    ):
         ctx = context(request(**sampled), headers=headers)
         assert await cache.lookup(ctx) is None and ctx.cache_status == "miss", headers
     ctx = context(request(**sampled), key_id="eager")
@@ -236,8 +250,11 @@ async def test_max_age_sets_the_ttl_and_the_oldest_answer_accepted(opened: Calla
 
 
 async def test_per_key_settings_override_the_global_ones(opened: Callable[..., Any]) -> None:
-    cache = await opened(persist=False, enabled=False,
-                         keys={"on": CacheKeySettings(enabled=True, ttl_s=5), "off": CacheKeySettings(enabled=False)})
+    cache = await opened(
+        persist=False,
+        enabled=False,
+        keys={"on": CacheKeySettings(enabled=True, ttl_s=5), "off": CacheKeySettings(enabled=False)},
+    )
     ctx = context(request(), key_id="on")
     assert await cache.lookup(ctx) is None and ctx.cache_status == "miss" and ctx.cache_ttl_s == 5
     for key_id in ("off", "other"):
@@ -297,7 +314,7 @@ async def test_a_slow_or_failing_disk_is_a_quick_miss(opened: Callable[..., Any]
     await miss_then_store(cache, context(request()), answer("x"))
     await cache.stop()
     backend = SlowBackend(await SQLiteCacheStore.open(opened.db_path), mode)
-    slow = ResponseCache(CacheSettings(), backend)   # type: ignore[arg-type]  # a test double around the real store
+    slow = ResponseCache(CacheSettings(), backend)  # type: ignore[arg-type]  # a test double around the real store
     await slow.start()
     try:
         started = time.perf_counter()
@@ -315,13 +332,13 @@ async def test_a_writer_holding_the_database_does_not_block_lookups(opened: Call
     await cache.stop()
     reopened = await opened()
     other = sqlite3.connect(opened.db_path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")                   # another process in the middle of a write
-    other.execute("DELETE FROM cache_entries")         # ...not committed
+    other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    other.execute("DELETE FROM cache_entries")  # ...not committed
     try:
         started = time.perf_counter()
-        assert await reopened.lookup(context(request())) is not None   # WAL: readers see the last commit
+        assert await reopened.lookup(context(request())) is not None  # WAL: readers see the last commit
         assert time.perf_counter() - started < 0.1
-        await miss_then_store(reopened, context(request("new")), answer("new"))   # the write just queues
+        await miss_then_store(reopened, context(request("new")), answer("new"))  # the write just queues
     finally:
         other.execute("ROLLBACK")
         other.close()
@@ -329,12 +346,12 @@ async def test_a_writer_holding_the_database_does_not_block_lookups(opened: Call
 
 async def test_the_disk_is_trimmed_to_its_byte_bound_oldest_first(opened: Callable[..., Any]) -> None:
     cache = await opened()
-    for name in "abcd":   # one write batch each: oldest first holds from batch to batch
+    for name in "abcd":  # one write batch each: oldest first holds from batch to batch
         await miss_then_store(cache, context(request(name)), answer(name, pad=1000))
         await asyncio.sleep(0.01)
         await cache._flush()
     row_size = len(answer("a", pad=1000))
-    removed = await cache._backend.sweep(time.time(), 2 * row_size)   # type: ignore[union-attr]  # this cache has a disk
+    removed = await cache._backend.sweep(time.time(), 2 * row_size)  # type: ignore[union-attr]  # this cache has a disk
     assert removed == 2
     cache.memory.purge(lambda e: True)
     assert await cache.lookup(context(request("a"))) is None
@@ -356,7 +373,8 @@ class StuckWriter:
 
 
 async def test_a_disk_that_cannot_keep_up_sheds_writes_within_the_byte_bound(
-        opened: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
+    opened: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
     body = answer("x", pad=2000)
     entry_bytes = len(body) + QUEUED_OVERHEAD
     backend = StuckWriter(await SQLiteCacheStore.open(opened.db_path))
@@ -368,10 +386,10 @@ async def test_a_disk_that_cannot_keep_up_sheds_writes_within_the_byte_bound(
     assert stats["pending_bytes"] <= 10 * entry_bytes and cache.pending_bytes <= 10 * entry_bytes
     # at most the queue's worth, plus one batch already handed to the writer, is still to be written
     assert stats["shed_writes"] == cache.shed_writes >= 40 - 2 * 10
-    assert cache.stores == 40                                    # every answer is still served from memory
+    assert cache.stores == 40  # every answer is still served from memory
     assert await cache.lookup(context(request("q39"))) is not None
     warnings = [r for r in caplog.records if "shed" in r.getMessage()]
-    assert len(warnings) == 1                                    # said once, not once per write
+    assert len(warnings) == 1  # said once, not once per write
     backend.release.set()
     await cache.stop()
     rows = sqlite3.connect(opened.db_path).execute("SELECT count(*) FROM cache_entries").fetchone()[0]

@@ -23,9 +23,11 @@ def user(text: str, **extra: object) -> dict:
     return {"model": "auto", "messages": [{"role": "user", "content": text}], **extra}
 
 
-PROOF = ("Prove that every continuous function on a closed bounded interval is uniformly continuous. "
-         "Then prove that the uniform limit of continuous functions is continuous, state every lemma you use, "
-         "and give a counterexample showing that pointwise convergence is not enough. Be fully rigorous.")
+PROOF = (
+    "Prove that every continuous function on a closed bounded interval is uniformly continuous. "
+    "Then prove that the uniform limit of continuous functions is continuous, state every lemma you use, "
+    "and give a counterexample showing that pointwise convergence is not enough. Be fully rigorous."
+)
 
 
 def test_weights_file_loads_by_default_and_by_path() -> None:
@@ -61,11 +63,21 @@ def test_deterministic_across_calls_and_loads(clf: Classifier) -> None:
 
 
 def test_deterministic_across_processes() -> None:
-    code = ("from llmproxy.classifier import Classifier; "
-            "print(Classifier.load().classify({'messages': [{'role': 'user', 'content': 'Design a distributed queue'}]}))")
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={"PYTHONHASHSEED": seed, "PATH": ""}, cwd=Path(__file__).parents[2]).stdout
-            for seed in ("1", "2")}
+    code = (
+        "from llmproxy.classifier import Classifier; "
+        "print(Classifier.load().classify({'messages': [{'role': 'user', 'content': 'Design a distributed queue'}]}))"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            cwd=Path(__file__).parents[2],
+        ).stdout
+        for seed in ("1", "2")
+    }
     assert len(outs) == 1
 
 
@@ -79,10 +91,18 @@ def test_greeting_is_simple_and_proof_is_not(clf: Classifier) -> None:
 
 def test_spanish_requests_behave_like_english(clf: Classifier) -> None:
     hola = clf.classify(user("¡hola! ¿qué tal estás?"))
-    demo = clf.classify(user("Demuestra que hay infinitos números primos y generaliza la demostración "
-                             "a primos de la forma 4k+3, con todo rigor."))
-    design = clf.classify(user("Diseña un sistema distribuido de pagos con consistencia fuerte entre regiones "
-                               "y explica cómo se recupera de particiones de red."))
+    demo = clf.classify(
+        user(
+            "Demuestra que hay infinitos números primos y generaliza la demostración "
+            "a primos de la forma 4k+3, con todo rigor."
+        )
+    )
+    design = clf.classify(
+        user(
+            "Diseña un sistema distribuido de pagos con consistencia fuerte entre regiones "
+            "y explica cómo se recupera de particiones de red."
+        )
+    )
     assert hola.label == "simple"
     assert demo.label != "simple" and design.label != "simple"
     assert min(demo.score, design.score) > hola.score
@@ -99,10 +119,18 @@ def test_request_shapes_are_accepted(clf: Classifier) -> None:
         "model": "auto",
         "messages": [
             {"role": "developer", "content": "You are terse."},
-            {"role": "user", "content": [{"type": "text", "text": "What is in this picture?"},
-                                         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]},
-            {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function",
-                                                                    "function": {"name": "f", "arguments": "{}"}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in this picture?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            },
             {"role": "tool", "tool_call_id": "1", "content": "{}"},
             {"role": "user", "content": [{"type": "text", "text": "thanks"}]},
         ],
@@ -129,21 +157,27 @@ def test_100kb_prompt_is_fast(clf: Classifier) -> None:
 
 
 def test_runtime_needs_only_stdlib_and_orjson() -> None:
-    code = ("import sys; from llmproxy.classifier import Classifier; "
-            "Classifier.load().classify({'messages': [{'role': 'user', 'content': 'hi'}]}); "
-            "bad = sorted(m for m in ('numpy', 'sklearn', 'scipy') if m in sys.modules); print(bad)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).parents[2]).stdout.strip()
+    code = (
+        "import sys; from llmproxy.classifier import Classifier; "
+        "Classifier.load().classify({'messages': [{'role': 'user', 'content': 'hi'}]}); "
+        "bad = sorted(m for m in ('numpy', 'sklearn', 'scipy') if m in sys.modules); print(bad)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2]
+    ).stdout.strip()
     assert out == "[]"
 
 
 def test_import_does_no_work() -> None:
-    code = ("import builtins, io; opened = []; real = io.open\n"
-            "def spy(*a, **k):\n    opened.append(a[0]); return real(*a, **k)\n"
-            "builtins.open = io.open = spy\n"
-            "import pathlib; pathlib.Path.read_bytes = lambda self: opened.append(str(self)) or b''\n"
-            "import llmproxy.classifier, llmproxy.classifier.features, llmproxy.classifier.model\n"
-            "print([p for p in opened if 'weights' in str(p)])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).parents[2]).stdout.strip()
+    code = (
+        "import builtins, io; opened = []; real = io.open\n"
+        "def spy(*a, **k):\n    opened.append(a[0]); return real(*a, **k)\n"
+        "builtins.open = io.open = spy\n"
+        "import pathlib; pathlib.Path.read_bytes = lambda self: opened.append(str(self)) or b''\n"
+        "import llmproxy.classifier, llmproxy.classifier.features, llmproxy.classifier.model\n"
+        "print([p for p in opened if 'weights' in str(p)])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2]
+    ).stdout.strip()
     assert out == "[]"

@@ -20,7 +20,7 @@ def test_shipped_weights_meet_the_targets_on_the_independent_set() -> None:
     routed = []
     for r in rows:
         c = clf.classify(r["request"])
-        routed.append(c.label if c.confident else "medium")   # as the router treats unsure requests
+        routed.append(c.label if c.confident else "medium")  # as the router treats unsure requests
     assert macro_f1(y, routed) >= 0.70
     assert under_routing(y, routed) <= 0.05
 
@@ -28,6 +28,11 @@ def test_shipped_weights_meet_the_targets_on_the_independent_set() -> None:
 def test_the_gateway_never_imports_training_code() -> None:
     for path in (REPO / "llmproxy").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
             assert not [n for n in names if n.split(".")[0] in ("training", "numpy")], path

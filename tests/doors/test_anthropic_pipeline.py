@@ -1,5 +1,6 @@
 """The Messages door runs the chat pipeline: a virtual key's limits, the cache, auto routing, the
 usage records, the response headers."""
+
 from __future__ import annotations
 
 import time
@@ -16,8 +17,7 @@ from tests.doors.conftest import CLAUDE, GPT, MASTER
 
 def test_virtual_key_limit_is_a_rate_limit_error(door_gateway: Callable[..., str]) -> None:
     url = door_gateway()
-    r = httpx.post(url + "/admin/keys", headers={"authorization": f"Bearer {MASTER}"},
-                   json={"name": "agent", "rpm": 1})
+    r = httpx.post(url + "/admin/keys", headers={"authorization": f"Bearer {MASTER}"}, json={"name": "agent", "rpm": 1})
     assert r.status_code == 201, r.text
     client = anthropic.Anthropic(base_url=url, api_key=r.json()["key"], max_retries=0)
     hello = [{"role": "user", "content": "hi"}]
@@ -32,21 +32,26 @@ def test_cache_hit_answers_in_anthropic_shape(door_gateway: Callable[..., str], 
     url = door_gateway(cache=CacheSettings(enabled=True, persist=False))
     client = anthropic.Anthropic(base_url=url, api_key=MASTER, max_retries=0)
     # Anthropic's SDK no longer takes a temperature, so a Messages client asks for caching by header.
-    ask = {"model": GPT, "max_tokens": 50, "messages": [{"role": "user", "content": "cache me"}],
-           "extra_headers": {"x-llmproxy-cache": "on"}}
+    ask = {
+        "model": GPT,
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "cache me"}],
+        "extra_headers": {"x-llmproxy-cache": "on"},
+    }
     first = client.messages.with_raw_response.create(**ask)
     second = client.messages.with_raw_response.create(**ask)
     assert (first.headers["x-llmproxy-cache"], second.headers["x-llmproxy-cache"]) == ("miss", "hit")
     assert second.parse().content[0].text == first.parse().content[0].text == "echo: cache me"
-    with client.messages.stream(**ask) as stream:   # a streamed hit is replayed as Anthropic events
+    with client.messages.stream(**ask) as stream:  # a streamed hit is replayed as Anthropic events
         assert "".join(stream.text_stream) == "echo: cache me"
     assert len(openai_upstream[1].requests) == 1
 
 
 def test_auto_routes_and_usage_is_recorded(gateway_url: str) -> None:
     client = anthropic.Anthropic(base_url=gateway_url, api_key=MASTER, max_retries=0)
-    raw = client.messages.with_raw_response.create(model="auto", max_tokens=50,
-                                                   messages=[{"role": "user", "content": "hi there"}])
+    raw = client.messages.with_raw_response.create(
+        model="auto", max_tokens=50, messages=[{"role": "user", "content": "hi there"}]
+    )
     assert raw.headers["x-llmproxy-complexity"] and raw.headers["x-llmproxy-provider"]
     assert raw.parse().stop_reason == "end_turn"
     with client.messages.stream(model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": "a b"}]) as s:
@@ -65,6 +70,7 @@ def test_auto_routes_and_usage_is_recorded(gateway_url: str) -> None:
 
 def test_claude_falls_back_to_another_provider(door_gateway: Callable[..., str], openai_upstream: Any) -> None:
     from llmproxy.config import RouterSettings
+
     url = door_gateway(router=RouterSettings(fallbacks={"anthropic/overloaded": ("gpt-5-mini",)}))
     client = anthropic.Anthropic(base_url=url, api_key=MASTER, max_retries=0)
     ask = {"model": "anthropic/overloaded", "max_tokens": 50, "messages": [{"role": "user", "content": "hello"}]}
@@ -78,10 +84,16 @@ def test_claude_falls_back_to_another_provider(door_gateway: Callable[..., str],
 
 def test_the_edge_refuses_in_anthropic_shape_too(door_gateway: Callable[..., str]) -> None:
     gateway_url = door_gateway(max_body_bytes=1024)
-    r = httpx.post(gateway_url + "/v1/messages", content=b"model=x", headers={
-        "x-api-key": MASTER, "content-type": "application/x-www-form-urlencoded"})
+    r = httpx.post(
+        gateway_url + "/v1/messages",
+        content=b"model=x",
+        headers={"x-api-key": MASTER, "content-type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 415
     assert r.json()["type"] == "error" and r.json()["error"]["type"] == "invalid_request_error"
-    big = httpx.post(gateway_url + "/v1/messages", content=b"x" * 2048, headers={
-        "x-api-key": MASTER, "content-type": "application/json"})
+    big = httpx.post(
+        gateway_url + "/v1/messages",
+        content=b"x" * 2048,
+        headers={"x-api-key": MASTER, "content-type": "application/json"},
+    )
     assert big.status_code == 413 and big.json()["error"]["type"] == "request_too_large"

@@ -2,6 +2,7 @@
 with nested schemas, thinking on, a history of parallel tool calls and their results), replayed
 streamed through the Messages door to a Claude, an OpenAI and a Gemini model: every tool call of the
 history reaches the provider intact, and every call of the answer reaches the client whole."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,8 +28,13 @@ def _events(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _history_calls(body: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(b["id"], b["name"], b["input"]) for m in body["messages"] if isinstance(m["content"], list)
-            for b in m["content"] if b["type"] == "tool_use"]
+    return [
+        (b["id"], b["name"], b["input"])
+        for m in body["messages"]
+        if isinstance(m["content"], list)
+        for b in m["content"]
+        if b["type"] == "tool_use"
+    ]
 
 
 def _answer_calls(model: str, sent: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -36,33 +42,48 @@ def _answer_calls(model: str, sent: dict[str, Any]) -> list[tuple[str, dict[str,
     if model == CLAUDE:
         return [(b["name"], b["input"]) for b in anthropic_server.answer(sent)["content"] if b["type"] == "tool_use"]
     if model == GPT:
-        return [(c["function"]["name"], orjson.loads(c["function"]["arguments"])) for c in openai_server._tool_calls(sent)]
+        return [
+            (c["function"]["name"], orjson.loads(c["function"]["arguments"])) for c in openai_server._tool_calls(sent)
+        ]
     parts = gemini_server.answer(sent, GEMINI)["candidates"][0]["content"]["parts"]
     return [(p["functionCall"]["name"], p["functionCall"]["args"]) for p in parts if "functionCall" in p]
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_coding_agent_request_replayed_streamed(gateway_url: str, model: str, upstreams: dict[str, Any],
-                                                openai_upstream: Any) -> None:
+def test_coding_agent_request_replayed_streamed(
+    gateway_url: str, model: str, upstreams: dict[str, Any], openai_upstream: Any
+) -> None:
     body = orjson.loads(FIXTURE.read_bytes())
     body["model"] = model
     assert len(body["tools"]) >= 15 and body["thinking"]["type"] == "enabled"
     raw = orjson.dumps(body)
-    with httpx.stream("POST", gateway_url + "/v1/messages", content=raw, timeout=20, headers={
-            "x-api-key": MASTER, "anthropic-version": "2023-06-01", "content-type": "application/json",
-            "anthropic-beta": "interleaved-thinking-2025-05-14"}) as r:
+    with httpx.stream(
+        "POST",
+        gateway_url + "/v1/messages",
+        content=raw,
+        timeout=20,
+        headers={
+            "x-api-key": MASTER,
+            "anthropic-version": "2023-06-01",
+            "content-type": "application/json",
+            "anthropic-beta": "interleaved-thinking-2025-05-14",
+        },
+    ) as r:
         assert r.status_code == 200, r.read()
         events = _events(r.read())
 
     history = _history_calls(body)
     if model == CLAUDE:
         state = upstreams["anthropic"][1]
-        assert state.rejected == [] and orjson.dumps(state.requests[-1]) == raw   # the client's bytes
+        assert state.rejected == [] and orjson.dumps(state.requests[-1]) == raw  # the client's bytes
         sent = state.requests[-1]
     elif model == GPT:
         sent = openai_upstream[1].requests[-1]
-        calls = [(c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"]))
-                 for m in sent["messages"] for c in m.get("tool_calls") or ()]
+        calls = [
+            (c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"]))
+            for m in sent["messages"]
+            for c in m.get("tool_calls") or ()
+        ]
         assert calls == history
         results = [m["tool_call_id"] for m in sent["messages"] if m["role"] == "tool"]
         assert results == [h[0] for h in history]
@@ -71,8 +92,12 @@ def test_coding_agent_request_replayed_streamed(gateway_url: str, model: str, up
         state = upstreams["gemini"][1]
         assert state.rejected == []
         sent = state.requests[-1]
-        calls = [(p["functionCall"]["name"], p["functionCall"]["args"]) for c in sent["contents"]
-                 for p in c["parts"] if "functionCall" in p]
+        calls = [
+            (p["functionCall"]["name"], p["functionCall"]["args"])
+            for c in sent["contents"]
+            for p in c["parts"]
+            if "functionCall" in p
+        ]
         assert calls == [(h[1], h[2]) for h in history]
         assert len(sent["tools"][0]["functionDeclarations"]) == len(body["tools"])
 

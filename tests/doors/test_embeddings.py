@@ -1,6 +1,7 @@
 """POST /v1/embeddings end to end: the official openai SDK against the gateway in front of the fake
 OpenAI, Gemini and OpenAI-compatible upstreams (float and base64, dimensions, batches split at the
 provider's limit and joined in order, the cache, fallbacks, usage and cost, and clear 400s)."""
+
 from __future__ import annotations
 
 import base64
@@ -35,8 +36,9 @@ def close(a: list[float], b: list[float]) -> bool:
 
 
 @pytest.fixture
-def start(gateway_factory: Callable[..., str], tmp_path: Path, openai_upstream: Any,
-          upstreams: dict[str, Any]) -> Callable[..., str]:
+def start(
+    gateway_factory: Callable[..., str], tmp_path: Path, openai_upstream: Any, upstreams: dict[str, Any]
+) -> Callable[..., str]:
     """A gateway (master key) whose openai, gemini and "tei" (OpenAI-compatible) providers are fakes."""
     openai_upstream[1].embedding_requests.clear()
     openai_upstream[1].completion_requests.clear()
@@ -46,12 +48,22 @@ def start(gateway_factory: Callable[..., str], tmp_path: Path, openai_upstream: 
         settings = base_settings(tmp_path, openai_upstream[0], master_key=Secret(MASTER), **changes)
         others = tuple(p for p in settings.providers if p.name not in ("anthropic", "gemini"))
         providers = others + (
-            ProviderSettings(name="anthropic", kind="anthropic", base_url=upstreams["anthropic"][0].url,
-                             api_key=Secret(anthropic_server.API_KEY)),
-            ProviderSettings(name="gemini", kind="gemini", base_url=upstreams["gemini"][0].url,
-                             api_key=Secret(gemini_server.API_KEY)),
-            ProviderSettings(name="tei", kind="openai-compatible", base_url=openai_upstream[0],
-                             api_key=Secret(openai_server.API_KEY), models=("nomic-embed-text",)),
+            ProviderSettings(
+                name="anthropic",
+                kind="anthropic",
+                base_url=upstreams["anthropic"][0].url,
+                api_key=Secret(anthropic_server.API_KEY),
+            ),
+            ProviderSettings(
+                name="gemini", kind="gemini", base_url=upstreams["gemini"][0].url, api_key=Secret(gemini_server.API_KEY)
+            ),
+            ProviderSettings(
+                name="tei",
+                kind="openai-compatible",
+                base_url=openai_upstream[0],
+                api_key=Secret(openai_server.API_KEY),
+                models=("nomic-embed-text",),
+            ),
         )
         return gateway_factory(settings=replace(settings, providers=providers))
 
@@ -64,9 +76,12 @@ def client(start: Callable[..., str]) -> Iterator[openai.OpenAI]:
         yield c
 
 
-@pytest.mark.parametrize("model, size", [("text-embedding-3-small", 1536), ("gemini-embedding-001", 3072),
-                                         ("nomic-embed-text", 768)])
-def test_the_sdk_gets_floats_and_base64_from_each_kind_of_provider(client: openai.OpenAI, model: str, size: int) -> None:
+@pytest.mark.parametrize(
+    "model, size", [("text-embedding-3-small", 1536), ("gemini-embedding-001", 3072), ("nomic-embed-text", 768)]
+)
+def test_the_sdk_gets_floats_and_base64_from_each_kind_of_provider(
+    client: openai.OpenAI, model: str, size: int
+) -> None:
     texts = ["the first text", "a second one"]
     floats = client.embeddings.create(model=model, input=texts, encoding_format="float")
     assert [d.index for d in floats.data] == [0, 1] and len(floats.data[0].embedding) == size
@@ -80,36 +95,47 @@ def test_the_sdk_gets_floats_and_base64_from_each_kind_of_provider(client: opena
 def test_base64_is_little_endian_float32_as_openai_sends_it(start: Callable[..., str]) -> None:
     url = start()
     for model in ("gemini-embedding-001", "nomic-embed-text", "text-embedding-3-small"):
-        answer = httpx.post(url + "/v1/embeddings", headers={"authorization": f"Bearer {MASTER}"},
-                            json={"model": model, "input": "pack me", "encoding_format": "base64"}).json()
+        answer = httpx.post(
+            url + "/v1/embeddings",
+            headers={"authorization": f"Bearer {MASTER}"},
+            json={"model": model, "input": "pack me", "encoding_format": "base64"},
+        ).json()
         raw = base64.b64decode(answer["data"][0]["embedding"])
         values = list(struct.unpack(f"<{len(raw) // 4}f", raw))
         assert close(values, vector("pack me", len(values))), model
 
 
-def test_dimensions_reach_each_provider_in_its_own_terms(client: openai.OpenAI, openai_upstream: Any,
-                                                         upstreams: dict[str, Any]) -> None:
-    small = client.embeddings.create(model="text-embedding-3-small", input="cut", dimensions=256, encoding_format="float")
+def test_dimensions_reach_each_provider_in_its_own_terms(
+    client: openai.OpenAI, openai_upstream: Any, upstreams: dict[str, Any]
+) -> None:
+    small = client.embeddings.create(
+        model="text-embedding-3-small", input="cut", dimensions=256, encoding_format="float"
+    )
     assert len(small.data[0].embedding) == 256 and openai_upstream[1].embedding_requests[-1]["dimensions"] == 256
     cut = client.embeddings.create(model="gemini-embedding-001", input="cut", dimensions=768)
     sent = upstreams["gemini"][1].embed_requests[-1]["requests"][0]
-    assert sent == {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "cut"}]},
-                    "outputDimensionality": 768}
+    assert sent == {
+        "model": "models/gemini-embedding-001",
+        "content": {"parts": [{"text": "cut"}]},
+        "outputDimensionality": 768,
+    }
     # Gemini's cut vectors are not unit length; the gateway scales them as OpenAI's dimensions does.
     assert close(cut.data[0].embedding, unit(vector("cut", 3072)[:768]))
     assert abs(sum(v * v for v in cut.data[0].embedding) - 1.0) < 1e-4
 
 
-def test_a_compatible_server_is_asked_for_floats_and_the_gateway_packs_base64(client: openai.OpenAI,
-                                                                               openai_upstream: Any) -> None:
+def test_a_compatible_server_is_asked_for_floats_and_the_gateway_packs_base64(
+    client: openai.OpenAI, openai_upstream: Any
+) -> None:
     client.embeddings.create(model="nomic-embed-text", input="x", encoding_format="base64")
     assert openai_upstream[1].embedding_requests[-1]["encoding_format"] == "float"
     client.embeddings.create(model="text-embedding-3-small", input="x", encoding_format="base64")
-    assert openai_upstream[1].embedding_requests[-1]["encoding_format"] == "base64"   # OpenAI packs its own
+    assert openai_upstream[1].embedding_requests[-1]["encoding_format"] == "base64"  # OpenAI packs its own
 
 
 def test_large_batches_are_split_at_the_provider_limit_and_joined_in_order(
-        client: openai.OpenAI, openai_upstream: Any, upstreams: dict[str, Any]) -> None:
+    client: openai.OpenAI, openai_upstream: Any, upstreams: dict[str, Any]
+) -> None:
     texts = [f"text number {i}" for i in range(250)]
     gemini = client.embeddings.create(model="gemini-embedding-001", input=texts, encoding_format="float")
     assert [len(r["requests"]) for r in upstreams["gemini"][1].embed_requests] == [100, 100, 50]
@@ -119,12 +145,16 @@ def test_large_batches_are_split_at_the_provider_limit_and_joined_in_order(
     small = client.embeddings.create(model="text-embedding-3-small", input=many, dimensions=8, encoding_format="float")
     assert sorted(len(r["input"]) for r in openai_upstream[1].embedding_requests) == [4, 2048, 2048]
     assert [d.index for d in small.data] == list(range(4100))
-    assert close(small.data[4099].embedding, vector("t4099", 8)) and close(small.data[2048].embedding, vector("t2048", 8))
-    assert small.usage.prompt_tokens == 4100   # summed over the parts
+    assert close(small.data[4099].embedding, vector("t4099", 8)) and close(
+        small.data[2048].embedding, vector("t2048", 8)
+    )
+    assert small.usage.prompt_tokens == 4100  # summed over the parts
 
 
 def test_token_arrays_go_where_the_provider_takes_them_and_are_refused_clearly_elsewhere(client: openai.OpenAI) -> None:
-    answer = client.embeddings.create(model="text-embedding-3-small", input=[[1, 2, 3], [4, 5]], encoding_format="float")
+    answer = client.embeddings.create(
+        model="text-embedding-3-small", input=[[1, 2, 3], [4, 5]], encoding_format="float"
+    )
     assert close(answer.data[1].embedding, vector("tokens:4,5", 1536))
     with pytest.raises(openai.BadRequestError) as refused:
         client.embeddings.create(model="gemini-embedding-001", input=[[1, 2, 3]])
@@ -134,19 +164,23 @@ def test_token_arrays_go_where_the_provider_takes_them_and_are_refused_clearly_e
 def test_usage_and_cost_are_recorded_and_said_in_the_headers(client: openai.OpenAI) -> None:
     raw = client.embeddings.with_raw_response.create(model="text-embedding-3-large", input="price me " * 40)
     usage = raw.parse().usage.prompt_tokens
-    assert raw.headers["x-llmproxy-model"] == "text-embedding-3-large" and raw.headers["x-llmproxy-provider"] == "openai"
+    assert (
+        raw.headers["x-llmproxy-model"] == "text-embedding-3-large" and raw.headers["x-llmproxy-provider"] == "openai"
+    )
     assert float(raw.headers["x-llmproxy-cost-usd"]) == pytest.approx(usage * 0.13 / 1e6)
     assert raw.headers["x-request-id"] and raw.headers["x-llmproxy-cache"] == "bypass"
 
 
-def test_the_cache_answers_a_repeated_request_without_a_temperature(start: Callable[..., str],
-                                                                   openai_upstream: Any) -> None:
+def test_the_cache_answers_a_repeated_request_without_a_temperature(
+    start: Callable[..., str], openai_upstream: Any
+) -> None:
     url = start(cache=CacheSettings(enabled=True))
     with openai.OpenAI(base_url=url + "/v1", api_key=MASTER, max_retries=0) as client:
         first = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input=["a", "b"])
         again = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input=["a", "b"])
-        floats = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input=["a", "b"],
-                                                            encoding_format="float")
+        floats = client.embeddings.with_raw_response.create(
+            model="text-embedding-3-small", input=["a", "b"], encoding_format="float"
+        )
     assert [r.headers["x-llmproxy-cache"] for r in (first, again, floats)] == ["miss", "hit", "miss"]
     assert again.parse().data[1].embedding == first.parse().data[1].embedding
     assert len(openai_upstream[1].embedding_requests) == 2
@@ -160,7 +194,7 @@ def test_fallbacks_go_only_to_embedding_models(start: Callable[..., str], openai
     assert ok.headers["x-llmproxy-model"] == "gemini-embedding-001"
     assert close(ok.parse().data[0].embedding, vector("hello", 3072))
     assert [r["model"] for r in openai_upstream[1].embedding_requests] == ["fail-embed"]
-    assert openai_upstream[1].requests == []   # no chat request went anywhere
+    assert openai_upstream[1].requests == []  # no chat request went anywhere
 
 
 def test_a_chat_model_and_a_chat_only_provider_get_a_400_naming_the_model(client: openai.OpenAI) -> None:
@@ -170,7 +204,10 @@ def test_a_chat_model_and_a_chat_only_provider_get_a_400_naming_the_model(client
         assert refused.value.body["param"] == "model" and f"'{model}'" in refused.value.body["message"]
     with pytest.raises(openai.BadRequestError) as adhoc:
         client.embeddings.create(model="anthropic/some-embedder", input="x")
-    assert "serves no embeddings" in adhoc.value.body["message"] and "anthropic/some-embedder" in adhoc.value.body["message"]
+    assert (
+        "serves no embeddings" in adhoc.value.body["message"]
+        and "anthropic/some-embedder" in adhoc.value.body["message"]
+    )
     with pytest.raises(openai.BadRequestError) as auto:
         client.embeddings.create(model="auto", input="x")
     assert "auto" in auto.value.body["message"]
@@ -180,27 +217,34 @@ def test_a_chat_model_and_a_chat_only_provider_get_a_400_naming_the_model(client
     assert "/v1/embeddings" in chat.value.body["message"]
 
 
-@pytest.mark.parametrize("body, param", [
-    ({"model": "text-embedding-3-small"}, "input"),
-    ({"model": "text-embedding-3-small", "input": ""}, "input"),
-    ({"model": "text-embedding-3-small", "input": []}, "input"),
-    ({"model": "text-embedding-3-small", "input": ["ok", 3]}, "input[1]"),
-    ({"model": "text-embedding-3-small", "input": ["ok", ""]}, "input[1]"),
-    ({"model": "text-embedding-3-small", "input": [[1, 2], [-1]]}, "input[1]"),
-    ({"model": "text-embedding-3-small", "input": [1, "a"]}, "input[1]"),
-    ({"model": "text-embedding-3-small", "input": "x", "encoding_format": "int8"}, "encoding_format"),
-    ({"model": "text-embedding-3-small", "input": "x", "dimensions": 0}, "dimensions"),
-    ({"model": "text-embedding-3-small", "input": "x", "dimensions": True}, "dimensions"),
-    ({"model": "", "input": "x"}, "model"),
-    ({"input": "x"}, "model"),
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"model": "text-embedding-3-small"}, "input"),
+        ({"model": "text-embedding-3-small", "input": ""}, "input"),
+        ({"model": "text-embedding-3-small", "input": []}, "input"),
+        ({"model": "text-embedding-3-small", "input": ["ok", 3]}, "input[1]"),
+        ({"model": "text-embedding-3-small", "input": ["ok", ""]}, "input[1]"),
+        ({"model": "text-embedding-3-small", "input": [[1, 2], [-1]]}, "input[1]"),
+        ({"model": "text-embedding-3-small", "input": [1, "a"]}, "input[1]"),
+        ({"model": "text-embedding-3-small", "input": "x", "encoding_format": "int8"}, "encoding_format"),
+        ({"model": "text-embedding-3-small", "input": "x", "dimensions": 0}, "dimensions"),
+        ({"model": "text-embedding-3-small", "input": "x", "dimensions": True}, "dimensions"),
+        ({"model": "", "input": "x"}, "model"),
+        ({"input": "x"}, "model"),
+    ],
+)
 def test_a_malformed_request_gets_a_400_naming_the_field_and_never_reaches_a_provider(
-        start: Callable[..., str], openai_upstream: Any, body: dict[str, Any], param: str) -> None:
+    start: Callable[..., str], openai_upstream: Any, body: dict[str, Any], param: str
+) -> None:
     response = httpx.post(start() + "/v1/embeddings", headers={"authorization": f"Bearer {MASTER}"}, json=body)
     assert response.status_code == 400
     error = response.json()["error"]
-    assert error["param"] == param and error["type"] == "invalid_request_error" and set(error) == {
-        "message", "type", "param", "code"}
+    assert (
+        error["param"] == param
+        and error["type"] == "invalid_request_error"
+        and set(error) == {"message", "type", "param", "code"}
+    )
     assert openai_upstream[1].embedding_requests == []
 
 
@@ -221,16 +265,21 @@ def test_usage_log_and_metrics_count_both_new_routes(start: Callable[..., str]) 
         client.embeddings.create(model="text-embedding-3-small", input=["one", "two"])
         client.completions.create(model="gpt-3.5-turbo-instruct", prompt="hi")
     deadline = time.monotonic() + 5
-    while True:   # usage rows are written in batches, after the answers
+    while True:  # usage rows are written in batches, after the answers
         usage = httpx.get(url + "/admin/usage", params={"group_by": "model"}, headers=auth).json()
         if usage["totals"]["requests"] >= 2 or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     by_model = {r["model"]: r for r in usage["data"]}
-    assert by_model["text-embedding-3-small"]["prompt_tokens"] == 2 and by_model["text-embedding-3-small"]["cost_usd"] > 0
+    assert (
+        by_model["text-embedding-3-small"]["prompt_tokens"] == 2 and by_model["text-embedding-3-small"]["cost_usd"] > 0
+    )
     assert by_model["gpt-3.5-turbo-instruct"]["completion_tokens"] > 0
     metrics = httpx.get(url + "/metrics", headers=auth).text
-    assert 'llmproxy_requests_total{model="text-embedding-3-small",provider="openai",route="/v1/embeddings",status="200"} 1.0' in metrics
+    assert (
+        'llmproxy_requests_total{model="text-embedding-3-small",provider="openai",route="/v1/embeddings",status="200"} 1.0'
+        in metrics
+    )
     assert 'route="/v1/completions"' in metrics
 
 
@@ -241,7 +290,7 @@ def test_the_body_limit_and_methods_are_chats(start: Callable[..., str], openai_
         big = httpx.post(url + path, headers=auth, json={"model": "text-embedding-3-small", field: "x" * 3000})
         assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
         anonymous = httpx.post(url + path, json={"model": "m", field: "x" * 3000})
-        assert anonymous.status_code == 401   # the key is checked before the size, as for chat
+        assert anonymous.status_code == 401  # the key is checked before the size, as for chat
         wrong = httpx.get(url + path, headers=auth)
         assert wrong.status_code == 405 and set(wrong.json()["error"]) == {"message", "type", "param", "code"}
     assert openai_upstream[1].embedding_requests == [] and openai_upstream[1].completion_requests == []

@@ -1,6 +1,7 @@
 """The same embeddings and completions calls from the openai SDK's 2.x line (the test extra pins
 3.x): pip puts openai 2.x alone (its dependencies are the 3.x ones, already installed) in a
 temporary folder, and a child process that imports it from there drives the gateway."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,7 @@ import pytest
 from tests.doors.test_embeddings import MASTER, start  # noqa: F401 - the fixture, by name
 from tests.integration._providers import fake_anthropic, fake_gemini, upstreams  # noqa: F401 - fixtures by name
 
-CLIENT = r'''
+CLIENT = r"""
 import math, sys
 import openai
 assert openai.__version__.startswith("2."), openai.__version__
@@ -32,21 +33,30 @@ for model in ("gpt-3.5-turbo-instruct", "gpt-4o-mini", "claude-sonnet-4-5", "gem
                                                                           max_tokens=20, stream=True) if c.choices)
     assert text and streamed == text, (model, text, streamed)
 print("ok", openai.__version__)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def openai2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("openai2")
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                          "openai>=2,<3"], capture_output=True, text=True, timeout=120)
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), "openai>=2,<3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if pip.returncode != 0:
         pytest.skip(f"could not install openai 2.x from the package index: {pip.stderr[-300:]}")
     return target
 
 
 def test_openai_sdk_2_embeddings_and_completions(openai2: Path, start: Callable[..., str]) -> None:
-    run = subprocess.run([sys.executable, "-c", CLIENT, start(), MASTER], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(openai2)})
+    run = subprocess.run(
+        [sys.executable, "-c", CLIENT, start(), MASTER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(openai2)},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.startswith("ok 2.")

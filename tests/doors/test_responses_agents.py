@@ -1,6 +1,7 @@
 """The OpenAI Agents SDK (openai-agents) with its default model, the Responses one, against an
 OpenAI, a Claude and a Gemini model behind the gateway: a function tool called and answered, and a
 typed final output (output_type)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,9 +22,10 @@ class Forecast(BaseModel):
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_agent_calls_a_tool_and_returns_its_output_type(gateway_url: str, model: str, upstreams: dict[str, Any],
-                                                        openai_upstream: Any) -> None:
-    set_tracing_disabled(True)   # the SDK would send traces to OpenAI
+def test_agent_calls_a_tool_and_returns_its_output_type(
+    gateway_url: str, model: str, upstreams: dict[str, Any], openai_upstream: Any
+) -> None:
+    set_tracing_disabled(True)  # the SDK would send traces to OpenAI
     calls: list[tuple[str, int]] = []
 
     @function_tool
@@ -34,8 +36,13 @@ def test_agent_calls_a_tool_and_returns_its_output_type(gateway_url: str, model:
 
     async def run() -> Any:
         client = openai.AsyncOpenAI(base_url=gateway_url + "/v1", api_key=MASTER, max_retries=0)
-        agent = Agent(name="forecaster", instructions="Use the tool, then answer.", tools=[get_weather],
-                      output_type=Forecast, model=OpenAIResponsesModel(model=model, openai_client=client))
+        agent = Agent(
+            name="forecaster",
+            instructions="Use the tool, then answer.",
+            tools=[get_weather],
+            output_type=Forecast,
+            model=OpenAIResponsesModel(model=model, openai_client=client),
+        )
         return await Runner.run(agent, "Weather in Paris for 3 days?")
 
     result = asyncio.run(run())

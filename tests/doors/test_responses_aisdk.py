@@ -6,6 +6,7 @@ gitignored folder and reused by later runs. Without node or npm, or without the 
 is skipped and says why; in CI (env CI set) it must run. (ai 6 and @ai-sdk/openai 3: the last
 majors that run on Node 18 and 20; later ones need Node 22.)
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,7 @@ from tests.doors.conftest import CLAUDE, GEMINI, GPT, MASTER, MODELS
 
 PACKAGES = {"ai": "6.0.333", "@ai-sdk/openai": "3.0.141"}
 HERE = Path(__file__).resolve().parent
-SDK_DIR = HERE / ".node" / "ai-sdk"          # gitignored
+SDK_DIR = HERE / ".node" / "ai-sdk"  # gitignored
 ECHO = {GPT: "echo: ", CLAUDE: "You said: ", GEMINI: "You said: "}
 
 
@@ -48,8 +49,12 @@ def _install() -> Path:
     SDK_DIR.mkdir(parents=True, exist_ok=True)
     specs = [f"{name}@{version}" for name, version in PACKAGES.items()]
     try:
-        done = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(SDK_DIR), *specs],
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(SDK_DIR), *specs],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     except subprocess.TimeoutExpired:
         _unavailable("npm install of the AI SDK took over 120 s (no registry?)")
     if done.returncode != 0 or not _installed():
@@ -68,8 +73,11 @@ def test_ai_sdk_openai_provider_against_openai_claude_and_gemini(gateway_url: st
         assert seen["create"]["text"] == ECHO[model] + "hello there" and seen["create"]["finish"] == "stop"
         assert seen["create"]["output"] > 0 and seen["create"]["input"] > 0
         assert seen["create"]["id"].startswith("resp_")
-        assert seen["stream"] == {"text": ECHO[model] + "one two three", "finish": "stop",
-                                  "output": seen["stream"]["output"]} and seen["stream"]["output"] > 0
+        assert (
+            seen["stream"]
+            == {"text": ECHO[model] + "one two three", "finish": "stop", "output": seen["stream"]["output"]}
+            and seen["stream"]["output"] > 0
+        )
         tools = seen["tools"]
         assert tools["calls"] == [["get_weather", {"city": "Paris", "days": 3}]]
         assert tools["results"] == ["sunny in Paris for 3 days"] and tools["steps"] == 2 and tools["text"]

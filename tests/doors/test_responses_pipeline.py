@@ -1,5 +1,6 @@
 """The Responses door on the pipeline's stages: bad input refused before any provider (OpenAI's
 error shape, the field named), failures mid-stream, the cache, `auto`, usage rows and cost."""
+
 from __future__ import annotations
 
 import time
@@ -20,33 +21,50 @@ def _sent(upstreams: dict[str, Any], openai_upstream: Any) -> int:
     return len(openai_upstream[1].requests) + sum(len(s.requests) for _, s in upstreams.values())
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    ({"input": "hi"}, "model"),
-    ({"model": CLAUDE}, "input"),
-    ({"model": CLAUDE, "input": 5}, "input"),
-    ({"model": CLAUDE, "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
-    ({"model": CLAUDE, "input": [{"role": "user", "content": [{"type": "image", "url": "x"}]}]}, "input[0].content[0].type"),
-    ({"model": CLAUDE, "input": [{"role": "assistant", "content": [{"type": "input_text", "text": "x"}]}]},
-     "input[0].content[0].type"),
-    ({"model": CLAUDE, "input": [{"type": "function_call", "call_id": "c", "name": "f"}]}, "input[0].arguments"),
-    ({"model": CLAUDE, "input": [{"type": "function_call_output", "call_id": "nope", "output": "x"}]}, "input[0].call_id"),
-    ({"model": CLAUDE, "input": [{"type": "teleport"}]}, "input[0].type"),
-    ({"model": GPT, "input": "x", "max_output_tokens": 5}, "max_output_tokens"),
-    ({"model": GEMINI, "input": "x", "temperature": 3}, "temperature"),
-    ({"model": GEMINI, "input": "x", "top_p": "high"}, "top_p"),
-    ({"model": CLAUDE, "input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}}, "text.format.name"),
-    ({"model": CLAUDE, "input": "x", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
-    ({"model": CLAUDE, "input": "x", "tools": [{"type": "function", "parameters": {}}]}, "tools[0].name"),
-    ({"model": CLAUDE, "input": "x", "tools": [WEATHER], "tool_choice": {"type": "function", "name": "other"}},
-     "tool_choice.name"),
-    ({"model": CLAUDE, "input": "x", "reasoning": {"effort": "maximal"}}, "reasoning.effort"),
-    ({"model": CLAUDE, "input": "x", "metadata": {"k": 1}}, "metadata.k"),
-    ({"model": CLAUDE, "input": "x", "store": "yes"}, "store"),
-    ({"model": CLAUDE, "input": "x", "background": True}, "background"),
-    ({"model": CLAUDE, "input": "x", "previous_response_id": "resp_never"}, "previous_response_id"),
-])
-def test_bad_requests_are_refused_before_any_provider(gateway_url: str, body: dict[str, Any], param: str,
-                                                      upstreams: dict[str, Any], openai_upstream: Any) -> None:
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"input": "hi"}, "model"),
+        ({"model": CLAUDE}, "input"),
+        ({"model": CLAUDE, "input": 5}, "input"),
+        ({"model": CLAUDE, "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
+        (
+            {"model": CLAUDE, "input": [{"role": "user", "content": [{"type": "image", "url": "x"}]}]},
+            "input[0].content[0].type",
+        ),
+        (
+            {"model": CLAUDE, "input": [{"role": "assistant", "content": [{"type": "input_text", "text": "x"}]}]},
+            "input[0].content[0].type",
+        ),
+        ({"model": CLAUDE, "input": [{"type": "function_call", "call_id": "c", "name": "f"}]}, "input[0].arguments"),
+        (
+            {"model": CLAUDE, "input": [{"type": "function_call_output", "call_id": "nope", "output": "x"}]},
+            "input[0].call_id",
+        ),
+        ({"model": CLAUDE, "input": [{"type": "teleport"}]}, "input[0].type"),
+        ({"model": GPT, "input": "x", "max_output_tokens": 5}, "max_output_tokens"),
+        ({"model": GEMINI, "input": "x", "temperature": 3}, "temperature"),
+        ({"model": GEMINI, "input": "x", "top_p": "high"}, "top_p"),
+        (
+            {"model": CLAUDE, "input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}},
+            "text.format.name",
+        ),
+        ({"model": CLAUDE, "input": "x", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
+        ({"model": CLAUDE, "input": "x", "tools": [{"type": "function", "parameters": {}}]}, "tools[0].name"),
+        (
+            {"model": CLAUDE, "input": "x", "tools": [WEATHER], "tool_choice": {"type": "function", "name": "other"}},
+            "tool_choice.name",
+        ),
+        ({"model": CLAUDE, "input": "x", "reasoning": {"effort": "maximal"}}, "reasoning.effort"),
+        ({"model": CLAUDE, "input": "x", "metadata": {"k": 1}}, "metadata.k"),
+        ({"model": CLAUDE, "input": "x", "store": "yes"}, "store"),
+        ({"model": CLAUDE, "input": "x", "background": True}, "background"),
+        ({"model": CLAUDE, "input": "x", "previous_response_id": "resp_never"}, "previous_response_id"),
+    ],
+)
+def test_bad_requests_are_refused_before_any_provider(
+    gateway_url: str, body: dict[str, Any], param: str, upstreams: dict[str, Any], openai_upstream: Any
+) -> None:
     r = httpx.post(gateway_url + "/v1/responses", json=body, headers=AUTH)
     assert r.status_code in (400, 404), r.text
     error = r.json()["error"]
@@ -56,8 +74,9 @@ def test_bad_requests_are_refused_before_any_provider(gateway_url: str, body: di
 
 
 @pytest.mark.parametrize("raw", [b"", b"{not json", b"[1, 2]", b'{"model": "a", "model": "b", "input": "x"}'])
-def test_unreadable_bodies_get_a_400(gateway_url: str, raw: bytes, upstreams: dict[str, Any],
-                                     openai_upstream: Any) -> None:
+def test_unreadable_bodies_get_a_400(
+    gateway_url: str, raw: bytes, upstreams: dict[str, Any], openai_upstream: Any
+) -> None:
     r = httpx.post(gateway_url + "/v1/responses", content=raw, headers={**AUTH, "content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"]["message"]
     assert _sent(upstreams, openai_upstream) == 0
@@ -69,8 +88,9 @@ def test_no_key_no_answer(gateway_url: str) -> None:
     assert httpx.get(gateway_url + "/v1/responses/resp_x").status_code == 401
 
 
-def test_hosted_tools_go_to_openai_and_nowhere_else(gateway_url: str, upstreams: dict[str, Any],
-                                                    openai_upstream: Any) -> None:
+def test_hosted_tools_go_to_openai_and_nowhere_else(
+    gateway_url: str, upstreams: dict[str, Any], openai_upstream: Any
+) -> None:
     body = {"input": "news?", "tools": [{"type": "web_search"}]}
     r = httpx.post(gateway_url + "/v1/responses", json={"model": CLAUDE, **body}, headers=AUTH)
     assert r.status_code == 400 and "web_search" in r.json()["error"]["message"]
@@ -119,7 +139,7 @@ def test_a_stream_that_falls_back_keeps_one_response(door_gateway: Any, first: s
     with client.responses.stream(model=first, input="one two") as stream:
         for event in stream:
             numbers.append(event.sequence_number)
-        final = stream.get_final_response()   # the SDK refuses a response whose id changed
+        final = stream.get_final_response()  # the SDK refuses a response whose id changed
     assert final.output_text.endswith("one two") and final.status == "completed"
     assert numbers == list(range(len(numbers)))
     assert client.responses.retrieve(final.id).output_text == final.output_text
@@ -132,8 +152,9 @@ def client(gateway_url: str) -> openai.OpenAI:
 
 @pytest.mark.parametrize("model", [GPT, CLAUDE])
 def test_cache_hits_answer_new_stored_responses(door_gateway: Any, model: str) -> None:
-    client = openai.OpenAI(base_url=door_gateway(cache=CacheSettings(enabled=True)) + "/v1", api_key=MASTER,
-                           max_retries=0)
+    client = openai.OpenAI(
+        base_url=door_gateway(cache=CacheSettings(enabled=True)) + "/v1", api_key=MASTER, max_retries=0
+    )
     first = client.responses.with_raw_response.create(model=model, input="cache me", temperature=0)
     hit = client.responses.with_raw_response.create(model=model, input="cache me", temperature=0)
     assert first.headers["x-llmproxy-cache"] == "miss" and hit.headers["x-llmproxy-cache"] == "hit"
@@ -165,5 +186,6 @@ def test_usage_rows_and_cost_are_recorded(gateway_url: str) -> None:
         time.sleep(0.05)
     rows = {row["provider"]: row for row in doc["data"]}
     assert set(rows) == {"openai", "anthropic", "gemini"}
-    assert all(row["prompt_tokens"] > 0 and row["completion_tokens"] > 0 and row["cost_usd"] > 0
-               for row in rows.values())
+    assert all(
+        row["prompt_tokens"] > 0 and row["completion_tokens"] > 0 and row["cost_usd"] > 0 for row in rows.values()
+    )

@@ -4,6 +4,7 @@ The SDK is installed from the npm registry at test time (`npm install --no-save`
 gitignored folder and reused by later runs. Without node or npm, or without the registry, the test
 is skipped and says why; in CI (env CI set) it must run.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ from tests.doors.conftest import CLAUDE, GEMINI, GPT, MASTER, MODELS
 
 SDK_VERSION = "1.17.0"
 HERE = Path(__file__).resolve().parent
-SDK_DIR = HERE / ".node"          # gitignored
+SDK_DIR = HERE / ".node"  # gitignored
 
 
 def _unavailable(reason: str) -> None:
@@ -37,8 +38,21 @@ def _install() -> Path:
         return SDK_DIR
     SDK_DIR.mkdir(exist_ok=True)
     try:
-        done = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(SDK_DIR),
-                               f"@anthropic-ai/sdk@{SDK_VERSION}"], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [
+                npm,
+                "install",
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(SDK_DIR),
+                f"@anthropic-ai/sdk@{SDK_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     except subprocess.TimeoutExpired:
         _unavailable("npm install of @anthropic-ai/sdk took over 120 s (no registry?)")
     if done.returncode != 0 or not package.exists():
@@ -53,6 +67,7 @@ def test_typescript_sdk_against_claude_openai_and_gemini(gateway_url: str, upstr
     assert done.returncode == 0, done.stderr[-2000:]
     result = orjson.loads(done.stdout.strip().splitlines()[-1])
     from tests.fakes.anthropic_server import sample
+
     for model in MODELS:
         seen = result["models"][model]
         echo = "You said: " if model != GPT else "echo: "
@@ -61,13 +76,22 @@ def test_typescript_sdk_against_claude_openai_and_gemini(gateway_url: str, upstr
         assert seen["stream"] == {"text": echo + "one two three", "final": echo + "one two three", "stop": "end_turn"}
         tools = seen["tools"]
         assert tools["stop"] == "tool_use" and [u["name"] for u in tools["uses"]] == ["get_weather", "get_time"]
-        expected = [sample({"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}),
-                    sample({"type": "object", "properties": {"city": {"type": "string"},
-                                                             "format": {"type": "string", "enum": ["24h", "12h"]}}})]
+        expected = [
+            sample({"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}),
+            sample(
+                {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}, "format": {"type": "string", "enum": ["24h", "12h"]}},
+                }
+            ),
+        ]
         assert [u["input"] for u in tools["uses"]] == expected
-        assert [j for j in tools["joined"]] == expected   # the raw input_json_delta pieces, joined
+        assert [j for j in tools["joined"]] == expected  # the raw input_json_delta pieces, joined
         assert len({u["id"] for u in tools["uses"]}) == 2
         assert seen["count"] > 0
-    assert result["models"][CLAUDE]["count"] != result["models"][GEMINI]["count"]   # Anthropic counted Claude's
-    assert result["errors"] == {"auth": "AuthenticationError:401", "notFound": "NotFoundError:404",
-                                "rateLimit": "RateLimitError:429"}
+    assert result["models"][CLAUDE]["count"] != result["models"][GEMINI]["count"]  # Anthropic counted Claude's
+    assert result["errors"] == {
+        "auth": "AuthenticationError:401",
+        "notFound": "NotFoundError:404",
+        "rateLimit": "RateLimitError:429",
+    }

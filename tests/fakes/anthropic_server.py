@@ -9,6 +9,7 @@ sampling rules of newer models. Answers are built from the request (echo, tool c
 The model name picks a failure: fail-<status>, overloaded (529), stream-error (error event after the
 first text), cut-stream (the connection drops mid-stream).
 """
+
 from __future__ import annotations
 
 import re
@@ -32,9 +33,16 @@ _TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 # The SDK dropped temperature/top_p/top_k from its types (anthropic 1.0) but the API still takes them
 # on models that sample; they are checked by hand below.
 _SAMPLING = {"temperature", "top_p", "top_k"}
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
-                529: "overloaded_error"}
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
 
 
 @dataclass
@@ -45,15 +53,22 @@ class FakeState:
 
 
 def error(status: int, message: str, type_: str | None = None) -> Response:
-    body = {"type": "error", "error": {"type": type_ or _ERROR_TYPES.get(status, "api_error"), "message": message},
-            "request_id": "req_fake"}
-    return Response(orjson.dumps(body), status, media_type="application/json",
-                    headers={"retry-after": "1"} if status == 429 else None)
+    body = {
+        "type": "error",
+        "error": {"type": type_ or _ERROR_TYPES.get(status, "api_error"), "message": message},
+        "request_id": "req_fake",
+    }
+    return Response(
+        orjson.dumps(body),
+        status,
+        media_type="application/json",
+        headers={"retry-after": "1"} if status == 429 else None,
+    )
 
 
 def _force(value: Any) -> Any:
     """Consume pydantic's lazy ValidatorIterators so nested validation errors surface now."""
-    if isinstance(value, Iterator):   # pydantic's ValidatorIterator, not importable by name
+    if isinstance(value, Iterator):  # pydantic's ValidatorIterator, not importable by name
         return [_force(v) for v in value]
     if isinstance(value, dict):
         return {k: _force(v) for k, v in value.items()}
@@ -119,11 +134,11 @@ class Validator:
         if not messages:
             return "messages: at least one message is required"
         if messages[0]["role"] != "user":
-            return "messages: first message must use the \"user\" role"
+            return 'messages: first message must use the "user" role'
         pending: set[str] = set()
         for i, msg in enumerate(messages):
             if i and msg["role"] == messages[i - 1]["role"]:
-                return f"messages: roles must alternate between \"user\" and \"assistant\", but found multiple \"{msg['role']}\" roles in a row"
+                return f'messages: roles must alternate between "user" and "assistant", but found multiple "{msg["role"]}" roles in a row'
             content = msg["content"]
             blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
             if not blocks:
@@ -155,10 +170,14 @@ class Validator:
                 if msg["role"] == "assistant":
                     blocks = msg["content"] if isinstance(msg["content"], list) else []
                     if any(b.get("type") == "tool_use" for b in blocks) and blocks[0].get("type") not in (
-                            "thinking", "redacted_thinking"):
-                        return ("messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
-                                "`tool_use`. When `thinking` is enabled, a final `assistant` message must start "
-                                "with a thinking block.")
+                        "thinking",
+                        "redacted_thinking",
+                    ):
+                        return (
+                            "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+                            "`tool_use`. When `thinking` is enabled, a final `assistant` message must start "
+                            "with a thinking block."
+                        )
                     break
         return None
 
@@ -190,7 +209,9 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
     text = " ".join(b.get("text", "") for b in blocks if b.get("type") == "text")
     content: list[dict[str, Any]] = []
     if (body.get("thinking") or {}).get("type") in ("enabled", "adaptive"):
-        content.append({"type": "thinking", "thinking": "Let me think about this.", "signature": "EqQBCkYIARgCKkBzaWc="})
+        content.append(
+            {"type": "thinking", "thinking": "Let me think about this.", "signature": "EqQBCkYIARgCKkBzaWc="}
+        )
     tools = body.get("tools") or []
     choice = body.get("tool_choice") or {"type": "auto"}
     stop = "end_turn"
@@ -200,35 +221,62 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
         if choice.get("disable_parallel_tool_use"):
             wanted = wanted[:1]
         for k, tool in enumerate(wanted):
-            content.append({"type": "tool_use", "id": f"toolu_01Fake{k}{len(messages)}", "name": tool["name"],
-                            "input": sample(tool["input_schema"])})
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_01Fake{k}{len(messages)}",
+                    "name": tool["name"],
+                    "input": sample(tool["input_schema"]),
+                }
+            )
         stop = "tool_use"
     elif (body.get("output_config") or {}).get("format"):
-        content.append({"type": "text", "text": orjson.dumps(sample(body["output_config"]["format"]["schema"])).decode()})
+        content.append(
+            {"type": "text", "text": orjson.dumps(sample(body["output_config"]["format"]["schema"])).decode()}
+        )
     else:
         content.append({"type": "text", "text": f"You said: {text}" if text else "Thanks for the results."})
     cached = 1024 if body.get("system") else 0
-    return {"id": "msg_01FakeAnthropic", "type": "message", "role": "assistant", "model": body["model"],
-            "content": content, "stop_reason": stop, "stop_sequence": None,
-            "usage": {"input_tokens": 25, "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached,
-                      "output_tokens": 12, "output_tokens_details": {"thinking_tokens": 5} if content[0]["type"] == "thinking" else None}}
+    return {
+        "id": "msg_01FakeAnthropic",
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 25,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": cached,
+            "output_tokens": 12,
+            "output_tokens_details": {"thinking_tokens": 5} if content[0]["type"] == "thinking" else None,
+        },
+    }
 
 
 def events(message: dict[str, Any], *, fail: str | None = None) -> list[bytes]:
     """The SSE events of a streamed Message, split the way the API splits them."""
+
     def ev(name: str, data: dict[str, Any]) -> bytes:
         return b"event: " + name.encode() + b"\ndata: " + orjson.dumps({"type": name, **data}) + b"\n\n"
 
-    start = {**message, "content": [], "stop_reason": None,
-             "usage": {**message["usage"], "output_tokens": 1}}
+    start = {**message, "content": [], "stop_reason": None, "usage": {**message["usage"], "output_tokens": 1}}
     out = [ev("message_start", {"message": start}), ev("ping", {})]
     for i, block in enumerate(message["content"]):
         if block["type"] == "text":
             out.append(ev("content_block_start", {"index": i, "content_block": {"type": "text", "text": ""}}))
             words = block["text"].split(" ")
             for k, word in enumerate(words):
-                out.append(ev("content_block_delta", {"index": i, "delta": {
-                    "type": "text_delta", "text": word + (" " if k < len(words) - 1 else "")}}))
+                out.append(
+                    ev(
+                        "content_block_delta",
+                        {
+                            "index": i,
+                            "delta": {"type": "text_delta", "text": word + (" " if k < len(words) - 1 else "")},
+                        },
+                    )
+                )
                 if fail == "stream-error" and k == 0:
                     out.append(ev("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}))
                     return out
@@ -237,21 +285,40 @@ def events(message: dict[str, Any], *, fail: str | None = None) -> list[bytes]:
         elif block["type"] == "tool_use":
             out.append(ev("content_block_start", {"index": i, "content_block": {**block, "input": {}}}))
             raw = orjson.dumps(block["input"]).decode()
-            out.append(ev("content_block_delta", {"index": i, "delta": {"type": "input_json_delta", "partial_json": ""}}))
+            out.append(
+                ev("content_block_delta", {"index": i, "delta": {"type": "input_json_delta", "partial_json": ""}})
+            )
             for k in range(0, len(raw), 7):
-                out.append(ev("content_block_delta", {"index": i, "delta": {"type": "input_json_delta",
-                                                                             "partial_json": raw[k:k + 7]}}))
+                out.append(
+                    ev(
+                        "content_block_delta",
+                        {"index": i, "delta": {"type": "input_json_delta", "partial_json": raw[k : k + 7]}},
+                    )
+                )
         elif block["type"] == "thinking":
-            out.append(ev("content_block_start", {"index": i, "content_block": {"type": "thinking", "thinking": "",
-                                                                                "signature": ""}}))
-            out.append(ev("content_block_delta", {"index": i, "delta": {"type": "thinking_delta",
-                                                                         "thinking": block["thinking"]}}))
-            out.append(ev("content_block_delta", {"index": i, "delta": {"type": "signature_delta",
-                                                                         "signature": block["signature"]}}))
+            out.append(
+                ev(
+                    "content_block_start",
+                    {"index": i, "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
+                )
+            )
+            out.append(
+                ev(
+                    "content_block_delta",
+                    {"index": i, "delta": {"type": "thinking_delta", "thinking": block["thinking"]}},
+                )
+            )
+            out.append(
+                ev(
+                    "content_block_delta",
+                    {"index": i, "delta": {"type": "signature_delta", "signature": block["signature"]}},
+                )
+            )
         out.append(ev("content_block_stop", {"index": i}))
     usage = {k: v for k, v in message["usage"].items() if k in ("output_tokens", "output_tokens_details")}
-    out.append(ev("message_delta", {"delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                                    "usage": usage}))
+    out.append(
+        ev("message_delta", {"delta": {"stop_reason": message["stop_reason"], "stop_sequence": None}, "usage": usage})
+    )
     out.append(ev("message_stop", {}))
     return out
 
@@ -312,8 +379,13 @@ def create_app(state: FakeState) -> Starlette:
         if problem:
             return error(400, problem)
         # A count that differs from the gateway's own estimate, so a test can tell who counted.
-        return Response(orjson.dumps({"input_tokens": 7 + len(orjson.dumps(body["messages"])) // 3}),
-                        media_type="application/json")
+        return Response(
+            orjson.dumps({"input_tokens": 7 + len(orjson.dumps(body["messages"])) // 3}), media_type="application/json"
+        )
 
-    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"]),
-                             Route("/v1/messages/count_tokens", count_tokens, methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+        ]
+    )

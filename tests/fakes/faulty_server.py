@@ -25,6 +25,7 @@ model's name, a last user message "fault: <name>"):
 Every fault stops by itself after LINGER_S at most; `state` counts the requests and the
 connections that the client closed before the fault was done with them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,17 +43,18 @@ from tests.fakes.serve import free_port
 
 Reader, Writer = asyncio.StreamReader, asyncio.StreamWriter
 LINGER_S = 20.0
-BIG_ERROR = (b"<html><body>" + b"<p>Internal error, please try again later.</p>" * (10 * 1024 * 1024 // 46)
-             + b"</body></html>")   # 10 MB
+BIG_ERROR = (
+    b"<html><body>" + b"<p>Internal error, please try again later.</p>" * (10 * 1024 * 1024 // 46) + b"</body></html>"
+)  # 10 MB
 USAGE = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
 
 
 @dataclass
 class FaultState:
     models: list[str] = field(default_factory=list)
-    client_closed: int = 0        # connections the client closed before the fault was done
+    client_closed: int = 0  # connections the client closed before the fault was done
     redirected: int = 0
-    big_error_sent: int = 0       # bytes of the 10 MB page the client took before it closed
+    big_error_sent: int = 0  # bytes of the 10 MB page the client took before it closed
 
     def reset(self) -> None:
         self.models.clear()
@@ -111,14 +113,31 @@ class FaultyServer:
             self.state.redirected += 1
             return await _json(writer, 418, {"error": {"message": "followed a redirect", "type": "x"}})
         if headers.get("authorization") != f"Bearer {API_KEY}":
-            return await _json(writer, 401, {"error": {"message": "Incorrect API key provided.",
-                                                       "type": "invalid_request_error", "code": "invalid_api_key"}})
+            return await _json(
+                writer,
+                401,
+                {
+                    "error": {
+                        "message": "Incorrect API key provided.",
+                        "type": "invalid_request_error",
+                        "code": "invalid_api_key",
+                    }
+                },
+            )
         try:
             request = json.loads(body)
             model, stream = request["model"], request.get("stream") is True
         except (ValueError, KeyError, TypeError):
-            return await _json(writer, 400, {"error": {"message": "We could not parse the JSON body of your request.",
-                                                       "type": "invalid_request_error"}})
+            return await _json(
+                writer,
+                400,
+                {
+                    "error": {
+                        "message": "We could not parse the JSON body of your request.",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
         self.state.models.append(model)
         await FAULTS.get(model, FAULTS.get(_last_user_text(request), _normal))(self.state, reader, writer, stream)
 
@@ -140,8 +159,9 @@ async def _json(writer: Writer, status: int, payload: Any) -> None:
 
 def _head(status: int, content_type: str, length: int | None = None, extra: str = "") -> bytes:
     size = f"content-length: {length}" if length is not None else "transfer-encoding: chunked"
-    return (f"HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\n{size}\r\n{extra}"
-            f"connection: close\r\n\r\n").encode()
+    return (
+        f"HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\n{size}\r\n{extra}connection: close\r\n\r\n"
+    ).encode()
 
 
 def _chunked(data: bytes) -> bytes:
@@ -149,25 +169,51 @@ def _chunked(data: bytes) -> bytes:
 
 
 def _event(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    chunk = {"id": "chatcmpl-faulty", "object": "chat.completion.chunk", "created": int(time.time()),
-             "model": "faulty-1", "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-             "usage": None}
+    chunk = {
+        "id": "chatcmpl-faulty",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": "faulty-1",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        "usage": None,
+    }
     return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
 
 def _stream_events(words: int = 3) -> list[bytes]:
-    return ([_event({"role": "assistant", "content": ""})] + [_event({"content": f"word{i} "}) for i in range(words)]
-            + [_event({}, "stop"),
-               b"data: " + json.dumps({"id": "chatcmpl-faulty", "object": "chat.completion.chunk", "choices": [],
-                                       "usage": USAGE}).encode() + b"\n\n",
-               b"data: [DONE]\n\n"])
+    return (
+        [_event({"role": "assistant", "content": ""})]
+        + [_event({"content": f"word{i} "}) for i in range(words)]
+        + [
+            _event({}, "stop"),
+            b"data: "
+            + json.dumps(
+                {"id": "chatcmpl-faulty", "object": "chat.completion.chunk", "choices": [], "usage": USAGE}
+            ).encode()
+            + b"\n\n",
+            b"data: [DONE]\n\n",
+        ]
+    )
 
 
 def _completion() -> bytes:
-    return json.dumps({"id": "chatcmpl-faulty", "object": "chat.completion", "created": int(time.time()),
-                       "model": "faulty-1", "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"},
-                                                         "logprobs": None, "finish_reason": "stop"}],
-                       "usage": USAGE}).encode()
+    return json.dumps(
+        {
+            "id": "chatcmpl-faulty",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": "faulty-1",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "fine"},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": USAGE,
+        }
+    ).encode()
 
 
 async def _client_gone(state: FaultState, reader: Reader) -> None:
@@ -199,7 +245,7 @@ async def _normal(state: FaultState, reader: Reader, writer: Writer, stream: boo
 
 async def _reset_body(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     body = _completion()
-    writer.write(_head(200, "application/json", len(body)) + body[:len(body) // 2])
+    writer.write(_head(200, "application/json", len(body)) + body[: len(body) // 2])
     await _reset(writer)
 
 
@@ -242,7 +288,7 @@ async def _big_error(state: FaultState, reader: Reader, writer: Writer, stream: 
     writer.write(_head(500, "text/html", len(BIG_ERROR)))
     try:
         for start in range(0, len(BIG_ERROR), 64 * 1024):
-            writer.write(BIG_ERROR[start:start + 64 * 1024])
+            writer.write(BIG_ERROR[start : start + 64 * 1024])
             await writer.drain()
             state.big_error_sent = start + 64 * 1024
     except ConnectionError:
@@ -256,7 +302,7 @@ async def _huge_answer(state: FaultState, reader: Reader, writer: Writer, stream
     writer.write(_head(200, "application/json"))
     try:
         for start in range(0, len(body), 64 * 1024):
-            writer.write(_chunked(body[start:start + 64 * 1024]))
+            writer.write(_chunked(body[start : start + 64 * 1024]))
             await writer.drain()
         writer.write(b"0\r\n\r\n")
         await writer.drain()
@@ -285,7 +331,7 @@ async def _drip(state: FaultState, reader: Reader, writer: Writer, stream: bool)
     writer.write(_head(200, "text/event-stream" if stream else "application/json", len(body)))
     try:
         for i in range(len(body)):
-            writer.write(body[i:i + 1])
+            writer.write(body[i : i + 1])
             await writer.drain()
             await asyncio.sleep(1.0)
             if reader.at_eof():
@@ -297,8 +343,9 @@ async def _drip(state: FaultState, reader: Reader, writer: Writer, stream: bool)
 
 async def _busy_until(state: FaultState, reader: Reader, writer: Writer, stream: bool) -> None:
     """A 429 whose Retry-After is an HTTP-date, 30 s from now (RFC 9110 allows either form)."""
-    body = json.dumps({"error": {"message": "Rate limit reached", "type": "requests", "param": None,
-                                 "code": "rate_limit_exceeded"}}).encode()
+    body = json.dumps(
+        {"error": {"message": "Rate limit reached", "type": "requests", "param": None, "code": "rate_limit_exceeded"}}
+    ).encode()
     until = email.utils.formatdate(time.time() + 30, usegmt=True)
     writer.write(_head(429, "application/json", len(body), f"retry-after: {until}\r\n") + body)
     await writer.drain()
@@ -309,7 +356,19 @@ async def _redirect(state: FaultState, reader: Reader, writer: Writer, stream: b
     await writer.drain()
 
 
-FAULTS = {"reset-body": _reset_body, "reset-opening": _reset_opening, "reset-stream": _reset_stream,
-          "silent": _silent, "silent-stream": _silent_stream, "thinking": _thinking, "bad-json": _bad_json,
-          "big-error": _big_error, "endless": _endless, "no-done": _no_done, "drip": _drip, "redirect": _redirect,
-          "busy-until": _busy_until, "huge-answer": _huge_answer}
+FAULTS = {
+    "reset-body": _reset_body,
+    "reset-opening": _reset_opening,
+    "reset-stream": _reset_stream,
+    "silent": _silent,
+    "silent-stream": _silent_stream,
+    "thinking": _thinking,
+    "bad-json": _bad_json,
+    "big-error": _big_error,
+    "endless": _endless,
+    "no-done": _no_done,
+    "drip": _drip,
+    "redirect": _redirect,
+    "busy-until": _busy_until,
+    "huge-answer": _huge_answer,
+}

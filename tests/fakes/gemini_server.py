@@ -11,6 +11,7 @@ thinkingLevel only from Gemini 3 and never together with thinkingBudget, at most
 Model names pick failures: fail-<status> (429 with RetryInfo in the body, as Gemini sends it),
 unavailable (503 UNAVAILABLE), cut-stream.
 """
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -27,33 +28,106 @@ from tests.fakes import gemini_embed
 from tests.fakes.anthropic_server import sample
 
 API_KEY = "AIzaFakeGeminiKey0123456789"
-SIGNATURE = "CiQB0e2Kb7zUvQ2yV+pc1fP4h5q0aGVsbG8vc2lnbmF0dXJlPT0="   # base64 with + / and padding, like the real ones
+SIGNATURE = "CiQB0e2Kb7zUvQ2yV+pc1fP4h5q0aGVsbG8vc2lnbmF0dXJlPT0="  # base64 with + / and padding, like the real ones
 
 FIELDS: dict[str, set[str]] = {
-    "request": {"contents", "tools", "toolConfig", "safetySettings", "systemInstruction", "generationConfig",
-                "cachedContent", "model"},
+    "request": {
+        "contents",
+        "tools",
+        "toolConfig",
+        "safetySettings",
+        "systemInstruction",
+        "generationConfig",
+        "cachedContent",
+        "model",
+    },
     "content": {"parts", "role"},
-    "part": {"text", "inlineData", "functionCall", "functionResponse", "fileData", "executableCode",
-             "codeExecutionResult", "thought", "thoughtSignature", "videoMetadata", "partMetadata", "mediaResolution"},
+    "part": {
+        "text",
+        "inlineData",
+        "functionCall",
+        "functionResponse",
+        "fileData",
+        "executableCode",
+        "codeExecutionResult",
+        "thought",
+        "thoughtSignature",
+        "videoMetadata",
+        "partMetadata",
+        "mediaResolution",
+    },
     "blob": {"mimeType", "data"},
     "fileData": {"mimeType", "fileUri"},
     "functionCall": {"id", "name", "args"},
     "functionResponse": {"id", "name", "response", "parts", "willContinue", "scheduling"},
-    "generationConfig": {"stopSequences", "responseMimeType", "responseSchema", "responseJsonSchema",
-                         "responseModalities", "candidateCount", "maxOutputTokens", "temperature", "topP", "topK",
-                         "seed", "presencePenalty", "frequencyPenalty", "responseLogprobs", "logprobs",
-                         "enableEnhancedCivicAnswers", "speechConfig", "thinkingConfig", "imageConfig",
-                         "mediaResolution"},
+    "generationConfig": {
+        "stopSequences",
+        "responseMimeType",
+        "responseSchema",
+        "responseJsonSchema",
+        "responseModalities",
+        "candidateCount",
+        "maxOutputTokens",
+        "temperature",
+        "topP",
+        "topK",
+        "seed",
+        "presencePenalty",
+        "frequencyPenalty",
+        "responseLogprobs",
+        "logprobs",
+        "enableEnhancedCivicAnswers",
+        "speechConfig",
+        "thinkingConfig",
+        "imageConfig",
+        "mediaResolution",
+    },
     "thinkingConfig": {"includeThoughts", "thinkingBudget", "thinkingLevel"},
-    "tool": {"functionDeclarations", "googleSearchRetrieval", "codeExecution", "googleSearch", "computerUse",
-             "urlContext", "fileSearch", "googleMaps"},
-    "functionDeclaration": {"name", "description", "behavior", "parameters", "parametersJsonSchema", "response",
-                            "responseJsonSchema"},
+    "tool": {
+        "functionDeclarations",
+        "googleSearchRetrieval",
+        "codeExecution",
+        "googleSearch",
+        "computerUse",
+        "urlContext",
+        "fileSearch",
+        "googleMaps",
+    },
+    "functionDeclaration": {
+        "name",
+        "description",
+        "behavior",
+        "parameters",
+        "parametersJsonSchema",
+        "response",
+        "responseJsonSchema",
+    },
     "toolConfig": {"functionCallingConfig", "retrievalConfig"},
     "functionCallingConfig": {"mode", "allowedFunctionNames"},
-    "schema": {"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties",
-               "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example",
-               "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum"},
+    "schema": {
+        "type",
+        "format",
+        "title",
+        "description",
+        "nullable",
+        "enum",
+        "maxItems",
+        "minItems",
+        "properties",
+        "required",
+        "minProperties",
+        "maxProperties",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "example",
+        "anyOf",
+        "propertyOrdering",
+        "default",
+        "items",
+        "minimum",
+        "maximum",
+    },
 }
 _DATA = ("text", "inlineData", "functionCall", "functionResponse", "fileData", "executableCode", "codeExecutionResult")
 _TYPES = {"STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL"}
@@ -69,7 +143,7 @@ class FakeState:
     urls: list[str] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
-    embed_requests: list[dict[str, Any]] = field(default_factory=list)   # gemini_embed.py's batchEmbedContents
+    embed_requests: list[dict[str, Any]] = field(default_factory=list)  # gemini_embed.py's batchEmbedContents
 
 
 def error(code: int, status: str, message: str, details: list[dict[str, Any]] | None = None) -> Response:
@@ -81,9 +155,16 @@ def error(code: int, status: str, message: str, details: list[dict[str, Any]] | 
 
 # What Gemini puts in a 429's body instead of a Retry-After header
 QUOTA_DETAILS = [
-    {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
-     "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
-                     "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "quotaValue": "10"}]},
+    {
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [
+            {
+                "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                "quotaValue": "10",
+            }
+        ],
+    },
     {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "12.5s"},
 ]
 
@@ -93,7 +174,7 @@ def _known(obj: Any, kind: str, path: str) -> dict[str, Any]:
         raise Invalid(f"Invalid value at '{path}', expected an object")
     for key in obj:
         if key not in FIELDS[kind]:
-            raise Invalid(f'Invalid JSON payload received. Unknown name "{key}" at \'{path}\': Cannot find field.')
+            raise Invalid(f"Invalid JSON payload received. Unknown name \"{key}\" at '{path}': Cannot find field.")
     return obj
 
 
@@ -134,7 +215,9 @@ def check(body: Any, model: str) -> None:
             _known(part, "part", where)
             data = [k for k in _DATA if k in part]
             if len(data) != 1:
-                raise Invalid(f"* GenerateContentRequest.{where}.data: required oneof field 'data' must have one initialized field")
+                raise Invalid(
+                    f"* GenerateContentRequest.{where}.data: required oneof field 'data' must have one initialized field"
+                )
             if "inlineData" in part:
                 _known(part["inlineData"], "blob", f"{where}.inline_data")
             if "fileData" in part:
@@ -144,19 +227,25 @@ def check(body: Any, model: str) -> None:
                 if content["role"] != "model":
                     raise Invalid("functionCall parts belong to model turns")
                 if gen3 and first_call and not part.get("thoughtSignature"):
-                    raise Invalid(f"Function call is missing a thought_signature in functionCall parts. This is "
-                                  f"required for tools to work correctly, and missing thought_signature may lead to "
-                                  f"degraded model performance. Additional data, function call `default_api:"
-                                  f"{part['functionCall'].get('name')}` , position {j + 1}.")
+                    raise Invalid(
+                        f"Function call is missing a thought_signature in functionCall parts. This is "
+                        f"required for tools to work correctly, and missing thought_signature may lead to "
+                        f"degraded model performance. Additional data, function call `default_api:"
+                        f"{part['functionCall'].get('name')}` , position {j + 1}."
+                    )
                 first_call = False
             if "functionResponse" in part:
                 _known(part["functionResponse"], "functionResponse", f"{where}.function_response")
                 previous = contents[i - 1] if i else {"parts": []}
                 called = {p["functionCall"]["name"] for p in previous["parts"] if "functionCall" in p}
                 if part["functionResponse"].get("name") not in called:
-                    raise Invalid("Please ensure that function response turn comes immediately after a function call turn.")
+                    raise Invalid(
+                        "Please ensure that function response turn comes immediately after a function call turn."
+                    )
                 if not isinstance(part["functionResponse"].get("response"), dict):
-                    raise Invalid(f"Invalid value at '{where}.function_response.response' (type.googleapis.com/google.protobuf.Struct)")
+                    raise Invalid(
+                        f"Invalid value at '{where}.function_response.response' (type.googleapis.com/google.protobuf.Struct)"
+                    )
     config = body.get("generationConfig")
     if config is not None:
         _known(config, "generationConfig", "generation_config")
@@ -183,11 +272,16 @@ def check(body: Any, model: str) -> None:
             if params is not None:
                 _schema(params, f"tools[{t}].function_declarations[{d}].parameters")
                 if str(params.get("type")).upper() == "OBJECT" and not params.get("properties"):
-                    raise Invalid(f"* GenerateContentRequest.tools[{t}].function_declarations[{d}].parameters.properties: should be non-empty for OBJECT type")
+                    raise Invalid(
+                        f"* GenerateContentRequest.tools[{t}].function_declarations[{d}].parameters.properties: should be non-empty for OBJECT type"
+                    )
     if "toolConfig" in body:
         _known(body["toolConfig"], "toolConfig", "tool_config")
-        calling = _known(body["toolConfig"].get("functionCallingConfig", {}), "functionCallingConfig",
-                         "tool_config.function_calling_config")
+        calling = _known(
+            body["toolConfig"].get("functionCallingConfig", {}),
+            "functionCallingConfig",
+            "tool_config.function_calling_config",
+        )
         if calling.get("mode") not in (None, "AUTO", "ANY", "NONE", "VALIDATED"):
             raise Invalid("Invalid value at 'tool_config.function_calling_config.mode'")
         if calling.get("allowedFunctionNames") and calling.get("mode") not in ("ANY", "VALIDATED"):
@@ -210,8 +304,9 @@ def answer(body: dict[str, Any], model: str) -> dict[str, Any]:
         if decls and not responded and calling.get("mode") != "NONE":
             allowed = calling.get("allowedFunctionNames")
             for k, decl in enumerate([d for d in decls if not allowed or d["name"] in allowed][:2]):
-                part: dict[str, Any] = {"functionCall": {"name": decl["name"],
-                                                         "args": sample(decl.get("parameters") or {"type": "object"})}}
+                part: dict[str, Any] = {
+                    "functionCall": {"name": decl["name"], "args": sample(decl.get("parameters") or {"type": "object"})}
+                }
                 if gen3 and k == 0:
                     part["thoughtSignature"] = SIGNATURE
                 parts.append(part)
@@ -221,11 +316,16 @@ def answer(body: dict[str, Any], model: str) -> dict[str, Any]:
             parts.append({"text": '{"answer": "ok"}'})
         else:
             parts.append({"text": f"You said: {text}" if text else "Thanks for the results."})
-        candidates.append({"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": index,
-                           "safetyRatings": []})
+        candidates.append(
+            {"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": index, "safetyRatings": []}
+        )
     thoughts = 7 if (config.get("thinkingConfig") or {}).get("includeThoughts") else None
-    usage = {"promptTokenCount": 31, "candidatesTokenCount": 9, "totalTokenCount": 40 + (thoughts or 0),
-             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 31}]}
+    usage = {
+        "promptTokenCount": 31,
+        "candidatesTokenCount": 9,
+        "totalTokenCount": 40 + (thoughts or 0),
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 31}],
+    }
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
     if body.get("systemInstruction"):
@@ -239,20 +339,33 @@ def stream_chunks(resp: dict[str, Any], *, cut: bool = False) -> list[bytes]:
     out: list[bytes] = []
     for cand in resp["candidates"]:
         for part in cand["content"]["parts"]:
-            pieces = [part] if "text" not in part else [
-                {**part, "text": part["text"][k:k + 8]} for k in range(0, len(part["text"]), 8)]
+            pieces = (
+                [part]
+                if "text" not in part
+                else [{**part, "text": part["text"][k : k + 8]} for k in range(0, len(part["text"]), 8)]
+            )
             for piece in pieces:
-                chunk = {"candidates": [{"content": {"parts": [piece], "role": "model"}, "index": cand["index"]}],
-                         "usageMetadata": {"promptTokenCount": resp["usageMetadata"]["promptTokenCount"],
-                                           "totalTokenCount": resp["usageMetadata"]["promptTokenCount"]},
-                         "modelVersion": resp["modelVersion"], "responseId": resp["responseId"]}
+                chunk = {
+                    "candidates": [{"content": {"parts": [piece], "role": "model"}, "index": cand["index"]}],
+                    "usageMetadata": {
+                        "promptTokenCount": resp["usageMetadata"]["promptTokenCount"],
+                        "totalTokenCount": resp["usageMetadata"]["promptTokenCount"],
+                    },
+                    "modelVersion": resp["modelVersion"],
+                    "responseId": resp["responseId"],
+                }
                 out.append(b"data: " + orjson.dumps(chunk) + b"\r\n\r\n")
         if cut:
             return out[:1]
-    last = {"candidates": [{"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "STOP",
-                            "index": c["index"]} for c in resp["candidates"]],
-            "usageMetadata": resp["usageMetadata"], "modelVersion": resp["modelVersion"],
-            "responseId": resp["responseId"]}
+    last = {
+        "candidates": [
+            {"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "STOP", "index": c["index"]}
+            for c in resp["candidates"]
+        ],
+        "usageMetadata": resp["usageMetadata"],
+        "modelVersion": resp["modelVersion"],
+        "responseId": resp["responseId"],
+    }
     out.append(b"data: " + orjson.dumps(last) + b"\r\n\r\n")
     return out
 
@@ -262,8 +375,12 @@ def create_app(state: FakeState) -> Starlette:
         target = request.path_params["target"]
         model, _, method = target.partition(":")
         if request.headers.get("x-goog-api-key") is None:
-            return error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without "
-                                                   "established identity). Please use API Key or other form of API consumer identity to call this API.")
+            return error(
+                403,
+                "PERMISSION_DENIED",
+                "Method doesn't allow unregistered callers (callers without "
+                "established identity). Please use API Key or other form of API consumer identity to call this API.",
+            )
         if request.headers["x-goog-api-key"] != API_KEY:
             return error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
         if method == "batchEmbedContents":
@@ -283,8 +400,9 @@ def create_app(state: FakeState) -> Starlette:
         if model.startswith("fail-") and model[5:].isdigit():
             code = int(model[5:])
             status = {400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
-            return error(code, status.get(code, "UNKNOWN"), f"fake failure {code}",
-                         QUOTA_DETAILS if code == 429 else None)
+            return error(
+                code, status.get(code, "UNKNOWN"), f"fake failure {code}", QUOTA_DETAILS if code == 429 else None
+            )
         if model == "unavailable":
             return error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
         try:

@@ -13,6 +13,7 @@ event sequence with increasing sequence numbers.
 Model names pick failures as in openai_server: fail-<status>, cut-stream (ends before
 response.completed), error-first (an `error` event right after response.created).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,8 +29,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from openai.types.responses.response_create_params import (ResponseCreateParamsNonStreaming,
-                                                           ResponseCreateParamsStreaming)
+from openai.types.responses.response_create_params import (
+    ResponseCreateParamsNonStreaming,
+    ResponseCreateParamsStreaming,
+)
 
 FAILING = {"cut-stream", "error-first"}
 
@@ -37,12 +40,16 @@ FAILING = {"cut-stream", "error-first"}
 def _error(status: int, message: str, code: str | None = None, param: str | None = None) -> Response:
     type_ = "invalid_request_error" if status < 500 else "server_error"
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
-    return Response(orjson.dumps(body), status, media_type="application/json",
-                    headers={"retry-after": "1"} if status == 429 else None)
+    return Response(
+        orjson.dumps(body),
+        status,
+        media_type="application/json",
+        headers={"retry-after": "1"} if status == 429 else None,
+    )
 
 
 def _force(value: Any) -> Any:
-    if isinstance(value, Iterator):   # pydantic's lazy ValidatorIterator
+    if isinstance(value, Iterator):  # pydantic's lazy ValidatorIterator
         return [_force(v) for v in value]
     if isinstance(value, dict):
         return {k: _force(v) for k, v in value.items()}
@@ -66,8 +73,11 @@ class Validator:
         if unknown:
             return 400, f"Unrecognized request argument supplied: {unknown[0]}", unknown[0]
         # The SDK's types mark a function tool's `strict` required; the API itself defaults it (true).
-        typed = {**body, "tools": [{"strict": True, **t} if t.get("type") == "function" else t
-                                   for t in body["tools"]]} if isinstance(body.get("tools"), list) else body
+        typed = (
+            {**body, "tools": [{"strict": True, **t} if t.get("type") == "function" else t for t in body["tools"]]}
+            if isinstance(body.get("tools"), list)
+            else body
+        )
         try:
             _force((self.streaming if body.get("stream") else self.plain).validate_python(typed))
         except ValidationError as exc:
@@ -76,10 +86,20 @@ class Validator:
             return 400, f"Invalid '{where}': {first['msg']}", where
         tokens = body.get("max_output_tokens")
         if tokens is not None and tokens < 16:
-            return 400, (f"Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16, "
-                         f"but got {tokens} instead."), "max_output_tokens"
+            return (
+                400,
+                (
+                    f"Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16, "
+                    f"but got {tokens} instead."
+                ),
+                "max_output_tokens",
+            )
         if (body.get("reasoning") or {}).get("effort") and not _reasoning_model(body["model"]):
-            return 400, "Unsupported parameter: 'reasoning.effort' is not supported with this model.", "reasoning.effort"
+            return (
+                400,
+                "Unsupported parameter: 'reasoning.effort' is not supported with this model.",
+                "reasoning.effort",
+            )
         calls: set[str] = set()
         previous = body.get("previous_response_id")
         if previous is not None:
@@ -93,8 +113,11 @@ class Validator:
             if kind == "function_call":
                 calls.add(item["call_id"])
             elif kind == "function_call_output" and item["call_id"] not in calls:
-                return 400, (f"No tool call found for function call output with call_id {item['call_id']}."), \
-                    f"input[{k}]"
+                return (
+                    400,
+                    (f"No tool call found for function call output with call_id {item['call_id']}."),
+                    f"input[{k}]",
+                )
             elif kind == "reasoning" and item["id"] not in known_items:
                 return 404, f"Item with id '{item['id']}' not found.", f"input[{k}]"
         names = {t.get("name") for t in body.get("tools") or () if t.get("type") == "function"}
@@ -138,8 +161,16 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
         if isinstance(choice, dict):
             tools = [t for t in tools if t["name"] == choice["name"]]
         for tool in tools[:1] if body.get("parallel_tool_calls") is False else tools[:2]:
-            output.append({"id": _id("fc_"), "type": "function_call", "status": "completed", "call_id": _id("call_"),
-                           "name": tool["name"], "arguments": orjson.dumps(sample(tool.get("parameters") or {})).decode()})
+            output.append(
+                {
+                    "id": _id("fc_"),
+                    "type": "function_call",
+                    "status": "completed",
+                    "call_id": _id("call_"),
+                    "name": tool["name"],
+                    "arguments": orjson.dumps(sample(tool.get("parameters") or {})).decode(),
+                }
+            )
     else:
         if fmt.get("type") == "json_schema":
             text = orjson.dumps(sample(fmt["schema"])).decode()
@@ -147,22 +178,46 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
             text = orjson.dumps({"echo": _last_user_text(body)}).decode()
         else:
             text = f"echo: {_last_user_text(body)}" if not answered else "Thanks for the results."
-        output.append({"id": _id("msg_"), "type": "message", "status": "completed", "role": "assistant",
-                       "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]})
+        output.append(
+            {
+                "id": _id("msg_"),
+                "type": "message",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+            }
+        )
     return {
-        "id": _id("resp_"), "object": "response", "created_at": int(time.time()), "status": "completed",
-        "background": False, "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
-        "max_output_tokens": body.get("max_output_tokens"), "model": f"{model}-2025-01-01", "output": output,
+        "id": _id("resp_"),
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "completed",
+        "background": False,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "model": f"{model}-2025-01-01",
+        "output": output,
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
         "previous_response_id": body.get("previous_response_id"),
         "reasoning": {"effort": (body.get("reasoning") or {}).get("effort"), "summary": None},
-        "store": body.get("store", True), "temperature": body.get("temperature", 1.0),
-        "text": {"format": fmt or {"type": "text"}}, "tool_choice": body.get("tool_choice", "auto"),
-        "tools": body.get("tools") or [], "top_p": body.get("top_p", 1.0), "truncation": "disabled",
-        "usage": {"input_tokens": 12, "input_tokens_details": {"cached_tokens": 2}, "output_tokens": 7,
-                  "output_tokens_details": {"reasoning_tokens": 3 if _reasoning_model(model) else 0},
-                  "total_tokens": 19},
-        "user": body.get("user"), "metadata": body.get("metadata") or {},
+        "store": body.get("store", True),
+        "temperature": body.get("temperature", 1.0),
+        "text": {"format": fmt or {"type": "text"}},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [],
+        "top_p": body.get("top_p", 1.0),
+        "truncation": "disabled",
+        "usage": {
+            "input_tokens": 12,
+            "input_tokens_details": {"cached_tokens": 2},
+            "output_tokens": 7,
+            "output_tokens_details": {"reasoning_tokens": 3 if _reasoning_model(model) else 0},
+            "total_tokens": 19,
+        },
+        "user": body.get("user"),
+        "metadata": body.get("metadata") or {},
     }
 
 
@@ -183,29 +238,59 @@ def events(response: dict[str, Any], model: str) -> Iterator[bytes]:
     for index, item in enumerate(response["output"]):
         if item["type"] == "message":
             text = item["content"][0]["text"]
-            yield ev("response.output_item.added", output_index=index,
-                     item={**item, "status": "in_progress", "content": []})
+            yield ev(
+                "response.output_item.added", output_index=index, item={**item, "status": "in_progress", "content": []}
+            )
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
             yield ev("response.content_part.added", item_id=item["id"], output_index=index, content_index=0, part=part)
             words = text.split(" ")
             for k, word in enumerate(words):
-                yield ev("response.output_text.delta", item_id=item["id"], output_index=index, content_index=0,
-                         delta=word + (" " if k < len(words) - 1 else ""), logprobs=[])
+                yield ev(
+                    "response.output_text.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    delta=word + (" " if k < len(words) - 1 else ""),
+                    logprobs=[],
+                )
                 if model == "cut-stream":
                     return
-            yield ev("response.output_text.done", item_id=item["id"], output_index=index, content_index=0,
-                     text=text, logprobs=[])
-            yield ev("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
-                     part={**part, "text": text})
+            yield ev(
+                "response.output_text.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                text=text,
+                logprobs=[],
+            )
+            yield ev(
+                "response.content_part.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                part={**part, "text": text},
+            )
         elif item["type"] == "function_call":
-            yield ev("response.output_item.added", output_index=index,
-                     item={**item, "status": "in_progress", "arguments": ""})
+            yield ev(
+                "response.output_item.added",
+                output_index=index,
+                item={**item, "status": "in_progress", "arguments": ""},
+            )
             args = item["arguments"]
             for k in range(0, len(args), 6):
-                yield ev("response.function_call_arguments.delta", item_id=item["id"], output_index=index,
-                         delta=args[k:k + 6])
-            yield ev("response.function_call_arguments.done", item_id=item["id"], output_index=index,
-                     name=item["name"], arguments=args)
+                yield ev(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    delta=args[k : k + 6],
+                )
+            yield ev(
+                "response.function_call_arguments.done",
+                item_id=item["id"],
+                output_index=index,
+                name=item["name"],
+                arguments=args,
+            )
         else:
             yield ev("response.output_item.added", output_index=index, item=item)
         yield ev("response.output_item.done", output_index=index, item=item)
@@ -231,11 +316,13 @@ def routes(state: Any) -> list[Route]:
         state.headers.append(dict(request.headers))
         model = str(body.get("model", ""))
         if model.startswith("fail-") and model[5:].isdigit():
-            return _error(int(model[5:]), f"fake failure {model[5:]}",
-                          "rate_limit_exceeded" if model == "fail-429" else None)
+            return _error(
+                int(model[5:]), f"fake failure {model[5:]}", "rate_limit_exceeded" if model == "fail-429" else None
+            )
         if model not in MODELS and model not in FAILING:
-            return _error(404, f"The model `{model}` does not exist or you do not have access to it.",
-                          "model_not_found")
+            return _error(
+                404, f"The model `{model}` does not exist or you do not have access to it.", "model_not_found"
+            )
         problem = validator.check(body, stored)
         if problem is not None:
             status, message, param = problem
@@ -250,7 +337,7 @@ def routes(state: Any) -> list[Route]:
             for i, piece in enumerate(events(response, model)):
                 yield piece
                 if i == 0 and model == "error-first":
-                    await asyncio.sleep(0.05)   # the failure after the opening, not in the same read
+                    await asyncio.sleep(0.05)  # the failure after the opening, not in the same read
 
         return StreamingResponse(gen(), media_type="text/event-stream")
 

@@ -17,6 +17,7 @@ schemas and streamed in small pieces; tool definitions and tool messages are che
 The known names are the registry's OpenAI models plus a few test names. /v1/responses is served
 by openai_responses.py.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,7 +37,14 @@ from tests.fakes import openai_legacy, openai_responses
 API_KEY = "sk-upstream-test-key-0123456789"
 _REGISTRY = Path(__file__).resolve().parents[2] / "registry" / "models.json"
 MODELS = {m["provider_model"] for m in orjson.loads(_REGISTRY.read_bytes())["models"] if m["provider"] == "openai"} | {
-    "some-new-model", "fake-model", "llama3.3", "endless", "cut-stream", "error-first", "error-after-text"}
+    "some-new-model",
+    "fake-model",
+    "llama3.3",
+    "endless",
+    "cut-stream",
+    "error-first",
+    "error-after-text",
+}
 
 
 @dataclass
@@ -46,12 +54,18 @@ class FakeState:
     disconnects: int = 0
     redirected: int = 0
     chunk_delay_s: float = 0.0
-    embedding_requests: list[dict[str, Any]] = field(default_factory=list)    # openai_legacy.py's routes
+    embedding_requests: list[dict[str, Any]] = field(default_factory=list)  # openai_legacy.py's routes
     completion_requests: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _error(status: int, message: str, type_: str, code: str | None, param: str | None = None,
-           headers: dict[str, str] | None = None) -> Response:
+def _error(
+    status: int,
+    message: str,
+    type_: str,
+    code: str | None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     return Response(orjson.dumps(body), status, headers=headers, media_type="application/json")
 
@@ -62,8 +76,9 @@ def create_app(state: FakeState) -> Starlette:
         if not auth.startswith("Bearer "):
             return _error(401, "You didn't provide an API key.", "invalid_request_error", None)
         if auth != f"Bearer {API_KEY}":
-            return _error(401, f"Incorrect API key provided: {auth[7:10]}***.", "invalid_request_error",
-                          "invalid_api_key")
+            return _error(
+                401, f"Incorrect API key provided: {auth[7:10]}***.", "invalid_request_error", "invalid_api_key"
+            )
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
@@ -72,27 +87,52 @@ def create_app(state: FakeState) -> Starlette:
         state.headers.append(dict(request.headers))
         model = body.get("model")
         if not body.get("messages"):
-            return _error(400, "Missing required parameter: 'messages'.", "invalid_request_error",
-                          "missing_required_parameter", "messages")
+            return _error(
+                400,
+                "Missing required parameter: 'messages'.",
+                "invalid_request_error",
+                "missing_required_parameter",
+                "messages",
+            )
         if isinstance(model, str) and model.startswith("fail-"):
             status = int(model.split("-")[1])
             headers = {"retry-after": "1"} if status == 429 else None
             type_ = "requests" if status == 429 else "server_error" if status >= 500 else "invalid_request_error"
-            return _error(status, f"fake failure {status}", type_, "rate_limit_exceeded" if status == 429 else None,
-                          headers=headers)
+            return _error(
+                status,
+                f"fake failure {status}",
+                type_,
+                "rate_limit_exceeded" if status == 429 else None,
+                headers=headers,
+            )
         if model == "redirect":
             return Response(status_code=307, headers={"location": "/v1/redirect-target"})
         if isinstance(model, str) and model.startswith("slow-"):
             await asyncio.sleep(int(model.split("-")[1]) / 1000)
         elif model in openai_legacy.NOT_CHAT:
-            return _error(404, "This is not a chat model and thus not supported in the v1/chat/completions "
-                          "endpoint. Did you mean to use v1/completions?", "invalid_request_error", None, "model")
+            return _error(
+                404,
+                "This is not a chat model and thus not supported in the v1/chat/completions "
+                "endpoint. Did you mean to use v1/completions?",
+                "invalid_request_error",
+                None,
+                "model",
+            )
         elif model not in MODELS:
-            return _error(404, f"The model `{model}` does not exist or you do not have access to it.",
-                          "invalid_request_error", "model_not_found")
+            return _error(
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                "invalid_request_error",
+                "model_not_found",
+            )
         if body.get("reasoning_effort") is not None and str(model).startswith(("gpt-4", "gpt-3")):
-            return _error(400, "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
-                          "invalid_request_error", "unsupported_parameter", "reasoning_effort")
+            return _error(
+                400,
+                "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+                "invalid_request_error",
+                "unsupported_parameter",
+                "reasoning_effort",
+            )
         problem = _check_tools(body)
         if problem:
             return _error(400, problem, "invalid_request_error", None)
@@ -105,16 +145,32 @@ def create_app(state: FakeState) -> Starlette:
         if body.get("stream"):
             return StreamingResponse(_stream(state, body, text), media_type="text/event-stream")
         completion = {
-            "id": "chatcmpl-fake123", "object": "chat.completion", "created": int(time.time()), "model": f"{model}-2025-01-01",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None,
-                                                  "annotations": []},
-                         "logprobs": None, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19,
-                      "prompt_tokens_details": {"cached_tokens": 2, "audio_tokens": 0},
-                      "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                                    "accepted_prediction_tokens": 0,
-                                                    "rejected_prediction_tokens": 0}},
-            "service_tier": "default", "system_fingerprint": "fp_fake",
+            "id": "chatcmpl-fake123",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": f"{model}-2025-01-01",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 12,
+                "completion_tokens": 7,
+                "total_tokens": 19,
+                "prompt_tokens_details": {"cached_tokens": 2, "audio_tokens": 0},
+                "completion_tokens_details": {
+                    "reasoning_tokens": 0,
+                    "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0,
+                    "rejected_prediction_tokens": 0,
+                },
+            },
+            "service_tier": "default",
+            "system_fingerprint": "fp_fake",
         }
         return Response(orjson.dumps(completion), media_type="application/json")
 
@@ -132,12 +188,20 @@ def create_app(state: FakeState) -> Starlette:
         except orjson.JSONDecodeError:
             return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error", None)
         state.headers.append(dict(request.headers))
-        return body if isinstance(body, dict) else _error(400, "The body must be an object.", "invalid_request_error", None)
+        return (
+            body
+            if isinstance(body, dict)
+            else _error(400, "The body must be an object.", "invalid_request_error", None)
+        )
 
-    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
-                             Route("/v1/redirect-target", redirect_target, methods=["POST"]),
-                             *openai_legacy.routes(state, _error, authorized),
-                             *openai_responses.routes(state)])
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/redirect-target", redirect_target, methods=["POST"]),
+            *openai_legacy.routes(state, _error, authorized),
+            *openai_responses.routes(state),
+        ]
+    )
 
 
 def _reply(body: dict[str, Any]) -> str:
@@ -151,8 +215,13 @@ def _reply(body: dict[str, Any]) -> str:
 async def _stream(state: FakeState, body: dict[str, Any], text: str):
     model = body["model"]
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    base = {"id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": f"{model}-2025-01-01", "system_fingerprint": "fp_fake"}
+    base = {
+        "id": "chatcmpl-fake123",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": f"{model}-2025-01-01",
+        "system_fingerprint": "fp_fake",
+    }
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         payload = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
@@ -183,11 +252,28 @@ async def _stream(state: FakeState, body: dict[str, Any], text: str):
             return
         yield chunk({}, "stop")
         if include_usage:
-            yield b"data: " + orjson.dumps({**base, "choices": [], "usage": {
-                "prompt_tokens": 12, "completion_tokens": len(parts), "total_tokens": 12 + len(parts),
-                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                              "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}}) + b"\n\n"
+            yield (
+                b"data: "
+                + orjson.dumps(
+                    {
+                        **base,
+                        "choices": [],
+                        "usage": {
+                            "prompt_tokens": 12,
+                            "completion_tokens": len(parts),
+                            "total_tokens": 12 + len(parts),
+                            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                            "completion_tokens_details": {
+                                "reasoning_tokens": 0,
+                                "audio_tokens": 0,
+                                "accepted_prediction_tokens": 0,
+                                "rejected_prediction_tokens": 0,
+                            },
+                        },
+                    }
+                )
+                + b"\n\n"
+            )
         yield b"data: [DONE]\n\n"
     except asyncio.CancelledError:
         state.disconnects += 1
@@ -208,21 +294,25 @@ def _check_tools(body: dict[str, Any]) -> str | None:
         if set(fn) - {"name", "description", "parameters", "strict"}:
             return f"Unrecognized request argument supplied: tools[{i}].function.{sorted(set(fn) - {'name', 'description', 'parameters', 'strict'})[0]}"
         names.add(fn["name"])
-    answerable: set[str] = set()   # the calls of the last assistant turn
-    pending: set[str] = set()      # ...not answered yet
+    answerable: set[str] = set()  # the calls of the last assistant turn
+    pending: set[str] = set()  # ...not answered yet
     for i, msg in enumerate(body["messages"]):
         role = msg.get("role")
         if role == "tool":
             if msg.get("tool_call_id") not in answerable:
-                return (f"Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
-                        f"with 'tool_calls'. (messages[{i}])")
+                return (
+                    f"Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
+                    f"with 'tool_calls'. (messages[{i}])"
+                )
             if not isinstance(msg.get("content"), (str, list)):
                 return f"Invalid value for 'messages[{i}].content'."
             pending.discard(msg["tool_call_id"])
             continue
         if pending:
-            return ("An assistant message with 'tool_calls' must be followed by tool messages responding to each "
-                    f"'tool_call_id'. The following tool_call_ids did not have response messages: {sorted(pending)[0]}")
+            return (
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                f"'tool_call_id'. The following tool_call_ids did not have response messages: {sorted(pending)[0]}"
+            )
         answerable = set()
         for call in msg.get("tool_calls") or ():
             if not isinstance(call.get("function", {}).get("arguments"), str):
@@ -245,40 +335,90 @@ def _tool_calls(body: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(choice, dict):
         tools = [t for t in tools if t["function"]["name"] == choice["function"]["name"]]
     wanted = tools[:1] if body.get("parallel_tool_calls") is False else tools[:2]
-    return [{"id": f"call_fake{k}", "type": "function",
-             "function": {"name": t["function"]["name"],
-                          "arguments": orjson.dumps(sample(t["function"].get("parameters") or {})).decode()}}
-            for k, t in enumerate(wanted)]
+    return [
+        {
+            "id": f"call_fake{k}",
+            "type": "function",
+            "function": {
+                "name": t["function"]["name"],
+                "arguments": orjson.dumps(sample(t["function"].get("parameters") or {})).decode(),
+            },
+        }
+        for k, t in enumerate(wanted)
+    ]
 
 
 def _completion(body: dict[str, Any], text: str | None, calls: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"id": "chatcmpl-fake123", "object": "chat.completion", "created": int(time.time()),
-            "model": f"{body['model']}-2025-01-01",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None,
-                                                  "tool_calls": calls, "annotations": []},
-                         "logprobs": None, "finish_reason": "tool_calls"}],
-            "usage": {"prompt_tokens": 40, "completion_tokens": 15, "total_tokens": 55,
-                      "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}}
+    return {
+        "id": "chatcmpl-fake123",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": f"{body['model']}-2025-01-01",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": text,
+                    "refusal": None,
+                    "tool_calls": calls,
+                    "annotations": [],
+                },
+                "logprobs": None,
+                "finish_reason": "tool_calls",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 40,
+            "completion_tokens": 15,
+            "total_tokens": 55,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
 
 
 async def _stream_calls(body: dict[str, Any], calls: list[dict[str, Any]]):
     """Tool calls as OpenAI streams them: per call one chunk with index, id and name, then its
     arguments in pieces; finish_reason tool_calls; the usage chunk if asked."""
-    base = {"id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": f"{body['model']}-2025-01-01"}
+    base = {
+        "id": "chatcmpl-fake123",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": f"{body['model']}-2025-01-01",
+    }
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return b"data: " + orjson.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
+        return (
+            b"data: "
+            + orjson.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            + b"\n\n"
+        )
 
     yield chunk({"role": "assistant", "content": None})
     for k, call in enumerate(calls):
-        yield chunk({"tool_calls": [{"index": k, "id": call["id"], "type": "function",
-                                     "function": {"name": call["function"]["name"], "arguments": ""}}]})
+        yield chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": k,
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": call["function"]["name"], "arguments": ""},
+                    }
+                ]
+            }
+        )
         args = call["function"]["arguments"]
         for i in range(0, len(args), 5):
-            yield chunk({"tool_calls": [{"index": k, "function": {"arguments": args[i:i + 5]}}]})
+            yield chunk({"tool_calls": [{"index": k, "function": {"arguments": args[i : i + 5]}}]})
     yield chunk({}, "tool_calls")
     if (body.get("stream_options") or {}).get("include_usage"):
-        yield b"data: " + orjson.dumps({**base, "choices": [], "usage": {
-            "prompt_tokens": 40, "completion_tokens": 15, "total_tokens": 55}}) + b"\n\n"
+        yield (
+            b"data: "
+            + orjson.dumps(
+                {**base, "choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 15, "total_tokens": 55}}
+            )
+            + b"\n\n"
+        )
     yield b"data: [DONE]\n\n"

@@ -1,5 +1,6 @@
 """The upstream-fault suite's fixtures: a misbehaving server on loopback, and gateways in front of it
 with short timeouts, so that every fault ends in seconds."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -18,8 +19,13 @@ from tests.fakes.faulty_server import FaultyServer
 from tests.fakes.openai_server import API_KEY
 
 # Short, and each distinct, so a test can tell which one ended the request.
-TIMEOUTS = {"timeout_s": 2.0, "connect_timeout_s": 1.0, "first_byte_timeout_s": 1.0,
-            "stream_idle_timeout_s": 0.5, "stream_timeout_s": 1.5}
+TIMEOUTS = {
+    "timeout_s": 2.0,
+    "connect_timeout_s": 1.0,
+    "first_byte_timeout_s": 1.0,
+    "stream_idle_timeout_s": 0.5,
+    "stream_timeout_s": 1.5,
+}
 
 
 @pytest.fixture(scope="session")
@@ -39,11 +45,16 @@ class FaultGateway:
     url: str
     settings: Settings
 
-    def post(self, model: str, *, stream: bool = False, content: str = "hello", request_id: str,
-             **kw: Any) -> httpx.Response:
+    def post(
+        self, model: str, *, stream: bool = False, content: str = "hello", request_id: str, **kw: Any
+    ) -> httpx.Response:
         body = {"model": model, "messages": [{"role": "user", "content": content}], "stream": stream, **kw}
-        return httpx.post(self.url + "/v1/chat/completions", json=body, timeout=30,
-                          headers={"x-request-id": request_id, "cache-control": "no-store"})
+        return httpx.post(
+            self.url + "/v1/chat/completions",
+            json=body,
+            timeout=30,
+            headers={"x-request-id": request_id, "cache-control": "no-store"},
+        )
 
     def row(self, request_id: str, wait_s: float = 5.0) -> dict[str, Any]:
         """The request's usage row, once the batch writer has written it."""
@@ -62,26 +73,52 @@ class FaultGateway:
 
 
 @pytest.fixture
-def fault_gateway(gateway_factory: Callable[..., str], tmp_path: Path, openai_upstream: Any,
-                  faulty: FaultyServer) -> Callable[..., FaultGateway]:
+def fault_gateway(
+    gateway_factory: Callable[..., str], tmp_path: Path, openai_upstream: Any, faulty: FaultyServer
+) -> Callable[..., FaultGateway]:
     """A gateway with two providers on the faulty server: `faulty` alone, and `shaky`, whose every
     model falls back to ollama/llama3.3 on the well-behaved fake; `openai` may point there too."""
-    def start(*, openai_on_faulty: bool = False, faulty_url: str | None = None, router: RouterSettings | None = None,
-              timeouts: dict[str, float] | None = None, **changes: Any) -> FaultGateway:
+
+    def start(
+        *,
+        openai_on_faulty: bool = False,
+        faulty_url: str | None = None,
+        router: RouterSettings | None = None,
+        timeouts: dict[str, float] | None = None,
+        **changes: Any,
+    ) -> FaultGateway:
         settings = base_settings(tmp_path, openai_upstream[0], **changes)
         url = faulty_url or faulty.url + "/v1"
         limits = {**TIMEOUTS, **(timeouts or {})}
-        on_faulty = [ProviderSettings(name=name, kind="openai-compatible", base_url=url,
-                                      api_key=Secret(API_KEY), **limits) for name in ("faulty", "shaky")]
-        providers = [replace(p, base_url=url, **limits) if openai_on_faulty and p.name == "openai"
-                     else p for p in settings.providers]
+        on_faulty = [
+            ProviderSettings(name=name, kind="openai-compatible", base_url=url, api_key=Secret(API_KEY), **limits)
+            for name in ("faulty", "shaky")
+        ]
+        providers = [
+            replace(p, base_url=url, **limits) if openai_on_faulty and p.name == "openai" else p
+            for p in settings.providers
+        ]
         fallbacks = {f"shaky/{fault}": ("ollama/llama3.3",) for fault in FAULT_NAMES}
-        settings = replace(settings, providers=tuple(providers + on_faulty),
-                           router=router or RouterSettings(fallbacks=fallbacks))
+        settings = replace(
+            settings, providers=tuple(providers + on_faulty), router=router or RouterSettings(fallbacks=fallbacks)
+        )
         return FaultGateway(gateway_factory(settings=settings), settings)
 
     return start
 
 
-FAULT_NAMES = ("reset-body", "reset-opening", "reset-stream", "silent", "silent-stream", "thinking", "bad-json",
-               "big-error", "endless", "no-done", "drip", "redirect", "huge-answer")
+FAULT_NAMES = (
+    "reset-body",
+    "reset-opening",
+    "reset-stream",
+    "silent",
+    "silent-stream",
+    "thinking",
+    "bad-json",
+    "big-error",
+    "endless",
+    "no-done",
+    "drip",
+    "redirect",
+    "huge-answer",
+)

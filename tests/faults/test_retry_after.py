@@ -1,5 +1,6 @@
 """A provider's "come back later" reaches the client as retry-after in seconds, whatever form the
 provider used: Gemini's RetryInfo in the error body, or an HTTP-date Retry-After header."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,8 +16,10 @@ from tests.integration._providers import fake_anthropic, fake_gemini, provider_g
 def test_gemini_retry_info_becomes_the_gateways_retry_after(provider_gateway: Any) -> None:
     # fails on the adapter that only read a Retry-After header, which Gemini does not send
     with pytest.raises(openai.RateLimitError) as info:
-        provider_gateway().chat.completions.create(model="gemini/fail-429", messages=[{"role": "user", "content": "hi"}])
-    assert info.value.response.headers["retry-after"] == "13"     # retryDelay "12.5s", rounded up
+        provider_gateway().chat.completions.create(
+            model="gemini/fail-429", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert info.value.response.headers["retry-after"] == "13"  # retryDelay "12.5s", rounded up
     assert info.value.code == "rate_limit_exceeded"
 
 

@@ -1,4 +1,5 @@
 """The upstream timeouts are settings of each provider, read from llmproxy.toml and checked there."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,14 +17,17 @@ def provider(tmp_path: Path, table: str) -> object:
 
 
 def test_stream_timeouts_are_read_and_default_to_timeout_s(tmp_path: Path) -> None:
-    tuned = provider(tmp_path, "timeout_s = 30\nfirst_byte_timeout_s = 5\nstream_idle_timeout_s = 20\nstream_timeout_s = 900")
+    tuned = provider(
+        tmp_path, "timeout_s = 30\nfirst_byte_timeout_s = 5\nstream_idle_timeout_s = 20\nstream_timeout_s = 900"
+    )
     assert (tuned.first_byte_timeout_s, tuned.stream_idle_timeout_s, tuned.stream_timeout_s) == (5.0, 20.0, 900.0)
     plain = provider(tmp_path, "timeout_s = 30")
     assert plain.stream_timeout_s is None and first_byte_s(plain) == 30.0
 
 
-@pytest.mark.parametrize("table", ["first_byte_timeout_s = 0", "stream_idle_timeout_s = -1", "timeout_s = 0",
-                                   'stream_timeout_s = "long"'])
+@pytest.mark.parametrize(
+    "table", ["first_byte_timeout_s = 0", "stream_idle_timeout_s = -1", "timeout_s = 0", 'stream_timeout_s = "long"']
+)
 def test_a_timeout_that_could_never_be_met_is_refused_at_startup(tmp_path: Path, table: str) -> None:
     with pytest.raises(ConfigError, match="providers.local"):
         provider(tmp_path, table)

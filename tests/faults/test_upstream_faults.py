@@ -2,6 +2,7 @@
 or a 10 MB error page, or redirects. Each request ends in the right gateway error (or falls back to
 the next candidate) within its timeout, without holding what the provider sends, and leaves its
 usage row."""
+
 from __future__ import annotations
 
 import time
@@ -18,7 +19,7 @@ from tests.faults.conftest import TIMEOUTS, FaultGateway
 from tests.fakes.faulty_server import BIG_ERROR, FaultyServer
 from tests.fakes.serve import free_port
 
-MARGIN_S = 1.5     # scheduling slack on two shared cores
+MARGIN_S = 1.5  # scheduling slack on two shared cores
 
 
 def rid() -> str:
@@ -39,8 +40,9 @@ def content_of(body: bytes) -> str:
     return text
 
 
-def expect_error(gw: FaultGateway, model: str, status: int, code: str, *, stream: bool = False,
-                 within_s: float) -> dict:
+def expect_error(
+    gw: FaultGateway, model: str, status: int, code: str, *, stream: bool = False, within_s: float
+) -> dict:
     """An OpenAI-shaped error with that status and code, in time, and its usage row."""
     request_id = rid()
     started = time.monotonic()
@@ -61,7 +63,7 @@ def expect_fallback(gw: FaultGateway, fault: str, *, stream: bool = False, withi
     r = gw.post(f"shaky/{fault}", stream=stream, request_id=request_id)
     elapsed = time.monotonic() - started
     assert r.status_code == 200, r.text
-    if not stream:   # a stream's headers went out with the first candidate's opening
+    if not stream:  # a stream's headers went out with the first candidate's opening
         assert r.headers["x-llmproxy-provider"] == "ollama"
     text = content_of(r.content) if stream else r.json()["choices"][0]["message"]["content"]
     assert text == "echo: hello"
@@ -72,7 +74,7 @@ def expect_fallback(gw: FaultGateway, fault: str, *, stream: bool = False, withi
 
 
 def test_connection_refused_is_502_or_falls_back(fault_gateway: Callable[..., FaultGateway]) -> None:
-    gw = fault_gateway(faulty_url=f"http://127.0.0.1:{free_port()}/v1")   # nothing listens there
+    gw = fault_gateway(faulty_url=f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there
     expect_error(gw, "faulty/anything", 502, "upstream_connection_error", within_s=TIMEOUTS["connect_timeout_s"])
     expect_fallback(gw, "silent", within_s=TIMEOUTS["connect_timeout_s"])
 
@@ -84,11 +86,12 @@ def test_reset_mid_body_is_502_or_falls_back(fault_gateway: Callable[..., FaultG
 
 
 def test_reset_after_the_role_chunk_falls_back_or_ends_with_an_error_event(
-        fault_gateway: Callable[..., FaultGateway]) -> None:
+    fault_gateway: Callable[..., FaultGateway],
+) -> None:
     gw = fault_gateway()
     request_id = rid()
     r = gw.post("faulty/reset-opening", stream=True, request_id=request_id)
-    assert r.status_code == 200      # the role chunk went to the client at once
+    assert r.status_code == 200  # the role chunk went to the client at once
     assert last_event(r.content)["error"]["code"] == "upstream_connection_error"
     row = gw.row(request_id)
     assert row["status"] == 502 and row["prompt_tokens"] > 0
@@ -97,7 +100,7 @@ def test_reset_after_the_role_chunk_falls_back_or_ends_with_an_error_event(
 
 def test_reset_mid_stream_ends_with_an_error_event(fault_gateway: Callable[..., FaultGateway]) -> None:
     gw = fault_gateway()
-    for model in ("faulty/reset-stream", "shaky/reset-stream"):   # content sent: never a silent retry
+    for model in ("faulty/reset-stream", "shaky/reset-stream"):  # content sent: never a silent retry
         request_id = rid()
         r = gw.post(model, stream=True, request_id=request_id)
         assert r.status_code == 200
@@ -105,7 +108,7 @@ def test_reset_mid_stream_ends_with_an_error_event(fault_gateway: Callable[..., 
         assert last_event(r.content)["error"]["code"] == "upstream_connection_error"
         row = gw.row(request_id)
         assert row["status"] == 502 and row["error_type"] == "upstream_stream_error"
-        assert row["prompt_tokens"] > 0     # the provider bills the prompt: charged at its estimate
+        assert row["prompt_tokens"] > 0  # the provider bills the prompt: charged at its estimate
 
 
 def test_headers_then_silence_ends_at_each_timeout(fault_gateway: Callable[..., FaultGateway]) -> None:
@@ -113,14 +116,16 @@ def test_headers_then_silence_ends_at_each_timeout(fault_gateway: Callable[..., 
     # not streamed: the whole request's timeout
     expect_error(gw, "faulty/silent", 504, "upstream_timeout", within_s=TIMEOUTS["timeout_s"])
     # streamed, nothing yet: the first-byte timeout, and the next candidate may still answer
-    row = expect_error(gw, "faulty/silent", 504, "upstream_timeout", stream=True,
-                       within_s=TIMEOUTS["first_byte_timeout_s"])
+    row = expect_error(
+        gw, "faulty/silent", 504, "upstream_timeout", stream=True, within_s=TIMEOUTS["first_byte_timeout_s"]
+    )
     assert row["latency_ms"] < TIMEOUTS["timeout_s"] * 1000
     expect_fallback(gw, "silent", stream=True, within_s=TIMEOUTS["first_byte_timeout_s"])
 
 
-def test_stream_that_falls_silent_ends_at_the_idle_timeout(fault_gateway: Callable[..., FaultGateway],
-                                                           faulty: FaultyServer) -> None:
+def test_stream_that_falls_silent_ends_at_the_idle_timeout(
+    fault_gateway: Callable[..., FaultGateway], faulty: FaultyServer
+) -> None:
     gw = fault_gateway()
     request_id = rid()
     started = time.monotonic()
@@ -133,7 +138,7 @@ def test_stream_that_falls_silent_ends_at_the_idle_timeout(fault_gateway: Callab
     deadline = time.monotonic() + 3
     while faulty.state.client_closed < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert faulty.state.client_closed == 1     # the gateway hung up on the silent provider
+    assert faulty.state.client_closed == 1  # the gateway hung up on the silent provider
 
 
 def test_invalid_json_is_502_or_falls_back(fault_gateway: Callable[..., FaultGateway]) -> None:
@@ -143,11 +148,12 @@ def test_invalid_json_is_502_or_falls_back(fault_gateway: Callable[..., FaultGat
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_a_10mb_error_page_is_not_read_whole(fault_gateway: Callable[..., FaultGateway], faulty: FaultyServer,
-                                            stream: bool) -> None:
+def test_a_10mb_error_page_is_not_read_whole(
+    fault_gateway: Callable[..., FaultGateway], faulty: FaultyServer, stream: bool
+) -> None:
     gw = fault_gateway()
     row = expect_error(gw, "faulty/big-error", 503, "upstream_unavailable", stream=stream, within_s=1.0)
-    assert row["prompt_tokens"] is None     # refused up front: nothing billed, nothing charged
+    assert row["prompt_tokens"] is None  # refused up front: nothing billed, nothing charged
     deadline = time.monotonic() + 3
     while faulty.state.client_closed < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -156,16 +162,18 @@ def test_a_10mb_error_page_is_not_read_whole(fault_gateway: Callable[..., FaultG
     expect_fallback(gw, "big-error", stream=stream, within_s=1.0)
 
 
-def test_an_answer_over_the_size_limit_is_an_upstream_error(fault_gateway: Callable[..., FaultGateway],
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(base, "MAX_ANSWER_BYTES", 1024 * 1024)   # the gateway runs in this process
+def test_an_answer_over_the_size_limit_is_an_upstream_error(
+    fault_gateway: Callable[..., FaultGateway], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(base, "MAX_ANSWER_BYTES", 1024 * 1024)  # the gateway runs in this process
     gw = fault_gateway()
     expect_error(gw, "faulty/huge-answer", 502, "upstream_error", within_s=1.0)
     expect_fallback(gw, "huge-answer", within_s=1.0)
 
 
-def test_endless_stream_ends_at_the_stream_timeout(fault_gateway: Callable[..., FaultGateway],
-                                                  faulty: FaultyServer) -> None:
+def test_endless_stream_ends_at_the_stream_timeout(
+    fault_gateway: Callable[..., FaultGateway], faulty: FaultyServer
+) -> None:
     gw = fault_gateway()
     request_id = rid()
     started = time.monotonic()
@@ -175,7 +183,7 @@ def test_endless_stream_ends_at_the_stream_timeout(fault_gateway: Callable[..., 
     assert last_event(r.content)["error"]["code"] == "upstream_timeout"
     assert TIMEOUTS["stream_timeout_s"] - 0.2 < elapsed < TIMEOUTS["stream_timeout_s"] + MARGIN_S
     row = gw.row(request_id)
-    assert row["status"] == 502 and row["completion_tokens"] > 10   # charged about a token per event
+    assert row["status"] == 502 and row["completion_tokens"] > 10  # charged about a token per event
     deadline = time.monotonic() + 3
     while faulty.state.client_closed < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -205,13 +213,16 @@ def test_redirect_is_not_followed(fault_gateway: Callable[..., FaultGateway], fa
     gw = fault_gateway()
     expect_error(gw, "faulty/redirect", 502, "upstream_error", within_s=1.0)
     expect_fallback(gw, "redirect", within_s=1.0)
-    assert faulty.state.redirected == 0      # the provider key never went where the redirect pointed
+    assert faulty.state.redirected == 0  # the provider key never went where the redirect pointed
 
 
 def test_every_fault_in_one_route_still_answers(fault_gateway: Callable[..., FaultGateway]) -> None:
     """A chain of failing candidates ends in the good one: fallback is not limited to one step."""
-    gw = fault_gateway(router=RouterSettings(max_attempts=4, fallbacks={
-        "faulty/reset-body": ("shaky/bad-json", "shaky/redirect", "ollama/llama3.3")}))
+    gw = fault_gateway(
+        router=RouterSettings(
+            max_attempts=4, fallbacks={"faulty/reset-body": ("shaky/bad-json", "shaky/redirect", "ollama/llama3.3")}
+        )
+    )
     request_id = rid()
     r = gw.post("faulty/reset-body", request_id=request_id)
     assert r.status_code == 200 and r.headers["x-llmproxy-provider"] == "ollama"
@@ -222,7 +233,7 @@ def test_memory_stays_bounded_whatever_the_provider_sends(fault_gateway: Callabl
     """Traced in this process (gateway and fake alike): a 10 MB error page, streamed or not, and an
     endless stream never add up to more than a few hundred KB held at once."""
     gw = fault_gateway()
-    gw.post("faulty/anything", request_id=rid())     # warm up: pools, imports, first-request caches
+    gw.post("faulty/anything", request_id=rid())  # warm up: pools, imports, first-request caches
     tracemalloc.start()
     try:
         for stream in (False, True):

@@ -2,6 +2,7 @@
 serve` process in front of the fake OpenAI upstream: every generated request, valid or not, is
 answered without a 5xx, errors in OpenAI's shape, statuses and bodies as the document says, and the
 process's memory stays bounded. Examples are derandomized so CI sees the same requests each run."""
+
 from __future__ import annotations
 
 import shutil
@@ -19,15 +20,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
-                                               status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.fakes.openai_server import API_KEY, FakeState
 from tests.fakes.serve import free_port
 from tests.integration.test_serve import REPO, spawn, wait_ready
 
 MASTER = "sk-master-fuzz-0123456789abcdef"
-EXAMPLES = 12                  # per operation and generation mode: ~35 operations x 2 modes
+EXAMPLES = 12  # per operation and generation mode: ~35 operations x 2 modes
 MEMORY_GROWTH_MB = 120
 # POST /admin/registry/refresh fetches the providers' pricing pages: no internet in tests.
 SKIPPED = {("POST", "/admin/registry/refresh")}
@@ -35,18 +39,26 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 @pytest.fixture(scope="module")
-def gateway_process(tmp_path_factory: pytest.TempPathFactory,
-                    fake_openai: tuple[object, FakeState]) -> Iterator[tuple[str, psutil.Process]]:
+def gateway_process(
+    tmp_path_factory: pytest.TempPathFactory, fake_openai: tuple[object, FakeState]
+) -> Iterator[tuple[str, psutil.Process]]:
     tmp = tmp_path_factory.mktemp("fuzz")
-    registry = tmp / "registry" / "models.json"    # rollback writes here, never into the repo
+    registry = tmp / "registry" / "models.json"  # rollback writes here, never into the repo
     registry.parent.mkdir()
     shutil.copy(REPO / "registry" / "models.json", registry)
     (tmp / "llmproxy.toml").write_text(f'[registry]\npath = "{registry}"\nauto_update = false\n')
     port = free_port()
     server, _ = fake_openai
-    proc = spawn(["serve", "--port", str(port), "--data-dir", str(tmp / "data")],
-                 {"OPENAI_API_KEY": API_KEY, "LLMPROXY_OPENAI_BASE_URL": server.url + "/v1",  # type: ignore[attr-defined]  # the fixture yields an untyped pair
-                  "LLMPROXY_MASTER_KEY": MASTER, "LLMPROXY_LOG_LEVEL": "warning"}, tmp)
+    proc = spawn(
+        ["serve", "--port", str(port), "--data-dir", str(tmp / "data")],
+        {
+            "OPENAI_API_KEY": API_KEY,
+            "LLMPROXY_OPENAI_BASE_URL": server.url + "/v1",  # type: ignore[attr-defined]  # the fixture yields an untyped pair
+            "LLMPROXY_MASTER_KEY": MASTER,
+            "LLMPROXY_LOG_LEVEL": "warning",
+        },
+        tmp,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc)
@@ -78,8 +90,14 @@ def test_every_generated_request_gets_an_answer_in_shape(gateway_process: tuple[
     assert len(operations) >= 30
     for op in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-                      suppress_health_check=list(HealthCheck))
+
+            @settings(
+                max_examples=EXAMPLES,
+                derandomize=True,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
             @given(case=op.as_strategy(generation_mode=mode))
             def run(case: schemathesis.Case) -> None:
                 # the master key always: the fuzz is after the handlers, not the 401 (tests/auth has those)
@@ -87,20 +105,23 @@ def test_every_generated_request_gets_an_answer_in_shape(gateway_process: tuple[
                 response = case.call(base_url=url, timeout=15)
                 statuses[response.status_code] += 1
                 if response.status_code >= 400:
-                    error = response.json().get("error")   # OpenAI's shape, whatever went wrong
-                    assert isinstance(error, dict) and set(error) == {"message", "type", "param", "code"}, \
+                    error = response.json().get("error")  # OpenAI's shape, whatever went wrong
+                    assert isinstance(error, dict) and set(error) == {"message", "type", "param", "code"}, (
                         response.text[:300]
+                    )
                 case.validate_response(response, checks=CHECKS, headers=headers)
 
             try:
                 run()
             except Unsatisfiable:
-                assert mode is GenerationMode.NEGATIVE   # nothing to make invalid: no parameters, no body
+                assert mode is GenerationMode.NEGATIVE  # nothing to make invalid: no parameters, no body
             except Exception as exc:  # noqa: BLE001 - collect every operation's failure, then report
                 failures.append(f"{op.method.upper()} {op.path} ({mode.value}): {str(exc)[:800]}")
     grown = (process.memory_info().rss - before) / 2**20
-    print(f"\nfuzzed {len(operations)} operations x 2 modes, {sum(statuses.values())} requests, statuses "
-          f"{dict(sorted(statuses.items()))}; gateway RSS grew {grown:.1f} MiB")
+    print(
+        f"\nfuzzed {len(operations)} operations x 2 modes, {sum(statuses.values())} requests, statuses "
+        f"{dict(sorted(statuses.items()))}; gateway RSS grew {grown:.1f} MiB"
+    )
     assert not failures, "\n\n".join(failures)
     assert grown < MEMORY_GROWTH_MB
     assert httpx.get(url + "/readyz").status_code == 200

@@ -1,5 +1,6 @@
 """Property-based tests (Hypothesis) of the edge's pure parts: the JSON reader every route uses and
 the guard's header helpers. Derandomized, so CI sees the same examples every run."""
+
 from __future__ import annotations
 
 import json
@@ -13,12 +14,18 @@ from llmproxy.errors import InvalidRequest
 from llmproxy.guard import json_media, loopback_host, same_origin
 from llmproxy.validation import MAX_DEPTH, parse_object
 
-SETTINGS = settings(max_examples=300, derandomize=True, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=300, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 
 KEYS = st.sampled_from(["model", "messages", "role", "content", "stream", "a", "é", 'q"uote', "back\\slash", "x:y"])
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False),
-                    st.text(max_size=12))
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+)
 
 
 @st.composite
@@ -31,8 +38,11 @@ def json_text(draw: st.DrawFn, depth: int = 0) -> tuple[str, bool, int]:
         return json.dumps(draw(SCALARS)), False, 0
     if draw(st.booleans()):
         items = [draw(json_text(depth + 1)) for _ in range(draw(st.integers(0, 3)))]
-        return ("[" + f",{space}".join(t for t, _, _ in items) + "]", any(d for _, d, _ in items),
-                1 + max((n for _, _, n in items), default=0))
+        return (
+            "[" + f",{space}".join(t for t, _, _ in items) + "]",
+            any(d for _, d, _ in items),
+            1 + max((n for _, _, n in items), default=0),
+        )
     keys = draw(st.lists(KEYS, max_size=4))
     repeated = len(set(keys)) != len(keys)
     parts, deepest = [], 0
@@ -69,7 +79,7 @@ def test_parse_object_refuses_exactly_the_repeated_keys(case: tuple[bytes, bool,
         return
     assert not repeated, raw
     assert body == json.loads(raw)
-    orjson.dumps(body)      # what the gateway accepts it can write back (cache key, providers)
+    orjson.dumps(body)  # what the gateway accepts it can write back (cache key, providers)
 
 
 @SETTINGS

@@ -1,4 +1,5 @@
 """The gateway in front of a fake OpenAI upstream, driven by the official openai SDK and raw httpx."""
+
 from __future__ import annotations
 
 import time
@@ -17,17 +18,21 @@ def client(base: str, **kw: object) -> openai.OpenAI:
 
 def test_plain_completion_through_sdk(gateway: str, openai_upstream: tuple[str, FakeState]) -> None:
     completion = client(gateway).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "hello there"}])
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hello there"}]
+    )
     assert completion.choices[0].message.content == "echo: hello there"
-    assert completion.model == "gpt-4o-mini-2025-01-01"   # the model that actually answered
+    assert completion.model == "gpt-4o-mini-2025-01-01"  # the model that actually answered
     assert completion.usage.prompt_tokens == 12
     assert openai_upstream[1].requests[-1]["model"] == "gpt-4o-mini"
 
 
 def test_unknown_fields_reach_upstream(gateway: str, openai_upstream: tuple[str, FakeState]) -> None:
     client(gateway).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], temperature=0.3,
-        extra_body={"my_custom_field": {"a": [1, 2]}, "metadata": {"team": "x"}})
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "x"}],
+        temperature=0.3,
+        extra_body={"my_custom_field": {"a": [1, 2]}, "metadata": {"team": "x"}},
+    )
     sent = openai_upstream[1].requests[-1]
     assert sent["my_custom_field"] == {"a": [1, 2]}
     assert sent["metadata"] == {"team": "x"}
@@ -36,7 +41,8 @@ def test_unknown_fields_reach_upstream(gateway: str, openai_upstream: tuple[str,
 
 def test_with_raw_response_headers(gateway: str) -> None:
     raw = client(gateway).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], extra_headers={"x-request-id": "req-abc"})
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], extra_headers={"x-request-id": "req-abc"}
+    )
     assert raw.headers["x-request-id"] == "req-abc"
     assert raw.headers["x-llmproxy-model"] == "gpt-4o-mini"
     assert raw.headers["x-llmproxy-provider"] == "openai"
@@ -46,16 +52,20 @@ def test_with_raw_response_headers(gateway: str) -> None:
 
 
 def test_request_id_is_generated_when_absent(gateway: str) -> None:
-    r = httpx.post(gateway + "/v1/chat/completions",
-                   json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    r = httpx.post(
+        gateway + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    )
     assert r.status_code == 200
     assert len(r.headers["x-request-id"]) >= 16
     assert "x-llmproxy-overhead-ms" in r.headers
 
 
 def test_stream_through_sdk_without_usage(gateway: str, openai_upstream: tuple[str, FakeState]) -> None:
-    chunks = list(client(gateway).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "one two three"}], stream=True))
+    chunks = list(
+        client(gateway).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "one two three"}], stream=True
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "echo: one two three"
     assert all(c.choices for c in chunks), "the usage chunk the gateway asked for must not reach the client"
@@ -64,17 +74,24 @@ def test_stream_through_sdk_without_usage(gateway: str, openai_upstream: tuple[s
 
 
 def test_stream_with_usage_when_asked(gateway: str) -> None:
-    chunks = list(client(gateway).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "a b"}], stream=True,
-        stream_options={"include_usage": True}))
+    chunks = list(
+        client(gateway).chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "a b"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert chunks[-1].choices == []
     assert chunks[-1].usage.completion_tokens == 3
 
 
 def test_stream_ends_with_done(gateway: str) -> None:
-    with httpx.stream("POST", gateway + "/v1/chat/completions",
-                      json={"model": "gpt-4o-mini", "stream": True,
-                            "messages": [{"role": "user", "content": "a"}]}) as r:
+    with httpx.stream(
+        "POST",
+        gateway + "/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "a"}]},
+    ) as r:
         body = r.read()
     assert r.headers["content-type"].startswith("text/event-stream")
     assert body.endswith(b"data: [DONE]\n\n")
@@ -84,9 +101,11 @@ def test_stream_chunks_arrive_as_they_are_produced(gateway: str, openai_upstream
     openai_upstream[1].chunk_delay_s = 0.3
     arrivals = []
     started = time.monotonic()
-    with httpx.stream("POST", gateway + "/v1/chat/completions",
-                      json={"model": "gpt-4o-mini", "stream": True,
-                            "messages": [{"role": "user", "content": "w1 w2 w3"}]}) as r:
+    with httpx.stream(
+        "POST",
+        gateway + "/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "w1 w2 w3"}]},
+    ) as r:
         for _ in r.iter_raw():
             arrivals.append(time.monotonic() - started)
     # the role chunk comes at once, not after the 4 x 0.3 s the whole stream takes
@@ -96,9 +115,11 @@ def test_stream_chunks_arrive_as_they_are_produced(gateway: str, openai_upstream
 
 
 def test_client_disconnect_closes_upstream(gateway: str, openai_upstream: tuple[str, FakeState]) -> None:
-    with httpx.stream("POST", gateway + "/v1/chat/completions",
-                      json={"model": "openai/endless", "stream": True,
-                            "messages": [{"role": "user", "content": "go"}]}) as r:
+    with httpx.stream(
+        "POST",
+        gateway + "/v1/chat/completions",
+        json={"model": "openai/endless", "stream": True, "messages": [{"role": "user", "content": "go"}]},
+    ) as r:
         for i, _ in enumerate(r.iter_raw()):
             if i >= 2:
                 break
@@ -109,31 +130,39 @@ def test_client_disconnect_closes_upstream(gateway: str, openai_upstream: tuple[
 
 
 def test_cut_stream_ends_with_error_event(gateway: str) -> None:
-    with httpx.stream("POST", gateway + "/v1/chat/completions",
-                      json={"model": "openai/cut-stream", "stream": True,
-                            "messages": [{"role": "user", "content": "a b"}]}) as r:
+    with httpx.stream(
+        "POST",
+        gateway + "/v1/chat/completions",
+        json={"model": "openai/cut-stream", "stream": True, "messages": [{"role": "user", "content": "a b"}]},
+    ) as r:
         body = r.read()
     last = body.strip().split(b"\n\n")[-1]
     assert last.startswith(b"data: ")
     assert "error" in orjson.loads(last[6:])
     with pytest.raises(openai.APIError):
-        list(client(gateway).chat.completions.create(
-            model="openai/cut-stream", messages=[{"role": "user", "content": "a"}], stream=True))
+        list(
+            client(gateway).chat.completions.create(
+                model="openai/cut-stream", messages=[{"role": "user", "content": "a"}], stream=True
+            )
+        )
 
 
 def test_provider_slash_model_reaches_unknown_models(gateway: str, openai_upstream: tuple[str, FakeState]) -> None:
     raw = client(gateway).chat.completions.with_raw_response.create(
-        model="openai/some-new-model", messages=[{"role": "user", "content": "hi"}])
+        model="openai/some-new-model", messages=[{"role": "user", "content": "hi"}]
+    )
     assert openai_upstream[1].requests[-1]["model"] == "some-new-model"
-    assert "x-llmproxy-cost-usd" not in raw.headers   # unknown price: no made-up zero
+    assert "x-llmproxy-cost-usd" not in raw.headers  # unknown price: no made-up zero
 
 
 def test_openai_compatible_provider_by_declared_name(gateway: str, openai_upstream: tuple[str, FakeState]) -> None:
     raw = client(gateway).chat.completions.with_raw_response.create(
-        model="llama3.3", messages=[{"role": "user", "content": "hi"}])
+        model="llama3.3", messages=[{"role": "user", "content": "hi"}]
+    )
     assert raw.headers["x-llmproxy-provider"] == "ollama"
     raw = client(gateway).chat.completions.with_raw_response.create(
-        model="ollama/llama3.3", messages=[{"role": "user", "content": "hi"}])
+        model="ollama/llama3.3", messages=[{"role": "user", "content": "hi"}]
+    )
     assert raw.headers["x-llmproxy-provider"] == "ollama"
 
 

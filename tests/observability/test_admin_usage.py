@@ -1,5 +1,6 @@
 """GET /admin/usage on a real gateway and store: groups, totals, time filters, CSV, errors; and
 what a non-admin caller may see."""
+
 from __future__ import annotations
 
 import csv
@@ -27,15 +28,24 @@ AUTH = {"authorization": f"Bearer {MASTER}"}
 
 def send_traffic(url: str) -> None:
     for i in range(4):
-        r = httpx.post(url + "/v1/chat/completions", headers=AUTH,
-                       json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"q{i}"}]})
+        r = httpx.post(
+            url + "/v1/chat/completions",
+            headers=AUTH,
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"q{i}"}]},
+        )
         assert r.status_code == 200
     for i in range(2):
-        r = httpx.post(url + "/v1/chat/completions", headers=AUTH,
-                       json={"model": "llama3.3", "messages": [{"role": "user", "content": f"q{i}"}]})
+        r = httpx.post(
+            url + "/v1/chat/completions",
+            headers=AUTH,
+            json={"model": "llama3.3", "messages": [{"role": "user", "content": f"q{i}"}]},
+        )
         assert r.status_code == 200
-    r = httpx.post(url + "/v1/chat/completions", headers=AUTH,
-                   json={"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]})
+    r = httpx.post(
+        url + "/v1/chat/completions",
+        headers=AUTH,
+        json={"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]},
+    )
     assert r.status_code == 404
 
 
@@ -65,10 +75,13 @@ def test_usage_by_model_with_totals_filters_and_csv(gateway_factory: Callable[..
     assert by_model[""]["errors"] == 1
     assert doc["totals"]["requests"] == 7 and doc["totals"]["cost_usd"] == pytest.approx(mini["cost_usd"])
 
-    full = get(url).json()   # default: by day, key, model and provider
+    full = get(url).json()  # default: by day, key, model and provider
     assert full["group_by"] == ["day", "key", "model", "provider"]
     assert {(r["key_id"], r["model"], r["provider"]) for r in full["data"]} == {
-        ("master", "gpt-4o-mini", "openai"), ("master", "ollama/llama3.3", "ollama"), ("master", "", "")}
+        ("master", "gpt-4o-mini", "openai"),
+        ("master", "ollama/llama3.3", "ollama"),
+        ("master", "", ""),
+    }
     today = time.strftime("%Y-%m-%d", time.gmtime())
     assert {r["day"] for r in full["data"]} == {today}
 
@@ -91,9 +104,13 @@ def test_usage_by_model_with_totals_filters_and_csv(gateway_factory: Callable[..
 
 def test_bad_parameters_are_openai_shaped_400s(gateway_factory: Callable[..., str]) -> None:
     url = gateway_factory(master_key=Secret(MASTER))
-    for params, param in (({"group_by": "prompt"}, "group_by"), ({"since": "last tuesday"}, "since"),
-                          ({"since": "2026-11-02", "until": "2026-11-01"}, "until"), ({"format": "xml"}, "format"),
-                          ({"days": "0"}, "days")):
+    for params, param in (
+        ({"group_by": "prompt"}, "group_by"),
+        ({"since": "last tuesday"}, "since"),
+        ({"since": "2026-11-02", "until": "2026-11-01"}, "until"),
+        ({"format": "xml"}, "format"),
+        ({"days": "0"}, "days"),
+    ):
         r = get(url, **params)
         assert r.status_code == 400, params
         assert r.json()["error"]["param"] == param and r.json()["error"]["type"] == "invalid_request_error"
@@ -119,16 +136,26 @@ async def test_a_user_sees_only_the_usage_of_their_own_keys(tmp_path: Path) -> N
         scope(lone_key, "ka1")
     store = await SQLiteStore.open(tmp_path / "llmproxy.db")
     try:
-        await SQLiteUsageStore.over(store.db).insert([row(T0 + 1, key_id="ka1", user="alice"),
-                                                row(T0 + 2, key_id="ka2", user="alice"),
-                                                row(T0 + 3, key_id="kb1", user="bob"),
-                                                row(T0 + 4, key_id="kx", user=None)])
+        await SQLiteUsageStore.over(store.db).insert(
+            [
+                row(T0 + 1, key_id="ka1", user="alice"),
+                row(T0 + 2, key_id="ka2", user="alice"),
+                row(T0 + 3, key_id="kb1", user="bob"),
+                row(T0 + 4, key_id="kx", user=None),
+            ]
+        )
         mine = await report(SQLiteUsageStore.over(store.db), {"group_by": "key"}, alice)
         assert [r["key_id"] for r in mine["data"]] == ["ka1", "ka2"]
-        assert (await report(SQLiteUsageStore.over(store.db), {"group_by": "key", "key_id": "kb1"}, alice))["data"] == []
-        asked_for_bob = await report(SQLiteUsageStore.over(store.db), {"group_by": "key", "user": "bob"}, alice)   # ignored: not an admin
+        assert (await report(SQLiteUsageStore.over(store.db), {"group_by": "key", "key_id": "kb1"}, alice))[
+            "data"
+        ] == []
+        asked_for_bob = await report(
+            SQLiteUsageStore.over(store.db), {"group_by": "key", "user": "bob"}, alice
+        )  # ignored: not an admin
         assert [r["key_id"] for r in asked_for_bob["data"]] == ["ka1", "ka2"]
-        assert [r["key_id"] for r in (await report(SQLiteUsageStore.over(store.db), {"group_by": "key"}, lone_key))["data"]] == ["kx"]
+        assert [
+            r["key_id"] for r in (await report(SQLiteUsageStore.over(store.db), {"group_by": "key"}, lone_key))["data"]
+        ] == ["kx"]
         assert len((await report(SQLiteUsageStore.over(store.db), {"group_by": "key"}, admin))["data"]) == 4
     finally:
         await store.close()
@@ -142,14 +169,18 @@ def test_a_key_owner_sees_only_their_keys_over_http(gateway_factory: Callable[..
         assert r.status_code == 201, r.text
         keys[name] = (r.json()["id"], r.json()["key"])
     for name, (_, value) in keys.items():
-        r = httpx.post(url + "/v1/chat/completions", headers={"authorization": f"Bearer {value}"},
-                       json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"from {name}"}]})
+        r = httpx.post(
+            url + "/v1/chat/completions",
+            headers={"authorization": f"Bearer {value}"},
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"from {name}"}]},
+        )
         assert r.status_code == 200, r.text
     wait_for(url, 3)
     alice = {"authorization": f"Bearer {keys['a1'][1]}"}
     mine = httpx.get(url + "/admin/usage", params={"group_by": "key,user"}, headers=alice).json()
     assert sorted((r["key_id"], r["user"]) for r in mine["data"]) == sorted(
-        [(keys["a1"][0], "alice"), (keys["a2"][0], "alice")])
+        [(keys["a1"][0], "alice"), (keys["a2"][0], "alice")]
+    )
     assert mine["totals"]["requests"] == 2
     others = httpx.get(url + "/admin/usage", params={"key_id": keys["b1"][0]}, headers=alice).json()
     assert others["data"] == [] and others["totals"]["requests"] == 0

@@ -1,5 +1,6 @@
 """The request log as an operator reads it: one JSON line per request with its id, no prompt and no
 secret by default, payloads only when enabled, and a readable form for a terminal."""
+
 from __future__ import annotations
 
 import io
@@ -55,8 +56,9 @@ def logged_gateway(tmp_path: Path, openai_upstream: tuple[str, FakeState]) -> It
 
     def start(**changes: Any) -> tuple[str, Sink]:
         sink = Sink()
-        settings = replace(base_settings(tmp_path, openai_upstream[0]), master_key=Secret(MASTER), log_level="info",
-                           **changes)
+        settings = replace(
+            base_settings(tmp_path, openai_upstream[0]), master_key=Secret(MASTER), log_level="info", **changes
+        )
         servers.append(ServerThread(create_app(settings, log_stream=sink)).start())
         return servers[-1].url, sink
 
@@ -80,17 +82,24 @@ def test_json_lines_carry_ids_but_no_prompt_or_secret(logged_gateway: Any) -> No
     url, sink = logged_gateway()
     client = openai.OpenAI(base_url=url + "/v1", api_key=MASTER, max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}], extra_headers={"x-request-id": "trace-abc-1"})
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": PROMPT}],
+        extra_headers={"x-request-id": "trace-abc-1"},
+    )
     assert raw.headers["x-request-id"] == "trace-abc-1"
-    for _chunk in client.chat.completions.create(model="gpt-4o-mini", stream=True,
-                                                messages=[{"role": "user", "content": PROMPT + " stream"}]):
+    for _chunk in client.chat.completions.create(
+        model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": PROMPT + " stream"}]
+    ):
         pass
     with pytest.raises(openai.InternalServerError) as failed:
         client.chat.completions.create(model="openai/fail-500", messages=[{"role": "user", "content": PROMPT}])
     failed_id = failed.value.response.headers["x-request-id"]
     wrong = "sk-wrong-key-that-must-not-be-logged-999"
-    r = httpx.post(url + "/v1/chat/completions", headers={"authorization": f"Bearer {wrong}"},
-                   json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]})
+    r = httpx.post(
+        url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {wrong}"},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]},
+    )
     assert r.status_code == 401 and wrong not in r.text
 
     lines = request_lines(sink, 4)
@@ -120,8 +129,9 @@ def test_payloads_are_logged_only_when_enabled(logged_gateway: Any) -> None:
 def test_text_format_for_a_terminal(logged_gateway: Any) -> None:
     url, sink = logged_gateway(log_format="text")
     client = openai.OpenAI(base_url=url + "/v1", api_key=MASTER, max_retries=0)
-    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}],
-                                   extra_headers={"x-request-id": "text-id-1"})
+    client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}], extra_headers={"x-request-id": "text-id-1"}
+    )
     deadline = time.monotonic() + 5
     while "text-id-1" not in sink.text() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -1,5 +1,6 @@
 """The usage queue: batches, a full queue said out loud, a failing database retried, everything
 written on stop, retention applied."""
+
 from __future__ import annotations
 
 import asyncio
@@ -103,8 +104,15 @@ async def test_retention_deletes_rows_older_than_the_setting() -> None:
         cutoffs.append(cutoff)
         return 7
 
-    rec = UsageRecorder(Store().write, interval_s=0.01, batch_size=10, max_rows=10, retain=retain,
-                        retention_days=30, retention_every_s=0.02)
+    rec = UsageRecorder(
+        Store().write,
+        interval_s=0.01,
+        batch_size=10,
+        max_rows=10,
+        retain=retain,
+        retention_days=30,
+        retention_every_s=0.02,
+    )
     rec.start()
     deadline = time.monotonic() + 5
     while not cutoffs and time.monotonic() < deadline:  # noqa: ASYNC110 - polls the recorder from outside, bounded

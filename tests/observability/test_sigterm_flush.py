@@ -1,5 +1,6 @@
 """`llmproxy serve` as a real process: 2,000 requests, SIGTERM while their usage rows are still
 queued, and 2,000 rows in the database afterwards."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,11 +22,17 @@ async def send_all(url: str) -> list[str]:
     limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
     gate = asyncio.Semaphore(IN_FLIGHT)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+
         async def one(i: int) -> str:
             async with gate:
-                r = await client.post("/v1/chat/completions", json={
-                    "model": "gpt-4o-mini", "stream": i % 4 == 0,
-                    "messages": [{"role": "user", "content": f"request {i}"}]})
+                r = await client.post(
+                    "/v1/chat/completions",
+                    json={
+                        "model": "gpt-4o-mini",
+                        "stream": i % 4 == 0,
+                        "messages": [{"role": "user", "content": f"request {i}"}],
+                    },
+                )
                 await r.aread()
                 assert r.status_code == 200, r.text
                 return r.headers["x-request-id"]
@@ -39,9 +46,16 @@ def test_sigterm_writes_every_queued_usage_row(tmp_path: Path, openai_upstream: 
     # Nothing is flushed on a timer or by batch size, so every row is still queued at SIGTERM.
     (tmp_path / "llmproxy.toml").write_text("[usage]\nflush_interval_s = 3600\nbatch_size = 1000000\n")
     data = tmp_path / "state"
-    proc = spawn(["serve", "--port", str(port), "--data-dir", str(data)],
-                 {"LLMPROXY_OPENAI_BASE_URL": base, "OPENAI_API_KEY": API_KEY, "LLMPROXY_LOG_LEVEL": "warning",
-                  "LLMPROXY_REGISTRY_AUTO_UPDATE": "false"}, tmp_path)
+    proc = spawn(
+        ["serve", "--port", str(port), "--data-dir", str(data)],
+        {
+            "LLMPROXY_OPENAI_BASE_URL": base,
+            "OPENAI_API_KEY": API_KEY,
+            "LLMPROXY_LOG_LEVEL": "warning",
+            "LLMPROXY_REGISTRY_AUTO_UPDATE": "false",
+        },
+        tmp_path,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc)

@@ -1,5 +1,6 @@
 """`llmproxy usage`: the same report as GET /admin/usage, as a table, CSV or JSON, from the local
 database or from a running gateway."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,12 +31,25 @@ def seed(data_dir: Path) -> None:
 async def _seed(data_dir: Path) -> None:
     store = await SQLiteStore.open(data_dir / "llmproxy.db")
     try:
-        await SQLiteUsageStore.over(store.db).insert([
-            row(T0 + 10, model="gpt-4o", provider="openai", cost_usd=0.25, prompt_tokens=1000, completion_tokens=100),
-            row(T0 + 20, model="gpt-4o", provider="openai", cost_usd=0.25, prompt_tokens=1000, completion_tokens=100),
-            row(T0 + DAY + 5, model="claude-sonnet-4-5", provider="anthropic", cost_usd=1.5, prompt_tokens=20000,
-                completion_tokens=3000, key_id="k2"),
-        ])
+        await SQLiteUsageStore.over(store.db).insert(
+            [
+                row(
+                    T0 + 10, model="gpt-4o", provider="openai", cost_usd=0.25, prompt_tokens=1000, completion_tokens=100
+                ),
+                row(
+                    T0 + 20, model="gpt-4o", provider="openai", cost_usd=0.25, prompt_tokens=1000, completion_tokens=100
+                ),
+                row(
+                    T0 + DAY + 5,
+                    model="claude-sonnet-4-5",
+                    provider="anthropic",
+                    cost_usd=1.5,
+                    prompt_tokens=20000,
+                    completion_tokens=3000,
+                    key_id="k2",
+                ),
+            ]
+        )
     finally:
         await store.close()
 
@@ -74,8 +88,10 @@ def test_missing_database_and_bad_arguments(tmp_path: Path, capsys: pytest.Captu
 def test_from_a_running_gateway(gateway_factory: Callable[..., str], capsys: pytest.CaptureFixture[str]) -> None:
     url = gateway_factory()
     for i in range(3):
-        httpx.post(url + "/v1/chat/completions",
-                   json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"cli {i}"}]})
+        httpx.post(
+            url + "/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"cli {i}"}]},
+        )
     deadline = time.monotonic() + 5
     while httpx.get(url + "/admin/usage").json()["totals"]["requests"] < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -87,7 +103,12 @@ def test_from_a_running_gateway(gateway_factory: Callable[..., str], capsys: pyt
 
 def test_as_a_command(tmp_path: Path) -> None:
     seed(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "llmproxy", "usage", "--data-dir", str(tmp_path), "--group-by",
-                           "provider"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "llmproxy", "usage", "--data-dir", str(tmp_path), "--group-by", "provider"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()[3:5]] == ["anthropic", "openai"]

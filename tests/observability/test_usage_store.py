@@ -1,5 +1,6 @@
 """The usage tables on a real SQLite file: the roll-up kept by the insert, the aggregations (roll-up
 and raw log agree), retention in batches, spend by key, and the indexes the queries use."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,14 +15,29 @@ from llmproxy.store.sqlite import SQLiteStore
 from llmproxy.store.usage_sql import SQLiteUsageStore
 
 DAY = 86_400
-T0 = 1_780_000_000 // DAY * DAY   # a UTC midnight
+T0 = 1_780_000_000 // DAY * DAY  # a UTC midnight
 
 
 def row(ts: float, **kw: Any) -> tuple[Any, ...]:
-    values = {"ts": ts, "request_id": f"r{ts}", "key_id": "k1", "user": "alice", "requested_model": "gpt-4o",
-              "model": "gpt-4o", "provider": "openai", "prompt_tokens": 10, "completion_tokens": 5,
-              "cached_tokens": 2, "reasoning_tokens": 0, "cost_usd": 0.001, "latency_ms": 10.0, "overhead_ms": 0.2,
-              "cache": "miss", "attempts": 1, "status": 200}
+    values = {
+        "ts": ts,
+        "request_id": f"r{ts}",
+        "key_id": "k1",
+        "user": "alice",
+        "requested_model": "gpt-4o",
+        "model": "gpt-4o",
+        "provider": "openai",
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "cached_tokens": 2,
+        "reasoning_tokens": 0,
+        "cost_usd": 0.001,
+        "latency_ms": 10.0,
+        "overhead_ms": 0.2,
+        "cache": "miss",
+        "attempts": 1,
+        "status": 200,
+    }
     values.update(kw)
     return tuple(values.get(c) for c in usage_sql.COLUMNS)
 
@@ -31,11 +47,28 @@ def sample() -> list[tuple[Any, ...]]:
     for day in range(3):
         for i in range(10):
             ts = T0 + day * DAY + i * 600
-            rows.append(row(ts, key_id="k1" if i % 2 else "k2", user="alice" if i % 2 else "bob",
-                            model="gpt-4o" if i < 7 else "claude-sonnet-4-5", provider="openai" if i < 7 else "anthropic",
-                            cost_usd=0.001 * (i + 1), prompt_tokens=100 + i))
-        rows.append(row(T0 + day * DAY + 7000, status=502, cost_usd=None, prompt_tokens=None, completion_tokens=None,
-                        cached_tokens=None, error_type="upstream_error"))
+            rows.append(
+                row(
+                    ts,
+                    key_id="k1" if i % 2 else "k2",
+                    user="alice" if i % 2 else "bob",
+                    model="gpt-4o" if i < 7 else "claude-sonnet-4-5",
+                    provider="openai" if i < 7 else "anthropic",
+                    cost_usd=0.001 * (i + 1),
+                    prompt_tokens=100 + i,
+                )
+            )
+        rows.append(
+            row(
+                T0 + day * DAY + 7000,
+                status=502,
+                cost_usd=None,
+                prompt_tokens=None,
+                completion_tokens=None,
+                cached_tokens=None,
+                error_type="upstream_error",
+            )
+        )
         rows.append(row(T0 + day * DAY + 7100, cache="hit", cost_usd=0.0, saved_usd=0.004))
         rows.append(row(T0 + day * DAY + 7200, model="ollama/llama3.3", provider="ollama", cost_usd=None))
     return rows
@@ -104,8 +137,10 @@ async def test_spend_by_key_reads_the_rollup_from_the_day_of_since(tmp_path: Pat
         await usage(store).insert(sample())
         # k1 has the odd requests (0.002 + 0.004 + ... + 0.010) and the error, hit and unpriced rows (0 each)
         per_day_k1 = sum(0.001 * (i + 1) for i in range(10) if i % 2)
-        spend = await usage(store).spend_by_key(T0 + DAY + 5000)   # mid-day: counts that whole day
-        assert spend == pytest.approx({"k1": 2 * per_day_k1, "k2": 2 * sum(0.001 * (i + 1) for i in range(10) if not i % 2)})
+        spend = await usage(store).spend_by_key(T0 + DAY + 5000)  # mid-day: counts that whole day
+        assert spend == pytest.approx(
+            {"k1": 2 * per_day_k1, "k2": 2 * sum(0.001 * (i + 1) for i in range(10) if not i % 2)}
+        )
     finally:
         await store.close()
 
@@ -121,7 +156,7 @@ async def test_retention_deletes_old_rows_in_batches_and_keeps_the_rollup(tmp_pa
         assert deleted == 1200
         assert await rows_in_log(store) == 30
         after, _ = await usage(store).aggregate(group_by=("day",))
-        assert after == before   # spend history outlives the raw rows
+        assert after == before  # spend history outlives the raw rows
     finally:
         await store.close()
 
@@ -134,8 +169,9 @@ async def test_migration_2_backfills_the_rollup_from_a_first_version_database(tm
     db.execute("INSERT INTO schema_versions VALUES ('usage', 1)")
     v1 = usage_sql.COLUMNS[:21]
     for i in range(5):
-        db.execute(f"INSERT INTO usage ({', '.join(v1)}) VALUES ({', '.join('?' for _ in v1)})",
-                   row(T0 + i, cost_usd=0.5)[:21])
+        db.execute(
+            f"INSERT INTO usage ({', '.join(v1)}) VALUES ({', '.join('?' for _ in v1)})", row(T0 + i, cost_usd=0.5)[:21]
+        )
     db.commit()
     db.close()
     store = await SQLiteStore.open(path)
@@ -150,6 +186,7 @@ async def test_migration_2_backfills_the_rollup_from_a_first_version_database(tm
 async def test_queries_use_their_indexes_not_a_scan_of_the_log(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
     try:
+
         async def plan(sql: str, *params: Any) -> str:
             async with store.db.execute("EXPLAIN QUERY PLAN " + sql, params) as cur:
                 return " | ".join(r[-1] for r in await cur.fetchall())
@@ -172,6 +209,7 @@ def rounded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _day(ts: float) -> str:
     import time
+
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
@@ -194,7 +232,7 @@ async def test_a_write_that_met_a_lock_does_not_poison_the_next_ones(tmp_path: P
         await usage(store).insert([row(T0 + 3)])
         assert await rows_in_log(store) == 3
         # the roll-up counted each batch once, the one that failed not at all
-        total, = other.execute("SELECT sum(requests) FROM usage_daily").fetchone()
+        (total,) = other.execute("SELECT sum(requests) FROM usage_daily").fetchone()
         assert total == 2
     finally:
         other.close()
@@ -209,9 +247,11 @@ async def test_the_writer_thread_takes_batches_and_retention_in_turn(tmp_path: P
     own = await SQLiteUsageStore.open(tmp_path / "llmproxy.db")
     try:
         await own.insert([row(T0 + i) for i in range(600)])
-        results = await asyncio.gather(own.insert([row(T0 + 5 * DAY + i) for i in range(50)]),
-                                       own.delete_before(T0 + DAY, batch=100),
-                                       own.insert([row(T0 + 5 * DAY + 100 + i) for i in range(57)]))
+        results = await asyncio.gather(
+            own.insert([row(T0 + 5 * DAY + i) for i in range(50)]),
+            own.delete_before(T0 + DAY, batch=100),
+            own.insert([row(T0 + 5 * DAY + 100 + i) for i in range(57)]),
+        )
         assert results[1] == 600
         assert await rows_in_log(store) == 107
         async with store.db.execute("SELECT sum(requests) FROM usage_daily") as cur:
@@ -226,11 +266,11 @@ async def test_a_writer_thread_batch_that_met_a_lock_does_not_poison_the_next_on
     own = await SQLiteUsageStore.open(tmp_path / "llmproxy.db")
     other = sqlite3.connect(tmp_path / "llmproxy.db", isolation_level=None)
     try:
-        own._writer.execute("PRAGMA busy_timeout=50")   # type: ignore[union-attr]
+        own._writer.execute("PRAGMA busy_timeout=50")  # type: ignore[union-attr]
         other.execute("BEGIN IMMEDIATE")
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             await own.insert([row(T0)])
-        assert not own._writer.in_transaction   # type: ignore[union-attr]
+        assert not own._writer.in_transaction  # type: ignore[union-attr]
         other.execute("COMMIT")
         await own.insert([row(T0 + 1), row(T0 + 2)])
         assert await rows_in_log(store) == 2
@@ -241,12 +281,12 @@ async def test_a_writer_thread_batch_that_met_a_lock_does_not_poison_the_next_on
 
 
 async def test_a_usage_store_on_a_connection_of_its_own(tmp_path: Path) -> None:
-    store = await open_store(tmp_path)   # runs the migrations
+    store = await open_store(tmp_path)  # runs the migrations
     own = await SQLiteUsageStore.open(tmp_path / "llmproxy.db")
     try:
         await own.insert([row(T0, cost_usd=0.25), row(T0 + 1, cost_usd=0.5, key_id="k2")])
         assert await own.spend_by_key(T0) == {"k1": pytest.approx(0.25), "k2": pytest.approx(0.5)}
-        assert await rows_in_log(store) == 2   # committed: the other connection sees the rows
+        assert await rows_in_log(store) == 2  # committed: the other connection sees the rows
     finally:
         await own.close()
         await store.close()

@@ -1,4 +1,5 @@
 """Helpers for the adapter tests: model entries, credentials, fixtures, and running a translator."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,13 @@ CAPS = Capabilities(tools=True, vision=True, json_schema=True, streaming=True, r
 
 
 def entry(provider: str, provider_model: str, **caps: bool) -> ModelEntry:
-    return ModelEntry(id=provider_model, provider=provider, provider_model=provider_model, max_output_tokens=64000,
-                      capabilities=Capabilities(**{**{k: getattr(CAPS, k) for k in CAPS.__slots__}, **caps}))
+    return ModelEntry(
+        id=provider_model,
+        provider=provider,
+        provider_model=provider_model,
+        max_output_tokens=64000,
+        capabilities=Capabilities(**{**{k: getattr(CAPS, k) for k in CAPS.__slots__}, **caps}),
+    )
 
 
 def creds(provider: str, key: str = "test-key") -> ProviderSettings:
@@ -48,11 +54,12 @@ def sse(events: list[Any]) -> bytes:
 
 async def _pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
     for k in range(0, len(data), size):
-        yield data[k:k + size]
+        yield data[k : k + size]
 
 
-def relay(adapter: Any, data: bytes, model: ModelEntry, *, include_usage: bool = True,
-          size: int = 17) -> tuple[list[Any], StreamState]:
+def relay(
+    adapter: Any, data: bytes, model: ModelEntry, *, include_usage: bool = True, size: int = 17
+) -> tuple[list[Any], StreamState]:
     """Run adapter.relay_stream over `data` cut in `size`-byte pieces; the decoded payloads and state."""
     state = StreamState(include_usage=include_usage)
 
@@ -87,4 +94,5 @@ def merge_tool_calls(chunks: list[dict[str, Any]], choice: int = 0) -> list[dict
 @pytest.fixture(scope="session")
 def anthropic_validator() -> Any:
     from tests.fakes.anthropic_server import Validator
+
     return Validator()

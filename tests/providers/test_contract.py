@@ -1,5 +1,6 @@
 """One suite run against every translating adapter: the behaviours every provider must give an
 OpenAI client. An unsupported capability is an explicit opt-out in SUPPORTS."""
+
 from __future__ import annotations
 
 import inspect
@@ -17,24 +18,45 @@ from tests.providers.conftest import creds, entry, merge_tool_calls, relay
 
 MODELS = {"anthropic": "claude-sonnet-4-5-20250929", "gemini": "gemini-3-flash-preview"}
 SUPPORTS = {"anthropic": {"n>1": False, "seed": False}, "gemini": {"n>1": True, "seed": True}}
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
-          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
-                         "additionalProperties": False}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+                "additionalProperties": False,
+            },
+        },
+    }
+]
 
 
 def history(call_id: str = "call_abc123") -> list[dict[str, Any]]:
     return [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": call_id, "content": '{"temp": 21}'},
         {"role": "developer", "content": "Answer in French."},
         {"role": "user", "content": "Thanks, and?"},
     ]
 
 
-VALIDATOR = anthropic_server.Validator()   # built once: the pydantic adapters take a second to compile
+VALIDATOR = anthropic_server.Validator()  # built once: the pydantic adapters take a second to compile
 
 
 def accepted(provider: str, body: dict[str, Any], model: str) -> None:
@@ -77,8 +99,9 @@ def test_plain_request_is_accepted_and_answer_translates(provider: str) -> None:
     body, up = build(provider, req)
     accepted(provider, body, MODELS[provider])
     assert "test-key" in up.headers.values()
-    completion = ADAPTERS[provider].parse_response(orjson.dumps(fake_answer(provider, body, MODELS[provider])),
-                                                   entry(provider, MODELS[provider]))
+    completion = ADAPTERS[provider].parse_response(
+        orjson.dumps(fake_answer(provider, body, MODELS[provider])), entry(provider, MODELS[provider])
+    )
     assert completion["object"] == "chat.completion"
     choice = completion["choices"][0]
     assert choice["message"]["role"] == "assistant" and "Hello" in choice["message"]["content"]
@@ -96,8 +119,9 @@ def test_tool_call_answer_becomes_openai_tool_calls(provider: str) -> None:
     req = {"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": TOOLS, "tool_choice": "required"}
     body, _ = build(provider, req)
     accepted(provider, body, MODELS[provider])
-    completion = ADAPTERS[provider].parse_response(orjson.dumps(fake_answer(provider, body, MODELS[provider])),
-                                                   entry(provider, MODELS[provider]))
+    completion = ADAPTERS[provider].parse_response(
+        orjson.dumps(fake_answer(provider, body, MODELS[provider])), entry(provider, MODELS[provider])
+    )
     choice = completion["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     call = choice["message"]["tool_calls"][0]
@@ -110,8 +134,9 @@ def test_tool_call_id_from_answer_is_accepted_on_the_next_turn(provider: str) ->
     for this provider and for the other one."""
     req = {"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": TOOLS, "tool_choice": "required"}
     body, _ = build(provider, req)
-    completion = ADAPTERS[provider].parse_response(orjson.dumps(fake_answer(provider, body, MODELS[provider])),
-                                                   entry(provider, MODELS[provider]))
+    completion = ADAPTERS[provider].parse_response(
+        orjson.dumps(fake_answer(provider, body, MODELS[provider])), entry(provider, MODELS[provider])
+    )
     call = completion["choices"][0]["message"]["tool_calls"][0]
     follow = {"messages": history(call["id"]), "tools": TOOLS}
     for target in ("anthropic", "gemini"):
@@ -123,8 +148,9 @@ def test_stream_gives_role_text_finish_usage_done(provider: str) -> None:
     req = {"messages": [{"role": "user", "content": "Hello there"}], "stream": True}
     body, _ = build(provider, req, stream=True)
     accepted(provider, body, MODELS[provider])
-    payloads, state = relay(ADAPTERS[provider], fake_stream(provider, body, MODELS[provider]),
-                            entry(provider, MODELS[provider]))
+    payloads, state = relay(
+        ADAPTERS[provider], fake_stream(provider, body, MODELS[provider]), entry(provider, MODELS[provider])
+    )
     assert payloads[-1] == "[DONE]"
     chunks = payloads[:-1]
     assert all(c["object"] == "chat.completion.chunk" and c["id"] and c["created"] and c["model"] for c in chunks)
@@ -139,17 +165,22 @@ def test_stream_gives_role_text_finish_usage_done(provider: str) -> None:
 
 def test_stream_without_include_usage_has_no_usage_chunk(provider: str) -> None:
     body, _ = build(provider, {"messages": [{"role": "user", "content": "Hi"}]}, stream=True)
-    payloads, state = relay(ADAPTERS[provider], fake_stream(provider, body, MODELS[provider]),
-                            entry(provider, MODELS[provider]), include_usage=False)
+    payloads, state = relay(
+        ADAPTERS[provider],
+        fake_stream(provider, body, MODELS[provider]),
+        entry(provider, MODELS[provider]),
+        include_usage=False,
+    )
     assert all(p == "[DONE]" or p["choices"] for p in payloads)
-    assert state.usage is not None   # the gateway still learns it for accounting
+    assert state.usage is not None  # the gateway still learns it for accounting
 
 
 def test_streamed_tool_calls_concatenate_to_valid_json(provider: str) -> None:
     req = {"messages": [{"role": "user", "content": "Weather?"}], "tools": TOOLS, "tool_choice": "required"}
     body, _ = build(provider, req, stream=True)
-    payloads, state = relay(ADAPTERS[provider], fake_stream(provider, body, MODELS[provider]),
-                            entry(provider, MODELS[provider]), size=5)
+    payloads, state = relay(
+        ADAPTERS[provider], fake_stream(provider, body, MODELS[provider]), entry(provider, MODELS[provider]), size=5
+    )
     calls = merge_tool_calls([p for p in payloads if p != "[DONE]"])
     assert calls and all(c["id"] and c["name"] == "get_weather" for c in calls)
     assert all(isinstance(orjson.loads(c["arguments"]), dict) for c in calls)
@@ -169,8 +200,11 @@ def test_stream_cut_short_ends_with_an_error_event(provider: str) -> None:
 
 @pytest.mark.parametrize("status", [429, 500, 503])
 def test_upstream_failures_are_retryable(provider: str, status: int) -> None:
-    resp = (anthropic_server.error(status, "boom") if provider == "anthropic"
-            else gemini_server.error(status, "UNAVAILABLE", "boom"))
+    resp = (
+        anthropic_server.error(status, "boom")
+        if provider == "anthropic"
+        else gemini_server.error(status, "UNAVAILABLE", "boom")
+    )
     err = ADAPTERS[provider].map_error(status, resp.body, {"retry-after": "3"})
     assert isinstance(err, GatewayError) and err.retryable
     if status == 429:
@@ -178,8 +212,11 @@ def test_upstream_failures_are_retryable(provider: str, status: int) -> None:
 
 
 def test_bad_request_keeps_provider_message_and_is_not_retryable(provider: str) -> None:
-    resp = (anthropic_server.error(400, "messages: text content blocks must be non-empty") if provider == "anthropic"
-            else gemini_server.error(400, "INVALID_ARGUMENT", "messages: text content blocks must be non-empty"))
+    resp = (
+        anthropic_server.error(400, "messages: text content blocks must be non-empty")
+        if provider == "anthropic"
+        else gemini_server.error(400, "INVALID_ARGUMENT", "messages: text content blocks must be non-empty")
+    )
     err = ADAPTERS[provider].map_error(400, resp.body, {})
     assert isinstance(err, UpstreamRejected) and not err.retryable and err.status == 400
     assert "text content blocks must be non-empty" in err.message
@@ -199,29 +236,46 @@ def test_n_greater_than_one(provider: str) -> None:
         return
     body, _ = build(provider, req)
     accepted(provider, body, MODELS[provider])
-    completion = ADAPTERS[provider].parse_response(orjson.dumps(fake_answer(provider, body, MODELS[provider])),
-                                                   entry(provider, MODELS[provider]))
+    completion = ADAPTERS[provider].parse_response(
+        orjson.dumps(fake_answer(provider, body, MODELS[provider])), entry(provider, MODELS[provider])
+    )
     assert [c["index"] for c in completion["choices"]] == [0, 1]
 
 
 def test_images_data_url_and_https_are_accepted(provider: str) -> None:
     png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
-    req = {"messages": [{"role": "user", "content": [
-        {"type": "text", "text": "Compare"}, {"type": "image_url", "image_url": {"url": png, "detail": "low"}},
-        {"type": "image_url", "image_url": {"url": "https://example.com/cat.webp"}}]}]}
+    req = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Compare"},
+                    {"type": "image_url", "image_url": {"url": png, "detail": "low"}},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/cat.webp"}},
+                ],
+            }
+        ]
+    }
     body, _ = build(provider, req)
     accepted(provider, body, MODELS[provider])
 
 
 def test_json_schema_response_format(provider: str) -> None:
-    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": ["integer", "null"]}},
-              "required": ["name", "age"], "additionalProperties": False}
-    req = {"messages": [{"role": "user", "content": "Extract"}],
-           "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": schema, "strict": True}}}
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": ["integer", "null"]}},
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
+    req = {
+        "messages": [{"role": "user", "content": "Extract"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": schema, "strict": True}},
+    }
     body, _ = build(provider, req)
     accepted(provider, body, MODELS[provider])
-    completion = ADAPTERS[provider].parse_response(orjson.dumps(fake_answer(provider, body, MODELS[provider])),
-                                                   entry(provider, MODELS[provider]))
+    completion = ADAPTERS[provider].parse_response(
+        orjson.dumps(fake_answer(provider, body, MODELS[provider])), entry(provider, MODELS[provider])
+    )
     assert "name" in orjson.loads(completion["choices"][0]["message"]["content"])
 
 
@@ -229,17 +283,30 @@ def test_reasoning_effort_is_accepted_and_reported(provider: str) -> None:
     req = {"messages": [{"role": "user", "content": "Think"}], "reasoning_effort": "high", "temperature": 0.2}
     body, _ = build(provider, req)
     accepted(provider, body, MODELS[provider])
-    completion = ADAPTERS[provider].parse_response(orjson.dumps(fake_answer(provider, body, MODELS[provider])),
-                                                   entry(provider, MODELS[provider]))
+    completion = ADAPTERS[provider].parse_response(
+        orjson.dumps(fake_answer(provider, body, MODELS[provider])), entry(provider, MODELS[provider])
+    )
     assert completion["usage"]["completion_tokens_details"]["reasoning_tokens"] > 0
     assert completion["choices"][0]["message"].get("reasoning_content")
 
 
 def test_unknown_and_unsupported_fields_never_reach_the_provider(provider: str) -> None:
-    req = {"messages": [{"role": "user", "content": "Hi"}], "logprobs": True, "top_logprobs": 2,
-           "frequency_penalty": 0.5, "presence_penalty": 0.1, "logit_bias": {"1": 2}, "store": True,
-           "metadata": {"a": "b"}, "service_tier": "auto", "user": "u-1", "seed": 7, "parallel_tool_calls": False,
-           "prediction": {"type": "content", "content": "x"}, "some_future_field": 1}
+    req = {
+        "messages": [{"role": "user", "content": "Hi"}],
+        "logprobs": True,
+        "top_logprobs": 2,
+        "frequency_penalty": 0.5,
+        "presence_penalty": 0.1,
+        "logit_bias": {"1": 2},
+        "store": True,
+        "metadata": {"a": "b"},
+        "service_tier": "auto",
+        "user": "u-1",
+        "seed": 7,
+        "parallel_tool_calls": False,
+        "prediction": {"type": "content", "content": "x"},
+        "some_future_field": 1,
+    }
     body, _ = build(provider, req)
     accepted(provider, body, MODELS[provider])
 
@@ -247,20 +314,24 @@ def test_unknown_and_unsupported_fields_never_reach_the_provider(provider: str) 
 # The adapter Protocol, checked structurally on every registered module: each callable the transport
 # calls is there, with the Protocol's parameters (names, kinds, which have defaults), and each
 # constant has its type.
-PROTOCOL_CALLABLES = sorted(name for name, value in vars(Adapter).items()
-                            if inspect.isfunction(value) and not name.startswith("_"))
+PROTOCOL_CALLABLES = sorted(
+    name for name, value in vars(Adapter).items() if inspect.isfunction(value) and not name.startswith("_")
+)
 PROTOCOL_CONSTANTS = {"NAME": str, "DEFAULT_BASE_URL": str, "RELAYS_ANSWER": bool}
 
 
 def contract_problems(module: Any) -> list[str]:
-    problems = [f"{name}: missing or not a {kind.__name__}" for name, kind in PROTOCOL_CONSTANTS.items()
-                if not isinstance(getattr(module, name, None), kind)]
+    problems = [
+        f"{name}: missing or not a {kind.__name__}"
+        for name, kind in PROTOCOL_CONSTANTS.items()
+        if not isinstance(getattr(module, name, None), kind)
+    ]
     for name in PROTOCOL_CALLABLES:
         func = getattr(module, name, None)
         if not callable(func):
             problems.append(f"{name}: missing")
             continue
-        wanted = list(inspect.signature(getattr(Adapter, name)).parameters.values())[1:]   # without self
+        wanted = list(inspect.signature(getattr(Adapter, name)).parameters.values())[1:]  # without self
         found = list(inspect.signature(func).parameters.values())
         shape = [(p.name, p.kind, p.default is inspect.Parameter.empty) for p in wanted]
         if [(p.name, p.kind, p.default is inspect.Parameter.empty) for p in found] != shape:
@@ -283,6 +354,6 @@ def test_the_contract_check_catches_a_module_that_breaks_it() -> None:
     for name in PROTOCOL_CALLABLES:
         setattr(broken, name, getattr(ADAPTERS["openai"], name))
     broken.NAME, broken.DEFAULT_BASE_URL = "broken", "https://example.invalid"
-    broken.parse_response = lambda body: {}   # type: ignore[attr-defined]  # the model parameter is missing
+    broken.parse_response = lambda body: {}  # type: ignore[attr-defined]  # the model parameter is missing
     problems = contract_problems(broken)
     assert [p.split("(")[0].split(":")[0] for p in problems] == ["RELAYS_ANSWER", "parse_response"], problems

@@ -1,4 +1,5 @@
 """The shared translation pieces: Gemini schema cleaning, tool-call ids, image parts."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,18 +11,33 @@ from llmproxy.providers.toolids import anthropic_id, new_call_id, split
 
 
 def test_schema_refs_nullable_const_and_dropped_keywords() -> None:
-    schema = {"$schema": "x", "type": "object", "additionalProperties": False, "strict": True,
-              "$defs": {"Unit": {"type": "string", "enum": ["c", "f"]}},
-              "properties": {"unit": {"$ref": "#/$defs/Unit"}, "n": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
-                             "k": {"const": "fixed"}, "tags": {"type": ["array", "null"], "items": {"type": "string"}},
-                             "email": {"type": "string", "format": "email"}}, "required": ["unit", "ghost"]}
+    schema = {
+        "$schema": "x",
+        "type": "object",
+        "additionalProperties": False,
+        "strict": True,
+        "$defs": {"Unit": {"type": "string", "enum": ["c", "f"]}},
+        "properties": {
+            "unit": {"$ref": "#/$defs/Unit"},
+            "n": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+            "k": {"const": "fixed"},
+            "tags": {"type": ["array", "null"], "items": {"type": "string"}},
+            "email": {"type": "string", "format": "email"},
+        },
+        "required": ["unit", "ghost"],
+    }
     out = gemini_schema(schema, param="p")
-    assert out == {"type": "object", "required": ["unit"], "properties": {
-        "unit": {"type": "string", "enum": ["c", "f"], "format": "enum"},
-        "n": {"type": "integer", "nullable": True},
-        "k": {"enum": ["fixed"], "type": "string", "format": "enum"},
-        "tags": {"type": "array", "nullable": True, "items": {"type": "string"}},
-        "email": {"type": "string"}}}
+    assert out == {
+        "type": "object",
+        "required": ["unit"],
+        "properties": {
+            "unit": {"type": "string", "enum": ["c", "f"], "format": "enum"},
+            "n": {"type": "integer", "nullable": True},
+            "k": {"enum": ["fixed"], "type": "string", "format": "enum"},
+            "tags": {"type": "array", "nullable": True, "items": {"type": "string"}},
+            "email": {"type": "string"},
+        },
+    }
 
 
 def test_schema_unresolvable_ref_is_a_400() -> None:

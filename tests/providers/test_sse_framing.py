@@ -1,5 +1,6 @@
 """One SSE framer for every upstream stream: any split of a valid stream, with LF, CRLF or CR line
 ends, gives the same events, whether they are parsed (Anthropic, Gemini) or relayed (OpenAI)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -34,7 +35,7 @@ def streams(draw: st.DrawFn) -> tuple[bytes, list[SSEEvent]]:
         if name is not None:
             lines.append(f"event: {name}")
         lines += [f"data: {d}" for d in data]
-        lines.append("")        # the blank line that ends the event
+        lines.append("")  # the blank line that ends the event
         if data or name is not None:
             expected.append(SSEEvent(name, "\n".join(data).encode()))
     text = ""
@@ -42,7 +43,7 @@ def streams(draw: st.DrawFn) -> tuple[bytes, list[SSEEvent]]:
     for line in lines:
         ending = draw(ENDINGS)
         if previous == "\r" and line == "" and ending == "\n":
-            ending = "\r\n"     # CR then LF would be one CRLF, not a line end and a blank line
+            ending = "\r\n"  # CR then LF would be one CRLF, not a line end and a blank line
         text += line + ending
         previous = ending
     return text.encode(), expected
@@ -64,7 +65,9 @@ def test_any_split_of_a_stream_gives_the_same_events(stream: tuple[bytes, list[S
 
 @settings(max_examples=200, deadline=None, database=None)
 @given(streams(), st.lists(st.integers(0, 10_000), max_size=12))
-def test_framer_blocks_are_the_same_events_for_any_split(stream: tuple[bytes, list[SSEEvent]], points: list[int]) -> None:
+def test_framer_blocks_are_the_same_events_for_any_split(
+    stream: tuple[bytes, list[SSEEvent]], points: list[int]
+) -> None:
     data, expected = stream
     framer = SSEFramer()
     ready = b"".join(framer.feed(piece) for piece in cut(data, points)) + framer.flush()
@@ -93,15 +96,18 @@ def _relay(pieces: list[bytes]) -> tuple[list[bytes], StreamState]:
     return [block for block in out.split(b"\n\n") if block], state
 
 
-CHUNKS = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
-          {"choices": [{"index": 0, "delta": {"content": "hello\r\nthere"}, "finish_reason": None}]},
-          {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-          {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}]
+CHUNKS = [
+    {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
+    {"choices": [{"index": 0, "delta": {"content": "hello\r\nthere"}, "finish_reason": None}]},
+    {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}},
+]
 
 
 def python_sse(ending: str) -> bytes:
     """A stream as a Python server writes it: json.dumps spacing, and the chosen line end."""
     import json
+
     body = "".join(f"data: {json.dumps(c)}{ending}{ending}" for c in CHUNKS) + f"data: [DONE]{ending}{ending}"
     return body.encode()
 
@@ -126,17 +132,26 @@ def test_finish_reason_and_usage_found_with_json_spacing() -> None:
 
 
 def test_finish_reason_and_usage_with_any_spacing_around_the_colon() -> None:
-    data = (b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason"\t :  "length"}]}\n\n'
-            b'data: {"choices": [], "usage" :{"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}\n\n'
-            b"data: [DONE]\n\n")
+    data = (
+        b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason"\t :  "length"}]}\n\n'
+        b'data: {"choices": [], "usage" :{"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}\n\n'
+        b"data: [DONE]\n\n"
+    )
     blocks, state = _relay([data])
-    assert state.finish_reason == "length" and state.usage == {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    assert state.finish_reason == "length" and state.usage == {
+        "prompt_tokens": 1,
+        "completion_tokens": 1,
+        "total_tokens": 2,
+    }
 
 
 def test_text_that_looks_like_a_key_is_not_one() -> None:
     content = 'say "finish_reason": "stop" and "usage": {"x": 1}'
-    data = (b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]})
-            + b"\n\n")
+    data = (
+        b"data: "
+        + orjson.dumps({"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]})
+        + b"\n\n"
+    )
     blocks, state = _relay([data])
     assert state.finish_reason is None and state.usage is None
     assert orjson.loads(blocks[0][6:])["choices"][0]["delta"]["content"] == content
@@ -145,7 +160,7 @@ def test_text_that_looks_like_a_key_is_not_one() -> None:
 def test_error_event_with_spacing_marks_the_stream_errored() -> None:
     data = b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n'
     blocks, state = _relay([data])
-    assert state.errored and len(blocks) == 1   # passed on, and no second "ended early" error after it
+    assert state.errored and len(blocks) == 1  # passed on, and no second "ended early" error after it
 
 
 def test_an_event_that_never_ends_is_an_upstream_error_not_unbounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 Nothing here writes into the repository's registry/: every test works on a copy under tmp_path.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,10 @@ REPO = Path(__file__).resolve().parent.parent.parent
 EXCERPTS = REPO / "tests" / "fixtures" / "pricing" / "excerpts"
 PAGE_FILES = {
     "openai": (EXCERPTS / "openai" / "developers.openai.com_api_docs_pricing.md-excerpt.md", "text/markdown"),
-    "anthropic": (EXCERPTS / "anthropic" / "platform.claude.com_docs_en_about-claude_pricing.md-excerpt.md",
-                  "text/markdown"),
+    "anthropic": (
+        EXCERPTS / "anthropic" / "platform.claude.com_docs_en_about-claude_pricing.md-excerpt.md",
+        "text/markdown",
+    ),
     "gemini": (EXCERPTS / "gemini" / "ai.google.dev_gemini-api_docs_pricing.excerpt.html", "text/html"),
 }
 
@@ -39,7 +42,7 @@ class PricingSite:
 
     url: str = ""
     routes: dict[str, tuple[int, str, str]] = field(default_factory=dict)
-    delays: dict[str, float] = field(default_factory=dict)   # path -> seconds before answering
+    delays: dict[str, float] = field(default_factory=dict)  # path -> seconds before answering
     hits: int = 0
 
     def serve_saved_pages(self) -> None:
@@ -82,5 +85,8 @@ def registry_file(tmp_path: Path) -> Path:
 def updater_settings(registry_file: Path, site: PricingSite | None = None, **changes: object) -> Settings:
     """Settings for a RegistryUpdater on the copy, scraping the fake site; no cron loop."""
     options = RegistryUpdateSettings(auto_update=False, pages=site.pages() if site else {}, scrape_timeout_s=5.0)
-    return Settings(data_dir=registry_file.parent.parent / "data", registry_path=registry_file,
-                    registry_update=replace(options, **changes))
+    return Settings(
+        data_dir=registry_file.parent.parent / "data",
+        registry_path=registry_file,
+        registry_update=replace(options, **changes),
+    )

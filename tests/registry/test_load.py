@@ -1,4 +1,5 @@
 """Loading models.json: the strict format check, its messages, and the fallbacks (.bak, then shipped)."""
+
 from __future__ import annotations
 
 import copy
@@ -33,20 +34,23 @@ def test_the_shipped_registry_passes_the_strict_check() -> None:
     assert set(registry.providers) == {"openai", "anthropic", "gemini"}
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda d: d["models"][0].update(input_per_mtok=-1), "input_per_mtok must be a non-negative number"),
-    (lambda d: d["models"][0].update(input_per_mtok="3.0"), "input_per_mtok must be a non-negative number"),
-    (lambda d: d["models"][0].update(inptu_per_mtok=3.0), "inptu_per_mtok is not a known field"),
-    (lambda d: d["models"][0].update(context_window=0), "context_window must be a positive integer"),
-    (lambda d: d["models"][0]["capabilities"].update(telepathy=True), "unknown capability 'telepathy'"),
-    (lambda d: d["models"][0].update(quality=50), "quality must be null or"),
-    (lambda d: d["models"][0].update(aliases="gpt"), "aliases must be a list of names"),
-    (lambda d: d["models"][0].pop("provider"), "provider is missing"),
-    (lambda d: d["models"][0].update(long_context={"input_per_mtok": 1.0}), "threshold must be a positive integer"),
-    (lambda d: d["providers"]["openai"].update(status="fine"), "providers.openai.status must be one of"),
-    (lambda d: d.update(version="7"), "version must be a non-negative integer"),
-    (lambda d: d.update(extra=1), "extra is not a known field"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["models"][0].update(input_per_mtok=-1), "input_per_mtok must be a non-negative number"),
+        (lambda d: d["models"][0].update(input_per_mtok="3.0"), "input_per_mtok must be a non-negative number"),
+        (lambda d: d["models"][0].update(inptu_per_mtok=3.0), "inptu_per_mtok is not a known field"),
+        (lambda d: d["models"][0].update(context_window=0), "context_window must be a positive integer"),
+        (lambda d: d["models"][0]["capabilities"].update(telepathy=True), "unknown capability 'telepathy'"),
+        (lambda d: d["models"][0].update(quality=50), "quality must be null or"),
+        (lambda d: d["models"][0].update(aliases="gpt"), "aliases must be a list of names"),
+        (lambda d: d["models"][0].pop("provider"), "provider is missing"),
+        (lambda d: d["models"][0].update(long_context={"input_per_mtok": 1.0}), "threshold must be a positive integer"),
+        (lambda d: d["providers"]["openai"].update(status="fine"), "providers.openai.status must be one of"),
+        (lambda d: d.update(version="7"), "version must be a non-negative integer"),
+        (lambda d: d.update(extra=1), "extra is not a known field"),
+    ],
+)
 def test_a_bad_file_is_refused_with_the_place_and_the_problem(change: Any, message: str) -> None:
     doc = seed()
     change(doc)
@@ -77,12 +81,11 @@ def test_a_model_without_a_price_is_loud(caplog: pytest.LogCaptureFixture) -> No
     assert "without a known price" in caplog.text and "claude-3-5-haiku-20241022" in caplog.text
 
 
-def test_a_corrupt_models_json_falls_back_to_the_backup(registry_file: Path,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_a_corrupt_models_json_falls_back_to_the_backup(registry_file: Path, caplog: pytest.LogCaptureFixture) -> None:
     backup = seed()
     backup["version"] = 7
     registry_file.with_name("models.json.bak").write_text(json.dumps(backup))
-    registry_file.write_text('{"version": 8, "models": [{"id": ')   # a write cut in half
+    registry_file.write_text('{"version": 8, "models": [{"id": ')  # a write cut in half
     with caplog.at_level(logging.ERROR, logger="llmproxy.registry"):
         registry = load_registry(registry_file)
     assert registry.version == 7

@@ -1,5 +1,6 @@
 """The running gateway: POST /admin/registry/refresh (and rollback) swap the registry while requests
 flow through it, with no failed request; the admin endpoints; a CLI write picked up by the watch."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,10 @@ def gpt4o_page(input_price: float) -> str:
 
 
 def start(gateway_factory: Callable[..., str], registry_file: Path, site: PricingSite, **options: object) -> str:
-    update = replace(RegistryUpdateSettings(auto_update=False, pages=site.pages(), scrape_timeout_s=5.0,
-                                            max_model_loss=1.0), **options)
+    update = replace(
+        RegistryUpdateSettings(auto_update=False, pages=site.pages(), scrape_timeout_s=5.0, max_model_loss=1.0),
+        **options,
+    )
     return gateway_factory(registry_path=registry_file, registry_update=update)
 
 
@@ -38,7 +41,8 @@ def cost_of_fake_usage(input_price: float, cached: float = 1.25, output: float =
 
 
 async def test_refresh_under_load_swaps_the_registry_with_no_failed_request(
-        gateway_factory: Callable[..., str], registry_file: Path, pricing_site: PricingSite) -> None:
+    gateway_factory: Callable[..., str], registry_file: Path, pricing_site: PricingSite
+) -> None:
     base = start(gateway_factory, registry_file, pricing_site)
     client = openai.AsyncOpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
     stop = asyncio.Event()
@@ -48,11 +52,12 @@ async def test_refresh_under_load_swaps_the_registry_with_no_failed_request(
 
     async def worker() -> None:
         while not stop.is_set():
-            try:   # a new prompt each time, so no response cache answers in the gateway's place
+            try:  # a new prompt each time, so no response cache answers in the gateway's place
                 raw = await client.chat.completions.with_raw_response.create(
-                    model="gpt-4o", messages=[{"role": "user", "content": f"hello {next(ids)}"}])
+                    model="gpt-4o", messages=[{"role": "user", "content": f"hello {next(ids)}"}]
+                )
                 results.append((raw.http_response.status_code, float(raw.headers["x-llmproxy-cost-usd"])))
-            except BaseException as exc:   # noqa: BLE001 - every failure is the finding
+            except BaseException as exc:  # noqa: BLE001 - every failure is the finding
                 failures.append(exc)
                 return
 
@@ -82,8 +87,9 @@ async def test_refresh_under_load_swaps_the_registry_with_no_failed_request(
     assert status["version"] == 4 and status["providers"]["openai"]["status"] == "ok"
 
 
-def test_admin_versions_diff_and_rollback(gateway_factory: Callable[..., str], registry_file: Path,
-                                          pricing_site: PricingSite) -> None:
+def test_admin_versions_diff_and_rollback(
+    gateway_factory: Callable[..., str], registry_file: Path, pricing_site: PricingSite
+) -> None:
     base = start(gateway_factory, registry_file, pricing_site)
     with httpx.Client(base_url=base, timeout=30) as admin:
         pricing_site.set("openai", gpt4o_page(3.0))
@@ -93,7 +99,7 @@ def test_admin_versions_diff_and_rollback(gateway_factory: Callable[..., str], r
         diff = admin.get("/admin/registry/diff", params={"a": 1, "b": 2}).json()
         assert {"id": "gpt-4o", "field": "input_per_mtok", "old": 2.5, "new": 3.0} in diff["changed"]
         assert "o1-pro" in diff["added"]
-        assert admin.get("/admin/registry/diff", params={"a": 2}).json()["added"] == []   # b: the current one
+        assert admin.get("/admin/registry/diff", params={"a": 2}).json()["added"] == []  # b: the current one
 
         back = admin.post("/admin/registry/rollback", json={"version": 1})
         assert back.status_code == 200 and back.json()["version"] == 3
@@ -112,9 +118,9 @@ def test_admin_versions_diff_and_rollback(gateway_factory: Callable[..., str], r
         assert unknown.status_code == 400 and "unknown field 'provider'" in unknown.json()["error"]["message"]
 
 
-def test_refresh_while_another_writer_holds_the_lock_is_a_409(gateway_factory: Callable[..., str],
-                                                              registry_file: Path, pricing_site: PricingSite,
-                                                              tmp_path: Path) -> None:
+def test_refresh_while_another_writer_holds_the_lock_is_a_409(
+    gateway_factory: Callable[..., str], registry_file: Path, pricing_site: PricingSite, tmp_path: Path
+) -> None:
     base = start(gateway_factory, registry_file, pricing_site)
     with exclusive(tmp_path / "data" / "registry.lock") as got, httpx.Client(base_url=base, timeout=30) as admin:
         assert got
@@ -123,8 +129,9 @@ def test_refresh_while_another_writer_holds_the_lock_is_a_409(gateway_factory: C
     assert busy.json()["error"]["code"] == "registry_busy" and "lock held" in busy.json()["error"]["message"]
 
 
-def test_a_broken_page_through_the_endpoint_changes_no_price(gateway_factory: Callable[..., str],
-                                                             registry_file: Path, pricing_site: PricingSite) -> None:
+def test_a_broken_page_through_the_endpoint_changes_no_price(
+    gateway_factory: Callable[..., str], registry_file: Path, pricing_site: PricingSite
+) -> None:
     base = start(gateway_factory, registry_file, pricing_site)
     pricing_site.set("anthropic", "Service Unavailable", 503)
     with httpx.Client(base_url=base, timeout=30) as admin:
@@ -137,8 +144,9 @@ def test_a_broken_page_through_the_endpoint_changes_no_price(gateway_factory: Ca
     assert "claude-opus-4-7" in status["stale"] and "gpt-4o" not in status["stale"]
 
 
-def test_a_cli_rollback_is_picked_up_by_the_running_gateway(gateway_factory: Callable[..., str], registry_file: Path,
-                                                            pricing_site: PricingSite, tmp_path: Path) -> None:
+def test_a_cli_rollback_is_picked_up_by_the_running_gateway(
+    gateway_factory: Callable[..., str], registry_file: Path, pricing_site: PricingSite, tmp_path: Path
+) -> None:
     base = start(gateway_factory, registry_file, pricing_site, watch_interval_s=0.05)
     with httpx.Client(base_url=base, timeout=30) as admin:
         pricing_site.set("openai", gpt4o_page(3.0))
@@ -154,10 +162,13 @@ def test_a_cli_rollback_is_picked_up_by_the_running_gateway(gateway_factory: Cal
     assert "o1-pro" not in models
 
 
-def test_the_registry_endpoints_need_an_admin(gateway_factory: Callable[..., str], registry_file: Path,
-                                              pricing_site: PricingSite) -> None:
+def test_the_registry_endpoints_need_an_admin(
+    gateway_factory: Callable[..., str], registry_file: Path, pricing_site: PricingSite
+) -> None:
     update = RegistryUpdateSettings(auto_update=False, pages=pricing_site.pages())
-    base = gateway_factory(registry_path=registry_file, registry_update=update, master_key=Secret("sk-admin-0123456789"))
+    base = gateway_factory(
+        registry_path=registry_file, registry_update=update, master_key=Secret("sk-admin-0123456789")
+    )
     with httpx.Client(base_url=base, timeout=30) as admin:
         refused = admin.post("/admin/registry/refresh", json={})
         assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error"
@@ -167,9 +178,9 @@ def test_the_registry_endpoints_need_an_admin(gateway_factory: Callable[..., str
     assert pricing_site.hits == 0
 
 
-def test_a_bad_overrides_file_makes_the_refresh_a_409_that_names_it(gateway_factory: Callable[..., str],
-                                                                    registry_file: Path,
-                                                                    pricing_site: PricingSite) -> None:
+def test_a_bad_overrides_file_makes_the_refresh_a_409_that_names_it(
+    gateway_factory: Callable[..., str], registry_file: Path, pricing_site: PricingSite
+) -> None:
     (registry_file.parent / "overrides.json").write_text('{"models": {"gpt-4o": {"input_per_mtok": "cheap"}}}')
     base = start(gateway_factory, registry_file, pricing_site)
     with httpx.Client(base_url=base, timeout=30) as admin:

@@ -1,4 +1,5 @@
 """`llmproxy registry status | versions | diff | rollback | update` on a copy of the registry."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,11 @@ from .conftest import PricingSite, page_text
 def config(tmp_path: Path, registry_file: Path, pricing_site: PricingSite) -> Path:
     pages = "\n".join(f'{p} = "{urls[0]}"' for p, urls in pricing_site.pages().items())
     path = tmp_path / "llmproxy.toml"
-    path.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
-                    f'[registry]\npath = "{registry_file}"\nauto_update = false\nmax_model_loss = 1.0\n'
-                    f'[registry.pages]\n{pages}\n')
+    path.write_text(
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[registry]\npath = "{registry_file}"\nauto_update = false\nmax_model_loss = 1.0\n'
+        f"[registry.pages]\n{pages}\n"
+    )
     return path
 
 
@@ -26,10 +29,13 @@ def run(config: Path, *args: str) -> None:
     assert main(["--config", str(config), "registry", *args]) == 0
 
 
-def test_update_then_versions_diff_and_rollback(config: Path, registry_file: Path, pricing_site: PricingSite,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
-    pricing_site.set("anthropic", page_text("anthropic").replace("| $3 / MTok         | $3.75 / MTok",
-                                                                 "| $3.50 / MTok      | $3.75 / MTok", 1))
+def test_update_then_versions_diff_and_rollback(
+    config: Path, registry_file: Path, pricing_site: PricingSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pricing_site.set(
+        "anthropic",
+        page_text("anthropic").replace("| $3 / MTok         | $3.75 / MTok", "| $3.50 / MTok      | $3.75 / MTok", 1),
+    )
     run(config, "update", "--provider", "anthropic")
     out = capsys.readouterr().out
     assert "version 1 -> 2" in out and "anthropic  ok" in out
@@ -53,9 +59,9 @@ def test_update_then_versions_diff_and_rollback(config: Path, registry_file: Pat
     assert out.startswith("version 3") and "anthropic  ok" in out
 
 
-def test_a_held_back_update_is_reported_and_force_applies_it(config: Path, registry_file: Path,
-                                                             pricing_site: PricingSite,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_held_back_update_is_reported_and_force_applies_it(
+    config: Path, registry_file: Path, pricing_site: PricingSite, capsys: pytest.CaptureFixture[str]
+) -> None:
     pricing_site.set("openai", page_text("openai").replace("| gpt-4o | $2.50 |", "| gpt-4o | $25.00 |"))
     run(config, "update", "--provider", "openai")
     out = capsys.readouterr().out
@@ -68,6 +74,7 @@ def test_a_held_back_update_is_reported_and_force_applies_it(config: Path, regis
 def test_errors_are_one_line_and_a_nonzero_exit(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(config), "registry", "diff", "1", "9"]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"llmproxy registry: registry version 9 is not in {config.parent / 'registry' / 'versions'}")
+        f"llmproxy registry: registry version 9 is not in {config.parent / 'registry' / 'versions'}"
+    )
     assert main(["--config", str(config), "registry", "update", "--provider", "mistral"]) == 2
     assert "no scraper for provider 'mistral'" in capsys.readouterr().err

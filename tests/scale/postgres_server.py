@@ -7,6 +7,7 @@ PostgreSQL refuses to run as root, and CI runs as root: then every server comman
 the server skip, saying why, only where the binaries are missing and CI is not set; in CI a missing
 server fails the run instead.
 """
+
 from __future__ import annotations
 
 import glob
@@ -27,7 +28,9 @@ SUPERUSER = "postgres"
 
 def find_binaries() -> Path | None:
     """The newest installed server's bin directory (initdb, pg_ctl, postgres), or None."""
-    found = sorted(glob.glob(BINARY_GLOB), key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0)
+    found = sorted(
+        glob.glob(BINARY_GLOB), key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0
+    )
     for directory in reversed(found):
         if all((Path(directory) / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
             return Path(directory)
@@ -45,8 +48,10 @@ def require_binaries() -> Path:
     """The bin directory; otherwise skip (with the reason printed) or, under CI, fail."""
     binaries = find_binaries()
     if binaries is None:
-        reason = ("PostgreSQL server binaries not found (initdb, pg_ctl under /usr/lib/postgresql/*/bin); "
-                  "install Debian's `postgresql` package to run the PostgreSQL tests")
+        reason = (
+            "PostgreSQL server binaries not found (initdb, pg_ctl under /usr/lib/postgresql/*/bin); "
+            "install Debian's `postgresql` package to run the PostgreSQL tests"
+        )
         if os.environ.get("CI"):
             pytest.fail(reason + " (CI is set: these tests must run)")
         print(f"\nSKIP: {reason}")
@@ -66,12 +71,15 @@ class PostgresServer:
         if self._as_postgres:
             user = pwd.getpwnam("postgres")
             os.chown(self.root, user.pw_uid, user.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8",
-                  "--no-sync", "--no-locale")
+        self._run(
+            "initdb", "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-sync", "--no-locale"
+        )
         with open(self.data / "postgresql.conf", "a") as conf:
-            conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = '{self.root}'\n"
-                       "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
-                       "shared_buffers = 32MB\n")
+            conf.write(
+                f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = '{self.root}'\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
+                "shared_buffers = 32MB\n"
+            )
         self.running = False
 
     @property
@@ -106,8 +114,25 @@ class PostgresServer:
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         """One statement through psql, as the superuser; returns its unaligned output."""
-        command = [str(self.binaries / "psql"), "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", str(self.port),
-                   "-U", SUPERUSER, "-d", database, "-v", "ON_ERROR_STOP=1", "-c", statement]
+        command = [
+            str(self.binaries / "psql"),
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            SUPERUSER,
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            statement,
+        ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=30)
         if done.returncode != 0:
             raise RuntimeError(f"psql failed: {done.stderr.strip()}")

@@ -6,6 +6,7 @@ fresh, empty one on the same port, as a crashed Redis without persistence comes 
 binary the tests that need it skip, printing why, unless the CI variable is set: then they fail,
 since CI installs redis-server (.ci/run).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,7 +26,8 @@ START_TIMEOUT_S = 10.0
 def redis_binary() -> str:
     """The redis-server path, or skip (fail under CI) with the reason printed."""
     found = shutil.which("redis-server") or next(
-        (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.access(p, os.X_OK)), None)
+        (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.access(p, os.X_OK)), None
+    )
     if found is None:
         reason = "redis-server is not installed (apt-get install redis-server); the scale tests need a real one"
         if os.environ.get("CI"):
@@ -49,10 +51,28 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
-             "--logfile", str(self.directory / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+                "--logfile",
+                str(self.directory / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,4 +1,5 @@
 """Choosing the backend by configuration: LLMPROXY_DATABASE_URL or [database] url; unset is SQLite."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,11 +25,14 @@ def test_the_environment_wins_over_the_file_and_the_url_stays_secret(tmp_path: P
     assert "s3cret" not in repr(env)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('url = "mysql://db/x"', "must be a postgresql:// URL"),
-    ("pool_size = 0", "pool_size must be 1 or more"),
-    ('host = "db"', "unknown setting database.host"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('url = "mysql://db/x"', "must be a postgresql:// URL"),
+        ("pool_size = 0", "pool_size must be 1 or more"),
+        ('host = "db"', "unknown setting database.host"),
+    ],
+)
 def test_a_wrong_database_setting_stops_the_start(tmp_path: Path, text: str, message: str) -> None:
     file = tmp_path / "llmproxy.toml"
     file.write_text(f"[database]\n{text}\n")
@@ -42,7 +46,7 @@ async def test_an_unreachable_database_stops_the_start_naming_where_but_not_the_
     from llmproxy.store.postgres import DatabaseUnavailable
     from tests.fakes.serve import free_port
 
-    port = free_port()   # nothing listens there
+    port = free_port()  # nothing listens there
     url = f"postgresql://gw:hunter2-secret@127.0.0.1:{port}/llmproxy"
     with pytest.raises(DatabaseUnavailable) as caught:
         await open_stores(Settings(data_dir=tmp_path, database=DatabaseSettings(url=Secret(url))))

@@ -1,5 +1,6 @@
 """The rate-limit and budget tests of tests/auth, run again with the limits in Redis: the same
 answers, headers and errors whichever backend decides (no stage knows which it talks to)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -34,13 +35,16 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, openai_upstream: tuple[str, openai_server.FakeState],
-             redis_url: str) -> Callable[..., Settings]:
+def settings(
+    tmp_path: Path, openai_upstream: tuple[str, openai_server.FakeState], redis_url: str
+) -> Callable[..., Settings]:
     """tests/auth's settings, with Redis."""
+
     def make(**changes: Any) -> Settings:
         changes.setdefault("master_key", Secret(MASTER))
         changes.setdefault("redis", RedisSettings(url=Secret(redis_url)))
         return base_settings(tmp_path, openai_upstream[0], **changes)
+
     return make
 
 

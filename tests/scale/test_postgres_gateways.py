@@ -6,6 +6,7 @@ through one is served by the other; a stored Responses API answer made through o
 continued and deleted through the other; the CLI writes and reads the same database. The burst, SIGTERM,
 SIGKILL and outage tests run twice: on PostgreSQL alone, and on PostgreSQL with one Redis shared by
 the gateways (the issue's full configuration)."""
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,7 @@ class Load:
 
     def __init__(self, targets: list[GatewayProcess], key: str, threads: int = 4) -> None:
         self.targets, self.key = targets, key
-        self.answers: list[tuple[str, str, int, float]] = []   # (request id, gateway, status, when)
+        self.answers: list[tuple[str, str, int, float]] = []  # (request id, gateway, status, when)
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
@@ -100,9 +101,14 @@ class Load:
             t.join(timeout=30)
 
 
-def test_two_gateways_share_keys_and_every_usage_row(tmp_path: Path, postgres_server: PostgresServer,
-                                                      postgres_url: str, openai_upstream: tuple[str, FakeState],
-                                                      gateways: list[GatewayProcess], redis_url: str | None) -> None:
+def test_two_gateways_share_keys_and_every_usage_row(
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    postgres_url: str,
+    openai_upstream: tuple[str, FakeState],
+    gateways: list[GatewayProcess],
+    redis_url: str | None,
+) -> None:
     a, b = (spawn(tmp_path, name, postgres_url, openai_upstream[0], redis_url) for name in ("a", "b"))
     gateways += [a, b]
     wait_ready(a, b)
@@ -112,9 +118,18 @@ def test_two_gateways_share_keys_and_every_usage_row(tmp_path: Path, postgres_se
     key_id, key = make_key(a)
     made = time.monotonic()
     sdk = openai.OpenAI(base_url=b.url + "/v1", api_key=key, max_retries=0, timeout=15)
-    assert wait_until(lambda: httpx.post(b.url + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
-                                         json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
-                                         ).status_code == 200, timeout_s=5, interval_s=0.02)
+    assert wait_until(
+        lambda: (
+            httpx.post(
+                b.url + "/v1/chat/completions",
+                headers={"authorization": f"Bearer {key}"},
+                json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+            ).status_code
+            == 200
+        ),
+        timeout_s=5,
+        interval_s=0.02,
+    )
     seen_after = time.monotonic() - made
     assert seen_after < 1.0, f"gateway b took {seen_after:.2f}s to accept a key made through a"
 
@@ -124,13 +139,19 @@ def test_two_gateways_share_keys_and_every_usage_row(tmp_path: Path, postgres_se
         rid = f"sdk-{i}-{uuid.uuid4().hex[:8]}"
         through = sdk if i % 2 else openai.OpenAI(base_url=a.url + "/v1", api_key=key, max_retries=0, timeout=15)
         if i % 4 < 2:
-            reply = through.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": rid}],
-                                                   extra_headers={"x-request-id": rid})
+            reply = through.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": rid}], extra_headers={"x-request-id": rid}
+            )
             assert reply.choices[0].message.content
         else:
-            chunks = list(through.chat.completions.create(model="gpt-4o-mini", stream=True,
-                                                         messages=[{"role": "user", "content": rid}],
-                                                         extra_headers={"x-request-id": rid}))
+            chunks = list(
+                through.chat.completions.create(
+                    model="gpt-4o-mini",
+                    stream=True,
+                    messages=[{"role": "user", "content": rid}],
+                    extra_headers={"x-request-id": rid},
+                )
+            )
             assert chunks
         sent.add(rid)
 
@@ -152,19 +173,26 @@ def test_two_gateways_share_keys_and_every_usage_row(tmp_path: Path, postgres_se
     assert a.stop() and b.stop()
     stored = stored_ids(postgres_server, postgres_url)
     missing = sent - stored
-    print(f"\n{len(sent)} answered through 2 gateways, {len(stored)} rows in PostgreSQL; "
-          f"key seen by the other gateway after {seen_after * 1000:.0f} ms, revocation after {refused_after * 1000:.0f} ms")
+    print(
+        f"\n{len(sent)} answered through 2 gateways, {len(stored)} rows in PostgreSQL; "
+        f"key seen by the other gateway after {seen_after * 1000:.0f} ms, revocation after {refused_after * 1000:.0f} ms"
+    )
     assert not missing, f"{len(missing)} usage rows missing after SIGTERM"
 
 
-def test_postgresql_stopped_and_restarted_under_load(tmp_path: Path, postgres_server: PostgresServer,
-                                                     postgres_url: str, openai_upstream: tuple[str, FakeState],
-                                                     gateways: list[GatewayProcess], redis_url: str | None) -> None:
+def test_postgresql_stopped_and_restarted_under_load(
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    postgres_url: str,
+    openai_upstream: tuple[str, FakeState],
+    gateways: list[GatewayProcess],
+    redis_url: str | None,
+) -> None:
     pair = [spawn(tmp_path, name, postgres_url, openai_upstream[0], redis_url) for name in ("a", "b")]
     gateways += pair
     wait_ready(*pair)
     gw = pair[0]
-    _, key = make_key(gw)     # a virtual key: checked against each gateway's snapshot while the database is away
+    _, key = make_key(gw)  # a virtual key: checked against each gateway's snapshot while the database is away
     with httpx.Client() as client:
         assert wait_until(lambda: pair[1].chat(client, key).status_code == 200, timeout_s=5)
     with Load(pair, key, threads=4) as load:
@@ -173,12 +201,12 @@ def test_postgresql_stopped_and_restarted_under_load(tmp_path: Path, postgres_se
         try:
             down_at = len(load.answers)
             for each in pair:
-                assert wait_until(lambda each=each: httpx.get(each.url + "/readyz", timeout=5).status_code == 503,
-                                  timeout_s=5)
+                assert wait_until(
+                    lambda each=each: httpx.get(each.url + "/readyz", timeout=5).status_code == 503, timeout_s=5
+                )
                 assert httpx.get(each.url + "/readyz", timeout=5).json()["checks"]["database"] is False
             assert wait_until(lambda: len(load.answers) > down_at + 100, timeout_s=10)
-            assert wait_until(lambda: min(metric(each, "llmproxy_usage_queue_depth") for each in pair) > 0,
-                              timeout_s=3)
+            assert wait_until(lambda: min(metric(each, "llmproxy_usage_queue_depth") for each in pair) > 0, timeout_s=3)
             queued = sum(metric(each, "llmproxy_usage_queue_depth") for each in pair)
             # An admin change cannot be made meanwhile: a 503 that says so, never a 500.
             refused = gw.admin("POST", "/admin/keys", json={"name": "during-outage"})
@@ -188,8 +216,9 @@ def test_postgresql_stopped_and_restarted_under_load(tmp_path: Path, postgres_se
         finally:
             postgres_server.start()
         for each in pair:
-            assert wait_until(lambda each=each: httpx.get(each.url + "/readyz", timeout=5).status_code == 200,
-                              timeout_s=10)
+            assert wait_until(
+                lambda each=each: httpx.get(each.url + "/readyz", timeout=5).status_code == 200, timeout_s=10
+            )
         time.sleep(0.5)
     assert not load.errors, load.errors[:3]
     statuses = {s for _, _, s, _ in load.answers}
@@ -197,14 +226,21 @@ def test_postgresql_stopped_and_restarted_under_load(tmp_path: Path, postgres_se
     answered = {rid for rid, *_ in load.answers}
     assert wait_until(lambda: answered <= stored_ids(postgres_server, postgres_url), timeout_s=10, interval_s=0.2)
     assert all(metric(each, "llmproxy_usage_rows_dropped") == 0 for each in pair)
-    print(f"\n{len(answered)} requests through 2 gateways, none failed; {queued:.0f} usage rows were queued while "
-          "PostgreSQL was down, all written after it returned")
+    print(
+        f"\n{len(answered)} requests through 2 gateways, none failed; {queued:.0f} usage rows were queued while "
+        "PostgreSQL was down, all written after it returned"
+    )
     assert all(each.stop() for each in pair)
 
 
 def test_sigkill_of_one_gateway_loses_at_most_its_last_batch_window(
-        tmp_path: Path, postgres_server: PostgresServer, postgres_url: str, openai_upstream: tuple[str, FakeState],
-        gateways: list[GatewayProcess], redis_url: str | None) -> None:
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    postgres_url: str,
+    openai_upstream: tuple[str, FakeState],
+    gateways: list[GatewayProcess],
+    redis_url: str | None,
+) -> None:
     a, b = (spawn(tmp_path, name, postgres_url, openai_upstream[0], redis_url) for name in ("a", "b"))
     gateways += [a, b]
     wait_ready(a, b)
@@ -217,16 +253,18 @@ def test_sigkill_of_one_gateway_loses_at_most_its_last_batch_window(
         assert a.stop(signal.SIGKILL)
         after_kill = len(load.answers)
         assert wait_until(lambda: len(load.answers) > after_kill + 50, timeout_s=10)
-    assert not [e for e in load.errors if e.startswith("b:")], load.errors[:3]   # a's in-flight ones died with it
-    assert {s for _, name, s, at in load.answers if name == "b"} == {200}   # b served on
+    assert not [e for e in load.errors if e.startswith("b:")], load.errors[:3]  # a's in-flight ones died with it
+    assert {s for _, name, s, at in load.answers if name == "b"} == {200}  # b served on
     assert b.stop()
     stored = stored_ids(postgres_server, postgres_url)
     from_a = [(rid, at) for rid, name, status, at in load.answers if name == "a"]
     lost = [(rid, at) for rid, at in from_a if rid not in stored]
     oldest_ms = max(((killed_at - at) * 1000 for _, at in lost), default=0.0)
     rate = len(from_a) / 1.5
-    print(f"\nSIGKILL of a ({rate:.0f} requests/s): {len(lost)} of its {len(from_a)} rows lost, the oldest "
-          f"answered {oldest_ms:.0f} ms before the kill; b's {sum(1 for r in load.answers if r[1] == 'b')} all stored")
+    print(
+        f"\nSIGKILL of a ({rate:.0f} requests/s): {len(lost)} of its {len(from_a)} rows lost, the oldest "
+        f"answered {oldest_ms:.0f} ms before the kill; b's {sum(1 for r in load.answers if r[1] == 'b')} all stored"
+    )
     # A row is queued before its answer is sent and written within one flush interval plus the
     # write itself (a busy 2-core machine): only rows answered in that last window may be lost.
     window_ms = (FLUSH_S + 0.75) * 1000
@@ -235,8 +273,12 @@ def test_sigkill_of_one_gateway_loses_at_most_its_last_batch_window(
 
 
 def test_a_full_queue_while_postgresql_is_away_counts_and_logs_what_it_drops(
-        tmp_path: Path, postgres_server: PostgresServer, postgres_url: str, openai_upstream: tuple[str, FakeState],
-        gateways: list[GatewayProcess]) -> None:
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    postgres_url: str,
+    openai_upstream: tuple[str, FakeState],
+    gateways: list[GatewayProcess],
+) -> None:
     gw = spawn(tmp_path, "a", postgres_url, openai_upstream[0], queue_max="20")
     gateways.append(gw)
     wait_ready(gw)
@@ -248,7 +290,7 @@ def test_a_full_queue_while_postgresql_is_away_counts_and_logs_what_it_drops(
         with httpx.Client() as client:
             for _ in range(60):
                 rid = uuid.uuid4().hex
-                assert gw.chat(client, key, rid).status_code == 200   # the requests never notice
+                assert gw.chat(client, key, rid).status_code == 200  # the requests never notice
                 sent.append(rid)
         dropped = metric(gw, "llmproxy_usage_rows_dropped")
         assert dropped >= 30, dropped
@@ -263,8 +305,12 @@ def test_a_full_queue_while_postgresql_is_away_counts_and_logs_what_it_drops(
 
 
 def test_a_registry_version_written_through_one_gateway_is_served_by_both(
-        tmp_path: Path, postgres_server: PostgresServer, postgres_url: str, openai_upstream: tuple[str, FakeState],
-        gateways: list[GatewayProcess]) -> None:
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    postgres_url: str,
+    openai_upstream: tuple[str, FakeState],
+    gateways: list[GatewayProcess],
+) -> None:
     a, b = (spawn(tmp_path, name, postgres_url, openai_upstream[0]) for name in ("a", "b"))
     gateways += [a, b]
     wait_ready(a, b)
@@ -286,9 +332,13 @@ def test_a_registry_version_written_through_one_gateway_is_served_by_both(
     assert a.stop() and b.stop()
 
 
-def test_the_cli_writes_and_reads_the_shared_database(tmp_path: Path, postgres_server: PostgresServer,
-                                                      postgres_url: str, openai_upstream: tuple[str, FakeState],
-                                                      gateways: list[GatewayProcess]) -> None:
+def test_the_cli_writes_and_reads_the_shared_database(
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    postgres_url: str,
+    openai_upstream: tuple[str, FakeState],
+    gateways: list[GatewayProcess],
+) -> None:
     gw = spawn(tmp_path, "a", postgres_url, openai_upstream[0])
     gateways.append(gw)
     wait_ready(gw)
@@ -296,9 +346,20 @@ def test_the_cli_writes_and_reads_the_shared_database(tmp_path: Path, postgres_s
     env.update({"LLMPROXY_DATABASE_URL": postgres_url, "LLMPROXY_SECRET_KEY": VAULT_KEY})
 
     def cli(*args: str) -> Any:
-        done = subprocess.run([sys.executable, "-m", "llmproxy", *args, *(("--data-dir", str(tmp_path / "cli"))
-                                                                          if args[0] == "keys" else ())],
-                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "llmproxy",
+                *args,
+                *(("--data-dir", str(tmp_path / "cli")) if args[0] == "keys" else ()),
+            ],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
@@ -309,12 +370,16 @@ def test_the_cli_writes_and_reads_the_shared_database(tmp_path: Path, postgres_s
         assert wait_until(lambda: gw.chat(client, made["key"]).status_code == 401, timeout_s=2, interval_s=0.02)
     assert gw.stop()
     report = cli("usage", "--json", "--data-dir", str(tmp_path / "cli"))
-    assert report["totals"]["requests"] >= 2   # the warm-up and the key's request, read from PostgreSQL
+    assert report["totals"]["requests"] >= 2  # the warm-up and the key's request, read from PostgreSQL
 
 
 def test_a_response_stored_through_one_gateway_is_continued_and_deleted_through_the_other(
-        tmp_path: Path, postgres_server: PostgresServer, postgres_url: str,
-        openai_upstream: tuple[str, FakeState], gateways: list[GatewayProcess]) -> None:
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    postgres_url: str,
+    openai_upstream: tuple[str, FakeState],
+    gateways: list[GatewayProcess],
+) -> None:
     a, b = (spawn(tmp_path, name, postgres_url, openai_upstream[0]) for name in ("a", "b"))
     gateways += [a, b]
     wait_ready(a, b)
@@ -329,7 +394,7 @@ def test_a_response_stored_through_one_gateway_is_continued_and_deleted_through_
     def found_through_b() -> Any:
         try:
             return via_b.responses.retrieve(one.id)
-        except openai.NotFoundError:   # not yet written by a (its writer runs every 0.2 s)
+        except openai.NotFoundError:  # not yet written by a (its writer runs every 0.2 s)
             return None
 
     assert wait_until(found_through_b, timeout_s=3, interval_s=0.02), f"b never found {one.id}"
@@ -340,14 +405,14 @@ def test_a_response_stored_through_one_gateway_is_continued_and_deleted_through_
     two = via_b.responses.create(model="gpt-4o-mini", input="What is my name?", previous_response_id=one.id)
     assert two.previous_response_id == one.id
     sent = json.dumps(openai_upstream[1].requests[-1])
-    assert "My name is Ada." in sent and one.output_text in sent   # b sent a's turn upstream
+    assert "My name is Ada." in sent and one.output_text in sent  # b sent a's turn upstream
 
     via_b.responses.delete(one.id)
     with pytest.raises(openai.NotFoundError):
         via_a.responses.retrieve(one.id)
     with pytest.raises(openai.NotFoundError):
         via_a.responses.create(model="gpt-4o-mini", input="again", previous_response_id=one.id)
-    assert a.stop() and b.stop()   # b's own response is written on the way out
+    assert a.stop() and b.stop()  # b's own response is written on the way out
     database = postgres_url.rsplit("/", 1)[1]
     assert postgres_server.sql("SELECT id FROM responses", database).split() == [two.id]
     print(f"\nresponse made through a, found through b {seen_after * 1000:.0f} ms later")

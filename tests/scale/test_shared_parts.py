@@ -1,6 +1,7 @@
 """The shared-state parts on a real redis-server, without gateways: breakers announced to another
 process, the registry lock held by one process at a time, the heartbeat's live count, and a link
 that goes down at once and comes back by itself."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,7 @@ def settings(server: RedisServer) -> RedisSettings:
 
 async def wait_until(check: Callable[[], bool]) -> None:
     async with asyncio.timeout(3.0):
-        while not check():   # noqa: ASYNC110 - polling state that another task's I/O changes
+        while not check():  # noqa: ASYNC110 - polling state that another task's I/O changes
             await asyncio.sleep(0.02)
 
 
@@ -39,8 +40,10 @@ async def test_a_breaker_opened_in_one_process_holds_the_provider_off_in_the_oth
     try:
         here, there = Health(failures=1, cooldown_s=30), Health(failures=1, cooldown_s=30)
         here.on_open = lambda provider, seconds: one.notifier.publish("breaker", provider=provider, seconds=seconds)
-        other.notifier.on("breaker", lambda m: there.hold(m["provider"], m["seconds"]) if m["kind"] == "breaker" else None)
-        await asyncio.sleep(0.2)   # both subscribed
+        other.notifier.on(
+            "breaker", lambda m: there.hold(m["provider"], m["seconds"]) if m["kind"] == "breaker" else None
+        )
+        await asyncio.sleep(0.2)  # both subscribed
         here.observe([Attempt("openai", "gpt-4o-mini", 429, retryable=True, retry_after_s=20.0)])
         assert here.stats() == {"openai": OPEN}
         await wait_until(lambda: there.stats().get("openai") == OPEN)
@@ -58,7 +61,7 @@ async def test_the_registry_lock_is_held_by_one_process_at_a_time(redis_server: 
             async with other.registry_lock() as second:
                 assert first is True and second is False
         async with other.registry_lock() as again:
-            assert again is True   # released
+            assert again is True  # released
         assert one.link.live_processes == 2 or other.link.live_processes == 2
     finally:
         await one.close()
@@ -76,7 +79,7 @@ async def test_the_link_goes_down_at_once_and_comes_back_by_itself(redis_server:
             await link.run(lambda client: client.ping())
         assert not link.up
         started = asyncio.get_running_loop().time()
-        with pytest.raises(RedisDown):   # no wait at all while down
+        with pytest.raises(RedisDown):  # no wait at all while down
             await link.run(lambda client: client.ping())
         assert asyncio.get_running_loop().time() - started < 0.01
         redis_server.start()

@@ -1,6 +1,7 @@
 """The same behaviour from every storage backend: each test runs once on the SQLite file and once on
 a real throwaway PostgreSQL server, through `open_stores` (what the gateway and the CLI call), and
 asserts the same answers. Nothing above store/ can tell the two apart."""
+
 from __future__ import annotations
 
 import asyncio
@@ -91,8 +92,16 @@ async def test_retention_deletes_old_rows_in_batches_and_keeps_the_rollup(stores
 
 
 async def test_overview_measures_and_nearest_rank_latency(stores: Stores) -> None:
-    rows = [row(T0 + i, latency_ms=float(i + 1), model="m-a" if i < 60 else "m-b",
-                provider="p1" if i < 60 else "p2", cost_usd=0.01) for i in range(100)]
+    rows = [
+        row(
+            T0 + i,
+            latency_ms=float(i + 1),
+            model="m-a" if i < 60 else "m-b",
+            provider="p1" if i < 60 else "p2",
+            cost_usd=0.01,
+        )
+        for i in range(100)
+    ]
     await stores.usage.insert(rows)
     window = Window(T0, T0 + 100)
     everything = (await stores.usage.overview("all", window))["all"]
@@ -108,18 +117,21 @@ async def test_overview_measures_and_nearest_rank_latency(stores: Stores) -> Non
 
 
 async def test_auto_routed_splits_at_the_long_context_threshold(stores: Stores) -> None:
-    await stores.usage.insert([row(T0 + i, strategy="cost", prompt_tokens=100 * (i + 1), cost_usd=0.5)
-                               for i in range(4)] + [row(T0 + 9, strategy=None)])
+    await stores.usage.insert(
+        [row(T0 + i, strategy="cost", prompt_tokens=100 * (i + 1), cost_usd=0.5) for i in range(4)]
+        + [row(T0 + 9, strategy=None)]
+    )
     sides = {side.long: side for side in await stores.usage.auto_routed(Window(T0, T0 + 60), 250)}
     assert (sides[False].requests, sides[True].requests) == (2, 2)
     assert sides[True].prompt_tokens == 700 and sides[True].cost_usd == pytest.approx(1.0)
 
 
 async def test_concurrent_batches_from_two_processes_roll_up_exactly(stores: Stores, settings: Settings) -> None:
-    other = await open_stores(settings)   # another process's stores on the same database
+    other = await open_stores(settings)  # another process's stores on the same database
     try:
-        batches = [[row(T0 + b * 1000 + i, request_id=f"{b}-{i}", key_id=f"k{i % 3}") for i in range(200)]
-                   for b in range(8)]
+        batches = [
+            [row(T0 + b * 1000 + i, request_id=f"{b}-{i}", key_id=f"k{i % 3}") for i in range(200)] for b in range(8)
+        ]
         await asyncio.gather(*((stores if b % 2 else other).usage.insert(batch) for b, batch in enumerate(batches)))
         (whole,), _ = await stores.usage.aggregate(group_by=(), since=T0, until=T0 + DAY)
         (logged,), _ = await other.usage.aggregate(group_by=(), since=T0, until=T0 + DAY - 1)
@@ -141,8 +153,13 @@ async def test_a_row_with_stray_types_still_lands(stores: Stores) -> None:
 async def test_keys_are_created_updated_rotated_and_revoked(stores: Stores) -> None:
     keys = stores.keys
     start = await keys.generation()
-    await keys.insert_key("admin", "k1", "h1", "sk-1", {"name": "one", "owner": "bob", "models": ("gpt-4o",),
-                                                        "rpm": 10, "budget_usd": 2.5, "metadata": {"team": "x"}})
+    await keys.insert_key(
+        "admin",
+        "k1",
+        "h1",
+        "sk-1",
+        {"name": "one", "owner": "bob", "models": ("gpt-4o",), "rpm": 10, "budget_usd": 2.5, "metadata": {"team": "x"}},
+    )
     record = await keys.key("k1")
     assert record is not None and record.public()["prefix"] == "sk-1"
     assert (record.models, record.rpm, record.budget_usd, record.metadata) == (("gpt-4o",), 10, 2.5, {"team": "x"})
@@ -166,9 +183,13 @@ async def test_keys_are_created_updated_rotated_and_revoked(stores: Stores) -> N
 
 
 async def test_an_owner_cannot_hold_more_keys_than_allowed_even_when_asking_at_once(stores: Stores) -> None:
-    results = await asyncio.gather(*(stores.keys.insert_key("admin", f"k{i}", f"h{i}", "sk", {"name": "n", "owner": "al"},
-                                                            max_per_owner=3) for i in range(6)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(
+            stores.keys.insert_key("admin", f"k{i}", f"h{i}", "sk", {"name": "n", "owner": "al"}, max_per_owner=3)
+            for i in range(6)
+        ),
+        return_exceptions=True,
+    )
     assert sum(r is None for r in results) == 3
     assert all(isinstance(r, TooManyKeys) for r in results if r is not None)
 
@@ -196,7 +217,12 @@ async def test_credentials_are_kept_under_one_vault_key_and_reencrypted(stores: 
     with pytest.raises(PermissionError):
         await keys.put_credential("admin", "anthropic", b"other", "v2", "x")
     (cred,) = await keys.credentials()
-    assert (cred.provider, cred.ciphertext, cred.vault_key_id, cred.hint) == ("openai", b"\x00cipher", "v1", "sk-...abcd")
+    assert (cred.provider, cred.ciphertext, cred.vault_key_id, cred.hint) == (
+        "openai",
+        b"\x00cipher",
+        "v1",
+        "sk-...abcd",
+    )
     assert await keys.vault_key_id() == "v1"
     with pytest.raises(RuntimeError):
         await keys.reencrypt("admin", "v1", "v2", [("openai", b"new", cred.version + 1)])
@@ -213,7 +239,7 @@ async def test_audit_log_and_jwt_namespacing(stores: Stores) -> None:
     await keys.audit("login:bob", "login")
     await keys.insert_key("jwt:dave", "kd", "hd", "sk", {"name": "d", "owner": "dave"})
     assert await keys.namespace_jwt_owners("https://idp") == 1
-    assert await keys.namespace_jwt_owners("https://idp") == 0   # once per database
+    assert await keys.namespace_jwt_owners("https://idp") == 0  # once per database
     record = await keys.key("kd")
     assert record is not None and record.owner == "https://idp#dave"
     recent: list[dict[str, Any]] = await keys.audit_entries(limit=10)
@@ -225,8 +251,9 @@ async def test_audit_log_and_jwt_namespacing(stores: Stores) -> None:
 
 
 def stored(rid: str, tenant: str = "key:a", age_s: float = 0, body: bytes = b"") -> StoredResponse:
-    return StoredResponse(rid, tenant, time.time() - age_s, "m", b'{"id": "%s", "output": []}' % rid.encode() + body,
-                          b"[]")
+    return StoredResponse(
+        rid, tenant, time.time() - age_s, "m", b'{"id": "%s", "output": []}' % rid.encode() + body, b"[]"
+    )
 
 
 async def test_stored_responses_write_behind_tenants_delete_and_retention(stores: Stores) -> None:
@@ -235,8 +262,8 @@ async def test_stored_responses_write_behind_tenants_delete_and_retention(stores
     kept = StoredResponses(store, interval_s=interval_s, retention_days=1)
     kept.start()
     kept.keep(stored("resp_a"))
-    assert (await kept.get("key:a", "resp_a")) is not None        # readable before it is in the database
-    assert await kept.get("key:b", "resp_a") is None               # another tenant's: not found
+    assert (await kept.get("key:a", "resp_a")) is not None  # readable before it is in the database
+    assert await kept.get("key:b", "resp_a") is None  # another tenant's: not found
     await asyncio.sleep(interval_s * 5)
     assert not kept.waiting and (await store.get("key:a", "resp_a")) is not None
     assert await store.get("key:b", "resp_a") is None
@@ -248,16 +275,17 @@ async def test_stored_responses_write_behind_tenants_delete_and_retention(stores
     assert await kept.apply_retention() == 1
     assert await kept.get("key:a", "resp_old") is None and await kept.get("key:a", "resp_new") is not None
     kept.keep(stored("resp_last"))
-    await kept.stop()                                              # what waits is written on stop
+    await kept.stop()  # what waits is written on stop
     assert await store.get("key:a", "resp_last") is not None
 
 
-async def test_stored_response_batches_replace_by_id_and_another_process_reads_them(stores: Stores,
-                                                                                    settings: Settings) -> None:
+async def test_stored_response_batches_replace_by_id_and_another_process_reads_them(
+    stores: Stores, settings: Settings
+) -> None:
     old = [stored(f"resp_old{i:03}", age_s=2 * 86_400) for i in range(250)]
     await stores.responses.put_many(old + [stored("resp_x", body=b" first"), stored("resp_x", body=b"\x00\xff")])
     await stores.responses.put_many([stored("resp_x", "key:b", body=b" last"), stored("resp_y")])
-    other = await open_stores(settings)   # another process's stores on the same database
+    other = await open_stores(settings)  # another process's stores on the same database
     try:
         x = await other.responses.get("key:b", "resp_x")
         assert x is not None and x.response.endswith(b" last") and await other.responses.get("key:a", "resp_x") is None
@@ -275,8 +303,9 @@ async def test_stored_response_batches_replace_by_id_and_another_process_reads_t
 # --- the registry's published versions (PostgreSQL only: one process's files are its history) -----
 
 
-async def test_registry_versions_are_published_once_and_one_writer_holds_the_lock(stores: Stores,
-                                                                                  settings: Settings) -> None:
+async def test_registry_versions_are_published_once_and_one_writer_holds_the_lock(
+    stores: Stores, settings: Settings
+) -> None:
     if stores.registry is None:
         assert stores.backend == "sqlite"
         return
@@ -284,13 +313,13 @@ async def test_registry_versions_are_published_once_and_one_writer_holds_the_loc
     try:
         assert other.registry is not None and await stores.registry.latest() == 0
         assert await stores.registry.publish(8, b'{"version": 8}')
-        assert not await other.registry.publish(8, b'{"version": 8, "other": true}')   # the first one stands
+        assert not await other.registry.publish(8, b'{"version": 8, "other": true}')  # the first one stands
         assert await other.registry.latest() == 8 and await other.registry.read(8) == b'{"version": 8}'
         assert await other.registry.read(7) is None
         async with stores.registry.exclusive() as mine:
             async with other.registry.exclusive() as theirs:
                 assert mine and not theirs
         async with other.registry.exclusive() as theirs:
-            assert theirs   # released with the block
+            assert theirs  # released with the block
     finally:
         await other.close()

@@ -3,6 +3,7 @@ cache, the registry and Redis's own failure, all seen across processes. Every te
 one SQLite file, and on one throwaway PostgreSQL (the issue's full configuration). A real
 redis-server (tests/scale/redis_server.py), a real PostgreSQL (tests/scale/postgres_server.py), real
 gateway processes, the fake OpenAI upstream on loopback."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,7 +29,7 @@ from tests.scale.postgres_server import PostgresServer
 from tests.scale.redis_server import RedisServer
 
 MASTER = "sk-master-scale-tests-0123456789abcdef"
-KNOWN_PROCESSES: list[str] = []   # base URLs of the deployment's processes (make_key waits for each)
+KNOWN_PROCESSES: list[str] = []  # base URLs of the deployment's processes (make_key waits for each)
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Deployment:
     upstream: FakeState
     upstream_url: str
     tmp: Path
-    postgres: PostgresServer | None   # None: both on the SQLite file of their shared data directory
+    postgres: PostgresServer | None  # None: both on the SQLite file of their shared data directory
     database_url: str | None
 
     @property
@@ -64,22 +65,32 @@ def write_config(tmp: Path, redis_url: str | None) -> None:
         shutil.copy(REPO / "registry" / "models.json", registry)
     # sync_interval_s = 30: a revocation seen by the other process within a second comes from the
     # notification, not the poll.
-    text = (f'[registry]\npath = "{registry}"\nauto_update = false\n[auth]\nsync_interval_s = 30.0\n'
-            '[usage]\nflush_interval_s = 0.1\n')
+    text = (
+        f'[registry]\npath = "{registry}"\nauto_update = false\n[auth]\nsync_interval_s = 30.0\n'
+        "[usage]\nflush_interval_s = 0.1\n"
+    )
     if redis_url:
         text += f'[redis]\nurl = "{redis_url}"\nheartbeat_s = 0.2\n'
     (tmp / "llmproxy.toml").write_text(text)
 
 
-def start_gateway(tmp: Path, upstream: str, extra: list[str] | None = None,
-                  database_url: str | None = None) -> tuple[subprocess.Popen[str], str]:
+def start_gateway(
+    tmp: Path, upstream: str, extra: list[str] | None = None, database_url: str | None = None
+) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
-    env = {"OPENAI_API_KEY": API_KEY, "LLMPROXY_OPENAI_BASE_URL": upstream, "LLMPROXY_MASTER_KEY": MASTER,
-           "LLMPROXY_LOG_LEVEL": "warning"}
+    env = {
+        "OPENAI_API_KEY": API_KEY,
+        "LLMPROXY_OPENAI_BASE_URL": upstream,
+        "LLMPROXY_MASTER_KEY": MASTER,
+        "LLMPROXY_LOG_LEVEL": "warning",
+    }
     if database_url:
         env["LLMPROXY_DATABASE_URL"] = database_url
-    proc = spawn(["serve", "--port", str(port), "--data-dir", str(tmp / "data"), "--log-format", "text",
-                  *(extra or [])], env, tmp)
+    proc = spawn(
+        ["serve", "--port", str(port), "--data-dir", str(tmp / "data"), "--log-format", "text", *(extra or [])],
+        env,
+        tmp,
+    )
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -105,15 +116,16 @@ def fake_upstream() -> Iterator[tuple[str, FakeState]]:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-               fake_upstream: tuple[str, FakeState]) -> Iterator[Deployment]:
+def deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, fake_upstream: tuple[str, FakeState]
+) -> Iterator[Deployment]:
     """Two processes on one Redis and one database: the SQLite file of their shared data directory,
     or a database of their own on the session's throwaway PostgreSQL (skipped, saying why, without
     its binaries; failed under CI)."""
     postgres: PostgresServer | None = None
     if request.param == "postgresql":
         postgres = request.getfixturevalue("postgres_server")
-        if not postgres.running:   # a test that stopped it and failed before starting it again
+        if not postgres.running:  # a test that stopped it and failed before starting it again
             postgres.start()
     tmp = tmp_path_factory.mktemp(f"scale-{request.param}")
     upstream, state = fake_upstream
@@ -128,8 +140,9 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
             try:
                 wait_ready(url_b, second, timeout=30)
                 KNOWN_PROCESSES[:] = [url_a, url_b]
-                yield Deployment(Process(url_a, first), Process(url_b, second), redis, state, upstream, tmp,
-                                 postgres, database_url)
+                yield Deployment(
+                    Process(url_a, first), Process(url_b, second), redis, state, upstream, tmp, postgres, database_url
+                )
             finally:
                 stop(second)
         finally:
@@ -137,8 +150,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 def admin(p: Process, method: str, path: str, **kwargs: object) -> httpx.Response:
-    return httpx.request(method, p.url + path, headers={"authorization": f"Bearer {MASTER}"}, timeout=30,
-                         **kwargs)  # type: ignore[arg-type]
+    return httpx.request(method, p.url + path, headers={"authorization": f"Bearer {MASTER}"}, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
 def make_key(p: Process, everywhere: list[str] | None = None, **fields: object) -> tuple[str, str]:
@@ -148,9 +160,14 @@ def make_key(p: Process, everywhere: list[str] | None = None, **fields: object) 
     assert r.status_code == 201, r.text
     key = r.json()["key"]
     for other in KNOWN_PROCESSES if everywhere is None else everywhere:
-        wait_for(lambda other=other: httpx.get(other + "/v1/models", timeout=10,
-                                               headers={"authorization": f"Bearer {key}"}).status_code == 200,
-                 2, "the new key known to every process")
+        wait_for(
+            lambda other=other: (
+                httpx.get(other + "/v1/models", timeout=10, headers={"authorization": f"Bearer {key}"}).status_code
+                == 200
+            ),
+            2,
+            "the new key known to every process",
+        )
     return r.json()["id"], key
 
 
@@ -161,10 +178,12 @@ def body_of(content: str, **fields: object) -> dict[str, object]:
 async def burst(targets: list[tuple[str, bytes]], key: str) -> list[int]:
     """Every (url, raw body) at once; the status codes."""
     limits = httpx.Limits(max_connections=len(targets), max_keepalive_connections=len(targets))
-    async with httpx.AsyncClient(limits=limits, timeout=30, headers={"authorization": f"Bearer {key}",
-                                                                      "content-type": "application/json"}) as client:
-        responses = await asyncio.gather(*(client.post(url + "/v1/chat/completions", content=raw)
-                                           for url, raw in targets))
+    async with httpx.AsyncClient(
+        limits=limits, timeout=30, headers={"authorization": f"Bearer {key}", "content-type": "application/json"}
+    ) as client:
+        responses = await asyncio.gather(
+            *(client.post(url + "/v1/chat/completions", content=raw) for url, raw in targets)
+        )
     return [r.status_code for r in responses]
 
 
@@ -174,16 +193,21 @@ def split(d: Deployment, n: int, raw: bytes) -> list[tuple[str, bytes]]:
 
 def answered_rows_in_postgres(d: Deployment, key_id: str) -> int:
     assert d.postgres and d.database_url
-    return int(d.postgres.sql(f"SELECT count(*) FROM usage WHERE key_id = '{key_id}' AND status = 200",
-                              d.database_url.rsplit("/", 1)[1]))
+    return int(
+        d.postgres.sql(
+            f"SELECT count(*) FROM usage WHERE key_id = '{key_id}' AND status = 200", d.database_url.rsplit("/", 1)[1]
+        )
+    )
 
 
-def test_200_concurrent_requests_on_two_processes_against_50_per_minute_admit_exactly_50(deployment: Deployment) -> None:
+def test_200_concurrent_requests_on_two_processes_against_50_per_minute_admit_exactly_50(
+    deployment: Deployment,
+) -> None:
     key_id, key = make_key(deployment.a, rpm=50)
     statuses = asyncio.run(burst(split(deployment, 200, orjson.dumps(body_of("hi"))), key))
     fallbacks = [metric(p.url, "llmproxy_redis_fallbacks") for p in deployment.both]
     assert statuses.count(200) == 50 and statuses.count(429) == 150, (statuses.count(200), fallbacks)
-    if deployment.postgres:   # the 50 are recorded, once each, in the one shared database
+    if deployment.postgres:  # the 50 are recorded, once each, in the one shared database
         wait_for(lambda: answered_rows_in_postgres(deployment, key_id) == 50, 5, "50 usage rows in PostgreSQL")
 
 
@@ -200,16 +224,24 @@ def test_a_tpm_limit_is_exact_across_both(deployment: Deployment) -> None:
 
 def test_a_budget_is_exact_across_both(deployment: Deployment) -> None:
     a, b = deployment.both
-    probe = httpx.post(a.url + "/v1/chat/completions", json=body_of(uuid.uuid4().hex),
-                       headers={"authorization": f"Bearer {MASTER}"}, timeout=30)
+    probe = httpx.post(
+        a.url + "/v1/chat/completions",
+        json=body_of(uuid.uuid4().hex),
+        headers={"authorization": f"Bearer {MASTER}"},
+        timeout=30,
+    )
     cost = float(probe.headers["x-llmproxy-cost-usd"])
     assert cost > 0
     _, key = make_key(a, budget_usd=cost * 10.5)
     statuses = []
-    for i in range(16):   # alternating processes: each sees the other's spend before it answers
+    for i in range(16):  # alternating processes: each sees the other's spend before it answers
         p = (a, b)[i % 2]
-        r = httpx.post(p.url + "/v1/chat/completions", json=body_of(uuid.uuid4().hex),
-                       headers={"authorization": f"Bearer {key}"}, timeout=30)
+        r = httpx.post(
+            p.url + "/v1/chat/completions",
+            json=body_of(uuid.uuid4().hex),
+            headers={"authorization": f"Bearer {key}"},
+            timeout=30,
+        )
         statuses.append(r.status_code)
         if r.status_code != 200:
             assert r.json()["error"]["code"] == "insufficient_quota"
@@ -220,13 +252,21 @@ def test_a_key_revoked_through_one_is_refused_by_the_other_within_a_second(deplo
     a, b = deployment.both
     key_id, key = make_key(a)
     for p in (a, b):
-        assert httpx.post(p.url + "/v1/chat/completions", json=body_of("x"), timeout=30,
-                          headers={"authorization": f"Bearer {key}"}).status_code == 200
+        assert (
+            httpx.post(
+                p.url + "/v1/chat/completions",
+                json=body_of("x"),
+                timeout=30,
+                headers={"authorization": f"Bearer {key}"},
+            ).status_code
+            == 200
+        )
     assert admin(a, "DELETE", f"/admin/keys/{key_id}").status_code in (200, 204)
     revoked_at = time.monotonic()
     while True:
-        status = httpx.post(b.url + "/v1/chat/completions", json=body_of("x"), timeout=30,
-                            headers={"authorization": f"Bearer {key}"}).status_code
+        status = httpx.post(
+            b.url + "/v1/chat/completions", json=body_of("x"), timeout=30, headers={"authorization": f"Bearer {key}"}
+        ).status_code
         if status == 401:
             break
         assert time.monotonic() - revoked_at < 1.0, "the other process still accepts the revoked key"
@@ -242,7 +282,7 @@ def test_an_answer_cached_through_one_is_a_hit_through_the_other(deployment: Dep
     first = httpx.post(a.url + "/v1/chat/completions", json=body, headers=headers, timeout=30)
     assert first.status_code == 200 and first.headers["x-llmproxy-cache"] == "miss"
     deadline = time.monotonic() + 2.0
-    while True:   # the answer is stored once it has gone out: a moment later
+    while True:  # the answer is stored once it has gone out: a moment later
         second = httpx.post(b.url + "/v1/chat/completions", json=body, headers=headers, timeout=30)
         if second.headers["x-llmproxy-cache"] == "hit" or time.monotonic() > deadline:
             break
@@ -250,9 +290,9 @@ def test_an_answer_cached_through_one_is_a_hit_through_the_other(deployment: Dep
     assert second.headers["x-llmproxy-cache"] == "hit"
     assert second.json()["choices"] == first.json()["choices"]
     misses = len(deployment.upstream.requests) - before
-    assert misses <= 2   # the first, and at most one before the write landed
+    assert misses <= 2  # the first, and at most one before the write landed
     third = httpx.post(b.url + "/v1/chat/completions", json=body, headers=headers, timeout=30)
-    assert third.headers["x-llmproxy-cache"] == "hit"   # now from B's own memory tier
+    assert third.headers["x-llmproxy-cache"] == "hit"  # now from B's own memory tier
 
 
 def metric(url: str, name: str) -> float:
@@ -263,7 +303,7 @@ def metric(url: str, name: str) -> float:
 
 def wait_for(check: object, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
-    while not check():   # type: ignore[operator]
+    while not check():  # type: ignore[operator]
         assert time.monotonic() < deadline, what
         time.sleep(0.05)
 
@@ -334,7 +374,7 @@ def test_serve_workers_refuses_more_than_one_without_redis(tmp_path: Path) -> No
 
 
 def test_serve_workers_two_processes_share_one_port_and_one_limit(deployment: Deployment, tmp_path: Path) -> None:
-    write_config(tmp_path, deployment.redis.url.replace("/0", "/1"))   # a deployment of its own
+    write_config(tmp_path, deployment.redis.url.replace("/0", "/1"))  # a deployment of its own
     proc, url = start_gateway(tmp_path, deployment.upstream_url, ["--workers", "2"], deployment.fresh_database())
     try:
         wait_ready(url, proc, timeout=30)
@@ -356,7 +396,11 @@ def test_a_registry_version_published_by_one_is_served_by_both(deployment: Deplo
     assert version > before
     # The file watch looks every 15 s; the notification makes it at once.
     published = time.monotonic()
-    wait_for(lambda: httpx.get(b.url + "/readyz", timeout=10).json()["registry_version"] == version, 3,
-             "the other process loads the new version")
-    print(f"\nregistry version {version} served by the other process after "
-          f"{1000 * (time.monotonic() - published):.0f} ms")
+    wait_for(
+        lambda: httpx.get(b.url + "/readyz", timeout=10).json()["registry_version"] == version,
+        3,
+        "the other process loads the new version",
+    )
+    print(
+        f"\nregistry version {version} served by the other process after {1000 * (time.monotonic() - published):.0f} ms"
+    )

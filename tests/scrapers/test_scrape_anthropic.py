@@ -16,9 +16,21 @@ def by_model(entries: list[PriceEntry]) -> dict[str, PriceEntry]:
 def test_markdown_page_reads_every_model(page: Callable[[str], str]) -> None:
     entries = anthropic.parse(page("anthropic_md"))
     assert [e.model for e in entries] == [
-        "claude-fable-5", "claude-mythos-5", "claude-opus-5", "claude-opus-4-8", "claude-opus-4-7",
-        "claude-opus-4-6", "claude-opus-4-5", "claude-opus-4-1", "claude-opus-4-0", "claude-sonnet-5",
-        "claude-sonnet-4-6", "claude-sonnet-4-5", "claude-sonnet-4-0", "claude-haiku-4-5", "claude-3-5-haiku",
+        "claude-fable-5",
+        "claude-mythos-5",
+        "claude-opus-5",
+        "claude-opus-4-8",
+        "claude-opus-4-7",
+        "claude-opus-4-6",
+        "claude-opus-4-5",
+        "claude-opus-4-1",
+        "claude-opus-4-0",
+        "claude-sonnet-5",
+        "claude-sonnet-4-6",
+        "claude-sonnet-4-5",
+        "claude-sonnet-4-0",
+        "claude-haiku-4-5",
+        "claude-3-5-haiku",
     ]
     assert {e.provider for e in entries} == {"anthropic"}
 
@@ -77,8 +89,9 @@ def test_names_with_aliases_and_api_ids() -> None:
 
 
 def test_per_1k_cells_are_converted() -> None:
-    text = ("| Model | Input | Output |\n|---|---|---|\n"
-            "| Claude Haiku 3 | $0.00025 / 1K tokens | $0.00125 / 1K tokens |\n")
+    text = (
+        "| Model | Input | Output |\n|---|---|---|\n| Claude Haiku 3 | $0.00025 / 1K tokens | $0.00125 / 1K tokens |\n"
+    )
     (entry,) = anthropic.parse(text)
     assert entry.model == "claude-3-haiku"
     assert entry.input_per_mtok == pytest.approx(0.25) and entry.output_per_mtok == pytest.approx(1.25)

@@ -11,14 +11,18 @@ import pytest
 from llmproxy_scrapers import SCRAPERS, FetchError, ParseError
 
 Serve = Callable[[Mapping[str, tuple[int, str, str]]], str]
-PAGE_OF = {"openai": ("openai_md", "text/markdown"), "anthropic": ("anthropic_md", "text/markdown"),
-           "gemini": ("gemini_html", "text/html")}
+PAGE_OF = {
+    "openai": ("openai_md", "text/markdown"),
+    "anthropic": ("anthropic_md", "text/markdown"),
+    "gemini": ("gemini_html", "text/html"),
+}
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("provider", sorted(SCRAPERS))
 async def test_fetch_parses_the_served_page_and_stamps_its_url(
-        provider: str, serve: Serve, page: Callable[[str], str]) -> None:
+    provider: str, serve: Serve, page: Callable[[str], str]
+) -> None:
     key, content_type = PAGE_OF[provider]
     base = serve({"/pricing": (200, content_type, page(key))})
     module = SCRAPERS[provider]

@@ -49,9 +49,15 @@ def test_reordered_columns_rows_and_footnotes_read_the_same(page: Callable[[str]
     # Paid column first, header reworded; output row before input row; footnote marks in cells.
     text = re.sub(
         r"<th></th>\s*<th scope=\"col\">Free Tier</th>\s*<th scope=\"col\">Paid Tier, per 1M tokens in USD</th>",
-        "<th>Price type</th><th>Paid tier (USD per 1M tokens)</th><th>Free tier</th>", text)
-    text = re.sub(r"<tr>\s*<td>([^<]*)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>\s*</tr>",
-                  r"<tr><td>\1</td><td>\3<sup>1</sup></td><td>\2</td></tr>", text, flags=re.S)
+        "<th>Price type</th><th>Paid tier (USD per 1M tokens)</th><th>Free tier</th>",
+        text,
+    )
+    text = re.sub(
+        r"<tr>\s*<td>([^<]*)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>\s*</tr>",
+        r"<tr><td>\1</td><td>\3<sup>1</sup></td><td>\2</td></tr>",
+        text,
+        flags=re.S,
+    )
     text = re.sub(r"(<tr><td>Input price</td>.*?</tr>)\s*(<tr><td>Output price.*?</tr>)", r"\2\1", text, flags=re.S)
     assert "Paid tier (USD per 1M tokens)" in text and "<sup>1</sup>" in text
     assert by_model(gemini.parse(text)) == original
@@ -59,34 +65,48 @@ def test_reordered_columns_rows_and_footnotes_read_the_same(page: Callable[[str]
 
 def _section(title: str, ids: list[str], rows: str, tier: str = "Standard") -> str:
     codes = " ".join(f"<code>{i}</code>" for i in ids)
-    return (f'<h2 id="{ids[0] if ids else "x"}">{title}</h2><p><em>{codes}</em></p>'
-            f"<h3>{tier}</h3><table><thead><tr><th></th><th>Free Tier</th><th>Paid Tier, per 1M tokens in USD</th>"
-            f"</tr></thead><tbody>{rows}</tbody></table>")
+    return (
+        f'<h2 id="{ids[0] if ids else "x"}">{title}</h2><p><em>{codes}</em></p>'
+        f"<h3>{tier}</h3><table><thead><tr><th></th><th>Free Tier</th><th>Paid Tier, per 1M tokens in USD</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def test_free_and_unavailable_cells_and_aliases() -> None:
-    text = "<html><body>" + _section(
-        "Gemini 9 Flash", ["gemini-9-flash", "gemini-9-flash-latest"],
-        "<tr><td>Input price</td><td>Free of charge</td><td>Free of charge</td></tr>"
-        "<tr><td>Output price</td><td>Free of charge</td><td>$0.40</td></tr>",
-    ) + _section(
-        "Gemma 9", ["gemma-9"],
-        "<tr><td>Input price</td><td>Free of charge</td><td>Not available</td></tr>"
-        "<tr><td>Output price</td><td>Free of charge</td><td>Not available</td></tr>",
-    ) + _section(
-        "Gemini 9 Flash (flex)", ["gemini-9-flash"],
-        "<tr><td>Input price</td><td>-</td><td>$0.01</td></tr><tr><td>Output price</td><td>-</td><td>$0.02</td></tr>",
-        tier="Flex",
-    ) + "</body></html>"
+    text = (
+        "<html><body>"
+        + _section(
+            "Gemini 9 Flash",
+            ["gemini-9-flash", "gemini-9-flash-latest"],
+            "<tr><td>Input price</td><td>Free of charge</td><td>Free of charge</td></tr>"
+            "<tr><td>Output price</td><td>Free of charge</td><td>$0.40</td></tr>",
+        )
+        + _section(
+            "Gemma 9",
+            ["gemma-9"],
+            "<tr><td>Input price</td><td>Free of charge</td><td>Not available</td></tr>"
+            "<tr><td>Output price</td><td>Free of charge</td><td>Not available</td></tr>",
+        )
+        + _section(
+            "Gemini 9 Flash (flex)",
+            ["gemini-9-flash"],
+            "<tr><td>Input price</td><td>-</td><td>$0.01</td></tr><tr><td>Output price</td><td>-</td><td>$0.02</td></tr>",
+            tier="Flex",
+        )
+        + "</body></html>"
+    )
     (entry,) = gemini.parse(text)
     assert entry.model == "gemini-9-flash" and entry.aliases == ("gemini-9-flash-latest",)
     assert (entry.input_per_mtok, entry.output_per_mtok) == (0.0, 0.4)
 
 
 def test_slash_range_with_threshold_in_the_row_label() -> None:
-    text = _section("Gemini 9 Pro", ["gemini-9-pro"],
-                    "<tr><td>Input price (<= 128k / > 128k tokens)</td><td>-</td><td>$1.25 / $2.50</td></tr>"
-                    "<tr><td>Output price (<= 128k / > 128k tokens)</td><td>-</td><td>$5 / $10</td></tr>")
+    text = _section(
+        "Gemini 9 Pro",
+        ["gemini-9-pro"],
+        "<tr><td>Input price (<= 128k / > 128k tokens)</td><td>-</td><td>$1.25 / $2.50</td></tr>"
+        "<tr><td>Output price (<= 128k / > 128k tokens)</td><td>-</td><td>$5 / $10</td></tr>",
+    )
     (entry,) = gemini.parse(text)
     assert (entry.input_per_mtok, entry.input_per_mtok_long) == (1.25, 2.5)
     assert (entry.output_per_mtok, entry.output_per_mtok_long) == (5.0, 10.0)

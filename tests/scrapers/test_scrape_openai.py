@@ -115,10 +115,12 @@ def _reorder_and_rename(text: str) -> str:
         model, short_in, short_cached, short_write, short_out, *long_cells = cells
         out.append("| " + " | ".join([short_out, short_cached, short_in, *long_cells, short_write, model]) + " |")
     text = "\n".join(out)
-    return (text.replace("Short context output", "Output price")
-                .replace("Short context input", "Input price")
-                .replace("Short context cached input", "Cached input (read)")
-                .replace("| Model |", "| Model ID |"))
+    return (
+        text.replace("Short context output", "Output price")
+        .replace("Short context input", "Input price")
+        .replace("Short context cached input", "Cached input (read)")
+        .replace("| Model |", "| Model ID |")
+    )
 
 
 def test_reordered_and_renamed_columns_read_the_same(page: Callable[[str], str]) -> None:

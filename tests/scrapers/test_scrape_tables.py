@@ -34,8 +34,13 @@ def test_html_tables_expand_colspan_and_rowspan_into_headers() -> None:
 <tr><th>Input</th><th>Output</th><th>Input</th><th>Output</th></tr></thead>
 <tbody><tr><td>gpt-x<sup>1</sup></td><td>$1</td><td>$2</td><td>$3</td><td>$4</td></tr></tbody></table>"""
     (table,) = html_tables(html)
-    assert table.headers == ("Model", "Short context Input", "Short context Output",
-                             "Long context Input", "Long context Output")
+    assert table.headers == (
+        "Model",
+        "Short context Input",
+        "Short context Output",
+        "Long context Input",
+        "Long context Output",
+    )
     assert table.rows == (("gpt-x", "$1", "$2", "$3", "$4"),)
     assert table.headings == ("Standard",)
 
@@ -47,7 +52,9 @@ def test_html_table_without_th_takes_leading_label_rows_as_headers() -> None:
 
 
 def test_html_tier_from_astro_island_props() -> None:
-    html = ('<astro-island props="{&quot;tier&quot;:[0,&quot;batch&quot;]}">'
-            "<table><tr><th>Model</th></tr></table></astro-island>")
+    html = (
+        '<astro-island props="{&quot;tier&quot;:[0,&quot;batch&quot;]}">'
+        "<table><tr><th>Model</th></tr></table></astro-island>"
+    )
     (table,) = html_tables(html)
     assert table.headings == ("batch tier",)

@@ -1,5 +1,6 @@
 """Security tests: the gateway served as `llmproxy serve` serves it (uvicorn with the head-limited
 protocol), raw sockets to send what no well-behaved client sends, and a log sink."""
+
 from __future__ import annotations
 
 import io
@@ -68,13 +69,15 @@ def exchange(port: int, data: bytes, *, read_for: float = 5.0, then: bytes | Non
     the server closed or stopped answering, closed?)."""
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", port)) as sock:
+
         def write() -> None:
             try:
                 for piece in (data, then or b""):
                     if piece:
                         sock.sendall(piece)
             except OSError:
-                pass   # the server stopped reading: expected once it has answered
+                pass  # the server stopped reading: expected once it has answered
+
         writer = threading.Thread(target=write, daemon=True)
         writer.start()
         sock.settimeout(read_for)
@@ -93,7 +96,7 @@ def exchange(port: int, data: bytes, *, read_for: float = 5.0, then: bytes | Non
             closed = True
         took = time.monotonic() - started
         try:
-            sock.shutdown(socket.SHUT_RDWR)   # ends the writer's sendall, if it still blocks
+            sock.shutdown(socket.SHUT_RDWR)  # ends the writer's sendall, if it still blocks
         except OSError:
             pass
         writer.join(timeout=5)

@@ -1,4 +1,5 @@
 """The data directory and the database files are private to the gateway's user."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -15,9 +16,13 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_data_dir_is_0700_and_database_wal_shm_and_key_0600(tmp_path: Path, gateway_factory: Callable[..., str]) -> None:
+def test_data_dir_is_0700_and_database_wal_shm_and_key_0600(
+    tmp_path: Path, gateway_factory: Callable[..., str]
+) -> None:
     url = gateway_factory(master_key=Secret("sk-master-files-0123456789"))
-    r = httpx.post(url + "/admin/keys", json={"name": "k"}, headers={"authorization": "Bearer sk-master-files-0123456789"})
+    r = httpx.post(
+        url + "/admin/keys", json={"name": "k"}, headers={"authorization": "Bearer sk-master-files-0123456789"}
+    )
     assert r.status_code == 201
     data = tmp_path / "data"
     assert mode(data) == 0o700
@@ -42,11 +47,11 @@ def test_an_older_install_with_open_files_is_tightened(tmp_path: Path, gateway_f
     db.close()
 
 
-def test_an_existing_shared_directory_is_not_changed_but_the_files_are_private(tmp_path: Path,
-                                                                               openai_upstream) -> None:
+def test_an_existing_shared_directory_is_not_changed_but_the_files_are_private(tmp_path: Path, openai_upstream) -> None:
     import asyncio
 
     from llmproxy.store.sqlite import SQLiteStore
+
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o755)
@@ -62,5 +67,5 @@ def test_an_existing_shared_directory_is_not_changed_but_the_files_are_private(t
             await store.close()
 
     asyncio.run(open_close())
-    assert mode(shared) == 0o755            # not ours to lock: other things live there
+    assert mode(shared) == 0o755  # not ours to lock: other things live there
     assert mode(shared / "llmproxy.db") == 0o600

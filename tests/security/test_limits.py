@@ -1,5 +1,6 @@
 """Limits on every route: body size (413), headers (431), slow or silent clients (408), requests in
 flight (503), abandoned uploads; each answered in OpenAI's shape, the connection closed."""
+
 from __future__ import annotations
 
 import socket
@@ -27,11 +28,13 @@ def assert_error(response: bytes, status: int, code: str) -> None:
 
 def test_admin_login_refuses_a_huge_body_before_reading_it(served: Callable[..., Served]) -> None:
     gw = served()
-    head = (b"POST /admin/login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-            b"content-length: 200000000\r\n\r\n")
+    head = (
+        b"POST /admin/login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        b"content-length: 200000000\r\n\r\n"
+    )
     response, took, closed = exchange(gw.port, head, then=b'{"username": "admin", "password": "' + b"x" * 60_000)
     assert_error(response, 413, "request_too_large")
-    assert took < 2 and closed        # answered from the declared length, the rest never read
+    assert took < 2 and closed  # answered from the declared length, the rest never read
 
 
 def test_chunked_admin_body_is_cut_at_the_admin_cap_with_memory_flat(served: Callable[..., Served]) -> None:
@@ -42,10 +45,12 @@ def test_chunked_admin_body_is_cut_at_the_admin_cap_with_memory_flat(served: Cal
     chunk = b"%x\r\n%s\r\n" % (len(piece), piece)
     received = b""
     with socket.create_connection(("127.0.0.1", gw.port)) as sock:
-        sock.sendall(b"POST /admin/login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-                     b"transfer-encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /admin/login HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
         try:
-            for _ in range(3200):          # 200 MiB offered
+            for _ in range(3200):  # 200 MiB offered
                 sock.sendall(chunk)
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -59,10 +64,13 @@ def test_chunked_admin_body_is_cut_at_the_admin_cap_with_memory_flat(served: Cal
     assert process.memory_info().rss - before < 50 * 2**20
 
 
-@pytest.mark.parametrize("extra, why", [
-    (b"".join(b"x-h%d: 1\r\n" % i for i in range(20_000)), "20,000 headers"),
-    (b"x-big: " + b"a" * (16 * 2**20) + b"\r\n", "one 16 MiB header"),
-])
+@pytest.mark.parametrize(
+    "extra, why",
+    [
+        (b"".join(b"x-h%d: 1\r\n" % i for i in range(20_000)), "20,000 headers"),
+        (b"x-big: " + b"a" * (16 * 2**20) + b"\r\n", "one 16 MiB header"),
+    ],
+)
 def test_oversized_heads_get_431_and_a_closed_connection(served: Callable[..., Served], extra: bytes, why: str) -> None:
     gw = served()
     try:
@@ -91,7 +99,7 @@ def test_half_a_head_or_nothing_at_all_gets_408_then_the_connection_closes(serve
     response, took, closed = exchange(gw.port, b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ", read_for=5)
     assert_error(response, 408, "request_timeout")
     assert closed and took < 3
-    response, took, closed = exchange(gw.port, b"", read_for=5)   # connects and says nothing
+    response, took, closed = exchange(gw.port, b"", read_for=5)  # connects and says nothing
     assert closed and took < 3 and status_of(response) == 408
     assert httpx.get(gw.url + "/healthz").status_code == 200
 
@@ -99,8 +107,10 @@ def test_half_a_head_or_nothing_at_all_gets_408_then_the_connection_closes(serve
 @pytest.mark.parametrize("path", ["/admin/keys", "/v1/chat/completions"])
 def test_a_declared_body_that_never_comes_gets_408(served: Callable[..., Served], path: str) -> None:
     gw = served(read_timeout_s=0.5)
-    head = (b"POST %s HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-            b"content-length: 100\r\n\r\n{\"model\"" % path.encode())
+    head = (
+        b"POST %s HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        b'content-length: 100\r\n\r\n{"model"' % path.encode()
+    )
     response, took, closed = exchange(gw.port, head, read_for=5)
     assert status_of(response) == 408, response[:300]
     assert orjson.loads(json_body_of(response))["error"]["code"] == "request_timeout"
@@ -111,8 +121,10 @@ def test_an_abandoned_upload_is_not_logged_as_an_unhandled_error(served: Callabl
     gw = served()
     for path in (b"/admin/keys", b"/admin/login", b"/v1/chat/completions"):
         with socket.create_connection(("127.0.0.1", gw.port)) as sock:
-            sock.sendall(b"POST %s HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-                         b"content-length: 1000\r\n\r\n{\"name\": " % path)
+            sock.sendall(
+                b"POST %s HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                b'content-length: 1000\r\n\r\n{"name": ' % path
+            )
             time.sleep(0.2)
     time.sleep(0.3)
     assert httpx.get(gw.url + "/healthz").status_code == 200
@@ -124,10 +136,12 @@ def test_an_abandoned_upload_is_not_logged_as_an_unhandled_error(served: Callabl
 def test_requests_in_flight_are_bounded_with_503(served: Callable[..., Served]) -> None:
     gw = served(max_concurrency=2, read_timeout_s=10)
     held = []
-    for _ in range(2):     # two requests the app is serving: their bodies are still "coming"
+    for _ in range(2):  # two requests the app is serving: their bodies are still "coming"
         sock = socket.create_connection(("127.0.0.1", gw.port))
-        sock.sendall(b"POST /admin/keys HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-                     b"content-length: 10\r\n\r\n")
+        sock.sendall(
+            b"POST /admin/keys HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            b"content-length: 10\r\n\r\n"
+        )
         held.append(sock)
     time.sleep(0.3)
     r = httpx.get(gw.url + "/v1/models")
@@ -150,6 +164,7 @@ def test_serve_runs_uvicorn_with_connection_limits(tmp_path, openai_upstream) ->
 
 def test_limits_are_read_from_the_server_table_and_must_be_positive(tmp_path) -> None:
     from llmproxy.config import ConfigError, load_settings
+
     config = tmp_path / "llmproxy.toml"
     config.write_text("[server]\nmax_admin_body_bytes = 1000\nhead_timeout_s = 2\nmax_concurrency = 50\n")
     settings = load_settings(config, {})

@@ -1,6 +1,7 @@
 """The dashboard in a real headless Chromium against a real gateway: log in, the overview's figures
 against the usage API, keys created and revoked, the registry refreshed from fake pricing pages,
 a streamed playground answer. Each page is photographed (desktop and 375 px) into artifacts/ui/."""
+
 from __future__ import annotations
 
 import os
@@ -31,7 +32,7 @@ def tile(page: Any, name: str) -> str:
 
 def test_login_refuses_a_wrong_password_and_logs_out(page_factory: Callable[..., Any], dashboard: Dashboard) -> None:
     page = page_factory()
-    page.goto(dashboard.url + "/ui")   # the redirect to /ui/
+    page.goto(dashboard.url + "/ui")  # the redirect to /ui/
     assert page.url == dashboard.url + "/ui/"
     # A quick-start user with no user yet learns from the page itself how to make one.
     assert "llmproxy users create-admin" in page.get_by_test_id("first-user").inner_text()
@@ -51,7 +52,7 @@ def test_login_refuses_a_wrong_password_and_logs_out(page_factory: Callable[...,
 
 def test_overview_figures_match_the_usage_api(page_factory: Callable[..., Any], dashboard: Dashboard) -> None:
     client = openai.OpenAI(base_url=dashboard.url + "/v1", api_key=MASTER, max_retries=0)
-    for i in range(6):   # auto picks a cheap model; gpt-4o is the explicit, dearer one
+    for i in range(6):  # auto picks a cheap model; gpt-4o is the explicit, dearer one
         client.chat.completions.create(model="auto", messages=[{"role": "user", "content": f"say hi {i}"}])
     for i in range(3):
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"hello {i}"}])
@@ -76,7 +77,7 @@ def test_overview_figures_match_the_usage_api(page_factory: Callable[..., Any], 
     assert page.locator("#chart-requests canvas").count() == 1
     assert page.locator("#chart-latency canvas").count() == 1
     path = shoot(page, "overview-desktop")
-    if os.environ.get("LLMPROXY_UPDATE_SCREENSHOT"):   # refresh the README's picture on request only
+    if os.environ.get("LLMPROXY_UPDATE_SCREENSHOT"):  # refresh the README's picture on request only
         shutil.copy(path, REPO / "docs" / "img" / "dashboard-overview.png")
     page.set_viewport_size(PHONE)
     page.get_by_role("button", name="Refresh").click()
@@ -85,8 +86,9 @@ def test_overview_figures_match_the_usage_api(page_factory: Callable[..., Any], 
     shoot(page, "overview-phone")
 
 
-def test_keys_create_edit_revoke_and_a_user_sees_only_their_own(page_factory: Callable[..., Any],
-                                                                 dashboard: Dashboard) -> None:
+def test_keys_create_edit_revoke_and_a_user_sees_only_their_own(
+    page_factory: Callable[..., Any], dashboard: Dashboard
+) -> None:
     page = page_factory()
     log_in(page, dashboard, route="#/keys")
     form = page.get_by_role("form", name="Create a key")
@@ -111,7 +113,7 @@ def test_keys_create_edit_revoke_and_a_user_sees_only_their_own(page_factory: Ca
     key_id = page.get_by_test_id("keys-table").locator("tr[data-key-id]").first.get_attribute("data-key-id")
     assert dashboard.admin("GET", f"/admin/keys/{key_id}").json()["rpm"] == 7
 
-    page.get_by_role("button", name="Revoke ci-bot").click()   # the confirm() is accepted
+    page.get_by_role("button", name="Revoke ci-bot").click()  # the confirm() is accepted
     page.get_by_test_id("keys-table").get_by_text("No keys yet.").wait_for()
     assert dashboard.admin("GET", f"/admin/keys/{key_id}").json()["revoked_at"] is not None
     assert dashboard.chat(value, "gpt-4o-mini", "hi").status_code == 401
@@ -120,7 +122,10 @@ def test_keys_create_edit_revoke_and_a_user_sees_only_their_own(page_factory: Ca
     shoot(page, "keys-desktop")
 
     # A user logs in and sees only their own keys, and no limit fields (an admin's to set).
-    assert dashboard.admin("POST", "/admin/users", json={"name": "bob", "password": "bob's long password"}).status_code == 201
+    assert (
+        dashboard.admin("POST", "/admin/users", json={"name": "bob", "password": "bob's long password"}).status_code
+        == 201
+    )
     assert dashboard.admin("POST", "/admin/keys", json={"name": "bob-key", "owner": "bob"}).status_code == 201
     assert dashboard.admin("POST", "/admin/keys", json={"name": "someone-else"}).status_code == 201
     phone = page_factory(PHONE, color_scheme="dark")
@@ -133,15 +138,18 @@ def test_keys_create_edit_revoke_and_a_user_sees_only_their_own(page_factory: Ca
     shoot(phone, "keys-phone-dark")
 
 
-def test_models_table_sorts_and_refresh_runs_the_scrapers(page_factory: Callable[..., Any],
-                                                          dashboard: Dashboard) -> None:
+def test_models_table_sorts_and_refresh_runs_the_scrapers(
+    page_factory: Callable[..., Any], dashboard: Dashboard
+) -> None:
     page = page_factory()
     log_in(page, dashboard, route="#/models")
     table = page.get_by_test_id("models-table")
     table.locator("tbody tr").first.wait_for()
-    table.locator("th[data-sort='input_per_mtok']").get_by_role("button").click()   # numbers sort dearest first
+    table.locator("th[data-sort='input_per_mtok']").get_by_role("button").click()  # numbers sort dearest first
     assert table.locator("th[data-sort='input_per_mtok']").get_attribute("aria-sort") == "descending"
-    prices = [float(t.strip("$")) for t in table.locator("tbody tr td:nth-child(3)").all_inner_texts() if t != "unknown"]
+    prices = [
+        float(t.strip("$")) for t in table.locator("tbody tr td:nth-child(3)").all_inner_texts() if t != "unknown"
+    ]
     assert prices == sorted(prices, reverse=True) and len(prices) > 10
     page.get_by_label("Filter").fill("gpt-4o")
     assert table.locator("tbody tr[data-model='gpt-4o'] td:nth-child(3)").inner_text() == "$2.50"
@@ -170,9 +178,10 @@ def test_models_table_sorts_and_refresh_runs_the_scrapers(page_factory: Callable
     shoot(page, "models-phone")
 
 
-def test_playground_streams_an_answer_and_shows_the_route(page_factory: Callable[..., Any], dashboard: Dashboard,
-                                                          openai_upstream: tuple[str, Any]) -> None:
-    openai_upstream[1].chunk_delay_s = 0.15   # slow enough to see the answer grow
+def test_playground_streams_an_answer_and_shows_the_route(
+    page_factory: Callable[..., Any], dashboard: Dashboard, openai_upstream: tuple[str, Any]
+) -> None:
+    openai_upstream[1].chunk_delay_s = 0.15  # slow enough to see the answer grow
     page = page_factory()
     log_in(page, dashboard, route="#/playground")
     page.get_by_label("Model").select_option("auto")
@@ -185,8 +194,10 @@ def test_playground_streams_an_answer_and_shows_the_route(page_factory: Callable
     decision.get_by_text("Routing decision").wait_for()
     assert answer.inner_text() == "echo: one two three four five"
     assert partial != answer.inner_text(), "the answer should appear word by word, not at once"
-    fields = {name: decision.locator(f"[data-field='{name}'] dd").inner_text()
-              for name in ("model", "provider", "strategy", "cost", "tokens", "gateway-overhead")}
+    fields = {
+        name: decision.locator(f"[data-field='{name}'] dd").inner_text()
+        for name in ("model", "provider", "strategy", "cost", "tokens", "gateway-overhead")
+    }
     assert fields["provider"] == "openai" and fields["strategy"] == "cost"
     assert fields["model"] != "–" and fields["cost"].startswith("≈ $")
     assert fields["tokens"] == "12 in · 6 out"

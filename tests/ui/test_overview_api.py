@@ -1,5 +1,6 @@
 """GET /admin/overview and /admin/models on a real gateway: latency percentiles, the auto savings
 arithmetic against a named frontier model, a user's scope, and the static files' headers."""
+
 from __future__ import annotations
 
 import time
@@ -30,14 +31,17 @@ def test_percentiles_error_rate_and_savings_against_a_named_frontier(dashboard: 
     doc = overview(dashboard, frontier="gpt-4o")
     totals = doc["totals"]
     assert totals["requests"] == 10 and totals["errors"] == 1 and totals["error_rate"] == 0.1
-    assert totals["p50_ms"] < 150 <= 300 <= totals["p99_ms"]   # nearest rank: the 10th of 10 is the slow one
+    assert totals["p50_ms"] < 150 <= 300 <= totals["p99_ms"]  # nearest rank: the 10th of 10 is the slow one
     usage = dashboard.admin("GET", "/admin/usage", params={"since": time.time() - 3600}).json()["totals"]
     assert round(totals["cost_usd"], 12) == round(usage["cost_usd"], 12)
 
     auto = doc["auto"]
     gpt4o = next(m for m in dashboard.admin("GET", "/admin/models").json()["data"] if m["id"] == "gpt-4o")
-    per_request = ((PROMPT - CACHED) * gpt4o["input_per_mtok"] + CACHED * gpt4o["cached_input_per_mtok"]
-                   + COMPLETION * gpt4o["output_per_mtok"]) / 1e6
+    per_request = (
+        (PROMPT - CACHED) * gpt4o["input_per_mtok"]
+        + CACHED * gpt4o["cached_input_per_mtok"]
+        + COMPLETION * gpt4o["output_per_mtok"]
+    ) / 1e6
     assert auto["requests"] == 4 and auto["frontier_model"] == "gpt-4o"
     assert abs(auto["frontier_cost_usd"] - 4 * per_request) < 1e-12
     assert abs(auto["saved_usd"] - (4 * per_request - auto["cost_usd"])) < 1e-12
@@ -54,13 +58,18 @@ def test_percentiles_error_rate_and_savings_against_a_named_frontier(dashboard: 
 
 
 def test_a_user_sees_only_their_own_traffic(dashboard: Dashboard) -> None:
-    assert dashboard.admin("POST", "/admin/users", json={"name": "eve", "password": "eve's long password"}).status_code == 201
+    assert (
+        dashboard.admin("POST", "/admin/users", json={"name": "eve", "password": "eve's long password"}).status_code
+        == 201
+    )
     key = dashboard.admin("POST", "/admin/keys", json={"name": "eve-key", "owner": "eve"}).json()["key"]
     assert dashboard.chat(key, "gpt-4o-mini", "mine").status_code == 200
     for i in range(3):
         assert dashboard.chat(MASTER, "gpt-4o-mini", f"not eve's {i}").status_code == 200
     dashboard.wait_for_usage(4)
-    token = httpx.post(dashboard.url + "/admin/login", json={"username": "eve", "password": "eve's long password"}).json()["access_token"]
+    token = httpx.post(
+        dashboard.url + "/admin/login", json={"username": "eve", "password": "eve's long password"}
+    ).json()["access_token"]
     assert overview(dashboard, token=token)["totals"]["requests"] == 1
     assert overview(dashboard)["totals"]["requests"] == 4
     assert dashboard.admin("GET", "/admin/models", token=token).status_code == 200
@@ -76,7 +85,7 @@ def test_the_dashboard_files_are_served_with_a_strict_policy(dashboard: Dashboar
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert "connect-src 'self'" in page.headers["content-security-policy"]
-    assert "http" not in page.text.replace('content="width=device-width', "")   # nothing from elsewhere
+    assert "http" not in page.text.replace('content="width=device-width', "")  # nothing from elsewhere
     assert httpx.get(dashboard.url + "/ui/vendor/uplot-1.6.32.min.js").status_code == 200
     hidden = httpx.get(dashboard.url + "/ui/__init__.py")
     assert hidden.status_code == 404 and hidden.json()["error"]["type"] == "invalid_request_error"

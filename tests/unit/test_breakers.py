@@ -18,9 +18,9 @@ def test_breaker_opens_after_consecutive_failures_then_half_opens_and_closes() -
     assert h.stats() == {"p": OPEN} and not h.available("p")
     time.sleep(0.25)
     assert h.stats() == {"p": HALF_OPEN} and h.available("p")
-    h.begin("p")                              # the one trial request
-    assert not h.available("p")               # others wait while it runs
-    h.observe([fail()])                       # the trial failed: open again
+    h.begin("p")  # the one trial request
+    assert not h.available("p")  # others wait while it runs
+    h.observe([fail()])  # the trial failed: open again
     assert h.stats() == {"p": OPEN}
     time.sleep(0.25)
     h.begin("p")
@@ -53,10 +53,10 @@ def test_a_trial_that_never_reports_expires() -> None:
     h = Health(failures=1, cooldown_s=0.1)
     h.observe([fail()])
     time.sleep(0.12)
-    h.begin("p")                              # the trial request's client leaves: nothing is observed
+    h.begin("p")  # the trial request's client leaves: nothing is observed
     assert not h.available("p")
     time.sleep(0.12)
-    assert h.stats() == {"p": HALF_OPEN}     # another trial may go
+    assert h.stats() == {"p": HALF_OPEN}  # another trial may go
 
 
 def test_a_callers_error_on_the_trial_closes_the_breaker() -> None:
@@ -70,6 +70,7 @@ def test_a_callers_error_on_the_trial_closes_the_breaker() -> None:
 
 def test_latency_map_is_bounded() -> None:
     from llmproxy.breakers import MAX_MODELS
+
     h = Health()
     for i in range(MAX_MODELS + 50):
         h.observe([Attempt("p", f"m{i}", 200, ms=1)])

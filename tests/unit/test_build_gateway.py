@@ -1,6 +1,7 @@
 """app.build_gateway: every service built first, the Gateway once (frozen, nothing left to fill in),
 the values that change at run time swapped in their holders by their owners, and everything closed
 in reverse order on exit, also when start-up fails half-way."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,7 +27,7 @@ async def test_the_gateway_is_built_whole_and_never_rebound(tmp_path: Path) -> N
         # `shared` alone is None here: without Redis one process shares nothing (shared/deployment.py).
         assert all(getattr(gw, f.name) is not None for f in dataclasses.fields(gw) if f.name != "shared")
         with pytest.raises(dataclasses.FrozenInstanceError):
-            gw.cache = gw.cache   # type: ignore[misc]  # the point: a frozen dataclass refuses it
+            gw.cache = gw.cache  # type: ignore[misc]  # the point: a frozen dataclass refuses it
         # The registry's one owner swaps it in its holder; every reader sees the new one at once.
         newer = dataclasses.replace(gw.registry, version=gw.registry.version + 1)
         gw.registry_updater._swap(newer)
@@ -40,8 +41,9 @@ async def test_the_gateway_is_built_whole_and_never_rebound(tmp_path: Path) -> N
         assert after.api_key.value == "sk-ant-from-the-vault"
 
 
-async def test_a_start_that_fails_half_way_closes_what_was_built_last_first(tmp_path: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_start_that_fails_half_way_closes_what_was_built_last_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     closed: list[str] = []
 
     def track(cls: type, name: str, label: str) -> None:

@@ -5,6 +5,7 @@ What is checked: the answer, the fallback to the next candidate on a 5xx or a ti
 order, no fallback once content has gone out, a provider's retry-after, and that every upstream
 response opened is closed exactly once (returned to the pool after a clean end, dropped otherwise).
 """
+
 from __future__ import annotations
 
 import time
@@ -18,8 +19,14 @@ import pytest
 from llmproxy.breakers import Breaker, Health
 from llmproxy.config import ProviderSettings
 from llmproxy.context import RequestContext
-from llmproxy.errors import (GatewayError, UpstreamConnectionError, UpstreamRateLimited, UpstreamRejected,
-                             UpstreamTimeout, UpstreamUnavailable)
+from llmproxy.errors import (
+    GatewayError,
+    UpstreamConnectionError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from llmproxy.execute import FallbackStream, execute
 from llmproxy.providers.base import Adapter, OpenStream, StreamState, UpstreamResult, stream_opening
 from llmproxy.registry import ModelEntry
@@ -28,13 +35,26 @@ Candidate = tuple[ProviderSettings, ModelEntry]
 
 
 def candidate(provider: str, model: str) -> Candidate:
-    return (ProviderSettings(name=provider, kind="openai", base_url=f"http://{provider}.invalid/v1"),
-            ModelEntry(id=model, provider=provider, provider_model=model, input_per_mtok=1.0, output_per_mtok=2.0))
+    return (
+        ProviderSettings(name=provider, kind="openai", base_url=f"http://{provider}.invalid/v1"),
+        ModelEntry(id=model, provider=provider, provider_model=model, input_per_mtok=1.0, output_per_mtok=2.0),
+    )
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    return b"data: " + orjson.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
+    return (
+        b"data: "
+        + orjson.dumps(
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+        )
+        + b"\n\n"
+    )
 
 
 ROLE = chunk({"role": "assistant", "content": ""})
@@ -85,14 +105,27 @@ class FakeTransport:
             raise answer
         return answer
 
-    async def complete(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
-                       request: dict[str, Any], request_id: str | None = None,
-                       raw: bytes | None = None) -> UpstreamResult:
+    async def complete(
+        self,
+        adapter: Adapter,
+        provider: ProviderSettings,
+        model: ModelEntry,
+        request: dict[str, Any],
+        request_id: str | None = None,
+        raw: bytes | None = None,
+    ) -> UpstreamResult:
         return UpstreamResult(self._answer(provider, model), 200, 0.001)
 
-    async def open_stream(self, adapter: Adapter, provider: ProviderSettings, model: ModelEntry,
-                          request: dict[str, Any], state: StreamState, request_id: str | None = None,
-                          raw: bytes | None = None) -> OpenStream:
+    async def open_stream(
+        self,
+        adapter: Adapter,
+        provider: ProviderSettings,
+        model: ModelEntry,
+        request: dict[str, Any],
+        state: StreamState,
+        request_id: str | None = None,
+        raw: bytes | None = None,
+    ) -> OpenStream:
         scripted: Stream = self._answer(provider, model)
         resp = Response()
         self.responses.append(resp)
@@ -120,9 +153,13 @@ def context(*candidates: Candidate, stream: bool = False) -> RequestContext:
 
 
 def completion(text: str) -> dict[str, Any]:
-    return {"id": "x", "object": "chat.completion", "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
 
 
 async def run_stream(ctx: RequestContext, transport: FakeTransport, health: Health | None = None) -> bytes:
@@ -156,12 +193,16 @@ async def test_a_5xx_or_a_timeout_falls_back_to_the_next_candidate(failure: Gate
     ctx = context(candidate("a", "m1"), candidate("b", "m2"))
     assert await execute(ctx, transport) == completion("from b")  # type: ignore[arg-type]
     assert transport.calls == [("a", "m1"), ("b", "m2")]
-    assert [(a.provider, a.status, a.retryable) for a in ctx.attempts] == [("a", failure.status, True), ("b", 200, False)]
+    assert [(a.provider, a.status, a.retryable) for a in ctx.attempts] == [
+        ("a", failure.status, True),
+        ("b", 200, False),
+    ]
 
 
 async def test_the_callers_own_mistake_is_not_retried_elsewhere() -> None:
-    transport = FakeTransport({("a", "m1"): UpstreamRejected("bad request", status=400),
-                               ("b", "m2"): completion("never")})
+    transport = FakeTransport(
+        {("a", "m1"): UpstreamRejected("bad request", status=400), ("b", "m2"): completion("never")}
+    )
     with pytest.raises(UpstreamRejected):
         await execute(context(candidate("a", "m1"), candidate("b", "m2")), transport)  # type: ignore[arg-type]
     assert transport.calls == [("a", "m1")]
@@ -195,7 +236,7 @@ async def test_retry_after_rests_the_provider_for_the_rest_of_the_request_and_op
     transport = FakeTransport({("a", "m1"): limited, ("a", "m2"): completion("never"), ("b", "m3"): completion("b")})
     ctx = context(candidate("a", "m1"), candidate("a", "m2"), candidate("b", "m3"))
     assert await execute(ctx, transport, health) == completion("b")  # type: ignore[arg-type]
-    assert transport.calls == [("a", "m1"), ("b", "m3")]     # a's other model waits too
+    assert transport.calls == [("a", "m1"), ("b", "m3")]  # a's other model waits too
     assert ctx.attempts[0].retry_after_s == 20.0
     health.observe(ctx.attempts)
     assert not health.available("a") and health.available("a", time.monotonic() + 21)
@@ -216,7 +257,7 @@ async def test_a_stream_failing_before_its_first_content_hands_over_to_the_next_
     transport = FakeTransport({("a", "m1"): broken, ("b", "m2"): Stream(words("from", " b"))})
     ctx = context(candidate("a", "m1"), candidate("b", "m2"), stream=True)
     out = await run_stream(ctx, transport)
-    assert text_of(out) == "from b" and out.count(b'"role":"assistant"') == 1   # b's opening is dropped
+    assert text_of(out) == "from b" and out.count(b'"role":"assistant"') == 1  # b's opening is dropped
     assert transport.calls == [("a", "m1"), ("b", "m2")]
     first, second = transport.responses
     assert (first.closed, first.released) == (1, 0) and (second.closed, second.released) == (0, 1)
@@ -224,8 +265,7 @@ async def test_a_stream_failing_before_its_first_content_hands_over_to_the_next_
 
 
 async def test_a_stream_that_fails_at_its_opening_falls_back_like_a_completion() -> None:
-    transport = FakeTransport({("a", "m1"): UpstreamTimeout("a sent no first event"),
-                               ("b", "m2"): Stream(words("b"))})
+    transport = FakeTransport({("a", "m1"): UpstreamTimeout("a sent no first event"), ("b", "m2"): Stream(words("b"))})
     out = await run_stream(context(candidate("a", "m1"), candidate("b", "m2"), stream=True), transport)
     assert text_of(out) == "b" and len(transport.responses) == 1 and transport.responses[0].released == 1
 
@@ -249,7 +289,7 @@ async def test_a_client_that_leaves_mid_stream_drops_the_upstream_once() -> None
     pieces = started.__aiter__()
     await pieces.__anext__()
     await pieces.__anext__()
-    await pieces.aclose()          # what the endpoint does when its client disconnects
+    await pieces.aclose()  # what the endpoint does when its client disconnects
     await pieces.aclose()
     [resp] = transport.responses
     assert (resp.closed, resp.released) == (1, 0)

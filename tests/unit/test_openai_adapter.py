@@ -34,9 +34,14 @@ def test_the_clients_bytes_go_upstream_untouched_when_nothing_changes() -> None:
     raw_stream = b'{"model":"gpt-4o-mini","messages":[],"stream":true,"stream_options":{"include_usage":true}}'
     assert openai.build_request(orjson.loads(raw_stream), same, CREDS, stream=True, raw=raw_stream).body is raw_stream
     # a renamed model, or a stream that must be asked for usage, is rewritten
-    assert orjson.loads(openai.build_request(req, MODEL, CREDS, stream=False, raw=raw).body)["model"] == MODEL.provider_model
+    assert (
+        orjson.loads(openai.build_request(req, MODEL, CREDS, stream=False, raw=raw).body)["model"]
+        == MODEL.provider_model
+    )
     plain_stream = b'{"model":"gpt-4o-mini","messages":[],"stream":true}'
-    rewritten = orjson.loads(openai.build_request(orjson.loads(plain_stream), same, CREDS, stream=True, raw=plain_stream).body)
+    rewritten = orjson.loads(
+        openai.build_request(orjson.loads(plain_stream), same, CREDS, stream=True, raw=plain_stream).body
+    )
     assert rewritten["stream_options"] == {"include_usage": True}
 
 
@@ -53,10 +58,12 @@ def _relay(chunks: list[bytes], include_usage: bool) -> tuple[bytes, StreamState
     return asyncio.run(run()), state
 
 
-STREAM = (b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}],"usage":null}\n\n'
-          b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"length"}],"usage":null}\n\n'
-          b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}\n\n'
-          b'data: [DONE]\n\n')
+STREAM = (
+    b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}],"usage":null}\n\n'
+    b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"length"}],"usage":null}\n\n'
+    b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}\n\n'
+    b"data: [DONE]\n\n"
+)
 
 
 def test_relay_drops_usage_chunk_the_client_did_not_ask_for() -> None:

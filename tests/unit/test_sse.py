@@ -5,7 +5,7 @@ from llmproxy.providers.sse import SSEDecoder, SSEEvent, encode
 
 def test_events_split_across_chunks() -> None:
     d = SSEDecoder()
-    assert d.feed(b"event: message_start\ndata: {\"a\"") == []
+    assert d.feed(b'event: message_start\ndata: {"a"') == []
     assert d.feed(b": 1}\n\ndata: x\n") == [SSEEvent("message_start", b'{"a": 1}')]
     assert d.feed(b"\n") == [SSEEvent(None, b"x")]
 

@@ -5,8 +5,14 @@ import pytest
 from llmproxy.registry import ModelEntry
 from llmproxy.usage import cost_usd
 
-GPT4O = ModelEntry(id="gpt-4o", provider="openai", provider_model="gpt-4o",
-                   input_per_mtok=2.5, output_per_mtok=10.0, cached_input_per_mtok=1.25)
+GPT4O = ModelEntry(
+    id="gpt-4o",
+    provider="openai",
+    provider_model="gpt-4o",
+    input_per_mtok=2.5,
+    output_per_mtok=10.0,
+    cached_input_per_mtok=1.25,
+)
 
 
 def test_cost_by_hand() -> None:

@@ -56,8 +56,10 @@ def _document(rng: random.Random, bank: ModuleType, lang: str) -> str:
         elif kind == "code":
             chunk = rng.choice(bank.CODE) + "\n"
         else:
-            chunk = f"2025-0{rng.randint(1, 9)}-1{rng.randint(0, 9)} 12:{rng.randint(10, 59)}:0{rng.randint(0, 9)} " \
-                    f"{rng.choice(('INFO', 'WARN', 'ERROR'))} worker-{rng.randint(1, 9)} request_id={rng.randint(1000, 9999)} done\n"
+            chunk = (
+                f"2025-0{rng.randint(1, 9)}-1{rng.randint(0, 9)} 12:{rng.randint(10, 59)}:0{rng.randint(0, 9)} "
+                f"{rng.choice(('INFO', 'WARN', 'ERROR'))} worker-{rng.randint(1, 9)} request_id={rng.randint(1000, 9999)} done\n"
+            )
         parts.append(chunk)
         size += len(chunk)
     text = "".join(parts)
@@ -68,9 +70,12 @@ def _ask(rng: random.Random, bank: ModuleType, label: str, lang: str, part: str)
     """(user text, kind, language actually used) for a final ask of `label`."""
     with_doc = rng.random() < 0.35
     pool = {
-        ("simple", False): bank.SIMPLE, ("simple", True): bank.SIMPLE_DOC,
-        ("medium", False): bank.MEDIUM, ("medium", True): bank.MEDIUM_DOC,
-        ("complex", False): bank.COMPLEX, ("complex", True): bank.COMPLEX_DOC,
+        ("simple", False): bank.SIMPLE,
+        ("simple", True): bank.SIMPLE_DOC,
+        ("medium", False): bank.MEDIUM,
+        ("medium", True): bank.MEDIUM_DOC,
+        ("complex", False): bank.COMPLEX,
+        ("complex", True): bank.COMPLEX_DOC,
     }[(label, with_doc)]
     lang, template = _pick(rng, pool, lang, part)
     ask = _fill(rng, bank, template)
@@ -105,9 +110,17 @@ def _system(rng: random.Random, bank: ModuleType, lang: str, part: str) -> str |
 
 def _tools(rng: random.Random, bank: ModuleType) -> list[dict[str, Any]]:
     chosen = rng.sample(bank.TOOLS, rng.randint(1, min(5, len(bank.TOOLS))))
-    return [{"type": "function", "function": {"name": name, "description": desc,
-             "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}
-            for name, desc in chosen]
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": name,
+                "description": desc,
+                "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
+            },
+        }
+        for name, desc in chosen
+    ]
 
 
 def _history(rng: random.Random, bank: ModuleType, lang: str, part: str) -> list[dict[str, Any]]:
@@ -121,8 +134,9 @@ def _history(rng: random.Random, bank: ModuleType, lang: str, part: str) -> list
     return turns
 
 
-def _final_turn(rng: random.Random, bank: ModuleType, label: str, lang: str,
-                has_history: bool, part: str) -> tuple[str, str, str]:
+def _final_turn(
+    rng: random.Random, bank: ModuleType, label: str, lang: str, has_history: bool, part: str
+) -> tuple[str, str, str]:
     if has_history and rng.random() < 0.4:
         pool = {"simple": bank.FOLLOW_SIMPLE, "medium": bank.FOLLOW_MEDIUM, "complex": bank.FOLLOW_COMPLEX}[label]
         lang, text = _pick(rng, pool, lang, part)
@@ -142,8 +156,10 @@ def make_request(rng: random.Random, bank: ModuleType, label: str, part: str = "
     text, kind, lang = _final_turn(rng, bank, label, lang, has_history, part)
     content: Any = text
     if rng.random() < 0.05:
-        content = [{"type": "text", "text": text},
-                   {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]
+        content = [
+            {"type": "text", "text": text},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        ]
     elif rng.random() < 0.1:
         content = [{"type": "text", "text": text}]
     messages.append({"role": "user", "content": content})

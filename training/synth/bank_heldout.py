@@ -100,43 +100,90 @@ MEDIUM_DOC: tuple[tuple[str, str], ...] = (
 
 COMPLEX: tuple[tuple[str, str], ...] = (
     ("en", "Show that a continuous function on a closed interval attains its maximum, from the axioms of the reals."),
-    ("en", "Architect a globally distributed, strongly consistent inventory service for flash sales with 1M writes/s; justify the choice of consensus protocol and sharding."),
+    (
+        "en",
+        "Architect a globally distributed, strongly consistent inventory service for flash sales with 1M writes/s; justify the choice of consensus protocol and sharding.",
+    ),
     ("en", "Prove or disprove: P(A|B) > P(A) implies P(B|A) > P(B)."),
-    ("en", "Construct an algorithm for online bipartite matching with a competitive ratio better than 1/2 and prove the bound."),
-    ("en", "We see sporadic data loss in our Kafka -> Flink -> Cassandra pipeline during broker failover. Reason through all the places exactly-once can break and how to verify each."),
-    ("en", "Derive the backpropagation equations for a transformer block, including layer norm, and check the dimensions."),
-    ("en", "Evaluate whether our startup's two-sided marketplace can reach profitability given CAC, churn and take-rate assumptions you must model explicitly with sensitivity analysis."),
+    (
+        "en",
+        "Construct an algorithm for online bipartite matching with a competitive ratio better than 1/2 and prove the bound.",
+    ),
+    (
+        "en",
+        "We see sporadic data loss in our Kafka -> Flink -> Cassandra pipeline during broker failover. Reason through all the places exactly-once can break and how to verify each.",
+    ),
+    (
+        "en",
+        "Derive the backpropagation equations for a transformer block, including layer norm, and check the dimensions.",
+    ),
+    (
+        "en",
+        "Evaluate whether our startup's two-sided marketplace can reach profitability given CAC, churn and take-rate assumptions you must model explicitly with sensitivity analysis.",
+    ),
     ("en", "Show that the halting problem is undecidable and use a reduction to prove another problem undecidable."),
-    ("en", "Write a garbage collector for a toy language runtime (mark-sweep with incremental marking) and argue about the tri-color invariant."),
+    (
+        "en",
+        "Write a garbage collector for a toy language runtime (mark-sweep with incremental marking) and argue about the tri-color invariant.",
+    ),
     ("es", "Demuestra que la serie armónica diverge y estima su crecimiento con rigor."),
-    ("es", "Diseña un sistema de inventario distribuido con consistencia fuerte para ventas flash y justifica el protocolo de consenso."),
+    (
+        "es",
+        "Diseña un sistema de inventario distribuido con consistencia fuerte para ventas flash y justifica el protocolo de consenso.",
+    ),
     ("es", "Construye un algoritmo de emparejamiento en línea y demuestra su razón competitiva."),
-    ("es", "Razona paso a paso todos los puntos donde se puede romper la semántica exactamente-una-vez en un pipeline Kafka-Flink y cómo verificarlos."),
+    (
+        "es",
+        "Razona paso a paso todos los puntos donde se puede romper la semántica exactamente-una-vez en un pipeline Kafka-Flink y cómo verificarlos.",
+    ),
     ("fr", "Montre que le problème de l'arrêt est indécidable."),
     ("pt", "Demonstre que a série harmônica diverge, com rigor."),
 )
 
 COMPLEX_DOC: tuple[tuple[str, str], ...] = (
-    ("en", "Under heavy concurrency this occasionally deadlocks. Identify the lock ordering problem, prove your fix removes every cycle, and keep latency low."),
-    ("en", "Is the invariant in this function maintained on every path? Give a formal proof or a minimal failing input."),
-    ("en", "Reverse-engineer the threat model implied by this design doc and find the attacks it misses, with severity and mitigations."),
-    ("es", "Esto a veces se bloquea con mucha concurrencia. Identifica el problema de orden de bloqueos y demuestra que tu solución elimina todos los ciclos."),
+    (
+        "en",
+        "Under heavy concurrency this occasionally deadlocks. Identify the lock ordering problem, prove your fix removes every cycle, and keep latency low.",
+    ),
+    (
+        "en",
+        "Is the invariant in this function maintained on every path? Give a formal proof or a minimal failing input.",
+    ),
+    (
+        "en",
+        "Reverse-engineer the threat model implied by this design doc and find the attacks it misses, with severity and mitigations.",
+    ),
+    (
+        "es",
+        "Esto a veces se bloquea con mucha concurrencia. Identifica el problema de orden de bloqueos y demuestra que tu solución elimina todos los ciclos.",
+    ),
     ("es", "¿Se mantiene el invariante en todos los caminos? Da una demostración formal o un contraejemplo mínimo."),
 )
 
 FOLLOW_SIMPLE: tuple[tuple[str, str], ...] = (
-    ("en", "great, cheers"), ("en", "Shorter please."), ("es", "perfecto, gracias"), ("es", "Más corto, porfa."),
+    ("en", "great, cheers"),
+    ("en", "Shorter please."),
+    ("es", "perfecto, gracias"),
+    ("es", "Más corto, porfa."),
 )
 FOLLOW_MEDIUM: tuple[tuple[str, str], ...] = (
     ("en", "Could you turn that into a checklist with owners and dates?"),
     ("es", "¿Puedes convertirlo en una lista de tareas con responsables?"),
 )
 FOLLOW_COMPLEX: tuple[tuple[str, str], ...] = (
-    ("en", "Now give a rigorous argument that this is the best possible bound, including the lower-bound construction."),
+    (
+        "en",
+        "Now give a rigorous argument that this is the best possible bound, including the lower-bound construction.",
+    ),
     ("es", "Ahora da un argumento riguroso de que esta cota es la mejor posible."),
 )
 
-CONSTRAINTS_LIGHT: tuple[str, ...] = ("Max 3 paragraphs.", "Casual tone.", "Include one example.", "En español, por favor.")
+CONSTRAINTS_LIGHT: tuple[str, ...] = (
+    "Max 3 paragraphs.",
+    "Casual tone.",
+    "Include one example.",
+    "En español, por favor.",
+)
 CONSTRAINTS_HARD: tuple[str, ...] = (
     "Prove each step.",
     "It has to be wait-free.",
@@ -202,5 +249,7 @@ TOOLS: tuple[tuple[str, str], ...] = (
 ASSISTANT_FILLER: dict[str, tuple[str, ...]] = {
     "en": ("Here you go.", "Happy to help, see below.", "Good question!"),
     "es": ("Aquí lo tienes.", "Con gusto, mira abajo."),
-    "fr": ("Voici.",), "de": ("Bitte schön.",), "pt": ("Aqui está.",),
+    "fr": ("Voici.",),
+    "de": ("Bitte schön.",),
+    "pt": ("Aqui está.",),
 }

@@ -7,15 +7,24 @@ evaluation. Each ask is (language, template); {slots} are filled from SLOTS.
 from __future__ import annotations
 
 APPS: tuple[tuple[str, str], ...] = (
-    ("en", "You are ShopBot, the customer support assistant for an online electronics store. Be friendly and concise. Never promise refunds without an order number."),
+    (
+        "en",
+        "You are ShopBot, the customer support assistant for an online electronics store. Be friendly and concise. Never promise refunds without an order number.",
+    ),
     ("en", "You are a helpful assistant."),
     ("en", "You are a senior software engineer helping a teammate in a code review tool. Answer in Markdown."),
     ("en", "You are an AI writing assistant embedded in a note-taking app. Keep the user's voice."),
     ("en", "You are TravelMate, a travel planning assistant. Today's date is 2025-03-14. Use metric units."),
     ("en", "You are a tutor for high-school students. Explain step by step and check understanding."),
-    ("en", "You are an internal HR assistant. Only answer questions about company policy; otherwise say you cannot help."),
+    (
+        "en",
+        "You are an internal HR assistant. Only answer questions about company policy; otherwise say you cannot help.",
+    ),
     ("en", "You are a data analyst assistant connected to the company warehouse. Prefer SQL over prose."),
-    ("es", "Eres un asistente de atención al cliente de una compañía telefónica. Responde siempre en español y de forma breve."),
+    (
+        "es",
+        "Eres un asistente de atención al cliente de una compañía telefónica. Responde siempre en español y de forma breve.",
+    ),
     ("es", "Eres un asistente útil que ayuda a redactar correos profesionales."),
     ("es", "Eres un tutor de matemáticas para estudiantes universitarios. Explica con rigor."),
     ("es", "Eres el asistente de una app de recetas. Sugiere platos sencillos con ingredientes comunes."),
@@ -191,60 +200,140 @@ MEDIUM_DOC: tuple[tuple[str, str], ...] = (
 COMPLEX: tuple[tuple[str, str], ...] = (
     ("en", "Prove that there are infinitely many primes of the form 4k+3."),
     ("en", "Prove that every planar graph is 5-colorable."),
-    ("en", "Design a distributed rate limiter for {n}{n} million requests per second across several regions, with exact global limits under network partitions. Discuss consistency trade-offs."),
-    ("en", "Design a multi-tenant event-sourcing system with exactly-once processing, schema evolution and GDPR deletion. Give the data model and failure modes."),
+    (
+        "en",
+        "Design a distributed rate limiter for {n}{n} million requests per second across several regions, with exact global limits under network partitions. Discuss consistency trade-offs.",
+    ),
+    (
+        "en",
+        "Design a multi-tenant event-sourcing system with exactly-once processing, schema evolution and GDPR deletion. Give the data model and failure modes.",
+    ),
     ("en", "Derive the closed-form solution of ridge regression and show when the Hessian is positive definite."),
     ("en", "Find the time complexity of this recurrence and prove it: T(n) = 2T(n/2) + n log n."),
     ("en", "Write a lock-free multi-producer multi-consumer queue in C++ and argue why it is linearizable."),
-    ("en", "Our Kubernetes service has p99 latency spikes every 10 minutes only under load. Walk me through a rigorous diagnosis plan covering GC, CFS throttling and connection pools."),
-    ("en", "Formally verify that this two-phase commit variant cannot deadlock if a coordinator crashes after prepare."),
-    ("en", "Given a {n}-node cluster, design a consensus-based leader election that tolerates Byzantine faults and analyze message complexity."),
-    ("en", "Analyze the legal risks of training a model on scraped data under EU and US copyright law and propose a compliance strategy."),
+    (
+        "en",
+        "Our Kubernetes service has p99 latency spikes every 10 minutes only under load. Walk me through a rigorous diagnosis plan covering GC, CFS throttling and connection pools.",
+    ),
+    (
+        "en",
+        "Formally verify that this two-phase commit variant cannot deadlock if a coordinator crashes after prepare.",
+    ),
+    (
+        "en",
+        "Given a {n}-node cluster, design a consensus-based leader election that tolerates Byzantine faults and analyze message complexity.",
+    ),
+    (
+        "en",
+        "Analyze the legal risks of training a model on scraped data under EU and US copyright law and propose a compliance strategy.",
+    ),
     ("en", "Implement a compiler pass that performs escape analysis for a small Go-like language and prove it sound."),
     ("en", "Solve: find all functions f: R -> R such that f(x + y) + f(xy) = f(x)f(y) + 1."),
-    ("en", "Explain, with derivations, why the attention mechanism's softmax saturates at long context and propose a fix backed by math."),
+    (
+        "en",
+        "Explain, with derivations, why the attention mechanism's softmax saturates at long context and propose a fix backed by math.",
+    ),
     ("es", "Demuestra que la raíz cuadrada de 2 es irracional y generaliza la prueba a cualquier primo."),
-    ("es", "Diseña una arquitectura de microservicios para un banco con consistencia fuerte entre cuentas, tolerante a fallos de región. Justifica cada decisión."),
+    (
+        "es",
+        "Diseña una arquitectura de microservicios para un banco con consistencia fuerte entre cuentas, tolerante a fallos de región. Justifica cada decisión.",
+    ),
     ("es", "Demuestra que todo grafo bipartito no tiene ciclos de longitud impar."),
-    ("es", "Analiza la complejidad de este algoritmo y demuestra su corrección: ordenación por mezcla en paralelo con {n} hilos."),
-    ("es", "Diseña un sistema distribuido de colas con entrega exactamente una vez y explica cómo se recupera de particiones de red."),
+    (
+        "es",
+        "Analiza la complejidad de este algoritmo y demuestra su corrección: ordenación por mezcla en paralelo con {n} hilos.",
+    ),
+    (
+        "es",
+        "Diseña un sistema distribuido de colas con entrega exactamente una vez y explica cómo se recupera de particiones de red.",
+    ),
     ("fr", "Démontre que toute suite de Cauchy dans R converge."),
     ("de", "Beweise, dass es unendlich viele Primzahlen gibt, und verallgemeinere den Beweis."),
     ("pt", "Projete um sistema distribuído de pagamentos com consistência forte e explique os modos de falha."),
-    ("en", "Prove it: the sum of the first n odd numbers is n^2, by induction, then prove the same for any arithmetic progression in closed form."),
-    ("en", "Design a global real-time bidding system that answers in under 10 ms at 2M QPS, with budget pacing that never overspends across regions."),
-    ("en", "Is my argument valid? All regulators are captured; some agencies are not captured; therefore some agencies are not regulators. Formalize it and check every step, then find the weakest premise."),
-    ("en", "What are the second-order effects of a central bank raising rates by 200 bp on emerging-market sovereign debt? Build a causal model and quantify the main channels."),
+    (
+        "en",
+        "Prove it: the sum of the first n odd numbers is n^2, by induction, then prove the same for any arithmetic progression in closed form.",
+    ),
+    (
+        "en",
+        "Design a global real-time bidding system that answers in under 10 ms at 2M QPS, with budget pacing that never overspends across regions.",
+    ),
+    (
+        "en",
+        "Is my argument valid? All regulators are captured; some agencies are not captured; therefore some agencies are not regulators. Formalize it and check every step, then find the weakest premise.",
+    ),
+    (
+        "en",
+        "What are the second-order effects of a central bank raising rates by 200 bp on emerging-market sovereign debt? Build a causal model and quantify the main channels.",
+    ),
     ("es", "¿Es válido este argumento? Formalízalo en lógica de primer orden y comprueba cada paso."),
-    ("es", "Diseña un sistema de pujas en tiempo real que responda en menos de 10 ms a 2 millones de consultas por segundo."),
-    ("fr", "Conçois une architecture distribuée de paiements avec cohérence forte entre régions et analyse les modes de panne."),
+    (
+        "es",
+        "Diseña un sistema de pujas en tiempo real que responda en menos de 10 ms a 2 millones de consultas por segundo.",
+    ),
+    (
+        "fr",
+        "Conçois une architecture distribuée de paiements avec cohérence forte entre régions et analyse les modes de panne.",
+    ),
     ("fr", "Démontre qu'il existe une infinité de nombres premiers de la forme 4k+3."),
     ("fr", "Dérive la solution fermée de la régression ridge et démontre quand la hessienne est définie positive."),
-    ("de", "Entwirf ein verteiltes Ratenbegrenzungssystem mit exakten globalen Limits bei Netzwerkpartitionen und begründe die Konsistenzentscheidungen."),
-    ("de", "Zeige formal, dass dieses Zwei-Phasen-Commit-Protokoll nicht verklemmen kann, wenn der Koordinator abstürzt."),
+    (
+        "de",
+        "Entwirf ein verteiltes Ratenbegrenzungssystem mit exakten globalen Limits bei Netzwerkpartitionen und begründe die Konsistenzentscheidungen.",
+    ),
+    (
+        "de",
+        "Zeige formal, dass dieses Zwei-Phasen-Commit-Protokoll nicht verklemmen kann, wenn der Koordinator abstürzt.",
+    ),
     ("de", "Leite die Laufzeit der Rekursion T(n) = 2T(n/2) + n log n her und beweise sie."),
     ("pt", "Prove que todo grafo planar é 5-colorível."),
-    ("pt", "Analise os riscos jurídicos de treinar um modelo com dados coletados da web e proponha uma estratégia de conformidade."),
+    (
+        "pt",
+        "Analise os riscos jurídicos de treinar um modelo com dados coletados da web e proponha uma estratégia de conformidade.",
+    ),
     ("pt", "Derive a complexidade desta recorrência e prove: T(n) = 3T(n/3) + n."),
 )
 
 COMPLEX_DOC: tuple[tuple[str, str], ...] = (
-    ("en", "This code has a race condition that corrupts data under load. Find it, explain the interleaving that triggers it, and give a fix that does not kill throughput."),
-    ("en", "Prove that the algorithm below always terminates and returns the optimal answer, or give a counterexample."),
+    (
+        "en",
+        "This code has a race condition that corrupts data under load. Find it, explain the interleaving that triggers it, and give a fix that does not kill throughput.",
+    ),
+    (
+        "en",
+        "Prove that the algorithm below always terminates and returns the optimal answer, or give a counterexample.",
+    ),
     ("en", "Audit this code for security vulnerabilities, rank them by exploitability and propose a threat model."),
-    ("en", "Design a migration plan from this monolith to services with zero downtime, including data backfill and rollback strategy."),
-    ("en", "Based on this contract, analyze every clause that exposes us to liability and draft counter-proposals with legal reasoning."),
-    ("es", "Este código tiene una condición de carrera. Encuéntrala, explica la intercalación que la provoca y propón una solución eficiente."),
+    (
+        "en",
+        "Design a migration plan from this monolith to services with zero downtime, including data backfill and rollback strategy.",
+    ),
+    (
+        "en",
+        "Based on this contract, analyze every clause that exposes us to liability and draft counter-proposals with legal reasoning.",
+    ),
+    (
+        "es",
+        "Este código tiene una condición de carrera. Encuéntrala, explica la intercalación que la provoca y propón una solución eficiente.",
+    ),
     ("es", "Demuestra que el algoritmo siguiente es correcto o da un contraejemplo, con todo detalle."),
     ("es", "Analiza este contrato cláusula por cláusula y evalúa los riesgos legales con argumentos."),
-    ("fr", "Ce code a une condition de course sous charge. Trouve-la, explique l'entrelacement et propose un correctif."),
+    (
+        "fr",
+        "Ce code a une condition de course sous charge. Trouve-la, explique l'entrelacement et propose un correctif.",
+    ),
     ("de", "Dieser Code hat unter Last eine Race Condition. Finde sie und erkläre die Verschränkung, die sie auslöst."),
     ("pt", "Prove que o algoritmo abaixo sempre termina e retorna a resposta ótima, ou dê um contraexemplo."),
 )
 
 FOLLOW_SIMPLE: tuple[tuple[str, str], ...] = (
-    ("en", "thanks!"), ("en", "Make it shorter."), ("en", "ok, and in bold?"), ("en", "Perfect, thank you."),
-    ("es", "¡gracias!"), ("es", "Hazlo más corto."), ("fr", "Merci !"),
+    ("en", "thanks!"),
+    ("en", "Make it shorter."),
+    ("en", "ok, and in bold?"),
+    ("en", "Perfect, thank you."),
+    ("es", "¡gracias!"),
+    ("es", "Hazlo más corto."),
+    ("fr", "Merci !"),
 )
 FOLLOW_MEDIUM: tuple[tuple[str, str], ...] = (
     ("en", "Now add error handling and tests for it."),
@@ -258,8 +347,12 @@ FOLLOW_COMPLEX: tuple[tuple[str, str], ...] = (
 )
 
 CONSTRAINTS_LIGHT: tuple[str, ...] = (
-    "Keep it under 150 words.", "Use a friendly tone.", "Use bullet points.", "Answer in English.",
-    "No jargon please.", "Usa un tono cercano.",
+    "Keep it under 150 words.",
+    "Use a friendly tone.",
+    "Use bullet points.",
+    "Answer in English.",
+    "No jargon please.",
+    "Usa un tono cercano.",
 )
 CONSTRAINTS_HARD: tuple[str, ...] = (
     "It must run in O(n log n) time and O(1) extra memory.",
@@ -285,16 +378,33 @@ SLOTS: dict[str, tuple[str, ...]] = {
     "event": ("the moon landing", "the fall of the Berlin Wall", "the first World Cup"),
     "relative": ("sister", "dad", "grandmother", "best friend", "boss"),
     "month": ("February", "April", "July", "September"),
-    "code_task": ("reverses a linked list", "parses a CSV file and returns the average of the second column",
-                  "checks whether a string is a palindrome ignoring punctuation", "merges two sorted lists",
-                  "retries an HTTP request with exponential backoff", "counts word frequencies in a text file"),
-    "code_task_es": ("invierta una cadena", "lea un CSV y calcule la media de una columna",
-                     "valide un correo electrónico", "ordene una lista de diccionarios por fecha"),
+    "code_task": (
+        "reverses a linked list",
+        "parses a CSV file and returns the average of the second column",
+        "checks whether a string is a palindrome ignoring punctuation",
+        "merges two sorted lists",
+        "retries an HTTP request with exponential backoff",
+        "counts word frequencies in a text file",
+    ),
+    "code_task_es": (
+        "invierta una cadena",
+        "lea un CSV y calcule la media de una columna",
+        "valide un correo electrónico",
+        "ordene una lista de diccionarios por fecha",
+    ),
     "code_task_fr": ("inverse une liste", "compte les mots d'un fichier"),
     "concept_a": ("TCP", "a process", "REST", "SQL", "supervised learning", "inflation"),
     "concept_b": ("UDP", "a thread", "GraphQL", "NoSQL", "unsupervised learning", "deflation"),
     "job": ("data analyst", "product manager", "nurse", "backend developer", "teacher"),
-    "topic": ("photosynthesis", "compound interest", "DNS", "machine learning", "blockchain", "vaccines", "HTTP caching"),
+    "topic": (
+        "photosynthesis",
+        "compound interest",
+        "DNS",
+        "machine learning",
+        "blockchain",
+        "vaccines",
+        "HTTP caching",
+    ),
     "format_name": ("email addresses", "US phone numbers", "ISO dates", "IPv4 addresses"),
     "n": ("2", "3", "4", "5", "7", "10", "12", "20"),
     "product": ("smartwatch", "coffee machine", "budgeting app", "running shoes", "online course"),
@@ -364,5 +474,7 @@ TOOLS: tuple[tuple[str, str], ...] = (
 ASSISTANT_FILLER: dict[str, tuple[str, ...]] = {
     "en": ("Sure! Here is what I found.", "Of course. Let me explain.", "Here is a first version:"),
     "es": ("¡Claro! Aquí tienes.", "Por supuesto, te explico."),
-    "fr": ("Bien sûr, voici.",), "de": ("Natürlich, hier ist es.",), "pt": ("Claro, aqui está.",),
+    "fr": ("Bien sûr, voici.",),
+    "de": ("Natürlich, hier ist es.",),
+    "pt": ("Claro, aqui está.",),
 }
