@@ -53,6 +53,7 @@ _FIELDS = frozenset(
     )
 )
 _MAX_METADATA = 4096
+_MAX_RATE = 10**15  # requests or tokens per minute: far past any real limit, well inside a 64-bit column
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +183,9 @@ def key_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
             value = tuple(value) if value is not None else None
         elif name in ("rpm", "tpm"):
             _check(
-                value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0),
+                value is None or (isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_RATE),
                 name,
-                "a positive integer or null (the [limits] default)",
+                f"a positive integer up to {_MAX_RATE:.0e} or null (the [limits] default)",
             )
         elif name == "budget_usd":
             _check(
