@@ -70,14 +70,10 @@ def with_ids(send: Send, scope: Scope, new_id: Callable[[], str]) -> Send:
     return send_with_ids
 
 
-async def chat_completions(
-    gw: pipeline.Gateway,
-    new_id: Callable[[], str],
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    disconnects: Disconnects,
-) -> None:
+def openai_context(scope: Scope, new_id: Callable[[], str]) -> tuple[RequestContext, str | None, int]:
+    """What an OpenAI-style front door reads of the request head, in one pass: the request's
+    context (its id, the x-llmproxy-* and Cache-Control headers), its Authorization value, and its
+    declared length (-1 when absent)."""
     authorization = request_id = None
     declared = -1
     client_headers: dict[str, str] = {}
@@ -90,7 +86,22 @@ async def chat_completions(
             request_id = client_request_id(value)
         elif name.startswith(b"x-llmproxy-") or name == b"cache-control":
             client_headers[name.decode("latin-1")] = value.decode("latin-1")
-    ctx = RequestContext(request_id=request_id or new_id(), body={}, client_headers=client_headers)
+    return (
+        RequestContext(request_id=request_id or new_id(), body={}, client_headers=client_headers),
+        authorization,
+        declared,
+    )
+
+
+async def chat_completions(
+    gw: pipeline.Gateway,
+    new_id: Callable[[], str],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    disconnects: Disconnects,
+) -> None:
+    ctx, authorization, declared = openai_context(scope, new_id)
     # The pipeline reads the body itself, after authentication: an anonymous caller gets its 401
     # before the gateway buffers anything.
     body = partial(read_body, receive, gw.settings.max_body_bytes, declared)

@@ -11,11 +11,10 @@ from collections.abc import Callable
 from functools import partial
 
 from . import pipeline
-from .context import RequestContext
 from .disconnects import Disconnects
 from .doors.completions import DOOR as COMPLETIONS
 from .doors.embeddings import DOOR as EMBEDDINGS
-from .endpoint import Receive, Scope, Send, answer, client_request_id, read_body
+from .endpoint import Receive, Scope, Send, answer, openai_context, read_body
 
 
 def _handler(door: pipeline.Door) -> Callable[..., object]:
@@ -27,19 +26,7 @@ def _handler(door: pipeline.Door) -> Callable[..., object]:
         send: Send,
         disconnects: Disconnects,
     ) -> None:
-        authorization = request_id = None
-        declared = -1
-        client_headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-            elif name == b"content-length":
-                declared = int(value) if value.isdigit() else -1
-            elif name == b"x-request-id":
-                request_id = client_request_id(value)
-            elif name.startswith(b"x-llmproxy-") or name == b"cache-control":
-                client_headers[name.decode("latin-1")] = value.decode("latin-1")
-        ctx = RequestContext(request_id=request_id or new_id(), body={}, client_headers=client_headers)
+        ctx, authorization, declared = openai_context(scope, new_id)
         # Read after authentication, as chat does: an anonymous caller gets its 401 first.
         body = partial(read_body, receive, gw.settings.max_body_bytes, declared)
         await answer(gw, ctx, pipeline.through_door(gw, ctx, door, body, authorization), receive, send, disconnects)

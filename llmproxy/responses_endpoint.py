@@ -21,29 +21,12 @@ from . import pipeline
 from .context import RequestContext
 from .disconnects import Disconnects
 from .doors.responses import ResponsesDoor, tenant
-from .endpoint import Receive, Scope, Send, answer, client_request_id, read_body
+from .endpoint import Receive, Scope, Send, answer, client_request_id, openai_context, read_body
 from .errors import InvalidRequest, NotFound
 from .store.records import StoredResponse
 
 JSON = "application/json"
 MAX_LIST = 100
-
-
-def _context(scope: Scope, new_id: Callable[[], str]) -> tuple[RequestContext, str | None, int]:
-    """The request's context, its Authorization value, and its declared length."""
-    authorization = request_id = None
-    declared = -1
-    kept: dict[str, str] = {}
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            authorization = value.decode("latin-1")
-        elif name == b"content-length":
-            declared = int(value) if value.isdigit() else -1
-        elif name == b"x-request-id":
-            request_id = client_request_id(value)
-        elif name.startswith(b"x-llmproxy-") or name == b"cache-control":
-            kept[name.decode("latin-1")] = value.decode("latin-1")
-    return RequestContext(request_id=request_id or new_id(), body={}, client_headers=kept), authorization, declared
 
 
 async def create(
@@ -54,7 +37,7 @@ async def create(
     send: Send,
     disconnects: Disconnects,
 ) -> None:
-    ctx, authorization, declared = _context(scope, new_id)
+    ctx, authorization, declared = openai_context(scope, new_id)
     body = partial(read_body, receive, gw.settings.max_body_bytes, declared)
     door = ResponsesDoor(gw.responses)
     await answer(gw, ctx, pipeline.through_door(gw, ctx, door, body, authorization), receive, send, disconnects)
