@@ -13,13 +13,13 @@ their sha256; provider keys only as ciphertext (the vault encrypts them before t
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 
-from .keys_sql import KEY_FIELDS, _audit_fields, _key_values
+from .keys_sql import KEY_FIELDS, _audit_fields, _key_record, _key_values
 from .pg_sql import Params, affected
 from .records import CredentialRow, KeyRecord, KeySecret, TooManyKeys, UserRecord
 
@@ -413,47 +413,6 @@ class PostgresKeysStore:
             }
             for r in rows
         ]
-
-
-def _key_record(row: Sequence[Any]) -> KeyRecord:
-    (
-        key_id,
-        name,
-        owner,
-        role,
-        models,
-        rpm,
-        tpm,
-        budget,
-        period,
-        expires,
-        metadata,
-        strategy,
-        parent_id,
-        complexity,
-        created,
-        updated,
-        revoked,
-    ) = row
-    return KeyRecord(
-        key_id,
-        name,
-        owner,
-        role,
-        tuple(orjson.loads(models)) if models is not None else None,
-        rpm,
-        tpm,
-        budget,
-        period,
-        expires,
-        orjson.loads(metadata or "{}"),
-        created,
-        updated,
-        revoked,
-        strategy=strategy,
-        parent_id=parent_id,
-        complexity=complexity,
-    )
 
 
 def _pg_values(fields: dict[str, Any]) -> dict[str, Any]:

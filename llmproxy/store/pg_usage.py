@@ -17,7 +17,7 @@ import asyncpg
 
 from .pg_sql import Params, affected
 from .records import AutoRouted, Window
-from .usage_sql import COLUMNS, GROUPS, MEASURES, OUTPUT_NAMES, whole_days
+from .usage_sql import _OVERVIEW_NAMES, _SEP, COLUMNS, GROUPS, MEASURES, OUTPUT_NAMES, whole_days
 
 # Never edit a shipped migration; append a new one. "user" is a reserved word here: always quoted.
 MIGRATIONS: tuple[str, ...] = (
@@ -167,19 +167,9 @@ _OVERVIEW_MEASURES = (
     "sum(coalesce(cost_usd, 0))",
     "sum(coalesce(saved_usd, 0))",
 )
-_OVERVIEW_NAMES = (
-    "requests",
-    "errors",
-    "cache_hits",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "cache_saved_usd",
-)
-_SEP = "\x1f"  # joins model and provider in one SQL group key; never in a model id
 _OVERVIEW_GROUPS = {
     "all": "'all'",
-    "model": "coalesce(model, '') || chr(31) || coalesce(provider, '')",
+    "model": "coalesce(model, '') || chr(31) || coalesce(provider, '')",  # chr(31): _SEP
     "provider": "coalesce(provider, '')",
 }
 
