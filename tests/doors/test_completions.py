@@ -5,20 +5,16 @@ other model (OpenAI, Anthropic, Gemini), streamed and not; what chat cannot hono
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from llmproxy.config import CacheSettings, ProviderSettings, Secret
-from tests.conftest import base_settings
-from tests.fakes import anthropic_server, gemini_server
+from llmproxy.config import CacheSettings
+from tests.doors.conftest import MASTER
 from tests.integration._providers import fake_anthropic, fake_gemini, upstreams  # noqa: F401 - fixtures by name
 
-MASTER = "sk-master-completions-0123456789"
 CHAT_MODELS = [
     ("gpt-4o-mini", "echo: Say hi"),
     ("claude-sonnet-4-5", "You said: Say hi"),
@@ -27,28 +23,10 @@ CHAT_MODELS = [
 
 
 @pytest.fixture
-def start(
-    gateway_factory: Callable[..., str], tmp_path: Path, openai_upstream: Any, upstreams: dict[str, Any]
-) -> Callable[..., str]:
+def start(door_gateway: Callable[..., str], openai_upstream: Any) -> Callable[..., str]:
+    """The doors' gateway on the fakes, with the fake's earlier completion requests forgotten."""
     openai_upstream[1].completion_requests.clear()
-
-    def run(**changes: Any) -> str:
-        settings = base_settings(tmp_path, openai_upstream[0], master_key=Secret(MASTER), **changes)
-        others = tuple(p for p in settings.providers if p.name not in ("anthropic", "gemini"))
-        providers = others + (
-            ProviderSettings(
-                name="anthropic",
-                kind="anthropic",
-                base_url=upstreams["anthropic"][0].url,
-                api_key=Secret(anthropic_server.API_KEY),
-            ),
-            ProviderSettings(
-                name="gemini", kind="gemini", base_url=upstreams["gemini"][0].url, api_key=Secret(gemini_server.API_KEY)
-            ),
-        )
-        return gateway_factory(settings=replace(settings, providers=providers))
-
-    return run
+    return door_gateway
 
 
 @pytest.fixture
