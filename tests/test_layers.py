@@ -25,6 +25,7 @@ LAYERS: dict[str, dict[str, set[str]]] = {
             "guard",
             "serving",
             "openapi",
+            "openapi_schemas",
             "messages_endpoint",
             "openai_endpoint",
             "responses_endpoint",
