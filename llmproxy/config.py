@@ -1,16 +1,48 @@
 """Settings: one frozen tree read once from llmproxy.toml and the environment (env > file > default).
 
-This is the only module that reads the environment or the config file. Unknown keys in the file
-fail at startup, naming the key, so a typo never silently falls back to a default.
+This is the only module that reads the environment or the config file: it checks the file against
+its layout (config_keys.py), validates each value and builds the tree (the dataclasses of
+settings.py). Unknown keys in the file fail at startup, naming the key, so a typo never silently
+falls back to a default.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .config_keys import (
+    AUTH_KEYS,
+    CACHE_KEYS,
+    CACHE_KEY_KEYS,
+    EDGE_KEYS,
+    LIMITS_KEYS,
+    LOGGING_KEYS,
+    PROVIDER_KEYS,
+    REDIS_KEYS,
+    REGISTRY_KEYS,
+    ROUTER_KEYS,
+    SERVER_KEYS,
+    USAGE_KEYS,
+)
+
+# The settings tree is defined in settings.py, its one home; it is re-exported here because the code
+# base imports every setting from config (`from llmproxy.config import Settings`).
+from .settings import (
+    AuthSettings as AuthSettings,
+    CacheKeySettings as CacheKeySettings,
+    CacheSettings as CacheSettings,
+    DatabaseSettings as DatabaseSettings,
+    LimitSettings as LimitSettings,
+    ProviderSettings as ProviderSettings,
+    RedisSettings as RedisSettings,
+    RegistryUpdateSettings as RegistryUpdateSettings,
+    RouterSettings as RouterSettings,
+    Secret as Secret,
+    Settings as Settings,
+)
 
 PROVIDER_KINDS = ("openai", "anthropic", "gemini", "openai-compatible")
 
@@ -30,263 +62,6 @@ KEY_ENV = {
 
 class ConfigError(ValueError):
     """A setting is missing, malformed or unknown; the message names it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Secret:
-    """A secret string whose repr shows a short prefix only."""
-
-    value: str
-
-    def __repr__(self) -> str:
-        return f"Secret({self.value[:4]!r}…)"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderSettings:
-    name: str  # how requests and /v1/models name it ("openai", "ollama", ...)
-    kind: str  # one of PROVIDER_KINDS: which adapter speaks to it
-    base_url: str
-    api_key: Secret | None = None
-    models: tuple[str, ...] = ()  # models an openai-compatible server offers, routable by bare name
-    headers: Mapping[str, str] = field(default_factory=dict)
-    timeout_s: float = 600.0  # whole request, as the official SDKs default
-    connect_timeout_s: float = 10.0
-    first_byte_timeout_s: float | None = None  # a stream's wait for its first event; None: timeout_s
-    stream_idle_timeout_s: float | None = None  # silence between two reads of a stream; None: timeout_s
-    stream_timeout_s: float | None = None  # a whole stream; None: no bound but the idle timeout
-
-
-@dataclass(frozen=True, slots=True)
-class AuthSettings:
-    """[auth]: the vault key, login tokens, key rotation and an external JWT identity provider."""
-
-    secret_key: Secret | None = None  # LLMPROXY_SECRET_KEY; else a key file made on first start
-    secret_key_file: Path | None = None  # default <data_dir>/secret.key
-    login_ttl_s: float = 900.0  # POST /admin/login access tokens
-    rotation_grace_s: float = 3600.0  # how long a rotated key's old value keeps working
-    sync_interval_s: float = 1.0  # how often the gateway looks for CLI changes in the database
-    max_keys_per_owner: int = 100  # live keys one owner may hold (POST /admin/keys answers 409 past it)
-    jwt_issuer: str | None = None
-    jwt_audience: str | None = None
-    jwt_secret: Secret | None = None  # HS256 (LLMPROXY_JWT_SECRET)
-    jwt_public_key: str | None = None  # PEM text (RS256 or ES256), read from jwt_public_key_file
-    jwt_jwks: str | None = None  # JWKS JSON text, read from jwt_jwks_file
-    jwt_algorithms: tuple[str, ...] = ()  # default: the one the key kind implies
-    jwt_leeway_s: float = 30.0
-    jwt_role_claim: str = "role"
-
-
-@dataclass(frozen=True, slots=True)
-class LimitSettings:
-    """[limits]: the default requests/min and tokens/min of a key or JWT user without its own."""
-
-    rpm: int | None = None
-    tpm: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CacheKeySettings:
-    """[cache.keys."<key id>"]: one key's own cache policy; None follows [cache]."""
-
-    enabled: bool | None = None
-    ttl_s: float | None = None
-    temperature_above_zero: bool | None = None  # True: this key's every request may be cached
-
-
-@dataclass(frozen=True, slots=True)
-class CacheSettings:
-    """[cache]: the exact-match response cache (memory LRU in front of SQLite in the data dir)."""
-
-    enabled: bool = True
-    ttl_s: float = 3600.0
-    max_ttl_s: float = 7 * 86400.0  # the most a request's x-llmproxy-cache-ttl can ask for
-    max_memory_bytes: int = 64 * 1024 * 1024
-    max_disk_bytes: int = 1024 * 1024 * 1024
-    max_entry_bytes: int = 1024 * 1024  # larger answers are not cached
-    # By default only a request that asks for a deterministic answer (temperature 0, or a seed) is
-    # cached: apps that sample several answers at temperature > 0 must get different ones. True
-    # caches every request; a caller asks for that per request (Cache-Control: max-age=N or
-    # x-llmproxy-cache: on), a key by its own [cache.keys."<id>"] temperature_above_zero.
-    temperature_above_zero: bool = False
-    scope: str = "key"  # "key" (per API key), "user", or "shared" by all callers
-    persist: bool = True  # False: memory only
-    max_write_queue_bytes: int = 8 * 1024 * 1024  # answers waiting for the disk; past it, writes are shed
-    keys: Mapping[str, CacheKeySettings] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class RouterSettings:
-    """How "auto" picks a model; the quality floors are on the registry's quality scale (0-100)."""
-
-    default_strategy: str = "cost"
-    floors: Mapping[str, float] = field(default_factory=lambda: {"simple": 20.0, "medium": 40.0, "complex": 55.0})
-    unsure_label: str = "medium"  # what an unsure classifier's request is treated as
-    expected_output_tokens: int = 500  # for cost estimates when max_tokens is not given
-    max_attempts: int = 3  # candidates tried per request, fallbacks included
-    fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # explicit model -> fallbacks
-    breaker_failures: int = 5  # consecutive retryable failures that open a provider's breaker
-    breaker_cooldown_s: float = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryUpdateSettings:
-    """[registry]: keeping models.json current from the providers' pricing pages (see README)."""
-
-    auto_update: bool = True  # run the scrapers on `cron` inside the gateway
-    cron: str = "17 4 * * *"  # croniter expression, UTC; default daily at 04:17
-    pages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # provider -> pricing page URLs
-    max_model_loss: float = 0.34  # a scrape dropping more of a provider's listed models is held back
-    max_price_factor: float = 4.0  # a scrape moving a price by more than this factor is held back
-    keep_versions: int = 365  # copies kept under versions/; 0 keeps them all
-    scrape_timeout_s: float = 60.0  # per provider
-    watch_interval_s: float = 15.0  # how often a gateway looks for a models.json written elsewhere
-
-
-@dataclass(frozen=True, slots=True)
-class RedisSettings:
-    """[redis]: shared state for several processes or machines (limits, budgets, the cache's shared
-    tier, breakers, notifications). No url: everything stays in this process, as before."""
-
-    url: Secret | None = None  # LLMPROXY_REDIS_URL, e.g. redis://redis:6379/0 (may hold a password)
-    timeout_s: float = 0.5  # a command's wait; past it Redis counts as down for this request
-    heartbeat_s: float = 1.0  # liveness beat, and the probe that notices Redis is back
-    fallback_processes: int | None = None  # with Redis down, limits are divided by this; None: the live count seen
-    key_prefix: str = "llmproxy:"  # one Redis can serve several deployments
-
-
-@dataclass(frozen=True, slots=True)
-class DatabaseSettings:
-    """[database]: the shared database of a deployment of several processes (docs/postgresql.md).
-    No URL: the embedded SQLite file in the data directory, as for one process."""
-
-    url: Secret | None = None  # LLMPROXY_DATABASE_URL: postgresql://user:password@host:port/db
-    pool_size: int = 10  # connections each gateway process holds at most
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    data_dir: Path = Path("data")
-    registry_path: Path = Path("registry") / "models.json"  # falls back to the shipped copy
-    master_key: Secret | None = None
-    max_body_bytes: int = 10 * 1024 * 1024
-    # Edge limits (guard.py, serving.py): what one request or connection may hold of the gateway.
-    max_admin_body_bytes: int = 64 * 1024  # /admin bodies are small JSON documents
-    max_header_bytes: int = 32 * 1024  # names and values of one request's headers, together
-    max_headers: int = 100
-    head_timeout_s: float = 10.0  # a connection's time to send a whole request head (serve)
-    read_timeout_s: float = 15.0  # the longest silence while a request body is read
-    max_concurrency: int = 1024  # requests (streams included) in flight; more get 503
-    max_connections: int = 2048  # open connections (serve); more are answered 503
-    providers: tuple[ProviderSettings, ...] = ()
-    log_level: str = "info"
-    log_format: str = "json"  # "json" (one line per request) or "text" for a terminal
-    log_payloads: bool = False  # prompts and completions stay out of logs unless enabled
-    drain_timeout_s: float = 30.0
-    usage_flush_interval_s: float = 0.25
-    usage_batch_size: int = 500
-    usage_queue_max: int = 100_000
-    usage_retention_days: float = 90.0  # raw usage rows older than this are deleted; 0 keeps them all
-    auth: AuthSettings = field(default_factory=AuthSettings)
-    limits: LimitSettings = field(default_factory=LimitSettings)
-    router: RouterSettings = field(default_factory=RouterSettings)
-    cache: CacheSettings = field(default_factory=CacheSettings)
-    registry_update: RegistryUpdateSettings = field(default_factory=RegistryUpdateSettings)
-    redis: RedisSettings = field(default_factory=RedisSettings)
-    database: DatabaseSettings = field(default_factory=DatabaseSettings)
-
-    def provider(self, name: str) -> ProviderSettings | None:
-        for p in self.providers:
-            if p.name == name:
-                return p
-        return None
-
-
-_SERVER_KEYS = {
-    "host": str,
-    "port": int,
-    "data_dir": str,
-    "master_key": str,
-    "max_body_bytes": int,
-    "drain_timeout_s": float,
-    "max_admin_body_bytes": int,
-    "max_header_bytes": int,
-    "max_headers": int,
-    "head_timeout_s": float,
-    "read_timeout_s": float,
-    "max_concurrency": int,
-    "max_connections": int,
-}
-_EDGE_KEYS = (
-    "max_admin_body_bytes",
-    "max_header_bytes",
-    "max_headers",
-    "head_timeout_s",
-    "read_timeout_s",
-    "max_concurrency",
-    "max_connections",
-)
-_LOGGING_KEYS = {"level": str, "format": str, "payloads": bool}
-_REGISTRY_KEYS = {
-    "path": str,
-    "auto_update": bool,
-    "cron": str,
-    "pages": dict,
-    "max_model_loss": float,
-    "max_price_factor": float,
-    "keep_versions": int,
-    "scrape_timeout_s": float,
-    "watch_interval_s": float,
-}
-_USAGE_KEYS = {"flush_interval_s": float, "batch_size": int, "queue_max": int, "retention_days": float}
-_AUTH_KEYS = {
-    "secret_key_file": str,
-    "login_ttl_s": float,
-    "rotation_grace_s": float,
-    "sync_interval_s": float,
-    "jwt_issuer": str,
-    "jwt_audience": str,
-    "jwt_secret": str,
-    "jwt_public_key_file": str,
-    "jwt_jwks_file": str,
-    "jwt_algorithms": list,
-    "jwt_leeway_s": float,
-    "jwt_role_claim": str,
-    "max_keys_per_owner": int,
-}
-_LIMITS_KEYS = {"rpm": int, "tpm": int}
-_CACHE_KEYS = {
-    "enabled": bool,
-    "ttl_s": float,
-    "max_ttl_s": float,
-    "max_memory_bytes": int,
-    "max_disk_bytes": int,
-    "max_entry_bytes": int,
-    "temperature_above_zero": bool,
-    "scope": str,
-    "persist": bool,
-    "keys": dict,
-    "max_write_queue_bytes": int,
-}
-_CACHE_KEY_KEYS = {"enabled": bool, "ttl_s": float, "temperature_above_zero": bool}
-_REDIS_KEYS = {"url": str, "timeout_s": float, "heartbeat_s": float, "fallback_processes": int, "key_prefix": str}
-_PROVIDER_KEYS = {
-    "kind": str,
-    "base_url": str,
-    "api_key": str,
-    "api_key_env": str,
-    "models": list,
-    "headers": dict,
-    "timeout_s": float,
-    "connect_timeout_s": float,
-    "first_byte_timeout_s": float,
-    "stream_idle_timeout_s": float,
-    "stream_timeout_s": float,
-}
 
 
 def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
@@ -318,10 +93,10 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
     }
     if unknown:
         raise ConfigError(f"unknown section [{sorted(unknown)[0]}] in {file_path}")
-    server = _section(doc, "server", _SERVER_KEYS)
-    logging_ = _section(doc, "logging", _LOGGING_KEYS)
-    registry = _section(doc, "registry", _REGISTRY_KEYS)
-    usage = _section(doc, "usage", _USAGE_KEYS)
+    server = _section(doc, "server", SERVER_KEYS)
+    logging_ = _section(doc, "logging", LOGGING_KEYS)
+    registry = _section(doc, "registry", REGISTRY_KEYS)
+    usage = _section(doc, "usage", USAGE_KEYS)
 
     defaults = Settings()
     master = env.get("LLMPROXY_MASTER_KEY") or server.get("master_key")
@@ -348,13 +123,13 @@ def load_settings(path: str | Path | None, env: Mapping[str, str]) -> Settings:
         usage_batch_size=usage.get("batch_size", defaults.usage_batch_size),
         usage_queue_max=usage.get("queue_max", defaults.usage_queue_max),
         usage_retention_days=float(usage.get("retention_days", defaults.usage_retention_days)),
-        auth=_auth(_section(doc, "auth", _AUTH_KEYS), env),
-        limits=LimitSettings(**_section(doc, "limits", _LIMITS_KEYS)),
-        router=_router(_section(doc, "router", _ROUTER_KEYS)),
-        cache=_cache(_section(doc, "cache", _CACHE_KEYS), env),
+        auth=_auth(_section(doc, "auth", AUTH_KEYS), env),
+        limits=LimitSettings(**_section(doc, "limits", LIMITS_KEYS)),
+        router=_router(_section(doc, "router", ROUTER_KEYS)),
+        cache=_cache(_section(doc, "cache", CACHE_KEYS), env),
         registry_update=_registry_update(registry, env),
         database=_database(_section(doc, "database", {"url": str, "pool_size": int}), env),
-        redis=_redis(_section(doc, "redis", _REDIS_KEYS), env),
+        redis=_redis(_section(doc, "redis", REDIS_KEYS), env),
     )
 
 
@@ -387,7 +162,7 @@ def _database(raw: Mapping[str, Any], env: Mapping[str, str]) -> DatabaseSetting
 def _edge_limits(server: Mapping[str, Any]) -> dict[str, Any]:
     """[server] limits on requests and connections; each must be positive."""
     out = {}
-    for name in _EDGE_KEYS:
+    for name in EDGE_KEYS:
         if name in server:
             if server[name] <= 0:
                 raise ConfigError(f"server.{name} must be positive")
@@ -470,7 +245,7 @@ def _providers(section: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Prov
     result: list[ProviderSettings] = []
     names = list(DEFAULT_BASE_URLS) + [n for n in section if n not in DEFAULT_BASE_URLS]
     for name in names:
-        raw = _section(section, name, _PROVIDER_KEYS, label=f"providers.{name}")
+        raw = _section(section, name, PROVIDER_KEYS, label=f"providers.{name}")
         kind = raw.get("kind", name if name in DEFAULT_BASE_URLS else "openai-compatible")
         if kind not in PROVIDER_KINDS:
             raise ConfigError(f"providers.{name}.kind must be one of {', '.join(PROVIDER_KINDS)}, not {kind!r}")
@@ -520,9 +295,7 @@ def _providers(section: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Prov
 def _cache(raw: dict[str, Any], env: Mapping[str, str]) -> CacheSettings:
     """[cache] plus LLMPROXY_CACHE (on/off) and per-key tables [cache.keys."<key id>"]."""
     keys = {
-        str(key_id): CacheKeySettings(
-            **_section({key_id: table}, key_id, _CACHE_KEY_KEYS, label=f"cache.keys.{key_id}")
-        )
+        str(key_id): CacheKeySettings(**_section({key_id: table}, key_id, CACHE_KEY_KEYS, label=f"cache.keys.{key_id}"))
         for key_id, table in raw.pop("keys", {}).items()
     }
     if raw.get("scope", "key") not in ("key", "user", "shared"):
@@ -542,16 +315,6 @@ def _cache(raw: dict[str, Any], env: Mapping[str, str]) -> CacheSettings:
     return CacheSettings(**raw, keys=keys)
 
 
-_ROUTER_KEYS = {
-    "default_strategy": str,
-    "floors": dict,
-    "unsure_label": str,
-    "expected_output_tokens": int,
-    "max_attempts": int,
-    "fallbacks": dict,
-    "breaker_failures": int,
-    "breaker_cooldown_s": float,
-}
 LABELS = ("simple", "medium", "complex")
 STRATEGIES = ("cost", "quality", "latency", "cascade")  # cascade: see cascade.py
 

@@ -25,6 +25,7 @@ LAYERS: dict[str, dict[str, set[str]]] = {
             "guard",
             "serving",
             "openapi",
+            "openapi_schemas",
             "messages_endpoint",
             "openai_endpoint",
             "responses_endpoint",
@@ -51,7 +52,7 @@ LAYERS: dict[str, dict[str, set[str]]] = {
         "breakers": {"breakers"},
         "shared": {"shared"},
     },
-    "basics": {"basics": {"errors", "config", "context", "current", "__init__"}},
+    "basics": {"basics": {"errors", "config", "settings", "config_keys", "context", "current", "__init__"}},
 }
 ORDER = list(LAYERS)
 
@@ -171,6 +172,17 @@ def test_only_config_reads_the_environment() -> None:
             continue
         text = path.read_text()
         assert "os.environ" not in text and "getenv" not in text, f"{path} reads the environment"
+
+
+# Modules that only hold data: the classifier's cue words, the OpenAPI body schemas, the settings
+# tree and the config file's layout. They import nothing of llmproxy, so reading them pulls in no code.
+DATA_MODULES = ("classifier/cues.py", "openapi_schemas.py", "settings.py", "config_keys.py")
+
+
+def test_data_modules_import_nothing_of_ours() -> None:
+    for name in DATA_MODULES:
+        path = REPO / "llmproxy" / name
+        assert not imports(path), f"llmproxy/{name} imports llmproxy.{imports(path)}"
 
 
 def submodule_imports(path: Path) -> set[str]:
