@@ -29,7 +29,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from overhead import COMPLETION, MESSAGE, UPSTREAM_CODE
+from overhead import COMPLETION, EMBEDDING, MESSAGE, UPSTREAM_CODE
 
 REPO = Path(__file__).resolve().parent.parent
 BODY = (
@@ -147,6 +147,7 @@ def main() -> None:
                 str(args.upstream_port),
                 COMPLETION.decode(),
                 MESSAGE.decode(),
+                EMBEDDING.decode(),
             ]
         )
     )

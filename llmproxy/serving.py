@@ -15,6 +15,7 @@ the app for any server (guard.py).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import uvicorn
@@ -32,18 +33,43 @@ class _HeadRefused(Exception):
     """Raised from a parser callback to stop parsing a head that broke a limit."""
 
 
+class _Heads:
+    """One server's connections whose request head is still arriving, and the one timer that checks
+    their deadlines, 4 times per timeout (a head may wait up to a quarter more). A timer per request
+    cost more than the rest of the protocol's checks together; the timer stops once no head is open."""
+
+    __slots__ = ("open", "_timer")
+
+    def __init__(self) -> None:
+        self.open: dict[HeadLimitedProtocol, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, proto: HeadLimitedProtocol) -> None:
+        self.open[proto] = None
+        if self._timer is None:
+            tick = min(1.0, proto.head_timeout_s / 4)
+            self._timer = proto.loop.call_later(tick, self._sweep, proto.loop, tick)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop, tick: float) -> None:
+        now = time.monotonic()
+        for proto in [p for p in self.open if p.head_deadline <= now]:
+            proto.head_expired()
+        self._timer = loop.call_later(tick, self._sweep, loop, tick) if self.open else None
+
+
 class HeadLimitedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a deadline and a size bound on each request head."""
 
     head_timeout_s = 10.0
     max_head_bytes = 32 * 1024 + MAX_REQUEST_LINE
     max_headers = 100
+    heads = _Heads()  # each configured() class (one per server) gets its own
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_open = False
         self._head_bytes = 0
-        self._head_timer: asyncio.TimerHandle | None = None
+        self.head_deadline = 0.0
         self._refusal: GatewayError | None = None
         self._discarding = False
 
@@ -56,6 +82,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
                 "head_timeout_s": settings.head_timeout_s,
                 "max_head_bytes": settings.max_header_bytes + MAX_REQUEST_LINE,
                 "max_headers": settings.max_headers,
+                "heads": _Heads(),
             },
         )
 
@@ -64,7 +91,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._start_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_timer()
+        self.heads.open.pop(self, None)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -84,21 +111,17 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         if not self._head_open:
             self._start_head()
 
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
+    def on_headers_complete(self) -> None:
+        # The count and the request line are checked once the head is whole: until then its bytes
+        # are bounded by data_received (a Python check per header cost more than the timer did).
+        if len(self.headers) > self.max_headers:
+            self._refusal = HeadersTooLarge(f"the request has more than {self.max_headers} headers")
+            raise _HeadRefused
         if len(self.url) > MAX_REQUEST_LINE:
             self._refusal = HeadersTooLarge(f"the request target is over {MAX_REQUEST_LINE} bytes")
             raise _HeadRefused
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(self.headers) >= self.max_headers:
-            self._refusal = HeadersTooLarge(f"the request has more than {self.max_headers} headers")
-            raise _HeadRefused
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
         self._head_open = False
-        self._stop_head_timer()
+        self.heads.open.pop(self, None)
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
@@ -111,21 +134,16 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     def _start_head(self) -> None:
         self._head_open = True
         self._head_bytes = 0
-        self._stop_head_timer()
-        self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_expired)
+        self.head_deadline = time.monotonic() + self.head_timeout_s
+        self.heads.add(self)
 
-    def _stop_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_expired(self) -> None:
-        self._head_timer = None
+    def head_expired(self) -> None:
         if not self._head_open or self.transport.is_closing():
+            self.heads.open.pop(self, None)
             return
         if self.cycle is not None and not self.cycle.response_complete:
             # a pipelined head behind a response still being sent: its wait is not the client's fault
-            self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_expired)
+            self.head_deadline = time.monotonic() + self.head_timeout_s
             return
         self._refuse(RequestTimeout(f"the request head did not arrive within {self.head_timeout_s:g} s"))
 
@@ -134,7 +152,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         destroy the answer before the client reads it; so the write side ends first (FIN) and what
         still arrives is dropped, for LINGER_S at most."""
         self._head_open = False
-        self._stop_head_timer()
+        self.heads.open.pop(self, None)
         body = error.to_json()
         self.transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
