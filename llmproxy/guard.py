@@ -71,7 +71,7 @@ class Guard:
         self.loopback_only = settings.master_key is None
         self.active = 0
         # True when the server bounds the request head itself (llmproxy serve's HeadLimitedProtocol,
-        # with the same max_headers and max_header_bytes): the header pass is then done once, there.
+        # with the same max_headers and max_header_bytes rules): they are then checked once, there.
         self.heads_bounded = False
         # Bodies being read, watched by one sweeper task: a timer per read cost ~4 us a request.
         self.reading: dict[_Body, None] = {}
@@ -117,16 +117,15 @@ class Guard:
         self, scope: Scope, headers: list[tuple[bytes, bytes]], fields: dict[bytes, bytes]
     ) -> GatewayError | None:
         """The checks on the request head: sizes, open mode's loopback rule, the Origin."""
-        if self.heads_bounded:
-            pass
-        elif len(headers) > self.max_headers:
-            return HeadersTooLarge(
-                f"the request has {len(headers)} headers; this gateway accepts at most {self.max_headers}"
-            )
-        elif len(b"".join(chain.from_iterable(headers))) > self.max_header_bytes:
-            return HeadersTooLarge(
-                f"the request headers are over {self.max_header_bytes} bytes together, the most this gateway accepts"
-            )
+        if not self.heads_bounded:
+            if len(headers) > self.max_headers:
+                return HeadersTooLarge(
+                    f"the request has {len(headers)} headers; this gateway accepts at most {self.max_headers}"
+                )
+            if len(b"".join(chain.from_iterable(headers))) > self.max_header_bytes:
+                return HeadersTooLarge(
+                    f"the request headers are over {self.max_header_bytes} bytes together, the most this gateway accepts"
+                )
         host = fields.get(b"host")
         if self.loopback_only:
             client = scope.get("client")

@@ -23,6 +23,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .config import Settings
 from .errors import GatewayError, HeadersTooLarge, RequestTimeout
+from .guard import Guard
 
 MAX_REQUEST_LINE = 8192  # the method, path and query; more is a 431 as well
 LINGER_S = 2.0  # after a refusal, how long the rest of what the client sends is read and dropped
@@ -62,6 +63,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
     head_timeout_s = 10.0
     max_head_bytes = 32 * 1024 + MAX_REQUEST_LINE
+    max_header_bytes = 32 * 1024  # names and values together, as the guard counts them
     max_headers = 100
     heads = _Heads()  # each configured() class (one per server) gets its own
 
@@ -81,6 +83,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
             {
                 "head_timeout_s": settings.head_timeout_s,
                 "max_head_bytes": settings.max_header_bytes + MAX_REQUEST_LINE,
+                "max_header_bytes": settings.max_header_bytes,
                 "max_headers": settings.max_headers,
                 "heads": _Heads(),
             },
@@ -119,6 +122,14 @@ class HeadLimitedProtocol(HttpToolsProtocol):
             raise _HeadRefused
         if len(self.url) > MAX_REQUEST_LINE:
             self._refusal = HeadersTooLarge(f"the request target is over {MAX_REQUEST_LINE} bytes")
+            raise _HeadRefused
+        # The exact size rule (the guard's), counted only when the raw head came near it.
+        if self._head_bytes > self.max_header_bytes and (
+            sum(len(name) + len(value) for name, value in self.headers) > self.max_header_bytes
+        ):
+            self._refusal = HeadersTooLarge(
+                f"the request headers are over {self.max_header_bytes} bytes together, the most this gateway accepts"
+            )
             raise _HeadRefused
         self._head_open = False
         self.heads.open.pop(self, None)
@@ -167,7 +178,10 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
 
 def uvicorn_config(app: Any, settings: Settings, *, loop: str = "auto") -> uvicorn.Config:
-    """The uvicorn settings `llmproxy serve` runs with."""
+    """The uvicorn settings `llmproxy serve` runs with. Its protocol checks the request head's
+    size rules, so a guard in front of the app need not count them again."""
+    if isinstance(app, Guard):
+        app.heads_bounded = True
     # proxy_headers=False: X-Forwarded-* would let any caller choose the address the gateway sees
     # (and its per-address login limits), and parsing them is work on every request.
     return uvicorn.Config(

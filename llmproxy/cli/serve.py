@@ -52,9 +52,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from ..serving import uvicorn_config
 
     tune_gc()
-    app = create_app(settings)
-    app.heads_bounded = True  # uvicorn_config's protocol refuses oversized heads before the app sees them
-    server = uvicorn.Server(uvicorn_config(app, settings, loop=_loop()))
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings, loop=_loop()))
     server.run(sockets=None if args.fd is None else [socket.socket(fileno=args.fd)])
     return 0 if server.started else 3  # as uvicorn.run: 3 when it could not start (port taken...)
 
