@@ -20,6 +20,7 @@ from starlette.routing import Route
 from . import pipeline
 from .context import RequestContext
 from .disconnects import Disconnects
+from .doors import responses_response as rr
 from .doors.responses import ResponsesDoor, tenant
 from .endpoint import Receive, Scope, Send, answer, client_request_id, openai_context, read_body
 from .errors import InvalidRequest, NotFound
@@ -65,7 +66,7 @@ async def retrieve(request: Request) -> Response:
         raise InvalidRequest(
             "streaming a stored response again is not served by this gateway; retrieve it whole", param="stream"
         )
-    return Response(record.response, headers={"x-request-id": rid}, media_type=JSON)
+    return Response(rr.stored_whole(record.response), headers={"x-request-id": rid}, media_type=JSON)
 
 
 async def delete(request: Request) -> Response:

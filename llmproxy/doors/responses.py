@@ -126,13 +126,19 @@ class ResponsesDoor:
             if self.body.get("previous_response_id") is None:
                 self.keep(ctx, native, ctx.response_body)
                 return ctx.response_body  # OpenAI's own answer, as it sent it
-            response = native
-        else:
-            response = rr.response(self.body, completion, rr.response_id())
-        response["previous_response_id"] = self.body.get("previous_response_id")
-        body = orjson.dumps(response)
-        self.keep(ctx, response, body)
-        return body
+            native["previous_response_id"] = self.body["previous_response_id"]
+            body = orjson.dumps(native)
+            self.keep(ctx, native, body)
+            return body
+        return self._translated(ctx, completion)
+
+    def _translated(self, ctx: RequestContext, completion: ChatCompletion) -> bytes:
+        """A completion as a Response: its own fields kept (the store adds the defaults back when
+        it is read), the whole sent."""
+        own = rr.own(self.body, completion, rr.response_id())
+        own_bytes = orjson.dumps(own)
+        self.keep(ctx, own, own_bytes)
+        return rr.whole(own_bytes, own)
 
     def stream(self, ctx: RequestContext, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         machine = ResponseStream(rr.shell(self.body, rr.response_id(), self.body["model"]))
@@ -145,11 +151,10 @@ class ResponsesDoor:
 
     def cached(self, ctx: RequestContext, body: bytes) -> tuple[bytes | None, AsyncIterator[bytes] | None]:
         """A cache hit (an internal completion) as a new Response, or as its event stream."""
-        response = rr.response(self.body, orjson.loads(body), rr.response_id())
-        answer = orjson.dumps(response)
-        self.keep(ctx, response, answer)
         if not ctx.stream:
-            return answer, None
+            return self._translated(ctx, orjson.loads(body)), None
+        response = rr.response(self.body, orjson.loads(body), rr.response_id())
+        self.keep(ctx, response, orjson.dumps(response))
         return None, _once(replay(response))
 
     @staticmethod

@@ -13,6 +13,8 @@ import random
 import time
 from typing import Any
 
+import orjson
+
 from ..context import ChatCompletion, Usage
 
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -77,7 +79,12 @@ def new_id(prefix: str) -> str:
 def shell(body: dict[str, Any], response_id: str, model: str) -> dict[str, Any]:
     """The Response for `body` before any output: status in_progress, the request's settings echoed.
     (The nested defaults are shared: nothing writes into them.)"""
-    out = {"id": response_id, "created_at": int(time.time()), "model": model, **_SHELL, "output": []}
+    return {"id": response_id, "created_at": int(time.time()), "model": model, **_SHELL, "output": [], **echoes(body)}
+
+
+def echoes(body: dict[str, Any]) -> dict[str, Any]:
+    """The request's settings a Response repeats, in the Response's terms."""
+    out: dict[str, Any] = {}
     for name, value in body.items():
         if name in _ECHOED:
             if value is not None:
@@ -108,6 +115,12 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any]:
 
 def response(body: dict[str, Any], completion: ChatCompletion, response_id: str) -> dict[str, Any]:
     """The whole Response for an internal completion."""
+    return {**_SHELL, **own(body, completion, response_id)}
+
+
+def own(body: dict[str, Any], completion: ChatCompletion, response_id: str) -> dict[str, Any]:
+    """The Response for an internal completion without the fields that hold their defaults (see
+    `whole`): what the conversation store keeps, half the bytes of the whole."""
     choices = completion.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     msg = choice.get("message") or {}
@@ -129,10 +142,39 @@ def response(body: dict[str, Any], completion: ChatCompletion, response_id: str)
                 "completed",
             )
         )
-    out = shell(body, response_id, str(completion.get("model") or body["model"]))
-    out["output"] = output
+    out = {
+        "id": response_id,
+        "created_at": int(time.time()),
+        "model": str(completion.get("model") or body["model"]),
+        "status": "in_progress",
+        **echoes(body),
+        "output": output,
+    }
     finish(out, choice.get("finish_reason"), completion.get("usage"))
     return out
+
+
+def whole(own_bytes: bytes, own: dict[str, Any]) -> bytes:
+    """The JSON of a whole Response from the JSON of its `own` fields: the defaults it lacks put in
+    front (made once per set of fields present: a request echoes the same few settings every time)."""
+    present = tuple(own)
+    defaults = _DEFAULTS.get(present)
+    if defaults is None:
+        if len(_DEFAULTS) >= 256:
+            _DEFAULTS.clear()
+        missing = {name: value for name, value in _SHELL.items() if name not in own}
+        defaults = _DEFAULTS[present] = orjson.dumps(missing)[1:-1] + b"," if missing else b""
+    return b"{" + defaults + own_bytes[1:]
+
+
+def stored_whole(stored: bytes) -> bytes:
+    """A stored Response as the client gets it: a translated answer is stored without its defaults
+    (and so without "object", which every whole Response has); OpenAI's own answers as they came."""
+    own = orjson.loads(stored)
+    return whole(stored, own) if isinstance(own, dict) and "object" not in own else stored
+
+
+_DEFAULTS: dict[tuple[str, ...], bytes] = {}
 
 
 def finish(out: dict[str, Any], finish_reason: str | None, internal: Usage | None) -> None:

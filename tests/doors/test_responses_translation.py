@@ -190,6 +190,26 @@ def test_replay_of_a_whole_response() -> None:
     assert events[-1]["response"] == whole
 
 
+def test_a_response_stored_without_its_defaults_reads_back_whole() -> None:
+    body = {"model": "m", "input": "x", "temperature": 0.2, "text": {"format": {"type": "json_object"}}}
+    completion = {
+        "model": "m",
+        "choices": [{"message": {"content": "{}"}, "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2},
+    }
+    own = rr.own(body, completion, "resp_7")
+    stored = orjson.dumps(own)
+    sent = orjson.loads(rr.whole(stored, own))
+    again = rr.response(body, completion, "resp_7")
+    again["output"][0]["id"] = own["output"][0]["id"]  # a new item id each time
+    assert sent == {**again, "created_at": own["created_at"]}
+    assert sent["temperature"] == 0.2 and sent["status"] == "incomplete" and sent["store"] is True
+    assert len(stored) < len(orjson.dumps(sent)) / 2 + 100  # the defaults are not stored
+    assert orjson.loads(rr.stored_whole(stored)) == sent
+    whole = orjson.dumps(sent)
+    assert rr.stored_whole(whole) == whole  # a whole one (OpenAI's own, a stream's) is read as it is
+
+
 async def _pieces(blocks: list[bytes]) -> Any:
     for block in blocks:
         yield block
