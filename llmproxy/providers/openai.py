@@ -30,9 +30,17 @@ def build_request(
 ) -> UpstreamRequest:
     """`raw` is the client's body as it came: sent on untouched when the model name stays and the
     stream already asks for usage, so upstream sees exactly what the client wrote."""
+    return request_to("/chat/completions", req, model, creds, stream=stream, raw=raw)
+
+
+def request_to(
+    path: str, req: ChatRequest, model: ModelEntry, creds: ProviderSettings, *, stream: bool, raw: bytes | None
+) -> UpstreamRequest:
+    """A POST of `req` (or of `raw`, the client's own bytes, when nothing in it must change) to
+    `{base}{path}`, a stream always asking for usage (the gateway records and charges it)."""
     options = req.get("stream_options")
     asks_usage = isinstance(options, dict) and options.get("include_usage") is True
-    if raw is not None and req["model"] == model.provider_model and (not stream or asks_usage):
+    if raw is not None and req.get("model") == model.provider_model and (not stream or asks_usage):
         payload = raw
     else:
         body = dict(req)
@@ -47,7 +55,7 @@ def build_request(
         headers["authorization"] = "Bearer " + creds.api_key.value
     if creds.headers:
         headers.update(creds.headers)
-    return UpstreamRequest(creds.base_url + "/chat/completions", headers, payload)
+    return UpstreamRequest(creds.base_url + path, headers, payload)
 
 
 def parse_response(body: bytes, model: ModelEntry) -> ChatCompletion:

@@ -83,19 +83,7 @@ def passthrough_request(
 ) -> UpstreamRequest:
     """The client's legacy request to `{base}/completions`, untouched when the model name stays and a
     stream already asks for usage (the gateway always wants it, to record and charge)."""
-    options = body.get("stream_options")
-    asks_usage = isinstance(options, dict) and options.get("include_usage") is True
-    if raw is None or body.get("model") != model.provider_model or (stream and not asks_usage):
-        sent = {**body, "model": model.provider_model}
-        if stream and not asks_usage:
-            sent["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-        raw = orjson.dumps(sent)
-    headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}
-    if creds.api_key is not None:
-        headers["authorization"] = "Bearer " + creds.api_key.value
-    if creds.headers:
-        headers.update(creds.headers)
-    return UpstreamRequest(creds.base_url + "/completions", headers, raw)
+    return openai.request_to("/completions", body, model, creds, stream=stream, raw=raw)
 
 
 def parse_text_completion(body: bytes, model: ModelEntry) -> ChatCompletion:
