@@ -17,9 +17,9 @@ from typing import Any
 
 from . import pipeline
 from .context import RequestContext
-from .disconnects import Disconnects
+from .disconnects import Disconnects, Watch
 from .doors.openai_chat import DOOR
-from .errors import ClientDisconnected, PayloadTooLarge
+from .errors import ClientDisconnected, PayloadTooLarge, RequestTimeout
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -28,6 +28,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 CHAT_PATHS = frozenset(("/v1/chat/completions", "/chat/completions"))
 _JSON = (b"content-type", b"application/json")
 _SSE = (b"content-type", b"text/event-stream")
+_CLOSING = {"connection": "close"}  # the rest of a refused body is never read
 log = logging.getLogger("llmproxy.endpoint")
 
 
@@ -102,25 +103,28 @@ async def chat_completions(
     disconnects: Disconnects,
 ) -> None:
     ctx, authorization, declared = openai_context(scope, new_id)
-    # The pipeline reads the body itself, after authentication: an anonymous caller gets its 401
-    # before the gateway buffers anything.
-    body = partial(read_body, receive, gw.settings.max_body_bytes, declared)
-    await answer(gw, ctx, pipeline.through_door(gw, ctx, DOOR, body, authorization), receive, send, disconnects)
+    await answer(gw, ctx, DOOR, authorization, declared, receive, send, disconnects)
 
 
 async def answer(
     gw: pipeline.Gateway,
     ctx: RequestContext,
-    run: Awaitable[pipeline.Outcome],
+    door: pipeline.Door,
+    authorization: str | None,
+    declared: int,
     receive: Receive,
     send: Send,
     disconnects: Disconnects,
 ) -> None:
     """Run a front door's pipeline call while its client is watched, then send the outcome. A client
-    that leaves while the provider works cancels the call; the request is recorded as abandoned."""
+    that leaves while the provider works cancels the call; the request is recorded as abandoned.
+    The pipeline reads the body itself, after authentication (an anonymous caller gets its 401
+    before the gateway buffers anything), under the watch's read deadline."""
     watch = disconnects.start(receive, ctx)
+    settings = gw.settings
+    body = partial(read_body, receive, settings.max_body_bytes, declared, watch, settings.read_timeout_s)
     try:
-        outcome = await run
+        outcome = await pipeline.through_door(gw, ctx, door, body, authorization)
     except asyncio.CancelledError:
         if not watch.left:
             raise  # cancelled from outside (shutdown), not by the client leaving
@@ -143,29 +147,54 @@ def client_request_id(value: bytes | str | None) -> str | None:
     return given if 0 < len(given) <= 128 and given.isprintable() else None
 
 
-async def read_body(receive: Receive, limit: int, declared: int) -> bytes:
+async def read_body(
+    receive: Receive, limit: int, declared: int, watch: Watch | None = None, timeout_s: float = 0.0
+) -> bytes:
+    """The request body, at most `limit` bytes (413 from the declared length, or as soon as the
+    pieces pass it). With a watch, each read may wait at most `timeout_s` (408): the watch holds
+    the read's deadline and the disconnects sweeper cancels a read past it (the edge guard's body
+    wrapper is not on these routes, as a per-read wrapper cost ~1.6 us a request).
+    Its errors close the connection, so the rest of the body is never read."""
     if declared > limit:
-        raise PayloadTooLarge(f"the request body is {declared} bytes; this gateway accepts at most {limit}")
+        raise PayloadTooLarge(
+            f"the request body is {declared} bytes; this gateway accepts at most {limit}", headers=_CLOSING
+        )
     first = b""
     rest: list[bytes] | None = None  # only a body that comes in several pieces is joined, once
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected("the client closed the connection before sending the whole request")
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"the request body is over {limit} bytes, the most this gateway accepts")
-            if not first:
-                first = chunk
-            elif rest is None:
-                rest = [first, chunk]
-            else:
-                rest.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(rest) if rest is not None else first
+    try:
+        while True:
+            if watch is not None:
+                watch.body_deadline = time.perf_counter() + timeout_s
+            try:
+                message = await receive()
+            except asyncio.CancelledError:
+                if watch is None or not watch.timed_out:
+                    raise
+                watch.task.uncancel()
+                raise RequestTimeout(
+                    f"the request body stopped arriving for {timeout_s:g} s", headers=_CLOSING
+                ) from None
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected("the client closed the connection before sending the whole request")
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(
+                        f"the request body is over {limit} bytes, the most this gateway accepts", headers=_CLOSING
+                    )
+                if not first:
+                    first = chunk
+                elif rest is None:
+                    rest = [first, chunk]
+                else:
+                    rest.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(rest) if rest is not None else first
+    finally:
+        if watch is not None:
+            watch.body_deadline = 0.0
 
 
 async def respond(send: Send, status: int, headers: pipeline.Headers, body: bytes) -> None:

@@ -4,7 +4,9 @@
 - body: at most `max_admin_body_bytes` under /admin and `max_body_bytes` elsewhere, refused with
   413 from the declared length before anything is read, or as soon as a chunked body passes it;
 - time: a body that stops arriving for `read_timeout_s` ends the request with 408 (a client that
-  announces a Content-Length and sends nothing no longer holds its connection);
+  announces a Content-Length and sends nothing no longer holds its connection); on the front
+  doors' POST routes (DOOR_BODIES) their own endpoint.read_body holds the size cap and this
+  deadline, more cheaply (see disconnects.py), so their receive is not wrapped here;
 - load: at most `max_concurrency` requests in flight, more get 503 at once;
 - browsers: a write with a body must be `application/json` (415), so no HTML form or "simple"
   cross-site request can drive the API; a cross-site `Origin` is refused (403);
@@ -15,8 +17,8 @@ uvicorn itself bounds neither the size of a request head nor the time it takes t
 serve` adds those at the protocol level (serving.py). The guard is what holds under any ASGI server.
 Its errors are OpenAI-shaped and close the connection (the unread body is never read).
 
-Cost on the hot path: a header pass in C (dict, join), a few attribute writes per body read; one
-sweeper task per app watches the read deadlines.
+Cost on the hot path: a header pass in C (dict, join). Elsewhere a few attribute writes per body
+read; one sweeper task per app watches the read deadlines.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ Send = Callable[[Message], Awaitable[None]]
 WRITES = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 _CLOSE = (b"connection", b"close")
 _CLOSING = {"connection": "close"}
+# The routes whose raw handler reads its body through endpoint.answer's read_body, which caps its
+# size and times out a stalled read with the same 408 (messages' count_tokens does not: wrapped).
+DOOR_BODIES = frozenset((*CHAT_PATHS, *OPENAI_DOOR_ROUTES, *RESPONSES_ROUTES, "/v1/messages"))
 
 
 class Guard:
@@ -89,10 +94,10 @@ class Guard:
         body: _Body | None = None
         if refusal is None and (b"content-length" in fields or b"transfer-encoding" in fields):
             read = self.body_reader(scope, fields, receive)
-            if isinstance(read, _Body):
-                body = read
-            else:
+            if isinstance(read, GatewayError):
                 refusal = read
+            else:
+                body = read
         if refusal is None and self.active >= self.max_concurrency:
             refusal = ServiceUnavailable(
                 f"the gateway is serving its limit of {self.max_concurrency} requests at once; retry shortly",
@@ -149,8 +154,9 @@ class Guard:
             )
         return None
 
-    def body_reader(self, scope: Scope, fields: dict[bytes, bytes], receive: Receive) -> _Body | GatewayError:
-        """The body's limits, checked on its declared length first; its media type for a write."""
+    def body_reader(self, scope: Scope, fields: dict[bytes, bytes], receive: Receive) -> _Body | GatewayError | None:
+        """The body's limits, checked on its declared length first; its media type for a write.
+        None: a front door's POST, whose handler enforces the limits as it reads."""
         path = scope["path"]
         if path in CHAT_PATHS or path in OPENAI_DOOR_ROUTES or path in RESPONSES_ROUTES:
             # The chat endpoint checks the declared length itself, after authenticating: an
@@ -170,6 +176,8 @@ class Guard:
                 return UnsupportedMediaType(
                     "send the request body as JSON, with 'Content-Type: application/json'", param="content-type"
                 )
+        if path in DOOR_BODIES and scope["method"] == "POST":
+            return None
         return _Body(self, receive, limit)
 
     async def refuse(self, send: Send, error: GatewayError, fields: dict[bytes, bytes], path: str = "") -> None:

@@ -9,7 +9,6 @@ Claude request costs the gateway what a chat request does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 import orjson
 
@@ -55,8 +54,7 @@ async def messages(
     disconnects: Disconnects,
 ) -> None:
     ctx, authorization, declared = _context(scope, new_id)
-    body = partial(read_body, receive, gw.settings.max_body_bytes, declared)
-    await answer(gw, ctx, pipeline.through_door(gw, ctx, DOOR, body, authorization), receive, send, disconnects)
+    await answer(gw, ctx, DOOR, authorization, declared, receive, send, disconnects)
 
 
 async def messages_count_tokens(

@@ -8,13 +8,12 @@ raw like chat so that an embeddings request costs the gateway what a chat reques
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 from . import pipeline
 from .disconnects import Disconnects
 from .doors.completions import DOOR as COMPLETIONS
 from .doors.embeddings import DOOR as EMBEDDINGS
-from .endpoint import Receive, Scope, Send, answer, openai_context, read_body
+from .endpoint import Receive, Scope, Send, answer, openai_context
 
 
 def _handler(door: pipeline.Door) -> Callable[..., object]:
@@ -27,9 +26,7 @@ def _handler(door: pipeline.Door) -> Callable[..., object]:
         disconnects: Disconnects,
     ) -> None:
         ctx, authorization, declared = openai_context(scope, new_id)
-        # Read after authentication, as chat does: an anonymous caller gets its 401 first.
-        body = partial(read_body, receive, gw.settings.max_body_bytes, declared)
-        await answer(gw, ctx, pipeline.through_door(gw, ctx, door, body, authorization), receive, send, disconnects)
+        await answer(gw, ctx, door, authorization, declared, receive, send, disconnects)
 
     return handle
 

@@ -9,7 +9,6 @@ gets the same 404 as for an id that never existed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import orjson
@@ -22,7 +21,7 @@ from .context import RequestContext
 from .disconnects import Disconnects
 from .doors import responses_response as rr
 from .doors.responses import ResponsesDoor, tenant
-from .endpoint import Receive, Scope, Send, answer, client_request_id, openai_context, read_body
+from .endpoint import Receive, Scope, Send, answer, client_request_id, openai_context
 from .errors import InvalidRequest, NotFound
 from .store.records import StoredResponse
 
@@ -39,9 +38,7 @@ async def create(
     disconnects: Disconnects,
 ) -> None:
     ctx, authorization, declared = openai_context(scope, new_id)
-    body = partial(read_body, receive, gw.settings.max_body_bytes, declared)
-    door = ResponsesDoor(gw.responses)
-    await answer(gw, ctx, pipeline.through_door(gw, ctx, door, body, authorization), receive, send, disconnects)
+    await answer(gw, ctx, ResponsesDoor(gw.responses), authorization, declared, receive, send, disconnects)
 
 
 ROUTES = {"/v1/responses": create, "/responses": create}
