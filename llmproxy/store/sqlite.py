@@ -64,24 +64,27 @@ class SQLiteStore:
     async def open(cls, path: Path) -> SQLiteStore:
         prepare_files(path)
         db = await aiosqlite.connect(path, timeout=5.0)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=5000")
         store = cls(db, path)
         try:
-            await store._migrate_alone()
+            await store._prepare_alone()
         except BaseException:
+            # closed on any failure: its thread would otherwise keep the process from exiting
             await db.close()
             raise
         return store
 
-    async def _migrate_alone(self) -> None:
-        """Migrate under an exclusive lock on a file beside the database: workers started together
-        on a new file (`serve --workers N`) would otherwise all find version 0 and run the same
-        CREATE TABLEs; the first migrates, the others wait and find nothing left to do."""
+    async def _prepare_alone(self) -> None:
+        """The journal mode and the migrations, under an exclusive lock on a file beside the
+        database: workers started together on a new file (`serve --workers N`) would otherwise
+        race to switch it to WAL (one of them refused, "database is locked") and all find version
+        0 and run the same CREATE TABLEs; the first prepares, the others find nothing left to do."""
         fd = os.open(self.path.with_name(self.path.name + ".migrate-lock"), os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
             await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            await self.db.execute("PRAGMA busy_timeout=5000")
+            async with self.db.execute("PRAGMA journal_mode=WAL") as cursor:
+                await cursor.fetchall()  # its row read, so no statement is left open holding a read lock
+            await self.db.execute("PRAGMA synchronous=NORMAL")
             await self._migrate()
         finally:
             os.close(fd)  # releases the lock

@@ -45,6 +45,15 @@ def test_four_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Pat
             db.close()
 
 
+def test_a_database_that_cannot_be_opened_fails_the_process_instead_of_hanging_it(tmp_path: Path) -> None:
+    """Any failure while opening closes the connection: its (non-daemon) thread would otherwise keep
+    the process alive after the error, as a worker that lost a start-up race once did."""
+    path = tmp_path / "llmproxy.db"
+    path.write_bytes(b"this is not an SQLite database" * 200)
+    proc = subprocess.run([sys.executable, "-c", OPEN, str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "not a database" in proc.stderr
+
+
 KEY = """
 import sys
 from pathlib import Path
