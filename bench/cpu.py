@@ -29,13 +29,28 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from overhead import COMPLETION, EMBEDDING, MESSAGE, UPSTREAM_CODE
+from overhead import (
+    COMPLETION,
+    EMBEDDING,
+    MESSAGE,
+    RESPONSES_OPENAI_REQUEST,
+    RESPONSES_REQUEST,
+    UPSTREAM_CODE,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 BODY = (
     b'{"model":"fake-model","messages":[{"role":"system","content":"You are a helpful assistant."},'
     b'{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"temperature":0}'
 )
+# --api: the route and the body of each front door measured (the Responses bodies as bench/overhead.py
+# sends them: not cacheable by the default rule, and always one body).
+APIS = {
+    "chat": ("chat/completions", BODY),
+    "responses": ("responses", RESPONSES_REQUEST),  # translated to the bench provider's chat
+    "responses-openai": ("responses", RESPONSES_OPENAI_REQUEST),  # OpenAI's own /v1/responses
+    "responses-nostore": ("responses", RESPONSES_REQUEST[:-1] + b',"store":false}'),  # what storing costs
+}
 # Every request's last message starts with a fresh counter (a new random tag per wrk run).
 WRK_SCRIPT = r"""
 wrk.method = "POST"
@@ -87,7 +102,7 @@ def wait_up(url: str, timeout: float = 30.0) -> None:
 
 
 def wrk(url: str, script: Path, concurrency: int, duration: float, unique: bool) -> tuple[int, int, float]:
-    env = {**os.environ, "CPU_BODY": BODY.decode(), "CPU_UNIQUE": "1" if unique else "0"}
+    env = {**os.environ, "CPU_UNIQUE": "1" if unique else "0"}
     out = subprocess.run(
         [
             "taskset",
@@ -117,6 +132,7 @@ def wrk(url: str, script: Path, concurrency: int, duration: float, unique: bool)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", choices=("on", "off"), default="on")
+    ap.add_argument("--api", choices=sorted(APIS), default="chat", help="the front door measured (default chat)")
     ap.add_argument("--same", action="store_true", help="one repeated body (default: every request new)")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--duration", type=float, default=5.0)
@@ -161,6 +177,11 @@ def main() -> None:
     }
     if args.cache == "off":
         env["LLMPROXY_CACHE"] = "off"
+    path, body = APIS[args.api]
+    unique = not args.same and args.api == "chat"
+    os.environ["CPU_BODY"] = body.decode()
+    if args.api == "responses-openai":  # an OpenAI provider on the same fake, for the passthrough
+        env["BENCH_EXTRA_TOML"] = f'[providers.openai]\nkind = "openai"\nbase_url = "{base}"\napi_key = "sk-bench"\n' + env.get("BENCH_EXTRA_TOML", "")
     gw = subprocess.Popen(
         ["taskset", "-c", "1", str(REPO / "bench" / "serve_for_bench.sh")], cwd=REPO, env=env, stderr=subprocess.DEVNULL
     )
@@ -168,12 +189,12 @@ def main() -> None:
         if up is not None:
             wait_up(f"http://127.0.0.1:{args.upstream_port}/")
         wait_up(f"http://127.0.0.1:{args.gateway_port}/healthz")
-        url = f"http://127.0.0.1:{args.gateway_port}/v1/chat/completions"
-        wrk(url, script, args.concurrency, args.warmup, not args.same)
-        print(f"cache {args.cache}, {'one body' if args.same else 'every request new'}, c={args.concurrency}")
+        url = f"http://127.0.0.1:{args.gateway_port}/v1/{path}"
+        wrk(url, script, args.concurrency, args.warmup, unique)
+        print(f"{args.api}, cache {args.cache}, {'every request new' if unique else 'one body'}, c={args.concurrency}")
         for run in range(args.runs):
             before, t0 = thread_times(gw.pid), time.monotonic()
-            requests, errors, p50 = wrk(url, script, args.concurrency, args.duration, not args.same)
+            requests, errors, p50 = wrk(url, script, args.concurrency, args.duration, unique)
             time.sleep(0.05)
             after = thread_times(gw.pid)
             wall = time.monotonic() - t0

@@ -15,6 +15,7 @@ api_key_env = "OPENAI_API_KEY"
 models = ["${BENCH_MODEL:-fake-model}"]
 [logging]
 level = "${LLMPROXY_LOG_LEVEL:-info}"
+${BENCH_EXTRA_TOML:-}
 TOML
 export LLMPROXY_MASTER_KEY="${BENCH_API_KEY:-sk-bench}"
 exec "${PYTHON:-$here/.venv/bin/python}" -m llmproxy --config "$workdir/llmproxy.toml" serve \

@@ -64,16 +64,20 @@ _ECHOED = frozenset(
 )
 
 
+_ECHO_FIELDS = _ECHOED | {"reasoning", "text", "tools"}  # what `echoes` reads
+
+
 def response_id() -> str:
     """A response id that starts with its time in milliseconds, as OpenAI's start with theirs: the
     store's index on ids then grows at its end."""
-    return f"resp_{int(time.time() * 1000):012x}{random.getrandbits(64):016x}"
+    # 12 hex digits of milliseconds, then 16 random: one number, one conversion (half the f-string's cost)
+    return "resp_" + (time.time_ns() // 1_000_000 << 64 | random.getrandbits(64)).to_bytes(14, "big").hex()
 
 
 def new_id(prefix: str) -> str:
     """An id for a response or an item: 96 random bits (they need not be secret: a stored response
     is found only by the tenant that made it), a quarter of the cost of os.urandom."""
-    return f"{prefix}{random.getrandbits(96):024x}"
+    return prefix + random.getrandbits(96).to_bytes(12, "big").hex()
 
 
 def shell(body: dict[str, Any], response_id: str, model: str) -> dict[str, Any]:
@@ -147,9 +151,10 @@ def own(body: dict[str, Any], completion: ChatCompletion, response_id: str) -> d
         "created_at": int(time.time()),
         "model": str(completion.get("model") or body["model"]),
         "status": "in_progress",
-        **echoes(body),
-        "output": output,
     }
+    if not _ECHO_FIELDS.isdisjoint(body):  # most requests set nothing a Response repeats
+        out.update(echoes(body))
+    out["output"] = output
     finish(out, choice.get("finish_reason"), completion.get("usage"))
     return out
 
