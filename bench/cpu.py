@@ -181,7 +181,10 @@ def main() -> None:
     unique = not args.same and args.api == "chat"
     os.environ["CPU_BODY"] = body.decode()
     if args.api == "responses-openai":  # an OpenAI provider on the same fake, for the passthrough
-        env["BENCH_EXTRA_TOML"] = f'[providers.openai]\nkind = "openai"\nbase_url = "{base}"\napi_key = "sk-bench"\n' + env.get("BENCH_EXTRA_TOML", "")
+        env["BENCH_EXTRA_TOML"] = (
+            f'[providers.openai]\nkind = "openai"\nbase_url = "{base}"\napi_key = "sk-bench"\n'
+            + env.get("BENCH_EXTRA_TOML", "")
+        )
     gw = subprocess.Popen(
         ["taskset", "-c", "1", str(REPO / "bench" / "serve_for_bench.sh")], cwd=REPO, env=env, stderr=subprocess.DEVNULL
     )
