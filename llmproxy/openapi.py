@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
-from .openapi_schemas import RESPONSES_SCHEMAS, SCHEMAS
+from .openapi_schemas import MESSAGES_SCHEMAS, RESPONSES_SCHEMAS, SCHEMAS
 from .openapi_schemas import ref as _ref  # the paths below call it by its old local name
 
 JSON = "application/json"
@@ -266,6 +266,35 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _messages_paths() -> dict[str, Any]:
+    """Anthropic's Messages API: its errors in Anthropic's shape, the key in x-api-key or as a bearer."""
+    statuses = (400, 401, 403, 404, 408, 413, 415, 429, 431, 499, 502, 503, 504)
+    reasons = {
+        str(s): {"description": "error", "content": {JSON: {"schema": _ref("AnthropicError")}}} for s in statuses
+    }
+    either_key: list[dict[str, list[str]]] = [{"bearer": []}, {"anthropicKey": []}]
+
+    def op(summary: str, answer: str, request: str) -> dict[str, Any]:
+        return {**_op(summary, {**_ok(_ref(answer)), **reasons}, body=_body(_ref(request))), "security": either_key}
+
+    return {
+        "/v1/messages": {
+            "post": op(
+                'Create a message (Anthropic Messages API, any model; stream with "stream": true)',
+                "MessageAnswer",
+                "MessagesRequest",
+            )
+        },
+        "/v1/messages/count_tokens": {
+            "post": op(
+                "Count a Messages request's input tokens (Anthropic's count for Claude, an estimate otherwise)",
+                "TokenCount",
+                "CountTokensRequest",
+            )
+        },
+    }
+
+
 def _responses_paths() -> dict[str, Any]:
     stored = [_path_param("response_id")]
     return {
@@ -309,12 +338,16 @@ def document() -> dict[str, Any]:
             "title": "llmproxy",
             "version": __version__,
             "description": "An OpenAI-compatible LLM gateway: /v1 for clients, /admin for operators. "
-            'Every error is {"error": {"message", "type", "param", "code"}}.',
+            'Every error is {"error": {"message", "type", "param", "code"}}, but on /v1/messages, '
+            'which answers in Anthropic\'s shape: {"type": "error", "error": {"type", "message"}}.',
         },
-        "paths": {**_paths(), **_responses_paths()},
+        "paths": {**_paths(), **_responses_paths(), **_messages_paths()},
         "components": {
-            "schemas": {**SCHEMAS, **RESPONSES_SCHEMAS},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {**SCHEMAS, **RESPONSES_SCHEMAS, **MESSAGES_SCHEMAS},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "anthropicKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+            },
         },
         "security": [{"bearer": []}],
     }

@@ -295,3 +295,83 @@ RESPONSES_SCHEMAS: dict[str, Any] = {
         "properties": {"id": {"type": "string"}, "object": {"type": "string"}, "deleted": {"type": "boolean"}},
     },
 }
+
+
+# Anthropic's Messages API, served at /v1/messages in Anthropic's own shapes (errors included).
+MESSAGES_SCHEMAS: dict[str, Any] = {
+    "AnthropicMessage": {
+        "type": "object",
+        "required": ["role", "content"],
+        "properties": {
+            "role": {"type": "string", "enum": ["user", "assistant"]},
+            "content": {
+                "oneOf": [
+                    {"type": "string"},
+                    {
+                        "type": "array",
+                        "items": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},
+                    },
+                ]
+            },
+        },
+    },
+    "MessagesRequest": {
+        "type": "object",
+        "required": ["model", "max_tokens", "messages"],
+        "properties": {
+            "model": MODEL_NAME,
+            "max_tokens": {"type": "integer", "minimum": 1},
+            "messages": {"type": "array", "minItems": 1, "items": ref("AnthropicMessage")},
+            "system": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+            "stream": {"type": "boolean"},
+            "temperature": {"type": "number"},
+            "top_p": {"type": "number"},
+            "top_k": {"type": "integer"},
+            "stop_sequences": {"type": "array", "items": {"type": "string"}},
+            "tools": {"type": "array", "items": {"type": "object"}},
+            "tool_choice": {"type": "object"},
+            "thinking": {"type": "object"},
+            "metadata": {"type": "object"},
+        },
+    },
+    "CountTokensRequest": {
+        "type": "object",
+        "required": ["model", "messages"],
+        "properties": {
+            "model": MODEL_NAME,
+            "messages": {"type": "array", "minItems": 1, "items": ref("AnthropicMessage")},
+            "system": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+            "tools": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "MessageAnswer": {
+        "type": "object",
+        "required": ["id", "type", "role", "content", "model", "usage"],
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"type": "string", "enum": ["message"]},
+            "role": {"type": "string", "enum": ["assistant"]},
+            "content": {"type": "array", "items": {"type": "object"}},
+            "model": {"type": "string"},
+            "stop_reason": {"type": "string", "nullable": True},
+            "usage": {"type": "object"},
+        },
+    },
+    "TokenCount": {
+        "type": "object",
+        "required": ["input_tokens"],
+        "properties": {"input_tokens": {"type": "integer", "minimum": 0}},
+    },
+    "AnthropicError": {
+        "type": "object",
+        "required": ["type", "error"],
+        "properties": {
+            "type": {"type": "string", "enum": ["error"]},
+            "error": {
+                "type": "object",
+                "required": ["type", "message"],
+                "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}

@@ -75,6 +75,9 @@ def test_the_document_is_served_and_names_every_route(gateway_process: tuple[str
     url, _ = gateway_process
     doc = httpx.get(url + "/openapi.json").json()
     assert doc["openapi"].startswith("3.") and "/v1/chat/completions" in doc["paths"]
+    assert {"/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/messages", "/v1/messages/count_tokens"} <= set(
+        doc["paths"]
+    )
     assert {p for p in doc["paths"] if p.startswith("/admin")} >= {"/admin/keys", "/admin/login", "/admin/usage"}
 
 
@@ -105,10 +108,15 @@ def test_every_generated_request_gets_an_answer_in_shape(gateway_process: tuple[
                 response = case.call(base_url=url, timeout=15)
                 statuses[response.status_code] += 1
                 if response.status_code >= 400:
-                    error = response.json().get("error")  # OpenAI's shape, whatever went wrong
-                    assert isinstance(error, dict) and set(error) == {"message", "type", "param", "code"}, (
-                        response.text[:300]
-                    )
+                    answer = response.json()
+                    error = answer.get("error")
+                    if case.operation.path.startswith("/v1/messages"):  # Anthropic's shape, for Anthropic's clients
+                        assert answer.get("type") == "error" and isinstance(error, dict), response.text[:300]
+                        assert set(error) == {"type", "message"}, response.text[:300]
+                    else:  # OpenAI's shape, whatever went wrong
+                        assert isinstance(error, dict) and set(error) == {"message", "type", "param", "code"}, (
+                            response.text[:300]
+                        )
                 case.validate_response(response, checks=CHECKS, headers=headers)
 
             try:
