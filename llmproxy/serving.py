@@ -9,7 +9,8 @@ visible to an ASGI app, which only hears of a request once its head is complete,
 `HeadLimitedProtocol` adds both: `head_timeout_s` from the connection's start (or the next request's
 first byte) to the end of its head, answered 408; `max_header_bytes` (plus the request line) of
 head, `max_headers` lines, answered 431. Both close the connection. The rest of the limits hold in
-the app for any server (guard.py).
+the app for any server (guard.py). The same protocol also joins what a connection writes in one turn
+of the event loop (`_OneWritePerTurn`), so an answer leaves in one write.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ class _OneWritePerTurn:
 
 
 class HeadLimitedProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline and a size bound on each request head."""
+    """uvicorn's httptools protocol with a deadline and a size bound on each request head, writing
+    each turn's output at once."""
 
     head_timeout_s = 10.0
     max_head_bytes = 32 * 1024 + MAX_REQUEST_LINE
