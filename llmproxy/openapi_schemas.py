@@ -298,6 +298,8 @@ RESPONSES_SCHEMAS: dict[str, Any] = {
 
 
 # Anthropic's Messages API, served at /v1/messages in Anthropic's own shapes (errors included).
+_ANTHROPIC_MESSAGES = {"type": "array", "minItems": 1, "items": ref("AnthropicMessage")}
+_SYSTEM = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}
 MESSAGES_SCHEMAS: dict[str, Any] = {
     "AnthropicMessage": {
         "type": "object",
@@ -321,8 +323,8 @@ MESSAGES_SCHEMAS: dict[str, Any] = {
         "properties": {
             "model": MODEL_NAME,
             "max_tokens": {"type": "integer", "minimum": 1},
-            "messages": {"type": "array", "minItems": 1, "items": ref("AnthropicMessage")},
-            "system": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+            "messages": _ANTHROPIC_MESSAGES,
+            "system": _SYSTEM,
             "stream": {"type": "boolean"},
             "temperature": {"type": "number"},
             "top_p": {"type": "number"},
@@ -339,8 +341,8 @@ MESSAGES_SCHEMAS: dict[str, Any] = {
         "required": ["model", "messages"],
         "properties": {
             "model": MODEL_NAME,
-            "messages": {"type": "array", "minItems": 1, "items": ref("AnthropicMessage")},
-            "system": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+            "messages": _ANTHROPIC_MESSAGES,
+            "system": _SYSTEM,
             "tools": {"type": "array", "items": {"type": "object"}},
         },
     },
