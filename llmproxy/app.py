@@ -28,7 +28,7 @@ from .responses_endpoint import routes as responses_routes
 from .doors.responses_state import StoredResponses
 from .admin import admin_routes
 from .access import Access
-from .cache import ResponseCache
+from .cache import ResponseCache, disk_tier
 from .config import Settings
 from .context import RequestContext
 from .current import Current
@@ -106,10 +106,11 @@ async def build_gateway(settings: Settings, writer: LineWriter | None = None) ->
         )
         usage.start()
         stack.push_async_callback(usage.stop)
+        shared_tier = shared.cache if shared is not None else None
         cache = ResponseCache(
             settings.cache,
-            await SQLiteCacheStore.open(stores.local_path) if settings.cache.persist else None,
-            shared=shared.cache if shared is not None else None,
+            await SQLiteCacheStore.open(stores.local_path) if disk_tier(settings.cache, shared_tier) else None,
+            shared=shared_tier,
         )
         stack.push_async_callback(cache.stop)
         await cache.start()

@@ -102,6 +102,12 @@ def request_key(tenant: str, body: ChatRequest) -> tuple[str, int]:
     return digest.hex(), int.from_bytes(digest[:8], "big", signed=True)
 
 
+def disk_tier(settings: CacheSettings, shared: object | None) -> bool:
+    """Whether answers also go to the disk (SQLite): as `persist` says, else only without a shared
+    tier (Redis keeps the answers across restarts and processes then)."""
+    return settings.persist if settings.persist is not None else shared is None
+
+
 def entry_id(key: str) -> int:
     return int.from_bytes(bytes.fromhex(key[:16]), "big", signed=True)
 

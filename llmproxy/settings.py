@@ -91,7 +91,10 @@ class CacheSettings:
     # x-llmproxy-cache: on), a key by its own [cache.keys."<id>"] temperature_above_zero.
     temperature_above_zero: bool = False
     scope: str = "key"  # "key" (per API key), "user", or "shared" by all callers
-    persist: bool = True  # False: memory only
+    # The disk tier (SQLite in the data dir). None: on, unless Redis holds the cache's shared tier,
+    # which then keeps answers across restarts and processes; a second copy on each process's disk
+    # would cost every stored answer a write for little. True or False: as said.
+    persist: bool | None = None
     max_write_queue_bytes: int = 8 * 1024 * 1024  # answers waiting for the disk; past it, writes are shed
     keys: Mapping[str, CacheKeySettings] = field(default_factory=dict)
 

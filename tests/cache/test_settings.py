@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmproxy.config import CacheKeySettings, CacheSettings, ConfigError, load_settings
+from llmproxy.cache import disk_tier
 
 
 def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> CacheSettings:
@@ -18,7 +19,8 @@ def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> CacheS
 def test_defaults_when_the_file_says_nothing(tmp_path: Path) -> None:
     cache = load(tmp_path, "")
     assert cache == CacheSettings()
-    assert cache.enabled and not cache.temperature_above_zero and cache.scope == "key" and cache.persist
+    assert cache.enabled and not cache.temperature_above_zero and cache.scope == "key"
+    assert cache.persist is None  # on, unless Redis holds the shared tier (cache.disk_tier)
 
 
 def test_file_values_and_per_key_tables(tmp_path: Path) -> None:
@@ -59,3 +61,10 @@ def test_environment_switch_wins(tmp_path: Path) -> None:
 def test_mistakes_stop_the_start_naming_the_setting(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(tmp_path, text)
+
+
+def test_the_disk_tier_is_off_by_default_only_when_redis_holds_a_shared_tier() -> None:
+    shared = object()  # any shared tier
+    assert disk_tier(CacheSettings(), None) and not disk_tier(CacheSettings(), shared)
+    assert disk_tier(CacheSettings(persist=True), shared)  # asked for: both
+    assert not disk_tier(CacheSettings(persist=False), None)

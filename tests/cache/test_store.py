@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from llmproxy.cache import ResponseCache
+from llmproxy.cache import ResponseCache, disk_tier
 from llmproxy.cache_memory import ENTRY_OVERHEAD, QUEUED_OVERHEAD
 from llmproxy.config import CacheKeySettings, CacheSettings
 from llmproxy.context import Principal, RequestContext
@@ -66,7 +66,7 @@ async def opened(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 
     async def open_cache(**changes: Any) -> ResponseCache:
         settings = replace(CacheSettings(), **changes)
-        backend = await SQLiteCacheStore.open(store.path) if settings.persist else None
+        backend = await SQLiteCacheStore.open(store.path) if disk_tier(settings, None) else None
         cache = ResponseCache(settings, backend)
         await cache.start()
         caches.append(cache)

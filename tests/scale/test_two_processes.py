@@ -293,6 +293,9 @@ def test_an_answer_cached_through_one_is_a_hit_through_the_other(deployment: Dep
     assert misses <= 2  # the first, and at most one before the write landed
     third = httpx.post(b.url + "/v1/chat/completions", json=body, headers=headers, timeout=30)
     assert third.headers["x-llmproxy-cache"] == "hit"  # now from B's own memory tier
+    # Redis keeps the answers across processes and restarts: no second copy on each one's disk.
+    stats = admin(a, "GET", "/admin/cache").json()
+    assert stats["shared"] is not None and stats["disk"] is None
 
 
 def metric(url: str, name: str) -> float:
