@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from .cache_memory import QUEUED_OVERHEAD, DiskIndex, Entry, MemoryLRU, Row, queued_size
+from .cache_memory import QUEUED_OVERHEAD, Entry, IdFilter, MemoryLRU, Row, disk_index_bits, queued_size
 from .cache_memory import _pack as pack_row, _unpack as unpack_entry  # the shared tier stores the memory tier's form
 from .cache_replay import StreamCollector, assemble
 from .config import CacheSettings
@@ -80,6 +80,7 @@ class SharedTier(Protocol):
     """A tier shared by every process (Redis: shared/redis_cache.py), between memory and disk.
     Values are packed entries; the tier may carry the request's pending limit check along."""
 
+    def may_hold(self, id_: int) -> bool: ...  # False: it certainly lacks the entry, the read is skipped
     async def get(self, key: str, ctx: RequestContext) -> bytes | None: ...
     def put(self, key: str, blob: bytes, ttl_s: float) -> None: ...
     async def purge(self, match: Callable[[str, bytes], bool] | None) -> int: ...
@@ -139,7 +140,9 @@ class ResponseCache:
         self.shared = shared
         self.memory = MemoryLRU(settings.max_memory_bytes)
         self._backend = backend
-        self._on_disk = DiskIndex(settings.max_disk_bytes)  # ids the backend may hold: a "no" skips the read
+        self._on_disk = IdFilter(
+            disk_index_bits(settings.max_disk_bytes)
+        )  # ids the backend may hold: a "no" skips the read
         self._incoming: list[tuple[RequestContext, bytes | StreamCollector]] = []  # answered, not yet stored
         self._pending: list[Row] = []  # in memory, waiting for the disk
         self._last_tenant: tuple[Any, str] = (
@@ -251,7 +254,7 @@ class ResponseCache:
         if not no_cache:
             now = time.time()
             entry = self.memory.get(key, now)
-            if entry is None and self.shared is not None:
+            if entry is None and self.shared is not None and self.shared.may_hold(id_):
                 blob = await self.shared.get(key, ctx)
                 if blob is not None:
                     entry = unpack_entry(key, blob)

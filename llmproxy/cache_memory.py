@@ -1,5 +1,5 @@
 """The response cache's in-process structures: an entry, the byte-bounded LRU of packed entries that
-is the memory tier, and the bit set that says which ids the disk tier may hold.
+is the memory tier, and the bit set that says which ids a tier (the disk, Redis) may hold.
 
 Kept apart from cache.py (the stage: the caching rule, the key, lookups and the write queue) because
 these are plain data structures with their own memory arithmetic, tested on their own.
@@ -193,18 +193,23 @@ def _unpack(key: str, blob: bytes) -> Entry:
     )
 
 
-class DiskIndex:
-    """Which entry ids the disk may hold, as a fixed-size Bloom filter of two bits per id (the id
-    being a hash already, its low and its high bits pick them): memory stays the same however many
-    entries the disk keeps. "No" is always right, so a miss never touches the disk; a wrong "maybe"
-    costs one read that finds nothing (a hop to the reader's thread). Two bits instead of one, with
-    the 1 GiB default (measured, random ids): 1.3% wrong "maybe"s instead of 5.8% with a million
-    entries, 0.06% instead of 1.2% with 200,000. Bits are only set; rebuild() starts over from
-    what the disk holds."""
+def disk_index_bits(max_disk_bytes: int) -> int:
+    """The disk tier's IdFilter size: about 16 bits per KiB of disk budget (2 MiB for the 1 GiB
+    default), between 2^16 and 2^27 bits."""
+    return 1 << max(16, min(27, (16 * max(1, max_disk_bytes // 1024) - 1).bit_length()))
 
-    def __init__(self, max_disk_bytes: int) -> None:
-        # about 16 bits per KiB of disk budget
-        bits = 1 << max(16, min(27, (16 * max(1, max_disk_bytes // 1024) - 1).bit_length()))
+
+class IdFilter:
+    """Which entry ids a tier (the disk, or Redis's shared tier) may hold, as a fixed-size Bloom
+    filter of two bits per id (the id being a hash already, its low and its high bits pick them):
+    memory stays the same however many entries the tier keeps. "No" is always right, so a miss
+    never asks the tier; a wrong "maybe" costs one read that finds nothing. Two bits instead of one,
+    for the disk's 1 GiB default (measured, random ids): 1.3% wrong "maybe"s instead of 5.8% with a
+    million entries, 0.06% instead of 1.2% with 200,000. Bits are only set; rebuild() starts over
+    from what the tier holds."""
+
+    def __init__(self, bits: int) -> None:
+        assert bits > 0 and bits & (bits - 1) == 0, "a power of two"
         self._mask = bits - 1
         self._bits = bytearray(bits // 8)
         self._next: bytearray | None = None  # the set a rebuild is filling; adds go to both

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import RedisSettings
 from .notify import Notifier
-from .redis_cache import RedisCacheTier
+from .redis_cache import IDS_KIND, RedisCacheTier
 from .redis_limits import SCRIPTS as LIMIT_SCRIPTS
 from .redis_link import RedisDown, RedisLink
 
@@ -28,7 +28,9 @@ class Deployment:
     def __init__(self, link: RedisLink) -> None:
         self.link = link
         self.notifier = Notifier(link)
-        self.cache = RedisCacheTier(link)
+        self.cache = RedisCacheTier(link, self.notifier.channel)
+        self.notifier.on(IDS_KIND, self.cache.learn)
+        self.notifier.watch(self.cache.subscription)
         link.script("release", RELEASE)
         for name, source in LIMIT_SCRIPTS.items():  # loaded at start, not by the first requests at once
             link.script(name, source)
@@ -43,6 +45,7 @@ class Deployment:
         return deployment
 
     async def close(self) -> None:
+        self.cache.close()
         await self.notifier.close()
         await self.link.close()
 

@@ -43,11 +43,24 @@ class Notifier:
             decode_responses=False,
         )
         self._handlers: dict[str, list[Handler]] = {}
+        self._watchers: list[Callable[[bool], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.received = self.published = 0
 
     def on(self, kind: str, handler: Handler) -> None:
         self._handlers.setdefault(kind, []).append(handler)
+
+    def watch(self, callback: Callable[[bool], None]) -> None:
+        """`callback(True)` each time the subscription starts (the first time, and again after a
+        loss), `callback(False)` when it is lost: what is published meanwhile never arrives."""
+        self._watchers.append(callback)
+
+    def _tell(self, subscribed: bool) -> None:
+        for callback in self._watchers:
+            try:
+                callback(subscribed)
+            except Exception:  # one watcher's failure must not stop the subscription
+                log.exception("notifications: a subscription watcher failed")
 
     def publish(self, kind: str, **fields: Any) -> None:
         """Tell the other processes (off the caller's path; lost if Redis is down)."""
@@ -76,6 +89,7 @@ class Notifier:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
+                self._tell(True)
                 if not first:
                     await self._dispatch({"kind": "resync"})
                 first = False
@@ -87,6 +101,7 @@ class Notifier:
                 raise
             except (RedisError, OSError, TimeoutError) as exc:
                 log.debug("notifications: subscription lost (%s); retrying", type(exc).__name__)
+                self._tell(False)
             finally:
                 try:
                     await pubsub.aclose()

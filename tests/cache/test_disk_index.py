@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 
-from llmproxy.cache_memory import DiskIndex
+from llmproxy.cache_memory import IdFilter, disk_index_bits
 
 
 def test_every_added_id_is_found_and_few_others_are() -> None:
-    index = DiskIndex(64 * 1024 * 1024)  # 64 MiB of disk: a 1 Mbit (128 KiB) set
+    index = IdFilter(disk_index_bits(64 * 1024 * 1024))  # 64 MiB of disk: a 1 Mbit (128 KiB) set
     rng = random.Random(7)
     added = [rng.getrandbits(64) - 2**63 for _ in range(20_000)]
     for id_ in added:
@@ -21,7 +21,7 @@ def test_every_added_id_is_found_and_few_others_are() -> None:
 
 
 def test_memory_does_not_grow_with_the_number_of_entries() -> None:
-    index = DiskIndex(1024**3)
+    index = IdFilter(disk_index_bits(1024**3))
     size = len(index._bits)
     for id_ in range(200_000):
         index.add(id_ * 7919)
@@ -29,7 +29,7 @@ def test_memory_does_not_grow_with_the_number_of_entries() -> None:
 
 
 async def test_rebuild_keeps_only_the_given_ids_and_those_added_meanwhile() -> None:
-    index = DiskIndex(64 * 1024 * 1024)  # 1 Mbit: the ids below do not wrap around
+    index = IdFilter(disk_index_bits(64 * 1024 * 1024))  # 1 Mbit: the ids below do not wrap around
     index.add(1)
 
     async def add_while_rebuilding() -> None:

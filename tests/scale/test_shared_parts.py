@@ -5,6 +5,7 @@ that goes down at once and comes back by itself."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import pytest
 
 from llmproxy.breakers import OPEN, Health
 from llmproxy.config import RedisSettings, Secret
-from llmproxy.context import Attempt
+from llmproxy.context import Attempt, RequestContext
 from llmproxy.shared.deployment import Deployment
+from llmproxy.shared.redis_cache import id_of
 from llmproxy.shared.redis_link import RedisDown
 from tests.scale.redis_server import RedisServer
 
@@ -85,5 +87,56 @@ async def test_the_link_goes_down_at_once_and_comes_back_by_itself(redis_server:
         redis_server.start()
         await wait_until(lambda: link.up)
         assert await link.run(lambda client: client.ping())
+    finally:
+        await deployment.close()
+
+
+async def test_the_cache_tier_reads_redis_only_for_ids_some_process_stored(redis_server: RedisServer) -> None:
+    """Each process's filter of the shared tier's ids: what a scan found at the start, what it
+    stores itself, what the others announce; anything else is a miss without a read."""
+    early = await Deployment.open(settings(redis_server))
+    assert early is not None
+    before = uuid.uuid4().hex  # stored before the others start: their scans find it
+    early.cache.put(before, b"entry stored early", 60)
+    await asyncio.sleep(0.1)
+    await early.close()
+    one, other = await Deployment.open(settings(redis_server)), await Deployment.open(settings(redis_server))
+    assert one is not None and other is not None
+    try:
+        await wait_until(lambda: one.cache.trusted and other.cache.trusted)
+        ctx = RequestContext("r", {})
+        assert one.cache.may_hold(id_of(before))
+        assert await one.cache.get(before, ctx) == b"entry stored early"
+        never = uuid.uuid4().hex
+        assert not one.cache.may_hold(id_of(never))  # no read at all
+        assert one.cache.stats()["reads_skipped"] == 1
+        mine = uuid.uuid4().hex
+        one.cache.put(mine, b"stored here", 60)
+        assert one.cache.may_hold(id_of(mine))  # at once, for its own
+        theirs = uuid.uuid4().hex
+        other.cache.put(theirs, b"stored there", 60)
+        await wait_until(lambda: one.cache.may_hold(id_of(theirs)))  # announced within ANNOUNCE_S
+        assert await one.cache.get(theirs, ctx) == b"stored there"  # the SET went before the announcement
+        one.cache.subscription(False)  # announcements may be missed from now on
+        assert one.cache.may_hold(id_of(uuid.uuid4().hex)) and not one.cache.trusted
+        one.cache.subscription(True)  # back: a new scan, then trusted again
+        await wait_until(lambda: one.cache.trusted)
+        assert all(one.cache.may_hold(id_of(k)) for k in (before, mine, theirs))
+        assert not one.cache.may_hold(id_of(uuid.uuid4().hex))
+    finally:
+        await one.close()
+        await other.close()
+
+
+async def test_the_cache_filter_is_not_trusted_while_redis_is_away(redis_server: RedisServer) -> None:
+    deployment = await Deployment.open(settings(redis_server))
+    assert deployment is not None
+    tier = deployment.cache
+    try:
+        await wait_until(lambda: tier.trusted)
+        redis_server.stop()
+        await wait_until(lambda: not tier.trusted)  # the subscription is lost: announcements too
+        redis_server.start()
+        await wait_until(lambda: tier.trusted)  # subscribed again and scanned
     finally:
         await deployment.close()
