@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from llmproxy.cache import ResponseCache, disk_tier
+from llmproxy.cache import DRAIN_S, ResponseCache, disk_tier
 from llmproxy.cache_memory import ENTRY_OVERHEAD, QUEUED_OVERHEAD
 from llmproxy.config import CacheKeySettings, CacheSettings
 from llmproxy.context import Principal, RequestContext
@@ -55,7 +55,7 @@ async def miss_then_store(cache: ResponseCache, ctx: RequestContext, body: bytes
     assert await cache.lookup(ctx) is None
     ctx.cost_usd = cost
     cache.store(ctx, body)
-    await asyncio.sleep(0)  # storing runs once the response has gone out: the next turn of the loop
+    await asyncio.sleep(DRAIN_S + 0.01)  # answers are stored in batches, DRAIN_S after the first
 
 
 @pytest.fixture
@@ -92,6 +92,25 @@ async def test_identical_request_hits_with_zero_cost_and_the_saving(opened: Call
     assert again.response_headers["age"] == "0"
     assert (cache.hits, cache.misses, cache.stores) == (1, 1, 1)
     assert cache.saved_usd == pytest.approx(0.0042)
+
+
+async def test_answers_are_stored_in_batches_yet_a_repeat_at_once_is_a_hit(opened: Callable[..., Any]) -> None:
+    cache = await opened(persist=False)
+    first = context(request("batched"))
+    assert await cache.lookup(first) is None
+    cache.store(first, answer("batched"))
+    other = context(request("other"))
+    assert await cache.lookup(other) is None
+    cache.store(other, answer("other"))
+    assert len(cache.memory) == 0  # waiting for the batch
+    entry = await cache.lookup(context(request("batched")))  # its key waits: the batch is stored now
+    assert entry is not None and entry.body == answer("batched")
+    assert len(cache.memory) == 2 and cache.stores == 2
+    third = context(request("third"))
+    assert await cache.lookup(third) is None
+    cache.store(third, answer("third"))
+    await asyncio.sleep(DRAIN_S + 0.01)  # and by itself, DRAIN_S later
+    assert len(cache.memory) == 3
 
 
 async def test_entries_expire_after_their_ttl_in_memory_and_on_disk(opened: Callable[..., Any]) -> None:
@@ -268,7 +287,7 @@ async def test_unsuccessful_answers_are_not_stored(opened: Callable[..., Any]) -
     assert await cache.lookup(ctx) is None
     ctx.status = 502
     cache.store(ctx, answer("error"))
-    await asyncio.sleep(0)
+    await asyncio.sleep(DRAIN_S + 0.01)
     assert cache.stores == 0 and await cache.lookup(context(request())) is None
 
 
