@@ -29,7 +29,8 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from .cache_memory import QUEUED_OVERHEAD, Entry, IdFilter, MemoryLRU, Row, disk_index_bits, queued_size
+from .cache_memory import QUEUED_OVERHEAD, Entry, MemoryLRU, Row, queued_size
+from .idfilter import IdFilter, disk_index_bits
 from .cache_memory import _pack as pack_row, _unpack as unpack_entry  # the shared tier stores the memory tier's form
 from .cache_replay import StreamCollector, assemble
 from .config import CacheSettings

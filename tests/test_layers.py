@@ -52,7 +52,7 @@ LAYERS: dict[str, dict[str, set[str]]] = {
         "breakers": {"breakers"},
         "shared": {"shared"},
     },
-    "basics": {"basics": {"errors", "config", "settings", "config_keys", "context", "current", "__init__"}},
+    "basics": {"basics": {"errors", "config", "settings", "config_keys", "context", "current", "idfilter", "__init__"}},
 }
 ORDER = list(LAYERS)
 
@@ -226,7 +226,7 @@ def test_store_protocols_and_records_know_no_backend() -> None:
 def test_shared_state_knows_no_stage() -> None:
     """shared/ (Redis) serves the stages through narrow hooks; it imports only basics and itself."""
     for path in sorted((REPO / "llmproxy" / "shared").glob("*.py")):
-        assert set(imports(path)) <= {"config", "context", "shared"}, f"shared/{path.name}: {imports(path)}"
+        assert set(imports(path)) <= {"config", "context", "idfilter", "shared"}, f"shared/{path.name}: {imports(path)}"
 
 
 def test_admin_holds_no_sql() -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from ..cache_memory import IdFilter
+from ..idfilter import IdFilter
 from ..context import RequestContext
 from .redis_link import RedisDown, RedisLink
 from .redis_limits import Admission

@@ -1,11 +1,11 @@
-"""The cache's index of what the disk holds: fixed memory, never a false "no"."""
+"""The id filter of the cache's disk and shared tiers: fixed memory, never a false "no"."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 
-from llmproxy.cache_memory import IdFilter, disk_index_bits
+from llmproxy.idfilter import IdFilter, disk_index_bits
 
 
 def test_every_added_id_is_found_and_few_others_are() -> None:
