@@ -9,6 +9,11 @@ import asyncio
 from collections.abc import Iterable
 
 
+def entry_id(key: str) -> int:
+    """An entry's id from its hex key (the cache's: the key's first 64 bits, signed)."""
+    return int.from_bytes(bytes.fromhex(key[:16]), "big", signed=True)
+
+
 def disk_index_bits(max_disk_bytes: int) -> int:
     """The disk tier's IdFilter size: about 16 bits per KiB of disk budget (2 MiB for the 1 GiB
     default), between 2^16 and 2^27 bits."""

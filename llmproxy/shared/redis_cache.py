@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from ..idfilter import IdFilter
+from ..idfilter import IdFilter, entry_id
 from ..context import RequestContext
 from .redis_link import RedisDown, RedisLink
 from .redis_limits import Admission
@@ -38,12 +38,6 @@ IDS_KIND = "cache-ids"  # the notification that carries the ids a process stored
 ANNOUNCE_S = 0.05
 FILTER_BITS = 1 << 25  # 4 MiB: about 1.6% wrong "maybe"s with 4 million ids (two bits each)
 REBUILD_AFTER = FILTER_BITS // 8  # ids learnt before a fresh scan clears the bits of expired ones
-
-
-def id_of(key: str) -> int:
-    """An entry's id from its hex key (the cache's: the key's first 64 bits, signed)."""
-    value = int(key[:16], 16)
-    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 class RedisCacheTier:
@@ -112,7 +106,7 @@ class RedisCacheTier:
         if not self._outbox:
             loop.call_soon(self._flush)
         self._outbox.append((self._prefix + key, blob, ms))
-        id_ = id_of(key)
+        id_ = entry_id(key)
         self._learn(id_)
         if not self._to_announce:
             loop.call_later(ANNOUNCE_S, self._announce)
@@ -177,7 +171,7 @@ class RedisCacheTier:
             async for batch in _batches(client.scan_iter(match=prefix + "*", count=SCAN_BATCH)):
                 for name in batch:
                     try:
-                        fresh.add(id_of(name[len(prefix) :].decode("ascii")))
+                        fresh.add(entry_id(name[len(prefix) :].decode("ascii")))
                     except ValueError:
                         continue  # not one of the cache's keys
 

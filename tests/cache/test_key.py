@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from llmproxy.cache import request_key
+from llmproxy.cache_key import request_key
 from llmproxy.validation import parse_request
 
 BASE = {

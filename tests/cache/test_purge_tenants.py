@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from llmproxy.cache import ResponseCache, entry_id
+from llmproxy.cache import ResponseCache
+from llmproxy.idfilter import entry_id
 from llmproxy.cache_memory import Entry
 from llmproxy.config import CacheSettings, Secret
 from llmproxy.store.cache_sql import SQLiteCacheStore

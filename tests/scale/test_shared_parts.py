@@ -15,7 +15,7 @@ from llmproxy.breakers import OPEN, Health
 from llmproxy.config import RedisSettings, Secret
 from llmproxy.context import Attempt, RequestContext
 from llmproxy.shared.deployment import Deployment
-from llmproxy.shared.redis_cache import id_of
+from llmproxy.idfilter import entry_id
 from llmproxy.shared.redis_link import RedisDown
 from tests.scale.redis_server import RedisServer
 
@@ -105,24 +105,24 @@ async def test_the_cache_tier_reads_redis_only_for_ids_some_process_stored(redis
     try:
         await wait_until(lambda: one.cache.trusted and other.cache.trusted)
         ctx = RequestContext("r", {})
-        assert one.cache.may_hold(id_of(before))
+        assert one.cache.may_hold(entry_id(before))
         assert await one.cache.get(before, ctx) == b"entry stored early"
         never = uuid.uuid4().hex
-        assert not one.cache.may_hold(id_of(never))  # no read at all
+        assert not one.cache.may_hold(entry_id(never))  # no read at all
         assert one.cache.stats()["reads_skipped"] == 1
         mine = uuid.uuid4().hex
         one.cache.put(mine, b"stored here", 60)
-        assert one.cache.may_hold(id_of(mine))  # at once, for its own
+        assert one.cache.may_hold(entry_id(mine))  # at once, for its own
         theirs = uuid.uuid4().hex
         other.cache.put(theirs, b"stored there", 60)
-        await wait_until(lambda: one.cache.may_hold(id_of(theirs)))  # announced within ANNOUNCE_S
+        await wait_until(lambda: one.cache.may_hold(entry_id(theirs)))  # announced within ANNOUNCE_S
         assert await one.cache.get(theirs, ctx) == b"stored there"  # the SET went before the announcement
         one.cache.subscription(False)  # announcements may be missed from now on
-        assert one.cache.may_hold(id_of(uuid.uuid4().hex)) and not one.cache.trusted
+        assert one.cache.may_hold(entry_id(uuid.uuid4().hex)) and not one.cache.trusted
         one.cache.subscription(True)  # back: a new scan, then trusted again
         await wait_until(lambda: one.cache.trusted)
-        assert all(one.cache.may_hold(id_of(k)) for k in (before, mine, theirs))
-        assert not one.cache.may_hold(id_of(uuid.uuid4().hex))
+        assert all(one.cache.may_hold(entry_id(k)) for k in (before, mine, theirs))
+        assert not one.cache.may_hold(entry_id(uuid.uuid4().hex))
     finally:
         await one.close()
         await other.close()
