@@ -2,19 +2,20 @@
 
 Two tiers behind one interface: a byte-bounded LRU in memory, checked first, in front of a
 persistent backend (SQLite in the data directory by default; anything with CacheBackend's methods).
-With Redis configured a shared tier (SharedTier) sits between the two: every process reads and
-writes it, and a hit there is kept in this process's memory tier. The hot path never waits on the disk to learn that something is *not*
-cached: an in-memory index of the ids on disk answers that, and a read that is slow or fails is a
-miss.
+With Redis configured a shared tier (SharedTier) takes the disk's place (both with `persist =
+true`): every process reads and writes it, and a hit there is kept in this process's memory tier.
+The hot path never waits on a tier to learn that something is *not* cached: an in-memory filter
+of the ids the tier may hold answers that, and a read that is slow or fails is a miss.
 
 What is cached: a request that asks for a deterministic answer (temperature 0, or a seed); every
 request when the caller asks (Cache-Control: max-age=N, x-llmproxy-cache: on) or the key's settings
 say so. Any other request is decided in a few dict look-ups, before a key is computed.
 
-Storing is off the request's path: store() only queues the answer; a callback that runs after the
-response has gone out puts it in memory and in the disk queue. The disk queue is bounded in bytes;
-a background task writes it in batches (and completely on shutdown). When the disk cannot keep
-up, new writes are shed (counted, and said in a log line at most every SHED_LOG_INTERVAL_S).
+Storing is off the request's path: store() only queues the answer; a callback DRAIN_S later puts
+that while's answers in memory and in the disk queue together (a lookup for one of them does it
+at once). The disk queue is bounded in bytes; a background task writes it in batches (and
+completely on shutdown). When the disk cannot keep up, new writes are shed (counted, and said in
+a log line at most every SHED_LOG_INTERVAL_S).
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ import orjson
 
 from .cache_key import request_key
 from .cache_memory import QUEUED_OVERHEAD, Entry, MemoryLRU, Row, queued_size
-from .idfilter import IdFilter, disk_index_bits
 from .cache_memory import _pack as pack_row, _unpack as unpack_entry  # the shared tier stores the memory tier's form
 from .cache_replay import StreamCollector, assemble
 from .config import CacheSettings
 from .context import CHAT, EMBEDDINGS, RequestContext
 from .errors import InvalidRequest
+from .idfilter import IdFilter, disk_index_bits
 
 log = logging.getLogger("llmproxy.cache")
 
@@ -118,9 +119,8 @@ class ResponseCache:
         self.shared = shared
         self.memory = MemoryLRU(settings.max_memory_bytes)
         self._backend = backend
-        self._on_disk = IdFilter(
-            disk_index_bits(settings.max_disk_bytes)
-        )  # ids the backend may hold: a "no" skips the read
+        # the ids the backend may hold: a "no" skips the read
+        self._on_disk = IdFilter(disk_index_bits(settings.max_disk_bytes))
         self._incoming: list[tuple[RequestContext, bytes | StreamCollector]] = []  # answered, not yet stored
         self._incoming_keys: set[str] = set()
         self._drain_timer: asyncio.TimerHandle | None = None
