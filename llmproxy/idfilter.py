@@ -49,15 +49,37 @@ class IdFilter:
     async def rebuild(self, ids: Iterable[int]) -> None:
         """Only these ids (and any added meanwhile); yields to the event loop now and then, as the
         disk may hold millions."""
-        fresh = self._next = bytearray(len(self._bits))
+        fresh = self.begin()
         mask = self._mask
         try:
             for n, id_ in enumerate(ids, 1):
                 _set(fresh, id_ & mask, (id_ >> 32) & mask)
                 if n % 50_000 == 0:
                     await asyncio.sleep(0)
-            self._bits = fresh
+            self.commit(fresh)
         finally:
+            self.abandon(fresh)
+
+    # The same in steps, for ids read in batches from elsewhere (Redis's SCAN): begin(), fill()
+    # each one, commit(). add() meanwhile goes to both sets; a later begin() supersedes a rebuild.
+
+    def begin(self) -> bytearray:
+        fresh = self._next = bytearray(len(self._bits))
+        return fresh
+
+    def fill(self, fresh: bytearray, id_: int) -> None:
+        _set(fresh, id_ & self._mask, (id_ >> 32) & self._mask)
+
+    def commit(self, fresh: bytearray) -> bool:
+        """Put the rebuilt set in place; False if it was superseded or abandoned meanwhile."""
+        if self._next is not fresh:
+            return False
+        self._bits, self._next = fresh, None
+        return True
+
+    def abandon(self, fresh: bytearray | None = None) -> None:
+        """Stop the rebuild under way (only `fresh`'s, when given)."""
+        if fresh is None or self._next is fresh:
             self._next = None
 
 

@@ -50,7 +50,6 @@ class RedisCacheTier:
         self.trusted = False  # the index has every id the tier may hold (the module's doc says when)
         self._subscribed = False
         self._scan: asyncio.Task[None] | None = None
-        self._fresh: IdFilter | None = None  # the index the scan under way fills
         self._learnt = 0  # ids learnt since the last scan began
         self._to_announce: list[int] = []
         self.hits = self.misses = self.errors = self.writes = self.skipped = self.scans = 0
@@ -138,9 +137,7 @@ class RedisCacheTier:
                 self._learn(id_)
 
     def _learn(self, id_: int) -> None:
-        self.index.add(id_)
-        if self._fresh is not None:
-            self._fresh.add(id_)
+        self.index.add(id_)  # and to the set a scan under way fills
         self._learnt += 1
         if self._learnt >= REBUILD_AFTER and self._subscribed:
             self._start_scan()
@@ -153,7 +150,7 @@ class RedisCacheTier:
             self._start_scan()
             return
         self.trusted = False
-        self._fresh = None  # the scan under way is not committed
+        self.index.abandon()  # the scan under way is not committed
         if self._scan is not None:
             self._scan.cancel()
 
@@ -161,17 +158,16 @@ class RedisCacheTier:
         if self._scan is not None:
             self._scan.cancel()  # begun before the subscription was lost, or superseded
         self._learnt = 0
-        self._fresh = IdFilter(FILTER_BITS)  # what the scan finds, and every id learnt meanwhile
-        self._scan = asyncio.create_task(self._rescan(self._fresh), name="redis-cache-scan")
+        self._scan = asyncio.create_task(self._rescan(self.index.begin()), name="redis-cache-scan")
 
-    async def _rescan(self, fresh: IdFilter) -> None:
-        prefix = self._prefix
+    async def _rescan(self, fresh: bytearray) -> None:
+        index, prefix = self.index, self._prefix
 
         async def work(client: Any) -> None:
             async for batch in _batches(client.scan_iter(match=prefix + "*", count=SCAN_BATCH)):
                 for name in batch:
                     try:
-                        fresh.add(entry_id(name[len(prefix) :].decode("ascii")))
+                        index.fill(fresh, entry_id(name[len(prefix) :].decode("ascii")))
                     except ValueError:
                         continue  # not one of the cache's keys
 
@@ -179,9 +175,9 @@ class RedisCacheTier:
             await self.link.run(work)
         except RedisDown as exc:
             log.warning("cache: could not scan the shared tier (%s); every miss reads it", exc)
+            index.abandon(fresh)
             return
-        if self._fresh is fresh:  # neither superseded nor the subscription lost meanwhile
-            self.index, self._fresh = fresh, None
+        if index.commit(fresh):  # neither superseded nor the subscription lost meanwhile
             self.scans += 1
             self.trusted = self._subscribed
 

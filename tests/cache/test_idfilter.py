@@ -40,3 +40,20 @@ async def test_rebuild_keeps_only_the_given_ids_and_those_added_meanwhile() -> N
     await asyncio.gather(index.rebuild(ids), add_while_rebuilding())
     assert 3 in index and 100 in index and 60_099 in index
     assert 1 not in index and 60_100 not in index
+
+
+def test_a_rebuild_in_steps_keeps_what_is_added_meanwhile_and_a_later_one_supersedes_it() -> None:
+    index = IdFilter(1 << 20)
+    index.add(1)
+    first = index.begin()
+    index.fill(first, 100)
+    second = index.begin()  # supersedes the first
+    index.fill(second, 200)
+    index.add(3)  # goes to the current set and to the rebuild under way
+    assert not index.commit(first)
+    assert 1 in index and 100 not in index  # nothing changed yet
+    assert index.commit(second)
+    assert 200 in index and 3 in index and 1 not in index and 100 not in index
+    third = index.begin()
+    index.abandon()
+    assert not index.commit(third) and 200 in index
