@@ -81,7 +81,7 @@ class SharedTier(Protocol):
 
     def may_hold(self, id_: int) -> bool: ...  # False: it certainly lacks the entry, the read is skipped
     async def get(self, key: str, ctx: RequestContext) -> bytes | None: ...
-    def put(self, key: str, blob: bytes, ttl_s: float) -> None: ...
+    def put(self, key: str, id_: int, blob: bytes, ttl_s: float) -> None: ...
     async def purge(self, match: Callable[[str, bytes], bool] | None) -> int: ...
     def stats(self) -> dict[str, Any]: ...
 
@@ -345,7 +345,7 @@ class ResponseCache:
             memory.put_row(row)
             self.stores += 1
             if self.shared is not None:
-                self.shared.put(key, pack_row(row), ctx.cache_ttl_s)
+                self.shared.put(key, row[0], pack_row(row), ctx.cache_ttl_s)
             if not persist:
                 continue
             size = len(answer) + QUEUED_OVERHEAD

@@ -96,8 +96,9 @@ class RedisCacheTier:
         self.hits += 1
         return value if isinstance(value, bytes) else bytes(value, "latin-1")
 
-    def put(self, key: str, blob: bytes, ttl_s: float) -> None:
-        """Queue one packed entry for the shared tier (written with the others of this turn)."""
+    def put(self, key: str, id_: int, blob: bytes, ttl_s: float) -> None:
+        """Queue one packed entry (`id_`: its key's, as the cache computed it) for the shared tier,
+        written with the others of this turn."""
         ms = int(ttl_s * 1000)
         if ms <= 0 or not self.link.up:
             return
@@ -105,7 +106,6 @@ class RedisCacheTier:
         if not self._outbox:
             loop.call_soon(self._flush)
         self._outbox.append((self._prefix + key, blob, ms))
-        id_ = entry_id(key)
         self._learn(id_)
         if not self._to_announce:
             loop.call_later(ANNOUNCE_S, self._announce)

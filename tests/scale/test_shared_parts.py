@@ -97,7 +97,7 @@ async def test_the_cache_tier_reads_redis_only_for_ids_some_process_stored(redis
     early = await Deployment.open(settings(redis_server))
     assert early is not None
     before = uuid.uuid4().hex  # stored before the others start: their scans find it
-    early.cache.put(before, b"entry stored early", 60)
+    early.cache.put(before, entry_id(before), b"entry stored early", 60)
     await asyncio.sleep(0.1)
     await early.close()
     one, other = await Deployment.open(settings(redis_server)), await Deployment.open(settings(redis_server))
@@ -111,10 +111,10 @@ async def test_the_cache_tier_reads_redis_only_for_ids_some_process_stored(redis
         assert not one.cache.may_hold(entry_id(never))  # no read at all
         assert one.cache.stats()["reads_skipped"] == 1
         mine = uuid.uuid4().hex
-        one.cache.put(mine, b"stored here", 60)
+        one.cache.put(mine, entry_id(mine), b"stored here", 60)
         assert one.cache.may_hold(entry_id(mine))  # at once, for its own
         theirs = uuid.uuid4().hex
-        other.cache.put(theirs, b"stored there", 60)
+        other.cache.put(theirs, entry_id(theirs), b"stored there", 60)
         await wait_until(lambda: one.cache.may_hold(entry_id(theirs)))  # announced within ANNOUNCE_S
         assert await one.cache.get(theirs, ctx) == b"stored there"  # the SET went before the announcement
         one.cache.subscription(False)  # announcements may be missed from now on
