@@ -61,6 +61,11 @@ SHED_LOG_INTERVAL_S = 10.0
 RESTRICTED = "|models:"  # a tenant's suffix naming its callers' model restriction (see _tenant)
 
 
+# An answer waiting for the next drain: what its row needs (id, key, principal, model as asked, the
+# model and provider that answered, ttl, cost, the body or the stream, a stream's usage).
+_Answered = tuple[int, str, Any, str, "str | None", "str | None", float, "float | None", "bytes | StreamCollector", Any]
+
+
 class CacheBackend(Protocol):
     """A persistent (or shared) tier. Rows are cache_memory.Row tuples."""
 
@@ -121,7 +126,7 @@ class ResponseCache:
         self._backend = backend
         # the ids the backend may hold: a "no" skips the read
         self._on_disk = IdFilter(disk_index_bits(settings.max_disk_bytes))
-        self._incoming: list[tuple[RequestContext, bytes | StreamCollector]] = []  # answered, not yet stored
+        self._incoming: list[_Answered] = []  # answered, not yet stored
         self._incoming_keys: set[str] = set()
         self._drain_timer: asyncio.TimerHandle | None = None
         self._pending: list[Row] = []  # in memory, waiting for the disk
@@ -295,7 +300,23 @@ class ResponseCache:
     def _queue(self, ctx: RequestContext, answer: bytes | StreamCollector) -> None:
         if not self._incoming:
             self._drain_timer = asyncio.get_running_loop().call_later(DRAIN_S, self._drain)
-        self._incoming.append((ctx, answer))
+        model, provider = ctx.model, ctx.provider
+        # What the row needs, not the context: the request's objects are freed as it ends, so the
+        # next requests reuse their memory while it is still in the CPU's caches.
+        self._incoming.append(
+            (
+                ctx.cache_id,
+                ctx.cache_key,  # type: ignore[arg-type]  # stored only with a key
+                ctx.principal,
+                ctx.requested_model,
+                model.id if model is not None else None,
+                provider.name if provider is not None else None,
+                ctx.cache_ttl_s,
+                ctx.cost_usd,
+                answer,
+                ctx.usage if answer.__class__ is not bytes else None,
+            )
+        )
         self._incoming_keys.add(ctx.cache_key)  # type: ignore[arg-type]  # stored only with a key
 
     def _drain(self) -> None:
@@ -310,10 +331,10 @@ class ResponseCache:
         limit = self.settings.max_write_queue_bytes
         memory, pending, on_disk, persist = self.memory, self._pending, self._on_disk, self._backend is not None
         last, tenant = self._last_tenant  # one caller sends many: its tenant string is made once
-        for ctx, answer in incoming:
+        for id_, key, principal, requested, served, provider, ttl_s, cost, answer, usage in incoming:
             if answer.__class__ is not bytes:
                 try:
-                    completion = assemble(b"".join(answer.pieces), ctx.usage)  # type: ignore[union-attr, arg-type]  # not bytes: a StreamCollector; a stored stream has its usage
+                    completion = assemble(b"".join(answer.pieces), usage)  # type: ignore[union-attr, arg-type]  # not bytes: a StreamCollector
                 except Exception:  # an unreadable stream is not stored; the rest of the batch still is
                     log.exception("cache: a finished stream could not be assembled for storing")
                     continue
@@ -322,30 +343,15 @@ class ResponseCache:
                 answer = orjson.dumps(completion)
                 if len(answer) > self.settings.max_entry_bytes:
                     continue
-            key = ctx.cache_key
-            assert key is not None
-            if ctx.principal is not last or not tenant:
-                last = ctx.principal
+            if principal is not last or not tenant:
+                last = principal
                 tenant = self._tenant(last)
-            model, provider = ctx.model, ctx.provider
             # The row the disk stores is made once; the memory tier packs it, the write queue keeps it.
-            row = (
-                ctx.cache_id,
-                key,
-                tenant,
-                ctx.requested_model,
-                model.id if model is not None else None,
-                provider.name if provider is not None else None,
-                now,
-                now + ctx.cache_ttl_s,
-                ctx.cost_usd,
-                len(answer),
-                answer,
-            )
+            row = (id_, key, tenant, requested, served, provider, now, now + ttl_s, cost, len(answer), answer)
             memory.put_row(row)
             self.stores += 1
             if self.shared is not None:
-                self.shared.put(key, row[0], pack_row(row), ctx.cache_ttl_s)
+                self.shared.put(key, id_, pack_row(row), ttl_s)
             if not persist:
                 continue
             size = len(answer) + QUEUED_OVERHEAD
