@@ -113,6 +113,22 @@ async def test_answers_are_stored_in_batches_yet_a_repeat_at_once_is_a_hit(opene
     assert len(cache.memory) == 3
 
 
+async def test_an_answer_waiting_for_its_batch_keeps_its_fields_not_its_request_context(
+    opened: Callable[..., Any],
+) -> None:
+    # The request's objects must be freed as it ends (the next requests then reuse warm memory);
+    # the batch keeps only what the stored row needs, and the row is complete once stored.
+    cache = await opened(persist=False)
+    ctx = context(request("freed"))
+    assert await cache.lookup(ctx) is None
+    cache.store(ctx, answer("freed"))
+    waiting = [part for answered in cache._incoming for part in answered]
+    assert waiting and not any(isinstance(part, RequestContext) for part in waiting)
+    await asyncio.sleep(DRAIN_S + 0.01)
+    entry = await cache.lookup(context(request("freed")))
+    assert entry is not None and entry.body == answer("freed") and entry.tenant and entry.model
+
+
 async def test_entries_expire_after_their_ttl_in_memory_and_on_disk(opened: Callable[..., Any]) -> None:
     cache = await opened(ttl_s=0.3)
     await miss_then_store(cache, context(request()), answer("x"))
