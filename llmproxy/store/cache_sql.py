@@ -167,6 +167,9 @@ def connect_writer(path: Path, cache_kib: int | None = None) -> sqlite3.Connecti
     db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA busy_timeout=5000")
     db.execute("PRAGMA synchronous=NORMAL")
+    # A batch's second INSERT journals the pages the first one dirtied: in memory, not in a new
+    # temporary file per batch (bench/cpu.py under strace: 1.56 -> 1.20 pwrite calls a request).
+    db.execute("PRAGMA temp_store=MEMORY")
     if cache_kib is not None:
         db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
     return db

@@ -19,7 +19,7 @@ from llmproxy.cache_memory import ENTRY_OVERHEAD, QUEUED_OVERHEAD
 from llmproxy.config import CacheKeySettings, CacheSettings
 from llmproxy.context import Principal, RequestContext
 from llmproxy.errors import InvalidRequest
-from llmproxy.store.cache_sql import SQLiteCacheStore
+from llmproxy.store.cache_sql import SQLiteCacheStore, connect_writer
 from llmproxy.store.sqlite import SQLiteStore
 
 
@@ -429,3 +429,13 @@ async def test_a_disk_that_cannot_keep_up_sheds_writes_within_the_byte_bound(
     await cache.stop()
     rows = sqlite3.connect(opened.db_path).execute("SELECT count(*) FROM cache_entries").fetchone()[0]
     assert 10 <= rows <= 20 and rows + cache.shed_writes == 40
+
+
+def test_a_writer_journals_its_batches_in_memory_not_in_temporary_files(tmp_path: Path) -> None:
+    # temp_store: 2 is MEMORY. With the default (a file), every batch of more than one INSERT made,
+    # wrote and unlinked a temporary file for the statement journal.
+    db = connect_writer(tmp_path / "writer.db")
+    try:
+        assert db.execute("PRAGMA temp_store").fetchone()[0] == 2
+    finally:
+        db.close()
