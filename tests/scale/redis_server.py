@@ -9,31 +9,22 @@ since CI installs redis-server (.ci/run).
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.fakes.serve import free_port
+from tests.scale.binaries import find_binary, server_missing
 
 START_TIMEOUT_S = 10.0
 
 
 def redis_binary() -> str:
     """The redis-server path, or skip (fail under CI) with the reason printed."""
-    found = shutil.which("redis-server") or next(
-        (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.access(p, os.X_OK)), None
-    )
+    found = find_binary("redis-server", "/usr/bin/redis-server", "/usr/local/bin/redis-server")
     if found is None:
-        reason = "redis-server is not installed (apt-get install redis-server); the scale tests need a real one"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        print(reason)
-        pytest.skip(reason)
+        server_missing("redis-server is not installed (apt-get install redis-server); the scale tests need a real one")
     return found
 
 

@@ -7,9 +7,7 @@ not exercised here. Without the nginx binary these tests skip, printing why, unl
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import time
 import uuid
@@ -28,20 +26,16 @@ from tests.fakes import openai_server
 from tests.fakes.openai_server import FakeState
 from tests.fakes.serve import ServerThread, free_port
 from tests.integration.test_serve import REPO, wait_ready
+from tests.scale.binaries import find_binary, server_missing
 from tests.scale.postgres_server import PostgresServer
 from tests.scale.redis_server import RedisServer
 from tests.scale.test_two_processes import MASTER, start_gateway, stop, write_config
 
 
 def nginx_binary() -> str:
-    """The nginx path, or skip (fail under CI) with the reason printed."""
-    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+    found = find_binary("nginx", "/usr/sbin/nginx")
     if found is None:
-        reason = "nginx is not installed (apt-get install nginx); the load balancer tests need a real one"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        print(reason)
-        pytest.skip(reason)
+        server_missing("nginx is not installed (apt-get install nginx); the load balancer tests need a real one")
     return found
 
 
