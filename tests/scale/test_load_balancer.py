@@ -12,6 +12,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,50 +80,42 @@ def balanced(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathF
     tmp = tmp_path_factory.mktemp("lb")
     database_url = postgres_server.create_database(f"lb_{uuid.uuid4().hex[:12]}")
     states = [FakeState(), FakeState()]
-    fakes = [ServerThread(openai_server.create_app(state)) for state in states]
-    for fake in fakes:
-        fake.server.config.timeout_keep_alive = 120
-        fake.__enter__()
-    replicas: list[subprocess.Popen[str]] = []
-    proc: subprocess.Popen[bytes] | None = None
-    try:
-        with RedisServer(tmp / "redis") as redis:
-            write_config(tmp, redis.url)
-            urls = []
-            for fake in fakes:  # one after the other: the first creates the database's schema
-                replica, url = start_gateway(tmp, fake.url + "/v1", database_url=database_url)
-                replicas.append(replica)
-                wait_ready(url, replica, timeout=30)
-                urls.append(url)
-            run = tmp / "nginx"
-            run.mkdir()
-            port = free_port()
-            conf = run / "nginx.conf"
-            conf.write_text(main_config(site_config([u.removeprefix("http://") for u in urls], port), run))
-            proc = subprocess.Popen(
-                [nginx, "-e", str(run / "error.log"), "-p", f"{run}/", "-c", str(conf)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            lb = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 10
-            while True:
-                assert proc.poll() is None, (run / "error.log").read_text()
-                try:
-                    httpx.get(lb + "/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "nginx did not start"
-                    time.sleep(0.05)
-            yield Balanced(lb, replicas, states)
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
-        for replica in replicas:
-            stop(replica)
-        for fake in fakes:
-            fake.__exit__(None, None, None)
+    with ExitStack() as stack:
+        redis = stack.enter_context(RedisServer(tmp / "redis"))
+        write_config(tmp, redis.url)
+        replicas, addresses = [], []
+        for state in states:  # one after the other: the first creates the database's schema
+            fake = ServerThread(openai_server.create_app(state))
+            fake.server.config.timeout_keep_alive = 120
+            stack.enter_context(fake)
+            replica, url = start_gateway(tmp, fake.url + "/v1", database_url=database_url)
+            stack.callback(stop, replica)
+            replicas.append(replica)
+            wait_ready(url, replica, timeout=30)
+            addresses.append(url.removeprefix("http://"))
+        run = tmp / "nginx"
+        run.mkdir()
+        port = free_port()
+        conf = run / "nginx.conf"
+        conf.write_text(main_config(site_config(addresses, port), run))
+        proc = subprocess.Popen(
+            [nginx, "-e", str(run / "error.log"), "-p", f"{run}/", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        stack.callback(proc.wait, 10)
+        stack.callback(proc.terminate)
+        lb = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while True:
+            assert proc.poll() is None, (run / "error.log").read_text()
+            try:
+                httpx.get(lb + "/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.05)
+        yield Balanced(lb, replicas, states)
 
 
 def client(b: Balanced) -> openai.OpenAI:
