@@ -9,6 +9,12 @@ after each timed window, divided by the requests served in it.
     .venv/bin/python bench/cpu.py                          # defaults, every request new, c=16
     .venv/bin/python bench/cpu.py --cache off --same       # cache off, one repeated body
     .venv/bin/python bench/cpu.py --runs 3 --duration 4    # three windows on one gateway
+    .venv/bin/python bench/cpu.py --floor PATH/minproxy.py # the reference bench's floor instead
+
+`--floor` runs the reference bench's minimal proxy (its minproxy.py, path given at run time, with
+aiohttp as its client) in the gateway's place, so that the floor's CPU per request is measured the
+same way: the ratio of the two is the requests/s ratio the reference bench would show on a core
+with nothing else to do.
 
 The request is the reference bench's (188 bytes, temperature 0: cacheable by the default rule).
 Needs Linux and wrk; the gateway gets cpu 1, the upstream and wrk cpu 0.
@@ -145,6 +151,7 @@ def main() -> None:
         "nginx), instead of starting bench/overhead.py's",
     )
     ap.add_argument("--gateway-port", type=int, default=18382)
+    ap.add_argument("--floor", type=Path, help="the reference bench's minproxy.py, measured instead of the gateway")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="llmproxy-cpu-"))
     script = work / "load.lua"
@@ -185,16 +192,22 @@ def main() -> None:
             f'[providers.openai]\nkind = "openai"\nbase_url = "{base}"\napi_key = "sk-bench"\n'
             + env.get("BENCH_EXTRA_TOML", "")
         )
-    gw = subprocess.Popen(
-        ["taskset", "-c", "1", str(REPO / "bench" / "serve_for_bench.sh")], cwd=REPO, env=env, stderr=subprocess.DEVNULL
-    )
+    if args.floor is not None:
+        if args.api != "chat":
+            raise SystemExit("--floor: the minimal proxy has the chat route only")
+        env["MINPROXY_CLIENT"] = "aiohttp"
+        server = [sys.executable, str(args.floor)]
+    else:
+        server = [str(REPO / "bench" / "serve_for_bench.sh")]
+    gw = subprocess.Popen(["taskset", "-c", "1", *server], cwd=REPO, env=env, stderr=subprocess.DEVNULL)
     try:
         if up is not None:
             wait_up(f"http://127.0.0.1:{args.upstream_port}/")
-        wait_up(f"http://127.0.0.1:{args.gateway_port}/healthz")
+        wait_up(f"http://127.0.0.1:{args.gateway_port}/healthz")  # the floor answers 404: up as well
         url = f"http://127.0.0.1:{args.gateway_port}/v1/{path}"
         wrk(url, script, args.concurrency, args.warmup, unique)
-        print(f"{args.api}, cache {args.cache}, {'every request new' if unique else 'one body'}, c={args.concurrency}")
+        what = "the floor (minproxy.py)" if args.floor is not None else f"cache {args.cache}"
+        print(f"{args.api}, {what}, {'every request new' if unique else 'one body'}, c={args.concurrency}")
         for run in range(args.runs):
             before, t0 = thread_times(gw.pid), time.monotonic()
             requests, errors, p50 = wrk(url, script, args.concurrency, args.duration, unique)
