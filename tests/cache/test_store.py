@@ -439,3 +439,19 @@ def test_a_writer_journals_its_batches_in_memory_not_in_temporary_files(tmp_path
         assert db.execute("PRAGMA temp_store").fetchone()[0] == 2
     finally:
         db.close()
+
+
+def test_a_writer_binds_null_and_blob_values_without_an_adapter_search(tmp_path: Path) -> None:
+    # Without adapters for None and bytes, the sqlite3 module searches for one on every such value
+    # (on 3.11 formatting an AttributeError each time); with them the values still bind as NULL
+    # and BLOB, unchanged.
+    db = connect_writer(tmp_path / "writer.db")
+    try:
+        assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)](None) is None
+        body = b"\x00 an answer \xff"
+        assert sqlite3.adapters[(bytes, sqlite3.PrepareProtocol)](body) is body
+        db.execute("CREATE TABLE t (a, b)")
+        db.execute("INSERT INTO t VALUES (?, ?)", (None, body))
+        assert db.execute("SELECT typeof(a), typeof(b), b FROM t").fetchone() == ("null", "blob", body)
+    finally:
+        db.close()
