@@ -22,6 +22,7 @@ from ..config import ProviderSettings
 from ..context import ChatCompletion, ChatRequest, Usage
 from ..errors import GatewayError, UpstreamConnectionError, UpstreamError, UpstreamTimeout
 from ..registry import ModelEntry
+from .deadlines import Deadlines
 from .sse import DONE, encode, iter_events
 
 MAX_ERROR_BYTES = 64 * 1024  # of an error body: more than any provider's error JSON
@@ -93,6 +94,7 @@ class Transport:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
         self._timeouts: dict[tuple[str, bool], aiohttp.ClientTimeout] = {}
+        self._deadlines = Deadlines()
 
     def _timeout(self, provider: ProviderSettings, stream: bool) -> aiohttp.ClientTimeout:
         key = (provider.name, stream)
@@ -100,13 +102,12 @@ class Transport:
         if timeout is None:
             # A stream may last long; what must not last is the wait for its first event (bounded
             # in open_stream) and the silence between two reads (sock_read, set to the idle
-            # timeout once the stream has opened).
-            timeout = (
-                aiohttp.ClientTimeout(
-                    total=None, sock_connect=provider.connect_timeout_s, sock_read=first_byte_s(provider)
-                )
-                if stream
-                else aiohttp.ClientTimeout(total=provider.timeout_s, sock_connect=provider.connect_timeout_s)
+            # timeout once the stream has opened). A whole answer's time (timeout_s) is kept by
+            # `_deadlines` instead of a timer per request.
+            timeout = aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=provider.connect_timeout_s,
+                sock_read=first_byte_s(provider) if stream else None,
             )
             self._timeouts[key] = timeout
         return timeout
@@ -154,6 +155,7 @@ class Transport:
         """`raw`: the client's body as it came, for an adapter that can send it on unchanged."""
         started = time.perf_counter()
         sending = self._post(adapter, provider, model, request, request_id, raw, stream=False)
+        deadline = self._deadlines.start(provider.timeout_s)
         try:
             resp = await sending
             if resp.status >= 300:
@@ -168,8 +170,14 @@ class Transport:
                         raise UpstreamError(f"{provider.name} sent an answer over {MAX_ANSWER_BYTES} bytes")
             finally:
                 resp.release()
+        except asyncio.CancelledError:
+            if not deadline.passed():
+                raise
+            raise transport_error(provider, TimeoutError()) from None
         except Exception as exc:  # noqa: BLE001 - every transport failure is translated right here
             raise transport_error(provider, exc) from None
+        finally:
+            self._deadlines.end(deadline)
         seconds = time.perf_counter() - started
         return UpstreamResult(
             adapter.parse_response(body, model), resp.status, seconds, body if adapter.RELAYS_ANSWER else None
@@ -180,13 +188,20 @@ class Transport:
     ) -> tuple[int, bytes]:
         """POST a request a front door passes on as it is (Anthropic's count_tokens): status and
         body, any failure a gateway error."""
+        deadline = self._deadlines.start(provider.timeout_s)
         try:
             async with self.session.post(
                 url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout(provider, False)
             ) as resp:
                 return resp.status, await _read_at_most(resp, MAX_ERROR_BYTES)
+        except asyncio.CancelledError:
+            if not deadline.passed():
+                raise
+            raise transport_error(provider, TimeoutError()) from None
         except Exception as exc:  # noqa: BLE001 - translated to a gateway error, as above
             raise transport_error(provider, exc) from None
+        finally:
+            self._deadlines.end(deadline)
 
     async def open_stream(
         self,
