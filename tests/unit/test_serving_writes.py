@@ -29,7 +29,7 @@ class RecordingTransport:
     def is_closing(self) -> bool:
         return self.closing
 
-    def get_extra_info(self, name: str) -> str:
+    def get_extra_info(self, name: str, default: Any = None) -> str:
         return f"info:{name}"
 
 
@@ -59,3 +59,11 @@ async def test_close_and_eof_send_what_waits_first() -> None:
     assert raw.calls[-1] == ("close", None)  # a closed transport is not written to
     assert transport.is_closing()
     assert transport.get_extra_info("peername") == "info:peername"  # the rest is the transport's own
+
+
+def test_the_wrapper_offers_a_whole_transport_without_a_getattr_hook() -> None:
+    # Every method of asyncio's Transport, on the class itself: a __getattr__ would slow down every
+    # look-up on it, write and is_closing included.
+    api = {name for name in dir(asyncio.Transport) if not name.startswith("_")}
+    assert api <= set(dir(_OneWritePerTurn))
+    assert "__getattr__" not in vars(_OneWritePerTurn)
