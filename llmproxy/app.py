@@ -165,6 +165,7 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         try:
             async with build_gateway(settings, writer) as gateway:
                 app.state.gateway = gateway
+                served.gateway = gateway  # (served: made below, before the lifespan ever runs)
                 # Everything built so far lives as long as the process: keep it out of the
                 # collector's full passes, which otherwise walk it again and again under load.
                 gc.freeze()
@@ -203,7 +204,8 @@ def create_app(settings: Settings, *, configure_logs: bool = True, log_stream: I
         exception_handlers=dict.fromkeys((GatewayError, HTTPException, ClientDisconnect, Exception), render_error),
     )
     app.state.ids = RequestIds()
-    return Guard(GatewayApp(app, doors={**DOOR_ROUTES, **RESPONSES_ROUTES}), settings)
+    served = GatewayApp(app, doors={**DOOR_ROUTES, **RESPONSES_ROUTES})
+    return Guard(served, settings)
 
 
 async def open_deployment(settings: Settings) -> Deployment | None:

@@ -35,23 +35,27 @@ log = logging.getLogger("llmproxy.endpoint")
 class GatewayApp:
     """The ASGI app uvicorn serves: the chat endpoint here, everything else to Starlette."""
 
+    # Set by the app's lifespan once the gateway is built (app.state has it too, for Starlette's
+    # routes): read from here, as Starlette's State answers every read with a failed look-up and a
+    # Python __getattr__ call. Unset (AttributeError) until the lifespan has run.
+    gateway: pipeline.Gateway
+
     def __init__(self, app: Any, doors: dict[str, Any] | None = None) -> None:
         self.app = app
         self.doors = doors or {}  # path -> raw handler of another front door (messages_endpoint.ROUTES)
         self.state = app.state
+        self.new_id: Callable[[], str] = app.state.ids.new
         self.disconnects = Disconnects()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
         elif scope["method"] == "POST" and scope["path"] in CHAT_PATHS:
-            await chat_completions(self.state.gateway, self.state.ids.new, scope, receive, send, self.disconnects)
+            await chat_completions(self.gateway, self.new_id, scope, receive, send, self.disconnects)
         elif scope["method"] == "POST" and scope["path"] in self.doors:
-            await self.doors[scope["path"]](
-                self.state.gateway, self.state.ids.new, scope, receive, send, self.disconnects
-            )
+            await self.doors[scope["path"]](self.gateway, self.new_id, scope, receive, send, self.disconnects)
         else:
-            await self.app(scope, receive, with_ids(send, scope, self.state.ids.new))
+            await self.app(scope, receive, with_ids(send, scope, self.new_id))
 
 
 def with_ids(send: Send, scope: Scope, new_id: Callable[[], str]) -> Send:
