@@ -196,7 +196,10 @@ class PostgresUsageStore:
 
     async def _insert(self, rows: Sequence[Sequence[Any]]) -> None:
         async with self.pool.acquire() as db, db.transaction():
-            await db.copy_records_to_table(STAGING, records=rows, columns=COLUMNS)
+            # As plain tuples: asyncpg reads a record's values by index from C, and a tuple subclass
+            # (a UsageRow) answers that through a Python-level __getitem__ (CPython's slot_sq_item):
+            # 17,000 instructions per row on the event loop, against a few hundred for the copy.
+            await db.copy_records_to_table(STAGING, records=map(tuple, rows), columns=COLUMNS)
             await db.execute(_APPEND)
             await db.execute(_ROLL_UP)
 
