@@ -76,7 +76,7 @@ async def relay(chunks: AsyncIterator[bytes], model: ModelEntry, state: StreamSt
     async for chunk in chunks:
         ready = framer.feed(chunk)
         if ready:
-            if b"event: message_" in ready or b"event: error" in ready:
+            if ready.find(b"event: message_") >= 0 or ready.find(b"event: error") >= 0:
                 _learn(ready, state, seen)
             yield ready
     rest = framer.flush()

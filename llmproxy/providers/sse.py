@@ -37,7 +37,7 @@ class SSEFramer:
     def feed(self, chunk: bytes) -> bytes:
         buf = self._buf + chunk if self._buf else chunk
         held = b""
-        if b"\r" in buf:
+        if buf.find(b"\r") >= 0:  # (not `in`: see validation._written_back_unchanged)
             if buf[-1:] == b"\r":  # maybe the first half of a CRLF: decide with the next byte
                 buf, held = buf[:-1], b"\r"
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
