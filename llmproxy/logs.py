@@ -62,6 +62,11 @@ def timestamp(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z"
 
 
+# A timestamp's ending, looked up rather than formatted; the 1001st: a fraction a hair under 1 may
+# round up to 1000 ms.
+_MILLIS = (*(f".{ms:03d}Z" for ms in range(1000)), ".999Z")
+
+
 class _Clock:
     """ISO timestamps for request lines; the date-time part is formatted once per second."""
 
@@ -76,7 +81,7 @@ class _Clock:
         if second != self._second:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{int(created % 1 * 1000):03d}Z"
+        return self._prefix + _MILLIS[int(created % 1 * 1000)]
 
 
 class LineWriter:
