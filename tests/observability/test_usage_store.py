@@ -290,3 +290,23 @@ async def test_a_usage_store_on_a_connection_of_its_own(tmp_path: Path) -> None:
     finally:
         await own.close()
         await store.close()
+
+
+async def test_the_writer_thread_stores_every_row_as_given_whatever_its_nulls(tmp_path: Path) -> None:
+    """A column NULL in every row of a piece is left out of its INSERT: rows with such columns, rows
+    where the same column is NULL only sometimes, and pieces of different sizes (256 + 64 + 1 rows)
+    all come back exactly as given, each column with its own value."""
+    store = await open_store(tmp_path)
+    own = await SQLiteUsageStore.open(tmp_path / "llmproxy.db")
+    given = [
+        row(T0 + i, key_id=None if i % 3 else f"k{i}", ttft_ms=None if i < 300 else 1.5 + i, error_type=None)
+        for i in range(321)
+    ]
+    try:
+        await own.insert(given)
+        async with store.db.execute(f"SELECT {', '.join(usage_sql.COLUMNS)} FROM usage ORDER BY id") as cur:
+            stored = [tuple(r) for r in await cur.fetchall()]
+        assert stored == given
+    finally:
+        await own.close()
+        await store.close()
