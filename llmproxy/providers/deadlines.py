@@ -1,8 +1,8 @@
 """Upstream calls' whole-call deadlines, kept by one timer instead of one per call.
 
-aiohttp's `ClientTimeout(total=...)` starts a timer for every request (uvloop's `call_at`: about
-2 us in a tight loop, more in the serving process) and cancels it at the end; under callgrind that
-was 23,000 of the gateway's 1,000,000 instructions per request. Here each call in flight is an
+The HTTP client's own total timeout (base.py) starts a timer for every request (uvloop's `call_at`:
+about 2 us in a tight loop, more in the serving process) and cancels it at the end; under callgrind
+that was 23,000 of the gateway's 1,000,000 instructions per request. Here each call in flight is an
 entry in a dict, and one timer, running only while a call is in flight, ends those past their
 time, 4 times per timeout (at most once a second): a call may run up to a quarter of its timeout
 (at most 1 s) past it. Ending a call cancels the task that waits on it; the transport tells that
