@@ -26,7 +26,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,14 +34,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from overhead import (
-    COMPLETION,
-    EMBEDDING,
-    MESSAGE,
-    RESPONSES_OPENAI_REQUEST,
-    RESPONSES_REQUEST,
-    UPSTREAM_CODE,
-)
+from overhead import RESPONSES_OPENAI_REQUEST, RESPONSES_REQUEST, stop, upstream_command
 
 REPO = Path(__file__).resolve().parent.parent
 BODY = (
@@ -156,24 +148,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="llmproxy-cpu-"))
     script = work / "load.lua"
     script.write_text(WRK_SCRIPT)
-    up = (
-        None
-        if args.upstream
-        else subprocess.Popen(
-            [
-                "taskset",
-                "-c",
-                "0",
-                sys.executable,
-                "-c",
-                UPSTREAM_CODE,
-                str(args.upstream_port),
-                COMPLETION.decode(),
-                MESSAGE.decode(),
-                EMBEDDING.decode(),
-            ]
-        )
-    )
+    up = None if args.upstream else subprocess.Popen(["taskset", "-c", "0", *upstream_command(args.upstream_port)])
     base = args.upstream or f"http://127.0.0.1:{args.upstream_port}/v1"
     env = {
         **os.environ,
@@ -224,14 +199,7 @@ def main() -> None:
                 f"{total:.1f} us CPU per request ({threads})"
             )
     finally:
-        procs = [gw] if up is None else [gw, up]
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(*([gw] if up is None else [gw, up]))
         shutil.rmtree(work, ignore_errors=True)
 
 

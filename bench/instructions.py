@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import time
 from pathlib import Path
 
 from cpu import BODY, REPO, WRK_SCRIPT, wait_up, wrk
-from overhead import COMPLETION, EMBEDDING, MESSAGE, UPSTREAM_CODE
+from overhead import stop, upstream_command
 
 
 def totals(profile: Path) -> int:
@@ -66,20 +65,7 @@ def main() -> None:
         f'exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file={profile} {sys.executable} "$@"\n'
     )
     python.chmod(0o755)
-    up = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            "0",
-            sys.executable,
-            "-c",
-            UPSTREAM_CODE,
-            str(args.upstream_port),
-            COMPLETION.decode(),
-            MESSAGE.decode(),
-            EMBEDDING.decode(),
-        ]
-    )
+    up = subprocess.Popen(["taskset", "-c", "0", *upstream_command(args.upstream_port)])
     env = {
         **os.environ,
         "BENCH_PORT": str(args.gateway_port),
@@ -119,13 +105,7 @@ def main() -> None:
         if args.keep:
             print(f"profile: {dumps[-1]}")
     finally:
-        for proc in (gw, up):
-            proc.send_signal(signal.SIGTERM)
-        for proc in (gw, up):
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(gw, up, timeout=60)  # valgrind takes a while to write its profile and end
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 

@@ -142,6 +142,22 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log
 """
 
 
+def upstream_command(port: int) -> list[str]:
+    """The fake upstream's command line: this interpreter running UPSTREAM_CODE with the canned answers."""
+    return [sys.executable, "-c", UPSTREAM_CODE, str(port), COMPLETION.decode(), MESSAGE.decode(), EMBEDDING.decode()]
+
+
+def stop(*procs: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM to each process, then up to `timeout` seconds each to end; one still running is killed."""
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def pinned(cpus: str | None, cmd: list[str]) -> list[str]:
     return ["taskset", "-c", cpus, *cmd] if cpus and shutil.which("taskset") else cmd
 
@@ -306,18 +322,7 @@ async def main() -> None:
         + (f'[redis]\nurl = "{args.redis}"\n' if args.redis else "")
     )
     up = subprocess.Popen(  # noqa: ASYNC220 - Popen returns at once; the server outlives this call
-        pinned(
-            "0" if multi else None,
-            [
-                sys.executable,
-                "-c",
-                UPSTREAM_CODE,
-                str(args.upstream_port),
-                COMPLETION.decode(),
-                MESSAGE.decode(),
-                EMBEDDING.decode(),
-            ],
-        )
+        pinned("0" if multi else None, upstream_command(args.upstream_port))
     )
     env = {**os.environ, "LLMPROXY_MASTER_KEY": "sk-bench"}
     gw = subprocess.Popen(  # noqa: ASYNC220 - Popen returns at once; the server outlives this call
@@ -415,13 +420,7 @@ async def main() -> None:
             "gateway's own overhead header, not absolute RPS."
         )
     finally:
-        for proc in (gw, up):
-            proc.send_signal(signal.SIGTERM)
-        for proc in (gw, up):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(gw, up)
         shutil.rmtree(work, ignore_errors=True)
 
 
