@@ -23,7 +23,7 @@ _ROW_FIELDS = UsageRow._fields[1:]  # a usage row starts with its request's star
 # A request line's fields in order, the constant ones filled in: each line starts as a copy (no
 # growing and rehashing a dict of 27 keys on the log writer's thread, which shares the gateway's core).
 _REQUEST_LINE = {
-    **dict.fromkeys(("ts", "level", "logger", "msg")),
+    "ts": None,
     "level": "info",
     "logger": "llmproxy.request",
     "msg": "request",
@@ -68,13 +68,13 @@ def render_request_text(f: dict[str, Any]) -> bytes:
     return line.encode() + b"\n"
 
 
-def timestamp(created: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z"
-
-
 # A timestamp's ending, looked up rather than formatted; the 1001st: a fraction a hair under 1 may
 # round up to 1000 ms.
 _MILLIS = (*(f".{ms:03d}Z" for ms in range(1000)), ".999Z")
+
+
+def timestamp(created: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + _MILLIS[int(created % 1 * 1000)]
 
 
 class _Clock:
