@@ -12,10 +12,17 @@ request when the caller asks (Cache-Control: max-age=N, x-llmproxy-cache: on) or
 say so. Any other request is decided in a few dict look-ups, before a key is computed.
 
 Storing is off the request's path: store() only queues the answer; a callback DRAIN_S later puts
-that while's answers in memory and in the disk queue together (a lookup for one of them does it
-at once). The disk queue is bounded in bytes; a background task writes it in batches (and
-completely on shutdown). When the disk cannot keep up, new writes are shed (counted, and said in
-a log line at most every SHED_LOG_INTERVAL_S).
+that while's answers in the disk queue together (a lookup for one of them does it at once). The
+disk queue is bounded in bytes; a background task writes it in batches (and completely on
+shutdown). When the disk cannot keep up, new writes are shed (counted, and said in a log line at
+most every SHED_LOG_INTERVAL_S) and those answers are kept in memory only.
+
+With a disk tier, the memory tier holds the answers asked for again, not every answer stored: a
+stored answer is found in the disk queue until it is written, then on disk, and either read puts it
+in memory for the requests after. Most requests to a gateway are asked once; storing each of
+those in memory cost every miss an LRU insert and an eviction (about 11,000 instructions a request,
+bench/instructions.py) and pushed the answers that are asked again out of memory within seconds.
+Without a disk tier every answer goes to memory, as nothing else would keep it.
 """
 
 from __future__ import annotations
@@ -129,7 +136,8 @@ class ResponseCache:
         self._incoming: list[_Answered] = []  # answered, not yet stored
         self._incoming_keys: set[str] = set()
         self._drain_timer: asyncio.TimerHandle | None = None
-        self._pending: list[Row] = []  # in memory, waiting for the disk
+        self._pending: list[Row] = []  # waiting for the disk
+        self._unwritten: dict[str, Row] = {}  # by key: the rows queued or being written, until on disk
         self._last_tenant: tuple[Any, str] = (
             None,
             "",
@@ -242,6 +250,8 @@ class ResponseCache:
             if entry is None and key in self._incoming_keys:  # answered a moment ago, not yet stored
                 self._drain()
                 entry = self.memory.get(key, now)
+            if entry is None:
+                entry = self._unwritten_entry(key, now)
             if entry is None and self.shared is not None and self.shared.may_hold(id_):
                 blob = await self.shared.get(key, ctx)
                 if blob is not None:
@@ -329,7 +339,8 @@ class ResponseCache:
         self._incoming_keys.clear()
         now = time.time()
         limit = self.settings.max_write_queue_bytes
-        memory, pending, on_disk, persist = self.memory, self._pending, self._on_disk, self._backend is not None
+        memory, pending, unwritten, on_disk = self.memory, self._pending, self._unwritten, self._on_disk
+        persist = self._backend is not None
         last, tenant = self._last_tenant  # one caller sends many: its tenant string is made once
         for id_, key, principal, requested, served, provider, ttl_s, cost, answer, usage in incoming:
             if answer.__class__ is not bytes:
@@ -348,19 +359,21 @@ class ResponseCache:
                 tenant = self._tenant(last)
             # The row the disk stores is made once; the memory tier packs it, the write queue keeps it.
             row = (id_, key, tenant, requested, served, provider, now, now + ttl_s, cost, len(answer), answer)
-            memory.put_row(row)
             self.stores += 1
             if self.shared is not None:
                 self.shared.put(key, id_, pack_row(row), ttl_s)
             if not persist:
+                memory.put_row(row)
                 continue
             size = len(answer) + QUEUED_OVERHEAD
             if self.pending_bytes + size > limit:
+                memory.put_row(row)
                 self._shed(now)
                 continue
             pending.append(row)
+            unwritten[key] = row
             self.pending_bytes += size
-            on_disk.add(row[0])
+            on_disk.add(id_)
         if self.pending_bytes >= limit * WAKE_AT:
             self._wake.set()
 
@@ -406,6 +419,9 @@ class ResponseCache:
         dropped = self.memory.purge(match)
         self._pending = [r for r in self._pending if not match_row(r)]
         self.pending_bytes = sum(map(queued_size, self._pending))
+        unwritten = len(self._unwritten)
+        self._unwritten = {k: r for k, r in self._unwritten.items() if not match_row(r)}
+        dropped = max(dropped, unwritten - len(self._unwritten))
         if self.shared is not None:
             everything = key is None and model is None and tenants is None
             shared = await self.shared.purge(None if everything else lambda k, blob: match(unpack_entry(k, blob)))
@@ -526,10 +542,17 @@ class ResponseCache:
             return None
         if row is None or row[1] != key or row[7] <= now:
             return None
-        entry = Entry(key, id_, row[2], row[3], row[4], row[5], row[6], row[7], row[8], bytes(row[10]))
-        self.memory.put(entry)
+        self.memory.put_row(row)
         self.disk_hits += 1
-        return entry
+        return Entry.of_row(row)
+
+    def _unwritten_entry(self, key: str, now: float) -> Entry | None:
+        """A stored answer asked for again while it waits for the disk: kept in memory from now on."""
+        row = self._unwritten.get(key)
+        if row is None or row[7] <= now:
+            return None
+        self.memory.put_row(row)
+        return Entry.of_row(row)
 
     async def _run(self) -> None:
         next_sweep = time.monotonic() + SWEEP_INTERVAL_S
@@ -554,8 +577,20 @@ class ResponseCache:
             except Exception as exc:  # noqa: BLE001 - a lost cache write only costs a later miss
                 self.disk_errors += 1
                 self.dropped_writes += len(batch)
-                log.warning("cache: %d entries could not be written: %s", len(batch), exc)
+                log.warning("cache: %d entries could not be written, kept in memory only: %s", len(batch), exc)
+                for row in batch:
+                    self.memory.put_row(row)
                 return
+            finally:
+                self._written(batch)
+
+    def _written(self, batch: list[Row]) -> None:
+        """These rows are on disk (or lost): no longer found in the queue. A row queued again for the
+        same key meanwhile stays."""
+        unwritten = self._unwritten
+        for row in batch:
+            if unwritten.get(row[1]) is row:
+                del unwritten[row[1]]
 
     async def _sweep(self) -> None:
         assert self._backend is not None

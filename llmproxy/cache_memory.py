@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 ENTRY_OVERHEAD = 1536  # bytes an entry costs beyond its body in a serving process: object, key, LRU
 # node (~440) and what the allocator cannot reuse under churn (measured RSS)
-QUEUED_OVERHEAD = 400  # bytes a row waiting for the disk holds beyond its body: the tuple (128), its
-# key (81), id (36), size (28), three floats (72), the body's header (33), a list slot
+QUEUED_OVERHEAD = 448  # bytes a row waiting for the disk holds beyond its body: the tuple (128), its
+# key (81), id (36), size (28), three floats (72), the body's header (33), a list slot, and its slot
+# in the dict that finds it by key (~45 with the dict's spare room)
 
 # A row: what the disk tier stores, and what the write queue holds (store.cache_sql.COLUMNS order):
 # (id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body)
@@ -35,6 +36,11 @@ class Entry:
     expires: float
     cost_usd: float | None  # what the answer cost; a hit saves this much
     body: bytes  # the chat.completion as served
+
+    @classmethod
+    def of_row(cls, row: Row) -> Entry:
+        id_, key, tenant, model, served_model, provider, created, expires, cost_usd, _, body = row
+        return cls(key, id_, tenant, model, served_model, provider, created, expires, cost_usd, bytes(body))
 
     @property
     def size(self) -> int:

@@ -187,6 +187,48 @@ async def test_an_entry_larger_than_memory_still_reaches_disk(opened: Callable[.
     assert entry is not None and cache.disk_hits == 1
 
 
+async def test_with_a_disk_memory_keeps_the_answers_asked_for_again(opened: Callable[..., Any]) -> None:
+    cache = await opened()
+    await miss_then_store(cache, context(request("once")), answer("once"))
+    await miss_then_store(cache, context(request("twice")), answer("twice"))
+    assert len(cache.memory) == 0 and cache.stores == 2  # in the disk queue, not in memory
+    entry = await cache.lookup(context(request("twice")))  # asked again before its batch is written
+    assert entry is not None and entry.body == answer("twice") and cache.disk_hits == 0
+    assert [e.key for e in cache.memory.entries()] == [entry.key]
+    await cache._flush()
+    assert cache._unwritten == {}
+    again = await cache.lookup(context(request("once")))  # asked again once it is on disk
+    assert again is not None and again.body == answer("once") and cache.disk_hits == 1
+    assert len(cache.memory) == 2
+
+
+class FailingWriter:
+    """The real SQLite backend, with a disk that refuses every write."""
+
+    def __init__(self, inner: SQLiteCacheStore) -> None:
+        self.inner = inner
+
+    async def put_many(self, rows: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_answers_a_failed_write_lost_stay_in_memory(opened: Callable[..., Any]) -> None:
+    backend = FailingWriter(await SQLiteCacheStore.open(opened.db_path))
+    cache = ResponseCache(CacheSettings(), backend)  # type: ignore[arg-type]  # a test double
+    await cache.start()
+    try:
+        await miss_then_store(cache, context(request("kept")), answer("kept"))
+        await cache._flush()
+        assert (cache.disk_errors, cache.dropped_writes, cache._unwritten) == (1, 1, {})
+        entry = await cache.lookup(context(request("kept")))
+        assert entry is not None and entry.body == answer("kept") and cache.disk_hits == 0
+    finally:
+        await cache.stop()
+
+
 async def test_entries_outlive_a_restart_through_sqlite(opened: Callable[..., Any]) -> None:
     cache = await opened()
     await miss_then_store(cache, context(request()), answer("persisted"))
@@ -325,6 +367,17 @@ async def test_purge_by_cache_key_model_tenant_and_all(opened: Callable[..., Any
     reopened = await opened()
     for key_id, text in (("a", "1"), ("a", "4"), ("b", "3")):
         assert await reopened.lookup(context(request(text), key_id=key_id)) is None
+
+
+async def test_a_purge_drops_answers_still_waiting_for_the_disk(opened: Callable[..., Any]) -> None:
+    cache = await opened()
+    await miss_then_store(cache, context(request("queued")), answer("queued"))
+    assert await cache.purge(model="gpt-4o-mini") == 1  # not in memory, not yet on disk
+    assert await cache.lookup(context(request("queued"))) is None
+    await cache.stop()
+    assert (await opened()).memory.bytes == 0
+    rows = sqlite3.connect(opened.db_path).execute("SELECT count(*) FROM cache_entries").fetchone()[0]
+    assert rows == 0
 
 
 class SlowBackend:
