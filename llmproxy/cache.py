@@ -542,9 +542,10 @@ class ResponseCache:
             return None
         if row is None or row[1] != key or row[7] <= now:
             return None
-        self.memory.put_row(row)
+        entry = Entry.of_row(row)
+        self.memory.put(entry)
         self.disk_hits += 1
-        return Entry.of_row(row)
+        return entry
 
     def _unwritten_entry(self, key: str, now: float) -> Entry | None:
         """A stored answer asked for again while it waits for the disk: kept in memory from now on."""

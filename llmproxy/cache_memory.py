@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import struct
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 ENTRY_OVERHEAD = 1536  # bytes an entry costs beyond its body in a serving process: object, key, LRU
 # node (~440) and what the allocator cannot reuse under churn (measured RSS)
@@ -38,7 +39,8 @@ class Entry:
     body: bytes  # the chat.completion as served
 
     @classmethod
-    def of_row(cls, row: Row) -> Entry:
+    def of_row(cls, row: Sequence[Any]) -> Entry:
+        """From a row (Row's fields), as the write queue or the disk gives it."""
         id_, key, tenant, model, served_model, provider, created, expires, cost_usd, _, body = row
         return cls(key, id_, tenant, model, served_model, provider, created, expires, cost_usd, bytes(body))
 
