@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .context import RequestContext
+from .running import TaskFinder
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
@@ -33,13 +34,11 @@ class Watch:
 
     __slots__ = ("receive", "ctx", "task", "watcher", "left", "body_deadline", "timed_out")
 
-    def __init__(self, receive: Receive, ctx: RequestContext) -> None:
+    def __init__(self, receive: Receive, ctx: RequestContext, task: asyncio.Task[Any]) -> None:
         self.receive, self.ctx, self.left = receive, ctx, False
         self.body_deadline = 0.0  # while a body read waits: when it times out (time.perf_counter)
         self.timed_out = False
-        task = asyncio.current_task()
-        assert task is not None  # made inside the request's own task
-        self.task: asyncio.Task[Any] = task
+        self.task = task
         self.watcher: asyncio.Future[None] | None = None
 
     async def _watch(self) -> None:
@@ -55,9 +54,11 @@ class Disconnects:
     def __init__(self) -> None:
         self._active: set[Watch] = set()
         self._sweeper: asyncio.Future[None] | None = None
+        self._tasks = TaskFinder()
 
     def start(self, receive: Receive, ctx: RequestContext) -> Watch:
-        watch = Watch(receive, ctx)
+        """Watch the request the running task serves."""
+        watch = Watch(receive, ctx, self._tasks.current())
         self._active.add(watch)
         if self._sweeper is None:
             self._sweeper = asyncio.ensure_future(self._sweep())

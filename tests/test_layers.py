@@ -52,7 +52,19 @@ LAYERS: dict[str, dict[str, set[str]]] = {
         "breakers": {"breakers"},
         "shared": {"shared"},
     },
-    "basics": {"basics": {"errors", "config", "settings", "config_keys", "context", "current", "idfilter", "__init__"}},
+    "basics": {
+        "basics": {
+            "errors",
+            "config",
+            "settings",
+            "config_keys",
+            "context",
+            "current",
+            "idfilter",
+            "running",
+            "__init__",
+        }
+    },
 }
 ORDER = list(LAYERS)
 

@@ -15,6 +15,8 @@ import asyncio
 import time
 from typing import Any
 
+from ..running import TaskFinder
+
 MAX_TICK_S = 1.0
 
 
@@ -43,11 +45,11 @@ class Deadlines:
         self._open: dict[Deadline, None] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._tick = MAX_TICK_S
+        self._tasks = TaskFinder()
 
     def start(self, timeout_s: float) -> Deadline:
         """A deadline `timeout_s` from now for the current task's call; end it with `end`."""
-        task = asyncio.current_task()
-        assert task is not None  # called from the request's task
+        task = self._tasks.current()
         tick = min(MAX_TICK_S, timeout_s / 4)
         deadline = Deadline(task, time.monotonic() + timeout_s, tick)
         self._open[deadline] = None
@@ -62,7 +64,7 @@ class Deadlines:
         if self._timer is not None:
             self._timer.cancel()
         self._tick = tick
-        self._timer = asyncio.get_running_loop().call_later(tick, self._sweep)
+        self._timer = (self._tasks.loop or asyncio.get_running_loop()).call_later(tick, self._sweep)
 
     def _sweep(self) -> None:
         self._timer = None
