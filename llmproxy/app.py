@@ -109,7 +109,9 @@ async def build_gateway(settings: Settings, writer: LineWriter | None = None) ->
         shared_tier = shared.cache if shared is not None else None
         cache = ResponseCache(
             settings.cache,
-            await SQLiteCacheStore.open(stores.local_path) if disk_tier(settings.cache, shared_tier) else None,
+            await SQLiteCacheStore.open(stores.local_path, settings.cache.max_disk_bytes)
+            if disk_tier(settings.cache, shared_tier)
+            else None,
             shared=shared_tier,
         )
         stack.push_async_callback(cache.stop)
