@@ -397,8 +397,12 @@ def _where(**filters: str | None) -> tuple[str, tuple[Any, ...]]:
             parts.append("(model = ? OR served_model = ?)")
             args += [value, value]
         elif name == "key":
-            parts.append("id = ? AND key = ?")
-            args += [entry_id(value), value]
+            try:
+                args += [entry_id(value), value]
+                parts.append("id = ? AND key = ?")
+            except ValueError:  # not hex: no key this cache made, so nothing matches (found by a scan)
+                args.append(value)
+                parts.append("key = ?")
         else:
             parts.append(f"{name} = ?")
             args.append(value)

@@ -95,6 +95,7 @@ async def test_a_purge_reaches_every_generation_and_recounts_it(store: SQLiteCac
     await store.put_many([row(f"b{i}", later) for i in range(PER_BATCH)])
     assert await store.purge(key=row("a5", later)[1]) == 1
     assert generations(tmp_path / "llmproxy.db") == [(1, PER_BATCH - 1), (2, PER_BATCH)]
+    assert await store.purge(key="not a key: no hex") == 0
     assert await store.purge(model="gpt-4o-mini") == 2 * PER_BATCH - 1
     assert await store.totals(time.time()) == (0, 0)
 
