@@ -8,9 +8,10 @@ flat: memory that grows with the number of requests is a leak.
 Everything runs on loopback: the fake upstream (a subprocess of this script), the gateway (another)
 and the load (this process). A quarter of the requests stream; prompts are unique so that every
 request reaches the upstream, and they ask for a deterministic answer (temperature 0) so that the
-response cache stores every one of them (its miss path, memory and disk); the cache's memory tier
-is held to 4 MiB (--cache-memory-mib) so that it reaches its bound during the warm-up instead of
-looking like growth. At the end the gateway gets SIGTERM and every
+response cache stores every one of them (its miss path and its disk tier; memory keeps only the
+answers asked for again, so here it stays nearly empty); the memory tier is held to 4 MiB
+(--cache-memory-mib) so that, with the disk tier off, it reaches its bound during the warm-up
+instead of looking like growth. At the end the gateway gets SIGTERM and every
 request must have its row in the usage log. Not part of the pytest suite: it takes a minute or two.
 """
 
