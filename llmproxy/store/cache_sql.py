@@ -108,6 +108,10 @@ MIN_GENERATION_BYTES = 1 << 20
 # which must stay in memory between batches (2 MiB holds the index of about 100,000 entries).
 # Filled only as the index grows.
 WRITER_CACHE_KIB = 16 * 1024
+# The writer's prepared statements: each generation has its own INSERTs (one per power of two up to
+# ROWS_PER_INSERT, ~2 MB of programs together), so the sqlite3 module's default of 128 would keep a
+# dozen past generations' worth; this keeps the newest one's and the sweep's.
+WRITER_STATEMENTS = 24
 ROWS_PER_INSERT = 512  # a power of two; 11 values a row: under SQLite's limit of 32766 per statement
 
 
@@ -161,7 +165,9 @@ class SQLiteCacheStore:
         # The reader must never queue behind a lock for long: a slow read is only a miss.
         await reader.execute("PRAGMA busy_timeout=50")
         thread = ThreadPoolExecutor(1, thread_name_prefix="llmproxy-cache-writer")
-        writer = await asyncio.get_running_loop().run_in_executor(thread, connect_writer, path, WRITER_CACHE_KIB)
+        writer = await asyncio.get_running_loop().run_in_executor(
+            thread, connect_writer, path, WRITER_CACHE_KIB, WRITER_STATEMENTS
+        )
         return cls(reader, writer, thread, generation_bytes(max_disk_bytes))
 
     async def get(self, id_: int) -> Row | None:
@@ -227,11 +233,12 @@ def bind_none_and_bytes_directly() -> None:
 _none: Callable[[Any], None] = {}.get  # a C callable that returns None for any argument
 
 
-def connect_writer(path: Path, cache_kib: int | None = None) -> sqlite3.Connection:
+def connect_writer(path: Path, cache_kib: int | None = None, statements: int = 128) -> sqlite3.Connection:
     """A plain connection for a writer thread; `cache_kib`: its page cache, when the default
-    (2 MiB) is too small for the indexes it updates."""
+    (2 MiB) is too small for the indexes it updates; `statements`: how many prepared statements it
+    keeps (the sqlite3 module's default, 128, unless its statements name tables that come and go)."""
     bind_none_and_bytes_directly()
-    db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+    db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False, cached_statements=statements)
     db.execute("PRAGMA busy_timeout=5000")
     db.execute("PRAGMA synchronous=NORMAL")
     # A batch's second INSERT journals the pages the first one dirtied: in memory, not in a new
