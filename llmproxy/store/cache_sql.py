@@ -276,6 +276,8 @@ def _put_many(db: sqlite3.Connection, rows: Sequence[Row], full_at: int) -> None
     # not the answers'; from batch to batch it stays oldest first. (Giving each row the seq of its
     # place instead costs 11.3 us: the table then takes rows out of order.) Of two rows with one id
     # in a batch, only the later is written.
+    if not rows:
+        return
     rows = sorted({row[0]: row for row in rows}.values(), key=_by_id)
     generation, _, held, _ = db.execute(_GENERATIONS + " DESC LIMIT 1").fetchone()
     if held >= full_at:

@@ -45,6 +45,7 @@ async def test_batches_fill_one_generation_then_start_the_next(store: SQLiteCach
     later = time.time() + 3600
     for batch in range(3):
         await store.put_many([row(f"b{batch}-{i}", later) for i in range(PER_BATCH)])
+    await store.put_many([])  # nothing to write: no generation starts
     path = tmp_path / "llmproxy.db"
     assert generations(path) == [(1, PER_BATCH), (2, PER_BATCH), (3, PER_BATCH)]
     assert await store.totals(time.time()) == (3 * PER_BATCH, 3 * PER_BATCH * BODY)
