@@ -20,7 +20,7 @@ most every SHED_LOG_INTERVAL_S) and those answers are kept in memory only.
 With a disk tier, the memory tier holds the answers asked for again, not every answer stored: a
 stored answer is found in the disk queue until it is written, then on disk, and either read puts it
 in memory for the requests after. Most requests to a gateway are asked once; storing each of
-those in memory cost every miss an LRU insert and an eviction (about 11,000 instructions a request,
+those in memory cost every miss an LRU insert and an eviction (about 9,000 instructions a request,
 bench/instructions.py) and pushed the answers that are asked again out of memory within seconds.
 Without a disk tier every answer goes to memory, as nothing else would keep it.
 """

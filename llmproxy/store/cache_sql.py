@@ -109,8 +109,8 @@ MIN_GENERATION_BYTES = 1 << 20
 # Filled only as the index grows.
 WRITER_CACHE_KIB = 16 * 1024
 # The writer's prepared statements: each generation has its own INSERTs (one per power of two up to
-# ROWS_PER_INSERT, ~2 MB of programs together), so the sqlite3 module's default of 128 would keep a
-# dozen past generations' worth; this keeps the newest one's and the sweep's.
+# ROWS_PER_INSERT, about 1.5 MiB of programs together), so the sqlite3 module's default of 128
+# would keep a dozen past generations' worth; this keeps the newest one's and the sweep's.
 WRITER_STATEMENTS = 24
 ROWS_PER_INSERT = 512  # a power of two; 11 values a row: under SQLite's limit of 32766 per statement
 
