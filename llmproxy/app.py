@@ -28,7 +28,8 @@ from .responses_endpoint import routes as responses_routes
 from .doors.responses_state import StoredResponses
 from .admin import admin_routes
 from .access import Access
-from .cache import ResponseCache, disk_tier
+from .cache import ResponseCache
+from .cache_tiers import disk_tier
 from .config import Settings
 from .context import RequestContext
 from .current import Current

@@ -31,8 +31,8 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Collection, Mapping
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -40,6 +40,7 @@ from .cache_key import request_key
 from .cache_memory import QUEUED_OVERHEAD, Entry, MemoryLRU, Row, queued_size
 from .cache_memory import _pack as pack_row, _unpack as unpack_entry  # the shared tier stores the memory tier's form
 from .cache_replay import StreamCollector, assemble
+from .cache_tiers import CacheBackend, SharedTier
 from .config import CacheSettings
 from .context import CHAT, EMBEDDINGS, RequestContext
 from .errors import InvalidRequest
@@ -71,37 +72,6 @@ RESTRICTED = "|models:"  # a tenant's suffix naming its callers' model restricti
 # An answer waiting for the next drain: what its row needs (id, key, principal, model as asked, the
 # model and provider that answered, ttl, cost, the body or the stream, a stream's usage).
 _Answered = tuple[int, str, Any, str, "str | None", "str | None", float, "float | None", "bytes | StreamCollector", Any]
-
-
-class CacheBackend(Protocol):
-    """A persistent (or shared) tier. Rows are cache_memory.Row tuples."""
-
-    async def get(self, id_: int) -> Sequence[Any] | None: ...
-    async def put_many(self, rows: Sequence[Sequence[Any]]) -> None: ...
-    async def ids(self, now: float) -> list[int]: ...
-    async def purge(
-        self, *, key: str | None = None, model: str | None = None, tenants: Collection[str] | None = None
-    ) -> int: ...
-    async def sweep(self, now: float, max_bytes: int) -> int: ...
-    async def totals(self, now: float) -> tuple[int, int]: ...
-    async def close(self) -> None: ...
-
-
-class SharedTier(Protocol):
-    """A tier shared by every process (Redis: shared/redis_cache.py), between memory and disk.
-    Values are packed entries; the tier may carry the request's pending limit check along."""
-
-    def may_hold(self, id_: int) -> bool: ...  # False: it certainly lacks the entry, the read is skipped
-    async def get(self, key: str, ctx: RequestContext) -> bytes | None: ...
-    def put(self, key: str, id_: int, blob: bytes, ttl_s: float) -> None: ...
-    async def purge(self, match: Callable[[str, bytes], bool] | None) -> int: ...
-    def stats(self) -> dict[str, Any]: ...
-
-
-def disk_tier(settings: CacheSettings, shared: object | None) -> bool:
-    """Whether answers also go to the disk (SQLite): as `persist` says, else only without a shared
-    tier (Redis keeps the answers across restarts and processes then)."""
-    return settings.persist if settings.persist is not None else shared is None
 
 
 class CacheCounters(NamedTuple):

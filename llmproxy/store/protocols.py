@@ -5,7 +5,7 @@ SQLite classes (the embedded default) and the PostgreSQL ones (several processes
                  the usage log, its roll-up and its reports
     KeysStore    store/keys_sql.KeysDB, store/pg_keys.PostgresKeysStore
                  keys, users, provider credentials, the audit log
-    CacheBackend cache.py (SQLiteCacheStore in store/cache_sql.py)   the response cache's disk tier
+    CacheBackend cache_tiers.py (SQLiteCacheStore in store/cache_sql.py)   the response cache's disk tier
     RegistryHistory store/pg_registry.PostgresRegistryHistory
                  the deployment's published registry versions (one process: the files are the history)
     ResponsesStore store/responses_sql.SQLiteResponsesStore, store/pg_responses.PostgresResponsesStore

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmproxy.config import CacheKeySettings, CacheSettings, ConfigError, load_settings
-from llmproxy.cache import disk_tier
+from llmproxy.cache_tiers import disk_tier
 
 
 def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> CacheSettings:

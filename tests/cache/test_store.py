@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from llmproxy.cache import DRAIN_S, ResponseCache, disk_tier
+from llmproxy.cache import DRAIN_S, ResponseCache
+from llmproxy.cache_tiers import disk_tier
 from llmproxy.cache_memory import ENTRY_OVERHEAD, QUEUED_OVERHEAD
 from llmproxy.config import CacheKeySettings, CacheSettings
 from llmproxy.context import Principal, RequestContext
