@@ -327,7 +327,8 @@ class ResponseCache:
             if principal is not last or not tenant:
                 last = principal
                 tenant = self._tenant(last)
-            # The row the disk stores is made once; the memory tier packs it, the write queue keeps it.
+            # The row the disk stores is made once; the write queue keeps it, the memory tier (when it
+            # keeps the answer) packs it.
             row = (id_, key, tenant, requested, served, provider, now, now + ttl_s, cost, len(answer), answer)
             self.stores += 1
             if self.shared is not None:

@@ -302,6 +302,7 @@ _size = itemgetter(9)
 
 
 def _start_generation(db: sqlite3.Connection, generation: int) -> int:
+    # The columns of migration 2's table, which migration 3 made the first generation.
     table = _table(generation)
     db.execute(
         f"CREATE TABLE {table} (seq INTEGER PRIMARY KEY, id INTEGER NOT NULL, key TEXT NOT NULL,"
