@@ -31,7 +31,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Collection, Mapping
 from typing import Any, NamedTuple
 
 import orjson
@@ -147,8 +147,15 @@ class ResponseCache:
     # --- the stage ---
 
     async def lookup(self, ctx: RequestContext) -> Entry | None:
-        """The cache stage: the entry that answers this request, or None. Sets ctx.cache_status and,
-        when the answer may be stored afterwards, ctx.cache_key and ctx.cache_ttl_s."""
+        """The cache stage awaited whole: the entry that answers this request, or None."""
+        found = self.check(ctx)
+        return found if found is None or isinstance(found, Entry) else await found
+
+    def check(self, ctx: RequestContext) -> Entry | Awaitable[Entry | None] | None:
+        """The cache stage: the entry that answers this request, None, or, when only a slower tier
+        (Redis, the disk) may hold it, the read to await. Most requests are decided here, with no
+        coroutine. Sets ctx.cache_status and, when the answer may be stored afterwards,
+        ctx.cache_key and ctx.cache_ttl_s."""
         s = self.settings
         principal = ctx.principal
         key_id = principal.key_id if principal is not None else None
@@ -212,38 +219,56 @@ class ResponseCache:
         key, id_ = request_key(tenant if ctx.endpoint == CHAT else ctx.endpoint + tenant, body)
         ctx.cache_key, ctx.cache_id, ctx.cache_ttl_s = key, id_, ttl
         ctx.cache_status = "miss"
-        ctx.response_headers["x-llmproxy-cache-key"] = key
-        entry = None
-        if not no_cache:
-            now = time.time()
+        if no_cache:
+            self.misses += 1
+            return None
+        now = time.time()
+        entry = self.memory.get(key, now)
+        if entry is None and key in self._incoming_keys:  # answered a moment ago, not yet stored
+            self._drain()
             entry = self.memory.get(key, now)
-            if entry is None and key in self._incoming_keys:  # answered a moment ago, not yet stored
-                self._drain()
-                entry = self.memory.get(key, now)
-            if entry is None:
-                entry = self._unwritten_entry(key, now)
-            if entry is None and self.shared is not None and self.shared.may_hold(id_):
-                blob = await self.shared.get(key, ctx)
-                if blob is not None:
-                    entry = unpack_entry(key, blob)
-                    if entry.expires > now:
-                        self.memory.put(entry)  # the next identical request here is served from memory
-                    else:
-                        entry = None
-            if entry is None and id_ in self._on_disk:
-                entry = await self._read(key, id_, now)
-            if entry is not None and max_age is not None and now - entry.created > max_age:
-                entry = None  # older than the caller accepts
+        if entry is None:
+            row = self._unwritten.get(key)
+            if row is not None and row[7] > now:  # asked again while it waits for the disk: memory keeps it
+                self.memory.put_row(row)
+                entry = Entry.of_row(row)
+        if entry is None:
+            if (self.shared is not None and self.shared.may_hold(id_)) or id_ in self._on_disk:
+                return self._read(ctx, key, id_, now, max_age)
+            self.misses += 1
+            return None
+        return self._hit(ctx, key, entry, max_age, now)
+
+    async def _read(self, ctx: RequestContext, key: str, id_: int, now: float, max_age: float | None) -> Entry | None:
+        """A request that memory cannot answer, from the tiers that may hold it: Redis, then the disk."""
+        entry = None
+        if self.shared is not None and self.shared.may_hold(id_):
+            blob = await self.shared.get(key, ctx)
+            if blob is not None:
+                entry = unpack_entry(key, blob)
+                if entry.expires > now:
+                    self.memory.put(entry)  # the next identical request here is served from memory
+                else:
+                    entry = None
+        if entry is None and id_ in self._on_disk:
+            entry = await self._read_disk(key, id_, now)
         if entry is None:
             self.misses += 1
             return None
+        return self._hit(ctx, key, entry, max_age, now)
+
+    def _hit(self, ctx: RequestContext, key: str, entry: Entry, max_age: float | None, now: float) -> Entry | None:
+        if max_age is not None and now - entry.created > max_age:
+            self.misses += 1  # older than the caller accepts
+            return None
         self.hits += 1
         self.bytes_served += len(entry.body)
+        headers = ctx.response_headers
+        headers["x-llmproxy-cache-key"] = key
         ctx.cache_status, ctx.cache_key = "hit", None
         ctx.cost_usd, ctx.saved_usd = 0.0, entry.cost_usd
         if entry.cost_usd:
             self.saved_usd += entry.cost_usd
-        headers = ctx.response_headers
         headers["age"] = str(int(time.time() - entry.created))
         ctx.served_model, ctx.served_provider = entry.served_model, entry.provider
         if entry.served_model:
@@ -498,7 +523,7 @@ class ResponseCache:
             return f"key:{principal.key_id}{limited}"
         return (f"user:{principal.user}" if principal.user else principal.kind) + limited
 
-    async def _read(self, key: str, id_: int, now: float) -> Entry | None:
+    async def _read_disk(self, key: str, id_: int, now: float) -> Entry | None:
         assert self._backend is not None
         try:
             row = await asyncio.wait_for(self._backend.get(id_), DB_READ_TIMEOUT_S)
@@ -517,14 +542,6 @@ class ResponseCache:
         self.memory.put(entry)
         self.disk_hits += 1
         return entry
-
-    def _unwritten_entry(self, key: str, now: float) -> Entry | None:
-        """A stored answer asked for again while it waits for the disk: kept in memory from now on."""
-        row = self._unwritten.get(key)
-        if row is None or row[7] <= now:
-            return None
-        self.memory.put_row(row)
-        return Entry.of_row(row)
 
     async def _run(self) -> None:
         next_sweep = time.monotonic() + SWEEP_INTERVAL_S

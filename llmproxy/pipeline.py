@@ -18,6 +18,7 @@ import orjson
 
 from . import cascade
 from .cache import ResponseCache
+from .cache_memory import Entry
 from .classifier import Classifier
 from .classifier.stage import classify
 from .config import Settings
@@ -121,7 +122,8 @@ async def through_door(
         if reading is not None:
             await reading
         gw.auth.authorize_model(ctx, gw.registry)
-        hit = await gw.cache.lookup(ctx)
+        found = gw.cache.check(ctx)
+        hit = found if found is None or isinstance(found, Entry) else await found  # a slower tier's read
         if ctx.admission is not None:
             await gw.limits.confirm(ctx)
         if hit is not None:
@@ -244,6 +246,8 @@ def _headers(ctx: RequestContext, extra: dict[str, str] | None = None) -> Header
     """The response headers as ASGI pairs: the request id, what answered and at what cost, the
     stages' own (rate limits, cache), then the gateway's time so far."""
     headers = [(b"x-request-id", ctx.request_id.encode("latin-1")), (b"x-llmproxy-cache", _CACHE[ctx.cache_status])]
+    if ctx.cache_key is not None:  # its answer may be stored: the key a purge names it by (a hit's is below)
+        headers.append((b"x-llmproxy-cache-key", ctx.cache_key.encode()))
     if ctx.model is not None and ctx.provider is not None:
         headers.append((b"x-llmproxy-model", ctx.model.id.encode("latin-1", "replace")))
         headers.append((b"x-llmproxy-provider", ctx.provider.name.encode("latin-1", "replace")))
