@@ -10,7 +10,8 @@ visible to an ASGI app, which only hears of a request once its head is complete,
 first byte) to the end of its head, answered 408; `max_header_bytes` (plus the request line) of
 head, `max_headers` lines, answered 431. Both close the connection. The rest of the limits hold in
 the app for any server (guard.py). The same protocol also joins what a connection writes in one turn
-of the event loop (`_OneWritePerTurn`), so an answer leaves in one write.
+of the event loop (`_OneWritePerTurn`), so an answer leaves in one write, and keeps uvicorn's
+keep-alive rule with the heads' one sweeping timer instead of a timer per answer.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ class _HeadRefused(Exception):
 
 
 class _Heads:
-    """One server's connections whose request head is still arriving, and the one timer that checks
-    their deadlines, 4 times per timeout (a head may wait up to a quarter more). A timer per request
-    cost more than the rest of the protocol's checks together; the timer stops once no head is open."""
+    """One server's connections waiting for a request head (arriving, or kept alive after an
+    answer), and the one timer that checks their deadlines, 4 times per head timeout and at least
+    every second (a wait may last up to that much more). A timer per request cost more than the
+    rest of the protocol's checks together; the timer stops once no connection waits."""
 
     __slots__ = ("open", "_timer")
 
@@ -156,6 +158,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self.head_deadline = 0.0
         self._refusal: GatewayError | None = None
         self._discarding = False
+        self._kept_alive = False  # answered, waiting for the next request (timeout_keep_alive)
 
     @classmethod
     def configured(cls, settings: Settings) -> type[HeadLimitedProtocol]:
@@ -218,6 +221,24 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self.heads.open.pop(self, None)
         super().on_headers_complete()
 
+    def on_response_complete(self) -> None:
+        """uvicorn's steps after an answer (count it, read again, start a pipelined request), except
+        that a connection then waiting for its next request is closed by the heads' sweep after
+        timeout_keep_alive (up to a tick more) instead of by a timer armed for each answer and
+        cancelled by the next request (in place, wrk c=16: this step 2.8 -> 1.3 us, the next
+        request's cancel 0.5 -> 0.2 us)."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif not self._head_open:  # (the next head may have begun already: its own deadline holds)
+            self._kept_alive = True
+            self.head_deadline = time.monotonic() + self.timeout_keep_alive
+            self.heads.add(self)
+
     def send_400_response(self, msg: str) -> None:
         # uvicorn answers any parser error, ours included, through here.
         if self._refusal is not None:
@@ -226,12 +247,18 @@ class HeadLimitedProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
 
     def _start_head(self) -> None:
+        self._kept_alive = False
         self._head_open = True
         self._head_bytes = 0
         self.head_deadline = time.monotonic() + self.head_timeout_s
         self.heads.add(self)
 
     def head_expired(self) -> None:
+        if self._kept_alive:  # no next request within timeout_keep_alive: closed, as uvicorn does
+            self.heads.open.pop(self, None)
+            if not self.transport.is_closing():
+                self.transport.close()
+            return
         if not self._head_open or self.transport.is_closing():
             self.heads.open.pop(self, None)
             return

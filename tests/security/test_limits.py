@@ -107,6 +107,21 @@ def test_half_a_head_or_nothing_at_all_gets_408_then_the_connection_closes(serve
     assert httpx.get(gw.url + "/healthz").status_code == 200
 
 
+def test_a_kept_alive_connection_is_closed_once_idle_for_the_keep_alive_timeout(served: Callable[..., Served]) -> None:
+    gw = served(head_timeout_s=0.5)  # the heads' sweep runs every 0.125 s
+    gw.server.config.timeout_keep_alive = 1  # read by each new connection
+    ask = b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", gw.port)) as sock:
+        sock.settimeout(5)
+        for _ in range(3):  # each request within the timeout keeps the connection
+            sock.sendall(ask)
+            assert status_of(sock.recv(65536)) == 200
+            time.sleep(0.6)
+        answered = time.monotonic()
+        assert sock.recv(65536) == b""  # then closed by the gateway, with nothing more said
+        assert 0.3 < time.monotonic() - answered < 2.0
+
+
 @pytest.mark.parametrize("path", ["/admin/keys", "/v1/chat/completions"])
 def test_a_declared_body_that_never_comes_gets_408(served: Callable[..., Served], path: str) -> None:
     gw = served(read_timeout_s=0.5)
