@@ -9,7 +9,7 @@ of the ids the tier may hold answers that, and a read that is slow or fails is a
 
 What is cached: a request that asks for a deterministic answer (temperature 0, or a seed); every
 request when the caller asks (Cache-Control: max-age=N, x-llmproxy-cache: on) or the key's settings
-say so. Any other request is decided in a few dict look-ups, before a key is computed.
+say so (cache_rule.py). Any other request is decided in a few dict look-ups, before a key is computed.
 
 Storing is off the request's path: store() only queues the answer; a callback DRAIN_S later puts
 that while's answers in the disk queue together (a lookup for one of them does it at once). The
@@ -37,19 +37,17 @@ from typing import Any, NamedTuple
 import orjson
 
 from .cache_key import request_key
+from .cache_rule import decide
 from .cache_memory import QUEUED_OVERHEAD, Entry, MemoryLRU, Row, queued_size
 from .cache_memory import _pack as pack_row, _unpack as unpack_entry  # the shared tier stores the memory tier's form
 from .cache_replay import StreamCollector, assemble
 from .cache_tiers import CacheBackend, SharedTier
 from .config import CacheSettings
-from .context import CHAT, EMBEDDINGS, RequestContext
-from .errors import InvalidRequest
+from .context import CHAT, RequestContext
 from .idfilter import IdFilter, disk_index_bits
 
 log = logging.getLogger("llmproxy.cache")
 
-TTL_HEADER = "x-llmproxy-cache-ttl"
-SWITCH_HEADER = "x-llmproxy-cache"  # "on": cache this request whatever its temperature; "off": bypass
 DB_READ_TIMEOUT_S = 0.02  # past this a read from disk counts as a miss
 # Bigger batches cost less per row: the id index is a hash, so each batch dirties most of its leaf
 # pages once whatever its size (with 250,000 rows on disk, rows sorted by id: 11.7 us of CPU per
@@ -156,67 +154,18 @@ class ResponseCache:
         (Redis, the disk) may hold it, the read to await. Most requests are decided here, with no
         coroutine. Sets ctx.cache_status and, when the answer may be stored afterwards,
         ctx.cache_key and ctx.cache_ttl_s."""
-        s = self.settings
-        principal = ctx.principal
-        key_id = principal.key_id if principal is not None else None
-        policy = s.keys.get(key_id) if s.keys and key_id else None
-        if not (s.enabled if policy is None or policy.enabled is None else policy.enabled):
+        decision = decide(self.settings, ctx)
+        if decision is None:
             self._bypass(ctx)
             return None
-        body = ctx.body
-        headers = ctx.client_headers
-        asked = no_cache = False
-        max_age = None
-        if headers:
-            switch = headers.get(SWITCH_HEADER)
-            if switch is not None:
-                switch = switch.strip().lower()
-                if switch == "off":
-                    self._bypass(ctx)
-                    return None
-                if switch != "on":
-                    raise InvalidRequest(
-                        f"{SWITCH_HEADER} must be 'on' or 'off', not {switch[:40]!r}", param=SWITCH_HEADER
-                    )
-                asked = True
-            control = headers.get("cache-control")
-            if control:
-                control = control.lower()
-                if "no-store" in control:
-                    self._bypass(ctx)
-                    return None
-                no_cache = "no-cache" in control
-                max_age = _max_age(control)
-                asked = asked or max_age is not None
-        # Embeddings are deterministic: no temperature to wait for.
-        if (
-            not asked
-            and ctx.endpoint != EMBEDDINGS
-            and not (
-                s.temperature_above_zero
-                if policy is None or policy.temperature_above_zero is None
-                else policy.temperature_above_zero
-            )
-        ):
-            # Absent means the provider's default, which is 1 for OpenAI, Anthropic and Gemini.
-            if body.get("temperature") != 0 and body.get("seed") is None:
-                self._bypass(ctx)
-                return None
-        if body.get("logprobs") or "audio" in body:
-            self._bypass(ctx)  # a replayed stream could not reproduce them
-            return None
-        ttl = policy.ttl_s if policy is not None and policy.ttl_s is not None else s.ttl_s
-        if max_age is not None:
-            ttl = min(max_age, s.max_ttl_s)
-        wanted = headers.get(TTL_HEADER) if headers else None
-        if wanted is not None:
-            ttl = min(_ttl(wanted), s.max_ttl_s)
+        ttl, max_age, no_cache = decision
+        principal = ctx.principal
         last, tenant = self._last_tenant
         if principal is not last or not tenant:
             tenant = self._tenant(principal)
             self._last_tenant = (principal, tenant)
         # Another API's answer has another shape: its requests never share a key with chat's.
-        key, id_ = request_key(tenant if ctx.endpoint == CHAT else ctx.endpoint + tenant, body)
+        key, id_ = request_key(tenant if ctx.endpoint == CHAT else ctx.endpoint + tenant, ctx.body)
         ctx.cache_key, ctx.cache_id, ctx.cache_ttl_s = key, id_, ttl
         ctx.cache_status = "miss"
         if no_cache:
@@ -591,25 +540,3 @@ class ResponseCache:
         except Exception as exc:  # noqa: BLE001 - a failed sweep is retried on the next turn
             self.disk_errors += 1
             log.warning("cache: sweep failed: %s", exc)
-
-
-def _max_age(control: str) -> float | None:
-    """The seconds of a Cache-Control max-age directive (lower case), or None; a malformed one is
-    ignored, as HTTP caches do."""
-    at = control.find("max-age=")
-    if at < 0:
-        return None
-    digits = control[at + 8 :].split(",", 1)[0].strip().strip('"')
-    return float(digits) if digits.isdigit() else None
-
-
-def _ttl(value: str) -> float:
-    try:
-        ttl = float(value)
-    except ValueError:
-        ttl = -1.0
-    if not ttl >= 0:  # also NaN
-        raise InvalidRequest(
-            f"{TTL_HEADER} must be a number of seconds (0 or more), not {value[:40]!r}", param=TTL_HEADER
-        )
-    return ttl

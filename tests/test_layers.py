@@ -35,7 +35,7 @@ LAYERS: dict[str, dict[str, set[str]]] = {
     "stages": {
         "auth": {"auth"},
         "ratelimit": {"ratelimit", "ratelimit_shared"},
-        "cache": {"cache", "cache_key", "cache_memory", "cache_replay", "cache_tiers"},
+        "cache": {"cache", "cache_key", "cache_memory", "cache_replay", "cache_rule", "cache_tiers"},
         "classifier": {"classifier"},
         "router": {"router"},
         "providers": {"providers", "execute"},

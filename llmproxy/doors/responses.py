@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ..cache import SWITCH_HEADER
+from ..cache_rule import SWITCH_HEADER
 from ..config import ProviderSettings
 from ..context import ChatCompletion, ChatRequest, Principal, RequestContext
 from ..errors import GatewayError, InvalidRequest, NotFound
