@@ -104,9 +104,11 @@ Row = tuple[int, str, str, str, "str | None", "str | None", float, float, "float
 COLUMNS = "id, key, tenant, model, served_model, provider, created, expires, cost_usd, size, body"
 GENERATIONS = 32  # the disk budget over the size of one generation
 MIN_GENERATION_BYTES = 1 << 20
-# The cache writer's page cache: the newest generation's id index takes inserts at random pages,
-# which must stay in memory between batches (2 MiB holds the index of about 100,000 entries).
-# Filled only as the index grows.
+# The cache writer's page cache: the newest generation's id index takes a batch's inserts at random
+# pages, each revisited many times within the batch (2 MiB holds the index of about 100,000
+# entries). It does not carry them from one batch to the next: the usage writer commits to the same
+# file several times a second, and SQLite drops a connection's whole page cache when another one has
+# written (measured: a repeated scan re-read every page after another connection's one-row commit).
 WRITER_CACHE_KIB = 16 * 1024
 # The writer's prepared statements: each generation has its own INSERTs (one per power of two up to
 # ROWS_PER_INSERT, about 1.5 MiB of programs together), so the sqlite3 module's default of 128
