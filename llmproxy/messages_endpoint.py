@@ -65,23 +65,32 @@ async def messages_count_tokens(
     send: Send,
     disconnects: Disconnects,
 ) -> None:
-    """Counting is free and not a completion: authenticated, but neither rate-limited nor recorded."""
+    """Counting is free and not a completion: authenticated and counted against the key's requests
+    per minute (it may reach Anthropic on the gateway's key), but it reserves no tokens and is not
+    recorded as usage."""
     ctx, authorization, declared = _context(scope, new_id)
     headers = [(b"x-request-id", ctx.request_id.encode("latin-1"))]
     try:
         gw.auth.authenticate(ctx, authorization)
         raw = await read_body(receive, gw.settings.max_body_bytes, declared)
+        await pipeline.admit_alone(gw, ctx)
         answer = await count_tokens(gw, ctx, raw)
     except GatewayError as exc:
         status, body = error_body(exc)
-        await respond(send, status, headers, body)
+        await respond(send, status, headers + _pairs(exc.headers), body)
         return
     except Exception:  # noqa: BLE001 - a bug still answers in Anthropic's shape, without a trace
         pipeline.log.exception("unhandled error", extra={"request_id": ctx.request_id})
         status, body = error_body(GatewayError(f"internal error in the gateway (request id {ctx.request_id})"))
         await respond(send, status, headers, body)
         return
-    await respond(send, 200, headers, answer if answer else orjson.dumps({"input_tokens": 0}))
+    await respond(
+        send, 200, headers + _pairs(ctx.response_headers), answer if answer else orjson.dumps({"input_tokens": 0})
+    )
+
+
+def _pairs(headers: dict[str, str]) -> pipeline.Headers:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
 ROUTES = {"/v1/messages": messages, "/v1/messages/count_tokens": messages_count_tokens}

@@ -308,17 +308,19 @@ def _responses_paths() -> dict[str, Any]:
         "/v1/responses/{response_id}": {
             "get": _op(
                 "A stored response (the caller's own)",
-                {**_ok(_ref("Response")), **_errors(400, 401, 404)},
+                {**_ok(_ref("Response")), **_errors(400, 401, 404, 429)},
                 parameters=stored,
             ),
             "delete": _op(
-                "Delete a stored response", {**_ok(_ref("ResponseDeleted")), **_errors(401, 404)}, parameters=stored
+                "Delete a stored response",
+                {**_ok(_ref("ResponseDeleted")), **_errors(401, 404, 429)},
+                parameters=stored,
             ),
         },
         "/v1/responses/{response_id}/input_items": {
             "get": _op(
                 "The conversation a stored response answered",
-                {**_ok(LIST), **_errors(400, 401, 404)},
+                {**_ok(LIST), **_errors(400, 401, 404, 429)},
                 parameters=[
                     *stored,
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),

@@ -155,6 +155,20 @@ async def through_door(
     return Outcome(status, body=body, headers=_headers(ctx, failure.headers))
 
 
+async def admit_alone(gw: Gateway, ctx: RequestContext) -> None:
+    """The rate-limit stage for an authenticated request that asks no model for an answer (a stored
+    response read or deleted, a Messages request's tokens counted): it counts against the key's
+    requests per minute, reserves no tokens, and is refused like any other while the key is over
+    its budget or a limit. A refusal carries the stage's x-ratelimit-* headers along."""
+    try:
+        gw.limits.admit(ctx, 0)
+        if ctx.admission is not None:
+            await gw.limits.confirm(ctx)
+    except GatewayError as exc:
+        exc.headers = {**ctx.response_headers, **exc.headers}
+        raise
+
+
 async def _relay(
     gw: Gateway, ctx: RequestContext, stream: FallbackStream | cascade.HeldStream, request_bytes: int
 ) -> AsyncIterator[bytes]:

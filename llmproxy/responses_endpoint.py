@@ -44,35 +44,41 @@ async def create(
 ROUTES = {"/v1/responses": create, "/responses": create}
 
 
-async def _stored(request: Request) -> tuple[StoredResponse, str]:
-    """The caller's stored response named in the path, and the request id; 404 for anyone else's."""
+async def _stored(request: Request) -> tuple[StoredResponse, dict[str, str]]:
+    """The caller's stored response named in the path, and the response's headers (its request id,
+    the rate limits'); 404 for anyone else's. Each call counts against the key's requests per minute."""
     gw: pipeline.Gateway = request.app.state.gateway
     rid = client_request_id(request.headers.get("x-request-id")) or request.app.state.ids.new()
-    ctx = RequestContext(rid, {})
+    ctx = RequestContext(rid, {}, response_headers={"x-request-id": rid})
     gw.auth.authenticate(ctx, request.headers.get("authorization"))
+    await pipeline.admit_alone(gw, ctx)
     response_id = request.path_params["response_id"]
     record = await gw.responses.get(tenant(ctx.principal), response_id) if gw.responses is not None else None
     if record is None:
-        raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
-    return record, rid
+        raise NotFound(
+            f"Response with id '{response_id}' not found.", param="response_id", headers=ctx.response_headers
+        )
+    return record, ctx.response_headers
 
 
 async def retrieve(request: Request) -> Response:
-    record, rid = await _stored(request)
+    record, headers = await _stored(request)
     if request.query_params.get("stream") in ("true", "1"):
         raise InvalidRequest(
-            "streaming a stored response again is not served by this gateway; retrieve it whole", param="stream"
+            "streaming a stored response again is not served by this gateway; retrieve it whole",
+            param="stream",
+            headers=headers,
         )
-    return Response(rr.stored_whole(record.response), headers={"x-request-id": rid}, media_type=JSON)
+    return Response(rr.stored_whole(record.response), headers=headers, media_type=JSON)
 
 
 async def delete(request: Request) -> Response:
     gw: pipeline.Gateway = request.app.state.gateway
-    record, rid = await _stored(request)
+    record, headers = await _stored(request)
     assert gw.responses is not None  # _stored found the record there
     await gw.responses.delete(record.tenant, record.id)
     body = orjson.dumps({"id": record.id, "object": "response", "deleted": True})
-    return Response(body, headers={"x-request-id": rid}, media_type=JSON)
+    return Response(body, headers=headers, media_type=JSON)
 
 
 async def input_items(request: Request) -> Response:
@@ -83,7 +89,7 @@ async def input_items(request: Request) -> Response:
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise InvalidRequest(f"Invalid 'order': expected 'asc' or 'desc', got {order[:20]!r}", param="order")
-    record, rid = await _stored(request)
+    record, headers = await _stored(request)
     items: list[dict[str, Any]] = orjson.loads(record.items)
     if order == "desc":
         items.reverse()
@@ -94,7 +100,9 @@ async def input_items(request: Request) -> Response:
         position = next((i for i, item in enumerate(items) if item.get("id") == cursor), None)
         if position is None:
             raise InvalidRequest(
-                f"Invalid '{name}': no item with id {cursor[:80]!r} in this response's input", param=name
+                f"Invalid '{name}': no item with id {cursor[:80]!r} in this response's input",
+                param=name,
+                headers=headers,
             )
         items = items[position + 1 :] if name == "after" else items[:position]
     page = items[:limit]
@@ -105,7 +113,7 @@ async def input_items(request: Request) -> Response:
         "last_id": page[-1]["id"] if page else None,
         "has_more": len(items) > limit,
     }
-    return Response(orjson.dumps(body), headers={"x-request-id": rid}, media_type=JSON)
+    return Response(orjson.dumps(body), headers=headers, media_type=JSON)
 
 
 def _limit(value: str | None) -> int:

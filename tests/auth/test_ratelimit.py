@@ -16,7 +16,7 @@ from llmproxy.config import LimitSettings
 from llmproxy.context import Principal, RequestContext
 from llmproxy.errors import QuotaExceeded, RateLimited
 from llmproxy.ratelimit import Limiter, _duration
-from tests.auth.conftest import Gw
+from tests.auth.conftest import MASTER, Gw
 
 
 def make_key(gw: Gw, **fields: object) -> dict:
@@ -111,6 +111,42 @@ def test_budget_over_is_insufficient_quota_and_survives_a_restart(launch: Callab
     # raising the budget lets it through again, at once
     again.admin("PATCH", f"/admin/keys/{created['id']}", json={"budget_usd": 10.0})
     assert again.chat(key).status_code == 200
+
+
+def test_stored_responses_and_token_counts_count_against_the_keys_requests_per_minute(
+    launch: Callable[..., Gw],
+) -> None:
+    """Every request a key sends counts against its rpm, not only completions: a stored response read
+    or deleted, a Messages request's tokens counted (which may reach Anthropic on the gateway's key).
+    Past the limit each one is refused with the same 429 and headers as a completion."""
+    gw = launch()
+    key = make_key(gw, rpm=3)["key"]
+    auth = {"authorization": f"Bearer {key}"}
+    counting = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    assert gw.chat(key).status_code == 200
+    counted = httpx.post(gw.url + "/v1/messages/count_tokens", headers=auth, json=counting, timeout=30)
+    assert counted.status_code == 200 and counted.json()["input_tokens"] >= 1
+    assert counted.headers["x-ratelimit-remaining-requests"] == "1"
+    missing = httpx.get(gw.url + "/v1/responses/resp_none", headers={**auth, "x-request-id": "probe-1"}, timeout=30)
+    assert missing.status_code == 404  # an id that is not there counts too: probing is not free
+    assert missing.headers["x-ratelimit-remaining-requests"] == "0" and missing.headers["x-request-id"] == "probe-1"
+    refused = [
+        httpx.get(gw.url + "/v1/responses/resp_none", headers=auth, timeout=30),
+        httpx.get(gw.url + "/v1/responses/resp_none/input_items", headers=auth, timeout=30),
+        httpx.delete(gw.url + "/v1/responses/resp_none", headers=auth, timeout=30),
+        httpx.post(gw.url + "/v1/messages/count_tokens", headers=auth, json=counting, timeout=30),
+    ]
+    for r in refused:
+        assert r.status_code == 429, r.text
+        assert 1 <= int(r.headers["retry-after"]) <= 60
+        assert r.headers["x-ratelimit-limit-requests"] == "3" and r.headers["x-ratelimit-remaining-requests"] == "0"
+        assert r.headers["x-request-id"]
+    assert [r.json()["error"]["code"] for r in refused[:3]] == ["rate_limit_exceeded"] * 3  # OpenAI's shape
+    assert refused[3].json()["error"]["type"] == "rate_limit_error"  # Anthropic's shape on its door
+    assert gw.chat(key).status_code == 429  # the reads used the key's minute
+    # the operator's key is never limited
+    master = {"authorization": f"Bearer {MASTER}"}
+    assert httpx.get(gw.url + "/v1/responses/resp_none", headers=master, timeout=30).status_code == 404
 
 
 def test_limiter_window_slides_and_budget_periods_roll(monkeypatch: pytest.MonkeyPatch) -> None:

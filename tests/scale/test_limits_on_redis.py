@@ -21,6 +21,7 @@ from tests.auth.test_ratelimit import (  # noqa: F401 - collected again here, on
     test_budget_over_is_insufficient_quota_and_survives_a_restart,
     test_default_limits_apply_to_keys_without_their_own,
     test_headers_on_every_response_and_the_sdk_sees_a_rate_limit_error,
+    test_stored_responses_and_token_counts_count_against_the_keys_requests_per_minute,
     test_tpm_counts_the_estimate_first_and_the_real_usage_after,
 )
 from tests.conftest import base_settings
