@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import orjson
 
+from .background import lower_priority
 from .context import ChatCompletion, RequestContext
 from .store.records import UsageRow
 
@@ -119,6 +120,7 @@ class LineWriter:
         self._lines.append(line)
 
     def _run(self) -> None:
+        lower_priority()
         while not self._stop.wait(self._interval_s):
             self.flush()
         self.flush()

@@ -55,6 +55,7 @@ LAYERS: dict[str, dict[str, set[str]]] = {
     "basics": {
         "basics": {
             "errors",
+            "background",
             "config",
             "settings",
             "config_keys",
