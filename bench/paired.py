@@ -8,12 +8,12 @@ given at run time, aiohttp as its client) and the gateway (bench/serve_for_bench
 the cache off) both run on cpu 1; two wrk processes (cpu 0, with the fake upstream) load them at
 once, every request new. Each window reads both processes' CPU time from /proc and divides it by
 the requests each served; the floor's CPU per request over the gateway's stands for the ratio the
-reference bench's requests/s would show on a core of its own (but see c=64 below). Both pay for sharing the core (caches, more
-loop turns with fewer requests each), so their absolute figures run above cpu.py's; the ratio
-between them held within about 0.02 from window to window where cpu.py's swung by 0.1. Use it to
-tell two builds of the gateway apart. Against the floor it agrees with cpu.py at c=16, but at c=64
-sharing the core costs the floor more than the gateway (195-246 against 172-174 us a request
-alone), so its ratio there reads about 0.1 higher than the reference bench's.
+reference bench's requests/s would show on a core of its own (but see c=64 below). Both pay for
+sharing the core (caches, more loop turns with fewer requests each), so their absolute figures run
+above cpu.py's; the ratio between them held within about 0.02 from window to window where cpu.py's
+swung by 0.1. Use it to tell two builds of the gateway apart. Against the floor it agrees with
+cpu.py at c=16, but at c=64 sharing the core costs the floor more than the gateway (195-246 against
+172-174 us a request alone), so its ratio there reads about 0.1 higher than the reference bench's.
 
     .venv/bin/python bench/paired.py --floor PATH/minproxy.py               # defaults, c=16
     .venv/bin/python bench/paired.py --floor PATH/minproxy.py --cache off   # the cache off

@@ -6,8 +6,9 @@ lines) of up to tens of milliseconds of CPU. On a core they share with the event
 arriving during a burst waited for the scheduler to preempt the writer. At nice 10 the loop's
 thread wins the core as soon as it has something to do, and a writer still gets about a tenth of
 the core when both want it (they need a few percent). Measured at c=1 (wrk, every request new,
-the gateway on one core, four interleaved runs each): p99 1.19-1.64 ms instead of 1.91-2.36,
-p99.9 3.1-3.9 ms instead of 4.7-5.8; the median unchanged.
+the gateway on one core, four interleaved runs each): p99 1.04-1.42 ms instead of 1.71-2.18,
+p99.9 2.8-3.4 ms instead of 4.2-5.0; the median, the requests/s at c=16 and the CPU per request
+unchanged (docs/performance.md, step 35).
 """
 
 from __future__ import annotations
