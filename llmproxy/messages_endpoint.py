@@ -77,7 +77,7 @@ async def messages_count_tokens(
         answer = await count_tokens(gw, ctx, raw)
     except GatewayError as exc:
         status, body = error_body(exc)
-        await respond(send, status, headers + _pairs(exc.headers), body)
+        await respond(send, status, headers + pipeline.header_pairs(exc.headers), body)
         return
     except Exception:  # noqa: BLE001 - a bug still answers in Anthropic's shape, without a trace
         pipeline.log.exception("unhandled error", extra={"request_id": ctx.request_id})
@@ -85,12 +85,11 @@ async def messages_count_tokens(
         await respond(send, status, headers, body)
         return
     await respond(
-        send, 200, headers + _pairs(ctx.response_headers), answer if answer else orjson.dumps({"input_tokens": 0})
+        send,
+        200,
+        headers + pipeline.header_pairs(ctx.response_headers),
+        answer if answer else orjson.dumps({"input_tokens": 0}),
     )
-
-
-def _pairs(headers: dict[str, str]) -> pipeline.Headers:
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
 ROUTES = {"/v1/messages": messages, "/v1/messages/count_tokens": messages_count_tokens}

@@ -256,6 +256,11 @@ def record(gw: Gateway, ctx: RequestContext, completion: dict[str, Any] | None =
         gw.request_log.request(ctx, row, completion)
 
 
+def header_pairs(headers: dict[str, str]) -> Headers:
+    """Response headers as ASGI pairs."""
+    return [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in headers.items()]
+
+
 def _headers(ctx: RequestContext, extra: dict[str, str] | None = None) -> Headers:
     """The response headers as ASGI pairs: the request id, what answered and at what cost, the
     stages' own (rate limits, cache), then the gateway's time so far."""
@@ -273,7 +278,7 @@ def _headers(ctx: RequestContext, extra: dict[str, str] | None = None) -> Header
         headers.append((b"x-llmproxy-cost-usd", b"%.8f" % ctx.cost_usd))
     for more in (ctx.response_headers, extra):
         if more:
-            headers += [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in more.items()]
+            headers += header_pairs(more)
     headers.append((b"x-llmproxy-overhead-ms", b"%.3f" % ctx.overhead_ms()))
     return headers
 
