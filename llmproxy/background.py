@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 BACKGROUND_NICE = 10
 
@@ -30,3 +31,8 @@ def lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), BACKGROUND_NICE))
     except OSError:
         pass
+
+
+def writer_thread(name: str) -> ThreadPoolExecutor:
+    """A thread of its own for a writer's batches (the SQLite writers), at the background priority."""
+    return ThreadPoolExecutor(1, thread_name_prefix=name, initializer=lower_priority)

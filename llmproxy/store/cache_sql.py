@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..background import lower_priority
+from ..background import writer_thread
 from ..idfilter import entry_id
 
 T = TypeVar("T")
@@ -167,7 +167,7 @@ class SQLiteCacheStore:
         reader = await aiosqlite.connect(path, timeout=0.05)
         # The reader must never queue behind a lock for long: a slow read is only a miss.
         await reader.execute("PRAGMA busy_timeout=50")
-        thread = ThreadPoolExecutor(1, thread_name_prefix="llmproxy-cache-writer", initializer=lower_priority)
+        thread = writer_thread("llmproxy-cache-writer")
         writer = await asyncio.get_running_loop().run_in_executor(
             thread, connect_writer, path, WRITER_CACHE_KIB, WRITER_STATEMENTS
         )

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..background import lower_priority
+from ..background import writer_thread
 from .cache_sql import connect_writer, transaction
 from .records import StoredResponse
 
@@ -72,7 +72,7 @@ class SQLiteResponsesStore:
         """On a database whose migrations have run (SQLiteStore.open)."""
         db = await aiosqlite.connect(path, timeout=5.0)
         await db.execute("PRAGMA busy_timeout=5000")
-        thread = ThreadPoolExecutor(1, thread_name_prefix="llmproxy-responses-writer", initializer=lower_priority)
+        thread = writer_thread("llmproxy-responses-writer")
         writer = await asyncio.get_running_loop().run_in_executor(thread, connect_writer, path)
         return cls(db, writer, thread)
 
