@@ -14,6 +14,7 @@ the process counts: the event loop and the writers), then off, and the counts ar
     .venv/bin/python bench/instructions.py --cache off --same      # cache off, one repeated body
     .venv/bin/python bench/instructions.py --floor PATH/minproxy.py  # the reference bench's floor
     .venv/bin/python bench/instructions.py --keep                  # keep the profile: callgrind_annotate FILE
+    .venv/bin/python bench/instructions.py --threads               # and each thread's share
 
 Needs Linux, valgrind and wrk. Under callgrind the gateway serves about 100 requests a second.
 """
@@ -49,6 +50,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="the counted wrk run")
     ap.add_argument("--floor", type=Path, help="the reference bench's minproxy.py, counted instead of the gateway")
     ap.add_argument("--keep", action="store_true", help="keep the callgrind profile and print its path")
+    ap.add_argument(
+        "--threads",
+        action="store_true",
+        help="also count each thread apart (valgrind's --separate-threads): the event loop is thread 1",
+    )
     ap.add_argument("--upstream-port", type=int, default=18381)
     ap.add_argument("--gateway-port", type=int, default=18382)
     args = ap.parse_args()
@@ -62,7 +68,8 @@ def main() -> None:
     python = work / "python-under-callgrind"
     python.write_text(
         "#!/bin/sh\n"
-        f'exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file={profile} {sys.executable} "$@"\n'
+        f"exec valgrind --tool=callgrind --instr-atstart=no {'--separate-threads=yes ' if args.threads else ''}"
+        f'--callgrind-out-file={profile} {sys.executable} "$@"\n'
     )
     python.chmod(0o755)
     up = subprocess.Popen(["taskset", "-c", "0", *upstream_command(args.upstream_port)])
@@ -94,16 +101,25 @@ def main() -> None:
         subprocess.run([*control, "off", str(gw.pid)], check=True, capture_output=True)
         subprocess.run(["callgrind_control", "-d", str(gw.pid)], check=True, capture_output=True)
         time.sleep(1)
+        # One file per dump, or with --threads one per dump and thread: callgrind.out.<dump>-<thread>.
         dumps = sorted(work.glob("callgrind.out.*"))
         if not dumps:
             raise SystemExit("callgrind wrote no profile")
+        last = dumps[-1].name.removeprefix("callgrind.out.").partition("-")[0]
+        counted = {
+            path: totals(path) for path in dumps if path.name.removeprefix("callgrind.out.").partition("-")[0] == last
+        }
         what = "the floor (minproxy.py)" if args.floor is not None else f"cache {args.cache}"
         print(
             f"{what}, {'every request new' if unique else 'one body'}, c={args.concurrency}: "
-            f"{requests} requests, errors {errors}: {totals(dumps[-1]) / requests:,.0f} instructions per request"
+            f"{requests} requests, errors {errors}: {sum(counted.values()) / requests:,.0f} instructions per request"
         )
+        if args.threads:
+            for path, count in counted.items():
+                if count:
+                    print(f"  thread {int(path.name.rpartition('-')[2])}: {count / requests:,.0f}")
         if args.keep:
-            print(f"profile: {dumps[-1]}")
+            print("profile: " + " ".join(map(str, counted)))
     finally:
         stop(gw, up, timeout=60)  # valgrind takes a while to write its profile and end
         if not args.keep:
