@@ -18,6 +18,10 @@ with nothing else to do.
 
 The request is the reference bench's (188 bytes, temperature 0: cacheable by the default rule).
 Needs Linux and wrk; the gateway gets cpu 1, the upstream and wrk cpu 0.
+
+bench/overhead.py's upstream is Python and shares cpu 0 with wrk: on a fast core it sets the pace
+(the floor then serves at about half its core), which is fine for CPU per request but not for
+requests/s. `--upstream` with the reference bench's nginx keeps the measured process busy.
 """
 
 from __future__ import annotations
