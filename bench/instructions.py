@@ -42,6 +42,12 @@ def totals(profile: Path) -> int:
     raise SystemExit(f"{profile} has no totals line")
 
 
+def dump_number(path: Path) -> str:
+    """The dump a profile file belongs to: callgrind.out.<dump>, or with --threads one file per
+    thread, callgrind.out.<dump>-<thread>."""
+    return path.name.removeprefix("callgrind.out.").partition("-")[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", choices=("on", "off"), default="on")
@@ -101,14 +107,11 @@ def main() -> None:
         subprocess.run([*control, "off", str(gw.pid)], check=True, capture_output=True)
         subprocess.run(["callgrind_control", "-d", str(gw.pid)], check=True, capture_output=True)
         time.sleep(1)
-        # One file per dump, or with --threads one per dump and thread: callgrind.out.<dump>-<thread>.
         dumps = sorted(work.glob("callgrind.out.*"))
         if not dumps:
             raise SystemExit("callgrind wrote no profile")
-        last = dumps[-1].name.removeprefix("callgrind.out.").partition("-")[0]
-        counted = {
-            path: totals(path) for path in dumps if path.name.removeprefix("callgrind.out.").partition("-")[0] == last
-        }
+        last = dump_number(dumps[-1])
+        counted = {path: totals(path) for path in dumps if dump_number(path) == last}
         what = "the floor (minproxy.py)" if args.floor is not None else f"cache {args.cache}"
         print(
             f"{what}, {'every request new' if unique else 'one body'}, c={args.concurrency}: "
