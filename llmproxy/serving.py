@@ -27,6 +27,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from .config import Settings
 from .errors import GatewayError, HeadersTooLarge, RequestTimeout
 from .guard import Guard
+from .response_head import install as install_one_pass_head
 
 MAX_REQUEST_LINE = 8192  # the method, path and query; more is a 431 as well
 LINGER_S = 2.0  # after a refusal, how long the rest of what the client sends is read and dropped
@@ -292,6 +293,7 @@ def uvicorn_config(app: Any, settings: Settings, *, loop: str = "auto") -> uvico
     size rules, so a guard in front of the app need not count them again."""
     if isinstance(app, Guard):
         app.heads_bounded = True
+    install_one_pass_head()
     # proxy_headers=False: X-Forwarded-* would let any caller choose the address the gateway sees
     # (and its per-address login limits), and parsing them is work on every request.
     return uvicorn.Config(

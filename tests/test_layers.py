@@ -24,6 +24,7 @@ LAYERS: dict[str, dict[str, set[str]]] = {
             "ui",
             "guard",
             "serving",
+            "response_head",
             "openapi",
             "openapi_schemas",
             "messages_endpoint",

@@ -1,0 +1,114 @@
+"""A response's status line and headers, written by uvicorn's httptools cycle in one pass.
+
+uvicorn checks every response header on its way out with two regular expressions (name and value)
+inside a Python loop: about 7,600 instructions a header on the event loop (bench/instructions.py,
+three extra headers against none), some 60,000 a request for the nine a gateway answer carries. The
+checks matter (a value with a line break would split the head), but the names are nearly always the
+same dozen, and the values can be checked all at once. `OnePassCycle.send` writes the head of an
+ordinary response itself:
+- a name is checked once, by uvicorn's own rule, and remembered (up to MAX_NAMES of them);
+- the values are checked together: the head, joined, may hold no control character but the line
+  ends, so deleting them all must remove exactly two bytes a line;
+- `content-length` is read as uvicorn reads it, and a head without it (a stream) is sent chunked,
+  as uvicorn sends it.
+Anything else (a `connection` or `transfer-encoding` header from the app, an upper-case or invalid
+name, a control character in a value, a second `content-length`, an HTTP/1.0 or closing
+connection, paused writes, an access log) goes to uvicorn's own `send`, which writes, or refuses,
+exactly as it always has. tests/unit/test_response_head.py holds the two to the same bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn.protocols.http import httptools_impl
+
+MAX_NAMES = 1024  # header names remembered; past it a new name is checked again each time
+# What uvicorn refuses in a header value: any control character but the tab.
+_CONTROL = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
+_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+_PLAIN, _LENGTH, _OTHER = 0, 1, 2  # what a name is to the one-pass writer
+
+
+class _Names(dict[bytes, int]):
+    """Header names by what they are: plain (valid, lower case, written as they are), the
+    content-length, or anything uvicorn's own send must handle."""
+
+    def __missing__(self, name: bytes) -> int:
+        if httptools_impl.HEADER_RE.search(name) or name.lower() != name:
+            kind = _OTHER
+        elif name in _FRAMING:
+            kind = _LENGTH if name == b"content-length" else _OTHER
+        else:
+            kind = _PLAIN
+        if len(self) < MAX_NAMES:
+            self[name] = kind
+        return kind
+
+
+_names = _Names()
+
+
+class OnePassCycle(httptools_impl.RequestResponseCycle):
+    """uvicorn's request-response cycle, with the response head of an ordinary answer written in
+    one pass (the module docstring says which and how)."""
+
+    async def send(self, message: Any) -> None:
+        if (
+            self.response_started
+            or message["type"] != "http.response.start"
+            or self.disconnected
+            or self.flow.write_paused
+            or self.access_log
+            or not self.keep_alive
+        ):
+            return await super().send(message)
+        head = self._head(message)
+        if head is None:
+            return await super().send(message)  # which writes it, or refuses it, as uvicorn does
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        self.transport.write(head)
+
+    def _head(self, message: Any) -> bytes | None:
+        """The head as uvicorn would write it, its framing noted on the cycle; None when uvicorn's
+        own send must handle it (nothing noted then)."""
+        status = message["status"]
+        status_line = httptools_impl.STATUS_LINE.get(status)
+        if status_line is None:
+            return None
+        lines = [status_line]
+        length = None
+        names = _names
+        try:
+            for name, value in (*self.default_headers, *message.get("headers", ())):
+                kind = names[name]
+                if kind:
+                    if kind is not _LENGTH or length is not None:
+                        return None
+                    length = int(value)
+                lines += (name, b": ", value, b"\r\n")
+        except (TypeError, ValueError):  # not pairs of bytes, or a content-length that is no number
+            return None
+        crlf = len(lines) // 2 + 4  # two bytes for the status line, each header and the blank line
+        chunked = length is None and self.scope["method"] != "HEAD" and status not in (204, 304)
+        if chunked:
+            lines.append(b"transfer-encoding: chunked\r\n")
+            crlf += 2
+        lines.append(b"\r\n")
+        head = b"".join(lines)
+        # Line ends are the only control characters a valid head holds (names were checked apart).
+        if len(head) - len(head.translate(None, _CONTROL)) != crlf:
+            return None
+        if length is not None:
+            self.expected_content_length = length
+            self.chunked_encoding = False
+        elif chunked:
+            self.chunked_encoding = True
+        return head
+
+
+def install() -> None:
+    """Make uvicorn's httptools protocol start each request's cycle as a OnePassCycle (it names
+    the class at module level when a request's head is complete). Idempotent."""
+    httptools_impl.RequestResponseCycle = OnePassCycle  # type: ignore[misc]

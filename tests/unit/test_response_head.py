@@ -1,0 +1,145 @@
+"""The one-pass response head (llmproxy/response_head.py) writes what uvicorn's own cycle writes,
+byte for byte, notes the same framing, and refuses what it refuses: each case is sent through both
+cycles and the two are compared."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from uvicorn.protocols.http import httptools_impl
+from uvicorn.protocols.http.flow_control import FlowControl
+
+from llmproxy.response_head import OnePassCycle, install
+
+UVICORNS_OWN = OnePassCycle.__bases__[0]  # what httptools_impl named before install()
+
+DATE = [(b"date", b"Sun, 06 Dec 2026 07:29:21 GMT")]
+GATEWAY = [
+    (b"content-type", b"application/json"),
+    (b"content-length", b"401"),
+    (b"x-request-id", b"486fcd08baee0000000001"),
+    (b"x-llmproxy-cache", b"miss"),
+    (b"x-llmproxy-cache-key", b"8242cc027cf7ba1258d6a2f7714bccc4"),
+    (b"x-llmproxy-model", b"bench/fake-model"),
+    (b"x-llmproxy-provider", b"bench"),
+    (b"x-llmproxy-overhead-ms", b"0.358"),
+]
+STREAM = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-request-id", b"abc")]
+HEADER_LISTS: dict[str, list[Any]] = {
+    "gateway answer": GATEWAY,
+    "stream (no length)": STREAM,
+    "no headers": [],
+    "tab in a value": [(b"x-note", b"a\tb"), (b"content-length", b"0")],
+    "lists, not tuples": [[b"content-length", b"2"], [b"x-a", b"b"]],
+    "app's transfer-encoding": [(b"transfer-encoding", b"chunked")],
+    "app's connection close": [(b"connection", b"close"), (b"content-length", b"2")],
+    "upper-case name": [(b"X-Custom", b"1"), (b"content-length", b"2")],
+    "two lengths": [(b"content-length", b"2"), (b"content-length", b"3")],
+    "empty value": [(b"x-empty", b""), (b"content-length", b"2")],
+    "latin-1 value": [(b"x-model", "caf\u00e9".encode("latin-1")), (b"content-length", b"2")],
+}
+REFUSED: dict[str, list[Any]] = {
+    "line break in a value": [(b"x-evil", b"a\r\nset-cookie: x=1")],
+    "control character in a value": [(b"x-evil", b"a\x01b")],
+    "delete in a value": [(b"x-evil", b"a\x7f")],
+    "space in a name": [(b"x evil", b"1")],
+    "colon in a name": [(b"x:evil", b"1")],
+    "length not a number": [(b"content-length", b"ten")],
+    "length empty": [(b"content-length", b"")],
+}
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def cycle(cls: type, method: str = "POST", *, keep_alive: bool = True, access_log: bool = False) -> Any:
+    transport = Transport()
+    return cls(
+        scope={"type": "http", "method": method, "http_version": "1.1", "path": "/", "query_string": b""},
+        transport=transport,
+        flow=FlowControl(transport),  # type: ignore[arg-type]
+        logger=logging.getLogger("test.uvicorn"),
+        access_logger=logging.getLogger("test.uvicorn.access"),
+        access_log=access_log,
+        default_headers=list(DATE),
+        message_event=asyncio.Event(),
+        expect_100_continue=False,
+        keep_alive=keep_alive,
+        on_response=lambda: None,
+    )
+
+
+STATE = ("response_started", "chunked_encoding", "expected_content_length", "keep_alive", "waiting_for_100_continue")
+
+
+async def both(headers: list[Any], status: int = 200, method: str = "POST", **kwargs: Any) -> tuple[Any, Any]:
+    """The start message (and a body) through uvicorn's cycle and ours: what each wrote and noted,
+    or the error each raised."""
+    results = []
+    for cls in (UVICORNS_OWN, OnePassCycle):
+        c = cycle(cls, method, **kwargs)
+        try:
+            await c.send({"type": "http.response.start", "status": status, "headers": headers})
+            await c.send({"type": "http.response.body", "body": b"{}", "more_body": False})
+        except Exception as exc:  # noqa: BLE001 - compared, not handled
+            results.append(("raised", type(exc), str(exc), c.transport.written))
+            continue
+        results.append(("wrote", c.transport.written, [getattr(c, name) for name in STATE]))
+    return results[0], results[1]
+
+
+@pytest.mark.parametrize("name", HEADER_LISTS)
+@pytest.mark.parametrize("status", [200, 204, 304, 404, 101])
+@pytest.mark.parametrize("method", ["POST", "GET", "HEAD"])
+async def test_the_same_bytes_and_framing_as_uvicorn(name: str, status: int, method: str) -> None:
+    theirs, ours = await both(HEADER_LISTS[name], status, method)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("name", REFUSED)
+async def test_the_same_refusals_as_uvicorn(name: str) -> None:
+    theirs, ours = await both(REFUSED[name])
+    assert theirs[0] == "raised"
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("kwargs", [{"keep_alive": False}, {"access_log": True}])
+async def test_closing_connections_and_access_logs_are_uvicorns_to_write(kwargs: dict[str, Any]) -> None:
+    theirs, ours = await both(GATEWAY, **kwargs)
+    assert ours == theirs
+
+
+def test_a_gateway_answer_and_a_stream_are_written_in_one_pass() -> None:
+    # The fast path is taken, not just agreed with: _head returns the head (None hands it to uvicorn).
+    for headers in (GATEWAY, STREAM):
+        head = cycle(OnePassCycle)._head({"type": "http.response.start", "status": 200, "headers": headers})
+        assert head is not None and head.startswith(b"HTTP/1.1 200 OK\r\ndate: ")
+    refused = {"type": "http.response.start", "status": 200, "headers": REFUSED["line break in a value"]}
+    assert cycle(OnePassCycle)._head(refused) is None
+
+
+def test_install_makes_uvicorn_start_one_pass_cycles() -> None:
+    install()
+    install()
+    assert httptools_impl.RequestResponseCycle is OnePassCycle
+    assert UVICORNS_OWN.__module__ == httptools_impl.__name__
