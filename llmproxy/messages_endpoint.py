@@ -76,13 +76,14 @@ async def messages_count_tokens(
         await pipeline.admit_alone(gw, ctx)
         answer = await count_tokens(gw, ctx, raw)
     except GatewayError as exc:
+        # Once admitted, a refusal still says where the key stands (x-ratelimit-*), as the answer would.
         status, body = error_body(exc)
-        await respond(send, status, headers + pipeline.header_pairs(exc.headers), body)
+        await respond(send, status, headers + pipeline.header_pairs({**ctx.response_headers, **exc.headers}), body)
         return
     except Exception:  # noqa: BLE001 - a bug still answers in Anthropic's shape, without a trace
         pipeline.log.exception("unhandled error", extra={"request_id": ctx.request_id})
         status, body = error_body(GatewayError(f"internal error in the gateway (request id {ctx.request_id})"))
-        await respond(send, status, headers, body)
+        await respond(send, status, headers + pipeline.header_pairs(ctx.response_headers), body)
         return
     await respond(
         send,

@@ -149,6 +149,20 @@ def test_stored_responses_and_token_counts_count_against_the_keys_requests_per_m
     assert httpx.get(gw.url + "/v1/responses/resp_none", headers=master, timeout=30).status_code == 404
 
 
+def test_a_token_count_refused_after_admission_still_says_where_the_key_stands(launch: Callable[..., Gw]) -> None:
+    """A count_tokens request that passes the limits and then fails (here: a model the gateway does
+    not serve) carries the x-ratelimit-* headers its answer would have, as a failed completion does."""
+    gw = launch()
+    key = make_key(gw, rpm=5)["key"]
+    auth = {"authorization": f"Bearer {key}"}
+    unknown = {"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}
+    failed = httpx.post(gw.url + "/v1/messages/count_tokens", headers=auth, json=unknown, timeout=30)
+    assert failed.status_code == 404 and failed.json()["type"] == "error", failed.text
+    assert failed.headers["x-ratelimit-limit-requests"] == "5"
+    assert failed.headers["x-ratelimit-remaining-requests"] == "4"
+    assert failed.headers["x-request-id"]
+
+
 def test_limiter_window_slides_and_budget_periods_roll(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = SimpleNamespace(mono=1000.0, wall=1_800_000_000.0)
     monkeypatch.setattr("llmproxy.ratelimit.time.monotonic", lambda: clock.mono)
