@@ -19,7 +19,7 @@ UVICORNS_OWN = OnePassCycle.__bases__[0]  # what httptools_impl named before ins
 DATE = [(b"date", b"Sun, 06 Dec 2026 07:29:21 GMT")]
 GATEWAY = [
     (b"content-type", b"application/json"),
-    (b"content-length", b"401"),
+    (b"content-length", b"2"),  # the body sent below: {}
     (b"x-request-id", b"486fcd08baee0000000001"),
     (b"x-llmproxy-cache", b"miss"),
     (b"x-llmproxy-cache-key", b"8242cc027cf7ba1258d6a2f7714bccc4"),
@@ -32,7 +32,7 @@ HEADER_LISTS: dict[str, list[Any]] = {
     "gateway answer": GATEWAY,
     "stream (no length)": STREAM,
     "no headers": [],
-    "tab in a value": [(b"x-note", b"a\tb"), (b"content-length", b"0")],
+    "tab in a value": [(b"x-note", b"a\tb"), (b"content-length", b"2")],
     "lists, not tuples": [[b"content-length", b"2"], [b"x-a", b"b"]],
     "app's transfer-encoding": [(b"transfer-encoding", b"chunked")],
     "app's connection close": [(b"connection", b"close"), (b"content-length", b"2")],
@@ -61,6 +61,9 @@ class Transport:
 
     def is_closing(self) -> bool:
         return False
+
+    def close(self) -> None:  # after the body, when the connection does not stay open
+        self.written.append(b"<closed>")
 
     def pause_reading(self) -> None:
         pass
@@ -102,7 +105,7 @@ async def both(headers: list[Any], status: int = 200, method: str = "POST", **kw
             await c.send({"type": "http.response.start", "status": status, "headers": headers})
             await c.send({"type": "http.response.body", "body": b"{}", "more_body": False})
         except Exception as exc:  # noqa: BLE001 - compared, not handled
-            results.append(("raised", type(exc), str(exc), c.transport.written))
+            results.append(("raised", type(exc), str(exc), c.transport.written, [getattr(c, n) for n in STATE]))
             continue
         results.append(("wrote", c.transport.written, [getattr(c, name) for name in STATE]))
     return results[0], results[1]
