@@ -47,15 +47,18 @@ class GatewayApp:
         self.new_id: Callable[[], str] = app.state.ids.new
         self.disconnects = Disconnects()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: it hands back the handler's, so no frame of its own is passed
+        # through each time the request's task resumes (the edge guard awaits what it returns).
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-        elif scope["method"] == "POST" and scope["path"] in CHAT_PATHS:
-            await chat_completions(self.gateway, self.new_id, scope, receive, send, self.disconnects)
-        elif scope["method"] == "POST" and scope["path"] in self.doors:
-            await self.doors[scope["path"]](self.gateway, self.new_id, scope, receive, send, self.disconnects)
-        else:
-            await self.app(scope, receive, with_ids(send, scope, self.new_id))
+            return self.app(scope, receive, send)  # type: ignore[no-any-return]  # Starlette's
+        if scope["method"] == "POST":
+            if scope["path"] in CHAT_PATHS:
+                return chat_completions(self.gateway, self.new_id, scope, receive, send, self.disconnects)
+            door = self.doors.get(scope["path"])
+            if door is not None:
+                return door(self.gateway, self.new_id, scope, receive, send, self.disconnects)  # type: ignore[no-any-return]
+        return self.app(scope, receive, with_ids(send, scope, self.new_id))  # type: ignore[no-any-return]
 
 
 def with_ids(send: Send, scope: Scope, new_id: Callable[[], str]) -> Send:
@@ -98,16 +101,18 @@ def openai_context(scope: Scope, new_id: Callable[[], str]) -> tuple[RequestCont
     )
 
 
-async def chat_completions(
+def chat_completions(
     gw: pipeline.Gateway,
     new_id: Callable[[], str],
     scope: Scope,
     receive: Receive,
     send: Send,
     disconnects: Disconnects,
-) -> None:
+) -> Awaitable[None]:
+    """A front door's handler: the request head read now, then the answer's coroutine, handed back
+    to be awaited (a handler that awaited it would add a frame to every resume)."""
     ctx, authorization, declared = openai_context(scope, new_id)
-    await answer(gw, ctx, DOOR, authorization, declared, receive, send, disconnects)
+    return answer(gw, ctx, DOOR, authorization, declared, receive, send, disconnects)
 
 
 async def answer(

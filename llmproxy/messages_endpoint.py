@@ -8,7 +8,7 @@ Claude request costs the gateway what a chat request does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 
@@ -45,16 +45,16 @@ def _context(scope: Scope, new_id: Callable[[], str]) -> tuple[RequestContext, s
     return ctx, authorization, declared
 
 
-async def messages(
+def messages(
     gw: pipeline.Gateway,
     new_id: Callable[[], str],
     scope: Scope,
     receive: Receive,
     send: Send,
     disconnects: Disconnects,
-) -> None:
+) -> Awaitable[None]:
     ctx, authorization, declared = _context(scope, new_id)
-    await answer(gw, ctx, DOOR, authorization, declared, receive, send, disconnects)
+    return answer(gw, ctx, DOOR, authorization, declared, receive, send, disconnects)
 
 
 async def messages_count_tokens(

@@ -7,7 +7,7 @@ raw like chat so that an embeddings request costs the gateway what a chat reques
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from . import pipeline
 from .disconnects import Disconnects
@@ -16,17 +16,17 @@ from .doors.embeddings import DOOR as EMBEDDINGS
 from .endpoint import Receive, Scope, Send, answer, openai_context
 
 
-def _handler(door: pipeline.Door) -> Callable[..., object]:
-    async def handle(
+def _handler(door: pipeline.Door) -> Callable[..., Awaitable[None]]:
+    def handle(
         gw: pipeline.Gateway,
         new_id: Callable[[], str],
         scope: Scope,
         receive: Receive,
         send: Send,
         disconnects: Disconnects,
-    ) -> None:
+    ) -> Awaitable[None]:
         ctx, authorization, declared = openai_context(scope, new_id)
-        await answer(gw, ctx, door, authorization, declared, receive, send, disconnects)
+        return answer(gw, ctx, door, authorization, declared, receive, send, disconnects)
 
     return handle
 

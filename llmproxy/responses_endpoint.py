@@ -8,7 +8,7 @@ gets the same 404 as for an id that never existed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -29,16 +29,16 @@ JSON = "application/json"
 MAX_LIST = 100
 
 
-async def create(
+def create(
     gw: pipeline.Gateway,
     new_id: Callable[[], str],
     scope: Scope,
     receive: Receive,
     send: Send,
     disconnects: Disconnects,
-) -> None:
+) -> Awaitable[None]:
     ctx, authorization, declared = openai_context(scope, new_id)
-    await answer(gw, ctx, ResponsesDoor(gw.responses), authorization, declared, receive, send, disconnects)
+    return answer(gw, ctx, ResponsesDoor(gw.responses), authorization, declared, receive, send, disconnects)
 
 
 ROUTES = {"/v1/responses": create, "/responses": create}
