@@ -93,8 +93,13 @@ async def build_gateway(settings: Settings, writer: LineWriter | None = None) ->
         shared = await open_deployment(settings)  # Redis: None without a url
         if shared is not None:
             stack.push_async_callback(shared.close)
+        # DummyCookieJar: a provider's cookies (Cloudflare's, on the real APIs) are never kept, so
+        # one caller's request never carries what the provider set on another's.
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), auto_decompress=True, raise_for_status=False
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=True,
+            raise_for_status=False,
         )
         stack.push_async_callback(session.close)
         usage = UsageRecorder(

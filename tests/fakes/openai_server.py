@@ -10,7 +10,8 @@ The model name picks a behaviour, so a test reaches it through the gateway as `o
   error-first        a stream whose first event after the role chunk is an error event
   error-after-text   a stream that sends content, then an error event
   redirect           a 307 to /v1/redirect-target, which counts who follows it
-A last user message "please cut" makes any model's stream break off before its usage and [DONE].
+Every answer sets a cookie, as Cloudflare in front of the real API does (`__cf_bm`); the gateway
+must never send one back. A last user message "please cut" makes any model's stream break off before its usage and [DONE].
 With `tools` (and no tool result last, tool_choice not "none") the answer calls the first two tools
 (one when parallel_tool_calls is false, the named one when forced), arguments made from their
 schemas and streamed in small pieces; tool definitions and tool messages are checked as OpenAI does.
@@ -45,6 +46,10 @@ MODELS = {m["provider_model"] for m in orjson.loads(_REGISTRY.read_bytes())["mod
     "error-first",
     "error-after-text",
 }
+
+
+# What Cloudflare sets on the real API's answers (its bot-management cookie), abridged.
+_COOKIE = {"set-cookie": "__cf_bm=fake-bot-token; path=/; HttpOnly; SameSite=None"}
 
 
 @dataclass
@@ -143,7 +148,7 @@ def create_app(state: FakeState) -> Starlette:
             return Response(orjson.dumps(_completion(body, None, calls)), media_type="application/json")
         text = _reply(body)
         if body.get("stream"):
-            return StreamingResponse(_stream(state, body, text), media_type="text/event-stream")
+            return StreamingResponse(_stream(state, body, text), media_type="text/event-stream", headers=_COOKIE)
         completion = {
             "id": "chatcmpl-fake123",
             "object": "chat.completion",
@@ -172,7 +177,7 @@ def create_app(state: FakeState) -> Starlette:
             "service_tier": "default",
             "system_fingerprint": "fp_fake",
         }
-        return Response(orjson.dumps(completion), media_type="application/json")
+        return Response(orjson.dumps(completion), media_type="application/json", headers=_COOKIE)
 
     async def redirect_target(request: Request) -> Response:
         state.redirected += 1
