@@ -11,11 +11,14 @@ new: 771,000-772,000 -> 746,000):
 - the values are checked together: the head, joined, may hold no control character but the line
   ends, so deleting them all must remove exactly two bytes a line;
 - `content-length` is read as uvicorn reads it, and a head without it (a stream) is sent chunked,
-  as uvicorn sends it.
+  as uvicorn sends it;
+- the head of an answer with a length waits for its body, and when that comes whole the two are
+  written together and the response is completed as uvicorn completes it, without uvicorn's body
+  path (a write of its own and its checks).
 Anything else (a `connection` or `transfer-encoding` header from the app, an upper-case or invalid
 name, a control character in a value, a second `content-length`, an HTTP/1.0 or closing
-connection, paused writes, an access log) goes to uvicorn's own `send`, which writes, or refuses,
-exactly as it always has. tests/unit/test_response_head.py holds the two to the same bytes.
+connection, paused writes, an access log; a body in pieces, or not of the length announced) goes
+to uvicorn's own `send`, which writes, or refuses, exactly as it always has. tests/unit/test_response_head.py holds the two to the same bytes.
 """
 
 from __future__ import annotations
@@ -54,7 +57,17 @@ class OnePassCycle(httptools_impl.RequestResponseCycle):
     """uvicorn's request-response cycle, with the response head of an ordinary answer written in
     one pass (the module docstring says which and how)."""
 
+    _held: bytes | None = None  # the head of an answer with a length, until its body comes
+
     async def send(self, message: Any) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if self._whole(message, held):
+                return
+            if not self.disconnected:
+                self.transport.write(held)
+            return await super().send(message)
         if (
             self.response_started
             or message["type"] != "http.response.start"
@@ -69,7 +82,32 @@ class OnePassCycle(httptools_impl.RequestResponseCycle):
             return await super().send(message)  # which writes it, or refuses it, as uvicorn does
         self.response_started = True
         self.waiting_for_100_continue = False
-        self.transport.write(head)
+        if self.chunked_encoding is False and self.scope["method"] != "HEAD":
+            self._held = head  # its body follows at once: the two leave in one write
+        else:
+            self.transport.write(head)
+
+    def _whole(self, message: Any, head: bytes) -> bool:
+        """An answer's whole body after its held head: both written at once, and the response
+        completed as uvicorn completes it. False when uvicorn's own send must take it."""
+        if (
+            message["type"] != "http.response.body"
+            or message.get("more_body", False)
+            or self.disconnected
+            or self.flow.write_paused
+        ):
+            return False
+        body = message.get("body", b"")
+        if len(body) != self.expected_content_length:
+            return False  # uvicorn's send raises its error
+        self.expected_content_length = 0
+        self.transport.write(head + body)
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:  # the server began shutting down after the head was held
+            self.transport.close()
+        self.on_response()
+        return True
 
     def _head(self, message: Any) -> bytes | None:
         """The head as uvicorn would write it, its framing noted on the cycle; None when uvicorn's

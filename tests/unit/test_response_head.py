@@ -77,7 +77,8 @@ class Transport:
 
 def cycle(cls: type, method: str = "POST", *, keep_alive: bool = True, access_log: bool = False) -> Any:
     transport = Transport()
-    return cls(
+    completed: list[str] = []
+    c = cls(
         scope={"type": "http", "method": method, "http_version": "1.1", "path": "/", "query_string": b""},
         transport=transport,
         flow=FlowControl(transport),  # type: ignore[arg-type]
@@ -88,26 +89,53 @@ def cycle(cls: type, method: str = "POST", *, keep_alive: bool = True, access_lo
         message_event=asyncio.Event(),
         expect_100_continue=False,
         keep_alive=keep_alive,
-        on_response=lambda: None,
+        on_response=lambda: completed.append("on_response"),
     )
+    c.completed = completed
+    return c
 
 
-STATE = ("response_started", "chunked_encoding", "expected_content_length", "keep_alive", "waiting_for_100_continue")
+STATE = (
+    "response_started",
+    "chunked_encoding",
+    "expected_content_length",
+    "keep_alive",
+    "waiting_for_100_continue",
+    "response_complete",
+)
 
 
-async def both(headers: list[Any], status: int = 200, method: str = "POST", **kwargs: Any) -> tuple[Any, Any]:
-    """The start message (and a body) through uvicorn's cycle and ours: what each wrote and noted,
+def noted(c: Any) -> list[Any]:
+    """What a cycle wrote (the bytes, however many writes it took), noted, and told its protocol."""
+    return [b"".join(c.transport.written), [getattr(c, n) for n in STATE], c.message_event.is_set(), c.completed]
+
+
+BODY = [{"type": "http.response.body", "body": b"{}", "more_body": False}]
+
+
+async def both(
+    headers: list[Any],
+    status: int = 200,
+    method: str = "POST",
+    bodies: list[dict[str, Any]] = BODY,
+    shutdown_after_head: bool = False,
+    **kwargs: Any,
+) -> tuple[Any, Any]:
+    """The start message and its body through uvicorn's cycle and ours: what each wrote and noted,
     or the error each raised."""
     results = []
     for cls in (UVICORNS_OWN, OnePassCycle):
         c = cycle(cls, method, **kwargs)
         try:
             await c.send({"type": "http.response.start", "status": status, "headers": headers})
-            await c.send({"type": "http.response.body", "body": b"{}", "more_body": False})
+            if shutdown_after_head:
+                c.keep_alive = False  # what uvicorn's protocol does to its cycle as the server stops
+            for body in bodies:
+                await c.send(body)
         except Exception as exc:  # noqa: BLE001 - compared, not handled
-            results.append(("raised", type(exc), str(exc), c.transport.written, [getattr(c, n) for n in STATE]))
+            results.append(("raised", type(exc), str(exc), *noted(c)))
             continue
-        results.append(("wrote", c.transport.written, [getattr(c, name) for name in STATE]))
+        results.append(("wrote", *noted(c)))
     return results[0], results[1]
 
 
@@ -130,6 +158,39 @@ async def test_the_same_refusals_as_uvicorn(name: str) -> None:
 async def test_closing_connections_and_access_logs_are_uvicorns_to_write(kwargs: dict[str, Any]) -> None:
     theirs, ours = await both(GATEWAY, **kwargs)
     assert ours == theirs
+
+
+def piece(body: bytes, more: bool) -> dict[str, Any]:
+    return {"type": "http.response.body", "body": body, "more_body": more}
+
+
+BODIES = {
+    "in pieces": [piece(b"{", True), piece(b"}", False)],
+    "an empty last piece": [piece(b"{}", True), piece(b"", False)],
+    "shorter than its length": [piece(b"{", False)],
+    "longer than its length": [piece(b"{}}", False)],
+    "a start again": [{"type": "http.response.start", "status": 200, "headers": []}],
+}
+
+
+@pytest.mark.parametrize("name", BODIES)
+async def test_a_body_off_the_one_write_path_is_sent_as_uvicorn_sends_it(name: str) -> None:
+    theirs, ours = await both(GATEWAY, bodies=BODIES[name])
+    assert ours == theirs
+
+
+async def test_a_server_stopping_between_head_and_body_closes_after_the_answer() -> None:
+    theirs, ours = await both(GATEWAY, shutdown_after_head=True)
+    assert ours == theirs and ours[1].endswith(b"{}<closed>")
+
+
+async def test_an_answer_leaves_in_one_write_and_completes() -> None:
+    c = cycle(OnePassCycle)
+    await c.send({"type": "http.response.start", "status": 200, "headers": GATEWAY})
+    assert c.transport.written == []  # the head waits for its body
+    await c.send(BODY[0])
+    assert len(c.transport.written) == 1 and c.transport.written[0].endswith(b"\r\n\r\n{}")
+    assert c.response_complete and c.message_event.is_set() and c.completed == ["on_response"]
 
 
 def test_a_gateway_answer_and_a_stream_are_written_in_one_pass() -> None:
