@@ -18,7 +18,8 @@ new: 771,000-772,000 -> 746,000):
 Anything else (a `connection` or `transfer-encoding` header from the app, an upper-case or invalid
 name, a control character in a value, a second `content-length`, an HTTP/1.0 or closing
 connection, paused writes, an access log; a body in pieces, or not of the length announced) goes
-to uvicorn's own `send`, which writes, or refuses, exactly as it always has. tests/unit/test_response_head.py holds the two to the same bytes.
+to uvicorn's own `send`, which writes, or refuses, exactly as it always has.
+tests/unit/test_response_head.py holds the two to the same bytes.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class OnePassCycle(httptools_impl.RequestResponseCycle):
         self.response_started = True
         self.waiting_for_100_continue = False
         if self.chunked_encoding is False and self.scope["method"] != "HEAD":
-            self._held = head  # its body follows at once: the two leave in one write
+            self._held = head  # its body follows at once: the two go to the transport together
         else:
             self.transport.write(head)
 

@@ -11,7 +11,8 @@ The model name picks a behaviour, so a test reaches it through the gateway as `o
   error-after-text   a stream that sends content, then an error event
   redirect           a 307 to /v1/redirect-target, which counts who follows it
 Every answer sets a cookie, as Cloudflare in front of the real API does (`__cf_bm`); the gateway
-must never send one back. A last user message "please cut" makes any model's stream break off before its usage and [DONE].
+must never send one back.
+A last user message "please cut" makes any model's stream break off before its usage and [DONE].
 With `tools` (and no tool result last, tool_choice not "none") the answer calls the first two tools
 (one when parallel_tool_calls is false, the named one when forced), arguments made from their
 schemas and streamed in small pieces; tool definitions and tool messages are checked as OpenAI does.
