@@ -26,6 +26,13 @@ MIGRATIONS: dict[str, tuple[str, ...]] = {
     "responses": responses_sql.MIGRATIONS,
 }
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+# A new database's page size. The writers append rows in batches: with 16 KiB pages a batch takes a
+# quarter of the WAL frames and writes, and of the checkpoint's reads and writes (the cache writer:
+# 0.67 -> 0.17 writes and 0.30 -> 0.06 reads a stored row). On the reference bench, six pairs of
+# interleaved runs at c=16 gave 0.794-0.852 against 0.779-0.817 (medians 0.818 and 0.798), every
+# pair in its favour. An existing database keeps the page size it was made with (SQLite ignores the
+# setting once it holds a page).
+PAGE_SIZE = 16384
 log = logging.getLogger("llmproxy.store")
 
 
@@ -74,14 +81,16 @@ class SQLiteStore:
         return store
 
     async def _prepare_alone(self) -> None:
-        """The journal mode and the migrations, under an exclusive lock on a file beside the
-        database: workers started together on a new file (`serve --workers N`) would otherwise
-        race to switch it to WAL (one of them refused, "database is locked") and all find version
-        0 and run the same CREATE TABLEs; the first prepares, the others find nothing left to do."""
+        """A new file's page size, the journal mode and the migrations, under an exclusive lock on a
+        file beside the database: workers started together on a new file (`serve --workers N`)
+        would otherwise race to switch it to WAL (one of them refused, "database is locked") and
+        all find version 0 and run the same CREATE TABLEs; the first prepares, the others find
+        nothing left to do."""
         fd = os.open(self.path.with_name(self.path.name + ".migrate-lock"), os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
             await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
             await self.db.execute("PRAGMA busy_timeout=5000")
+            await self.db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # before WAL: a new file's first write
             async with self.db.execute("PRAGMA journal_mode=WAL") as cursor:
                 await cursor.fetchall()  # its row read, so no statement is left open holding a read lock
             await self.db.execute("PRAGMA synchronous=NORMAL")
