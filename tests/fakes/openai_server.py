@@ -53,6 +53,16 @@ MODELS = {m["provider_model"] for m in orjson.loads(_REGISTRY.read_bytes())["mod
 _COOKIE = {"set-cookie": "__cf_bm=fake-bot-token; path=/; HttpOnly; SameSite=None"}
 
 
+async def sleep_at_least(seconds: float) -> None:
+    """Sleep `seconds` by the clock the gateway times requests with: a loop's timer may fire up to
+    a millisecond early (libuv counts in whole milliseconds from its cached time)."""
+    until = time.perf_counter() + seconds
+    await asyncio.sleep(seconds)
+    left = until - time.perf_counter()
+    if left > 0:  # woken early: the rest, and the millisecond the timer may round away
+        await asyncio.sleep(left + 0.001)
+
+
 @dataclass
 class FakeState:
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -114,7 +124,7 @@ def create_app(state: FakeState) -> Starlette:
         if model == "redirect":
             return Response(status_code=307, headers={"location": "/v1/redirect-target"})
         if isinstance(model, str) and model.startswith("slow-"):
-            await asyncio.sleep(int(model.split("-")[1]) / 1000)
+            await sleep_at_least(int(model.split("-")[1]) / 1000)
         elif model in openai_legacy.NOT_CHAT:
             return _error(
                 404,
