@@ -101,18 +101,26 @@ def openai_context(scope: Scope, new_id: Callable[[], str]) -> tuple[RequestCont
     )
 
 
-def chat_completions(
-    gw: pipeline.Gateway,
-    new_id: Callable[[], str],
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    disconnects: Disconnects,
-) -> Awaitable[None]:
-    """A front door's handler: the request head read now, then the answer's coroutine, handed back
-    to be awaited (a handler that awaited it would add a frame to every resume)."""
-    ctx, authorization, declared = openai_context(scope, new_id)
-    return answer(gw, ctx, DOOR, authorization, declared, receive, send, disconnects)
+def door_handler(door: pipeline.Door) -> Callable[..., Awaitable[None]]:
+    """The handler of an OpenAI-style front door (chat, embeddings, completions): the request head
+    read now, then the answer's coroutine, handed back to be awaited (a handler that awaited it
+    would add a frame to every resume)."""
+
+    def handle(
+        gw: pipeline.Gateway,
+        new_id: Callable[[], str],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        disconnects: Disconnects,
+    ) -> Awaitable[None]:
+        ctx, authorization, declared = openai_context(scope, new_id)
+        return answer(gw, ctx, door, authorization, declared, receive, send, disconnects)
+
+    return handle
+
+
+chat_completions = door_handler(DOOR)
 
 
 async def answer(
