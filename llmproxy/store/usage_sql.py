@@ -160,14 +160,13 @@ _RAW_MEASURES = (
 )
 DAY_S = 86_400
 
-_ROLL_UP = """
-INSERT INTO usage_daily
-SELECT date(ts, 'unixepoch'), coalesce(key_id, ''), coalesce(user, ''), coalesce(model, ''),
-       coalesce(provider, ''), count(*), sum(status >= 400), sum(coalesce(cache, '') = 'hit'),
-       sum(cost_usd IS NULL AND status < 400 AND coalesce(cache, '') != 'hit'),
-       sum(coalesce(prompt_tokens, 0)), sum(coalesce(completion_tokens, 0)), sum(coalesce(cached_tokens, 0)),
-       sum(coalesce(reasoning_tokens, 0)), sum(coalesce(cost_usd, 0)), sum(coalesce(saved_usd, 0))
-FROM usage WHERE id > ? GROUP BY 1, 2, 3, 4, 5
+# The roll-up of a batch: the rows past an id, summed into usage_daily by group.
+_ROLL_UP_SELECT = (
+    "SELECT {day}, coalesce(key_id, ''), coalesce(user, ''), coalesce(model, ''), coalesce(provider, ''), "
+    + ", ".join(_RAW_MEASURES)
+    + " FROM usage WHERE id > ?"
+)
+_ROLL_UP_UPSERT = """
 ON CONFLICT (day, key_id, user, model, provider) DO UPDATE SET
     requests = requests + excluded.requests, errors = errors + excluded.errors,
     cache_hits = cache_hits + excluded.cache_hits, unpriced = unpriced + excluded.unpriced,
@@ -177,6 +176,18 @@ ON CONFLICT (day, key_id, user, model, provider) DO UPDATE SET
     reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
     cost_usd = cost_usd + excluded.cost_usd, saved_usd = saved_usd + excluded.saved_usd
 """
+_ROLL_UP = (
+    "INSERT INTO usage_daily "
+    + _ROLL_UP_SELECT.format(day="date(ts, 'unixepoch')")
+    + " GROUP BY 1, 2, 3, 4, 5"
+    + _ROLL_UP_UPSERT
+)
+# A batch whose rows all fall in one group (one key, user, model and provider, within one UTC day:
+# most batches) is summed without the GROUP BY, which first sorts every row into a temporary
+# b-tree (500-row batches of the bench's rows, the writer's CPU per row: 2.53-2.57 -> 2.10-2.14 us).
+_ROLL_UP_ONE_GROUP = (
+    "INSERT INTO usage_daily " + _ROLL_UP_SELECT.format(day="date(max(ts), 'unixepoch')") + _ROLL_UP_UPSERT
+)
 
 
 # `+column` keeps the planner on the primary key's day range (a few days of the roll-up) instead
@@ -429,6 +440,7 @@ def _where(window: Window) -> tuple[str, list[Any]]:
 
 def _insert(db: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
     (last,) = db.execute(_LAST_ID).fetchone()
+    groups: set[tuple[Any, ...] | None] = set()
     start = 0
     while start < len(rows):
         size = min(ROWS_PER_INSERT, 1 << ((len(rows) - start).bit_length() - 1))
@@ -439,8 +451,38 @@ def _insert(db: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
         named = tuple(i for i, column in enumerate(columns) if column.count(None) != size)
         values = list(chain.from_iterable(zip(*(columns[i] for i in named), strict=True)))
         db.execute(_insert_sql(named, size), values)
+        groups.add(_one_group(columns))
         start += size
-    db.execute(_ROLL_UP, (last,))
+    db.execute(_ROLL_UP_ONE_GROUP if len(groups) == 1 and None not in groups else _ROLL_UP, (last,))
+
+
+_TS = COLUMNS.index("ts")
+_GROUP_COLUMNS = tuple(COLUMNS.index(name) for name in ("key_id", "user", "model", "provider"))
+
+
+def _one_group(columns: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    """The roll-up group (UTC day, key, user, model, provider) that every row of these columns
+    falls in, or None when they fall in several. In C-speed passes: a set per column, and the day
+    of the earliest and of the latest time. (A NULL and an empty string, one group to the roll-up, count
+    as two here: such a batch just takes the GROUP BY.)"""
+    times = columns[_TS]
+    day = sqlite_day(min(times))
+    if sqlite_day(max(times)) != day:
+        return None
+    group: list[Any] = [day]
+    for i in _GROUP_COLUMNS:
+        values = set(columns[i])
+        if len(values) != 1:
+            return None
+        group.append(values.pop())
+    return tuple(group)
+
+
+def sqlite_day(ts: float) -> int:
+    """The day number SQLite's date(ts, 'unixepoch') names, computed as SQLite computes it: the
+    time in milliseconds on the Julian day scale, rounded (so the last half millisecond before a
+    UTC midnight is already the next day), from which the day starts at noon."""
+    return (int(ts * 1000.0 + 210866760000000.0 + 0.5) + 43200000) // 86400000
 
 
 def _insert_sql(named: tuple[int, ...], rows: int) -> str:

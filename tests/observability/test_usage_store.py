@@ -310,3 +310,53 @@ async def test_the_writer_thread_stores_every_row_as_given_whatever_its_nulls(tm
     finally:
         await own.close()
         await store.close()
+
+
+async def test_each_batch_rolls_up_as_the_grouped_query_would_whatever_its_groups(tmp_path: Path) -> None:
+    """The writer sums a batch whose rows all fall in one group without a GROUP BY: batches of one
+    group, of two keys, across a UTC midnight (the last half millisecond before it is the next day
+    to SQLite's date()), and with a NULL key beside an empty one all roll up as the grouped query
+    does over the whole log."""
+    store = await open_store(tmp_path)
+    own = await SQLiteUsageStore.open(tmp_path / "llmproxy.db")
+    midnight = T0 + DAY
+    batches = [
+        [row(T0 + i, cost_usd=0.001 * i) for i in range(300)],  # one group, in two INSERT pieces
+        [row(T0 + 10 + i, key_id="k1" if i % 2 else "k2") for i in range(20)],
+        [row(midnight - 0.0004), row(midnight - 0.0006), row(midnight + 1)],
+        [row(midnight - 0.0006), row(midnight - 0.0004)],  # two days to SQLite
+        [row(midnight - 0.0004), row(midnight - 0.0003)],  # both already the next day
+        [row(T0 + 40, user="bob"), row(T0 + 41)],
+        [row(T0 + 20, key_id=None), row(T0 + 21, key_id="")],
+        [row(T0 + 30, status=502, cost_usd=None, cache="hit", saved_usd=0.5)],
+    ]
+    try:
+        for batch in batches:
+            await own.insert(batch)
+        grouped = (
+            usage_sql._ROLL_UP_SELECT.format(day="date(ts, 'unixepoch')")
+            + " GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
+        )
+        async with store.db.execute(grouped, (0,)) as cur:
+            expected = [tuple(r) for r in await cur.fetchall()]
+        async with store.db.execute("SELECT * FROM usage_daily ORDER BY 1, 2, 3, 4, 5") as cur:
+            rolled = [tuple(r) for r in await cur.fetchall()]
+        assert [tuple(round(v, 9) if isinstance(v, float) else v for v in r) for r in rolled] == [
+            tuple(round(v, 9) if isinstance(v, float) else v for v in r) for r in expected
+        ]
+        assert sum(r[5] for r in rolled) == sum(map(len, batches))
+    finally:
+        await own.close()
+        await store.close()
+
+
+def test_a_batch_is_one_group_only_when_every_row_shares_its_day_key_user_model_and_provider() -> None:
+    def group(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+        return usage_sql._one_group(list(zip(*rows, strict=True)))
+
+    day = usage_sql.sqlite_day(T0)
+    assert group([row(T0), row(T0 + DAY - 1)]) == (day, "k1", "alice", "gpt-4o", "openai")
+    assert group([row(T0), row(T0 + DAY)]) is None
+    assert group([row(T0 + DAY - 0.0004), row(T0 + DAY)]) == (day + 1, "k1", "alice", "gpt-4o", "openai")
+    for field, other in (("key_id", "k2"), ("user", None), ("model", "o3"), ("provider", "azure")):
+        assert group([row(T0), row(T0 + 1, **{field: other})]) is None
