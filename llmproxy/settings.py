@@ -170,7 +170,7 @@ class Settings:
     log_payloads: bool = False  # prompts and completions stay out of logs unless enabled
     drain_timeout_s: float = 30.0
     usage_flush_interval_s: float = 0.25
-    usage_batch_size: int = 500
+    usage_batch_size: int = 2000
     usage_queue_max: int = 100_000
     usage_retention_days: float = 90.0  # raw usage rows older than this are deleted; 0 keeps them all
     auth: AuthSettings = field(default_factory=AuthSettings)
