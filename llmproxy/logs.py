@@ -95,6 +95,30 @@ class _Clock:
         return self._prefix + _MILLIS[int(created % 1 * 1000)]
 
 
+WRITE_LINES = 64  # lines per write to the stream (about 35 KB of request lines)
+
+
+def _line(item: bytes | tuple[Any, ...]) -> bytes:
+    """A queued line, formatted if it is a record (its first element renders it)."""
+    if not isinstance(item, tuple):
+        return item
+    try:
+        return item[0](item)  # type: ignore[no-any-return]
+    except Exception as exc:  # noqa: BLE001 - one bad record must not stop the log
+        return (
+            orjson.dumps(
+                {
+                    "ts": timestamp(time.time()),
+                    "level": "error",
+                    "logger": "llmproxy.logs",
+                    "msg": "a log record could not be formatted",
+                    "error": repr(exc),
+                }
+            )
+            + b"\n"
+        )
+
+
 class LineWriter:
     """Lines appended from any thread, written by one background thread every `interval_s`.
 
@@ -126,27 +150,12 @@ class LineWriter:
         self.flush()
 
     def flush(self) -> None:
-        out: list[bytes] = []
         lines = self._lines
         while lines:
-            line = lines.popleft()
-            if isinstance(line, tuple):
-                try:
-                    line = line[0](line)
-                except Exception as exc:  # noqa: BLE001 - one bad record must not stop the log
-                    line = (
-                        orjson.dumps(
-                            {
-                                "ts": timestamp(time.time()),
-                                "level": "error",
-                                "logger": "llmproxy.logs",
-                                "msg": "a log record could not be formatted",
-                                "error": repr(exc),
-                            }
-                        )
-                        + b"\n"
-                    )
-            out.append(line)
+            # WRITE_LINES at a time: a batch formatted whole before one write held all its lines at
+            # once (a backlog of max_lines, tens of MB, joined into one buffer as large), and a
+            # burst's freed memory went back to the system only to be faulted in again.
+            self._write([_line(lines.popleft()) for _ in range(min(len(lines), WRITE_LINES))])
         if self.dropped:
             note = {
                 "ts": timestamp(time.time()),
@@ -155,14 +164,15 @@ class LineWriter:
                 "msg": "log lines dropped while stderr was not draining",
                 "dropped": self.dropped,
             }
-            out.append(orjson.dumps(note) + b"\n")
+            self._write([orjson.dumps(note) + b"\n"])
             self.dropped = 0
-        if out:
-            try:
-                self._stream.write(b"".join(out))
-                self._stream.flush()
-            except (OSError, ValueError):
-                pass  # a closed stderr must not take the gateway down
+
+    def _write(self, out: list[bytes]) -> None:
+        try:
+            self._stream.write(b"".join(out))
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed stderr must not take the gateway down
 
     def stop(self) -> None:
         self._stop.set()
