@@ -47,6 +47,10 @@ class GatewayApp:
         self.new_id: Callable[[], str] = app.state.ids.new
         self.disconnects = Disconnects()
 
+    def own_posts(self) -> frozenset[str]:
+        """The paths whose POSTs this app's own handlers serve (the front doors), not Starlette."""
+        return CHAT_PATHS | frozenset(self.doors)
+
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # Not a coroutine itself: it hands back the handler's, so no frame of its own is passed
         # through each time the request's task resumes (the edge guard awaits what it returns).

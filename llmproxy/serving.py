@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +26,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .config import Settings
+from .endpoint import GatewayApp
 from .errors import GatewayError, HeadersTooLarge, RequestTimeout
 from .guard import Guard
 from .response_head import install as install_one_pass_head
@@ -144,13 +146,16 @@ class _OneWritePerTurn:
 
 class HeadLimitedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a deadline and a size bound on each request head, writing
-    each turn's output at once."""
+    each turn's output at once, and serving a connection's front-door requests on one task."""
 
     head_timeout_s = 10.0
     max_head_bytes = 32 * 1024 + MAX_REQUEST_LINE
     max_header_bytes = 32 * 1024  # names and values together, as the guard counts them
     max_headers = 100
     heads = _Heads()  # each configured() class (one per server) gets its own
+    # POSTs to these paths (the front doors, served by the gateway's own handlers) take turns on one
+    # task per connection: see _start_asgi_task.
+    turn_paths: frozenset[str] = frozenset()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -160,9 +165,13 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._refusal: GatewayError | None = None
         self._discarding = False
         self._kept_alive = False  # answered, waiting for the next request (timeout_keep_alive)
+        self._turns: deque[tuple[Any, Any]] = deque()  # front-door requests for the turn task
+        self._turn_task: asyncio.Task[None] | None = None
+        self._next_turn: asyncio.Future[None] | None = None  # set while the turn task waits
+        self._lost = False
 
     @classmethod
-    def configured(cls, settings: Settings) -> type[HeadLimitedProtocol]:
+    def configured(cls, settings: Settings, turn_paths: frozenset[str] = frozenset()) -> type[HeadLimitedProtocol]:
         return type(
             cls.__name__,
             (cls,),
@@ -172,6 +181,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
                 "max_header_bytes": settings.max_header_bytes,
                 "max_headers": settings.max_headers,
                 "heads": _Heads(),
+                "turn_paths": turn_paths,
             },
         )
 
@@ -183,6 +193,59 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.heads.open.pop(self, None)
         super().connection_lost(exc)
+        self._lost = True
+        self._wake_turn_task()
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        """uvicorn runs each request in a task of its own: the task, the weak set that tracks every
+        task (Python code on 3.11) and the callbacks that end it, about 5,000 instructions a request
+        (bench/instructions.py, three runs each: 859,700-863,100 -> 853,600-857,300). A front door's
+        POST takes its turn on the connection's one task instead, made at its first request and
+        ended with the connection; it counts among the server's tasks (uvicorn's concurrency limit,
+        its shutdown's wait) only while it serves. Two requests of one connection never run at once
+        anyway: the next one starts when the answer before it is complete. The front doors' handlers
+        set no context variables, which would otherwise pass from one request to the next. Other
+        requests (Starlette's routes) keep a task each."""
+        scope = cycle.scope
+        if scope["method"] != "POST" or scope["path"] not in self.turn_paths:
+            super()._start_asgi_task(cycle, app)
+            return
+        self._turns.append((cycle, app))
+        task = self._turn_task
+        if task is None:
+            task = self._turn_task = self.loop.create_task(self._take_turns())
+        self.tasks.add(task)
+        self._wake_turn_task()
+
+    def _wake_turn_task(self) -> None:
+        waiting = self._next_turn
+        if waiting is not None:
+            self._next_turn = None
+            waiting.set_result(None)
+
+    async def _take_turns(self) -> None:
+        task = self._turn_task
+        assert task is not None
+        try:
+            while True:
+                if self._turns:
+                    cycle, app = self._turns.popleft()
+                    await cycle.run_asgi(app)
+                    if task.cancelling():
+                        return  # a cancellation that outlived its request: a new task takes the next turn
+                elif self._lost:
+                    return
+                else:
+                    self.tasks.discard(task)
+                    self._next_turn = self.loop.create_future()
+                    await self._next_turn
+        finally:
+            self.tasks.discard(task)
+            self._next_turn = None
+            self._turn_task = None
+            if self._turns:  # left behind by a task that ended early
+                self._turn_task = self.loop.create_task(self._take_turns())
+                self.tasks.add(self._turn_task)
 
     def data_received(self, data: bytes) -> None:
         if self._discarding:
@@ -294,6 +357,7 @@ def uvicorn_config(app: Any, settings: Settings, *, loop: str = "auto") -> uvico
     if isinstance(app, Guard):
         app.heads_bounded = True
     install_one_pass_head()
+    turn_paths = app.app.own_posts() if isinstance(app, Guard) and isinstance(app.app, GatewayApp) else frozenset()
     # proxy_headers=False: X-Forwarded-* would let any caller choose the address the gateway sees
     # (and its per-address login limits), and parsing them is work on every request.
     return uvicorn.Config(
@@ -302,7 +366,7 @@ def uvicorn_config(app: Any, settings: Settings, *, loop: str = "auto") -> uvico
         port=settings.port,
         workers=1,
         loop=loop,
-        http=HeadLimitedProtocol.configured(settings),
+        http=HeadLimitedProtocol.configured(settings, turn_paths),
         log_level="warning",
         access_log=False,
         proxy_headers=False,

@@ -178,6 +178,9 @@ def test_serve_runs_uvicorn_with_connection_limits(tmp_path, openai_upstream) ->
     assert config.limit_concurrency == 300 and config.backlog == 300 and config.timeout_keep_alive == 5
     assert issubclass(config.http, HeadLimitedProtocol) and config.http.head_timeout_s == 3.0
     assert config.proxy_headers is False and config.server_header is False
+    assert config.http.turn_paths == frozenset()  # not the gateway's app: every request a task of its own
+    doors = uvicorn_config(create_app(settings, configure_logs=False), settings).http.turn_paths
+    assert {"/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/messages", "/v1/responses"} <= doors
 
 
 def test_limits_are_read_from_the_server_table_and_must_be_positive(tmp_path) -> None:
