@@ -11,7 +11,8 @@ first byte) to the end of its head, answered 408; `max_header_bytes` (plus the r
 head, `max_headers` lines, answered 431. Both close the connection. The rest of the limits hold in
 the app for any server (guard.py). The same protocol also joins what a connection writes in one turn
 of the event loop (`_OneWritePerTurn`), so an answer leaves in one write, and keeps uvicorn's
-keep-alive rule with the heads' one sweeping timer instead of a timer per answer.
+keep-alive rule with the heads' one sweeping timer instead of a timer per answer, and it serves a
+connection's front-door requests one after another on one task instead of a task each.
 """
 
 from __future__ import annotations
