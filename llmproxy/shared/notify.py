@@ -45,6 +45,7 @@ class Notifier:
         self._handlers: dict[str, list[Handler]] = {}
         self._watchers: list[Callable[[bool], None]] = []
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.received = self.published = 0
 
     def on(self, kind: str, handler: Handler) -> None:
@@ -78,6 +79,7 @@ class Notifier:
         self._task = asyncio.create_task(self._listen(), name="redis-notifications")
 
     async def close(self) -> None:
+        self._closing = True  # as well as the cancellation, which the Redis client can lose (RedisLink.close)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -85,7 +87,7 @@ class Notifier:
 
     async def _listen(self) -> None:
         first = True
-        while True:
+        while not self._closing:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
@@ -93,7 +95,7 @@ class Notifier:
                 if not first:
                     await self._dispatch({"kind": "resync"})
                 first = False
-                while True:
+                while not self._closing:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         await self._handle(message["data"])
@@ -107,7 +109,8 @@ class Notifier:
                     await pubsub.aclose()
                 except (RedisError, OSError, TimeoutError):
                     pass
-            await asyncio.sleep(RETRY_S)
+            if not self._closing:
+                await asyncio.sleep(RETRY_S)
 
     async def _handle(self, data: bytes) -> None:
         try:

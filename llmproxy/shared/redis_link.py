@@ -72,6 +72,7 @@ class RedisLink:
         self._shas: dict[str, str] = {}
         self._on_up: list[Callable[[], Awaitable[None]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -99,6 +100,10 @@ class RedisLink:
         self._task = asyncio.create_task(self._heartbeat(), name="redis-heartbeat")
 
     async def close(self) -> None:
+        # The flag as well as the cancellation: should the cancellation be lost on its way through
+        # the Redis client (which catches it in several places while it tidies a connection), the
+        # heartbeat would beat on, and this wait with it, for ever.
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -184,7 +189,7 @@ class RedisLink:
     # --- heartbeat ---
 
     async def _heartbeat(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self.settings.heartbeat_s)
             await self._beat()
 

@@ -1,6 +1,6 @@
 """The shared-state parts on a real redis-server, without gateways: breakers announced to another
 process, the registry lock held by one process at a time, the heartbeat's live count, and a link
-that goes down at once and comes back by itself."""
+that goes down at once and comes back by itself, and a close that ends both background loops."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from llmproxy.config import RedisSettings, Secret
 from llmproxy.context import Attempt, RequestContext
 from llmproxy.shared.deployment import Deployment
 from llmproxy.idfilter import entry_id
-from llmproxy.shared.redis_link import RedisDown
+from llmproxy.shared.redis_link import RedisDown, RedisLink
 from tests.scale.redis_server import RedisServer
 
 
@@ -140,3 +140,45 @@ async def test_the_cache_filter_is_not_trusted_while_redis_is_away(redis_server:
         await wait_until(lambda: tier.trusted)  # subscribed again and scanned
     finally:
         await deployment.close()
+
+
+class LosesOneCancellation:
+    """A call that loses the first cancellation it gets, going on as if none had come (a later one
+    goes through)."""
+
+    def __init__(self) -> None:
+        self.lost = 0
+
+    async def __call__(self, *args: object, **kwargs: object) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            if self.lost:
+                raise
+            self.lost += 1
+
+
+async def test_closing_ends_the_heartbeat_and_the_subscription_even_if_a_cancellation_is_lost(
+    redis_server: RedisServer,
+) -> None:
+    class LosingPubSub:
+        async def subscribe(self, channel: str) -> None:
+            pass
+
+        get_message = LosesOneCancellation()
+
+        async def aclose(self) -> None:
+            pass
+
+    deployment = Deployment(RedisLink(settings(redis_server)))
+    await deployment.link.start()
+    # Both loops wait in calls that lose the first cancellation they get.
+    beat = deployment.link._beat = LosesOneCancellation()  # type: ignore[method-assign]
+    deployment.notifier._client.pubsub = lambda **_: LosingPubSub()  # type: ignore[method-assign]
+    await deployment.notifier.start()
+    await wait_until(lambda: deployment.cache.trusted)  # the listener is in get_message
+    await asyncio.sleep(0.3)  # the heartbeat is in a beat
+    closing = asyncio.ensure_future(deployment.close())
+    done, _ = await asyncio.wait({closing}, timeout=5)
+    assert closing in done, "close() waits for ever on a loop that lost its cancellation"
+    assert beat.lost == 1 and LosingPubSub.get_message.lost == 1  # both lost the cancellation, and ended all the same
