@@ -105,10 +105,14 @@ def openai_context(scope: Scope, new_id: Callable[[], str]) -> tuple[RequestCont
     )
 
 
-def door_handler(door: pipeline.Door) -> Callable[..., Awaitable[None]]:
-    """The handler of an OpenAI-style front door (chat, embeddings, completions): the request head
-    read now, then the answer's coroutine, handed back to be awaited (a handler that awaited it
-    would add a frame to every resume)."""
+HeadReader = Callable[[Scope, Callable[[], str]], tuple[RequestContext, "str | None", int]]
+
+
+def door_handler(door: pipeline.Door, read_head: HeadReader = openai_context) -> Callable[..., Awaitable[None]]:
+    """The handler of a front door (chat, embeddings, completions, Anthropic's messages): the
+    request head read now (`read_head`: the context, the Authorization value, the declared length),
+    then the answer's coroutine, handed back to be awaited (a handler that awaited it would add a
+    frame to every resume)."""
 
     def handle(
         gw: pipeline.Gateway,
@@ -118,7 +122,7 @@ def door_handler(door: pipeline.Door) -> Callable[..., Awaitable[None]]:
         send: Send,
         disconnects: Disconnects,
     ) -> Awaitable[None]:
-        ctx, authorization, declared = openai_context(scope, new_id)
+        ctx, authorization, declared = read_head(scope, new_id)
         return answer(gw, ctx, door, authorization, declared, receive, send, disconnects)
 
     return handle

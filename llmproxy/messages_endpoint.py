@@ -8,7 +8,7 @@ Claude request costs the gateway what a chat request does.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import orjson
 
@@ -17,7 +17,7 @@ from .context import RequestContext
 from .disconnects import Disconnects
 from .doors.anthropic_messages import DOOR, count_tokens
 from .doors.anthropic_response import error_body
-from .endpoint import Receive, Scope, Send, answer, client_request_id, read_body, respond
+from .endpoint import Receive, Scope, Send, client_request_id, door_handler, read_body, respond
 from .errors import GatewayError
 
 _KEPT = frozenset((b"anthropic-version", b"anthropic-beta", b"cache-control"))
@@ -45,16 +45,7 @@ def _context(scope: Scope, new_id: Callable[[], str]) -> tuple[RequestContext, s
     return ctx, authorization, declared
 
 
-def messages(
-    gw: pipeline.Gateway,
-    new_id: Callable[[], str],
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    disconnects: Disconnects,
-) -> Awaitable[None]:
-    ctx, authorization, declared = _context(scope, new_id)
-    return answer(gw, ctx, DOOR, authorization, declared, receive, send, disconnects)
+messages = door_handler(DOOR, _context)
 
 
 async def messages_count_tokens(
