@@ -20,6 +20,7 @@ from .context import RequestContext
 from .disconnects import Disconnects, Watch
 from .doors.openai_chat import DOOR
 from .errors import ClientDisconnected, PayloadTooLarge, RequestTimeout
+from .response_head import OnePassCycle
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -223,7 +224,12 @@ async def read_body(
 
 
 async def respond(send: Send, status: int, headers: pipeline.Headers, body: bytes) -> None:
+    """A whole JSON answer: in one call when `send` is llmproxy serve's own cycle's, which writes
+    it as the two ASGI messages would be written (response_head.py), else as those two messages."""
     raw = [_JSON, (b"content-length", b"%d" % len(body)), *headers]
+    cycle = getattr(send, "__self__", None)
+    if isinstance(cycle, OnePassCycle) and cycle.answer(status, raw, body):
+        return
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 

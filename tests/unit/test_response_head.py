@@ -12,6 +12,7 @@ import pytest
 from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.flow_control import FlowControl
 
+from llmproxy.endpoint import respond
 from llmproxy.response_head import OnePassCycle, install
 
 UVICORNS_OWN = OnePassCycle.__bases__[0]  # what httptools_impl named before install()
@@ -75,7 +76,9 @@ class Transport:
         return 0
 
 
-def cycle(cls: type, method: str = "POST", *, keep_alive: bool = True, access_log: bool = False) -> Any:
+def cycle(
+    cls: type, method: str = "POST", *, keep_alive: bool = True, access_log: bool = False, expect_100: bool = False
+) -> Any:
     transport = Transport()
     completed: list[str] = []
     c = cls(
@@ -87,7 +90,7 @@ def cycle(cls: type, method: str = "POST", *, keep_alive: bool = True, access_lo
         access_log=access_log,
         default_headers=list(DATE),
         message_event=asyncio.Event(),
-        expect_100_continue=False,
+        expect_100_continue=expect_100,
         keep_alive=keep_alive,
         on_response=lambda: completed.append("on_response"),
     )
@@ -196,10 +199,69 @@ async def test_an_answer_leaves_in_one_write_and_completes() -> None:
 def test_a_gateway_answer_and_a_stream_are_written_in_one_pass() -> None:
     # The fast path is taken, not just agreed with: _head returns the head (None hands it to uvicorn).
     for headers in (GATEWAY, STREAM):
-        head = cycle(OnePassCycle)._head({"type": "http.response.start", "status": 200, "headers": headers})
-        assert head is not None and head.startswith(b"HTTP/1.1 200 OK\r\ndate: ")
-    refused = {"type": "http.response.start", "status": 200, "headers": REFUSED["line break in a value"]}
-    assert cycle(OnePassCycle)._head(refused) is None
+        found = cycle(OnePassCycle)._head(200, headers)
+        assert found is not None and found[0].startswith(b"HTTP/1.1 200 OK\r\ndate: ")
+    assert cycle(OnePassCycle)._head(200, REFUSED["line break in a value"]) is None
+
+
+def untouched(method: str = "POST", **kwargs: Any) -> list[Any]:
+    return noted(cycle(OnePassCycle, method, **kwargs))
+
+
+@pytest.mark.parametrize("name", [*HEADER_LISTS, *REFUSED])
+@pytest.mark.parametrize("status", [200, 204, 304, 404, 101])
+@pytest.mark.parametrize("method", ["POST", "GET", "HEAD"])
+async def test_a_whole_answer_in_one_call_is_what_its_two_messages_make(name: str, status: int, method: str) -> None:
+    headers = {**HEADER_LISTS, **REFUSED}[name]
+    theirs, _ = await both(headers, status, method)
+    c = cycle(OnePassCycle, method)
+    if c.answer(status, headers, b"{}"):
+        assert ("wrote", *noted(c)) == theirs
+    else:  # send() takes it, as the two messages: nothing written or noted meanwhile
+        assert noted(c) == untouched(method)
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_the_gateways_whole_answers_take_the_one_call(method: str) -> None:
+    c = cycle(OnePassCycle, method, expect_100=True)
+    assert c.answer(200, GATEWAY, b"{}")
+    assert len(c.transport.written) == 1 and c.transport.written[0].endswith(b"\r\n\r\n{}")
+    assert c.response_complete and c.message_event.is_set() and c.completed == ["on_response"]
+    assert not c.waiting_for_100_continue  # an answer ends the wait for the body, as send's does
+
+
+class NoMessages(OnePassCycle):
+    async def send(self, message: Any) -> None:
+        raise AssertionError(f"a whole answer came as a {message['type']} message")
+
+
+async def test_the_front_doors_hand_a_whole_answer_over_in_one_call() -> None:
+    c = cycle(NoMessages)
+    await respond(c.send, 200, GATEWAY[2:], b"{}")  # respond adds the content-type and length
+    assert c.response_complete and len(c.transport.written) == 1
+    assert c.transport.written[0].startswith(b"HTTP/1.1 200 OK\r\ndate: ")
+
+
+async def test_an_answer_the_cycle_leaves_goes_as_its_two_messages() -> None:
+    c = cycle(OnePassCycle, "HEAD")
+    await respond(c.send, 200, GATEWAY[2:], b"{}")
+    assert c.response_complete and b"".join(c.transport.written).endswith(b"0.358\r\n\r\n")  # HEAD: no body
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["closing connection", "access log", "writes paused", "disconnected", "started already", "body not its length"],
+)
+def test_a_whole_answer_send_must_take_is_left_to_it(case: str) -> None:
+    kwargs: dict[str, Any] = {"keep_alive": False} if case == "closing connection" else {}
+    kwargs |= {"access_log": True} if case == "access log" else {}
+    c = cycle(OnePassCycle, **kwargs)
+    c.flow.write_paused = case == "writes paused"
+    c.disconnected = case == "disconnected"
+    c.response_started = case == "started already"
+    before = noted(c)
+    assert not c.answer(200, GATEWAY, b"{}}" if case == "body not its length" else b"{}")
+    assert noted(c) == before
 
 
 def test_install_makes_uvicorn_start_one_pass_cycles() -> None:
