@@ -12,7 +12,7 @@ is not tried again within the same request.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, Awaitable
 from typing import cast
 
 from .context import EMBEDDINGS, Attempt, ChatCompletion, RequestContext
@@ -40,16 +40,17 @@ class Attempts:
         self.ctx, self.transport, self.health = ctx, transport, health
         self.resting: set[str] = set()
 
-    def _turns(self, candidates: list[Candidate]) -> Iterator[tuple[int, Candidate]]:
-        """The candidates to try, in order, each made the current one on the context as its turn comes."""
-        for i, candidate in enumerate(candidates):
-            provider, model = candidate
-            if provider.name in self.resting:
-                continue
-            self.ctx.provider, self.ctx.model = provider, model
-            if self.health is not None:
-                self.health.begin(provider.name)
-            yield i, candidate
+    def _takes_turn(self, candidate: Candidate) -> bool:
+        """Make the candidate the current one on the context, as its turn comes; False to pass it
+        over (its provider asked to be left alone for a while). A call per candidate, not a
+        generator: a generator left at its first answer was closed by a GeneratorExit each time."""
+        provider, model = candidate
+        if provider.name in self.resting:
+            return False
+        self.ctx.provider, self.ctx.model = provider, model
+        if self.health is not None:
+            self.health.begin(provider.name)
+        return True
 
     def failed(self, candidate: Candidate, exc: GatewayError, elapsed: float) -> None:
         provider, model = candidate
@@ -82,7 +83,9 @@ class Attempts:
 
     async def complete(self, candidates: list[Candidate]) -> ChatCompletion:
         ctx, failure = self.ctx, None
-        for _, candidate in self._turns(candidates):
+        for candidate in candidates:
+            if not self._takes_turn(candidate):
+                continue
             provider, model = candidate
             started = time.perf_counter()
             try:
@@ -122,7 +125,9 @@ class Attempts:
     async def open_stream(self, candidates: list[Candidate]) -> tuple[OpenStream, StreamState, list[Candidate]]:
         """The first candidate whose stream starts, its state, and the candidates left after it."""
         ctx, failure = self.ctx, None
-        for i, candidate in self._turns(candidates):
+        for i, candidate in enumerate(candidates):
+            if not self._takes_turn(candidate):
+                continue
             provider, model = candidate
             state = StreamState(include_usage=ctx.include_usage)
             started = time.perf_counter()
