@@ -17,7 +17,7 @@ new: 771,000-772,000 -> 746,000):
   path (a write of its own and its checks);
 - an app that has the whole answer may hand it over in one call, `OnePassCycle.answer`, instead of
   its two messages (the front doors do, through endpoint.respond: no message dicts and no `send`
-  coroutines; the event loop's instructions a request, c=16: 855,000-858,000 -> 849,500-850,700).
+  coroutines; instructions a request, defaults, c=16: 854,400-858,600 -> 850,300-853,700).
 Anything else (a `connection` or `transfer-encoding` header from the app, an upper-case or invalid
 name, a control character in a value, a second `content-length`, an HTTP/1.0 or closing
 connection, paused writes, an access log; a body in pieces, or not of the length announced) goes
