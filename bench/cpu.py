@@ -90,6 +90,21 @@ def thread_times(pid: int) -> dict[str, float]:
     return times
 
 
+def serve_env(port: int, work: Path, upstream: str, python: str, cache: str) -> dict[str, str]:
+    """What bench/serve_for_bench.sh reads: the gateway's port, scratch folder, upstream and
+    interpreter, and the cache turned off when `cache` is "off"."""
+    env = {
+        **os.environ,
+        "BENCH_PORT": str(port),
+        "BENCH_WORKDIR": str(work),
+        "BENCH_UPSTREAM_BASE": upstream,
+        "PYTHON": python,
+    }
+    if cache == "off":
+        env["LLMPROXY_CACHE"] = "off"
+    return env
+
+
 def wait_up(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -154,15 +169,7 @@ def main() -> None:
     script.write_text(WRK_SCRIPT)
     up = None if args.upstream else subprocess.Popen(["taskset", "-c", "0", *upstream_command(args.upstream_port)])
     base = args.upstream or f"http://127.0.0.1:{args.upstream_port}/v1"
-    env = {
-        **os.environ,
-        "BENCH_PORT": str(args.gateway_port),
-        "BENCH_WORKDIR": str(work),
-        "BENCH_UPSTREAM_BASE": base,
-        "PYTHON": sys.executable,
-    }
-    if args.cache == "off":
-        env["LLMPROXY_CACHE"] = "off"
+    env = serve_env(args.gateway_port, work, base, sys.executable, args.cache)
     path, body = APIS[args.api]
     unique = not args.same and args.api == "chat"
     os.environ["CPU_BODY"] = body.decode()

@@ -116,7 +116,7 @@ def serve_timed(argv: list[str]) -> None:
 
 
 def main() -> None:
-    from cpu import BODY, REPO, WRK_SCRIPT, wait_up, wrk
+    from cpu import BODY, REPO, WRK_SCRIPT, serve_env, wait_up, wrk
     from overhead import stop, upstream_command
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -135,16 +135,8 @@ def main() -> None:
     python.chmod(0o755)
     out = work / "times.json"
     up = subprocess.Popen(["taskset", "-c", "0", *upstream_command(args.upstream_port)])
-    env = {
-        **os.environ,
-        "BENCH_PORT": str(args.gateway_port),
-        "BENCH_WORKDIR": str(work),
-        "BENCH_UPSTREAM_BASE": f"http://127.0.0.1:{args.upstream_port}/v1",
-        "PYTHON": str(python),
-        "IN_PLACE_OUT": str(out),
-    }
-    if args.cache == "off":
-        env["LLMPROXY_CACHE"] = "off"
+    env = serve_env(args.gateway_port, work, f"http://127.0.0.1:{args.upstream_port}/v1", str(python), args.cache)
+    env["IN_PLACE_OUT"] = str(out)
     os.environ["CPU_BODY"] = BODY.decode()
     unique = not args.same
     gw = subprocess.Popen(

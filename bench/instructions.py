@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cpu import BODY, REPO, WRK_SCRIPT, wait_up, wrk
+from cpu import BODY, REPO, WRK_SCRIPT, serve_env, wait_up, wrk
 from overhead import stop, upstream_command
 
 
@@ -79,15 +79,7 @@ def main() -> None:
     )
     python.chmod(0o755)
     up = subprocess.Popen(["taskset", "-c", "0", *upstream_command(args.upstream_port)])
-    env = {
-        **os.environ,
-        "BENCH_PORT": str(args.gateway_port),
-        "BENCH_WORKDIR": str(work),
-        "BENCH_UPSTREAM_BASE": f"http://127.0.0.1:{args.upstream_port}/v1",
-        "PYTHON": str(python),
-    }
-    if args.cache == "off":
-        env["LLMPROXY_CACHE"] = "off"
+    env = serve_env(args.gateway_port, work, f"http://127.0.0.1:{args.upstream_port}/v1", str(python), args.cache)
     os.environ["CPU_BODY"] = BODY.decode()
     unique = not args.same
     if args.floor is not None:
