@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import runpy
@@ -61,7 +62,7 @@ def serve_timed(argv: list[str]) -> None:
     def wrap(owner: Any, name: str, label: str) -> None:
         function = getattr(owner, name)
         total = totals.setdefault(label, [0.0, 0])
-        if importlib.import_module("inspect").iscoroutinefunction(function):
+        if inspect.iscoroutinefunction(function):
 
             async def timed_async(*args: Any, **kwargs: Any) -> Any:
                 start = clock()
